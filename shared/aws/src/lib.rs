@@ -1,0 +1,1 @@
+//! DynamoDB, SQS FIFO and Secrets Manager adapters behind the domain's ports.

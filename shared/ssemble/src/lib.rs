@@ -1,0 +1,1 @@
+//! Ssemble AI Clipping API client.

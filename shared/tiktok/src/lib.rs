@@ -1,0 +1,1 @@
+//! TikTok Content Posting API and OAuth client, and webhook verification.

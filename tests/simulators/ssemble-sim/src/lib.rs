@@ -1,0 +1,1 @@
+//! A contract-following Ssemble AI Clipping API simulator.

@@ -1,0 +1,1 @@
+//! A contract-following TikTok Content Posting API simulator.
