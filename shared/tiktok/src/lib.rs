@@ -1,1 +1,34 @@
-//! TikTok Content Posting API and OAuth client, and webhook verification.
+//! TikTok Content Posting API and OAuth v2 client, chunked streaming upload and webhook verification.
+//!
+//! Decisions follow `error.code`, never the HTTP status alone ([`classify`]). Every uncertain point of the
+//! contract (chunk thresholds, timeouts, replay window, base URLs) is configuration in [`TikTokConfig`].
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod chunk;
+mod client;
+mod config;
+mod error;
+mod oauth;
+mod source;
+mod types;
+mod upload;
+mod webhook;
+
+pub use chunk::{ChunkPlan, ChunkPlanError, ChunkRange};
+pub use client::{InitOutcome, InitSource, TikTokClient};
+pub use config::{ChunkPolicy, TikTokConfig, Timeouts, UploadRetryPolicy};
+pub use error::{ErrorClass, TikTokError, classify, classify_response};
+pub use oauth::TokenSet;
+pub use source::{ByteStream, FileSource, HttpSource, SourceError, UploadSource};
+pub use types::{
+    ApiAck, CreatorInfo, InitResponse, PostInfo, PrivacyLevel, PublishStatus, PublishStatusKind,
+    SourceInfo, deserialize_post_ids,
+};
+pub use upload::{UploadError, UploadReport};
+pub use webhook::{
+    ParsedWebhook, SignatureError, WebhookEnvelope, WebhookEvent, WebhookParseError, parse_webhook,
+    sign_webhook, verify_signature,
+};
+
+/// The API version every call targets; logged with each request.
+pub const API_VERSION: &str = "v2";
