@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Local AWS-compatible endpoint (DynamoDB, SQS FIFO, Secrets Manager) for tests and the local demo.
+# Default: MiniStack (pinned); AWS_EMULATOR=moto switches to moto server. Everything lives under
+# .aws-emulator/ (git-ignored); only the process this script started is ever signalled.
+#
+#   infra/scripts/aws-emulator.sh install|start|env|stop|reset|status
+#   eval "$(infra/scripts/aws-emulator.sh env)"
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+STATE_DIR="${ROOT}/.aws-emulator"
+KIND="${AWS_EMULATOR:-ministack}"
+MINISTACK_VERSION="1.5.33"
+MOTO_PINS="moto[dynamodb,events]==5.2.5 flask flask-cors"
+
+case "${KIND}" in
+  ministack)
+    PINS="ministack==${MINISTACK_VERSION}"
+    HEALTH_PATH="/_ministack/health"
+    RESET_PATH="/_ministack/reset"
+    ;;
+  moto)
+    PINS="${MOTO_PINS}"
+    HEALTH_PATH="/moto-api/data.json"
+    RESET_PATH="/moto-api/reset"
+    ;;
+  *)
+    echo "AWS_EMULATOR must be ministack or moto, got '${KIND}'" >&2
+    exit 2
+    ;;
+esac
+
+VENV="${STATE_DIR}/venv-${KIND}"
+STAMP="${VENV}/.installed"
+PID_FILE="${STATE_DIR}/${KIND}.pid"
+PORT_FILE="${STATE_DIR}/${KIND}.port"
+LOG_FILE="${STATE_DIR}/${KIND}.log"
+TMP_DIR="${STATE_DIR}/tmp"
+START_TIMEOUT_S="${AWS_EMULATOR_START_TIMEOUT:-30}"
+
+install() {
+  if [[ -f "${STAMP}" && "$(cat "${STAMP}")" == "${PINS}" ]]; then
+    return 0
+  fi
+  mkdir -p "${STATE_DIR}"
+  python3 -m venv "${VENV}"
+  # The emulators pin botocore exactly, hence a venv of their own. pip's cache is left on.
+  # shellcheck disable=SC2086 # PINS is a deliberate word list
+  "${VENV}/bin/pip" install --quiet --disable-pip-version-check ${PINS}
+  echo "${PINS}" >"${STAMP}"
+  echo "${KIND} installed in ${VENV}" >&2
+}
+
+running_pid() {
+  [[ -f "${PID_FILE}" ]] || return 1
+  local pid
+  pid="$(cat "${PID_FILE}")"
+  [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null || return 1
+  echo "${pid}"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+endpoint() {
+  echo "http://127.0.0.1:$(cat "${PORT_FILE}")"
+}
+
+start() {
+  if running_pid >/dev/null; then
+    endpoint
+    return 0
+  fi
+  install
+  mkdir -p "${TMP_DIR}"
+  local port pid
+  port="$(free_port)"
+  echo "${port}" >"${PORT_FILE}"
+  if [[ "${KIND}" == "ministack" ]]; then
+    # exec: $! is the server itself, so stop signals exactly that process.
+    (cd "${STATE_DIR}" && TMPDIR="${TMP_DIR}" GATEWAY_PORT="${port}" BIND_HOST=127.0.0.1 \
+      LOG_LEVEL=WARNING exec "${VENV}/bin/ministack") >"${LOG_FILE}" 2>&1 &
+  else
+    (cd "${STATE_DIR}" && TMPDIR="${TMP_DIR}" \
+      exec "${VENV}/bin/moto_server" -H 127.0.0.1 -p "${port}") >"${LOG_FILE}" 2>&1 &
+  fi
+  pid=$!
+  echo "${pid}" >"${PID_FILE}"
+  local deadline=$((SECONDS + START_TIMEOUT_S))
+  until curl -fsS -o /dev/null "http://127.0.0.1:${port}${HEALTH_PATH}" 2>/dev/null; do
+    if ! kill -0 "${pid}" 2>/dev/null; then
+      echo "${KIND} exited during startup; log follows:" >&2
+      cat "${LOG_FILE}" >&2
+      rm -f "${PID_FILE}"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      echo "${KIND} not healthy after ${START_TIMEOUT_S}s; log follows:" >&2
+      cat "${LOG_FILE}" >&2
+      stop
+      return 1
+    fi
+    sleep 0.1
+  done
+  endpoint
+}
+
+print_env() {
+  if ! running_pid >/dev/null; then
+    echo "${KIND} is not running: run '$0 start' first" >&2
+    return 1
+  fi
+  echo "export AWS_ENDPOINT_URL=$(endpoint) AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test" \
+    "AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1"
+}
+
+stop() {
+  local pid
+  if ! pid="$(running_pid)"; then
+    rm -f "${PID_FILE}"
+    return 0
+  fi
+  kill -TERM "${pid}" 2>/dev/null || true
+  local i
+  for i in $(seq 1 100); do
+    kill -0 "${pid}" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "${pid}" 2>/dev/null; then
+    echo "${KIND} (pid ${pid}) ignored TERM for 10s; sending KILL (${i})" >&2
+    kill -KILL "${pid}" 2>/dev/null || true
+  fi
+  rm -f "${PID_FILE}"
+}
+
+reset() {
+  running_pid >/dev/null || {
+    echo "${KIND} is not running" >&2
+    return 1
+  }
+  curl -fsS -o /dev/null -X POST "$(endpoint)${RESET_PATH}"
+}
+
+status() {
+  local pid
+  if pid="$(running_pid)"; then
+    echo "${KIND} running: pid ${pid}, $(endpoint)"
+  else
+    echo "${KIND} not running"
+    return 1
+  fi
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) start ;;
+  env) print_env ;;
+  stop) stop ;;
+  reset) reset ;;
+  status) status ;;
+  *)
+    echo "usage: $0 {install|start|env|stop|reset|status}  (AWS_EMULATOR=ministack|moto)" >&2
+    exit 2
+    ;;
+esac
