@@ -1,0 +1,290 @@
+//! The ports: the few traits the adapters implement. Signatures use domain types only.
+
+use std::future::Future;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::account::{Account, AccountHealth};
+use crate::budget::{Admission, BudgetKind, Window};
+use crate::ids::{AccountId, IdempotencyKey, JobId, PayloadHash, PublishId, RequestId, TenantId};
+use crate::job::{Applied, AuditEvent, Job};
+use crate::lifecycle::{CheckKind, JobState};
+use crate::messages::WorkMessage;
+use crate::time::UtcTime;
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> UtcTime;
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A conditional write lost: someone else moved the item first. Never an overwrite.
+    #[error("conflict: the item changed concurrently")]
+    Conflict,
+    #[error("not found")]
+    NotFound,
+    /// The store refused or failed; the cause chain says why.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+}
+
+/// Idempotency scope: one tenant's key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyScope {
+    pub tenant_id: TenantId,
+    pub key: IdempotencyKey,
+}
+
+/// The first answer given for a key, replayed byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// What claiming an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// This request owns the key until `in_progress_until`; it must finish or abandon it.
+    Started,
+    /// The key was used before with the same body: answer with the stored response.
+    Replay(StoredResponse),
+    /// The key was used before with another body.
+    Mismatch,
+    /// Another request with this key is running; retry after `until`.
+    InProgress { until: UtcTime },
+}
+
+/// Filters for listing a tenant's jobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    pub account_id: Option<AccountId>,
+    pub state: Option<JobState>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    /// Opaque; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A job the reconciler must look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueJob {
+    pub job_id: JobId,
+    pub at: UtcTime,
+    pub kind: CheckKind,
+}
+
+/// Jobs, their audit trails, idempotency records and lookups.
+pub trait JobStore: Send + Sync {
+    /// Claims `scope` for a new request (Powertools' algorithm: a record in progress expires at
+    /// `in_progress_until`, so a crashed request does not block its key).
+    fn begin_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        hash: &PayloadHash,
+        now: UtcTime,
+        in_progress_until: UtcTime,
+    ) -> impl Future<Output = Result<IdempotencyBegin, StoreError>> + Send;
+
+    /// Releases a claimed key after a failure that created nothing, so a retry can run.
+    fn abandon_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores a new job with its first audit event and, atomically with it, completes the
+    /// idempotency record with the response to replay (kept until `expires_at`).
+    fn create(
+        &self,
+        created: &Applied,
+        idempotency: Option<(&IdempotencyScope, &PayloadHash, &StoredResponse, UtcTime)>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get(&self, id: &JobId) -> impl Future<Output = Result<Option<Job>, StoreError>> + Send;
+
+    fn audit_trail(
+        &self,
+        id: &JobId,
+    ) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
+
+    /// Writes a transition conditionally on the job still being at `expected_version` (and
+    /// its old state), with its audit event, atomically. A lost race is `Conflict`.
+    fn save(
+        &self,
+        applied: &Applied,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every job that uses an Ssemble request (one render may feed many accounts).
+    fn jobs_for_request(
+        &self,
+        request_id: &RequestId,
+    ) -> impl Future<Output = Result<Vec<JobId>, StoreError>> + Send;
+
+    fn job_for_publish(
+        &self,
+        publish_id: &PublishId,
+    ) -> impl Future<Output = Result<Option<JobId>, StoreError>> + Send;
+
+    fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &JobFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<JobPage, StoreError>> + Send;
+
+    /// Jobs whose next check is at or before `now`, from the sparse due-work index, oldest first.
+    fn due(
+        &self,
+        now: UtcTime,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<DueJob>, StoreError>> + Send;
+}
+
+/// Accounts, budgets, locks and tenants.
+pub trait AccountStore: Send + Sync {
+    fn get_account(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
+
+    /// Creates or replaces an account record (conditional on its version).
+    fn put_account(&self, account: &Account)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes one unit of a budget atomically: never overspent under concurrency.
+    /// `scope` is the account (`tenant:account`) or the API key the budget belongs to.
+    fn take(
+        &self,
+        scope: &str,
+        kind: BudgetKind,
+        window: Window,
+        now: UtcTime,
+    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+
+    /// Nothing is sent for the account before `until` (after a 429 or a cap).
+    fn block_until(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        until: UtcTime,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn set_health(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        health: AccountHealth,
+        reason: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A lease named `name`, held by `owner` until `until`; `false` if someone else holds it.
+    fn acquire_lock(
+        &self,
+        name: &str,
+        owner: &str,
+        now: UtcTime,
+        until: UtcTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn release_lock(
+        &self,
+        name: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The tenant an API key belongs to; keys are stored only as SHA-256 hashes.
+    fn tenant_for_key_hash(
+        &self,
+        key_hash: &str,
+    ) -> impl Future<Output = Result<Option<TenantId>, StoreError>> + Send;
+
+    fn put_tenant_key(
+        &self,
+        tenant: &TenantId,
+        key_hash: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+#[derive(Debug, Error)]
+pub enum QueueError {
+    #[error("queue unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub trait WorkQueue: Send + Sync {
+    /// Sends with group = the account and a dedup id from (job, transition, attempt).
+    fn send(
+        &self,
+        message: &WorkMessage,
+        attempt: u32,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// An account's OAuth tokens. The secrets never reach Debug, logs or errors.
+#[derive(Debug, Clone)]
+pub struct TokenSet {
+    pub access_token: SecretString,
+    pub access_expires_at: UtcTime,
+    pub refresh_token: SecretString,
+    pub refresh_expires_at: UtcTime,
+    pub open_id: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum SecretError {
+    #[error("secret not found")]
+    NotFound,
+    /// Refused: storing it would lose the account's refresh token (a peer's reconnect-loop bug).
+    #[error("refusing to store an empty refresh token")]
+    EmptyRefreshToken,
+    #[error("secret document is malformed")]
+    Malformed,
+    #[error("secrets store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Per-account OAuth tokens (Secrets Manager in production).
+pub trait TokenVault: Send + Sync {
+    fn get_tokens(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> impl Future<Output = Result<Option<TokenSet>, SecretError>> + Send;
+
+    fn put_tokens(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        tokens: &TokenSet,
+    ) -> impl Future<Output = Result<(), SecretError>> + Send;
+}
+
+#[derive(Debug, Error)]
+pub enum RefreshError {
+    /// The refresh token is dead (`invalid_grant`): the creator must reconnect.
+    #[error("refresh token rejected: the account needs re-authorisation")]
+    Rejected,
+    /// A transient failure; the stored tokens are still valid to retry with.
+    #[error("refresh failed transiently: {0}")]
+    Transient(String),
+}
+
+/// Exchanges a refresh token for a new token set (TikTok's OAuth token endpoint).
+pub trait TokenRefresher: Send + Sync {
+    fn refresh(
+        &self,
+        refresh_token: &SecretString,
+    ) -> impl Future<Output = Result<TokenSet, RefreshError>> + Send;
+}

@@ -1,0 +1,549 @@
+//! Every (state, event) pair of the lifecycle table against a written-down expectation.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{every_event, job_in, now};
+use reelay_domain::lifecycle::{Effect, Event, PublishStatus, Via};
+use reelay_domain::{JobState, Policy, PostMode, Step, TransitionError};
+
+/// Expected outcome per state (rows) and event (columns, in `every_event` order):
+/// a state name = moves there; `absorb`; `illegal`; `nocancel`; `noretry`.
+const EXPECTED: &[(&str, [&str; 20])] = &[
+    (
+        "received",
+        [
+            "received",
+            "rendering",
+            "received",
+            "absorb",
+            "absorb",
+            "absorb",
+            "illegal",
+            "received",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "illegal",
+            "cancelled",
+            "noretry",
+        ],
+    ),
+    (
+        "rendering",
+        [
+            "illegal",
+            "illegal",
+            "illegal",
+            "rendering",
+            "ready",
+            "render_failed",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "render_failed",
+            "cancelled",
+            "noretry",
+        ],
+    ),
+    (
+        "ready",
+        [
+            "illegal",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "absorb",
+            "publish_queued",
+            "ready",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "illegal",
+            "cancelled",
+            "noretry",
+        ],
+    ),
+    (
+        "publish_queued",
+        [
+            "illegal",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "absorb",
+            "publish_queued",
+            "ready",
+            "publishing",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "illegal",
+            "cancelled",
+            "noretry",
+        ],
+    ),
+    (
+        "publishing",
+        [
+            "illegal",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "absorb",
+            "illegal",
+            "illegal",
+            "illegal",
+            "publish_processing",
+            "ready",
+            "publish_unknown",
+            "publish_unknown",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "illegal",
+            "nocancel",
+            "noretry",
+        ],
+    ),
+    (
+        "publish_processing",
+        [
+            "illegal",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "absorb",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "uploaded",
+            "publish_processing",
+            "publish_complete",
+            "absorb",
+            "publish_unknown",
+            "nocancel",
+            "noretry",
+        ],
+    ),
+    (
+        "uploaded",
+        [
+            "illegal",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "absorb",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "publish_complete",
+            "absorb",
+            "publish_unknown",
+            "nocancel",
+            "noretry",
+        ],
+    ),
+    (
+        "submitted",
+        [
+            "illegal",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "absorb",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "publish_complete",
+            "absorb",
+            "publish_unknown",
+            "nocancel",
+            "noretry",
+        ],
+    ),
+    (
+        "publish_complete",
+        [
+            "illegal",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "absorb",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "publish_complete",
+            "publish_complete",
+            "publish_complete",
+            "nocancel",
+            "noretry",
+        ],
+    ),
+    (
+        "publicly_available",
+        [
+            "absorb",
+            "absorb",
+            "absorb",
+            "absorb",
+            "absorb",
+            "absorb",
+            "absorb",
+            "absorb",
+            "absorb",
+            "absorb",
+            "absorb",
+            "absorb",
+            "absorb",
+            "absorb",
+            "absorb",
+            "absorb",
+            "publicly_available",
+            "absorb",
+            "nocancel",
+            "noretry",
+        ],
+    ),
+    (
+        "publish_unknown",
+        [
+            "illegal",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "absorb",
+            "illegal",
+            "illegal",
+            "illegal",
+            "publish_processing",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "illegal",
+            "absorb",
+            "absorb",
+            "publish_unknown",
+            "nocancel",
+            "ready",
+        ],
+    ),
+    (
+        "render_failed",
+        [
+            "absorb", "absorb", "absorb", "absorb", "absorb", "absorb", "absorb", "absorb",
+            "absorb", "absorb", "absorb", "absorb", "absorb", "absorb", "absorb", "absorb",
+            "absorb", "absorb", "nocancel", "received",
+        ],
+    ),
+    (
+        "publish_failed",
+        [
+            "absorb", "absorb", "absorb", "absorb", "absorb", "absorb", "absorb", "absorb",
+            "absorb", "absorb", "absorb", "absorb", "absorb", "absorb", "absorb", "absorb",
+            "absorb", "absorb", "nocancel", "ready",
+        ],
+    ),
+    (
+        "cancelled",
+        [
+            "absorb", "absorb", "absorb", "absorb", "absorb", "absorb", "absorb", "absorb",
+            "absorb", "absorb", "absorb", "absorb", "absorb", "absorb", "absorb", "absorb",
+            "absorb", "absorb", "absorb", "noretry",
+        ],
+    ),
+];
+
+fn outcome(state: JobState, event: &Event) -> String {
+    let job = job_in(state, PostMode::Direct);
+    match job.apply(event, now(), &Policy::default()) {
+        Ok(Step::Applied(a)) => {
+            assert_eq!(a.job.version, job.version + 1, "{state} + {}", event.name());
+            assert_eq!(a.audit.from, Some(state));
+            assert_eq!(a.audit.to, a.job.state);
+            assert_eq!(a.audit.event, event.name());
+            a.job.state.as_str().to_owned()
+        }
+        Ok(Step::Absorbed) => "absorb".into(),
+        Err(TransitionError::Illegal { .. }) => "illegal".into(),
+        Err(TransitionError::NotCancellable { .. }) => "nocancel".into(),
+        Err(TransitionError::NotRetryable { .. }) => "noretry".into(),
+    }
+}
+
+#[test]
+fn every_state_event_pair_matches_the_written_table() {
+    assert_eq!(EXPECTED.len(), JobState::ALL.len());
+    let events = every_event();
+    assert_eq!(events.len(), 20);
+    let mut mismatches = Vec::new();
+    for (row, state) in EXPECTED.iter().zip(JobState::ALL) {
+        assert_eq!(row.0, state.as_str());
+        for (expected, event) in row.1.iter().zip(&events) {
+            let got = outcome(state, event);
+            if got != *expected {
+                mismatches.push(format!(
+                    "{state} + {}: expected {expected}, got {got}",
+                    event.name()
+                ));
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "table mismatches:\n{}",
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn terminal_states_have_no_next_check_and_non_terminal_moves_do() {
+    for state in JobState::ALL {
+        for event in every_event() {
+            let job = job_in(state, PostMode::Direct);
+            if let Ok(Step::Applied(a)) = job.apply(&event, now(), &Policy::default()) {
+                if a.job.state.is_terminal() {
+                    assert!(
+                        a.job.next_check.is_none(),
+                        "{state} + {} left a check",
+                        event.name()
+                    );
+                }
+                let settled = matches!(
+                    a.job.state,
+                    JobState::PublishComplete | JobState::Submitted | JobState::PublishUnknown
+                ) && matches!(event, Event::Expired);
+                if !a.job.state.is_terminal() && !settled {
+                    assert!(
+                        a.job.next_check.is_some(),
+                        "{state} + {} has no next check: it could be lost",
+                        event.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_only_init_comes_from_publish_started_on_a_queued_job() {
+    for state in JobState::ALL {
+        for event in every_event() {
+            let job = job_in(state, PostMode::Direct);
+            if let Ok(Step::Applied(a)) = job.apply(&event, now(), &Policy::default()) {
+                let inits = a
+                    .effects
+                    .iter()
+                    .filter(|e| matches!(e, Effect::InitPublish { .. }))
+                    .count();
+                let expected = usize::from(
+                    state == JobState::PublishQueued && matches!(event, Event::PublishStarted),
+                );
+                assert_eq!(inits, expected, "{state} + {}", event.name());
+                if inits == 1 {
+                    assert_eq!(a.job.attempt, job.attempt + 1);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_render_completed_after_schedule_goes_straight_to_the_queue() {
+    let mut job = job_in(JobState::Rendering, PostMode::Direct);
+    job.schedule_at = now();
+    let Step::Applied(a) = job
+        .apply(&every_event()[4], now(), &Policy::default())
+        .unwrap()
+    else {
+        panic!("absorbed")
+    };
+    assert_eq!(a.job.state, JobState::PublishQueued);
+    assert_eq!(a.effects, vec![Effect::EnqueuePublish]);
+    assert_eq!(a.job.clip.as_ref().map(|c| c.viral_score), Some(Some(85.0)));
+}
+
+#[test]
+fn late_observations_never_move_a_publish_backwards() {
+    let job = job_in(JobState::PublishComplete, PostMode::Direct);
+    let processing = Event::StatusObserved {
+        status: PublishStatus::Processing,
+        post_ids: vec![],
+        via: Via::Webhook,
+        upstream_log_id: None,
+    };
+    assert_eq!(
+        job.apply(&processing, now(), &Policy::default()).unwrap(),
+        Step::Absorbed
+    );
+    let failed = Event::StatusObserved {
+        status: PublishStatus::Failed {
+            reason: "internal".into(),
+        },
+        post_ids: vec![],
+        via: Via::Webhook,
+        upstream_log_id: None,
+    };
+    assert_eq!(
+        job.apply(&failed, now(), &Policy::default()).unwrap(),
+        Step::Absorbed
+    );
+}
+
+#[test]
+fn public_post_ids_complete_the_job_and_duplicates_are_absorbed() {
+    let job = job_in(JobState::Uploaded, PostMode::Direct);
+    let public = Event::StatusObserved {
+        status: PublishStatus::Complete,
+        post_ids: vec!["7602997517160123666".into()],
+        via: Via::Webhook,
+        upstream_log_id: Some("log1".into()),
+    };
+    let Step::Applied(a) = job.apply(&public, now(), &Policy::default()).unwrap() else {
+        panic!("absorbed")
+    };
+    assert_eq!(a.job.state, JobState::PubliclyAvailable);
+    assert_eq!(a.job.post_ids, vec!["7602997517160123666".to_owned()]);
+    assert_eq!(a.audit.upstream_log_id.as_deref(), Some("log1"));
+    assert_eq!(
+        a.job.apply(&public, now(), &Policy::default()).unwrap(),
+        Step::Absorbed
+    );
+}
+
+#[test]
+fn drafts_delivered_to_the_inbox_are_submitted() {
+    let job = job_in(JobState::Uploaded, PostMode::Draft);
+    let inbox = Event::StatusObserved {
+        status: PublishStatus::SentToInbox,
+        post_ids: vec![],
+        via: Via::Webhook,
+        upstream_log_id: None,
+    };
+    let Step::Applied(a) = job.apply(&inbox, now(), &Policy::default()).unwrap() else {
+        panic!("absorbed")
+    };
+    assert_eq!(a.job.state, JobState::Submitted);
+    assert!(a.job.next_check.is_some());
+}
+
+#[test]
+fn a_retryable_tiktok_failure_requeues_and_a_permanent_one_fails() {
+    let job = job_in(JobState::Uploaded, PostMode::Direct);
+    let failed = |reason: &str| Event::StatusObserved {
+        status: PublishStatus::Failed {
+            reason: reason.into(),
+        },
+        post_ids: vec![],
+        via: Via::Poll,
+        upstream_log_id: None,
+    };
+    let Step::Applied(a) = job
+        .apply(&failed("internal"), now(), &Policy::default())
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(a.job.state, JobState::Ready);
+    assert_eq!(
+        a.job.hold.as_ref().map(|h| h.reason.as_str()),
+        Some("internal")
+    );
+    let Step::Applied(b) = job
+        .apply(&failed("spam_risk_text"), now(), &Policy::default())
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(b.job.state, JobState::PublishFailed);
+}
+
+#[test]
+fn retryable_rejections_stop_after_the_attempt_budget() {
+    let mut job = job_in(JobState::Publishing, PostMode::Direct);
+    job.attempt = Policy::default().max_publish_attempts;
+    let Step::Applied(a) = job
+        .apply(&every_event()[10], now(), &Policy::default())
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(a.job.state, JobState::PublishFailed);
+    assert_eq!(
+        a.job.last_error.as_ref().map(|e| e.code.as_str()),
+        Some("rate_limit_exceeded")
+    );
+}
+
+#[test]
+fn a_publish_stuck_past_its_horizon_becomes_unknown_not_failed() {
+    let job = job_in(JobState::PublishProcessing, PostMode::Direct);
+    let Step::Applied(a) = job
+        .apply(&reelay_domain::Event::Expired, now(), &Policy::default())
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(a.job.state, JobState::PublishUnknown);
+    assert_eq!(
+        a.job.hold.as_ref().map(|h| h.reason.as_str()),
+        Some("processing_stuck")
+    );
+}
