@@ -3,12 +3,14 @@
 
 pub mod account;
 pub mod budget;
+pub mod compliance;
 pub mod envelope;
 pub mod ids;
 pub mod job;
 pub mod lifecycle;
 pub mod messages;
 pub mod ports;
+pub mod request;
 pub mod time;
 
 pub use envelope::{ErrorEnvelope, FieldError};

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Reelay's whole test suite, from a fresh clone: installs the project-local tools and the local AWS
+# endpoints, starts them, runs every check, and stops what it started. `make test` calls this.
+#
+# Steps: fmt check, clippy -D warnings, the template rules, `sam validate --lint` and cfn-lint,
+# every cargo test (unit, property, simulator, endpoint conformance, adapters) against MiniStack,
+# then the DynamoDB suites again with DynamoDB pointed at AWS's DynamoDB Local.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "${ROOT}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+SECONDS=0
+
+step() { printf '\n==> %s (%ss)\n' "$*" "${SECONDS}"; }
+
+cleanup() {
+  infra/scripts/aws-emulator.sh stop >/dev/null 2>&1 || true
+  infra/scripts/dynamodb-local.sh stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+step "installing project-local tools (SAM CLI, cfn-lint, cargo-lambda) and emulators"
+infra/scripts/tools.sh install
+infra/scripts/aws-emulator.sh install
+infra/scripts/dynamodb-local.sh install
+eval "$(infra/scripts/tools.sh env)"
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "template: sam validate --lint, cfn-lint, Reelay's own rules"
+AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template-file template.yaml
+cfn-lint template.yaml
+cargo run --quiet --locked -p reelay-template -- check --template template.yaml
+
+step "starting the local AWS endpoints"
+infra/scripts/aws-emulator.sh start >/dev/null
+infra/scripts/dynamodb-local.sh start >/dev/null
+eval "$(infra/scripts/aws-emulator.sh env)"
+eval "$(infra/scripts/dynamodb-local.sh env)"
+
+step "cargo test (workspace) against ${AWS_ENDPOINT_URL}"
+cargo test --workspace --locked
+
+step "DynamoDB suites against AWS DynamoDB Local (${DYNAMODB_LOCAL_ENDPOINT})"
+AWS_ENDPOINT_URL_DYNAMODB="${DYNAMODB_LOCAL_ENDPOINT}" \
+  cargo test --locked -p endpoint-conformance --test dynamodb
+AWS_ENDPOINT_URL_DYNAMODB="${DYNAMODB_LOCAL_ENDPOINT}" \
+  cargo test --locked -p reelay-aws --test dynamo
+
+step "all checks passed in ${SECONDS}s"
