@@ -1,1 +1,203 @@
-//! A contract-following TikTok Content Posting API simulator.
+//! A contract-following TikTok Content Posting API simulator: OAuth, creator_info, video and inbox
+//! init, chunked upload, status machine, signed webhooks, fault injection and a ground-truth inspection
+//! API under `/_sim/`. Deterministic given a seed; every window, lifetime and delay reads a scalable clock.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod clock;
+mod config;
+mod model;
+mod server;
+mod webhooks;
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub use clock::SimClock;
+pub use config::{
+    AppConfig, ChunkRules, Delays, OAuthConfig, RateLimits, SimConfig, UnauditedRule, WebhookConfig,
+};
+pub use model::{CreatorSettings, Endpoint, FaultKind, FaultSpec, WebhookFaults};
+
+/// Shared simulator state.
+#[derive(Debug)]
+pub struct Sim {
+    pub(crate) clock: SimClock,
+    pub(crate) world: Mutex<model::World>,
+    pub(crate) base_url: String,
+    pub(crate) http: reqwest::Client,
+}
+
+impl Sim {
+    pub(crate) fn world(&self) -> MutexGuard<'_, model::World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Starts simulators.
+#[derive(Debug)]
+pub struct TikTokSim;
+
+impl TikTokSim {
+    /// Listens on 127.0.0.1 with an ephemeral port.
+    pub async fn start(cfg: SimConfig) -> std::io::Result<SimHandle> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), cfg).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, cfg: SimConfig) -> std::io::Result<SimHandle> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let timeout = Duration::from_millis(cfg.webhooks.request_timeout_ms);
+        let sim = Arc::new(Sim {
+            clock: SimClock::new(cfg.start_unix, cfg.time_scale),
+            world: Mutex::new(model::World::new(cfg, Some(tx))),
+            base_url: base_url.clone(),
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .map_err(std::io::Error::other)?,
+        });
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let app = server::router(sim.clone());
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        });
+        let server = tokio::spawn(async move {
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "tiktok-sim server stopped");
+            }
+        });
+        let ticker = {
+            let sim = sim.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let now = sim.clock.now_ms();
+                    sim.world().tick(now);
+                }
+            })
+        };
+        let deliverer = tokio::spawn(webhooks::run(sim.clone(), rx));
+        Ok(SimHandle {
+            base_url,
+            addr,
+            sim,
+            stop: Some(stop_tx),
+            tasks: vec![server, ticker, deliverer],
+        })
+    }
+}
+
+/// A running simulator; stops when dropped.
+#[derive(Debug)]
+pub struct SimHandle {
+    pub base_url: String,
+    pub addr: SocketAddr,
+    sim: Arc<Sim>,
+    stop: Option<oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// Ground truth, the same document as `GET /_sim/inspect`.
+    pub fn inspect(&self) -> Value {
+        let now = self.sim.clock.now_ms();
+        let mut w = self.sim.world();
+        w.tick(now);
+        w.inspect(now)
+    }
+
+    pub fn now_unix(&self) -> i64 {
+        self.sim.clock.now_secs()
+    }
+
+    /// Jumps simulated time and runs the state machines.
+    pub fn advance(&self, secs: i64) {
+        self.sim.clock.advance_ms(secs * 1000);
+        let now = self.sim.clock.now_ms();
+        self.sim.world().tick(now);
+    }
+
+    pub fn upsert_creator(&self, settings: CreatorSettings) -> CreatorSettings {
+        self.sim.world().upsert_creator(settings)
+    }
+
+    /// Issues tokens without the browser flow; the same JSON as the token endpoint.
+    pub fn mint_tokens(&self, open_id: &str, scopes: &[&str]) -> Value {
+        let now = self.sim.clock.now_ms();
+        let mut w = self.sim.world();
+        w.ensure_creator(open_id);
+        w.issue_tokens(
+            open_id,
+            scopes.iter().map(|s| (*s).to_owned()).collect(),
+            now,
+        )
+    }
+
+    pub fn inject(&self, fault: FaultSpec) {
+        server::add_fault(&mut self.sim.world(), fault);
+    }
+
+    pub fn webhook_faults(&self, faults: WebhookFaults) {
+        self.sim.world().webhook_faults = faults;
+    }
+
+    /// Applies a JSON merge patch to the configuration (e.g. `{"app":{"audited":false}}`).
+    pub fn patch_config(&self, patch: &Value) -> Result<SimConfig, serde_json::Error> {
+        server::patch_config(&mut self.sim.world(), patch)
+    }
+
+    pub fn config(&self) -> SimConfig {
+        self.sim.world().cfg.clone()
+    }
+
+    /// The reason the next created publish will fail with once processed.
+    pub fn fail_next_publish(&self, reason: &str) {
+        self.sim.world().next_publish_fail = Some(reason.to_owned());
+    }
+
+    pub fn set_stuck(&self, publish_id: &str, stuck: bool) {
+        if let Some(p) = self.sim.world().publishes.get_mut(publish_id) {
+            p.stuck = stuck;
+        }
+    }
+
+    /// The creator opens the inbox draft and posts it.
+    pub fn user_posts_inbox_share(&self, publish_id: &str) -> bool {
+        server::user_post(&self.sim, publish_id)
+    }
+
+    /// Revokes a user's authorisation as if they disconnected the app (webhook `authorization.removed`).
+    pub fn revoke_user(&self, open_id: &str, reason: i64) -> bool {
+        server::revoke_user(&self.sim, open_id, reason)
+    }
+
+    pub fn expire_access_token(&self, access_token: &str) {
+        let now = self.sim.clock.now_ms();
+        if let Some(t) = self.sim.world().access.get_mut(access_token) {
+            t.expires_ms = now;
+        }
+    }
+
+    pub fn take_down(&self, publish_id: &str) -> bool {
+        server::take_down(&self.sim, publish_id)
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
