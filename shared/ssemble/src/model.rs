@@ -233,8 +233,10 @@ pub struct CreateShortRequest {
     #[serde(flatten)]
     pub source: Source,
     /// Range start in source seconds (≥ 0).
+    #[serde(serialize_with = "serialize_seconds")]
     pub start: f64,
     /// Range end in source seconds (1 ≤ end − start ≤ 1200).
+    #[serde(serialize_with = "serialize_seconds")]
     pub end: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preferred_length: Option<PreferredLength>,
@@ -264,7 +266,10 @@ pub struct CreateShortRequest {
     pub music: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub music_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_seconds_opt"
+    )]
     pub music_volume: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layout: Option<Layout>,
@@ -273,6 +278,22 @@ pub struct CreateShortRequest {
         serialize_with = "serialize_secret_opt"
     )]
     pub webhook_url: Option<SecretString>,
+}
+
+/// Whole numbers go out as JSON integers (`600`, as the docs show), fractions as floats.
+fn serialize_seconds<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+fn serialize_seconds_opt<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => serialize_seconds(v, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn serialize_secret_opt<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
