@@ -657,6 +657,8 @@ fn do_create(
             clip_bytes: None,
             settled: false,
             seed,
+            wire_status: None,
+            wire_step: None,
         },
     );
     st.order.push(id.clone());
@@ -699,8 +701,8 @@ pub(crate) async fn status(
         let v = req.view(sh.clock.now(), sh.cfg.timeline_secs);
         let mut data = json!({
             "_id": req.id,
-            "status": v.status,
-            "step": v.step,
+            "status": req.wire_status.as_deref().unwrap_or(v.status),
+            "step": req.wire_step.as_deref().unwrap_or(v.step),
             "stepMessage": v.step_message,
             "progress": v.progress,
             "userEmail": "user@example.com",
@@ -770,7 +772,7 @@ pub(crate) fn document(sh: &Shared, st: &SimState, req: &SimRequest) -> Value {
         .collect();
     let mut data = json!({
         "_id": req.id,
-        "status": v.status,
+        "status": req.wire_status.as_deref().unwrap_or(v.status),
         "progress": v.progress,
         "userEmail": "user@example.com",
         "url": req.source(),
@@ -891,7 +893,7 @@ pub(crate) async fn list(
                     i,
                     json!({
                         "requestId": r.id,
-                        "status": v.status,
+                        "status": r.wire_status.as_deref().unwrap_or(v.status),
                         "progress": v.progress,
                         "createdAt": iso(r.created_at),
                         "updatedAt": iso(updated),

@@ -28,6 +28,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/_sim/requests/{id}/complete", post(complete_h))
         .route("/_sim/requests/{id}/cancel", post(cancel_h))
         .route("/_sim/requests/{id}/clip-bytes", post(clip_bytes_h))
+        .route("/_sim/requests/{id}/wire", post(wire_h))
         .route("/_sim/config", post(config_h))
         .route("/_sim/keys", post(keys_h))
 }
@@ -219,4 +220,28 @@ async fn keys_h(State(sh): State<Arc<Shared>>, Json(k): Json<KeyCredits>) -> Sta
     let cfg = &sh.cfg;
     sh.lock().credits_mut(&k.key, cfg).remaining = k.credits;
     StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct Wire {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    step: Option<String>,
+}
+
+async fn wire_h(
+    State(sh): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Json(w): Json<Wire>,
+) -> StatusCode {
+    let mut st = sh.lock();
+    match st.requests.get_mut(&id) {
+        Some(r) => {
+            r.wire_status = w.status;
+            r.wire_step = w.step;
+            StatusCode::NO_CONTENT
+        }
+        None => StatusCode::NOT_FOUND,
+    }
 }

@@ -248,6 +248,24 @@ impl SimHandle {
         control::force(&self.shared, request_id, state::Forced::Cancelled)
     }
 
+    /// Emits these wire values for `status`/`step` instead of the real ones (`None` restores),
+    /// to test clients against values they do not know, or the leaked `TASK_COMPLETE`.
+    pub fn override_wire(
+        &self,
+        request_id: &str,
+        status: Option<&str>,
+        step: Option<&str>,
+    ) -> bool {
+        let mut st = self.shared.lock();
+        st.requests
+            .get_mut(request_id)
+            .map(|r| {
+                r.wire_status = status.map(str::to_owned);
+                r.wire_step = step.map(str::to_owned);
+            })
+            .is_some()
+    }
+
     /// Clip file size for one request's clips.
     pub fn set_clip_bytes(&self, request_id: &str, bytes: u64) -> bool {
         let mut st = self.shared.lock();

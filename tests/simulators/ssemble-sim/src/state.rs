@@ -134,6 +134,9 @@ pub struct SimRequest {
     pub clip_bytes: Option<u64>,
     pub settled: bool,
     pub seed: u64,
+    /// Wire values to emit instead of the real status/step (e.g. `TASK_COMPLETE`, a new step).
+    pub wire_status: Option<String>,
+    pub wire_step: Option<String>,
 }
 
 const PHASES: [(&str, &str, f64, u32, u32); 5] = [
