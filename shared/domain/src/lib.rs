@@ -12,6 +12,7 @@ pub mod messages;
 pub mod ports;
 pub mod request;
 pub mod time;
+pub mod upstream;
 
 pub use envelope::{ErrorEnvelope, FieldError};
 pub use ids::{

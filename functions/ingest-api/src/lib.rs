@@ -1,0 +1,6 @@
+//! Reelay's client API (API Gateway HTTP API → lambda_http).
+
+pub mod http_handler;
+pub mod view;
+
+pub use http_handler::{Deps, api_key_hash, function_handler};
