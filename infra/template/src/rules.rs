@@ -1,0 +1,374 @@
+//! Rules the template must keep that cfn-lint does not check (or checks too loosely).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::expr::Expr;
+use crate::model::{Function, LOG_GROUP, ROLE, TABLE, Template};
+use crate::resolve::Resolver;
+
+/// AWS's guidance for SQS event sources: a message must stay hidden for several invocations'
+/// worth of retries, or a slow batch is redelivered while still being processed.
+pub const VISIBILITY_TIMEOUT_FACTOR: u64 = 6;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    VisibilityTooShort {
+        queue: String,
+        function: String,
+        visibility_s: u64,
+        timeout_s: u64,
+    },
+    /// SQS refuses a standard DLQ for a FIFO queue at deploy time.
+    DlqNotFifo {
+        queue: String,
+        dlq: String,
+    },
+    /// Without a DLQ a poison message is retried until its retention expires.
+    NoRedrive {
+        queue: String,
+    },
+    WildcardAction {
+        policy: String,
+        action: String,
+    },
+    WildcardResource {
+        policy: String,
+        resource: String,
+    },
+    /// A statement names a resource the function neither reads from its environment nor
+    /// consumes as an event source.
+    ResourceNotUsed {
+        function: String,
+        policy: String,
+        resource: String,
+    },
+    /// An index ARN naming an index the table does not have.
+    UnknownIndex {
+        policy: String,
+        resource: String,
+    },
+    /// SAM's generated role attaches AWS managed policies whose statements use `Resource: '*'`.
+    GeneratedRole {
+        function: String,
+    },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::VisibilityTooShort {
+                queue,
+                function,
+                visibility_s,
+                timeout_s,
+            } => write!(
+                f,
+                "{queue}: VisibilityTimeout {visibility_s}s < {VISIBILITY_TIMEOUT_FACTOR} x {function} Timeout {timeout_s}s"
+            ),
+            Violation::DlqNotFifo { queue, dlq } => {
+                write!(
+                    f,
+                    "{queue}: FIFO queue with non-FIFO dead-letter queue {dlq}"
+                )
+            }
+            Violation::NoRedrive { queue } => write!(f, "{queue}: no RedrivePolicy (no DLQ)"),
+            Violation::WildcardAction { policy, action } => {
+                write!(f, "{policy}: wildcard action `{action}`")
+            }
+            Violation::WildcardResource { policy, resource } => {
+                write!(f, "{policy}: wildcard resource `{resource}`")
+            }
+            Violation::ResourceNotUsed {
+                function,
+                policy,
+                resource,
+            } => write!(
+                f,
+                "{policy}: grants {function} `{resource}`, which it does not use"
+            ),
+            Violation::UnknownIndex { policy, resource } => {
+                write!(
+                    f,
+                    "{policy}: `{resource}` names an index the table does not have"
+                )
+            }
+            Violation::GeneratedRole { function } => write!(
+                f,
+                "{function}: no explicit Role; SAM's generated role attaches managed policies on Resource '*'"
+            ),
+        }
+    }
+}
+
+/// Every rule, in a stable order.
+pub fn check(t: &Template) -> Vec<Violation> {
+    let mut out = check_visibility_timeouts(t);
+    out.extend(check_fifo_dlqs(t));
+    out.extend(check_redrive_policies(t));
+    out.extend(check_no_wildcards(t));
+    out.extend(check_policy_scope(t));
+    out
+}
+
+pub fn check_visibility_timeouts(t: &Template) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for f in t.functions() {
+        for queue_id in f.sqs_sources() {
+            let Some(queue) = t.queue(&queue_id) else {
+                continue;
+            };
+            let visibility_s = queue.visibility_timeout_s();
+            if visibility_s < VISIBILITY_TIMEOUT_FACTOR * f.timeout_s {
+                out.push(Violation::VisibilityTooShort {
+                    queue: queue_id,
+                    function: f.id.to_owned(),
+                    visibility_s,
+                    timeout_s: f.timeout_s,
+                });
+            }
+        }
+    }
+    out
+}
+
+pub fn check_fifo_dlqs(t: &Template) -> Vec<Violation> {
+    t.queues()
+        .into_iter()
+        .filter(|q| q.is_fifo())
+        .filter_map(|q| {
+            let redrive = q.redrive()?;
+            let dlq_is_fifo = t.queue(&redrive.dlq).is_some_and(|d| d.is_fifo());
+            (!dlq_is_fifo).then(|| Violation::DlqNotFifo {
+                queue: q.id.to_owned(),
+                dlq: redrive.dlq,
+            })
+        })
+        .collect()
+}
+
+/// Every queue that is not itself a dead-letter target needs one.
+pub fn check_redrive_policies(t: &Template) -> Vec<Violation> {
+    let queues = t.queues();
+    let dlqs: BTreeSet<String> = queues
+        .iter()
+        .filter_map(|q| q.redrive())
+        .map(|r| r.dlq)
+        .collect();
+    queues
+        .iter()
+        .filter(|q| !dlqs.contains(q.id) && q.redrive().is_none())
+        .map(|q| Violation::NoRedrive {
+            queue: q.id.to_owned(),
+        })
+        .collect()
+}
+
+/// One IAM statement and where it came from (`Role.PolicyName[Sid]`).
+#[derive(Debug, Clone)]
+pub struct Statement<'t> {
+    pub label: String,
+    pub actions: Vec<&'t Expr>,
+    pub resources: Vec<&'t Expr>,
+}
+
+/// Inline statements of every `AWS::IAM::Role` and of every function's SAM `Policies`.
+pub fn statements(t: &Template) -> BTreeMap<String, Vec<Statement<'_>>> {
+    let mut out: BTreeMap<String, Vec<Statement<'_>>> = BTreeMap::new();
+    for id in t.ids_of(ROLE) {
+        let Some(role) = t.resources.get(id) else {
+            continue;
+        };
+        for policy in role.prop("Policies").map(Expr::as_list).unwrap_or_default() {
+            let name = policy
+                .get("PolicyName")
+                .and_then(Expr::as_str)
+                .unwrap_or("?");
+            let doc = policy.get("PolicyDocument");
+            out.entry(id.to_owned())
+                .or_default()
+                .extend(doc_statements(doc, &format!("{id}.{name}")));
+        }
+    }
+    for f in t.functions() {
+        for policy in f
+            .resource
+            .prop("Policies")
+            .map(Expr::as_list)
+            .unwrap_or_default()
+        {
+            out.entry(f.id.to_owned())
+                .or_default()
+                .extend(doc_statements(Some(policy), &format!("{}.Policies", f.id)));
+        }
+    }
+    out
+}
+
+fn doc_statements<'t>(doc: Option<&'t Expr>, prefix: &str) -> Vec<Statement<'t>> {
+    let items = doc
+        .and_then(|d| d.get("Statement"))
+        .map(Expr::as_list)
+        .unwrap_or_default();
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let sid = s
+                .get("Sid")
+                .and_then(Expr::as_str)
+                .map_or_else(|| i.to_string(), str::to_owned);
+            Statement {
+                label: format!("{prefix}[{sid}]"),
+                actions: s.get("Action").map(Expr::as_list).unwrap_or_default(),
+                resources: s.get("Resource").map(Expr::as_list).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// The literal text of a resource or action, for display and wildcard detection.
+fn text(e: &Expr) -> String {
+    match e {
+        Expr::String(s) | Expr::Number(s) => s.clone(),
+        Expr::Sub { template, .. } => template.clone(),
+        Expr::Ref(r) => format!("!Ref {r}"),
+        Expr::GetAtt {
+            resource,
+            attribute,
+        } => format!("!GetAtt {resource}.{attribute}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// No wildcard actions; no wildcard resources except a trailing `/*` under a stage-scoped name
+/// prefix (runtime-created secrets can be named no other way).
+pub fn check_no_wildcards(t: &Template) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for statements in statements(t).values() {
+        for s in statements {
+            for a in &s.actions {
+                let action = text(a);
+                if action.contains('*') {
+                    out.push(Violation::WildcardAction {
+                        policy: s.label.clone(),
+                        action,
+                    });
+                }
+            }
+            for r in &s.resources {
+                let resource = text(r);
+                let scoped_prefix = resource
+                    .strip_suffix("/*")
+                    .is_some_and(|p| !p.contains('*') && p.contains("${Stage}"));
+                if resource.contains('*') && !scoped_prefix {
+                    out.push(Violation::WildcardResource {
+                        policy: s.label.clone(),
+                        resource,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What a function uses: resources its environment or event sources name, and its own log group.
+fn used_resources(t: &Template, f: &Function<'_>, resolver: &Resolver<'_>) -> BTreeSet<String> {
+    let mut used: BTreeSet<String> = f
+        .environment
+        .values()
+        .flat_map(Expr::references)
+        .filter(|r| t.is_resource(r))
+        .collect();
+    used.extend(f.sqs_sources());
+    let own_log_group = f
+        .resource
+        .prop("FunctionName")
+        .and_then(|n| resolver.resolve(n).ok())
+        .map(|n| format!("/aws/lambda/{n}"));
+    for id in t.ids_of(LOG_GROUP) {
+        let name = t
+            .resources
+            .get(id)
+            .and_then(|r| r.prop("LogGroupName"))
+            .and_then(|n| resolver.resolve(n).ok());
+        if name.is_some() && name == own_log_group {
+            used.insert(id.to_owned());
+        }
+    }
+    used
+}
+
+/// Each function's policies name only what it uses; index ARNs name existing indexes; literal
+/// (prefix) ARNs must extend a name prefix the function is configured with.
+pub fn check_policy_scope(t: &Template) -> Vec<Violation> {
+    let resolver = Resolver::new(t, &BTreeMap::new());
+    let all = statements(t);
+    let mut out = Vec::new();
+    for f in t.functions() {
+        let owner = match f.role_id() {
+            Some(role) => role.to_owned(),
+            None => {
+                out.push(Violation::GeneratedRole {
+                    function: f.id.to_owned(),
+                });
+                f.id.to_owned()
+            }
+        };
+        let used = used_resources(t, &f, &resolver);
+        let env_values: Vec<String> = f
+            .environment
+            .values()
+            .filter_map(|v| resolver.resolve(v).ok())
+            .filter(|v| !v.is_empty())
+            .collect();
+        for s in all.get(&owner).into_iter().flatten() {
+            for r in &s.resources {
+                let named: Vec<String> = r
+                    .references()
+                    .into_iter()
+                    .filter(|n| t.is_resource(n))
+                    .collect();
+                let not_used = |resource: String| Violation::ResourceNotUsed {
+                    function: f.id.to_owned(),
+                    policy: s.label.clone(),
+                    resource,
+                };
+                if named.is_empty() {
+                    let literal = resolver.resolve(r).unwrap_or_else(|_| text(r));
+                    let prefix = literal.trim_end_matches('*');
+                    if !env_values.iter().any(|v| prefix.ends_with(v.as_str())) {
+                        out.push(not_used(text(r)));
+                    }
+                    continue;
+                }
+                for n in named {
+                    if !used.contains(&n) {
+                        out.push(not_used(n.clone()));
+                    } else if let Some(v) = unknown_index(t, &n, r) {
+                        out.push(Violation::UnknownIndex {
+                            policy: s.label.clone(),
+                            resource: v,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn unknown_index(t: &Template, table_id: &str, r: &Expr) -> Option<String> {
+    let table = t.resources.get(table_id).filter(|x| x.kind == TABLE)?;
+    let resource = text(r);
+    let index = resource.split_once("/index/")?.1;
+    let known = table
+        .prop("GlobalSecondaryIndexes")
+        .into_iter()
+        .chain(table.prop("LocalSecondaryIndexes"))
+        .flat_map(Expr::as_list)
+        .filter_map(|i| i.get("IndexName").and_then(Expr::as_str))
+        .any(|name| name == index);
+    (!known).then_some(resource)
+}

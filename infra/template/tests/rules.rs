@@ -1,0 +1,204 @@
+//! The rules hold on the real template.yaml, and each one fails on a template mutated to break it.
+#![allow(clippy::unwrap_used)]
+use reelay_template::rules::{
+    check_fifo_dlqs, check_no_wildcards, check_policy_scope, check_redrive_policies,
+    check_visibility_timeouts,
+};
+use reelay_template::{Template, Violation, check};
+
+const TEMPLATE: &str = include_str!("../../../template.yaml");
+
+/// Applies a textual mutation, failing loudly if the template no longer contains `from`
+/// (so a template edit cannot silently turn a mutation test into a no-op).
+fn mutated(edits: &[(&str, &str)]) -> Template {
+    let mut text = TEMPLATE.to_owned();
+    for (from, to) in edits {
+        assert!(
+            text.contains(from),
+            "template.yaml no longer contains {from:?}"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    Template::from_yaml_str(&text).unwrap()
+}
+
+#[test]
+fn when_checking_the_real_template_should_find_no_violation() {
+    let t = Template::from_yaml_str(TEMPLATE).unwrap();
+    assert_eq!(check(&t), vec![]);
+    assert_eq!(t.functions().len(), 6);
+    assert_eq!(t.queues().len(), 4);
+}
+
+#[test]
+fn when_queue_visibility_is_below_six_function_timeouts_should_report_it() {
+    let t = mutated(&[("VisibilityTimeout: 1800", "VisibilityTimeout: 1799")]);
+    assert_eq!(
+        check_visibility_timeouts(&t),
+        vec![Violation::VisibilityTooShort {
+            queue: "PublishQueue".into(),
+            function: "PublisherFunction".into(),
+            visibility_s: 1799,
+            timeout_s: 300,
+        }]
+    );
+}
+
+#[test]
+fn when_function_timeout_comes_from_globals_should_use_it() {
+    // RenderSubmitter loses its own Timeout: Globals' 40 s then needs 240 s > 180 s.
+    let t = mutated(&[
+        (
+            "      Timeout: 30\n      Role: !GetAtt RenderSubmitterRole.Arn",
+            "      Role: !GetAtt RenderSubmitterRole.Arn",
+        ),
+        (
+            "    MemorySize: 256\n    Timeout: 10",
+            "    MemorySize: 256\n    Timeout: 40",
+        ),
+    ]);
+    assert_eq!(
+        check_visibility_timeouts(&t),
+        vec![Violation::VisibilityTooShort {
+            queue: "RenderQueue".into(),
+            function: "RenderSubmitterFunction".into(),
+            visibility_s: 180,
+            timeout_s: 40,
+        }]
+    );
+}
+
+#[test]
+fn when_fifo_queue_has_standard_dlq_should_report_it() {
+    let t = mutated(&[(
+        "QueueName: !Sub reelay-${Stage}-render-dlq.fifo\n      FifoQueue: true\n      ContentBasedDeduplication: false\n",
+        "QueueName: !Sub reelay-${Stage}-render-dlq\n",
+    )]);
+    assert_eq!(
+        check_fifo_dlqs(&t),
+        vec![Violation::DlqNotFifo {
+            queue: "RenderQueue".into(),
+            dlq: "RenderDlq".into(),
+        }]
+    );
+}
+
+#[test]
+fn when_queue_has_no_redrive_policy_should_report_it() {
+    let t = mutated(&[(
+        "      RedrivePolicy:\n        deadLetterTargetArn: !GetAtt PublishDlq.Arn\n        maxReceiveCount: 5\n",
+        "",
+    )]);
+    // PublishDlq is no longer anyone's DLQ, so it too is now a queue without one.
+    assert_eq!(
+        check_redrive_policies(&t),
+        vec![
+            Violation::NoRedrive {
+                queue: "PublishDlq".into()
+            },
+            Violation::NoRedrive {
+                queue: "PublishQueue".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn when_statement_has_wildcard_action_or_resource_should_report_both() {
+    let t = mutated(&[
+        (
+            "Action: sqs:SendMessage\n                Resource: !GetAtt RenderQueue.Arn",
+            "Action: sqs:*\n                Resource: !GetAtt RenderQueue.Arn",
+        ),
+        (
+            "Action: secretsmanager:GetSecretValue\n                Resource: !Ref SsembleSecret",
+            "Action: secretsmanager:GetSecretValue\n                Resource: '*'",
+        ),
+    ]);
+    let violations = check_no_wildcards(&t);
+    assert_eq!(
+        violations,
+        vec![
+            Violation::WildcardAction {
+                policy: "IngestApiRole.ingest-api[RenderQueueSend]".into(),
+                action: "sqs:*".into(),
+            },
+            Violation::WildcardResource {
+                policy: "SsembleWebhookRole.ssemble-webhook[SsembleKey]".into(),
+                resource: "*".into(),
+            },
+        ]
+    );
+}
+
+#[test]
+fn when_prefix_wildcard_is_not_stage_scoped_should_report_it() {
+    let t = mutated(&[(
+        "secret:reelay/${Stage}/tiktok-token/*\n\n  SsembleWebhookRole",
+        "secret:reelay/*\n\n  SsembleWebhookRole",
+    )]);
+    assert!(check_no_wildcards(&t).iter().any(|v| matches!(
+        v,
+        Violation::WildcardResource { policy, .. } if policy == "IngestApiRole.ingest-api[AccountTokens]"
+    )));
+}
+
+#[test]
+fn when_role_names_a_resource_its_function_does_not_use_should_report_it() {
+    // The TikTok webhook gets the publish queue, which its environment never names.
+    let t = mutated(&[(
+        "                Action: secretsmanager:GetSecretValue\n                Resource: !Ref TikTokAppSecret\n\n  RenderSubmitterRole",
+        "                Action: secretsmanager:GetSecretValue\n                Resource: !Ref TikTokAppSecret\n              - Effect: Allow\n                Action: sqs:SendMessage\n                Resource: !GetAtt PublishQueue.Arn\n\n  RenderSubmitterRole",
+    )]);
+    assert_eq!(
+        check_policy_scope(&t),
+        vec![Violation::ResourceNotUsed {
+            function: "TikTokWebhookFunction".into(),
+            policy: "TikTokWebhookRole.tiktok-webhook[3]".into(),
+            resource: "PublishQueue".into(),
+        }]
+    );
+}
+
+#[test]
+fn when_function_lacks_the_token_prefix_its_role_grants_should_report_it() {
+    let t = mutated(&[(
+        "          PUBLISH_QUEUE_URL: !Ref PublishQueue\n          TIKTOK_APP_SECRET_ID: !Ref TikTokAppSecret\n          TIKTOK_TOKEN_SECRET_PREFIX: !Sub reelay/${Stage}/tiktok-token/\n          TIKTOK_API_BASE_URL",
+        "          PUBLISH_QUEUE_URL: !Ref PublishQueue\n          TIKTOK_APP_SECRET_ID: !Ref TikTokAppSecret\n          TIKTOK_API_BASE_URL",
+    )]);
+    let violations = check_policy_scope(&t);
+    assert!(
+        violations.iter().any(|v| matches!(
+            v,
+            Violation::ResourceNotUsed { function, policy, .. }
+                if function == "PublisherFunction" && policy == "PublisherRole.publisher[AccountTokens]"
+        )),
+        "{violations:?}"
+    );
+}
+
+#[test]
+fn when_index_arn_names_a_missing_index_should_report_it() {
+    let t = mutated(&[(
+        "- !Sub ${Table.Arn}/index/due",
+        "- !Sub ${Table.Arn}/index/overdue",
+    )]);
+    assert_eq!(
+        check_policy_scope(&t),
+        vec![Violation::UnknownIndex {
+            policy: "ReconcilerRole.reconciler[Table]".into(),
+            resource: "${Table.Arn}/index/overdue".into(),
+        }]
+    );
+}
+
+#[test]
+fn when_function_uses_sam_generated_role_should_report_it() {
+    let t = mutated(&[(
+        "      Role: !GetAtt TikTokWebhookRole.Arn\n",
+        "      Policies:\n        - DynamoDBCrudPolicy: {TableName: !Ref Table}\n",
+    )]);
+    assert!(check_policy_scope(&t).contains(&Violation::GeneratedRole {
+        function: "TikTokWebhookFunction".into()
+    }));
+}
