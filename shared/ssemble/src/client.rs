@@ -88,15 +88,25 @@ impl SsembleClient {
         &self,
         request: &CreateShortRequest,
     ) -> Result<ApiResponse<CreateShortResponse>, ApiError> {
-        self.call(
-            Endpoint::Create,
-            Method::POST,
-            "/shorts/create".to_owned(),
-            None,
-            Body::Create(request),
-            RetryMode::OnlyIfNotExecuted,
-        )
-        .await
+        let resp: ApiResponse<CreateShortResponse> = self
+            .call(
+                Endpoint::Create,
+                Method::POST,
+                "/shorts/create".to_owned(),
+                None,
+                Body::Create(request),
+                RetryMode::OnlyIfNotExecuted,
+            )
+            .await?;
+        tracing::info!(
+            endpoint = Endpoint::Create.as_str(),
+            request_id = resp.data.request_id.as_str(),
+            status = resp.data.status.as_str(),
+            credits_used = resp.data.credits_used,
+            time_adjusted = resp.data.time_adjustment.is_some(),
+            "ssemble request created"
+        );
+        Ok(resp)
     }
 
     /// `GET /shorts/:id/status`.
