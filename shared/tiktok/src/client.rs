@@ -113,56 +113,7 @@ impl TikTokClient {
             )
             .body(serde_json::to_vec(body).map_err(|e| TikTokError::Config(e.to_string()))?);
         let raw = self.execute(endpoint, req).await?;
-        let parsed: Result<Envelope<serde_json::Value>, _> = serde_json::from_slice(&raw.body);
-        let (code, message, body_log_id, data) = match parsed {
-            Ok(Envelope {
-                data,
-                error: Some(e),
-            }) => (e.code, e.message, e.log_id, data),
-            Ok(Envelope { error: None, .. }) | Err(_) => {
-                log_call(
-                    endpoint,
-                    raw.status,
-                    None,
-                    None,
-                    raw.header_log_id.as_deref(),
-                );
-                return Err(TikTokError::Decode {
-                    endpoint,
-                    http_status: raw.status,
-                    log_id: raw.header_log_id,
-                    detail: format!("no error envelope ({} body bytes)", raw.body.len()),
-                });
-            }
-        };
-        log_call(
-            endpoint,
-            raw.status,
-            Some(&code),
-            body_log_id.as_deref(),
-            raw.header_log_id.as_deref(),
-        );
-        let log_id = body_log_id.filter(|s| !s.is_empty()).or(raw.header_log_id);
-        if code != "ok" {
-            return Err(TikTokError::Api {
-                endpoint,
-                class: classify_response(&code, raw.status),
-                code,
-                message,
-                log_id,
-                http_status: raw.status,
-            });
-        }
-        let data = match data {
-            None | Some(serde_json::Value::Null) => None,
-            Some(v) => Some(serde_json::from_value(v).map_err(|e| TikTokError::Decode {
-                endpoint,
-                http_status: raw.status,
-                log_id: log_id.clone(),
-                detail: e.to_string(),
-            })?),
-        };
-        Ok((data, log_id))
+        decode_api_response(endpoint, raw.status, &raw.body, raw.header_log_id)
     }
 
     fn require<T>(
@@ -300,6 +251,60 @@ impl TikTokClient {
             .await?;
         Ok(ApiAck { log_id })
     }
+}
+
+/// Decodes a Content Posting `{data, error}` body whatever the HTTP status: a non-`ok` `error.code`
+/// becomes [`TikTokError::Api`]; returns the data (if any) and the log id (body, else `x-tt-logid`).
+pub fn decode_api_response<T: DeserializeOwned>(
+    endpoint: &'static str,
+    http_status: u16,
+    body: &[u8],
+    header_log_id: Option<String>,
+) -> Result<(Option<T>, Option<String>), TikTokError> {
+    let parsed: Result<Envelope<serde_json::Value>, _> = serde_json::from_slice(body);
+    let (code, message, body_log_id, data) = match parsed {
+        Ok(Envelope {
+            data,
+            error: Some(e),
+        }) => (e.code, e.message, e.log_id, data),
+        Ok(Envelope { error: None, .. }) | Err(_) => {
+            log_call(endpoint, http_status, None, None, header_log_id.as_deref());
+            return Err(TikTokError::Decode {
+                endpoint,
+                http_status,
+                log_id: header_log_id,
+                detail: format!("no error envelope ({} body bytes)", body.len()),
+            });
+        }
+    };
+    log_call(
+        endpoint,
+        http_status,
+        Some(&code),
+        body_log_id.as_deref(),
+        header_log_id.as_deref(),
+    );
+    let log_id = body_log_id.filter(|s| !s.is_empty()).or(header_log_id);
+    if code != "ok" {
+        return Err(TikTokError::Api {
+            endpoint,
+            class: classify_response(&code, http_status),
+            code,
+            message,
+            log_id,
+            http_status,
+        });
+    }
+    let data = match data {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(serde_json::from_value(v).map_err(|e| TikTokError::Decode {
+            endpoint,
+            http_status,
+            log_id: log_id.clone(),
+            detail: e.to_string(),
+        })?),
+    };
+    Ok((data, log_id))
 }
 
 pub(crate) fn transport_error(endpoint: &'static str, source: reqwest::Error) -> TikTokError {

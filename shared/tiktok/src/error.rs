@@ -194,3 +194,74 @@ impl TikTokError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_classifying_every_documented_code_should_follow_the_table() {
+        use ErrorClass::*;
+        let table = [
+            ("invalid_params", Permanent),
+            ("invalid_param", Permanent),
+            ("invalid_file_upload", Permanent),
+            ("scope_permission_missed", NeedsUser),
+            ("app_version_check_failed", NeedsUser),
+            ("invalid_publish_id", Permanent),
+            ("token_not_authorized_for_specified_publish_id", Permanent),
+            ("publish_not_cancellable", Permanent),
+            ("access_token_invalid", RefreshThenRetry),
+            ("scope_not_authorized", NeedsUser),
+            ("spam_risk_too_many_posts", WaitForWindow),
+            ("spam_risk_user_banned_from_posting", Permanent),
+            ("spam_risk_too_many_pending_share", WaitForWindow),
+            ("reached_active_user_cap", WaitForWindow),
+            (
+                "unaudited_client_can_only_post_to_private_accounts",
+                Permanent,
+            ),
+            ("url_ownership_unverified", Permanent),
+            ("privacy_level_option_mismatch", NeedsUser),
+            ("rate_limit_exceeded", Retryable),
+            ("internal_error", Retryable),
+            ("invalid_grant", NeedsUser),
+            ("access_denied", NeedsUser),
+            ("invalid_client", Permanent),
+            ("server_error", Retryable),
+            ("temporarily_unavailable", Retryable),
+        ];
+        for (code, class) in table {
+            assert_eq!(classify(code), class, "{code}");
+            assert!(is_known_code(code), "{code}");
+            for status in [200, 400, 403, 429, 500, 503] {
+                assert_eq!(
+                    classify_response(code, status),
+                    class,
+                    "{code} must not follow HTTP {status}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn when_code_is_unknown_should_be_permanent_unless_the_status_is_429_or_5xx() {
+        assert_eq!(classify("something_new"), ErrorClass::Permanent);
+        assert_eq!(
+            classify_response("something_new", 400),
+            ErrorClass::Permanent
+        );
+        assert_eq!(
+            classify_response("something_new", 200),
+            ErrorClass::Permanent
+        );
+        assert_eq!(
+            classify_response("something_new", 429),
+            ErrorClass::Retryable
+        );
+        assert_eq!(
+            classify_response("something_new", 502),
+            ErrorClass::Retryable
+        );
+    }
+}

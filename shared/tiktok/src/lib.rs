@@ -15,10 +15,10 @@ mod upload;
 mod webhook;
 
 pub use chunk::{ChunkPlan, ChunkPlanError, ChunkRange};
-pub use client::{InitOutcome, InitSource, TikTokClient};
+pub use client::{InitOutcome, InitSource, TikTokClient, decode_api_response};
 pub use config::{ChunkPolicy, TikTokConfig, Timeouts, UploadRetryPolicy};
-pub use error::{ErrorClass, TikTokError, classify, classify_response};
-pub use oauth::TokenSet;
+pub use error::{ErrorClass, TikTokError, classify, classify_response, is_known_code};
+pub use oauth::{TokenSet, decode_token_response};
 pub use source::{ByteStream, FileSource, HttpSource, SourceError, UploadSource};
 pub use types::{
     ApiAck, CreatorInfo, InitResponse, PostInfo, PrivacyLevel, PublishStatus, PublishStatusKind,

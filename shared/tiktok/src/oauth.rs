@@ -159,35 +159,45 @@ impl TikTokClient {
         let raw = self
             .execute(endpoint, self.form(endpoint, "/v2/oauth/token/", form))
             .await?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&raw.body).map_err(|e| TikTokError::Decode {
-                endpoint,
-                http_status: raw.status,
-                log_id: raw.header_log_id.clone(),
-                detail: e.to_string(),
-            })?;
-        if let Some(err) = oauth_error(endpoint, &value, raw.status, raw.header_log_id.as_deref()) {
-            return Err(err);
-        }
-        let log_id = body_log_id(&value).or(raw.header_log_id);
-        let token: RawToken = serde_json::from_value(value).map_err(|e| TikTokError::Decode {
+        decode_token_response(endpoint, raw.status, &raw.body, raw.header_log_id)
+    }
+}
+
+/// Decodes an `oauth/token` body whatever the HTTP status (OAuth errors may come with HTTP 200).
+pub fn decode_token_response(
+    endpoint: &'static str,
+    http_status: u16,
+    body: &[u8],
+    header_log_id: Option<String>,
+) -> Result<TokenSet, TikTokError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| TikTokError::Decode {
             endpoint,
-            http_status: raw.status,
-            log_id: log_id.clone(),
+            http_status,
+            log_id: header_log_id.clone(),
             detail: e.to_string(),
         })?;
-        log_call(endpoint, raw.status, Some("ok"), log_id.as_deref(), None);
-        Ok(TokenSet {
-            access_token: SecretString::from(token.access_token),
-            expires_in: token.expires_in,
-            refresh_token: SecretString::from(token.refresh_token),
-            refresh_expires_in: token.refresh_expires_in,
-            open_id: token.open_id,
-            scope: token.scope,
-            token_type: token.token_type,
-            log_id,
-        })
+    if let Some(err) = oauth_error(endpoint, &value, http_status, header_log_id.as_deref()) {
+        return Err(err);
     }
+    let log_id = body_log_id(&value).or(header_log_id);
+    let token: RawToken = serde_json::from_value(value).map_err(|e| TikTokError::Decode {
+        endpoint,
+        http_status,
+        log_id: log_id.clone(),
+        detail: e.to_string(),
+    })?;
+    log_call(endpoint, http_status, Some("ok"), log_id.as_deref(), None);
+    Ok(TokenSet {
+        access_token: SecretString::from(token.access_token),
+        expires_in: token.expires_in,
+        refresh_token: SecretString::from(token.refresh_token),
+        refresh_expires_in: token.refresh_expires_in,
+        open_id: token.open_id,
+        scope: token.scope,
+        token_type: token.token_type,
+        log_id,
+    })
 }
 
 fn body_log_id(v: &serde_json::Value) -> Option<String> {

@@ -410,7 +410,7 @@ impl World {
             "access_token": access,
             "expires_in": access_ttl / 1000,
             "open_id": open_id,
-            "refresh_expires_in": ((refresh_expires_ms - now_ms) / 1000).max(0),
+            "refresh_expires_in": ((refresh_expires_ms - now_ms).max(0) as u64).div_ceil(1000),
             "refresh_token": refresh,
             "scope": scopes.join(","),
             "token_type": "Bearer",
