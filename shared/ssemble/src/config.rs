@@ -144,6 +144,15 @@ impl SsembleConfig {
         }
     }
 
+    /// The base URL from [`BASE_URL_ENV`] if set and non-empty, else [`DEFAULT_BASE_URL`].
+    pub fn base_url_from_env() -> String {
+        std::env::var(BASE_URL_ENV)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned())
+    }
+
     /// Same, with a base URL (e.g. the value of [`BASE_URL_ENV`] or a simulator's URL).
     pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
         self.base_url = base_url.into().trim_end_matches('/').to_owned();

@@ -90,7 +90,8 @@ impl Endpoint {
         }
     }
 
-    /// Whether repeating the call has no side effect beyond budget.
+    /// Whether repeating the call has no side effect beyond budget. Delete counts: a second
+    /// delete of the same id answers 404, which callers treat as done.
     pub fn is_idempotent(self) -> bool {
         !matches!(self, Self::Create)
     }
@@ -231,8 +232,23 @@ impl ApiError {
                     ErrorClass::Permanent
                 }
             }
-            // A 2xx we cannot read: the server acted; the caller must look it up.
-            Self::Decode { .. } | Self::OutcomeUnknown { .. } => ErrorClass::OutcomeUnknown,
+            // A 2xx we cannot read: for a create the server acted and the caller must look it
+            // up; for a read it is contract drift that repeating will not fix.
+            Self::Decode { endpoint, .. } => {
+                if endpoint.is_idempotent() {
+                    ErrorClass::Permanent
+                } else {
+                    ErrorClass::OutcomeUnknown
+                }
+            }
+            // Lost responses: harmless to repeat a read, never a create.
+            Self::OutcomeUnknown { endpoint, .. } => {
+                if endpoint.is_idempotent() {
+                    ErrorClass::Retryable
+                } else {
+                    ErrorClass::OutcomeUnknown
+                }
+            }
             Self::NotSent { .. } => ErrorClass::Retryable,
             Self::InvalidRequestId(_) | Self::Config(_) => ErrorClass::Permanent,
         }
@@ -269,6 +285,11 @@ impl ApiError {
                 ..
             } => (Some(rate_limit), Some(details), *backoff),
             Self::NonJson {
+                rate_limit,
+                backoff,
+                ..
+            } => (Some(rate_limit), None, *backoff),
+            Self::OutcomeUnknown {
                 rate_limit,
                 backoff,
                 ..

@@ -573,7 +573,9 @@ pub struct ListQuery {
 /// `GET /shorts` page.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ListData {
-    #[serde(default)]
+    /// Items that do not parse (e.g. an id that is not 24-hex) are skipped with a warning, so
+    /// one odd record cannot hide the others from `find_request`.
+    #[serde(default, deserialize_with = "lenient_items")]
     pub requests: Vec<RequestSummary>,
     #[serde(default)]
     pub pagination: Option<Pagination>,
@@ -666,6 +668,20 @@ where
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
+fn lenient_items<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RequestSummary>, D::Error> {
+    let raw = Option::<Vec<serde_json::Value>>::deserialize(d)?.unwrap_or_default();
+    Ok(raw
+        .into_iter()
+        .filter_map(|v| match serde_json::from_value::<RequestSummary>(v) {
+            Ok(item) => Some(item),
+            Err(e) => {
+                tracing::warn!(error.message = %e, "ssemble list item skipped");
+                None
+            }
+        })
+        .collect())
+}
+
 /// A timestamp we cannot parse is "unknown", not a reason to drop the whole document.
 fn lenient_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     let v = Option::<serde_json::Value>::deserialize(d)?;
@@ -725,6 +741,22 @@ mod tests {
         assert_eq!(v["preferredLength"], "under30sec");
         assert_eq!(v["webhookUrl"], "https://hook/?token=s3cr3t");
         assert!(!format!("{r:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn when_a_list_item_is_malformed_should_skip_only_that_item() {
+        let l: ListData = serde_json::from_value(serde_json::json!({
+            "requests": [
+                {"requestId": "not-hex", "status": "queued"},
+                {"requestId": "665a1b2c3d4e5f6a7b8c9d0e", "status": "queued"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(l.requests.len(), 1);
+        assert_eq!(
+            l.requests[0].request_id.as_str(),
+            "665a1b2c3d4e5f6a7b8c9d0e"
+        );
     }
 
     #[test]

@@ -600,6 +600,42 @@ async fn list_filters_sorts_and_paginates_and_templates_parse() {
 }
 
 #[tokio::test]
+async fn a_lost_read_is_retryable_and_ops_cancellation_is_terminal() {
+    let sim = SsembleSim::start(SimConfig {
+        withhold_real_secs: 30.0,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut cfg = SsembleConfig::new(SecretString::from(KEY)).with_base_url(sim.base_url.clone());
+    cfg.retry = RetryPolicy::none();
+    cfg.request_timeout = Duration::from_secs(1);
+    let c = SsembleClient::new(cfg).unwrap();
+    let id = c
+        .create(&file_request(SRC, 0.0, 60.0))
+        .await
+        .unwrap()
+        .data
+        .request_id;
+    sim.inject_fault(FaultSpec {
+        endpoint: Some(ApiEndpoint::Status),
+        kind: FaultKind::TimeoutAfterAccept,
+        count: 1,
+        status: None,
+    });
+    let e = c.status(id.as_str()).await.unwrap_err();
+    assert!(matches!(e, ApiError::OutcomeUnknown { .. }), "{e:?}");
+    assert_eq!(e.class(), ErrorClass::Retryable);
+    assert_eq!(e.retry_wait(sim.now()).unwrap().source, WaitSource::Backoff);
+
+    assert!(sim.cancel(id.as_str()));
+    let s = c.status(id.as_str()).await.unwrap().data;
+    assert_eq!(s.status, RequestStatus::Cancelled);
+    assert!(s.status.is_terminal());
+    assert_eq!(s.failure_reason, None);
+}
+
+#[tokio::test]
 async fn bearer_auth_is_accepted() {
     let sim = SsembleSim::start(SimConfig::default()).await.unwrap();
     let mut cfg = SsembleConfig::new(SecretString::from(KEY)).with_base_url(sim.base_url.clone());

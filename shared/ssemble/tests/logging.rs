@@ -39,7 +39,7 @@ async fn calls_log_budget_and_ids_but_never_the_key_or_webhook_token() {
     let sim = SsembleSim::start(SimConfig::default()).await.unwrap();
     let mut cfg = SsembleConfig::new(SecretString::from(KEY)).with_base_url(sim.base_url.clone());
     cfg.retry = RetryPolicy::none();
-    cfg.request_timeout = Duration::from_millis(300);
+    cfg.request_timeout = Duration::from_secs(5);
     cfg.find.settle_delay = Duration::ZERO;
     let c = SsembleClient::new(cfg).unwrap();
 

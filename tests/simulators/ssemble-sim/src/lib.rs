@@ -112,6 +112,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/files/{request_id}/{name}", get(files::serve))
         .merge(control::router())
         .fallback(api::fallback)
+        .method_not_allowed_fallback(api::fallback)
         .with_state(shared)
 }
 
