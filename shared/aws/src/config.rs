@@ -1,0 +1,31 @@
+//! Cold-start configuration: one `SdkConfig` from the environment, typed variables, fail fast.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Loads the SDK configuration from the environment only (endpoint, region, credentials), so the
+/// Lambda and the tests run the same code against AWS or a local endpoint.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+/// A required variable.
+pub fn env_var(name: &'static str) -> Result<String, ConfigError> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+/// An optional variable (unset or empty is `None`).
+pub fn env_var_opt(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}

@@ -1,0 +1,810 @@
+//! DynamoDB adapters against a real endpoint (MiniStack, or DynamoDB Local through
+//! `AWS_ENDPOINT_URL_DYNAMODB`). Each test owns a fresh table.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{account, new_job, now, sdk, tenant};
+use reelay_aws::{DynamoAccountStore, DynamoJobStore, hash_api_key};
+use reelay_domain::account::{Account, AccountHealth};
+use reelay_domain::budget::{Admission, BudgetKind, Window};
+use reelay_domain::lifecycle::{Event, Policy};
+use reelay_domain::ports::{
+    AccountStore, IdempotencyBegin, IdempotencyScope, JobFilter, JobStore, StoreError,
+    StoredResponse,
+};
+use reelay_domain::{IdempotencyKey, JobState, PayloadHash, PublishId, RequestId, Step, UtcTime};
+use secrecy::SecretString;
+
+async fn job_store() -> DynamoJobStore {
+    let sdk = sdk().await;
+    let table = common::table(&sdk).await;
+    DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)
+}
+
+async fn stores() -> (DynamoJobStore, DynamoAccountStore) {
+    let sdk = sdk().await;
+    let table = common::table(&sdk).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    (
+        DynamoJobStore::new(client.clone(), &table),
+        DynamoAccountStore::new(client, table),
+    )
+}
+
+fn scope(t: &str, key: &str) -> IdempotencyScope {
+    IdempotencyScope {
+        tenant_id: tenant(t),
+        key: IdempotencyKey::parse(key).unwrap(),
+    }
+}
+
+fn hash(body: serde_json::Value) -> PayloadHash {
+    PayloadHash::of(&body)
+}
+
+/// What an ingest handler does with one request: claim the key, create the job, or replay.
+async fn ingest_once(
+    store: &DynamoJobStore,
+    scope: &IdempotencyScope,
+    hash: &PayloadHash,
+) -> (bool, StoredResponse) {
+    loop {
+        let t = now();
+        match store
+            .begin_idempotent(scope, hash, t, t.plus(Duration::from_secs(10)))
+            .await
+            .unwrap()
+        {
+            IdempotencyBegin::Started => {
+                let created = new_job(
+                    &scope.tenant_id,
+                    &account("acct_1"),
+                    t,
+                    Some(scope.key.as_str()),
+                );
+                let response = StoredResponse {
+                    status: 202,
+                    body: serde_json::json!({"jobId": created.job.id, "state": created.job.state})
+                        .to_string(),
+                };
+                let expires = t.plus(Duration::from_secs(24 * 3600));
+                match store
+                    .create(&created, Some((scope, hash, &response, expires)))
+                    .await
+                {
+                    Ok(()) => return (true, response),
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => panic!("create failed: {e}"),
+                }
+            }
+            IdempotencyBegin::Replay(r) => return (false, r),
+            IdempotencyBegin::InProgress { .. } => {
+                tokio::time::sleep(Duration::from_millis(15)).await
+            }
+            IdempotencyBegin::Mismatch => panic!("same body reported as mismatch"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_requests_with_one_key_create_one_job_and_49_identical_replays() {
+    let store = Arc::new(job_store().await);
+    let scope = Arc::new(scope("tenant_a", "2f182b63-312f-4290-9222-7cf6f7f8f12d"));
+    let hash = Arc::new(hash(
+        serde_json::json!({"tiktokAccountId": "acct_1", "url": "https://x/v.mp4"}),
+    ));
+
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (store, scope, hash) = (store.clone(), scope.clone(), hash.clone());
+            tokio::spawn(async move { ingest_once(&store, &scope, &hash).await })
+        })
+        .collect();
+    let results: Vec<(bool, StoredResponse)> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+
+    let (created, replayed): (Vec<_>, Vec<_>) =
+        results.into_iter().partition(|(started, _)| *started);
+    assert_eq!(created.len(), 1, "exactly one request creates the job");
+    assert_eq!(replayed.len(), 49);
+    let first = &created[0].1;
+    for (_, r) in &replayed {
+        assert_eq!(r.status, first.status);
+        assert_eq!(
+            r.body.as_bytes(),
+            first.body.as_bytes(),
+            "replay is byte for byte"
+        );
+    }
+    let page = store
+        .list(&scope.tenant_id, &JobFilter::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(page.jobs.len(), 1, "exactly one job stored");
+    assert!(first.body.contains(page.jobs[0].id.as_str()));
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_body_is_a_mismatch_in_progress_or_completed() {
+    let store = job_store().await;
+    let scope = scope("tenant_a", "key-1");
+    let (h1, h2) = (
+        hash(serde_json::json!({"a": 1})),
+        hash(serde_json::json!({"a": 2})),
+    );
+    let t = now();
+    let until = t.plus(Duration::from_secs(30));
+    assert_eq!(
+        store.begin_idempotent(&scope, &h1, t, until).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    assert_eq!(
+        store.begin_idempotent(&scope, &h2, t, until).await.unwrap(),
+        IdempotencyBegin::Mismatch
+    );
+    assert_eq!(
+        store.begin_idempotent(&scope, &h1, t, until).await.unwrap(),
+        IdempotencyBegin::InProgress { until }
+    );
+    let (started, response) = ingest_once_completing(&store, &scope, &h1, t).await;
+    assert!(started);
+    assert_eq!(
+        store.begin_idempotent(&scope, &h2, t, until).await.unwrap(),
+        IdempotencyBegin::Mismatch
+    );
+    assert_eq!(
+        store.begin_idempotent(&scope, &h1, t, until).await.unwrap(),
+        IdempotencyBegin::Replay(response)
+    );
+    // Another tenant's identical key is a different scope.
+    let other = IdempotencyScope {
+        tenant_id: tenant("tenant_b"),
+        key: scope.key.clone(),
+    };
+    assert_eq!(
+        store.begin_idempotent(&other, &h2, t, until).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+}
+
+/// Completes a key this test already claimed.
+async fn ingest_once_completing(
+    store: &DynamoJobStore,
+    scope: &IdempotencyScope,
+    hash: &PayloadHash,
+    t: UtcTime,
+) -> (bool, StoredResponse) {
+    let created = new_job(
+        &scope.tenant_id,
+        &account("acct_1"),
+        t,
+        Some(scope.key.as_str()),
+    );
+    let response = StoredResponse {
+        status: 202,
+        body: format!("{{\"jobId\":\"{}\"}}", created.job.id),
+    };
+    store
+        .create(
+            &created,
+            Some((scope, hash, &response, t.plus(Duration::from_secs(86_400)))),
+        )
+        .await
+        .unwrap();
+    (true, response)
+}
+
+#[tokio::test]
+async fn an_expired_in_progress_record_is_taken_over_and_only_one_owner_completes() {
+    let store = job_store().await;
+    let scope = scope("tenant_a", "key-crash");
+    let h = hash(serde_json::json!({"a": 1}));
+    let t0 = now();
+    let lease = t0.plus(Duration::from_secs(1));
+    assert_eq!(
+        store.begin_idempotent(&scope, &h, t0, lease).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    // Before the lease passes the key is busy; after, a retry takes it over (the first "crashed").
+    let mid = t0.plus(Duration::from_millis(500));
+    assert_eq!(
+        store
+            .begin_idempotent(&scope, &h, mid, mid.plus(Duration::from_secs(1)))
+            .await
+            .unwrap(),
+        IdempotencyBegin::InProgress { until: lease }
+    );
+    let t2 = t0.plus(Duration::from_secs(2));
+    assert_eq!(
+        store
+            .begin_idempotent(&scope, &h, t2, t2.plus(Duration::from_secs(10)))
+            .await
+            .unwrap(),
+        IdempotencyBegin::Started
+    );
+
+    // Both owners try to finish; the completion is the fence, so only one job exists.
+    let second = new_job(&scope.tenant_id, &account("acct_1"), t2, Some("key-crash"));
+    let second_resp = StoredResponse {
+        status: 202,
+        body: format!("{{\"jobId\":\"{}\"}}", second.job.id),
+    };
+    let exp = t2.plus(Duration::from_secs(86_400));
+    store
+        .create(&second, Some((&scope, &h, &second_resp, exp)))
+        .await
+        .unwrap();
+    let first = new_job(&scope.tenant_id, &account("acct_1"), t0, Some("key-crash"));
+    let first_resp = StoredResponse {
+        status: 202,
+        body: format!("{{\"jobId\":\"{}\"}}", first.job.id),
+    };
+    assert!(matches!(
+        store
+            .create(&first, Some((&scope, &h, &first_resp, exp)))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.get(&first.job.id).await.unwrap(),
+        None,
+        "the loser's job was rolled back"
+    );
+    assert_eq!(
+        store.begin_idempotent(&scope, &h, t2, t2).await.unwrap(),
+        IdempotencyBegin::Replay(second_resp)
+    );
+    assert_eq!(
+        store
+            .list(&scope.tenant_id, &JobFilter::default(), None, 10)
+            .await
+            .unwrap()
+            .jobs
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn abandoning_releases_an_in_progress_key_but_never_a_completed_one() {
+    let store = job_store().await;
+    let h = hash(serde_json::json!({"a": 1}));
+    let t = now();
+    let until = t.plus(Duration::from_secs(30));
+    let s1 = scope("tenant_a", "key-abandon");
+    assert_eq!(
+        store.begin_idempotent(&s1, &h, t, until).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    store.abandon_idempotent(&s1).await.unwrap();
+    assert_eq!(
+        store.begin_idempotent(&s1, &h, t, until).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    let (_, response) = ingest_once_completing(&store, &s1, &h, t).await;
+    store.abandon_idempotent(&s1).await.unwrap();
+    assert_eq!(
+        store.begin_idempotent(&s1, &h, t, until).await.unwrap(),
+        IdempotencyBegin::Replay(response)
+    );
+    // A completed record past its retention is a new request (Stripe: keys pruned after 24 h).
+    let later = t.plus(Duration::from_secs(86_400 + 5));
+    assert_eq!(
+        store
+            .begin_idempotent(&s1, &h, later, later.plus(Duration::from_secs(30)))
+            .await
+            .unwrap(),
+        IdempotencyBegin::Started
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_saves_from_one_version_have_one_winner_and_only_its_audit_event() {
+    let store = Arc::new(job_store().await);
+    let t = now();
+    let created = new_job(&tenant("tenant_a"), &account("acct_1"), t, None);
+    store.create(&created, None).await.unwrap();
+    let job = Arc::new(created.job.clone());
+
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (store, job) = (store.clone(), job.clone());
+            tokio::spawn(async move {
+                let event = Event::Held {
+                    reason: format!("reason_{i}"),
+                    until: None,
+                };
+                let Step::Applied(applied) = job.apply(&event, t, &Policy::default()).unwrap()
+                else {
+                    panic!("absorbed")
+                };
+                (i, store.save(&applied, job.version).await)
+            })
+        })
+        .collect();
+    let results: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let winners: Vec<usize> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one save wins");
+    for (_, r) in results.iter().filter(|(_, r)| r.is_err()) {
+        assert!(
+            matches!(r, Err(StoreError::Conflict)),
+            "losers get Conflict, got {r:?}"
+        );
+    }
+    let winner = format!("reason_{}", winners[0]);
+    let stored = store.get(&job.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(
+        stored.hold.as_ref().map(|h| h.reason.as_str()),
+        Some(winner.as_str())
+    );
+    let trail = store.audit_trail(&job.id).await.unwrap();
+    assert_eq!(trail.len(), 2, "created + the winner's event only");
+    assert_eq!(trail[0].event, "created");
+    assert_eq!(trail[1].detail.as_deref(), Some(winner.as_str()));
+
+    // A stale writer (still at version 1) can never overwrite.
+    let Step::Applied(stale) = job.apply(&Event::Cancel, t, &Policy::default()).unwrap() else {
+        panic!()
+    };
+    assert!(matches!(
+        store.save(&stale, 1).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.get(&job.id).await.unwrap().unwrap().state,
+        JobState::Received
+    );
+}
+
+#[tokio::test]
+async fn the_happy_path_keeps_the_due_index_exact_and_writes_pointers_once() {
+    let store = job_store().await;
+    let start = now();
+    let created = new_job(&tenant("tenant_a"), &account("acct_1"), start, None);
+    store.create(&created, None).await.unwrap();
+    let id = created.job.id.clone();
+    assert_due_matches(&store, &created.job).await;
+
+    let mut seen = vec![created.job.state];
+    let done = common::lifecycle::drive(&store, created.job.clone(), start, async |job| {
+        assert_due_matches(&store, job).await;
+        seen.push(job.state);
+        if job.state == JobState::Publishing {
+            let lease = job.next_check.unwrap();
+            assert_eq!(lease.kind, reelay_domain::CheckKind::LeaseExpiry);
+        }
+    })
+    .await;
+
+    assert_eq!(
+        seen,
+        vec![
+            JobState::Received,
+            JobState::Received,
+            JobState::Rendering,
+            JobState::Ready,
+            JobState::PublishQueued,
+            JobState::Publishing,
+            JobState::PublishProcessing,
+            JobState::Uploaded,
+            JobState::Submitted,
+            JobState::PublishComplete,
+            JobState::PubliclyAvailable,
+        ]
+    );
+    assert_eq!(done.next_check, None);
+    let far = start.plus(Duration::from_secs(365 * 86_400));
+    assert!(
+        store.due(far, 100).await.unwrap().is_empty(),
+        "a terminal job leaves the due index"
+    );
+
+    let request = RequestId::parse(common::lifecycle::REQUEST_ID).unwrap();
+    assert_eq!(
+        store.jobs_for_request(&request).await.unwrap(),
+        vec![id.clone()]
+    );
+    let publish = PublishId::parse(common::lifecycle::PUBLISH_ID).unwrap();
+    assert_eq!(
+        store.job_for_publish(&publish).await.unwrap(),
+        Some(id.clone())
+    );
+    assert_eq!(
+        store
+            .job_for_publish(&PublishId::parse("other").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+
+    let trail = store.audit_trail(&id).await.unwrap();
+    assert_eq!(trail.len(), 11);
+    assert!(trail.windows(2).all(|w| w[0].version + 1 == w[1].version));
+    assert_eq!(trail.last().unwrap().to, JobState::PubliclyAvailable);
+    assert_eq!(done.post_ids, vec![common::lifecycle::POST_ID.to_owned()]);
+}
+
+/// The due index holds the job exactly when it has a next check, at that instant, with its kind.
+async fn assert_due_matches(store: &DynamoJobStore, job: &reelay_domain::Job) {
+    match job.next_check {
+        Some(next) => {
+            let due = store.due(next.at, 100).await.unwrap();
+            let mine: Vec<_> = due.iter().filter(|d| d.job_id == job.id).collect();
+            assert_eq!(mine.len(), 1, "state {}: due at {}", job.state, next.at);
+            assert_eq!((mine[0].at, mine[0].kind), (next.at, next.kind));
+            let before = store
+                .due(next.at.minus(Duration::from_millis(1)), 100)
+                .await
+                .unwrap();
+            assert!(
+                before.iter().all(|d| d.job_id != job.id),
+                "state {}: not due before",
+                job.state
+            );
+        }
+        None => {
+            let far = job.updated_at.plus(Duration::from_secs(365 * 86_400));
+            let due = store.due(far, 100).await.unwrap();
+            assert!(
+                due.iter().all(|d| d.job_id != job.id),
+                "state {}: no check, not due",
+                job.state
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn due_merges_the_shards_oldest_first_up_to_the_limit() {
+    let store = job_store().await;
+    let t = now();
+    let mut expected = Vec::new();
+    for i in 0..24 {
+        let created = new_job(
+            &tenant("tenant_a"),
+            &account("acct_1"),
+            t.minus(Duration::from_secs(100 - i)),
+            None,
+        );
+        store.create(&created, None).await.unwrap();
+        expected.push((created.job.next_check.unwrap().at, created.job.id.clone()));
+    }
+    expected.sort();
+    let due = store
+        .due(t.plus(Duration::from_secs(3600)), 10)
+        .await
+        .unwrap();
+    let got: Vec<_> = due.iter().map(|d| (d.at, d.job_id.clone())).collect();
+    assert_eq!(got, expected[..10].to_vec());
+    let none = store
+        .due(t.minus(Duration::from_secs(3600)), 10)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+#[tokio::test]
+async fn list_filters_by_account_and_state_and_pages_with_an_opaque_cursor() {
+    let store = job_store().await;
+    let t = now();
+    let (ta, tb) = (tenant("tenant_a"), tenant("tenant_b"));
+    let mut ids = Vec::new();
+    for i in 0..7u64 {
+        let acct = if i < 4 { "acct_a" } else { "acct_b" };
+        let created = new_job(&ta, &account(acct), t.plus(Duration::from_millis(i)), None);
+        store.create(&created, None).await.unwrap();
+        if i < 2 {
+            let event = Event::RenderSubmitted {
+                request_id: RequestId::parse(format!("{:024x}", i + 1)).unwrap(),
+            };
+            let Step::Applied(applied) = created.job.apply(&event, t, &Policy::default()).unwrap()
+            else {
+                panic!()
+            };
+            store.save(&applied, 1).await.unwrap();
+        }
+        ids.push(created.job.id);
+    }
+    store
+        .create(&new_job(&tb, &account("acct_a"), t, None), None)
+        .await
+        .unwrap();
+
+    let mut pages = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list(&ta, &JobFilter::default(), cursor.as_deref(), 3)
+            .await
+            .unwrap();
+        pages.push(page.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>());
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![3, 3, 1]
+    );
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(
+        pages.concat(),
+        newest_first,
+        "newest first, no gaps or repeats"
+    );
+
+    let by_account = JobFilter {
+        account_id: Some(account("acct_a")),
+        state: None,
+    };
+    assert_eq!(
+        store
+            .list(&ta, &by_account, None, 50)
+            .await
+            .unwrap()
+            .jobs
+            .len(),
+        4
+    );
+    let rendering = JobFilter {
+        account_id: Some(account("acct_a")),
+        state: Some(JobState::Rendering),
+    };
+    let page = store.list(&ta, &rendering, None, 50).await.unwrap();
+    assert_eq!(page.jobs.len(), 2);
+    assert!(page.jobs.iter().all(|j| j.state == JobState::Rendering));
+    assert_eq!(
+        store
+            .list(&tb, &JobFilter::default(), None, 50)
+            .await
+            .unwrap()
+            .jobs
+            .len(),
+        1
+    );
+    assert!(matches!(
+        store
+            .list(&ta, &JobFilter::default(), Some("garbage!"), 3)
+            .await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_takes_on_a_six_per_minute_window_grant_exactly_six() {
+    let (_, accounts) = stores().await;
+    let accounts = Arc::new(accounts);
+    let window = Window::new(6, Duration::from_secs(60));
+    let t = now();
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let accounts = accounts.clone();
+            tokio::spawn(async move {
+                let at = t.plus(Duration::from_millis(i % 7));
+                accounts
+                    .take("tenant_a:acct_1", BudgetKind::TikTokInit, window, at)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let results: Vec<Admission> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let granted = results
+        .iter()
+        .filter(|a| matches!(a, Admission::Granted { .. }))
+        .count();
+    assert_eq!(granted, 6, "never overspent, never underspent");
+    for a in &results {
+        if let Admission::Denied { retry_at } = a {
+            assert!(*retry_at > t.plus(Duration::from_secs(60)));
+        }
+    }
+    // Another budget of the same account is independent; the window slides.
+    let other = accounts
+        .take("tenant_a:acct_1", BudgetKind::TikTokStatus, window, t)
+        .await
+        .unwrap();
+    assert!(matches!(other, Admission::Granted { remaining: 5 }));
+    let later = t.plus(Duration::from_secs(61));
+    assert!(matches!(
+        accounts
+            .take("tenant_a:acct_1", BudgetKind::TikTokInit, window, later)
+            .await
+            .unwrap(),
+        Admission::Granted { .. }
+    ));
+}
+
+#[tokio::test]
+async fn locks_expire_for_dead_holders_and_only_their_owner_releases_them() {
+    let (_, accounts) = stores().await;
+    let t = now();
+    let secs = |s: u64| t.plus(Duration::from_secs(s));
+    assert!(
+        accounts
+            .acquire_lock("refresh#a", "A", t, secs(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !accounts
+            .acquire_lock("refresh#a", "B", secs(1), secs(11))
+            .await
+            .unwrap()
+    );
+    assert!(
+        accounts
+            .acquire_lock("refresh#a", "A", secs(2), secs(12))
+            .await
+            .unwrap(),
+        "owner renews"
+    );
+    accounts.release_lock("refresh#a", "B").await.unwrap();
+    assert!(
+        !accounts
+            .acquire_lock("refresh#a", "C", secs(3), secs(13))
+            .await
+            .unwrap(),
+        "B could not release A's lock"
+    );
+    // A dies; its lease passes.
+    assert!(
+        accounts
+            .acquire_lock("refresh#a", "B", secs(13), secs(23))
+            .await
+            .unwrap()
+    );
+    accounts.release_lock("refresh#a", "A").await.unwrap();
+    assert!(
+        !accounts
+            .acquire_lock("refresh#a", "C", secs(14), secs(24))
+            .await
+            .unwrap(),
+        "A's late release is a no-op"
+    );
+    accounts.release_lock("refresh#a", "B").await.unwrap();
+    assert!(
+        accounts
+            .acquire_lock("refresh#a", "C", secs(15), secs(25))
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn accounts_keep_their_version_health_and_blocks() {
+    let (_, accounts) = stores().await;
+    let (t, a) = (tenant("tenant_a"), account("acct_1"));
+    assert_eq!(accounts.get_account(&t, &a).await.unwrap(), None);
+    let mut acct = Account::new(t.clone(), a.clone());
+    acct.health = AccountHealth::Active;
+    acct.health_reason = None;
+    acct.scopes = vec!["video.publish".into()];
+    accounts.put_account(&acct).await.unwrap();
+    assert!(
+        matches!(accounts.put_account(&acct).await, Err(StoreError::Conflict)),
+        "version 0 twice"
+    );
+    let stored = accounts.get_account(&t, &a).await.unwrap().unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(stored.scopes, acct.scopes);
+    assert!(stored.can_publish(now()));
+
+    let until = now().plus(Duration::from_secs(60));
+    accounts
+        .block_until(&t, &a, until, "rate_limit_exceeded")
+        .await
+        .unwrap();
+    accounts
+        .block_until(&t, &a, until.minus(Duration::from_secs(30)), "shorter")
+        .await
+        .unwrap();
+    let blocked = accounts.get_account(&t, &a).await.unwrap().unwrap();
+    assert_eq!(
+        blocked.blocked_until,
+        Some(until),
+        "a block is only ever extended"
+    );
+    assert!(!blocked.can_publish(now()));
+
+    accounts
+        .set_health(
+            &t,
+            &a,
+            AccountHealth::NeedsReauth,
+            Some("refresh_token_rejected"),
+        )
+        .await
+        .unwrap();
+    let sick = accounts.get_account(&t, &a).await.unwrap().unwrap();
+    assert_eq!(sick.health, AccountHealth::NeedsReauth);
+    assert_eq!(
+        sick.health_reason.as_deref(),
+        Some("refresh_token_rejected")
+    );
+    assert!(sick.version > stored.version);
+    assert!(
+        matches!(
+            accounts.put_account(&stored).await,
+            Err(StoreError::Conflict)
+        ),
+        "stale version"
+    );
+    assert!(matches!(
+        accounts
+            .set_health(&t, &account("nobody"), AccountHealth::Active, None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        accounts
+            .block_until(&t, &account("nobody"), until, "x")
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn tenant_api_keys_are_stored_only_as_hashes() {
+    let sdk = sdk().await;
+    let table = common::table(&sdk).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let accounts = DynamoAccountStore::new(client.clone(), &table);
+    let raw = "rk_live_9f8e7d6c5b4a";
+    let key_hash = hash_api_key(&SecretString::from(raw));
+    accounts
+        .put_tenant_key(&tenant("tenant_a"), &key_hash)
+        .await
+        .unwrap();
+    accounts
+        .put_tenant_key(&tenant("tenant_a"), &key_hash)
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts.tenant_for_key_hash(&key_hash).await.unwrap(),
+        Some(tenant("tenant_a"))
+    );
+    assert!(matches!(
+        accounts
+            .put_tenant_key(&tenant("tenant_b"), &key_hash)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(
+        accounts
+            .put_tenant_key(&tenant("tenant_a"), raw)
+            .await
+            .is_err(),
+        "a raw key is refused"
+    );
+    assert_eq!(accounts.tenant_for_key_hash(raw).await.unwrap(), None);
+    let unknown = hash_api_key(&SecretString::from("rk_other"));
+    assert_eq!(accounts.tenant_for_key_hash(&unknown).await.unwrap(), None);
+
+    let scan = client.scan().table_name(&table).send().await.unwrap();
+    let dump = format!("{:?}", scan.items());
+    assert!(dump.contains(&key_hash));
+    assert!(!dump.contains(raw), "the raw key is nowhere in the table");
+}
