@@ -271,8 +271,9 @@ impl ApiError {
     }
 
     /// Like [`Self::retry_after`], also saying which signal decided: `Retry-After` header,
-    /// else `details.retryAfter`, else `details.resetAt`/`X-RateLimit-Reset` − now, else
-    /// exponential backoff with jitter.
+    /// else `details.retryAfter`, else `details.resetAt` − now, else (429 with an exhausted or
+    /// unknown account bucket only) `X-RateLimit-Reset` − now, else exponential backoff with
+    /// jitter.
     pub fn retry_wait(&self, now: DateTime<Utc>) -> Option<RetryWait> {
         if self.class() != ErrorClass::Retryable {
             return None;
@@ -313,11 +314,21 @@ impl ApiError {
                 source: WaitSource::DetailsRetryAfter,
             });
         }
+        // `X-RateLimit-Reset` is on every response and describes the account buckets, so it
+        // only explains a 429 whose buckets are exhausted (or unknown); for a 5xx, or a 429
+        // from a per-minute pool, it would mean waiting up to an hour for nothing.
+        let header_reset = rate_limit
+            .filter(|r| {
+                self.status() == Some(429)
+                    && (r.remaining_hour.is_none_or(|n| n == 0)
+                        || r.remaining_day.is_some_and(|n| n == 0))
+            })
+            .and_then(|r| r.reset);
         let reset = details
             .and_then(|d| d.get("resetAt"))
             .and_then(serde_json::Value::as_str)
             .and_then(parse_instant)
-            .or_else(|| rate_limit.and_then(|r| r.reset));
+            .or(header_reset);
         if let Some(at) = reset {
             return Some(RetryWait {
                 delay: (at - now).to_std().unwrap_or(Duration::ZERO),

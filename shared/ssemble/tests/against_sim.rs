@@ -274,6 +274,14 @@ async fn reads_retry_by_themselves_within_bounds_and_create_retries_only_after_4
         status: None,
     });
     assert!(c.templates().await.is_ok());
+    // A JSON 5xx carries X-RateLimit-Reset like every response; it must not mean "wait an hour".
+    sim.inject_fault(FaultSpec {
+        endpoint: Some(ApiEndpoint::Templates),
+        kind: FaultKind::HttpError,
+        count: 1,
+        status: Some(500),
+    });
+    assert!(c.templates().await.is_ok());
 
     sim.storm(StormSpec {
         endpoint: Some(ApiEndpoint::Create),

@@ -203,8 +203,10 @@ fn gate(
             "rate_limit_exceeded",
             "Rate limit exceeded. Please try again later.",
             Value::Object(details),
+            // A storm stands for an exhausted hourly bucket.
             Some(&RateHeaders {
                 reset: reset_at,
+                remaining_hour: 0,
                 ..rate
             }),
         );
