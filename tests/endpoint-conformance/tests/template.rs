@@ -1,0 +1,148 @@
+//! `reelay_template::provision` creates what template.yaml declares, with the declared shapes,
+//! and a second run changes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use endpoint_conformance::{Service, sdk_config, template, unique_suffix};
+use reelay_template::{ProvisionOptions, provision};
+
+const FUNCTION_ENV: [&str; 12] = [
+    "STAGE",
+    "TABLE_NAME",
+    "RENDER_QUEUE_URL",
+    "PUBLISH_QUEUE_URL",
+    "RENDER_DLQ_URL",
+    "PUBLISH_DLQ_URL",
+    "SSEMBLE_SECRET_ID",
+    "TIKTOK_APP_SECRET_ID",
+    "TIKTOK_TOKEN_SECRET_PREFIX",
+    "SSEMBLE_API_BASE_URL",
+    "TIKTOK_API_BASE_URL",
+    "TIKTOK_AUTH_BASE_URL",
+];
+
+#[tokio::test]
+async fn template_provision_creates_the_declared_shapes_and_is_idempotent() {
+    let config = sdk_config(Service::Sqs).await;
+    let t = template();
+    let suffix = unique_suffix();
+    let mut options = ProvisionOptions::new("local").with_suffix(&suffix);
+    options
+        .secret_values
+        .insert("SsembleSecret".into(), r#"{"apiKey":"local-key"}"#.into());
+
+    let first = provision(&config, &t, &options).await.unwrap();
+    let second = provision(&config, &t, &options).await.unwrap();
+    assert_eq!(first.env_vars(), second.env_vars());
+    assert_eq!(first.queues, second.queues);
+
+    let env = first.env_vars();
+    let keys: BTreeSet<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+    for key in FUNCTION_ENV {
+        assert!(keys.contains(key), "{key} missing from {keys:?}");
+    }
+    assert_eq!(first.env_var("STAGE"), Some("local"));
+    assert_eq!(
+        first.env_var("TABLE_NAME"),
+        Some(format!("reelay-local-{suffix}").as_str())
+    );
+    assert_eq!(first.unresolved_env, vec!["PUBLIC_BASE_URL".to_owned()]);
+
+    // Table: keys and both GSIs as declared.
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let table = ddb
+        .describe_table()
+        .table_name(first.env_var("TABLE_NAME").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let keys: Vec<_> = table
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name().to_owned())
+        .collect();
+    assert_eq!(keys, vec!["pk", "sk"]);
+    let indexes: BTreeSet<_> = table
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|g| g.index_name().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        indexes,
+        BTreeSet::from(["due".to_owned(), "gsi1".to_owned()])
+    );
+
+    // Queues: FIFO, explicit dedup, visibility and redrive to the declared DLQ by its real ARN.
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    for (queue, dlq, visibility) in [
+        ("RenderQueue", "RenderDlq", "180"),
+        ("PublishQueue", "PublishDlq", "1800"),
+    ] {
+        let q = first.queue(queue).unwrap();
+        assert!(
+            q.name.contains(&suffix) && q.name.ends_with(".fifo"),
+            "{}",
+            q.name
+        );
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&q.url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        let get = |name: QueueAttributeName| attributes.get(&name).map(String::as_str);
+        assert_eq!(get(QueueAttributeName::FifoQueue), Some("true"), "{queue}");
+        assert_eq!(
+            get(QueueAttributeName::ContentBasedDeduplication),
+            Some("false"),
+            "{queue}"
+        );
+        assert_eq!(
+            get(QueueAttributeName::VisibilityTimeout),
+            Some(visibility),
+            "{queue}"
+        );
+        let redrive: serde_json::Value =
+            serde_json::from_str(get(QueueAttributeName::RedrivePolicy).unwrap()).unwrap();
+        assert_eq!(
+            redrive["deadLetterTargetArn"],
+            first.queue(dlq).unwrap().arn.as_str()
+        );
+        assert_eq!(
+            redrive["maxReceiveCount"].to_string().trim_matches('"'),
+            "5"
+        );
+    }
+
+    // Secrets: the seed where given, the template's placeholder document elsewhere.
+    let sm = aws_sdk_secretsmanager::Client::new(&config);
+    let value_of = |id: &'static str| {
+        let sm = sm.clone();
+        let arn = first.secret(id).unwrap().arn.clone();
+        async move {
+            sm.get_secret_value()
+                .secret_id(arn)
+                .send()
+                .await
+                .unwrap()
+                .secret_string
+        }
+    };
+    assert_eq!(
+        value_of("SsembleSecret").await.as_deref(),
+        Some(r#"{"apiKey":"local-key"}"#)
+    );
+    let app: serde_json::Value =
+        serde_json::from_str(&value_of("TikTokAppSecret").await.unwrap()).unwrap();
+    assert!(
+        app.get("clientKey").is_some() && app.get("clientSecret").is_some(),
+        "{app}"
+    );
+}
