@@ -12,7 +12,8 @@ use thiserror::Error;
 use tracing::debug;
 
 pub use batch::{
-    FailureScope, FifoBatchProcessor, RecordFailure, decode_work_message, sqs_event_from_received,
+    FailureScope, FifoBatchProcessor, RecordFailure, RecordMeta, decode_work_message,
+    sqs_event_from_received,
 };
 
 #[derive(Debug, Error)]

@@ -1,0 +1,427 @@
+//! SQS FIFO transport against a real endpoint: real sends, real receives, the batch helper on real
+//! received batches, and the redrive of poison messages. Each test owns its queues.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use common::{account, sdk, tenant};
+use reelay_aws::sqs::RecordMeta;
+use reelay_aws::{
+    FailureScope, FifoBatchProcessor, RecordFailure, SqsWorkQueue, sqs_event_from_received,
+};
+use reelay_domain::messages::{QueueKind, WorkMessage};
+use reelay_domain::ports::WorkQueue;
+use reelay_domain::{JobId, UtcTime};
+
+fn message(account_id: &str, n: u64) -> WorkMessage {
+    WorkMessage::new(
+        QueueKind::Publish,
+        JobId::generate(
+            UtcTime::from_millis(1_700_000_000_000 + n as i64),
+            u128::from(n),
+        ),
+        tenant("tenant_a"),
+        account(account_id),
+        n,
+    )
+}
+
+async fn receive(client: &Client, url: &str, max: i32, wait_secs: i32) -> Vec<Message> {
+    client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(max)
+        .wait_time_seconds(wait_secs)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+}
+
+fn group(m: &Message) -> String {
+    m.attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn failed_ids(r: &SqsBatchResponse) -> Vec<String> {
+    r.batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+/// What Lambda's event source mapping does after the handler: delete what did not fail.
+async fn delete_succeeded(
+    client: &Client,
+    url: &str,
+    received: &[Message],
+    response: &SqsBatchResponse,
+) {
+    let failed: HashSet<String> = failed_ids(response).into_iter().collect();
+    for m in received {
+        if !failed.contains(m.message_id().unwrap()) {
+            client
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn work_messages_carry_the_account_group_and_a_transition_dedup_id() {
+    let sdk = sdk().await;
+    let q = common::fifo_queue(&sdk, 30, 5).await;
+    let client = Client::new(&sdk);
+    let queue = SqsWorkQueue::new(client.clone(), None, Some(q.url.clone()));
+    let m = message("acct_1", 3);
+    queue.send(&m, 1).await.unwrap();
+    queue.send(&m, 1).await.unwrap(); // a resend of the same transition
+    queue.send(&m, 2).await.unwrap(); // a new attempt
+
+    let got = receive(&client, &q.url, 10, 1).await;
+    assert_eq!(got.len(), 2, "SQS dropped the duplicate send");
+    let attrs = got[0].attributes().unwrap();
+    assert_eq!(
+        attrs.get(&MessageSystemAttributeName::MessageGroupId),
+        Some(&m.group_id())
+    );
+    assert_eq!(
+        attrs.get(&MessageSystemAttributeName::MessageDeduplicationId),
+        Some(&m.dedup_id(1))
+    );
+    let body: WorkMessage = serde_json::from_str(got[0].body().unwrap()).unwrap();
+    assert_eq!(body, m);
+    assert_eq!(queue.requests(), 3);
+
+    let render = message("acct_1", 4);
+    let render = WorkMessage {
+        kind: QueueKind::Render,
+        ..render
+    };
+    assert!(
+        queue.send(&render, 1).await.is_err(),
+        "no render queue configured here"
+    );
+}
+
+#[tokio::test]
+async fn a_delayed_group_waits_while_other_groups_flow() {
+    let sdk = sdk().await;
+    // A long visibility timeout: only the helper's ChangeMessageVisibility can bring A1 back soon.
+    let q = common::fifo_queue(&sdk, 60, 5).await;
+    let client = Client::new(&sdk);
+    let queue = SqsWorkQueue::new(client.clone(), None, Some(q.url.clone()));
+    let (a1, a2, b1, b2) = (
+        message("acct_a", 1),
+        message("acct_a", 2),
+        message("acct_b", 3),
+        message("acct_b", 4),
+    );
+    for m in [&a1, &a2, &b1, &b2] {
+        queue.send(m, 1).await.unwrap();
+    }
+
+    // Group A's head is in flight: A2 is held back, B flows.
+    let first = receive(&client, &q.url, 1, 1).await;
+    assert_eq!(first.len(), 1);
+    let head_group = group(&first[0]);
+    let in_flight = receive(&client, &q.url, 10, 1).await;
+    assert!(!in_flight.is_empty());
+    assert!(
+        in_flight.iter().all(|m| group(m) != head_group),
+        "a group in flight delivers nothing else"
+    );
+    // Put the other group's messages back for the next step.
+    for m in &in_flight {
+        client
+            .change_message_visibility()
+            .queue_url(&q.url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // The handler asks for a 2 s delay on the head: its group waits ~2-3 s, the other group doesn't.
+    let processor = FifoBatchProcessor::new(client.clone(), q.url.clone());
+    let response = processor
+        .process(
+            sqs_event_from_received(&first, Some(&q.arn)),
+            |_m, _meta| async {
+                Err(RecordFailure::retry_after(
+                    "rate_limit_exceeded",
+                    Duration::from_secs(2),
+                ))
+            },
+        )
+        .await;
+    let delayed_at = Instant::now();
+    assert_eq!(
+        failed_ids(&response),
+        vec![first[0].message_id().unwrap().to_owned()]
+    );
+
+    let others = receive(&client, &q.url, 10, 0).await;
+    assert!(!others.is_empty(), "the other group keeps flowing");
+    assert!(
+        others.iter().all(|m| group(m) != head_group),
+        "the delayed group is blocked"
+    );
+    for m in &others {
+        client
+            .delete_message()
+            .queue_url(&q.url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // It comes back after the delay, long before the 60 s visibility timeout, still first in line.
+    let mut back = Vec::new();
+    while back.is_empty() && delayed_at.elapsed() < Duration::from_secs(10) {
+        back = receive(&client, &q.url, 10, 1).await;
+    }
+    let waited = delayed_at.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "came back too early: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(10), "never came back");
+    assert_eq!(
+        back[0].message_id(),
+        first[0].message_id(),
+        "the head is redelivered first"
+    );
+    let receive_count = back[0]
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .cloned();
+    assert_eq!(receive_count.as_deref(), Some("2"));
+}
+
+/// Sends A1, B1, A2, B2, C1 and receives them as one batch.
+async fn interleaved_batch(
+    sdk: &aws_config::SdkConfig,
+) -> (common::FifoQueue, Client, Vec<Message>) {
+    let q = common::fifo_queue(sdk, 60, 5).await;
+    let client = Client::new(sdk);
+    let queue = SqsWorkQueue::new(client.clone(), None, Some(q.url.clone()));
+    for (acct, n) in [
+        ("acct_a", 1),
+        ("acct_b", 2),
+        ("acct_a", 3),
+        ("acct_b", 4),
+        ("acct_c", 5),
+    ] {
+        queue.send(&message(acct, n), 1).await.unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.extend(receive(&client, &q.url, 10, 1).await);
+        if got.len() == 5 {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 5, "the whole batch in one receive");
+    (q, client, got)
+}
+
+fn group_of_job(received: &[Message], meta_ids: &[String]) -> Vec<String> {
+    meta_ids
+        .iter()
+        .map(|id| {
+            received
+                .iter()
+                .find(|m| m.message_id() == Some(id.as_str()))
+                .map(group)
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn from_the_first_failure_on_every_later_record_of_the_batch_is_reported_failed() {
+    let sdk = sdk().await;
+    let (q, client, received) = interleaved_batch(&sdk).await;
+    let b_group = message("acct_b", 0).group_id();
+    let fail_at = received.iter().position(|m| group(m) == b_group).unwrap();
+    assert!(
+        fail_at + 1 < received.len(),
+        "the failing record has later records in the batch"
+    );
+
+    let calls: Arc<Mutex<Vec<String>>> = Arc::default();
+    let processor = FifoBatchProcessor::new(client.clone(), q.url.clone());
+    let response = processor
+        .process(
+            sqs_event_from_received(&received, Some(&q.arn)),
+            |m, meta: RecordMeta| {
+                let calls = calls.clone();
+                let fail = m.group_id() == b_group;
+                async move {
+                    calls.lock().unwrap().push(meta.message_id);
+                    if fail {
+                        Err(RecordFailure::new("upstream_5xx"))
+                    } else {
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .await;
+
+    let ids: Vec<String> = received
+        .iter()
+        .map(|m| m.message_id().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        ids[..=fail_at].to_vec(),
+        "nothing runs after the failure"
+    );
+    assert_eq!(failed_ids(&response), ids[fail_at..].to_vec());
+
+    delete_succeeded(&client, &q.url, &received, &response).await;
+    // Unattempted records were released at once; the failed group stays blocked behind its head.
+    let again = receive(&client, &q.url, 10, 1).await;
+    let again_ids: Vec<String> = again
+        .iter()
+        .map(|m| m.message_id().unwrap().to_owned())
+        .collect();
+    let groups = group_of_job(&again, &again_ids);
+    assert!(
+        !again.is_empty(),
+        "released records come back without waiting for the visibility timeout"
+    );
+    assert!(
+        groups.iter().all(|g| *g != b_group),
+        "the failed group is still blocked"
+    );
+    let expected: Vec<String> = ids[fail_at + 1..]
+        .iter()
+        .zip(&received[fail_at + 1..])
+        .filter(|(_, m)| group(m) != b_group)
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(again_ids, expected);
+}
+
+#[tokio::test]
+async fn the_group_scope_fails_only_the_failed_groups_later_records() {
+    let sdk = sdk().await;
+    let (q, client, received) = interleaved_batch(&sdk).await;
+    let b_group = message("acct_b", 0).group_id();
+    let processor = FifoBatchProcessor::new(client.clone(), q.url.clone())
+        .with_scope(FailureScope::RestOfGroup);
+    let calls: Arc<Mutex<usize>> = Arc::default();
+    let response = processor
+        .process(
+            sqs_event_from_received(&received, Some(&q.arn)),
+            |m, _meta| {
+                let calls = calls.clone();
+                let fail = m.group_id() == b_group;
+                async move {
+                    *calls.lock().unwrap() += 1;
+                    if fail {
+                        Err(RecordFailure::new("upstream_5xx"))
+                    } else {
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .await;
+    let b_ids: Vec<String> = received
+        .iter()
+        .filter(|m| group(m) == b_group)
+        .map(|m| m.message_id().unwrap().to_owned())
+        .collect();
+    assert_eq!(failed_ids(&response), b_ids, "only group B's records fail");
+    assert_eq!(*calls.lock().unwrap(), 4, "B2 never ran; A and C all did");
+}
+
+#[tokio::test]
+async fn poison_messages_reach_the_dlq_after_max_receive_count_and_good_ones_are_processed_once() {
+    let sdk = sdk().await;
+    // A 1 s visibility timeout and the template's maxReceiveCount of 5: the redrive takes seconds.
+    let q = common::fifo_queue(&sdk, 1, 5).await;
+    let client = Client::new(&sdk);
+    let good = message("acct_good", 1);
+    SqsWorkQueue::new(client.clone(), None, Some(q.url.clone()))
+        .send(&good, 1)
+        .await
+        .unwrap();
+    let poison = [
+        ("poison-json", "this is not json"),
+        (
+            "poison-version",
+            r#"{"v":99,"kind":"publish","jobId":"job_01HT0000000000000000000000","tenantId":"t","accountId":"a","jobVersion":1}"#,
+        ),
+    ];
+    for (grp, body) in poison {
+        client
+            .send_message()
+            .queue_url(&q.url)
+            .message_group_id(grp)
+            .message_deduplication_id(format!("{grp}-1"))
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // The default scope: a poison record fails everything after it in its batch, which is
+    // released at once and so runs on the next poll, without the poison (still in flight).
+    let processor = FifoBatchProcessor::new(client.clone(), q.url.clone());
+    let handled: Arc<Mutex<Vec<WorkMessage>>> = Arc::default();
+    let started = Instant::now();
+    let mut dead = Vec::new();
+    while dead.len() < 2 && started.elapsed() < Duration::from_secs(40) {
+        let batch = receive(&client, &q.url, 10, 1).await;
+        if !batch.is_empty() {
+            let response = processor
+                .process(sqs_event_from_received(&batch, Some(&q.arn)), |m, _| {
+                    let handled = handled.clone();
+                    async move {
+                        handled.lock().unwrap().push(m);
+                        Ok(())
+                    }
+                })
+                .await;
+            delete_succeeded(&client, &q.url, &batch, &response).await;
+        }
+        dead.extend(receive(&client, &q.dlq_url, 10, 0).await);
+    }
+    let dead_bodies: HashSet<&str> = dead.iter().filter_map(|m| m.body()).collect();
+    assert_eq!(
+        dead_bodies,
+        poison.iter().map(|(_, b)| *b).collect::<HashSet<_>>(),
+        "both poison bodies in the DLQ"
+    );
+    assert_eq!(
+        *handled.lock().unwrap(),
+        vec![good],
+        "the good message ran exactly once, poison never reached the handler"
+    );
+    assert!(
+        receive(&client, &q.url, 10, 1).await.is_empty(),
+        "nothing left behind"
+    );
+}
