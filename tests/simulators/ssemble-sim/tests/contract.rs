@@ -848,3 +848,50 @@ fn binary_prints_its_url_and_serves() {
     assert_eq!(ok, 200);
     assert_eq!(other, 401, "--api-key restricts the accepted keys");
 }
+
+#[tokio::test]
+async fn a_slow_receiver_times_out_and_gets_the_event_again() {
+    // 20× clock: the 10 s attempt timeout is 500 ms of real time.
+    let api = Api::start(SimConfig {
+        time_scale: 20.0,
+        ..SimConfig::default()
+    })
+    .await;
+    let hits = Arc::new(Mutex::new(0u32));
+    let h = hits.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move || {
+            let h = h.clone();
+            async move {
+                let n = {
+                    let mut n = h.lock().unwrap();
+                    *n += 1;
+                    *n
+                };
+                if n == 1 {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (_, v) = api.create(json!({ "fileUrl": SRC, "start": 0, "end": 60, "webhookUrl": format!("http://{addr}/hook") })).await;
+    let id = v["data"]["requestId"].as_str().unwrap().to_owned();
+    api.sim.force_complete(&id);
+    wait_until(|| api.sim.inspect().deliveries_for(&id).len() == 2).await;
+    let ins = api.sim.inspect();
+    let d = ins.deliveries_for(&id);
+    assert_eq!(
+        (d[0].outcome.as_str(), d[1].outcome.as_str()),
+        ("timeout", "delivered")
+    );
+    assert_eq!(
+        *hits.lock().unwrap(),
+        2,
+        "the receiver saw the same event twice"
+    );
+}
