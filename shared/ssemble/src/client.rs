@@ -243,9 +243,21 @@ impl SsembleClient {
             .http
             .request(method, url)
             .header(header::ACCEPT, "application/json");
+        // Marked sensitive so no HTTP-layer debug output can show it.
+        let mut key = header::HeaderValue::from_str(self.api_key.expose_secret())
+            .map_err(|_| ApiError::Config("API key is not a valid header value".to_owned()))?;
+        key.set_sensitive(true);
         rb = match self.auth_scheme {
-            AuthScheme::XApiKey => rb.header("X-API-Key", self.api_key.expose_secret()),
-            AuthScheme::Bearer => rb.bearer_auth(self.api_key.expose_secret()),
+            AuthScheme::XApiKey => rb.header("X-API-Key", key),
+            AuthScheme::Bearer => {
+                let mut bearer = header::HeaderValue::from_str(&format!(
+                    "Bearer {}",
+                    self.api_key.expose_secret()
+                ))
+                .map_err(|_| ApiError::Config("API key is not a valid header value".to_owned()))?;
+                bearer.set_sensitive(true);
+                rb.header(header::AUTHORIZATION, bearer)
+            }
         };
         rb = match body {
             Body::None => rb,

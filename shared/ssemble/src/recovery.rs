@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::client::SsembleClient;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorClass};
 use crate::model::{
     ApiResponse, CreateShortRequest, CreateShortResponse, ListQuery, RequestId, RequestSummary,
     SortBy, SortOrder, Source,
@@ -134,7 +134,12 @@ impl SsembleClient {
                             continue;
                         }
                         confirmations += 1;
-                        let doc = self.get(item.request_id.as_str()).await?.data;
+                        let doc = match self.get(item.request_id.as_str()).await {
+                            Ok(resp) => resp.data,
+                            // Deleted between the list and the look-up: not ours to claim.
+                            Err(e) if e.class() == ErrorClass::NotFound => continue,
+                            Err(e) => return Err(e),
+                        };
                         let candidate = RequestSummary {
                             url: doc.url.clone().or(item.url.clone()),
                             file_url: doc.file_url.clone().or(item.file_url.clone()),
