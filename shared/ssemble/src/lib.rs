@@ -21,7 +21,7 @@ pub use client::SsembleClient;
 pub use config::{
     AuthScheme, BASE_URL_ENV, DEFAULT_BASE_URL, FindPolicy, RetryPolicy, SsembleConfig,
 };
-pub use error::{ApiError, Endpoint, ErrorClass, ErrorCode, RetryWait, WaitSource};
+pub use error::{ApiError, BackoffHint, Endpoint, ErrorClass, ErrorCode, RetryWait, WaitSource};
 pub use model::*;
 pub use rate_limit::RateLimitInfo;
 pub use recovery::{CreateOutcome, FindCriteria, FindOutcome};

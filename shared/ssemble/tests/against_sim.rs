@@ -923,3 +923,30 @@ async fn unknown_outcome_with_nothing_created_reports_not_found_and_definite_err
         .count();
     assert_eq!(lists_before, lists_after);
 }
+
+#[tokio::test]
+async fn a_connection_that_never_opened_is_not_sent_and_create_does_not_search() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut cfg =
+        SsembleConfig::new(SecretString::from(KEY)).with_base_url(format!("http://{addr}/api/v1"));
+    cfg.retry = RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(5),
+        ..RetryPolicy::default()
+    };
+    let c = SsembleClient::new(cfg).unwrap();
+    let e = c
+        .create_at_most_once(&file_request(SRC, 0.0, 60.0), BTreeSet::new())
+        .await
+        .unwrap_err();
+    match &e {
+        ApiError::NotSent { backoff, .. } => {
+            assert_eq!(backoff.attempt, 2, "retried once, then gave up")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!e.may_have_taken_effect());
+    assert_eq!(e.class(), ErrorClass::Retryable);
+}
