@@ -286,6 +286,11 @@ impl SimHandle {
         self.shared.lock().files_ignore_range = on;
     }
 
+    /// `viral_score` in webhooks = GET score ÷ `divisor` (1.0 makes both scales equal).
+    pub fn set_webhook_score_divisor(&self, divisor: f64) {
+        self.shared.lock().webhook_score_divisor = divisor;
+    }
+
     /// Sets a key's remaining credits.
     pub fn set_credits(&self, key: &str, credits: i64) {
         let cfg = &self.shared.cfg;

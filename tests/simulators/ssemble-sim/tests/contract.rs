@@ -895,3 +895,37 @@ async fn a_slow_receiver_times_out_and_gets_the_event_again() {
         "the receiver saw the same event twice"
     );
 }
+
+#[tokio::test]
+async fn webhook_score_scale_is_a_toggle() {
+    let api = Api::start(SimConfig::default()).await;
+    let (url, got) = receiver().await;
+    let mut ids = Vec::new();
+    for divisor in [10.0, 1.0] {
+        api.sim.set_webhook_score_divisor(divisor);
+        let (_, v) = api
+            .create(json!({ "fileUrl": SRC, "start": 0, "end": 60, "webhookUrl": url }))
+            .await;
+        let id = v["data"]["requestId"].as_str().unwrap().to_owned();
+        api.sim.force_complete(&id);
+        let n = ids.len() + 1;
+        wait_until(|| got.lock().unwrap().len() == n).await;
+        ids.push(id);
+    }
+    let got = got.lock().unwrap().clone();
+    for ((_, hook), (id, divisor)) in got.iter().zip(ids.iter().zip([10.0, 1.0])) {
+        let (_, _, doc) = api.get(&format!("/shorts/{id}")).await;
+        let first = &hook["data"]["shorts"][0];
+        let in_get = doc["data"]["shorts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == first["id"])
+            .unwrap();
+        let expected = in_get["viral_score"].as_f64().unwrap() / divisor;
+        assert!(
+            (first["viral_score"].as_f64().unwrap() - expected).abs() < 0.051,
+            "divisor {divisor}"
+        );
+    }
+}
