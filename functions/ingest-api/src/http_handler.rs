@@ -8,15 +8,15 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use reelay_domain::messages::{QueueKind, WorkMessage};
 use reelay_domain::ports::{
     AccountStore, Clock, IdempotencyBegin, IdempotencyScope, JobFilter, JobStore, StoreError,
     StoredResponse, WorkQueue,
 };
 use reelay_domain::request::{self, NewJob};
+use reelay_domain::usecase;
 use reelay_domain::{
-    Applied, Effect, ErrorEnvelope, Event, FieldError, Job, JobId, JobState, PayloadHash, Policy,
-    Step, TenantId, TransitionError, UtcTime,
+    ErrorEnvelope, Event, FieldError, Job, JobId, JobState, PayloadHash, Policy, Step, TenantId,
+    TransitionError, UtcTime,
 };
 
 use crate::view::{JobView, seed_view};
@@ -26,7 +26,7 @@ use crate::view::{JobView, seed_view};
 pub struct Deps<J, A, Q, C> {
     pub jobs: J,
     pub accounts: A,
-    pub render_queue: Q,
+    pub queue: Q,
     pub clock: C,
     pub policy: Policy,
     pub max_body_bytes: usize,
@@ -423,31 +423,8 @@ where
         Err(e) => return Err(e.into()),
     }
     tracing::info!(job_id = %created.job.id, account_id = %created.job.account_id, state = %created.job.state, "job accepted");
-    run_effects(deps, &created).await;
+    usecase::dispatch(&deps.queue, &created).await;
     Ok(json_response(status, body))
-}
-
-/// Runs what a stored transition asks for. A failed send is not fatal: the job's next check
-/// makes the reconciler enqueue it again.
-async fn run_effects<J, A, Q, C>(deps: &Deps<J, A, Q, C>, applied: &Applied)
-where
-    Q: WorkQueue,
-{
-    for effect in &applied.effects {
-        if let Effect::EnqueueRender = effect {
-            let job = &applied.job;
-            let message = WorkMessage::new(
-                QueueKind::Render,
-                job.id.clone(),
-                job.tenant_id.clone(),
-                job.account_id.clone(),
-                job.version,
-            );
-            if let Err(e) = deps.render_queue.send(&message, job.render_attempts).await {
-                tracing::warn!(job_id = %job.id, error.message = %e, "render enqueue failed; the reconciler will retry");
-            }
-        }
-    }
 }
 
 async fn load_owned<J, A, Q, C>(
@@ -547,15 +524,24 @@ where
     C: Clock,
 {
     let job = load_owned(deps, tenant, raw_id).await?;
-    let now = deps.clock.now();
-    let job = match job.apply(&event, now, &deps.policy)? {
-        Step::Absorbed => job,
-        Step::Applied(applied) => {
-            deps.jobs.save(&applied, job.version).await?;
-            tracing::info!(job_id = %applied.job.id, from = %job.state, to = %applied.job.state, event = event.name(), "job moved by client");
-            run_effects(deps, &applied).await;
+    let from = job.state;
+    let job = match usecase::advance_loaded(
+        &deps.jobs,
+        &deps.queue,
+        &deps.clock,
+        &deps.policy,
+        job,
+        &event,
+    )
+    .await?
+    {
+        usecase::Advance::Moved(applied) => {
+            tracing::info!(job_id = %applied.job.id, from = %from, to = %applied.job.state, event = event.name(), "job moved by client");
             applied.job
         }
+        usecase::Advance::Absorbed(job) => *job,
+        usecase::Advance::Refused(_, e) => return Err(e.into()),
+        usecase::Advance::NotFound => return Err(ApiError::JobNotFound),
     };
     let body = serde_json::to_string(&JobView::new(&job, None))
         .map_err(|e| ApiError::Malformed(e.to_string()))?;

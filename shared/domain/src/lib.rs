@@ -13,6 +13,7 @@ pub mod ports;
 pub mod request;
 pub mod time;
 pub mod upstream;
+pub mod usecase;
 
 pub use envelope::{ErrorEnvelope, FieldError};
 pub use ids::{
