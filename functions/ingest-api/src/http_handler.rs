@@ -15,7 +15,7 @@ use reelay_domain::ports::{
 use reelay_domain::request::{self, NewJob};
 use reelay_domain::usecase;
 use reelay_domain::{
-    ErrorEnvelope, Event, FieldError, Job, JobId, JobState, PayloadHash, Policy, Step, TenantId,
+    ErrorEnvelope, Event, FieldError, Job, JobId, JobState, PayloadHash, Policy, TenantId,
     TransitionError, UtcTime,
 };
 
