@@ -132,6 +132,9 @@ pub struct NextCheck {
     pub kind: CheckKind,
 }
 
+/// Webhook tokens kept per job (one per render submission).
+const MAX_WEBHOOK_TOKENS: usize = 5;
+
 /// One audited transition: who moved the job where, with the upstream references of that moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -174,6 +177,9 @@ pub struct Job {
     pub attempt: u32,
     /// Ssemble creates started. Above zero, a resubmission must first look for an earlier request.
     pub render_attempts: u32,
+    /// SHA-256 (hex) of the per-job tokens in Ssemble webhook URLs; only their holder can call back.
+    #[serde(default)]
+    pub webhook_token_hashes: Vec<String>,
     pub last_error: Option<JobError>,
     pub hold: Option<Hold>,
     pub next_check: Option<NextCheck>,
@@ -237,6 +243,7 @@ impl Job {
             post_ids: Vec::new(),
             attempt: 0,
             render_attempts: 0,
+            webhook_token_hashes: Vec::new(),
             last_error: None,
             hold: None,
             next_check,
@@ -317,8 +324,15 @@ impl Job {
     /// Copies what an event carries onto the job.
     fn record(&mut self, event: &Event, now: UtcTime) {
         match event {
-            Event::RenderSubmitStarted => {
+            Event::RenderSubmitStarted { webhook_token_hash } => {
                 self.render_attempts = self.render_attempts.saturating_add(1);
+                // An earlier create may still call back with its own token: keep the last few.
+                self.webhook_token_hashes.push(webhook_token_hash.clone());
+                let excess = self
+                    .webhook_token_hashes
+                    .len()
+                    .saturating_sub(MAX_WEBHOOK_TOKENS);
+                self.webhook_token_hashes.drain(..excess);
             }
             Event::RenderSubmitted { request_id } => self.request_id = Some(request_id.clone()),
             Event::RenderCompleted { clip } => {

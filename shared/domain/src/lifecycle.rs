@@ -164,8 +164,11 @@ pub enum Via {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    /// The render submitter is about to call Ssemble create (recorded first, like a publish attempt).
-    RenderSubmitStarted,
+    /// The render submitter is about to call Ssemble create (recorded first, like a publish
+    /// attempt), with the SHA-256 of the per-job token its webhookUrl will carry.
+    RenderSubmitStarted {
+        webhook_token_hash: String,
+    },
     /// Ssemble accepted the create (or an earlier create was found).
     RenderSubmitted {
         request_id: RequestId,
@@ -236,7 +239,7 @@ pub enum Event {
 impl Event {
     pub fn name(&self) -> &'static str {
         match self {
-            Self::RenderSubmitStarted => "render_submit_started",
+            Self::RenderSubmitStarted { .. } => "render_submit_started",
             Self::RenderSubmitted { .. } => "render_submitted",
             Self::RenderSubmitRejected { .. } => "render_submit_rejected",
             Self::RenderProgressed => "render_progressed",
@@ -513,7 +516,7 @@ pub fn decide(
 
     match (state, event) {
         // ── render submission ──────────────────────────────────────────────────────────
-        (S::Received, E::RenderSubmitStarted) => move_to(
+        (S::Received, E::RenderSubmitStarted { .. }) => move_to(
             S::Received,
             vec![Effect::SubmitRender {
                 lookup_first: job.render_attempts > 0,

@@ -75,7 +75,9 @@ pub fn clip() -> Clip {
 /// One representative of every event variant, in declaration order.
 pub fn every_event() -> Vec<Event> {
     vec![
-        Event::RenderSubmitStarted,
+        Event::RenderSubmitStarted {
+            webhook_token_hash: "ab".repeat(32),
+        },
         Event::RenderSubmitted {
             request_id: RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap(),
         },

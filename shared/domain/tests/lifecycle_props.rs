@@ -53,7 +53,9 @@ fn status() -> impl Strategy<Value = (PublishStatus, Vec<String>)> {
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        Just(Event::RenderSubmitStarted),
+        Just(Event::RenderSubmitStarted {
+            webhook_token_hash: "ab".repeat(32)
+        }),
         Just(Event::RenderSubmitted {
             request_id: RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap()
         }),
