@@ -164,6 +164,14 @@ pub enum Via {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// The reconciler found a render submission due (a lost message, an unknown create, the end
+    /// of a hold): put the job on the render queue again.
+    SubmitDue,
+    /// Due work could not be done now (a budget, an unreachable upstream, nothing new to learn):
+    /// keep the state, look again at `until`.
+    Deferred {
+        until: UtcTime,
+    },
     /// The render submitter is about to call Ssemble create (recorded first, like a publish
     /// attempt), with the SHA-256 of the per-job token its webhookUrl will carry.
     RenderSubmitStarted {
@@ -239,6 +247,8 @@ pub enum Event {
 impl Event {
     pub fn name(&self) -> &'static str {
         match self {
+            Self::SubmitDue => "submit_due",
+            Self::Deferred { .. } => "deferred",
             Self::RenderSubmitStarted { .. } => "render_submit_started",
             Self::RenderSubmitted { .. } => "render_submitted",
             Self::RenderSubmitRejected { .. } => "render_submit_rejected",
@@ -515,6 +525,25 @@ pub fn decide(
     };
 
     match (state, event) {
+        // ── reconciler bookkeeping ─────────────────────────────────────────────────────
+        (S::Received, E::SubmitDue) => move_to(
+            S::Received,
+            vec![Effect::EnqueueRender],
+            check(
+                now.plus(policy.render_submit_lease),
+                CheckKind::SubmitRender,
+            ),
+        ),
+        (s, E::Deferred { until }) if !s.is_terminal() => match job.next_check {
+            Some(current) => Ok(Decision::Move {
+                to: s,
+                effects: Vec::new(),
+                next_check: check((*until).max(now), current.kind),
+                hold: job.hold.clone(),
+            }),
+            None => Ok(Decision::Absorb),
+        },
+
         // ── render submission ──────────────────────────────────────────────────────────
         (S::Received, E::RenderSubmitStarted { .. }) => move_to(
             S::Received,

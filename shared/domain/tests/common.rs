@@ -127,5 +127,9 @@ pub fn every_event() -> Vec<Event> {
         Event::Expired,
         Event::Cancel,
         Event::Retry,
+        Event::SubmitDue,
+        Event::Deferred {
+            until: now().plus(std::time::Duration::from_secs(60)),
+        },
     ]
 }

@@ -106,6 +106,10 @@ fn event() -> impl Strategy<Value = Event> {
         Just(Event::Expired),
         Just(Event::Cancel),
         Just(Event::Retry),
+        Just(Event::SubmitDue),
+        (1u64..600).prop_map(|s| Event::Deferred {
+            until: now().plus(Duration::from_secs(s))
+        }),
     ]
 }
 
