@@ -1,11 +1,14 @@
 //! Moving a job: offer an event, write the transition conditionally, retry on a lost race, then
 //! hand queue effects to the queue. Every function moves jobs through here.
 
-use crate::ids::JobId;
-use crate::job::{Applied, Job, Step};
+use crate::budget::{Admission, BudgetKind, Limits};
+use crate::ids::{JobId, RequestId};
+use crate::job::{Applied, Job, JobError, Step};
 use crate::lifecycle::{Effect, Event, Policy, TransitionError};
 use crate::messages::{QueueKind, WorkMessage};
-use crate::ports::{Clock, JobStore, StoreError, WorkQueue};
+use crate::ports::{AccountStore, Clock, JobStore, StoreError, WorkQueue};
+use crate::time::UtcTime;
+use crate::upstream::{RenderApi, RenderStatus, UpstreamError, choose_clip};
 
 /// How many times a transition is re-decided after losing a race before giving up.
 const MAX_RACES: usize = 8;
@@ -109,4 +112,126 @@ pub async fn dispatch<Q: WorkQueue>(queue: &Q, applied: &Applied) {
                 "enqueue failed; the reconciler will enqueue the job at its next check");
         }
     }
+}
+
+/// Takes one unit of each budget in order; the first refusal wins and nothing further is taken.
+/// Returns `None` when every budget granted, or the instant to come back.
+pub async fn take_budgets<A: AccountStore>(
+    accounts: &A,
+    scope: &str,
+    kinds: &[BudgetKind],
+    limits: &Limits,
+    now: UtcTime,
+) -> Result<Option<UtcTime>, StoreError> {
+    for kind in kinds {
+        if let Admission::Denied { retry_at } = accounts
+            .take(scope, *kind, limits.window(*kind), now)
+            .await?
+        {
+            return Ok(Some(retry_at));
+        }
+    }
+    Ok(None)
+}
+
+/// Ssemble's status budgets: per key per minute, and the account's hour and day.
+pub const SSEMBLE_STATUS_BUDGETS: [BudgetKind; 3] = [
+    BudgetKind::SsembleStatus,
+    BudgetKind::SsembleHourly,
+    BudgetKind::SsembleDaily,
+];
+
+/// What confirming a render found.
+#[derive(Debug)]
+pub enum Confirmed {
+    /// Ssemble answered; `moved` jobs changed state (the rest absorbed a duplicate).
+    Answered {
+        status: RenderStatus,
+        jobs: usize,
+        moved: usize,
+    },
+    /// A budget is spent until `retry_at`; nothing was asked.
+    OverBudget { retry_at: UtcTime },
+    /// Ssemble could not answer.
+    Unavailable(UpstreamError),
+}
+
+/// Asks Ssemble for a render's state (a webhook is only a hint) and moves every job that uses
+/// the render — one render may feed many accounts.
+#[allow(clippy::too_many_arguments)]
+pub async fn confirm_render<J, Q, C, A, R>(
+    jobs: &J,
+    queue: &Q,
+    clock: &C,
+    policy: &Policy,
+    accounts: &A,
+    limits: &Limits,
+    ssemble_scope: &str,
+    render: &R,
+    request_id: &RequestId,
+) -> Result<Confirmed, StoreError>
+where
+    J: JobStore,
+    Q: WorkQueue,
+    C: Clock,
+    A: AccountStore,
+    R: RenderApi,
+{
+    if let Some(retry_at) = take_budgets(
+        accounts,
+        ssemble_scope,
+        &SSEMBLE_STATUS_BUDGETS,
+        limits,
+        clock.now(),
+    )
+    .await?
+    {
+        return Ok(Confirmed::OverBudget { retry_at });
+    }
+    let status = match render.render_status(request_id).await {
+        Ok(status) => status,
+        Err(e) => return Ok(Confirmed::Unavailable(e)),
+    };
+    let ids = jobs.jobs_for_request(request_id).await?;
+    let mut moved = 0;
+    for id in &ids {
+        let Some(job) = jobs.get(id).await? else {
+            continue;
+        };
+        let event = match &status {
+            RenderStatus::Pending => Event::RenderProgressed,
+            RenderStatus::Completed { clips } => match choose_clip(clips, &job.post.clip) {
+                Some(clip) => Event::RenderCompleted { clip },
+                None => Event::RenderFailed {
+                    error: JobError {
+                        code: "clip_not_found".into(),
+                        message: "the render has no usable clip matching the job's choice".into(),
+                        upstream_log_id: None,
+                    },
+                },
+            },
+            RenderStatus::Failed { reason } => Event::RenderFailed {
+                error: JobError {
+                    code: "render_failed".into(),
+                    message: reason.clone(),
+                    upstream_log_id: None,
+                },
+            },
+            RenderStatus::Cancelled => Event::RenderFailed {
+                error: JobError {
+                    code: "render_cancelled".into(),
+                    message: "the render was cancelled at Ssemble".into(),
+                    upstream_log_id: None,
+                },
+            },
+        };
+        if let Advance::Moved(_) = advance_loaded(jobs, queue, clock, policy, job, &event).await? {
+            moved += 1;
+        }
+    }
+    Ok(Confirmed::Answered {
+        status,
+        jobs: ids.len(),
+        moved,
+    })
 }
