@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::expr::Expr;
-use crate::model::{Function, LOG_GROUP, ROLE, TABLE, Template};
+use crate::model::{Function, LOG_GROUP, QUEUE, ROLE, SECRET, TABLE, Template};
 use crate::resolve::Resolver;
 
 /// AWS's guidance for SQS event sources: a message must stay hidden for several invocations'
@@ -43,6 +43,11 @@ pub enum Violation {
         policy: String,
         resource: String,
     },
+    /// The function's environment or event sources name a resource no statement grants it.
+    MissingGrant {
+        function: String,
+        resource: String,
+    },
     /// An index ARN naming an index the table does not have.
     UnknownIndex {
         policy: String,
@@ -51,6 +56,12 @@ pub enum Violation {
     /// SAM's generated role attaches AWS managed policies whose statements use `Resource: '*'`.
     GeneratedRole {
         function: String,
+    },
+    /// The API's definition names the function's ARN, so the function naming the API is a
+    /// dependency cycle CloudFormation rejects at deploy time (cfn-lint does not see it).
+    ApiCycle {
+        function: String,
+        api: String,
     },
 }
 
@@ -87,12 +98,22 @@ impl fmt::Display for Violation {
                 f,
                 "{policy}: grants {function} `{resource}`, which it does not use"
             ),
+            Violation::MissingGrant { function, resource } => {
+                write!(
+                    f,
+                    "{function}: uses {resource}, but no statement of its role grants it"
+                )
+            }
             Violation::UnknownIndex { policy, resource } => {
                 write!(
                     f,
                     "{policy}: `{resource}` names an index the table does not have"
                 )
             }
+            Violation::ApiCycle { function, api } => write!(
+                f,
+                "{function}: is an integration of {api} and also references it (dependency cycle)"
+            ),
             Violation::GeneratedRole { function } => write!(
                 f,
                 "{function}: no explicit Role; SAM's generated role attaches managed policies on Resource '*'"
@@ -108,6 +129,34 @@ pub fn check(t: &Template) -> Vec<Violation> {
     out.extend(check_redrive_policies(t));
     out.extend(check_no_wildcards(t));
     out.extend(check_policy_scope(t));
+    out.extend(check_api_cycles(t));
+    out
+}
+
+/// A function attached to an API (`Type: HttpApi`/`Api` events) must not reference that API.
+pub fn check_api_cycles(t: &Template) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for f in t.functions() {
+        let apis: BTreeSet<String> = ["HttpApi", "Api"]
+            .into_iter()
+            .flat_map(|kind| f.events_of_type(kind))
+            .filter_map(|props| props.get("ApiId").or_else(|| props.get("RestApiId")))
+            .flat_map(Expr::references)
+            .collect();
+        let referenced: BTreeSet<String> = f
+            .resource
+            .properties
+            .iter()
+            .filter(|(k, _)| k.as_str() != "Events")
+            .flat_map(|(_, v)| v.references())
+            .collect();
+        for api in apis.intersection(&referenced) {
+            out.push(Violation::ApiCycle {
+                function: f.id.to_owned(),
+                api: api.clone(),
+            });
+        }
+    }
     out
 }
 
@@ -323,6 +372,24 @@ pub fn check_policy_scope(t: &Template) -> Vec<Violation> {
             .filter_map(|v| resolver.resolve(v).ok())
             .filter(|v| !v.is_empty())
             .collect();
+        let granted: BTreeSet<String> = all
+            .get(&owner)
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s.resources.iter().flat_map(|r| r.references()))
+            .collect();
+        for resource in used.iter().filter(|u| !granted.contains(*u)) {
+            let grantable = t
+                .resources
+                .get(resource)
+                .is_some_and(|r| [QUEUE, TABLE, SECRET, LOG_GROUP].contains(&r.kind.as_str()));
+            if grantable && f.role_id().is_some() {
+                out.push(Violation::MissingGrant {
+                    function: f.id.to_owned(),
+                    resource: resource.clone(),
+                });
+            }
+        }
         for s in all.get(&owner).into_iter().flatten() {
             for r in &s.resources {
                 let named: Vec<String> = r

@@ -1,8 +1,8 @@
 //! The rules hold on the real template.yaml, and each one fails on a template mutated to break it.
 #![allow(clippy::unwrap_used)]
 use reelay_template::rules::{
-    check_fifo_dlqs, check_no_wildcards, check_policy_scope, check_redrive_policies,
-    check_visibility_timeouts,
+    check_api_cycles, check_fifo_dlqs, check_no_wildcards, check_policy_scope,
+    check_redrive_policies, check_visibility_timeouts,
 };
 use reelay_template::{Template, Violation, check};
 
@@ -201,4 +201,34 @@ fn when_function_uses_sam_generated_role_should_report_it() {
     assert!(check_policy_scope(&t).contains(&Violation::GeneratedRole {
         function: "TikTokWebhookFunction".into()
     }));
+}
+
+#[test]
+fn when_api_function_references_its_own_api_should_report_the_cycle() {
+    let t = mutated(&[(
+        "          PUBLIC_BASE_URL: !Ref PublicBaseUrl\n",
+        "          PUBLIC_BASE_URL: !Sub https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}\n",
+    )]);
+    assert_eq!(
+        check_api_cycles(&t),
+        vec![Violation::ApiCycle {
+            function: "IngestApiFunction".into(),
+            api: "HttpApi".into(),
+        }]
+    );
+}
+
+#[test]
+fn when_function_uses_a_resource_its_role_does_not_grant_should_report_it() {
+    let t = mutated(&[(
+        "              - Sid: PublishQueueSend\n                Effect: Allow\n                Action: sqs:SendMessage\n                Resource: !GetAtt PublishQueue.Arn\n",
+        "",
+    )]);
+    assert_eq!(
+        check_policy_scope(&t),
+        vec![Violation::MissingGrant {
+            function: "RenderSubmitterFunction".into(),
+            resource: "PublishQueue".into(),
+        }]
+    );
 }
