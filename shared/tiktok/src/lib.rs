@@ -26,8 +26,8 @@ pub use types::{
 };
 pub use upload::{UploadError, UploadReport};
 pub use webhook::{
-    ParsedWebhook, SignatureError, WebhookEnvelope, WebhookEvent, WebhookParseError, parse_webhook,
-    sign_webhook, verify_signature,
+    ParsedWebhook, SignatureError, WebhookEnvelope, WebhookError, WebhookEvent, WebhookParseError,
+    parse_webhook, sign_webhook, verify_signature,
 };
 
 /// The API version every call targets; logged with each request.

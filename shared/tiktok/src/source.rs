@@ -11,8 +11,9 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, SourceError>> + Se
 pub enum SourceError {
     #[error("source I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The URL is stripped: clip URLs are often pre-signed.
     #[error("source HTTP request failed: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(reqwest::Error),
     #[error("source answered HTTP {status} for {what}")]
     Status { status: u16, what: String },
     #[error("source length mismatch: expected {expected} bytes, source reports {actual}")]
@@ -50,6 +51,12 @@ impl FileSource {
         let path = path.into();
         let len = tokio::fs::metadata(&path).await?.len();
         Ok(Self { path, len })
+    }
+}
+
+impl From<reqwest::Error> for SourceError {
+    fn from(e: reqwest::Error) -> Self {
+        Self::Http(e.without_url())
     }
 }
 

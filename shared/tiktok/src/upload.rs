@@ -152,6 +152,8 @@ impl TikTokClient {
             let resp = match sent {
                 Ok(r) => r,
                 Err(source) => {
+                    // The upload_url carries the upload token: keep it out of logs and errors.
+                    let source = source.without_url();
                     tracing::warn!(endpoint = "upload", api_version = API_VERSION, chunk = index, attempt = attempts, error = %source, "chunk PUT failed");
                     invalidate(&cursor).await;
                     if attempts >= policy.max_attempts_per_chunk {

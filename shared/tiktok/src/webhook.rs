@@ -92,7 +92,16 @@ pub struct WebhookEnvelope {
     pub create_time: i64,
     #[serde(default)]
     pub user_openid: String,
+    /// Normally a JSON string; an inline object is accepted and re-serialised.
+    #[serde(deserialize_with = "content_string")]
     pub content: String,
+}
+
+fn content_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    })
 }
 
 /// A parsed delivery. Deliveries are at least once: dedupe on (event, content), not on the signature.
@@ -233,4 +242,33 @@ pub fn parse_webhook(raw_body: &[u8]) -> Result<ParsedWebhook, WebhookParseError
         event,
         content: env.content,
     })
+}
+
+impl crate::client::TikTokClient {
+    /// [`verify_signature`] with this app's client secret and configured replay window, then
+    /// [`parse_webhook`]. `now_unix` is the receiver's clock.
+    pub fn verify_webhook(
+        &self,
+        signature_header: Option<&str>,
+        raw_body: &[u8],
+        now_unix: i64,
+    ) -> Result<ParsedWebhook, WebhookError> {
+        verify_signature(
+            signature_header,
+            raw_body,
+            &self.cfg.client_secret,
+            now_unix,
+            self.cfg.webhook_replay_window,
+        )?;
+        Ok(parse_webhook(raw_body)?)
+    }
+}
+
+/// A rejected webhook delivery: answer 401 for a signature problem, 400 for a body problem.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error(transparent)]
+    Parse(#[from] WebhookParseError),
 }

@@ -322,3 +322,12 @@ fn when_every_publish_event_name_should_map_to_its_variant() {
     assert!(parse_webhook(env("post.publish.failed", "not json").as_bytes()).is_err());
     assert!(parse_webhook(b"{").is_err());
 }
+
+#[test]
+fn when_content_is_an_inline_object_should_still_parse() {
+    let body = br#"{"client_key":"k","event":"post.publish.failed","create_time":1,"user_openid":"u","content":{"publish_id":"p","reason":"internal","publish_type":"DIRECT_PUBLISH"}}"#;
+    let w = parse_webhook(body).unwrap();
+    assert!(
+        matches!(w.event, WebhookEvent::PublishFailed { ref reason, .. } if reason == "internal")
+    );
+}

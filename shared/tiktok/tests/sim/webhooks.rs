@@ -236,3 +236,29 @@ async fn when_user_disconnects_should_fail_in_flight_publishes_and_notify() {
     assert!(events.contains(&WebhookEvent::AuthorizationRemoved { reason: 1 }));
     assert!(events.iter().any(|e| matches!(e, WebhookEvent::PublishFailed { reason, publish_id, .. } if reason == "auth_removed" && *publish_id == init.publish_id)));
 }
+
+#[tokio::test]
+async fn when_client_verifies_a_delivery_should_use_its_secret_and_window() {
+    let (sim, inbox) = sim_with_hook(0).await;
+    let client = client(&sim, |_| {});
+    sim.mint_tokens("u9", &[]);
+    sim.revoke_user("u9", 2);
+    let got = wait_for(&inbox, 1).await;
+    let (sig, body) = &got[0];
+    let ev = client
+        .verify_webhook(sig.as_deref(), body, sim.now_unix())
+        .unwrap();
+    assert_eq!(ev.event, WebhookEvent::AuthorizationRemoved { reason: 2 });
+    assert!(matches!(
+        client.verify_webhook(sig.as_deref(), body, sim.now_unix() + 301),
+        Err(reelay_tiktok::WebhookError::Signature(
+            reelay_tiktok::SignatureError::Stale { .. }
+        ))
+    ));
+    let other = crate::common::client(&sim, |c| c.client_secret = SecretString::from("x"));
+    assert!(
+        other
+            .verify_webhook(sig.as_deref(), body, sim.now_unix())
+            .is_err()
+    );
+}

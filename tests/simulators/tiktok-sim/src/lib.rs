@@ -1,6 +1,30 @@
 //! A contract-following TikTok Content Posting API simulator: OAuth, creator_info, video and inbox
 //! init, chunked upload, status machine, signed webhooks, fault injection and a ground-truth inspection
-//! API under `/_sim/`. Deterministic given a seed; every window, lifetime and delay reads a scalable clock.
+//! API. Deterministic given a seed; every window, lifetime and delay reads a scalable clock.
+//!
+//! In-process: `let sim = TikTokSim::start(SimConfig::default()).await?;` then point a client at
+//! `sim.base_url` (both API and authorize base). Binary: `tiktok-sim --port 0 --seed 1 --time-scale 60
+//! --webhook-url http://127.0.0.1:9000/hook` prints the base URL on stdout.
+//!
+//! TikTok endpoints: `GET /v2/auth/authorize/` (redirects at once; `open_id=` picks the user, `deny=1`
+//! denies), `POST /v2/oauth/token/`, `POST /v2/oauth/revoke/`, `POST /v2/post/publish/{creator_info/query,
+//! video/init, inbox/video/init, status/fetch, cancel}/`, `PUT /upload/?upload_id=&upload_token=`.
+//!
+//! Control (`/_sim/…`, JSON):
+//! - `GET|POST /_sim/config`: read, or JSON-merge-patch [`SimConfig`] (limits, chunk rules, app audit,
+//!   verified URLs, delays, OAuth lifetimes/rotation/error status, webhook retry).
+//! - `GET|POST /_sim/creators`: list, or upsert [`CreatorSettings`].
+//! - `POST /_sim/tokens` `{open_id?, scopes?}` → token-endpoint JSON; `POST /_sim/tokens/revoke`
+//!   `{open_id | access_token, reason?}`; `POST /_sim/tokens/expire` `{access_token}`.
+//! - `POST|DELETE /_sim/faults` [`FaultSpec`], e.g. `{"endpoint":"video_init","type":"timeout_after_accept",
+//!   "delay_ms":5000,"count":1}`; types `status`, `error`, `rate_limit`, `timeout_after_accept`, `drop_after_accept`.
+//! - `POST /_sim/webhook-faults` [`WebhookFaults`] `{drop, duplicate, delay, delay_ms, reorder}`.
+//! - `GET /_sim/clock`, `POST /_sim/clock/advance` `{secs}`.
+//! - `POST /_sim/next-publish-fail` `{reason}`; `POST /_sim/publishes/{id}/{fail|user-post|take-down|stuck}`.
+//! - `GET /_sim/inspect`: ground truth — per account publishes (title, privacy, source, status, post ids),
+//!   inits in flight now and the max seen, max concurrently active publishes; publishes per title;
+//!   uploads (bytes received, PUTs, SHA-256); every limit violation and chunk-rule violation; request
+//!   counts; every webhook with its attempts and answers.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod clock;
