@@ -425,3 +425,41 @@ async fn when_streaming_from_an_http_origin_should_upload_with_retries_and_resum
     assert!(report.resumes >= 1 && report.retries >= 1, "{report:?}");
     assert_eq!(upload_record(&s)["sha256"], sha256_hex(&s.data));
 }
+
+#[tokio::test]
+async fn when_the_final_chunk_response_is_lost_should_finish_from_the_416_progress() {
+    for inclusive in [false, true] {
+        let s = init_upload(700_000, |c| {
+            c.timeouts.upload_chunk = Duration::from_millis(300)
+        })
+        .await;
+        s.sim
+            .patch_config(&json!({"progress_header_inclusive": inclusive}))
+            .unwrap();
+        s.sim.inject(FaultSpec {
+            endpoint: Endpoint::Upload,
+            kind: FaultKind::TimeoutAfterAccept { delay_ms: 1000 },
+            count: 1,
+        });
+        let report = s
+            .client
+            .upload(
+                &s.url,
+                &s.plan,
+                &MemSource::new(s.data.clone()),
+                "video/mp4",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.retries, report.requests),
+            (1, 2),
+            "inclusive={inclusive}"
+        );
+        let rec = upload_record(&s);
+        assert_eq!(
+            (rec["puts"].as_u64(), rec["complete"].as_bool()),
+            (Some(1), Some(true))
+        );
+    }
+}

@@ -31,6 +31,9 @@ struct Args {
     config: Option<std::path::PathBuf>,
     #[arg(long)]
     unaudited: bool,
+    /// Only chunk layouts valid under both readings of "MB" (5 MiB / 64,000,000 / 128,000,000).
+    #[arg(long)]
+    strict_chunks: bool,
     #[arg(long)]
     verified_prefix: Vec<String>,
     #[arg(long)]
@@ -55,6 +58,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.client_secret = args.client_secret;
     if args.unaudited {
         cfg.app.audited = false;
+    }
+    if args.strict_chunks {
+        cfg.chunk_rules = tiktok_sim::ChunkRules::strict();
     }
     cfg.app.verified_prefixes.extend(args.verified_prefix);
     cfg.app.verified_domains.extend(args.verified_domain);
