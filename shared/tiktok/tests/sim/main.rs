@@ -2,7 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod logging;
 mod oauth;
 mod posting;
 mod upload;

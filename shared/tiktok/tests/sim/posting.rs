@@ -500,11 +500,11 @@ async fn when_pull_url_is_unverified_should_fall_back_to_one_file_upload_init() 
 #[tokio::test]
 async fn when_init_times_out_after_acceptance_should_report_unknown_outcome() {
     let sim = verified_sim().await;
-    let client = client(&sim, |c| c.timeouts.request = Duration::from_millis(300));
+    let client = client(&sim, |c| c.timeouts.request = Duration::from_millis(1000));
     let t = publish_token(&sim, "u1");
     sim.inject(FaultSpec {
         endpoint: Endpoint::VideoInit,
-        kind: FaultKind::TimeoutAfterAccept { delay_ms: 1500 },
+        kind: FaultKind::TimeoutAfterAccept { delay_ms: 2500 },
         count: 1,
     });
     let err = client
@@ -523,7 +523,7 @@ async fn when_init_times_out_after_acceptance_should_report_unknown_outcome() {
         .await
         .unwrap_err();
     assert!(err.is_outcome_unknown(), "{err:?}");
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     let insp = sim.inspect();
     assert_eq!(
         insp["publishes_by_title"]["dup?"], 2,

@@ -247,12 +247,12 @@ async fn when_server_already_has_chunks_should_resume_from_the_416_progress() {
 #[tokio::test]
 async fn when_a_chunk_response_is_lost_should_resume_without_resending_it() {
     let s = init_upload((3 * MIB) as usize, |c| {
-        c.timeouts.upload_chunk = Duration::from_millis(400)
+        c.timeouts.upload_chunk = Duration::from_millis(1000)
     })
     .await;
     s.sim.inject(FaultSpec {
         endpoint: Endpoint::Upload,
-        kind: FaultKind::TimeoutAfterAccept { delay_ms: 1500 },
+        kind: FaultKind::TimeoutAfterAccept { delay_ms: 3000 },
         count: 1,
     });
     let report = s
@@ -430,7 +430,7 @@ async fn when_streaming_from_an_http_origin_should_upload_with_retries_and_resum
 async fn when_the_final_chunk_response_is_lost_should_finish_from_the_416_progress() {
     for inclusive in [false, true] {
         let s = init_upload(700_000, |c| {
-            c.timeouts.upload_chunk = Duration::from_millis(300)
+            c.timeouts.upload_chunk = Duration::from_millis(1000)
         })
         .await;
         s.sim
@@ -438,7 +438,7 @@ async fn when_the_final_chunk_response_is_lost_should_finish_from_the_416_progre
             .unwrap();
         s.sim.inject(FaultSpec {
             endpoint: Endpoint::Upload,
-            kind: FaultKind::TimeoutAfterAccept { delay_ms: 1000 },
+            kind: FaultKind::TimeoutAfterAccept { delay_ms: 2500 },
             count: 1,
         });
         let report = s

@@ -218,6 +218,20 @@ async fn when_delivery_faults_are_injected_should_duplicate_drop_and_reorder() {
         })
         .collect();
     assert_eq!(ids, vec![b.publish_id, a.publish_id]);
+
+    sim.webhook_faults(WebhookFaults {
+        delay: 1,
+        delay_ms: 400,
+        ..WebhookFaults::default()
+    });
+    client.init_direct_post(&t, &post, &pull()).await.unwrap();
+    let started = std::time::Instant::now();
+    sim.advance(15);
+    wait_for(&inbox, 5).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "delayed delivery"
+    );
 }
 
 #[tokio::test]

@@ -586,3 +586,29 @@ async fn when_the_binary_starts_should_print_its_url_and_serve() {
     );
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn when_a_429_storm_is_injected_should_reject_exactly_that_many_without_effect() {
+    let t = T::new(cfg()).await;
+    t.ctl(
+        "/_sim/faults",
+        json!({"endpoint": "creator_info", "type": "rate_limit", "count": 3}),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let (status, body, _) = t.api("/v2/post/publish/creator_info/query/", None).await;
+        statuses.push((status, body["error"]["code"].as_str().unwrap().to_owned()));
+    }
+    let codes: Vec<_> = statuses.iter().map(|(s, c)| (*s, c.as_str())).collect();
+    assert_eq!(
+        codes,
+        [
+            (429, "rate_limit_exceeded"),
+            (429, "rate_limit_exceeded"),
+            (429, "rate_limit_exceeded"),
+            (200, "ok")
+        ]
+    );
+    assert_eq!(t.sim.inspect()["requests"]["CreatorInfo"], 4);
+}

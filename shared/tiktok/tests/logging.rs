@@ -1,3 +1,10 @@
+//! Its own binary: tracing's per-callsite interest cache is global, so a scoped subscriber is only
+//! reliable when no other test thread emits events.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "sim/common.rs"]
+mod common;
+
 use std::{
     io::Write,
     sync::{Arc, Mutex},
@@ -6,7 +13,7 @@ use std::{
 use reelay_tiktok::{ChunkPlan, PostInfo, PrivacyLevel, SourceInfo};
 use secrecy::ExposeSecret;
 
-use crate::common::*;
+use common::*;
 
 #[derive(Clone, Default)]
 struct Buf(Arc<Mutex<Vec<u8>>>);
@@ -44,11 +51,11 @@ async fn when_calls_are_logged_should_carry_log_ids_and_version_but_no_secret() 
     let url = init.upload_url.unwrap();
     sim.inject(tiktok_sim::FaultSpec {
         endpoint: tiktok_sim::Endpoint::Upload,
-        kind: tiktok_sim::FaultKind::TimeoutAfterAccept { delay_ms: 800 },
+        kind: tiktok_sim::FaultKind::TimeoutAfterAccept { delay_ms: 2500 },
         count: 1,
     });
-    let short = crate::common::client(&sim, |c| {
-        c.timeouts.upload_chunk = std::time::Duration::from_millis(200)
+    let short = common::client(&sim, |c| {
+        c.timeouts.upload_chunk = std::time::Duration::from_millis(1000)
     });
     short
         .upload(
