@@ -3,13 +3,26 @@
 //! Every client comes from one `aws_config::SdkConfig` loaded from the environment
 //! ([`load_sdk_config`]), so the same code talks to AWS, MiniStack or DynamoDB Local depending
 //! only on `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_DYNAMODB`. See `DESIGN.md` for the table design.
+//!
+//! Wiring in a function's `main` (once per cold start; every constructor is cheap to clone):
+//!
+//! ```ignore
+//! let sdk = reelay_aws::load_sdk_config().await;
+//! let jobs = reelay_aws::DynamoJobStore::from_env(&sdk)?;            // TABLE_NAME
+//! let accounts = reelay_aws::DynamoAccountStore::from_env(&sdk)?;    // TABLE_NAME
+//! let queue = reelay_aws::SqsWorkQueue::from_env(&sdk);              // RENDER_QUEUE_URL / PUBLISH_QUEUE_URL
+//! let batches = reelay_aws::FifoBatchProcessor::from_env(&sdk, "PUBLISH_QUEUE_URL")?;
+//! let vault = reelay_aws::SecretsManagerTokenVault::from_env(&sdk)?; // TIKTOK_TOKEN_SECRET_PREFIX
+//! let secrets = reelay_aws::SecretCache::from_sdk(&sdk, Duration::from_secs(300));
+//! let ssemble = secrets.ssemble(&env_var("SSEMBLE_SECRET_ID")?).await?;
+//! ```
 
 pub mod config;
 pub mod dynamo;
 pub mod secrets;
 pub mod sqs;
 
-pub use config::{ConfigError, load_sdk_config};
+pub use config::{ConfigError, env_var, env_var_opt, load_sdk_config};
 pub use dynamo::{
     CapacityMeter, DUE_SHARDS, DynamoAccountStore, DynamoJobStore, MeterSnapshot, hash_api_key,
 };

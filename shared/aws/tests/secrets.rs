@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{account, now, sdk, suffix, tenant};
+use common::{account, now, sdk, tenant};
 use reelay_aws::{
     DynamoAccountStore, SecretCache, SecretsManagerTokenVault, SystemClock, TokenError,
     TokenRefreshConfig, fresh_token,
@@ -33,10 +33,10 @@ fn tokens(access: &str, refresh: &str, access_valid_for: i64) -> TokenSet {
     }
 }
 
-fn vault(sdk: &aws_config::SdkConfig) -> SecretsManagerTokenVault {
+async fn vault(sdk: &aws_config::SdkConfig) -> SecretsManagerTokenVault {
     SecretsManagerTokenVault::new(
         aws_sdk_secretsmanager::Client::new(sdk),
-        format!("reelay/test-{}/tiktok-token/", suffix()),
+        common::token_prefix(sdk).await,
     )
 }
 
@@ -98,7 +98,7 @@ fn fast() -> TokenRefreshConfig {
 #[tokio::test]
 async fn the_vault_round_trips_tokens_and_refuses_an_empty_refresh_token() {
     let sdk = sdk().await;
-    let vault = vault(&sdk);
+    let vault = vault(&sdk).await;
     let (t, a) = (tenant("tenant_a"), account("acct_1"));
     assert!(vault.get_tokens(&t, &a).await.unwrap().is_none());
     vault
@@ -141,7 +141,10 @@ async fn the_vault_round_trips_tokens_and_refuses_an_empty_refresh_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_tasks_racing_an_expired_token_make_one_refresh_and_all_get_the_new_token() {
     let sdk = sdk().await;
-    let (vault, accounts) = (Arc::new(vault(&sdk)), Arc::new(account_store(&sdk).await));
+    let (vault, accounts) = (
+        Arc::new(vault(&sdk).await),
+        Arc::new(account_store(&sdk).await),
+    );
     let (t, a) = (tenant("tenant_a"), account("acct_1"));
     vault
         .put_tokens(&t, &a, &tokens("act.old", "rft.old", -1))
@@ -227,7 +230,7 @@ impl TokenRefresher for NoRefreshToken {
 #[tokio::test]
 async fn an_empty_refresh_token_from_upstream_is_never_stored() {
     let sdk = sdk().await;
-    let (vault, accounts) = (vault(&sdk), account_store(&sdk).await);
+    let (vault, accounts) = (vault(&sdk).await, account_store(&sdk).await);
     let (t, a) = (tenant("tenant_a"), account("acct_1"));
     vault
         .put_tokens(&t, &a, &tokens("act.old", "rft.keep", -1))
@@ -253,7 +256,7 @@ async fn an_empty_refresh_token_from_upstream_is_never_stored() {
 #[tokio::test]
 async fn a_rejected_refresh_token_marks_the_account_for_reauthorisation() {
     let sdk = sdk().await;
-    let (vault, accounts) = (vault(&sdk), account_store(&sdk).await);
+    let (vault, accounts) = (vault(&sdk).await, account_store(&sdk).await);
     let (t, a) = (tenant("tenant_a"), account("acct_1"));
     let mut acct = Account::new(t.clone(), a.clone());
     acct.health = AccountHealth::Active;
@@ -305,10 +308,13 @@ async fn a_rejected_refresh_token_marks_the_account_for_reauthorisation() {
 async fn app_secrets_are_cached_for_their_ttl_then_reread() {
     let sdk = sdk().await;
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
-    let id = format!("reelay/test-{}/ssemble", suffix());
+    let stack = common::provision(&sdk, reelay_template::ResourceKinds::SECRETS, None).await;
+    let id = stack.secret("SsembleSecret").unwrap().name.clone();
+    let app_id = stack.secret("TikTokAppSecret").unwrap().name.clone();
+    assert!(id.ends_with("/ssemble") && app_id.ends_with("/tiktok-app"));
     client
-        .create_secret()
-        .name(&id)
+        .put_secret_value()
+        .secret_id(&id)
         .secret_string(r#"{"apiKey":"sk_one"}"#)
         .send()
         .await
@@ -337,10 +343,9 @@ async fn app_secrets_are_cached_for_their_ttl_then_reread() {
         "re-read after the TTL"
     );
 
-    let app_id = format!("reelay/test-{}/tiktok-app", suffix());
     client
-        .create_secret()
-        .name(&app_id)
+        .put_secret_value()
+        .secret_id(&app_id)
         .secret_string(r#"{"clientKey":"ck_1","clientSecret":"cs_1"}"#)
         .send()
         .await

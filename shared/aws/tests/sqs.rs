@@ -85,7 +85,7 @@ async fn delete_succeeded(
 #[tokio::test]
 async fn work_messages_carry_the_account_group_and_a_transition_dedup_id() {
     let sdk = sdk().await;
-    let q = common::fifo_queue(&sdk, 30, 5).await;
+    let q = common::fifo_queue(&sdk, 30).await;
     let client = Client::new(&sdk);
     let queue = SqsWorkQueue::new(client.clone(), None, Some(q.url.clone()));
     let m = message("acct_1", 3);
@@ -123,7 +123,7 @@ async fn work_messages_carry_the_account_group_and_a_transition_dedup_id() {
 async fn a_delayed_group_waits_while_other_groups_flow() {
     let sdk = sdk().await;
     // A long visibility timeout: only the helper's ChangeMessageVisibility can bring A1 back soon.
-    let q = common::fifo_queue(&sdk, 60, 5).await;
+    let q = common::fifo_queue(&sdk, 60).await;
     let client = Client::new(&sdk);
     let queue = SqsWorkQueue::new(client.clone(), None, Some(q.url.clone()));
     let (a1, a2, b1, b2) = (
@@ -220,7 +220,7 @@ async fn a_delayed_group_waits_while_other_groups_flow() {
 async fn interleaved_batch(
     sdk: &aws_config::SdkConfig,
 ) -> (common::FifoQueue, Client, Vec<Message>) {
-    let q = common::fifo_queue(sdk, 60, 5).await;
+    let q = common::fifo_queue(sdk, 60).await;
     let client = Client::new(sdk);
     let queue = SqsWorkQueue::new(client.clone(), None, Some(q.url.clone()));
     for (acct, n) in [
@@ -361,7 +361,7 @@ async fn the_group_scope_fails_only_the_failed_groups_later_records() {
 async fn poison_messages_reach_the_dlq_after_max_receive_count_and_good_ones_are_processed_once() {
     let sdk = sdk().await;
     // A 1 s visibility timeout and the template's maxReceiveCount of 5: the redrive takes seconds.
-    let q = common::fifo_queue(&sdk, 1, 5).await;
+    let q = common::fifo_queue(&sdk, 1).await;
     let client = Client::new(&sdk);
     let good = message("acct_good", 1);
     SqsWorkQueue::new(client.clone(), None, Some(q.url.clone()))
@@ -392,8 +392,9 @@ async fn poison_messages_reach_the_dlq_after_max_receive_count_and_good_ones_are
     let processor = FifoBatchProcessor::new(client.clone(), q.url.clone());
     let handled: Arc<Mutex<Vec<WorkMessage>>> = Arc::default();
     let started = Instant::now();
-    let mut dead = Vec::new();
-    while dead.len() < 2 && started.elapsed() < Duration::from_secs(40) {
+    // The DLQ shares the short visibility timeout: a body read twice is still one message.
+    let mut dead_bodies: HashSet<String> = HashSet::new();
+    while dead_bodies.len() < 2 && started.elapsed() < Duration::from_secs(40) {
         let batch = receive(&client, &q.url, 10, 1).await;
         if !batch.is_empty() {
             let response = processor
@@ -407,12 +408,16 @@ async fn poison_messages_reach_the_dlq_after_max_receive_count_and_good_ones_are
                 .await;
             delete_succeeded(&client, &q.url, &batch, &response).await;
         }
-        dead.extend(receive(&client, &q.dlq_url, 10, 0).await);
+        for m in receive(&client, &q.dlq_url, 10, 0).await {
+            dead_bodies.extend(m.body().map(str::to_owned));
+        }
     }
-    let dead_bodies: HashSet<&str> = dead.iter().filter_map(|m| m.body()).collect();
     assert_eq!(
         dead_bodies,
-        poison.iter().map(|(_, b)| *b).collect::<HashSet<_>>(),
+        poison
+            .iter()
+            .map(|(_, b)| (*b).to_owned())
+            .collect::<HashSet<_>>(),
         "both poison bodies in the DLQ"
     );
     assert_eq!(

@@ -32,8 +32,8 @@ const IDEM_SK: &str = "IDEM";
 const PUB_SK: &str = "PUB";
 const STATUS_IN_PROGRESS: &str = "INPROGRESS";
 const STATUS_COMPLETED: &str = "COMPLETED";
-/// An in-progress idempotency record is kept at least this long after its lease, so a slow
-/// request's key is not silently reusable; TTL removes it later, correctness never relies on TTL.
+/// Idempotency records are kept at least this long (after an in-progress lease, or after the
+/// job's creation once completed); TTL removes them later, correctness never relies on TTL.
 const IN_PROGRESS_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// Pages read per `list` call when filters discard items: bounds one API call's cost.
 const LIST_MAX_PAGES: usize = 5;
@@ -434,6 +434,8 @@ impl JobStore for DynamoJobStore {
             items.push(self.put(request_pointer(request_id, &job.id), None)?);
         }
         if let Some((scope, hash, response, expires_at)) = idempotency {
+            // Stripe's floor: a key is remembered for at least 24 h whatever the caller asked.
+            let expires_at = expires_at.max(job.created_at.plus(IN_PROGRESS_RETENTION));
             // Completing the record is the fence: only one request can flip INPROGRESS to
             // COMPLETED, so even two owners (after an in-progress takeover) create one job.
             let update = Update::builder()

@@ -144,6 +144,17 @@ impl FifoBatchProcessor {
         }
     }
 
+    /// For the queue named by an environment variable (`RENDER_QUEUE_URL`, `PUBLISH_QUEUE_URL`).
+    pub fn from_env(
+        sdk: &aws_config::SdkConfig,
+        queue_url_var: &'static str,
+    ) -> Result<Self, crate::ConfigError> {
+        Ok(Self::new(
+            Client::new(sdk),
+            crate::config::env_var(queue_url_var)?,
+        ))
+    }
+
     pub fn with_scope(mut self, scope: FailureScope) -> Self {
         self.scope = scope;
         self

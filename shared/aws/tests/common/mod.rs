@@ -6,14 +6,10 @@
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
-};
-use aws_sdk_sqs::types::QueueAttributeName;
 use reelay_domain::job::{MediaSource, PostMode, PostSettings, PrivacyLevel, RenderRequest};
 use reelay_domain::lifecycle::Policy;
 use reelay_domain::{AccountId, Applied, IdempotencyKey, Job, JobId, JobSource, TenantId, UtcTime};
+use reelay_template::{ProvisionOptions, Provisioned, ResourceKinds, Template};
 
 /// Fails (never skips) when no local endpoint is configured: these tests make real SDK calls.
 pub async fn sdk() -> SdkConfig {
@@ -36,80 +32,34 @@ pub fn now() -> UtcTime {
     reelay_aws::SystemClock.now()
 }
 
-/// The table of template.yaml (keys, both GSIs, TTL), under a unique name.
-pub async fn table(sdk: &SdkConfig) -> String {
-    let name = format!("reelay-test-{}", suffix());
-    let client = aws_sdk_dynamodb::Client::new(sdk);
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    let gsi = |name: &str, pk: &str, sk: &str| {
-        GlobalSecondaryIndex::builder()
-            .index_name(name)
-            .key_schema(key(pk, KeyType::Hash))
-            .key_schema(key(sk, KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .set_attribute_definitions(Some(
-            ["pk", "sk", "gsi1pk", "gsi1sk", "due_pk", "due_sk"]
-                .into_iter()
-                .map(attr)
-                .collect(),
-        ))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(gsi("gsi1", "gsi1pk", "gsi1sk"))
-        .global_secondary_indexes(gsi("due", "due_pk", "due_sk"))
-        .send()
-        .await
-        .expect("create table");
-    for _ in 0..100 {
-        let d = client
-            .describe_table()
-            .table_name(&name)
-            .send()
-            .await
-            .expect("describe");
-        if d.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// Creates `kinds` of template.yaml's resources under a fresh stage suffix: the deployed shapes
+/// (keys, GSIs, TTL, FIFO + DLQ redrive), one source of truth.
+pub async fn provision(
+    sdk: &SdkConfig,
+    kinds: ResourceKinds,
+    visibility_secs: Option<u32>,
+) -> Provisioned {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+    let template = Template::from_path(path).expect("template.yaml");
+    let mut options = ProvisionOptions::new("test")
+        .with_suffix(suffix())
+        .with_kinds(kinds);
+    if let Some(v) = visibility_secs {
+        options = options.with_visibility_timeout(v);
     }
-    client
-        .update_time_to_live()
-        .table_name(&name)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name("expires_at")
-                .enabled(true)
-                .build()
-                .unwrap(),
-        )
-        .send()
+    reelay_template::provision(sdk, &template, &options)
         .await
-        .expect("ttl");
-    name
+        .expect("provision from template.yaml")
+}
+
+/// The template's table, under a unique name.
+pub async fn table(sdk: &SdkConfig) -> String {
+    let stack = provision(sdk, ResourceKinds::TABLES, None).await;
+    stack
+        .table("Table")
+        .expect("Table in template.yaml")
+        .name
+        .clone()
 }
 
 pub struct FifoQueue {
@@ -118,53 +68,30 @@ pub struct FifoQueue {
     pub dlq_url: String,
 }
 
-/// A FIFO queue with a FIFO DLQ (redrive after `max_receive`), as template.yaml declares them.
-pub async fn fifo_queue(sdk: &SdkConfig, visibility_secs: u32, max_receive: u32) -> FifoQueue {
-    let client = aws_sdk_sqs::Client::new(sdk);
-    let base = format!("reelay-test-{}", suffix());
-    let dlq = client
-        .create_queue()
-        .queue_name(format!("{base}-dlq.fifo"))
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .expect("create dlq");
-    let dlq_url = dlq.queue_url().unwrap().to_owned();
-    let dlq_arn = queue_arn(&client, &dlq_url).await;
-    let q = client
-        .create_queue()
-        .queue_name(format!("{base}.fifo"))
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
-        .attributes(
-            QueueAttributeName::VisibilityTimeout,
-            visibility_secs.to_string(),
-        )
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive})
-                .to_string(),
-        )
-        .send()
-        .await
-        .expect("create queue");
-    let url = q.queue_url().unwrap().to_owned();
-    let arn = queue_arn(&client, &url).await;
-    FifoQueue { url, arn, dlq_url }
+/// The template's publish queue (FIFO, redrive to its FIFO DLQ after maxReceiveCount 5), with
+/// the visibility timeout shortened so redelivery tests take seconds.
+pub async fn fifo_queue(sdk: &SdkConfig, visibility_secs: u32) -> FifoQueue {
+    let stack = provision(sdk, ResourceKinds::QUEUES, Some(visibility_secs)).await;
+    let q = stack
+        .queue("PublishQueue")
+        .expect("PublishQueue in template.yaml");
+    let dlq = stack
+        .queue("PublishDlq")
+        .expect("PublishDlq in template.yaml");
+    FifoQueue {
+        url: q.url.clone(),
+        arn: q.arn.clone(),
+        dlq_url: dlq.url.clone(),
+    }
 }
 
-async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> String {
-    client
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue arn")
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .cloned()
-        .expect("QueueArn")
+/// The token-secret prefix the template gives the functions (`reelay/<stage>/tiktok-token/`).
+pub async fn token_prefix(sdk: &SdkConfig) -> String {
+    let stack = provision(sdk, ResourceKinds::SECRETS, None).await;
+    stack
+        .env_var("TIKTOK_TOKEN_SECRET_PREFIX")
+        .expect("TIKTOK_TOKEN_SECRET_PREFIX in template.yaml")
+        .to_owned()
 }
 
 pub fn tenant(s: &str) -> TenantId {
@@ -240,7 +167,10 @@ pub mod lifecycle {
     /// The happy path after `create`, as the functions drive it: one event per step.
     pub fn events() -> Vec<Event> {
         vec![
-            Event::RenderSubmitStarted,
+            Event::RenderSubmitStarted {
+                webhook_token_hash:
+                    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+            },
             Event::RenderSubmitted {
                 request_id: RequestId::parse(REQUEST_ID).unwrap(),
             },
