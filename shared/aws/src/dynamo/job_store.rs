@@ -177,6 +177,11 @@ impl DynamoJobStore {
 
     /// Runs a transaction; a failed condition or a concurrent transaction on the same items is a
     /// lost race (`Conflict`), never retried here: the caller re-reads and lets the table decide.
+    ///
+    /// The SDK fills ClientRequestToken once per call and keeps it across its own retries, so a
+    /// transaction whose response was lost is replayed as a success, not reported as a lost race.
+    /// The token is deliberately per call, never derived from content: two writers producing the
+    /// same bytes (same event, same millisecond) must still see exactly one winner.
     async fn transact(
         &self,
         op: &'static str,
@@ -208,6 +213,12 @@ impl DynamoJobStore {
                     if lost {
                         return Err(StoreError::Conflict);
                     }
+                }
+                if let Some(TransactWriteItemsError::IdempotentParameterMismatchException(_)) =
+                    err.as_service_error()
+                {
+                    // A token reused with other content: never ours to claim as a success.
+                    return Err(StoreError::Conflict);
                 }
                 Err(unavailable(err))
             }
@@ -296,9 +307,13 @@ impl DynamoJobStore {
             .max(now)
             .plus(IN_PROGRESS_RETENTION)
             .as_secs();
+        // A per-call nonce: if the SDK retried a put whose success response was lost, the record
+        // that "blocks" us is our own, and we did start.
+        let claim = uuid::Uuid::new_v4().to_string();
         let mut item = Self::idem_key(scope);
         item.extend([
             ("t".to_owned(), s("idempotency")),
+            ("claim".to_owned(), s(claim.as_str())),
             ("status".to_owned(), s(STATUS_IN_PROGRESS)),
             ("hash".to_owned(), s(hash.as_str())),
             ("ipe".to_owned(), n(in_progress_until.as_millis())),
@@ -342,6 +357,11 @@ impl DynamoJobStore {
         };
         // Saves a GetItem: the exception carries the record that blocked us.
         let Some(old) = old else { return Ok(None) };
+        if get_s(&old, "claim") == Some(claim.as_str())
+            && get_s(&old, "status") == Some(STATUS_IN_PROGRESS)
+        {
+            return Ok(Some(IdempotencyBegin::Started));
+        }
         if get_s(&old, "hash") != Some(hash.as_str()) {
             return Ok(Some(IdempotencyBegin::Mismatch));
         }
