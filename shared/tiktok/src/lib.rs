@@ -1,5 +1,11 @@
 //! TikTok Content Posting API and OAuth v2 client, chunked streaming upload and webhook verification.
 //!
+//! A publish: [`TikTokClient::creator_info`] → [`TikTokClient::init_direct_post`] (or
+//! [`TikTokClient::init_inbox`], or [`TikTokClient::init_pull_or_upload`]) → persist `publish_id` →
+//! [`TikTokClient::upload`] with a [`ChunkPlan`] and an [`UploadSource`] ([`HttpSource`], [`FileSource`]) →
+//! [`TikTokClient::fetch_status`] and/or webhooks ([`TikTokClient::verify_webhook`]). An error with
+//! [`TikTokError::is_outcome_unknown`] after an init means "reconcile, never re-init blindly".
+//!
 //! Decisions follow `error.code`, never the HTTP status alone ([`classify`]). Every uncertain point of the
 //! contract (chunk thresholds, timeouts, replay window, base URLs) is configuration in [`TikTokConfig`].
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

@@ -463,3 +463,17 @@ async fn when_the_final_chunk_response_is_lost_should_finish_from_the_416_progre
         );
     }
 }
+
+#[tokio::test]
+async fn when_uploading_from_a_file_should_deliver_exact_bytes() {
+    let s = init_upload((2 * MIB + 333) as usize, |_| {}).await;
+    let path = std::env::temp_dir().join(format!("reelay-tiktok-{}.mp4", std::process::id()));
+    tokio::fs::write(&path, &s.data).await.unwrap();
+    let src = reelay_tiktok::FileSource::new(&path).await.unwrap();
+    s.client
+        .upload(&s.url, &s.plan, &src, "video/mp4")
+        .await
+        .unwrap();
+    tokio::fs::remove_file(&path).await.unwrap();
+    assert_eq!(upload_record(&s)["sha256"], sha256_hex(&s.data));
+}

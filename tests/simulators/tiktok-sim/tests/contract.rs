@@ -612,3 +612,35 @@ async fn when_a_429_storm_is_injected_should_reject_exactly_that_many_without_ef
     );
     assert_eq!(t.sim.inspect()["requests"]["CreatorInfo"], 4);
 }
+
+#[tokio::test]
+async fn when_a_domain_property_is_verified_should_cover_subdomains_but_not_the_parent() {
+    let mut c = cfg();
+    c.app.verified_domains = vec!["static.example.com".into()];
+    c.app.verified_prefixes = vec!["https://example.org/videos/user/".into()];
+    c.limits.init_per_window = 100;
+    let t = T::new(c).await;
+    let init = |url: &str| json!({"post_info": {"privacy_level": "SELF_ONLY"}, "source_info": {"source": "PULL_FROM_URL", "video_url": url}});
+    let cases = [
+        ("https://static.example.com/a.mp4", "ok"),
+        ("https://video.static.example.com/a.mp4", "ok"),
+        ("https://example.com/a.mp4", "url_ownership_unverified"),
+        (
+            "https://badstatic.example.com/a.mp4",
+            "url_ownership_unverified",
+        ),
+        ("https://example.org/videos/user/123/a.mp4", "ok"),
+        (
+            "https://example.org/videos/2023/user/a.mp4",
+            "url_ownership_unverified",
+        ),
+        (
+            "http://static.example.com/a.mp4",
+            "url_ownership_unverified",
+        ),
+    ];
+    for (url, code) in cases {
+        let (_, body, _) = t.api("/v2/post/publish/video/init/", Some(init(url))).await;
+        assert_eq!(body["error"]["code"], code, "{url}");
+    }
+}
