@@ -15,17 +15,24 @@ pub enum ErrorClass {
     Permanent,
 }
 
-/// The single classification table for Content Posting `error.code` values and OAuth `error` values.
+/// The single classification table: Content Posting `error.code` values, OAuth `error` values and the
+/// status/webhook `fail_reason` values (§3.2; a FAILED publish is terminal, so `Retryable` there means a
+/// new init is safe).
 ///
 /// Unknown codes are `Permanent`: never retried automatically, so an unfamiliar rejection costs a visible
 /// failure carrying its code and log id rather than a burst of repeated calls.
 pub fn classify(code: &str) -> ErrorClass {
     use ErrorClass::*;
     match code {
-        "rate_limit_exceeded" | "internal_error" | "server_error" | "temporarily_unavailable" => {
-            Retryable
-        }
+        "rate_limit_exceeded"
+        | "internal_error"
+        | "server_error"
+        | "temporarily_unavailable"
+        | "internal"
+        | "video_pull_failed"
+        | "photo_pull_failed" => Retryable,
         "access_token_invalid" => RefreshThenRetry,
+        "auth_removed" => NeedsUser,
         "scope_not_authorized"
         | "scope_permission_missed"
         | "privacy_level_option_mismatch"
@@ -49,7 +56,14 @@ pub fn classify(code: &str) -> ErrorClass {
         | "invalid_scope"
         | "unauthorized_client"
         | "unsupported_grant_type"
-        | "unsupported_response_type" => Permanent,
+        | "unsupported_response_type"
+        | "file_format_check_failed"
+        | "duration_check_failed"
+        | "frame_rate_check_failed"
+        | "picture_size_check_failed"
+        | "publish_cancelled"
+        | "spam_risk_text"
+        | "spam_risk" => Permanent,
         _ => Permanent,
     }
 }
@@ -87,6 +101,17 @@ pub fn is_known_code(code: &str) -> bool {
         "unauthorized_client",
         "unsupported_grant_type",
         "unsupported_response_type",
+        "internal",
+        "video_pull_failed",
+        "photo_pull_failed",
+        "auth_removed",
+        "file_format_check_failed",
+        "duration_check_failed",
+        "frame_rate_check_failed",
+        "picture_size_check_failed",
+        "publish_cancelled",
+        "spam_risk_text",
+        "spam_risk",
     ];
     KNOWN.contains(&code)
 }
@@ -230,6 +255,17 @@ mod tests {
             ("invalid_client", Permanent),
             ("server_error", Retryable),
             ("temporarily_unavailable", Retryable),
+            ("internal", Retryable),
+            ("video_pull_failed", Retryable),
+            ("photo_pull_failed", Retryable),
+            ("auth_removed", NeedsUser),
+            ("file_format_check_failed", Permanent),
+            ("duration_check_failed", Permanent),
+            ("frame_rate_check_failed", Permanent),
+            ("picture_size_check_failed", Permanent),
+            ("publish_cancelled", Permanent),
+            ("spam_risk_text", Permanent),
+            ("spam_risk", Permanent),
         ];
         for (code, class) in table {
             assert_eq!(classify(code), class, "{code}");
