@@ -314,6 +314,22 @@ async fn when_source_ends_early_should_fail_without_storing_wrong_bytes() {
     let rec = upload_record(&s);
     assert_eq!(rec["received"], MIB, "only the complete first chunk");
     assert_eq!(rec["puts"], 1);
+
+    let report = s
+        .client
+        .upload(
+            &s.url,
+            &s.plan,
+            &MemSource::new(s.data.clone()),
+            "video/mp4",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report.resumes, 1,
+        "a retried job picks up after the stored chunk"
+    );
+    assert_eq!(upload_record(&s)["sha256"], sha256_hex(&s.data));
 }
 
 #[tokio::test]

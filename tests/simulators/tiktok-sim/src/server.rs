@@ -1231,6 +1231,10 @@ async fn upload(
             return r;
         }
     };
+    let busy = Busy {
+        sim: sim.clone(),
+        upload_id: upload_id.clone(),
+    };
     let mut got = 0u64;
     let mut stream = body.into_data_stream();
     let mut broken = false;
@@ -1278,7 +1282,24 @@ async fn upload(
             }
         }
     };
+    drop(busy);
     deliver(resp, fault).await
+}
+
+/// Releases an upload reserved for one PUT even when the handler is cancelled mid-body (client gone).
+struct Busy {
+    sim: Arc<Sim>,
+    upload_id: String,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut w = self.sim.world();
+        let id = w.uploads.get(&self.upload_id).cloned().unwrap_or_default();
+        if let Some(u) = w.publishes.get_mut(&id).and_then(|p| p.upload.as_mut()) {
+            u.busy = false;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
