@@ -1,0 +1,124 @@
+//! Secrets never reach logs: every adapter that touches a secret runs under a TRACE subscriber
+//! (ours and the SDK's), and the captured output is searched for the values. Its own test binary,
+//! because a tracing subscriber is process-global.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{account, now, sdk, tenant};
+use reelay_aws::{
+    DynamoAccountStore, SecretCache, SecretsManagerTokenVault, SystemClock, fresh_token,
+};
+use reelay_domain::ports::{RefreshError, TokenRefresher, TokenSet, TokenVault};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const OLD_ACCESS: &str = "act.OLD-SECRET-1f2e3d";
+const OLD_REFRESH: &str = "rft.OLD-SECRET-4c5b6a";
+const NEW_ACCESS: &str = "act.NEW-SECRET-7a8b9c";
+const NEW_REFRESH: &str = "rft.NEW-SECRET-0d1e2f";
+const API_KEY: &str = "sk_live_SECRET-3a4b5c";
+
+fn set(access: &str, refresh: &str, valid_secs: i64) -> TokenSet {
+    TokenSet {
+        access_token: SecretString::from(access),
+        access_expires_at: reelay_domain::UtcTime::from_millis(
+            now().as_millis() + valid_secs * 1000,
+        ),
+        refresh_token: SecretString::from(refresh),
+        refresh_expires_at: now().plus(Duration::from_secs(86_400)),
+        open_id: "open-1".into(),
+        scopes: vec![],
+    }
+}
+
+struct Refresher;
+
+impl TokenRefresher for Refresher {
+    async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, RefreshError> {
+        assert_eq!(refresh_token.expose_secret(), OLD_REFRESH);
+        Ok(set(NEW_ACCESS, NEW_REFRESH, 7200))
+    }
+}
+
+#[tokio::test]
+async fn no_secret_value_appears_in_any_log_line_even_at_trace() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("trace")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    let sdk = sdk().await;
+    let prefix = common::token_prefix(&sdk).await;
+    let vault = SecretsManagerTokenVault::new(aws_sdk_secretsmanager::Client::new(&sdk), prefix);
+    let accounts = DynamoAccountStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        common::table(&sdk).await,
+    );
+    let (t, a) = (tenant("tenant_a"), account("acct_1"));
+    vault
+        .put_tokens(&t, &a, &set(OLD_ACCESS, OLD_REFRESH, -1))
+        .await
+        .unwrap();
+    let token = fresh_token(
+        &accounts,
+        &vault,
+        &Refresher,
+        &SystemClock,
+        &t,
+        &a,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(token.expose_secret(), NEW_ACCESS);
+    assert!(
+        vault
+            .put_tokens(&t, &a, &set(NEW_ACCESS, "", 60))
+            .await
+            .is_err()
+    );
+
+    let stack = common::provision(&sdk, reelay_template::ResourceKinds::SECRETS, None).await;
+    let id = stack.secret("SsembleSecret").unwrap().name.clone();
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .put_secret_value()
+        .secret_id(&id)
+        .secret_string(format!("{{\"apiKey\":\"{API_KEY}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    let cache = SecretCache::new(
+        aws_sdk_secretsmanager::Client::new(&sdk),
+        Duration::from_secs(60),
+    );
+    let ssemble = cache.ssemble(&id).await.unwrap();
+    tracing::info!(secret = ?ssemble, tokens = ?vault.get_tokens(&t, &a).await.unwrap(), "debug output of the secret types");
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("access token refreshed"), "the capture works");
+    assert!(logs.contains("REDACTED"), "secret types print as redacted");
+    for secret in [OLD_ACCESS, OLD_REFRESH, NEW_ACCESS, NEW_REFRESH, API_KEY] {
+        let tail = secret.rsplit('-').next().unwrap();
+        assert!(!logs.contains(secret) && !logs.contains(tail), "{secret} leaked into the logs");
+    }
+}
