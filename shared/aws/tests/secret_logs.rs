@@ -119,6 +119,9 @@ async fn no_secret_value_appears_in_any_log_line_even_at_trace() {
     assert!(logs.contains("REDACTED"), "secret types print as redacted");
     for secret in [OLD_ACCESS, OLD_REFRESH, NEW_ACCESS, NEW_REFRESH, API_KEY] {
         let tail = secret.rsplit('-').next().unwrap();
-        assert!(!logs.contains(secret) && !logs.contains(tail), "{secret} leaked into the logs");
+        assert!(
+            !logs.contains(secret) && !logs.contains(tail),
+            "{secret} leaked into the logs"
+        );
     }
 }

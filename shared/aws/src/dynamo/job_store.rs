@@ -677,49 +677,72 @@ impl JobStore for DynamoJobStore {
     async fn due(&self, now: UtcTime, limit: u32) -> Result<Vec<DueJob>, StoreError> {
         let limit = limit.clamp(1, 1000);
         let upper = format!("{:015}", now.as_millis().saturating_add(1).max(0));
-        let queries = (0..DUE_SHARDS).map(|shard| {
-            let q = self
+        let shards = (0..DUE_SHARDS).map(|shard| self.due_shard(shard, &upper, limit));
+        let mut due = Vec::new();
+        for shard in futures::future::join_all(shards).await {
+            due.extend(shard?);
+        }
+        due.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.job_id.cmp(&b.job_id)));
+        due.truncate(limit as usize);
+        Ok(due)
+    }
+}
+
+impl DynamoJobStore {
+    /// The oldest `limit` due entries of one shard (following pages: a page stops at 1 MB).
+    async fn due_shard(
+        &self,
+        shard: u8,
+        upper: &str,
+        limit: u32,
+    ) -> Result<Vec<DueJob>, StoreError> {
+        let mut due = Vec::new();
+        let mut start = None;
+        loop {
+            let remaining = limit.saturating_sub(u32::try_from(due.len()).unwrap_or(u32::MAX));
+            let out = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name("due")
                 .key_condition_expression("due_pk = :p AND due_sk < :upper")
                 .expression_attribute_values(":p", s(due_pk(shard)))
-                .expression_attribute_values(":upper", s(upper.clone()))
-                .limit(i32::try_from(limit).unwrap_or(1000))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            q.send()
-        });
-        let mut due = Vec::new();
-        for result in futures::future::join_all(queries).await {
-            let out = result.map_err(|e| {
-                self.meter.record_failed("due");
-                unavailable(e)
-            })?;
+                .expression_attribute_values(":upper", s(upper))
+                .limit(i32::try_from(remaining).unwrap_or(1000))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    self.meter.record_failed("due");
+                    unavailable(e)
+                })?;
             self.meter.record("due", out.consumed_capacity());
             for item in out.items.unwrap_or_default() {
-                let sk = req_s(&item, "due_sk")?;
-                let Some((at, id)) = sk.split_once('#') else {
-                    return Err(StoreError::Corrupt(format!("due_sk {sk}")));
-                };
-                let at = at
-                    .parse::<i64>()
-                    .map_err(|_| StoreError::Corrupt(format!("due_sk {sk}")))?;
-                let job_id = JobId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let kind = get_s(&item, "due_kind")
-                    .and_then(parse_check_kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("due_kind of {job_id}")))?;
-                due.push(DueJob {
-                    job_id,
-                    at: UtcTime::from_millis(at),
-                    kind,
-                });
+                due.push(due_entry(&item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() && (due.len() as u32) < limit => start = Some(k),
+                _ => return Ok(due),
             }
         }
-        due.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.job_id.cmp(&b.job_id)));
-        due.truncate(limit as usize);
-        Ok(due)
     }
+}
+
+fn due_entry(item: &HashMap<String, AttributeValue>) -> Result<DueJob, StoreError> {
+    let sk = req_s(item, "due_sk")?;
+    let corrupt = || StoreError::Corrupt(format!("due_sk {sk}"));
+    let (at, id) = sk.split_once('#').ok_or_else(corrupt)?;
+    let at = at.parse::<i64>().map_err(|_| corrupt())?;
+    let job_id = JobId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let kind = get_s(item, "due_kind")
+        .and_then(parse_check_kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("due_kind of {job_id}")))?;
+    Ok(DueJob {
+        job_id,
+        at: UtcTime::from_millis(at),
+        kind,
+    })
 }
 
 fn request_pointer(request_id: &RequestId, job_id: &JobId) -> HashMap<String, AttributeValue> {
