@@ -11,7 +11,9 @@ pub enum LocalError {
     #[error("template has no function `{0}`")]
     UnknownFunction(String),
     /// A route key that is neither `$default` nor `METHOD /path`.
-    #[error("invalid route key `{0}`: expected `$default` or `METHOD /path` with {{param}} / {{param+}}")]
+    #[error(
+        "invalid route key `{0}`: expected `$default` or `METHOD /path` with {{param}} / {{param+}}"
+    )]
     InvalidRoute(String),
     /// GetQueueAttributes failed, so the event source ARN is unknown.
     #[error("reading the ARN of {queue_url}: {message}")]

@@ -77,12 +77,13 @@ impl FunctionSpec {
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or_default();
-        let mut config = lambda_runtime::Config::default();
-        config.function_name = self.name.clone();
-        config.memory = self.memory_mb;
-        config.version = "$LATEST".to_owned();
-        config.log_group = format!("/aws/lambda/{}", self.name);
-        config.log_stream = "local".to_owned();
+        let config = lambda_runtime::Config {
+            function_name: self.name.clone(),
+            memory: self.memory_mb,
+            version: "$LATEST".to_owned(),
+            log_group: format!("/aws/lambda/{}", self.name),
+            log_stream: "local".to_owned(),
+        };
         let mut context = lambda_runtime::Context::default();
         context.request_id = uuid::Uuid::new_v4().to_string();
         context.deadline = deadline_ms;
@@ -112,9 +113,15 @@ mod tests {
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
         let ahead = ctx.deadline.saturating_sub(now_ms);
-        assert!((299_000..=300_000).contains(&ahead), "deadline {ahead} ms ahead");
+        assert!(
+            (299_000..=300_000).contains(&ahead),
+            "deadline {ahead} ms ahead"
+        );
         assert_ne!(ctx.request_id, spec.context().request_id);
-        assert!(ctx.invoked_function_arn.ends_with(":function:PublisherFunction"));
+        assert!(
+            ctx.invoked_function_arn
+                .ends_with(":function:PublisherFunction")
+        );
         assert_eq!(ctx.env_config.function_name, "PublisherFunction");
     }
 }

@@ -1,0 +1,85 @@
+//! All drivers under one supervisor: one shutdown stops them all.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_http::{Body, Request, Response};
+use reelay_local::{
+    FunctionSpec, HttpFront, LocalRuntime, Routes, Schedule, SqsDriver, SqsSource, Ticker,
+};
+
+use crate::common::{eventually, fifo_queue};
+
+#[tokio::test]
+async fn when_the_runtime_shuts_down_should_stop_every_driver() {
+    let q = fifo_queue(5).await;
+    let mut runtime = LocalRuntime::new();
+    let source = SqsSource::new(
+        &q.url,
+        FunctionSpec::new("PublisherFunction", Duration::from_secs(5)),
+    );
+    let sqs = SqsDriver::spawn_with(
+        q.client.clone(),
+        source,
+        runtime.child_token(),
+        |_e: SqsEvent| async { SqsBatchResponse::default() },
+    )
+    .await
+    .unwrap();
+    let sqs_counters = sqs.counters();
+    runtime.add_sqs("publisher", sqs);
+    let ticker = Ticker::spawn_with(
+        Schedule::new(
+            Duration::from_millis(50),
+            FunctionSpec::new("ReconcilerFunction", Duration::from_secs(5)),
+        ),
+        runtime.child_token(),
+        |_e: CloudWatchEvent| async {},
+    );
+    let tick_counters = ticker.counters();
+    runtime.add_ticker("reconciler", ticker);
+    let routes = Routes::new()
+        .route(
+            "GET /health",
+            FunctionSpec::new("IngestApiFunction", Duration::from_secs(5)),
+            |_r: Request| async { Response::new(Body::Text("ok".into())) },
+        )
+        .unwrap();
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let front = HttpFront::start_with_token(addr, routes, runtime.child_token())
+        .await
+        .unwrap();
+    let url = format!("{}/health", front.url());
+    runtime.add_http("api", front);
+    assert_eq!(runtime.names(), ["publisher", "reconciler", "api"]);
+
+    q.send("g", "d1", "hello").await;
+    assert_eq!(
+        reqwest::get(&url).await.unwrap().text().await.unwrap(),
+        "ok"
+    );
+    eventually(Duration::from_secs(10), "the record handled", || {
+        let s = sqs_counters.snapshot();
+        async move { s.deletes == 1 }
+    })
+    .await;
+
+    tokio::time::timeout(Duration::from_secs(5), runtime.shutdown())
+        .await
+        .expect("shutdown is prompt")
+        .unwrap();
+    let ticks = tick_counters
+        .ticks
+        .load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        tick_counters
+            .ticks
+            .load(std::sync::atomic::Ordering::SeqCst),
+        ticks,
+        "no ticks after shutdown"
+    );
+    assert!(reqwest::get(&url).await.is_err(), "the port is closed");
+}
