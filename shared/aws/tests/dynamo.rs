@@ -808,3 +808,121 @@ async fn tenant_api_keys_are_stored_only_as_hashes() {
     assert!(dump.contains(&key_hash));
     assert!(!dump.contains(raw), "the raw key is nowhere in the table");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_publisher_claims_the_attempt_and_a_dead_ones_lease_surfaces_as_due() {
+    let store = Arc::new(job_store().await);
+    let policy = Policy::default();
+    let start = now();
+    let created = new_job(&tenant("tenant_a"), &account("acct_1"), start, None);
+    store.create(&created, None).await.unwrap();
+    // Up to publish_queued through the normal path.
+    let mut job = created.job.clone();
+    for (i, event) in common::lifecycle::events().into_iter().take(4).enumerate() {
+        let at = start.plus(Duration::from_secs(10 * (i as u64 + 1)));
+        let Step::Applied(applied) = job.apply(&event, at, &policy).unwrap() else {
+            panic!()
+        };
+        store.save(&applied, job.version).await.unwrap();
+        job = applied.job;
+    }
+    assert_eq!(job.state, JobState::PublishQueued);
+
+    // Two consumers (a redelivery and a re-enqueue) race to record the attempt.
+    let claim_at = start.plus(Duration::from_secs(60));
+    let claims: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, job) = (store.clone(), job.clone());
+            tokio::spawn(async move {
+                let Step::Applied(a) = job
+                    .apply(&Event::PublishStarted, claim_at, &Policy::default())
+                    .unwrap()
+                else {
+                    panic!()
+                };
+                store.save(&a, job.version).await.map(|()| a)
+            })
+        })
+        .collect();
+    let results: Vec<_> = futures::future::join_all(claims)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "one attempt, one TikTok init");
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::Conflict)))
+    );
+    let claimed = winners[0].job.clone();
+    assert_eq!(claimed.attempt, 1);
+
+    // The winner dies mid-call: nothing is due until its lease passes, then the reconciler sees it.
+    let lease_end = claim_at.plus(policy.publish_lease);
+    assert!(
+        store
+            .due(lease_end.minus(Duration::from_millis(1)), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store.due(lease_end, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].job_id.clone(), due[0].kind),
+        (claimed.id.clone(), reelay_domain::CheckKind::LeaseExpiry)
+    );
+    let current = store.get(&claimed.id).await.unwrap().unwrap();
+    let Step::Applied(expired) = current
+        .apply(&Event::LeaseExpired, lease_end, &policy)
+        .unwrap()
+    else {
+        panic!()
+    };
+    store.save(&expired, current.version).await.unwrap();
+    let parked = store.get(&claimed.id).await.unwrap().unwrap();
+    assert_eq!(
+        parked.state,
+        JobState::PublishUnknown,
+        "never re-posted blindly"
+    );
+    let next = store
+        .due(lease_end.plus(Duration::from_secs(3600)), 10)
+        .await
+        .unwrap();
+    assert_eq!(next[0].kind, reelay_domain::CheckKind::UnknownResolve);
+}
+
+#[tokio::test]
+async fn jobs_fanned_out_from_one_render_are_found_by_its_request_id() {
+    let store = job_store().await;
+    let t = now();
+    let request_id = RequestId::parse("aaaaaaaaaaaaaaaaaaaaaaaa").unwrap();
+    let mut ids = Vec::new();
+    for acct in ["acct_1", "acct_2", "acct_3"] {
+        let applied = reelay_domain::Job::create(
+            reelay_domain::JobId::generate(t, common::rand_u128()),
+            tenant("tenant_a"),
+            account(acct),
+            reelay_domain::JobSource::Rendered {
+                request_id: request_id.clone(),
+            },
+            common::post(),
+            t,
+            None,
+            t,
+            &Policy::default(),
+        );
+        assert_eq!(applied.job.state, JobState::Rendering);
+        store.create(&applied, None).await.unwrap();
+        ids.push(applied.job.id);
+    }
+    let mut found = store.jobs_for_request(&request_id).await.unwrap();
+    found.sort();
+    ids.sort();
+    assert_eq!(found, ids);
+    let other = RequestId::parse("bbbbbbbbbbbbbbbbbbbbbbbb").unwrap();
+    assert!(store.jobs_for_request(&other).await.unwrap().is_empty());
+}
