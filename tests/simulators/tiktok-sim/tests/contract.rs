@@ -644,3 +644,27 @@ async fn when_a_domain_property_is_verified_should_cover_subdomains_but_not_the_
         assert_eq!(body["error"]["code"], code, "{url}");
     }
 }
+
+#[tokio::test]
+async fn when_the_documented_status_request_is_sent_should_be_understood() {
+    let t = T::new(cfg()).await;
+    let (status, body, _) = t
+        .api(
+            "/v2/post/publish/status/fetch/",
+            Some(fixture("status.request.json")),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_publish_id"))
+    );
+    let src = json!({"post_info": {"privacy_level": "SELF_ONLY"}, "source_info": {"source": "PULL_FROM_URL", "video_url": "https://media.example.com/a.mp4"}});
+    let (_, init, _) = t.api("/v2/post/publish/video/init/", Some(src)).await;
+    let mut req = fixture("status.request.json");
+    req["publish_id"] = init["data"]["publish_id"].clone();
+    let (status, body, _) = t.api("/v2/post/publish/status/fetch/", Some(req)).await;
+    assert_eq!(
+        (status, body["data"]["status"].as_str()),
+        (200, Some("PROCESSING_DOWNLOAD"))
+    );
+}
