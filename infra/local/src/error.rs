@@ -21,6 +21,9 @@ pub enum LocalError {
     /// Batch size outside SQS's 1..=10 per ReceiveMessage, or zero concurrency.
     #[error("invalid driver setting: {0}")]
     InvalidSetting(String),
+    /// Only `rate(N unit)` schedules run locally; a cron expression needs a calendar.
+    #[error("schedule `{0}` is not a rate(N unit) expression")]
+    UnsupportedSchedule(String),
     #[error("binding the HTTP front to {addr}: {source}")]
     Bind {
         addr: String,

@@ -93,6 +93,34 @@ impl FunctionSpec {
     }
 }
 
+/// A scalar property, following a `!Ref` to a template parameter's default (the local stage
+/// deploys with defaults).
+pub(crate) fn scalar(template: &Template, expr: &reelay_template::expr::Expr) -> Option<String> {
+    use reelay_template::expr::Expr;
+    match expr {
+        Expr::String(s) | Expr::Number(s) => Some(s.clone()),
+        Expr::Ref(name) => template.parameters.get(name)?.default.clone(),
+        _ => None,
+    }
+}
+
+/// The properties of the function's first event of `kind` (`SQS`, `Schedule`, ...).
+pub(crate) fn event_properties(
+    template: &Template,
+    logical_id: &str,
+    kind: &str,
+) -> Result<reelay_template::expr::Expr, LocalError> {
+    template
+        .functions()
+        .into_iter()
+        .find(|f| f.id == logical_id)
+        .ok_or_else(|| LocalError::UnknownFunction(logical_id.to_owned()))?
+        .events_of_type(kind)
+        .next()
+        .cloned()
+        .ok_or_else(|| LocalError::UnknownFunction(format!("{logical_id} (no {kind} event)")))
+}
+
 /// `AWS_REGION`, then `AWS_DEFAULT_REGION`, then us-east-1 (the emulators' default).
 pub fn default_region() -> String {
     std::env::var("AWS_REGION")

@@ -35,7 +35,37 @@ pub const INTEGRATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// match over a greedy one, a method over `ANY`, then more literal segments.
 type Specificity = (bool, bool, bool, usize);
 
-type BoxHandler = Arc<dyn Fn(Request) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
+/// What an HTTP handler may return: a response, or a function error (API Gateway answers 500).
+pub trait HttpResult {
+    fn into_http_result(self) -> Result<Response<Body>, String>;
+}
+
+impl HttpResult for Response<Body> {
+    fn into_http_result(self) -> Result<Response<Body>, String> {
+        Ok(self)
+    }
+}
+
+impl<E: std::fmt::Display> HttpResult for Result<Response<Body>, E> {
+    fn into_http_result(self) -> Result<Response<Body>, String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+type BoxHandler =
+    Arc<dyn Fn(Request) -> BoxFuture<'static, Result<Response<Body>, String>> + Send + Sync>;
+
+fn boxed<H, Fut>(handler: H) -> BoxHandler
+where
+    H: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HttpResult,
+{
+    Arc::new(move |req| {
+        let fut = handler(req);
+        Box::pin(async move { fut.await.into_http_result() })
+    })
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -92,10 +122,11 @@ impl Routes {
     ) -> Result<Self, LocalError>
     where
         H: Fn(Request) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Response<Body>> + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HttpResult,
     {
         let (method, pattern) = parse_route_key(route_key)?;
-        let handler: BoxHandler = Arc::new(move |req| Box::pin(handler(req)));
+        let handler = boxed(handler);
         self.routes.push(Route {
             key: route_key.trim().to_owned(),
             method,
@@ -115,7 +146,8 @@ impl Routes {
     ) -> Result<Self, LocalError>
     where
         H: Fn(Request) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Response<Body>> + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HttpResult,
     {
         let key = format!("ANY {}/{{proxy+}}", prefix.trim_end_matches('/'));
         self.route(&key, function, handler)
@@ -131,7 +163,8 @@ impl Routes {
     ) -> Result<Self, LocalError>
     where
         H: Fn(Request) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Response<Body>> + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HttpResult,
     {
         let function = FunctionSpec::from_template(template, logical_id)?;
         let keys: Vec<String> = template
@@ -153,7 +186,7 @@ impl Routes {
                 "{logical_id} (no HttpApi events)"
             )));
         }
-        let handler: BoxHandler = Arc::new(move |req| Box::pin(handler(req)));
+        let handler = boxed(handler);
         for key in keys {
             let (method, pattern) = parse_route_key(&key)?;
             self.routes.push(Route {
@@ -638,7 +671,11 @@ async fn invoke_route(
     let mut task = tokio::spawn(async move { handler(request).await });
     let limit = route.function.timeout.min(INTEGRATION_TIMEOUT);
     let response = match tokio::time::timeout(limit, &mut task).await {
-        Ok(Ok(response)) => response,
+        Ok(Ok(Ok(response))) => response,
+        Ok(Ok(Err(function_error))) => {
+            warn!(function = %route.function.name, error = %function_error, "handler returned an error");
+            return gateway_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        }
         Ok(Err(join_error)) => {
             warn!(function = %route.function.name, error = %join_error, "handler panicked");
             return gateway_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");

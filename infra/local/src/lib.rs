@@ -7,7 +7,51 @@
 //! - [`LocalRuntime`]: starts and stops them together.
 //!
 //! Drivers take handler closures, so any function's `function_handler` plugs in without this
-//! crate depending on the functions.
+//! crate depending on the functions. A runner wires them like this:
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
+//! use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+//! use lambda_http::{Body, Request, Response};
+//! use lambda_runtime::LambdaEvent;
+//! use reelay_local::{
+//!     FunctionSpec, HttpFront, LocalRuntime, Routes, Schedule, SqsDriver, SqsSource, Ticker,
+//! };
+//! use reelay_template::Template;
+//!
+//! // Stand-ins for `function_handler(&deps, ...)` of each function crate.
+//! async fn ingest(_req: Request) -> Response<Body> { Response::new(Body::Empty) }
+//! async fn publish(_ev: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+//!     Ok(SqsBatchResponse::default())
+//! }
+//! async fn reconcile(_ev: CloudWatchEvent) -> Result<(), lambda_runtime::Error> { Ok(()) }
+//!
+//! async fn run(sqs: aws_sdk_sqs::Client, publish_queue_url: String) -> Result<(), reelay_local::LocalError> {
+//!     let template = Template::from_path("template.yaml")?;
+//!     let mut runtime = LocalRuntime::new();
+//!
+//!     // Every HttpApi event of the function becomes a route, with its timeout.
+//!     let routes = Routes::new().function_from_template(&template, "IngestApiFunction", ingest)?;
+//!     let addr = SocketAddr::from(([127, 0, 0, 1], 3000));
+//!     runtime.add_http("api", HttpFront::start_with_token(addr, routes, runtime.child_token()).await?);
+//!
+//!     // BatchSize, MaximumConcurrency and Timeout from the function's SQS event.
+//!     let source = SqsSource::from_template(&template, "PublisherFunction", publish_queue_url)?;
+//!     let spec = source.function.clone();
+//!     let driver = SqsDriver::spawn_with(sqs, source, runtime.child_token(), move |event| {
+//!         // A handler that wants the Lambda context gets a fresh one per invocation.
+//!         publish(LambdaEvent::new(event, spec.context()))
+//!     })
+//!     .await?;
+//!     runtime.add_sqs("publisher", driver);
+//!
+//!     let schedule = Schedule::from_template(&template, "ReconcilerFunction")?.fire_immediately();
+//!     runtime.add_ticker("reconciler", Ticker::spawn_with(schedule, runtime.child_token(), reconcile));
+//!
+//!     runtime.run_until_ctrl_c().await
+//! }
+//! ```
 
 mod error;
 mod function;
@@ -19,7 +63,7 @@ mod supervisor;
 
 pub use error::LocalError;
 pub use function::{FunctionSpec, LAMBDA_MAX_TIMEOUT, LOCAL_ACCOUNT_ID, default_region};
-pub use http::{HttpFront, HttpStats, RouteMatch, Routes};
+pub use http::{HttpFront, HttpResult, HttpStats, RouteMatch, Routes};
 pub use outcome::InvocationOutcome;
 pub use schedule::{Schedule, TickStats, Ticker};
 pub use sqs::{BatchResult, SqsCounters, SqsDriver, SqsSource, SqsStats};

@@ -14,7 +14,10 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::{FunctionSpec, InvocationOutcome, LAMBDA_MAX_TIMEOUT, LOCAL_ACCOUNT_ID};
+use reelay_template::Template;
+
+use crate::function::{event_properties, scalar};
+use crate::{FunctionSpec, InvocationOutcome, LAMBDA_MAX_TIMEOUT, LOCAL_ACCOUNT_ID, LocalError};
 
 /// Tick totals for a progress display.
 #[derive(Debug, Default)]
@@ -55,10 +58,45 @@ impl Schedule {
         }
     }
 
+    /// The function's `Type: Schedule` event from template.yaml: its `rate(...)` (a parameter's
+    /// default when it is a `!Ref`) and the function's timeout.
+    pub fn from_template(template: &Template, logical_id: &str) -> Result<Self, LocalError> {
+        let function = FunctionSpec::from_template(template, logical_id)?;
+        let props = event_properties(template, logical_id, "Schedule")?;
+        let expression = props
+            .get("Schedule")
+            .and_then(|e| scalar(template, e))
+            .unwrap_or_default();
+        let period = parse_rate(&expression)?;
+        Ok(Self::new(period, function))
+    }
+
     pub fn fire_immediately(mut self) -> Self {
         self.fire_immediately = true;
         self
     }
+}
+
+/// `rate(1 minute)`, `rate(5 minutes)`, `rate(2 hours)`, `rate(1 day)` as EventBridge reads them.
+pub fn parse_rate(expression: &str) -> Result<Duration, LocalError> {
+    let unsupported = || LocalError::UnsupportedSchedule(expression.to_owned());
+    let inner = expression
+        .trim()
+        .strip_prefix("rate(")
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(unsupported)?;
+    let (n, unit) = inner.trim().split_once(' ').ok_or_else(unsupported)?;
+    let n: u64 = n.parse().map_err(|_| unsupported())?;
+    let unit_s = match unit.trim() {
+        "minute" | "minutes" => 60,
+        "hour" | "hours" => 3600,
+        "day" | "days" => 86_400,
+        _ => return Err(unsupported()),
+    };
+    if n == 0 {
+        return Err(unsupported());
+    }
+    Ok(Duration::from_secs(n * unit_s))
 }
 
 /// The event EventBridge sends a Lambda target for a scheduled rule.
@@ -220,4 +258,37 @@ async fn tick_loop<H, Fut>(
         warn!(error = %e, "scheduled run ended abnormally");
     }
     info!(function = %schedule.function.name, "ticker stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_a_rate_is_parsed_should_follow_eventbridge_units() {
+        assert_eq!(
+            parse_rate("rate(1 minute)").ok(),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_rate("rate(5 minutes)").ok(),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            parse_rate("rate(2 hours)").ok(),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(
+            parse_rate("rate(1 day)").ok(),
+            Some(Duration::from_secs(86_400))
+        );
+        for bad in [
+            "cron(0 12 * * ? *)",
+            "rate(0 minutes)",
+            "rate(1 fortnight)",
+            "",
+        ] {
+            assert!(parse_rate(bad).is_err(), "{bad} accepted");
+        }
+    }
 }

@@ -24,6 +24,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use reelay_template::Template;
+
+use crate::function::{event_properties, scalar};
 use crate::{FunctionSpec, LAMBDA_MAX_TIMEOUT, LocalError, default_region};
 
 /// What an SQS handler may return: the batch response, or a function error (whole batch failed).
@@ -72,6 +75,33 @@ impl SqsSource {
             wait_time: Duration::from_secs(1),
             function,
         }
+    }
+
+    /// The function's `Type: SQS` event from template.yaml: BatchSize, ScalingConfig's
+    /// MaximumConcurrency (a parameter's default when it is a `!Ref`) and the function's timeout.
+    /// `queue_url` is the provisioned queue's URL (physical names are the provisioner's).
+    pub fn from_template(
+        template: &Template,
+        logical_id: &str,
+        queue_url: impl Into<String>,
+    ) -> Result<Self, LocalError> {
+        let function = FunctionSpec::from_template(template, logical_id)?;
+        let props = event_properties(template, logical_id, "SQS")?;
+        let number = |e: Option<&reelay_template::expr::Expr>| {
+            e.and_then(|e| scalar(template, e))
+                .and_then(|s| s.parse::<u64>().ok())
+        };
+        let mut source = Self::new(queue_url, function);
+        if let Some(b) = number(props.get("BatchSize")).and_then(|b| i32::try_from(b).ok()) {
+            source.batch_size = b;
+        }
+        let scaling = props.get("ScalingConfig");
+        if let Some(c) = number(scaling.and_then(|s| s.get("MaximumConcurrency")))
+            .and_then(|c| usize::try_from(c).ok())
+        {
+            source.max_concurrency = c;
+        }
+        Ok(source)
     }
 
     pub fn with_batch_size(mut self, batch_size: i32) -> Self {
@@ -357,7 +387,16 @@ async fn run_batch(mapping: &Mapping, messages: Vec<Message>) {
     let total = u64::try_from(messages.len()).unwrap_or(u64::MAX);
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters.records.fetch_add(total, Ordering::Relaxed);
-    let event = sqs_event(&messages, &mapping.queue_arn, &mapping.region);
+    let event = match sqs_event(&messages, &mapping.queue_arn, &mapping.region) {
+        Ok(event) => event,
+        Err(e) => {
+            // Never invoke with a partial event: an empty one would "succeed" and delete all.
+            counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+            counters.failures.fetch_add(total, Ordering::Relaxed);
+            warn!(error = %e, "SQS event did not round-trip; batch left on the queue");
+            return;
+        }
+    };
     let handler = mapping.handler.clone();
     let mut task = tokio::spawn(async move { handler(event).await });
     let outcome = match tokio::time::timeout(mapping.function.timeout, &mut task).await {
@@ -463,12 +502,12 @@ async fn delete(mapping: &Mapping, messages: &[&Message]) {
 
 /// The records as Lambda's SQS poller sends them, serialised to Lambda's JSON and read back
 /// into `SqsEvent`, so field names and encodings are the wire ones.
-pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> SqsEvent {
-    let value = sqs_event_json(messages, queue_arn, region);
-    serde_json::from_value(value).unwrap_or_else(|e| {
-        warn!(error = %e, "SQS event did not round-trip; sending it empty");
-        SqsEvent::default()
-    })
+pub fn sqs_event(
+    messages: &[Message],
+    queue_arn: &str,
+    region: &str,
+) -> Result<SqsEvent, serde_json::Error> {
+    serde_json::from_value(sqs_event_json(messages, queue_arn, region))
 }
 
 /// Lambda's JSON for an SQS batch (`Records[]` with `messageId`, `receiptHandle`, `body`,
@@ -547,12 +586,13 @@ mod tests {
     }
 
     #[test]
-    fn when_messages_are_converted_should_have_lambda_field_names_and_fifo_attributes() {
+    fn when_messages_are_converted_should_have_lambda_field_names_and_fifo_attributes()
+    -> Result<(), serde_json::Error> {
         let event = sqs_event(
             &[message("m1", "acct-1")],
             "arn:aws:sqs:us-east-1:000000000000:q.fifo",
             "us-east-1",
-        );
+        )?;
         let record = &event.records[0];
         assert_eq!(record.message_id.as_deref(), Some("m1"));
         assert_eq!(record.receipt_handle.as_deref(), Some("rh-m1"));
@@ -569,6 +609,7 @@ mod tests {
                 .map(String::as_str),
             Some("1")
         );
+        Ok(())
     }
 
     #[test]

@@ -328,7 +328,7 @@ async fn when_the_body_exceeds_10_mb_should_answer_413_without_invoking() {
 }
 
 #[tokio::test]
-async fn when_the_handler_panics_or_times_out_should_answer_500_and_keep_serving() {
+async fn when_the_handler_panics_errors_or_times_out_should_answer_500_and_keep_serving() {
     let short = FunctionSpec::new("SlowFunction", Duration::from_millis(200));
     let routes = Routes::new()
         .route("GET /panic", spec(), |_req: Request| async move {
@@ -339,6 +339,10 @@ async fn when_the_handler_panics_or_times_out_should_answer_500_and_keep_serving
         .route("GET /slow", short, |_req: Request| async move {
             tokio::time::sleep(Duration::from_secs(5)).await;
             Response::new(Body::Empty)
+        })
+        .unwrap()
+        .route("GET /error", spec(), |_req: Request| async move {
+            Err::<Response<Body>, _>("store unavailable")
         })
         .unwrap()
         .route("GET /ok", spec(), |_req: Request| async move {

@@ -10,7 +10,30 @@ use reelay_local::{
     FunctionSpec, HttpFront, LocalRuntime, Routes, Schedule, SqsDriver, SqsSource, Ticker,
 };
 
-use crate::common::{eventually, fifo_queue};
+use crate::common::{eventually, fifo_queue, template};
+
+#[test]
+fn when_settings_come_from_the_template_should_match_the_deployed_event_sources() {
+    let t = template();
+    let publisher = SqsSource::from_template(&t, "PublisherFunction", "http://q").unwrap();
+    assert_eq!(publisher.batch_size, 10);
+    assert_eq!(
+        publisher.max_concurrency, 50,
+        "PublishMaxConcurrency's default"
+    );
+    assert_eq!(publisher.function.timeout, Duration::from_secs(300));
+    let render = SqsSource::from_template(&t, "RenderSubmitterFunction", "http://q").unwrap();
+    assert_eq!(render.max_concurrency, 10, "RenderMaxConcurrency's default");
+    assert_eq!(render.function.timeout, Duration::from_secs(30));
+    let tick = Schedule::from_template(&t, "ReconcilerFunction").unwrap();
+    assert_eq!(tick.period, Duration::from_secs(60), "rate(1 minute)");
+    assert_eq!(tick.function.timeout, Duration::from_secs(60));
+    assert!(
+        SqsSource::from_template(&t, "ReconcilerFunction", "http://q").is_err(),
+        "no SQS event"
+    );
+    assert!(FunctionSpec::from_template(&t, "NoSuchFunction").is_err());
+}
 
 #[tokio::test]
 async fn when_the_runtime_shuts_down_should_stop_every_driver() {
