@@ -91,7 +91,9 @@ async fn main() {
     let sdk = common::sdk().await;
     let table = common::table(&sdk).await;
     let stack = common::provision(&sdk, ResourceKinds::QUEUES, Some(30)).await;
-    let store = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    // INDEXES: the same totals, plus the base table's and the GSIs' shares.
+    let store =
+        DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), table).with_index_capacity();
     let sqs_client = aws_sdk_sqs::Client::new(&sdk);
     let render_url = stack.queue("RenderQueue").unwrap().url.clone();
     let publish_url = stack.queue("PublishQueue").unwrap().url.clone();
@@ -116,8 +118,8 @@ async fn main() {
         endpoint("AWS_ENDPOINT_URL")
     );
     println!(
-        "{:<22} {:>9} {:>9} {:>8}  ops",
-        "step", "ddb_reqs", "ddb_cu", "job_B"
+        "{:<22} {:>9} {:>9} {:>9} {:>9} {:>8}  ops",
+        "step", "ddb_reqs", "ddb_cu", "table_cu", "gsi_cu", "job_B"
     );
 
     // Ingest: claim the key, create the job with its first audit event, complete the key.
@@ -194,7 +196,7 @@ async fn main() {
         trail.len()
     );
     println!(
-        "DynamoDB: {} requests, {:.1} capacity units reported (ReturnConsumedCapacity=TOTAL; {} of {} responses carried a figure)",
+        "DynamoDB: {} requests, {:.1} capacity units reported (ReturnConsumedCapacity=INDEXES; {} of {} responses carried a figure)",
         totals.0,
         totals.1,
         reported,
@@ -202,8 +204,8 @@ async fn main() {
     );
     for (op, s) in &snap.ops {
         println!(
-            "  {op:<20} requests={:<3} cu={:.1}",
-            s.requests, s.capacity_units
+            "  {op:<20} requests={:<3} cu={:<6.1} table={:<6.1} gsi={:.1}",
+            s.requests, s.capacity_units, s.table_units, s.index_units
         );
     }
     let sends = sqs.queue.requests();
@@ -225,6 +227,11 @@ fn doc_size(job: &reelay_domain::Job) -> usize {
 
 fn print_step(name: &str, before: &MeterSnapshot, after: &MeterSnapshot, job_bytes: usize) {
     let (reqs, cu) = delta(before, after);
+    let sum = |s: &MeterSnapshot, f: fn(&reelay_aws::dynamo::OpStats) -> f64| {
+        s.ops.values().map(f).sum::<f64>()
+    };
+    let table = sum(after, |o| o.table_units) - sum(before, |o| o.table_units);
+    let gsi = sum(after, |o| o.index_units) - sum(before, |o| o.index_units);
     let ops: Vec<String> = after
         .ops
         .iter()
@@ -234,7 +241,7 @@ fn print_step(name: &str, before: &MeterSnapshot, after: &MeterSnapshot, job_byt
         })
         .collect();
     println!(
-        "{name:<22} {reqs:>9} {cu:>9.1} {job_bytes:>8}  {}",
+        "{name:<22} {reqs:>9} {cu:>9.1} {table:>9.1} {gsi:>9.1} {job_bytes:>8}  {}",
         ops.join(",")
     );
 }

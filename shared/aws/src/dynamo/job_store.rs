@@ -84,6 +84,7 @@ pub struct DynamoJobStore {
     client: Client,
     table: String,
     meter: CapacityMeter,
+    capacity: ReturnConsumedCapacity,
 }
 
 impl DynamoJobStore {
@@ -92,7 +93,15 @@ impl DynamoJobStore {
             client,
             table: table.into(),
             meter: CapacityMeter::default(),
+            capacity: ReturnConsumedCapacity::Total,
         }
+    }
+
+    /// Asks DynamoDB for the capacity of the table and of each index separately
+    /// (ReturnConsumedCapacity=INDEXES) instead of one total: for cost investigations.
+    pub fn with_index_capacity(mut self) -> Self {
+        self.capacity = ReturnConsumedCapacity::Indexes;
+        self
     }
 
     /// From the Lambda environment: `TABLE_NAME`.
@@ -191,7 +200,7 @@ impl DynamoJobStore {
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(self.capacity.clone())
             .send()
             .await;
         match result {
@@ -238,7 +247,7 @@ impl DynamoJobStore {
             .key(ATTR_PK, s(pk))
             .key(ATTR_SK, s(sk))
             .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(self.capacity.clone())
             .send()
             .await
             .map_err(|e| {
@@ -265,7 +274,7 @@ impl DynamoJobStore {
                 .table_name(&self.table)
                 .consistent_read(true)
                 .expression_attribute_values(":pk", s(pk.clone()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .return_consumed_capacity(self.capacity.clone())
                 .set_exclusive_start_key(start.take());
             q = match sk_prefix {
                 Some(prefix) => q
@@ -336,7 +345,7 @@ impl DynamoJobStore {
             .expression_attribute_values(":now_ms", n(now.as_millis()))
             .expression_attribute_values(":inprogress", s(STATUS_IN_PROGRESS))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(self.capacity.clone())
             .send()
             .await;
         let err = match result {
@@ -418,7 +427,7 @@ impl JobStore for DynamoJobStore {
             .condition_expression("#status = :inprogress")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":inprogress", s(STATUS_IN_PROGRESS))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(self.capacity.clone())
             .send()
             .await;
         match result {
@@ -618,7 +627,7 @@ impl JobStore for DynamoJobStore {
                 .expression_attribute_values(":job", s("JOB#"))
                 .scan_index_forward(false)
                 .limit(i32::try_from(page_limit).unwrap_or(100))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .return_consumed_capacity(self.capacity.clone())
                 .set_exclusive_start_key(start.take());
             let mut conditions = Vec::new();
             if let Some(account) = &filter.account_id {
@@ -709,7 +718,7 @@ impl DynamoJobStore {
                 .expression_attribute_values(":p", s(due_pk(shard)))
                 .expression_attribute_values(":upper", s(upper))
                 .limit(i32::try_from(remaining).unwrap_or(1000))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .return_consumed_capacity(self.capacity.clone())
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await

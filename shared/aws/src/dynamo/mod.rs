@@ -93,6 +93,9 @@ pub struct OpStats {
     pub capacity_units: f64,
     /// Requests whose response carried a capacity figure.
     pub reported: u64,
+    /// With `ReturnConsumedCapacity::Indexes`: the base table's share and the GSIs' share.
+    pub table_units: f64,
+    pub index_units: f64,
 }
 
 /// A copy of the meter's figures.
@@ -117,16 +120,26 @@ impl CapacityMeter {
         op: &'static str,
         consumed: impl IntoIterator<Item = &'a ConsumedCapacity>,
     ) {
-        let (units, reported) = consumed.into_iter().fold((0.0, false), |(sum, _), c| {
-            (sum + c.capacity_units().unwrap_or(0.0), true)
-        });
+        let mut stats = OpStats {
+            requests: 1,
+            ..OpStats::default()
+        };
+        for c in consumed {
+            stats.reported = 1;
+            stats.capacity_units += c.capacity_units().unwrap_or(0.0);
+            stats.table_units += c.table().and_then(|t| t.capacity_units()).unwrap_or(0.0);
+            stats.index_units += c
+                .global_secondary_indexes()
+                .map(|g| g.values().filter_map(|x| x.capacity_units()).sum::<f64>())
+                .unwrap_or(0.0);
+        }
         if let Ok(mut map) = self.inner.lock() {
             let entry = map.entry(op).or_default();
-            entry.requests += 1;
-            entry.capacity_units += units;
-            if reported {
-                entry.reported += 1;
-            }
+            entry.requests += stats.requests;
+            entry.reported += stats.reported;
+            entry.capacity_units += stats.capacity_units;
+            entry.table_units += stats.table_units;
+            entry.index_units += stats.index_units;
         }
     }
 
