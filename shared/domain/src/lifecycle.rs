@@ -202,6 +202,11 @@ pub enum Event {
         reason: String,
         until: Option<UtcTime>,
     },
+    /// Checks before the init found the post can never go as asked (privacy not among the
+    /// creator's options, clip longer than the creator may post, a disabled interaction): no init.
+    PreflightFailed {
+        error: JobError,
+    },
     /// The publisher claims the job and records the attempt before calling TikTok.
     PublishStarted,
     /// TikTok answered the init with a publish_id.
@@ -257,6 +262,7 @@ impl Event {
             Self::RenderFailed { .. } => "render_failed",
             Self::PublishDue => "publish_due",
             Self::Held { .. } => "held",
+            Self::PreflightFailed { .. } => "preflight_failed",
             Self::PublishStarted => "publish_started",
             Self::PublishAccepted { .. } => "publish_accepted",
             Self::PublishRejected { .. } => "publish_rejected",
@@ -278,6 +284,7 @@ impl Event {
             | Self::RenderFailed { error }
             | Self::PublishRejected { error, .. }
             | Self::PublishOutcomeUnknown { error }
+            | Self::PreflightFailed { error }
             | Self::UploadFailed { error } => Some(error),
             _ => None,
         }
@@ -612,6 +619,9 @@ pub fn decide(
         (S::PublishQueued, E::PublishDue) => queue_publish(),
         (S::PublishQueued, E::Held { reason, until }) => {
             hold_in(S::Ready, reason, *until, CheckKind::PublishAt)
+        }
+        (S::PublishQueued, E::PreflightFailed { .. }) => {
+            move_to(S::PublishFailed, Vec::new(), None)
         }
         (S::PublishQueued, E::PublishStarted) => move_to(
             S::Publishing,

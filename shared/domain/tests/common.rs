@@ -131,5 +131,8 @@ pub fn every_event() -> Vec<Event> {
         Event::Deferred {
             until: now().plus(std::time::Duration::from_secs(60)),
         },
+        Event::PreflightFailed {
+            error: err("privacy_level_option_mismatch"),
+        },
     ]
 }

@@ -107,6 +107,9 @@ fn event() -> impl Strategy<Value = Event> {
         Just(Event::Cancel),
         Just(Event::Retry),
         Just(Event::SubmitDue),
+        Just(Event::PreflightFailed {
+            error: err("privacy_level_option_mismatch")
+        }),
         (1u64..600).prop_map(|s| Event::Deferred {
             until: now().plus(Duration::from_secs(s))
         }),
