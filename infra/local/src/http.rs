@@ -369,6 +369,9 @@ pub fn apigw_v2_event(
     let time_epoch = now.timestamp_millis();
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     headers
+        .entry("content-length")
+        .or_insert_with(|| Value::String(request.body.len().to_string()));
+    headers
         .entry("x-forwarded-for")
         .or_insert_with(|| Value::String(request.source_ip.clone()));
     headers

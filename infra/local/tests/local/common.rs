@@ -112,3 +112,40 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Every key of `expected` is in `actual` with the same JSON type, recursively; maps named in
+/// `open_maps` (e.g. `headers`) may hold other keys and are compared by type only.
+pub fn assert_same_shape(
+    expected: &serde_json::Value,
+    actual: &serde_json::Value,
+    path: &str,
+    open_maps: &[&str],
+) {
+    use serde_json::Value;
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    assert_eq!(kind(expected), kind(actual), "{path}: {actual}");
+    if let (Value::Object(e), Value::Object(a)) = (expected, actual) {
+        let name = path.rsplit('.').next().unwrap_or(path);
+        if open_maps.contains(&name) {
+            return;
+        }
+        for (key, ev) in e {
+            let av = a
+                .get(key)
+                .unwrap_or_else(|| panic!("{path}.{key} missing in {actual}"));
+            assert_same_shape(ev, av, &format!("{path}.{key}"), open_maps);
+        }
+    }
+}
+
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("fixture JSON")
+}

@@ -382,3 +382,39 @@ async fn when_the_handler_panics_errors_or_times_out_should_answer_500_and_keep_
     assert_eq!(front.stats().server_errors, 2);
     front.stop().await.unwrap();
 }
+
+#[test]
+fn when_an_event_is_built_should_have_the_keys_and_types_api_gateway_sends() {
+    use reelay_local::http::{IncomingRequest, apigw_v2_event};
+    let mut headers = http::HeaderMap::new();
+    headers.insert("host", "127.0.0.1:3000".parse().unwrap());
+    headers.insert("user-agent", "curl/7.58.0".parse().unwrap());
+    headers.insert("accept", "*/*".parse().unwrap());
+    let request = IncomingRequest {
+        method: &http::Method::GET,
+        raw_path: "/",
+        raw_query: "",
+        headers: &headers,
+        body: b"",
+        source_ip: "1.2.3.4".into(),
+    };
+    let matched = reelay_local::RouteMatch {
+        route_key: "$default".into(),
+        path_parameters: BTreeMap::new(),
+    };
+    let ours = apigw_v2_event(&request, &matched, chrono::Utc::now());
+    let aws = crate::common::fixture("apigw-v2-request.json");
+    crate::common::assert_same_shape(&aws, &ours, "event", &[]);
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        keys(&ours),
+        keys(&aws),
+        "a bodiless GET has exactly AWS's top-level keys"
+    );
+    assert_eq!(keys(&ours["requestContext"]), keys(&aws["requestContext"]));
+    assert_eq!(
+        ours["requestContext"]["time"].as_str().unwrap().len(),
+        aws["requestContext"]["time"].as_str().unwrap().len()
+    );
+    assert_eq!(ours["requestContext"]["domainName"], "127.0.0.1:3000");
+}

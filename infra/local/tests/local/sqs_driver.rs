@@ -445,3 +445,92 @@ async fn when_stopped_mid_batch_should_finish_it_and_delete_before_returning() {
     assert_eq!((stats.batches, stats.deletes, stats.in_flight), (1, 1, 0));
     assert_eq!(q.depth().await, 0);
 }
+
+#[tokio::test]
+async fn when_a_received_message_is_converted_should_match_the_event_lambda_sends() {
+    use aws_sdk_sqs::primitives::Blob;
+    use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
+    let q = fifo_queue(5).await;
+    let attr = |data_type: &str| MessageAttributeValue::builder().data_type(data_type);
+    q.client
+        .send_message()
+        .queue_url(&q.url)
+        .message_group_id("acct-1")
+        .message_deduplication_id("d1")
+        .message_body("Message Body")
+        .message_attributes(
+            "Attribute1",
+            attr("String")
+                .string_value("AttributeValue1")
+                .build()
+                .unwrap(),
+        )
+        .message_attributes(
+            "Attribute2",
+            attr("Number").string_value("123").build().unwrap(),
+        )
+        .message_attributes(
+            "Attribute3",
+            attr("Binary")
+                .binary_value(Blob::new(b"1100".to_vec()))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let received = q
+        .client
+        .receive_message()
+        .queue_url(&q.url)
+        .wait_time_seconds(2)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 1);
+
+    let ours = reelay_local::sqs::sqs_event_json(&received, &q.arn, "us-east-1");
+    let aws = crate::common::fixture("sqs-event.json");
+    // Same record keys and types as AWS's sample; attribute maps hold FIFO extras.
+    crate::common::assert_same_shape(&aws, &ours, "event", &["attributes", "messageAttributes"]);
+    let (mine, theirs) = (&ours["Records"][0], &aws["Records"][0]);
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(mine), keys(theirs), "no extra or missing record keys");
+    for name in [
+        "ApproximateReceiveCount",
+        "SentTimestamp",
+        "ApproximateFirstReceiveTimestamp",
+    ] {
+        assert!(
+            mine["attributes"][name].is_string(),
+            "attributes.{name}: {mine}"
+        );
+    }
+    for name in ["MessageGroupId", "MessageDeduplicationId", "SequenceNumber"] {
+        assert!(
+            mine["attributes"][name].is_string(),
+            "FIFO attributes.{name}: {mine}"
+        );
+    }
+    assert_eq!(
+        mine["messageAttributes"]["Attribute1"],
+        theirs["messageAttributes"]["Attribute1"]
+    );
+    assert_eq!(
+        mine["messageAttributes"]["Attribute3"]["binaryValue"],
+        "MTEwMA=="
+    );
+    // md5 -s "Message Body" (AWS's sample carries an MD5 that is not of its body).
+    assert_eq!(mine["md5OfBody"], "77a3cf88eba293be44f5fd5c61835a43");
+
+    let event = reelay_local::sqs::sqs_event(&received, &q.arn, "us-east-1").unwrap();
+    let a2 = &event.records[0].message_attributes["Attribute2"];
+    assert_eq!(
+        (a2.string_value.as_deref(), a2.data_type.as_deref()),
+        (Some("123"), Some("Number"))
+    );
+}
