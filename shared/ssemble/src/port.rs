@@ -1,0 +1,321 @@
+//! The domain's [`RenderApi`] port over [`SsembleClient`]. Errors are classified here once, so
+//! the functions branch on the domain's [`DomainClass`] and on `outcome_unknown`, never on HTTP.
+//!
+//! Rules kept here:
+//! - `submit` sends the create exactly once: a create that may have taken effect (timeout after
+//!   sending, 5xx, unreadable 2xx) is `outcome_unknown`, and its resolution is the caller's
+//!   `find_submitted` on a later attempt, never a retry inside.
+//! - `find_submitted` never guesses: several matching requests are an error with
+//!   [`AMBIGUOUS_CODE`], for an operator to resolve.
+//! - `render_status` trusts only `GET /shorts/:id/status` and, once that says completed,
+//!   `GET /shorts/:id` (a webhook payload is only a hint).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reelay_domain::job::{Clip, MediaSource, RenderRequest};
+use reelay_domain::lifecycle::ErrorClass as DomainClass;
+use reelay_domain::upstream::{RenderApi, RenderStatus, UpstreamError};
+use reelay_domain::{RequestId as DomainRequestId, UtcTime};
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+
+use crate::client::SsembleClient;
+use crate::error::{ApiError, ErrorClass, ErrorCode};
+use crate::model::{CreateShortRequest, RequestId, RequestStatus, Short, Source};
+use crate::recovery::{FindCriteria, FindOutcome};
+
+/// Several Ssemble requests match a job's source and range: which one is the job's is a decision
+/// for an operator (claiming the wrong one would publish another job's clip).
+pub const AMBIGUOUS_CODE: &str = "ambiguous_render_request";
+/// A render option Reelay cannot pass to Ssemble (unknown name or wrong type); nothing was sent.
+pub const INVALID_OPTION_CODE: &str = "invalid_render_option";
+/// Ssemble answered with a request id Reelay cannot use.
+const BAD_ID_CODE: &str = "upstream_bad_request_id";
+/// Upstream messages are kept for triage, bounded so one odd body cannot bloat a job item.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+impl SsembleClient {
+    /// The most calls one [`RenderApi::find_submitted`] can make (list pages plus confirmations),
+    /// so a caller can take that much account budget before looking.
+    pub fn find_call_bound(&self) -> u32 {
+        self.find
+            .max_pages
+            .max(1)
+            .saturating_add(self.find.max_confirmations)
+    }
+}
+
+/// The create body for a job's render request. Options are Ssemble's optional create fields by
+/// their wire names; one Reelay cannot type is refused rather than silently dropped.
+pub fn create_request(
+    request: &RenderRequest,
+    webhook_url: Option<SecretString>,
+) -> Result<CreateShortRequest, UpstreamError> {
+    let source = match &request.media {
+        MediaSource::Url(u) => Source::Url(u.clone()),
+        MediaSource::FileUrl(u) => Source::FileUrl(u.clone()),
+    };
+    let mut req = CreateShortRequest::new(source, request.start, request.end);
+    for (key, value) in &request.options {
+        if value.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "preferredLength" => req.preferred_length = Some(option(key, value)?),
+            "language" => req.language = Some(option(key, value)?),
+            "captionLanguage" => req.caption_language = Some(option(key, value)?),
+            "templateId" => req.template_id = Some(option(key, value)?),
+            "noClipping" => req.no_clipping = Some(option(key, value)?),
+            "hookTitle" => req.hook_title = Some(option(key, value)?),
+            "memeHook" => req.meme_hook = Some(option(key, value)?),
+            "memeHookName" => req.meme_hook_name = Some(option(key, value)?),
+            "gameVideo" => req.game_video = Some(option(key, value)?),
+            "gameVideoName" => req.game_video_name = Some(option(key, value)?),
+            "ctaEnabled" => req.cta_enabled = Some(option(key, value)?),
+            "ctaText" => req.cta_text = Some(option(key, value)?),
+            "music" => req.music = Some(option(key, value)?),
+            "musicName" => req.music_name = Some(option(key, value)?),
+            "musicVolume" => req.music_volume = Some(option(key, value)?),
+            "layout" => req.layout = Some(option(key, value)?),
+            _ => return Err(invalid_option(key, "is not a Ssemble create option")),
+        }
+    }
+    req.webhook_url = webhook_url;
+    Ok(req)
+}
+
+fn option<T: DeserializeOwned>(key: &str, value: &serde_json::Value) -> Result<T, UpstreamError> {
+    serde_json::from_value(value.clone()).map_err(|_| invalid_option(key, "has the wrong type"))
+}
+
+fn invalid_option(key: &str, why: &str) -> UpstreamError {
+    UpstreamError {
+        class: DomainClass::Permanent,
+        code: INVALID_OPTION_CODE.into(),
+        message: format!("render option {key:?} {why}"),
+        log_id: None,
+        retry_at: None,
+        outcome_unknown: false,
+    }
+}
+
+fn utc(t: DateTime<Utc>) -> UtcTime {
+    UtcTime::from_millis(t.timestamp_millis())
+}
+
+/// Classifies a client error for the domain. `create` marks the one non-idempotent call: only
+/// there can an error leave the outcome unknown.
+pub fn upstream_error(e: &ApiError, create: bool) -> UpstreamError {
+    let now = Utc::now();
+    let class = match e.class() {
+        ErrorClass::Retryable | ErrorClass::OutcomeUnknown
+            if e.status() == Some(429) || e.code() == Some(&ErrorCode::RateLimitExceeded) =>
+        {
+            DomainClass::WaitForWindow
+        }
+        ErrorClass::Retryable | ErrorClass::OutcomeUnknown => DomainClass::Retryable,
+        ErrorClass::Permanent | ErrorClass::NotFound => DomainClass::Permanent,
+        // A revoked key, no subscription, no credits: an operator must act, not the job.
+        ErrorClass::Auth | ErrorClass::Billing => DomainClass::NeedsUser,
+    };
+    let code = match e {
+        ApiError::Api { code, .. } => code.as_str().to_owned(),
+        ApiError::NonJson { .. } => "upstream_non_json".into(),
+        ApiError::Decode { .. } => "upstream_unexpected_body".into(),
+        ApiError::NotSent { .. } => "upstream_not_sent".into(),
+        ApiError::OutcomeUnknown { .. } => "upstream_no_response".into(),
+        ApiError::InvalidRequestId(_) => "invalid_request_id".into(),
+        ApiError::Config(_) => "ssemble_client_config".into(),
+    };
+    UpstreamError {
+        class,
+        code,
+        message: e.to_string().chars().take(MAX_MESSAGE_CHARS).collect(),
+        // Ssemble returns no log or trace id; the job's audit keeps the requestId instead.
+        log_id: None,
+        retry_at: e.retry_wait(now).map(|w| utc(now).plus(w.delay)),
+        outcome_unknown: create && e.may_have_taken_effect(),
+    }
+}
+
+fn domain_request_id(id: &RequestId, created: bool) -> Result<DomainRequestId, UpstreamError> {
+    DomainRequestId::parse(id.as_str()).map_err(|e| UpstreamError {
+        class: DomainClass::Permanent,
+        code: BAD_ID_CODE.into(),
+        message: e.to_string(),
+        log_id: None,
+        retry_at: None,
+        // A create answered with an id we cannot store still spent the credit: look it up later.
+        outcome_unknown: created,
+    })
+}
+
+fn clip(short: &Short) -> Option<Clip> {
+    let video_url = short.video_url.clone().filter(|_| short.is_usable())?;
+    Some(Clip {
+        short_id: short.id.clone(),
+        video_url,
+        duration_secs: short.duration,
+        viral_score: short.viral_score,
+    })
+}
+
+impl RenderApi for SsembleClient {
+    async fn submit(
+        &self,
+        request: &RenderRequest,
+        webhook_url: &str,
+    ) -> Result<DomainRequestId, UpstreamError> {
+        let body = create_request(request, Some(SecretString::from(webhook_url.to_owned())))?;
+        match self.create(&body).await {
+            Ok(resp) => domain_request_id(&resp.data.request_id, true),
+            Err(e) => Err(upstream_error(&e, true)),
+        }
+    }
+
+    async fn find_submitted(
+        &self,
+        request: &RenderRequest,
+        since: UtcTime,
+    ) -> Result<Option<DomainRequestId>, UpstreamError> {
+        let body = create_request(request, None)?;
+        let now = Utc::now();
+        let since = DateTime::<Utc>::from_timestamp_millis(since.as_millis()).unwrap_or(now);
+        // The search window runs from `since`; a job held for hours must still see its create.
+        let elapsed = (now - since).to_std().unwrap_or(Duration::ZERO);
+        let mut client = self.clone();
+        client.find.window = client.find.window.max(elapsed + Duration::from_secs(60));
+        let criteria = FindCriteria::for_request(&body, since);
+        match client.find_request(&criteria).await {
+            Ok(FindOutcome::Found(found)) => domain_request_id(&found.request_id, false).map(Some),
+            Ok(FindOutcome::NotFound) => Ok(None),
+            Ok(FindOutcome::Ambiguous(candidates)) => Err(UpstreamError {
+                class: DomainClass::NeedsUser,
+                code: AMBIGUOUS_CODE.into(),
+                message: format!(
+                    "{} Ssemble requests match this job's source and range; refusing to guess",
+                    candidates.len()
+                ),
+                log_id: None,
+                retry_at: None,
+                outcome_unknown: false,
+            }),
+            Err(e) => Err(upstream_error(&e, false)),
+        }
+    }
+
+    async fn render_status(
+        &self,
+        request_id: &DomainRequestId,
+    ) -> Result<RenderStatus, UpstreamError> {
+        let status = self
+            .status(request_id.as_str())
+            .await
+            .map_err(|e| upstream_error(&e, false))?
+            .data;
+        match status.status {
+            RequestStatus::Completed => {}
+            RequestStatus::Failed => {
+                return Ok(RenderStatus::Failed {
+                    reason: status
+                        .failure_reason
+                        .unwrap_or_else(|| "unknown (Ssemble gave no failureReason)".into()),
+                });
+            }
+            RequestStatus::Cancelled => return Ok(RenderStatus::Cancelled),
+            // Queued, processing, or a status this client does not know: keep waiting (and polling).
+            _ => return Ok(RenderStatus::Pending),
+        }
+        let doc = self
+            .get(request_id.as_str())
+            .await
+            .map_err(|e| upstream_error(&e, false))?
+            .data;
+        if doc.status != RequestStatus::Completed {
+            // The document lags the status: not yet safe to choose a clip from it.
+            tracing::warn!(
+                request_id = request_id.as_str(),
+                doc_status = doc.status.as_str(),
+                "ssemble status says completed but the document does not yet; treating as pending"
+            );
+            return Ok(RenderStatus::Pending);
+        }
+        let clips = doc.shorts.iter().filter_map(clip).collect();
+        Ok(RenderStatus::Completed { clips })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn render(options: serde_json::Value) -> RenderRequest {
+        RenderRequest {
+            media: MediaSource::FileUrl("https://cdn.example.com/a.mp4".into()),
+            start: 0.0,
+            end: 600.0,
+            options: options.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn when_options_are_known_should_pass_them_through_by_wire_name() {
+        let req = create_request(
+            &render(
+                json!({"preferredLength": "under30sec", "language": "ko", "music": true,
+                "musicVolume": 15, "layout": "fit", "templateId": "660b8531aedb346bbe26eb43",
+                "ctaText": null}),
+            ),
+            Some(SecretString::from("https://x/webhooks/ssemble/j.t")),
+        )
+        .unwrap();
+        let wire = serde_json::to_value(&req).unwrap();
+        assert_eq!(
+            wire,
+            json!({"fileUrl": "https://cdn.example.com/a.mp4", "start": 0, "end": 600,
+                "preferredLength": "under30sec", "language": "ko", "music": true,
+                "musicVolume": 15, "layout": "fit", "templateId": "660b8531aedb346bbe26eb43",
+                "webhookUrl": "https://x/webhooks/ssemble/j.t"})
+        );
+        assert!(!format!("{req:?}").contains("webhooks/ssemble/j.t"));
+    }
+
+    #[test]
+    fn when_an_option_is_unknown_or_mistyped_should_refuse_before_any_call() {
+        for bad in [json!({"colour": "red"}), json!({"music": "yes"})] {
+            let err = create_request(&render(bad), None).unwrap_err();
+            assert_eq!(err.code, INVALID_OPTION_CODE);
+            assert_eq!(err.class, DomainClass::Permanent);
+            assert!(!err.outcome_unknown);
+        }
+    }
+
+    #[test]
+    fn when_a_short_failed_or_has_no_url_should_not_become_a_clip() {
+        let short = |error: bool, url: Option<&str>| Short {
+            id: "s".into(),
+            title: None,
+            description: None,
+            reason: None,
+            viral_score: Some(85.0),
+            video_url: url.map(str::to_owned),
+            start_timestamp: None,
+            end_timestamp: None,
+            duration: Some(40.0),
+            width: None,
+            height: None,
+            sentence_indexes: Vec::new(),
+            recompiling: false,
+            error,
+            error_message: None,
+        };
+        assert!(clip(&short(true, Some("https://cdn/s.mp4"))).is_none());
+        assert!(clip(&short(false, None)).is_none());
+        let ok = clip(&short(false, Some("https://cdn/s.mp4"))).unwrap();
+        assert_eq!(ok.viral_score, Some(85.0));
+        assert_eq!(ok.duration_secs, Some(40.0));
+    }
+}
