@@ -475,6 +475,26 @@ pub struct HttpCounters {
     pub not_found: AtomicU64,
 }
 
+impl HttpCounters {
+    pub fn snapshot(&self) -> HttpStats {
+        HttpStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            server_errors: self.server_errors.load(Ordering::Relaxed),
+            not_found: self.not_found.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl std::fmt::Display for HttpStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "requests={} 5xx={} 404={}",
+            self.requests, self.server_errors, self.not_found
+        )
+    }
+}
+
 /// A point-in-time copy of [`HttpCounters`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HttpStats {
@@ -556,11 +576,11 @@ impl HttpFront {
     }
 
     pub fn stats(&self) -> HttpStats {
-        HttpStats {
-            requests: self.counters.requests.load(Ordering::Relaxed),
-            server_errors: self.counters.server_errors.load(Ordering::Relaxed),
-            not_found: self.counters.not_found.load(Ordering::Relaxed),
-        }
+        self.counters.snapshot()
+    }
+
+    pub fn counters(&self) -> Arc<HttpCounters> {
+        self.counters.clone()
     }
 
     /// Stops accepting, lets in-flight requests finish, and waits for the server task.

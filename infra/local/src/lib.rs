@@ -63,8 +63,8 @@ mod supervisor;
 
 pub use error::LocalError;
 pub use function::{FunctionSpec, LAMBDA_MAX_TIMEOUT, LOCAL_ACCOUNT_ID, default_region};
-pub use http::{HttpFront, HttpResult, HttpStats, RouteMatch, Routes};
+pub use http::{HttpCounters, HttpFront, HttpResult, HttpStats, RouteMatch, Routes};
 pub use outcome::InvocationOutcome;
-pub use schedule::{Schedule, TickStats, Ticker};
+pub use schedule::{Schedule, TickCounters, TickStats, Ticker};
 pub use sqs::{BatchResult, SqsCounters, SqsDriver, SqsSource, SqsStats};
-pub use supervisor::LocalRuntime;
+pub use supervisor::{DriverStats, LocalRuntime};

@@ -28,6 +28,28 @@ pub struct TickCounters {
     pub failures: AtomicU64,
 }
 
+impl TickCounters {
+    pub fn snapshot(&self) -> TickStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        TickStats {
+            ticks: load(&self.ticks),
+            runs: load(&self.runs),
+            skipped: load(&self.skipped),
+            failures: load(&self.failures),
+        }
+    }
+}
+
+impl std::fmt::Display for TickStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ticks={} runs={} skipped={} failed={}",
+            self.ticks, self.runs, self.skipped, self.failures
+        )
+    }
+}
+
 /// A point-in-time copy of [`TickCounters`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TickStats {
@@ -165,13 +187,7 @@ impl Ticker {
     }
 
     pub fn stats(&self) -> TickStats {
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        TickStats {
-            ticks: load(&self.counters.ticks),
-            runs: load(&self.counters.runs),
-            skipped: load(&self.counters.skipped),
-            failures: load(&self.counters.failures),
-        }
+        self.counters.snapshot()
     }
 
     pub fn counters(&self) -> Arc<TickCounters> {

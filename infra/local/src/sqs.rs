@@ -153,6 +153,29 @@ pub struct SqsStats {
     pub in_flight: u64,
 }
 
+impl std::fmt::Display for SqsStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "batches={} records={} deleted={} failed={} failed_batches={} in_flight={}",
+            self.batches,
+            self.records,
+            self.deletes,
+            self.failures,
+            self.failed_batches,
+            self.in_flight
+        )?;
+        if self.receive_errors + self.delete_errors > 0 {
+            write!(
+                f,
+                " receive_errors={} delete_errors={}",
+                self.receive_errors, self.delete_errors
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl SqsCounters {
     pub fn snapshot(&self) -> SqsStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);

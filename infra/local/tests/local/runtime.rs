@@ -89,6 +89,22 @@ async fn when_the_runtime_shuts_down_should_stop_every_driver() {
     })
     .await;
 
+    let stats = runtime.stats();
+    assert_eq!(stats.len(), 3);
+    assert!(
+        matches!(stats[0].1, reelay_local::DriverStats::Sqs(s) if s.deletes == 1 && s.records == 1)
+    );
+    assert!(matches!(stats[2].1, reelay_local::DriverStats::Http(s) if s.requests == 1));
+    assert!(
+        stats[0]
+            .1
+            .to_string()
+            .starts_with("sqs batches=1 records=1 deleted=1"),
+        "{}",
+        stats[0].1
+    );
+    runtime.log_progress(Duration::from_millis(20));
+
     tokio::time::timeout(Duration::from_secs(5), runtime.shutdown())
         .await
         .expect("shutdown is prompt")
