@@ -373,13 +373,35 @@ async fn when_the_handler_panics_errors_or_times_out_should_answer_500_and_keep_
         "a Lambda timeout is a function error"
     );
     assert!(started.elapsed() < Duration::from_secs(2));
+    let error = client
+        .get(format!("{}/error", front.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error.status().as_u16(),
+        500,
+        "a function error becomes the gateway's 500"
+    );
+    assert_eq!(
+        error.text().await.unwrap(),
+        r#"{"message":"Internal Server Error"}"#
+    );
+    // lambda_http unwraps its URL parse; a Host it cannot parse must not take the front down.
+    let bad_host = client
+        .get(format!("{}/ok", front.url()))
+        .header("host", "bad host")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_host.status().as_u16(), 400);
     let ok = client
         .get(format!("{}/ok", front.url()))
         .send()
         .await
         .unwrap();
     assert_eq!(ok.status().as_u16(), 204);
-    assert_eq!(front.stats().server_errors, 2);
+    assert_eq!(front.stats().server_errors, 3);
     front.stop().await.unwrap();
 }
 

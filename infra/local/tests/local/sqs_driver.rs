@@ -534,3 +534,61 @@ async fn when_a_received_message_is_converted_should_match_the_event_lambda_send
         (Some("123"), Some("Number"))
     );
 }
+
+#[tokio::test]
+async fn when_the_handler_changes_a_failed_records_visibility_should_leave_it_as_set() {
+    // Queue visibility 30 s: only the handler's own ChangeMessageVisibility(0) can bring the
+    // record back within the test's 8 s.
+    let q = fifo_queue(30).await;
+    q.send("acct-1", "a", "retry-now").await;
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let (client, url) = (q.client.clone(), q.url.clone());
+    let driver = SqsDriver::spawn(
+        q.client.clone(),
+        &q.url,
+        None,
+        2,
+        10,
+        move |event: SqsEvent| {
+            s.lock().unwrap().extend(event.records.clone());
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let mut response = SqsBatchResponse::default();
+                for r in &event.records {
+                    if attr(r, "ApproximateReceiveCount") == "1" {
+                        client
+                            .change_message_visibility()
+                            .queue_url(&url)
+                            .receipt_handle(r.receipt_handle.clone().unwrap())
+                            .visibility_timeout(0)
+                            .send()
+                            .await
+                            .unwrap();
+                        response.add_failure(r.message_id.clone().unwrap());
+                    }
+                }
+                response
+            }
+        },
+    )
+    .await
+    .unwrap();
+    eventually(
+        Duration::from_secs(8),
+        "the record back at once and deleted",
+        || {
+            let stats = driver.stats();
+            async move { stats.deletes == 1 }
+        },
+    )
+    .await;
+    let receives: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| attr(r, "ApproximateReceiveCount").to_owned())
+        .collect();
+    assert_eq!(receives, ["1", "2"]);
+    driver.stop().await.unwrap();
+}
