@@ -10,24 +10,27 @@ use thiserror::Error;
 
 use reelay_domain::ports::{
     AccountStore, Clock, IdempotencyBegin, IdempotencyScope, JobFilter, JobStore, StoreError,
-    StoredResponse, WorkQueue,
+    StoredResponse, TokenRefresher, TokenVault, WorkQueue,
 };
 use reelay_domain::request::{self, NewJob};
+use reelay_domain::upstream::{AuthApi, PublishApi};
 use reelay_domain::usecase;
 use reelay_domain::{
     ErrorEnvelope, Event, FieldError, Job, JobId, JobState, PayloadHash, Policy, TenantId,
     TransitionError, UtcTime,
 };
 
+use crate::accounts::{self, AccountDeps};
 use crate::view::{JobView, seed_view};
 
 /// What the ingest function needs, built once per cold start.
 #[derive(Debug)]
-pub struct Deps<J, A, Q, C> {
+pub struct Deps<J, A, Q, C, V, T, U, P> {
     pub jobs: J,
     pub accounts: A,
     pub queue: Q,
     pub clock: C,
+    pub account_routes: AccountDeps<V, T, U, P>,
     pub policy: Policy,
     pub max_body_bytes: usize,
     /// How long an idempotency record in progress blocks its key (a crashed request's key frees then).
@@ -70,6 +73,22 @@ pub enum ApiError {
     Conflict,
     #[error("store failure: {0}")]
     Store(#[source] StoreError),
+    #[error("invalid cursor")]
+    InvalidCursor,
+    #[error("account not found")]
+    AccountNotFound,
+    #[error("account not connected: {0}")]
+    NotConnected(String),
+    #[error("budget exhausted")]
+    Throttled { retry_at: UtcTime },
+    #[error("upstream error {0}")]
+    Upstream(String, String),
+    #[error("invalid or expired OAuth state")]
+    OAuthState,
+    #[error("authorisation refused: {0}")]
+    OAuthDenied(String),
+    #[error("secrets store failure: {0}")]
+    Secrets(String),
 }
 
 impl From<StoreError> for ApiError {
@@ -77,6 +96,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict => Self::Conflict,
             StoreError::NotFound => Self::JobNotFound,
+            StoreError::InvalidCursor => Self::InvalidCursor,
             other => Self::Store(other),
         }
     }
@@ -86,7 +106,12 @@ impl ApiError {
     fn status(&self) -> u16 {
         match self {
             Self::Unauthenticated => 401,
-            Self::NoRoute | Self::JobNotFound => 404,
+            Self::NoRoute | Self::JobNotFound | Self::AccountNotFound => 404,
+            Self::InvalidCursor | Self::OAuthState | Self::OAuthDenied(_) => 400,
+            Self::NotConnected(_) => 409,
+            Self::Throttled { .. } => 429,
+            Self::Upstream(..) => 502,
+            Self::Secrets(_) => 503,
             Self::MethodNotAllowed => 405,
             Self::UnknownAccount(_) => 422,
             Self::TooLarge(_) => 413,
@@ -172,6 +197,38 @@ impl ApiError {
             Self::Store(_) => {
                 ErrorEnvelope::new("unavailable", "Storage is unavailable; retry later")
             }
+            Self::Secrets(_) => ErrorEnvelope::new(
+                "unavailable",
+                "The secrets store is unavailable; retry later",
+            ),
+            Self::InvalidCursor => {
+                ErrorEnvelope::new("invalid_cursor", "The cursor was not issued by this API")
+            }
+            Self::AccountNotFound => ErrorEnvelope::new(
+                "account_not_found",
+                "No TikTok account with this id belongs to your tenant",
+            ),
+            Self::NotConnected(_) => ErrorEnvelope::new(
+                "account_not_connected",
+                "The account has no valid TikTok authorisation; connect it again",
+            ),
+            Self::Throttled { retry_at } => ErrorEnvelope::new(
+                "rate_limit_exceeded",
+                "Per-account posting throttle reached",
+            )
+            .with_details(json!({ "retryAfter": retry_at.to_rfc3339() })),
+            Self::Upstream(code, message) => {
+                ErrorEnvelope::new("upstream_error", "TikTok refused the request")
+                    .with_details(json!({ "upstreamCode": code, "upstreamMessage": message }))
+            }
+            Self::OAuthState => ErrorEnvelope::new(
+                "invalid_oauth_state",
+                "The authorisation link is unknown, used or expired; start the connection again",
+            ),
+            Self::OAuthDenied(code) => {
+                ErrorEnvelope::new("oauth_denied", "The creator did not authorise the app")
+                    .with_details(json!({ "oauthError": code }))
+            }
         }
     }
 
@@ -185,6 +242,17 @@ impl ApiError {
         if let Self::KeyInProgress { retry_after } = &self {
             builder = builder.header("retry-after", retry_after.as_secs().max(1).to_string());
         }
+        if let Self::Throttled { retry_at } = &self {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let wait = u64::try_from(retry_at.as_secs())
+                .unwrap_or(0)
+                .saturating_sub(now)
+                .max(1);
+            builder = builder.header("retry-after", wait.to_string());
+        }
         let body = serde_json::to_string(&self.envelope()).unwrap_or_default();
         builder
             .body(Body::Text(body))
@@ -192,7 +260,7 @@ impl ApiError {
     }
 }
 
-fn json_response(status: u16, body: String) -> Response<Body> {
+pub(crate) fn json_response(status: u16, body: String) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -202,12 +270,19 @@ fn json_response(status: u16, body: String) -> Response<Body> {
 
 /// The Lambda entry point: one response for every request, never an `Err`.
 #[tracing::instrument(skip_all, fields(method = %req.method(), path = %req.raw_http_path(), tenant_id = tracing::field::Empty))]
-pub async fn function_handler<J, A, Q, C>(deps: &Deps<J, A, Q, C>, req: Request) -> Response<Body>
+pub async fn function_handler<J, A, Q, C, V, T, U, P>(
+    deps: &Deps<J, A, Q, C, V, T, U, P>,
+    req: Request,
+) -> Response<Body>
 where
     J: JobStore,
     A: AccountStore,
     Q: WorkQueue,
     C: Clock,
+    V: TokenVault,
+    T: TokenRefresher,
+    U: AuthApi,
+    P: PublishApi,
 {
     match route(deps, &req).await {
         Ok(response) => response,
@@ -218,8 +293,8 @@ where
     }
 }
 
-async fn route<J, A, Q, C>(
-    deps: &Deps<J, A, Q, C>,
+async fn route<J, A, Q, C, V, T, U, P>(
+    deps: &Deps<J, A, Q, C, V, T, U, P>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError>
 where
@@ -227,6 +302,10 @@ where
     A: AccountStore,
     Q: WorkQueue,
     C: Clock,
+    V: TokenVault,
+    T: TokenRefresher,
+    U: AuthApi,
+    P: PublishApi,
 {
     let path = req.raw_http_path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -237,9 +316,16 @@ where
             | ["v1", "jobs", _]
             | ["v1", "jobs", _, "cancel" | "retry"]
             | ["api", "publish", "tiktok"]
+            | ["v1", "accounts", _]
+            | ["v1", "accounts", _, "creator-info" | "callback"]
     );
     if !known {
         return Err(ApiError::NoRoute);
+    }
+    let acc = &deps.account_routes;
+    // TikTok sends the creator's browser here: the single-use OAuth state authenticates it.
+    if let ("GET", ["v1", "accounts", "oauth", "callback"]) = (method, segments.as_slice()) {
+        return accounts::callback(&deps.accounts, &deps.clock, acc, req).await;
     }
     let tenant = authenticate(deps, req).await?;
     tracing::Span::current().record("tenant_id", tenant.as_str());
@@ -250,6 +336,16 @@ where
         ("GET", ["v1", "jobs", id]) => get(deps, &tenant, id).await,
         ("POST", ["v1", "jobs", id, "cancel"]) => command(deps, &tenant, id, Event::Cancel).await,
         ("POST", ["v1", "jobs", id, "retry"]) => command(deps, &tenant, id, Event::Retry).await,
+        ("POST", ["v1", "accounts", "connect"]) => {
+            let body = json_body(deps, req)?;
+            accounts::connect(&deps.accounts, &deps.clock, acc, &tenant, &body).await
+        }
+        ("GET", ["v1", "accounts", id]) => {
+            accounts::get(&deps.accounts, &deps.clock, acc, &tenant, id).await
+        }
+        ("GET", ["v1", "accounts", id, "creator-info"]) => {
+            accounts::creator_info(&deps.accounts, &deps.clock, acc, &tenant, id).await
+        }
         _ => Err(ApiError::MethodNotAllowed),
     }
 }
@@ -259,8 +355,8 @@ pub fn api_key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-async fn authenticate<J, A, Q, C>(
-    deps: &Deps<J, A, Q, C>,
+async fn authenticate<J, A, Q, C, V, T, U, P>(
+    deps: &Deps<J, A, Q, C, V, T, U, P>,
     req: &Request,
 ) -> Result<TenantId, ApiError>
 where
@@ -278,7 +374,10 @@ where
         .ok_or(ApiError::Unauthenticated)
 }
 
-fn json_body<J, A, Q, C>(deps: &Deps<J, A, Q, C>, req: &Request) -> Result<Value, ApiError> {
+fn json_body<J, A, Q, C, V, T, U, P>(
+    deps: &Deps<J, A, Q, C, V, T, U, P>,
+    req: &Request,
+) -> Result<Value, ApiError> {
     let content_type = req
         .headers()
         .get("content-type")
@@ -306,8 +405,8 @@ enum Route {
     Seed,
 }
 
-async fn create<J, A, Q, C>(
-    deps: &Deps<J, A, Q, C>,
+async fn create<J, A, Q, C, V, T, U, P>(
+    deps: &Deps<J, A, Q, C, V, T, U, P>,
     req: &Request,
     tenant: &TenantId,
     route: Route,
@@ -374,8 +473,8 @@ where
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn store_new_job<J, A, Q, C>(
-    deps: &Deps<J, A, Q, C>,
+async fn store_new_job<J, A, Q, C, V, T, U, P>(
+    deps: &Deps<J, A, Q, C, V, T, U, P>,
     tenant: &TenantId,
     parsed: NewJob,
     scope: &IdempotencyScope,
@@ -427,8 +526,8 @@ where
     Ok(json_response(status, body))
 }
 
-async fn load_owned<J, A, Q, C>(
-    deps: &Deps<J, A, Q, C>,
+async fn load_owned<J, A, Q, C, V, T, U, P>(
+    deps: &Deps<J, A, Q, C, V, T, U, P>,
     tenant: &TenantId,
     raw_id: &str,
 ) -> Result<Job, ApiError>
@@ -443,8 +542,8 @@ where
     }
 }
 
-async fn get<J, A, Q, C>(
-    deps: &Deps<J, A, Q, C>,
+async fn get<J, A, Q, C, V, T, U, P>(
+    deps: &Deps<J, A, Q, C, V, T, U, P>,
     tenant: &TenantId,
     raw_id: &str,
 ) -> Result<Response<Body>, ApiError>
@@ -458,8 +557,8 @@ where
     Ok(json_response(200, body))
 }
 
-async fn list<J, A, Q, C>(
-    deps: &Deps<J, A, Q, C>,
+async fn list<J, A, Q, C, V, T, U, P>(
+    deps: &Deps<J, A, Q, C, V, T, U, P>,
     req: &Request,
     tenant: &TenantId,
 ) -> Result<Response<Body>, ApiError>
@@ -512,8 +611,8 @@ where
 }
 
 /// Cancel and retry: explicit client decisions, through the lifecycle table like everything else.
-async fn command<J, A, Q, C>(
-    deps: &Deps<J, A, Q, C>,
+async fn command<J, A, Q, C, V, T, U, P>(
+    deps: &Deps<J, A, Q, C, V, T, U, P>,
     tenant: &TenantId,
     raw_id: &str,
     event: Event,

@@ -1,5 +1,6 @@
 //! Reelay's client API (API Gateway HTTP API → lambda_http).
 
+pub mod accounts;
 pub mod http_handler;
 pub mod view;
 

@@ -694,6 +694,96 @@ async fn locks_expire_for_dead_holders_and_only_their_owner_releases_them() {
 }
 
 #[tokio::test]
+async fn a_lease_taken_as_a_single_use_token_is_consumed_once_and_never_after_expiry() {
+    let (_, accounts) = stores().await;
+    let t = now();
+    let secs = |s: u64| t.plus(Duration::from_secs(s));
+    assert!(
+        accounts
+            .acquire_lock("oauth#s1", "tenant_a:acct_1", t, secs(600))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        accounts
+            .take_lock("oauth#s1", secs(1))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("tenant_a:acct_1")
+    );
+    assert_eq!(
+        accounts.take_lock("oauth#s1", secs(2)).await.unwrap(),
+        None,
+        "single use"
+    );
+    assert_eq!(
+        accounts.take_lock("oauth#never", secs(2)).await.unwrap(),
+        None,
+        "forged"
+    );
+    assert!(
+        accounts
+            .acquire_lock("oauth#s2", "tenant_a:acct_1", t, secs(10))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        accounts.take_lock("oauth#s2", secs(11)).await.unwrap(),
+        None,
+        "expired"
+    );
+}
+
+#[tokio::test]
+async fn budget_remaining_counts_the_window_without_taking() {
+    let (_, accounts) = stores().await;
+    let window = Window::new(6, Duration::from_secs(60));
+    let t = now();
+    assert_eq!(
+        accounts
+            .budget_remaining("acct", BudgetKind::TikTokInit, window, t)
+            .await
+            .unwrap(),
+        6
+    );
+    for i in 0..4 {
+        let at = t.plus(Duration::from_millis(i));
+        assert!(matches!(
+            accounts
+                .take("acct", BudgetKind::TikTokInit, window, at)
+                .await
+                .unwrap(),
+            Admission::Granted { .. }
+        ));
+    }
+    let later = t.plus(Duration::from_secs(1));
+    assert_eq!(
+        accounts
+            .budget_remaining("acct", BudgetKind::TikTokInit, window, later)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        accounts
+            .budget_remaining("acct", BudgetKind::TikTokInit, window, later)
+            .await
+            .unwrap(),
+        2,
+        "peeking takes nothing"
+    );
+    let after = t.plus(Duration::from_secs(61));
+    assert_eq!(
+        accounts
+            .budget_remaining("acct", BudgetKind::TikTokInit, window, after)
+            .await
+            .unwrap(),
+        6
+    );
+}
+
+#[tokio::test]
 async fn accounts_keep_their_version_health_and_blocks() {
     let (_, accounts) = stores().await;
     let (t, a) = (tenant("tenant_a"), account("acct_1"));

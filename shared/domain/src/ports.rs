@@ -30,6 +30,9 @@ pub enum StoreError {
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("stored item is malformed: {0}")]
     Corrupt(String),
+    /// A pagination cursor that this store did not issue (bad client input, not a fault).
+    #[error("invalid cursor")]
+    InvalidCursor,
 }
 
 /// Idempotency scope: one tenant's key.
@@ -157,7 +160,9 @@ pub trait AccountStore: Send + Sync {
         account: &AccountId,
     ) -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
 
-    /// Creates or replaces an account record (conditional on its version).
+    /// Creates or replaces an account record. `account.version` is the version the caller read
+    /// (0 for a new account); the stored record becomes `version + 1`, and anyone else's write in
+    /// between is a `Conflict`.
     fn put_account(&self, account: &Account)
     -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -202,6 +207,23 @@ pub trait AccountStore: Send + Sync {
         name: &str,
         owner: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Consumes a live lease: deletes it and returns its owner, or `None` if there was none or it
+    /// had expired. Makes single-use tokens (an OAuth `state`) out of leases.
+    fn take_lock(
+        &self,
+        name: &str,
+        now: UtcTime,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// How many takes a budget has left at `now`, without taking one.
+    fn budget_remaining(
+        &self,
+        scope: &str,
+        kind: BudgetKind,
+        window: Window,
+        now: UtcTime,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
     /// The tenant an API key belongs to; keys are stored only as SHA-256 hashes.
     fn tenant_for_key_hash(

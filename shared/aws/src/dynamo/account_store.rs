@@ -496,6 +496,56 @@ impl AccountStore for DynamoAccountStore {
         }
     }
 
+    async fn take_lock(&self, name: &str, now: UtcTime) -> Result<Option<String>, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(lock_pk(name), LOCK_SK)))
+            .condition_expression("attribute_exists(pk) AND until_ms >= :now")
+            .expression_attribute_values(":now", n(now.as_millis()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.meter.record("take_lock", out.consumed_capacity());
+                Ok(out
+                    .attributes
+                    .as_ref()
+                    .and_then(|item| get_s(item, "owner_id"))
+                    .map(str::to_owned))
+            }
+            Err(err) => {
+                self.meter.record_failed("take_lock");
+                match err.as_service_error() {
+                    // Absent or expired: nothing to consume.
+                    Some(e) if e.is_conditional_check_failed_exception() => Ok(None),
+                    _ => Err(unavailable(err)),
+                }
+            }
+        }
+    }
+
+    async fn budget_remaining(
+        &self,
+        scope: &str,
+        kind: BudgetKind,
+        window: Window,
+        now: UtcTime,
+    ) -> Result<u32, StoreError> {
+        let (log, _) = self.read_budget(&budget_pk(scope), kind).await?;
+        // Counted the way `take` counts: from the latest take if a clock ran ahead.
+        let now = log
+            .iter()
+            .copied()
+            .max()
+            .map_or(now, |latest| latest.max(now));
+        let used = u32::try_from(window.live(&log, now).len()).unwrap_or(u32::MAX);
+        Ok(window.limit.saturating_sub(used))
+    }
+
     /// Releases only our own lease; someone else's (after ours expired) is left alone.
     async fn release_lock(&self, name: &str, owner: &str) -> Result<(), StoreError> {
         let result = self

@@ -783,8 +783,8 @@ fn decode_cursor(cursor: &str) -> Result<JobId, StoreError> {
         .decode(cursor)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| StoreError::Corrupt("invalid cursor".into()))?;
-    JobId::parse(raw).map_err(|_| StoreError::Corrupt("invalid cursor".into()))
+        .ok_or(StoreError::InvalidCursor)?;
+    JobId::parse(raw).map_err(|_| StoreError::InvalidCursor)
 }
 
 fn cursor_key(tenant: &TenantId, id: &JobId) -> HashMap<String, AttributeValue> {
