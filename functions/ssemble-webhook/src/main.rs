@@ -1,14 +1,45 @@
-//! Cold-start wiring only. The handler logic lands with the pipeline issue; until then the
-//! function acknowledges its event so the template, build and bootstrap can be proven together.
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::{Value, json};
+//! Cold-start wiring only: tracing, configuration, one SDK config, clients, then the runtime.
+use std::time::Duration;
+
+use lambda_http::{Error, Request, service_fn};
+use reelay_aws::{
+    DynamoAccountStore, DynamoJobStore, SecretCache, SqsWorkQueue, SystemClock, load_sdk_config,
+};
+use reelay_domain::Policy;
+use reelay_ssemble::{RetryPolicy, SsembleClient, SsembleConfig};
+use ssemble_webhook::{
+    Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_WORK_DEADLINE, Deps, function_handler,
+    ssemble_budget_scope,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-        tracing::info!(request_id = %event.context.request_id, "event received");
-        Ok::<Value, Error>(json!({ "batchItemFailures": [] }))
+    lambda_http::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = load_sdk_config().await;
+    let secret = SecretCache::from_sdk(&sdk, Duration::from_secs(300))
+        .ssemble(&config.ssemble_secret_id)
+        .await?;
+    // No retries inside the client: every call is charged to the budget before it is made.
+    let ssemble = SsembleClient::new(SsembleConfig {
+        retry: RetryPolicy::none(),
+        ..SsembleConfig::new(secret.api_key.clone()).with_base_url(&config.ssemble_api_base_url)
+    })?;
+    let deps = Deps {
+        jobs: DynamoJobStore::from_env(&sdk)?,
+        accounts: DynamoAccountStore::from_env(&sdk)?,
+        queue: SqsWorkQueue::from_env(&sdk),
+        clock: SystemClock,
+        render: ssemble,
+        policy: Policy::default(),
+        limits: config.limits.clone(),
+        budget_scope: ssemble_budget_scope(&secret.api_key),
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        work_deadline: DEFAULT_WORK_DEADLINE,
+    };
+    lambda_http::run(service_fn(|req: Request| {
+        let deps = &deps;
+        async move { Ok::<_, Error>(function_handler(deps, req).await) }
     }))
     .await
 }
