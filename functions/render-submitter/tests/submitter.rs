@@ -231,3 +231,36 @@ async fn when_a_message_is_undecodable_should_fail_it_for_the_dlq() {
         "no Ssemble call for poison"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_ssemble_refuses_should_fail_a_bad_source_and_park_an_account_problem() {
+    let w = world(Setup::default()).await;
+    let deps = w.submitter(NO_WEBHOOKS, scaled());
+    // A definite, permanent refusal: the job fails with Ssemble's code.
+    let too_long = w.source("too_long");
+    let bad = w
+        .ingest("acct_1", &too_long, ClipChoice::TopViralScore)
+        .await;
+    w.drain_render(&deps, 1).await;
+    let bad = w.job(&bad.id).await;
+    assert_eq!(bad.state, JobState::RenderFailed);
+    assert_eq!(
+        bad.last_error.as_ref().map(|e| e.code.as_str()),
+        Some("video_too_long")
+    );
+    assert_eq!(w.creates_for(&too_long), 0);
+
+    // No credits is the operator's problem, not the job's: parked visibly, not failed.
+    w.sim.set_credits(&w.key_raw, 0);
+    let parked = w
+        .ingest("acct_2", &w.source("nocredit"), ClipChoice::TopViralScore)
+        .await;
+    w.drain_render(&deps, 1).await;
+    let parked = w.job(&parked.id).await;
+    assert_eq!(parked.state, JobState::Received);
+    let hold = parked.hold.expect("held");
+    assert_eq!(hold.reason, "insufficient_credits");
+    assert!(hold.until.is_some_and(|u| u > SystemClock.now()));
+    assert!(parked.next_check.is_some(), "its next check brings it back");
+    w.assert_no_limit_violations();
+}

@@ -293,6 +293,47 @@ mod tests {
         }
     }
 
+    fn api_error(status: u16, code: &str, retry_after: Option<u64>) -> ApiError {
+        ApiError::Api {
+            endpoint: crate::error::Endpoint::Create,
+            status,
+            code: ErrorCode::from_wire(code),
+            message: "m".into(),
+            details: retry_after.map_or(serde_json::Value::Null, |s| json!({ "retryAfter": s })),
+            rate_limit: crate::rate_limit::RateLimitInfo::default(),
+            backoff: crate::error::BackoffHint {
+                attempt: 1,
+                policy: crate::config::RetryPolicy::default(),
+            },
+        }
+    }
+
+    #[test]
+    fn when_errors_are_classified_should_map_onto_the_domains_classes() {
+        let before = utc(Utc::now());
+        let limited = upstream_error(&api_error(429, "rate_limit_exceeded", Some(37)), true);
+        assert_eq!(limited.class, DomainClass::WaitForWindow);
+        assert!(!limited.outcome_unknown, "a 429 is a definite refusal");
+        let at = limited.retry_at.unwrap();
+        assert!(at >= before.plus(Duration::from_secs(37)));
+        assert!(at <= utc(Utc::now()).plus(Duration::from_secs(37)));
+
+        let crashed = upstream_error(&api_error(500, "internal_error", None), true);
+        assert_eq!(crashed.class, DomainClass::Retryable);
+        assert!(crashed.outcome_unknown, "a 5xx create may have landed");
+        assert!(!upstream_error(&api_error(500, "internal_error", None), false).outcome_unknown);
+
+        let broke = upstream_error(&api_error(403, "insufficient_credits", None), true);
+        assert_eq!(broke.class, DomainClass::NeedsUser);
+        assert_eq!(broke.code, "insufficient_credits");
+        assert_eq!(broke.retry_at, None);
+        let bad = upstream_error(&api_error(400, "video_too_long", None), true);
+        assert_eq!(
+            (bad.class, bad.outcome_unknown),
+            (DomainClass::Permanent, false)
+        );
+    }
+
     #[test]
     fn when_a_short_failed_or_has_no_url_should_not_become_a_clip() {
         let short = |error: bool, url: Option<&str>| Short {
