@@ -21,6 +21,7 @@ use reelay_domain::{
 };
 
 use crate::accounts::{self, AccountDeps};
+use crate::routes::Endpoint;
 use crate::view::{JobView, seed_view};
 
 /// What the ingest function needs, built once per cold start.
@@ -307,46 +308,33 @@ where
     U: AuthApi,
     P: PublishApi,
 {
-    let path = req.raw_http_path().trim_end_matches('/').to_owned();
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let method = req.method().as_str();
-    let known = matches!(
-        segments.as_slice(),
-        ["v1", "jobs"]
-            | ["v1", "jobs", _]
-            | ["v1", "jobs", _, "cancel" | "retry"]
-            | ["api", "publish", "tiktok"]
-            | ["v1", "accounts", _]
-            | ["v1", "accounts", _, "creator-info" | "callback"]
-    );
-    if !known {
-        return Err(ApiError::NoRoute);
-    }
+    let path = req.raw_http_path().to_owned();
+    let endpoint = crate::routes::resolve(req.method().as_str(), &path)?;
     let acc = &deps.account_routes;
     // TikTok sends the creator's browser here: the single-use OAuth state authenticates it.
-    if let ("GET", ["v1", "accounts", "oauth", "callback"]) = (method, segments.as_slice()) {
+    if endpoint == Endpoint::OAuthCallback {
         return accounts::callback(&deps.accounts, &deps.clock, acc, req).await;
     }
     let tenant = authenticate(deps, req).await?;
     tracing::Span::current().record("tenant_id", tenant.as_str());
-    match (method, segments.as_slice()) {
-        ("POST", ["v1", "jobs"]) => create(deps, req, &tenant, Route::Jobs).await,
-        ("POST", ["api", "publish", "tiktok"]) => create(deps, req, &tenant, Route::Seed).await,
-        ("GET", ["v1", "jobs"]) => list(deps, req, &tenant).await,
-        ("GET", ["v1", "jobs", id]) => get(deps, &tenant, id).await,
-        ("POST", ["v1", "jobs", id, "cancel"]) => command(deps, &tenant, id, Event::Cancel).await,
-        ("POST", ["v1", "jobs", id, "retry"]) => command(deps, &tenant, id, Event::Retry).await,
-        ("POST", ["v1", "accounts", "connect"]) => {
+    match endpoint {
+        Endpoint::CreateJob => create(deps, req, &tenant, Route::Jobs).await,
+        Endpoint::SeedPublish => create(deps, req, &tenant, Route::Seed).await,
+        Endpoint::ListJobs => list(deps, req, &tenant).await,
+        Endpoint::GetJob(id) => get(deps, &tenant, id).await,
+        Endpoint::CancelJob(id) => command(deps, &tenant, id, Event::Cancel).await,
+        Endpoint::RetryJob(id) => command(deps, &tenant, id, Event::Retry).await,
+        Endpoint::ConnectAccount => {
             let body = json_body(deps, req)?;
             accounts::connect(&deps.accounts, &deps.clock, acc, &tenant, &body).await
         }
-        ("GET", ["v1", "accounts", id]) => {
+        Endpoint::GetAccount(id) => {
             accounts::get(&deps.accounts, &deps.clock, acc, &tenant, id).await
         }
-        ("GET", ["v1", "accounts", id, "creator-info"]) => {
+        Endpoint::CreatorInfo(id) => {
             accounts::creator_info(&deps.accounts, &deps.clock, acc, &tenant, id).await
         }
-        _ => Err(ApiError::MethodNotAllowed),
+        Endpoint::OAuthCallback => Err(ApiError::NoRoute),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod http_handler;
+pub mod routes;
 pub mod view;
 
 pub use http_handler::{Deps, api_key_hash, function_handler};

@@ -1,0 +1,77 @@
+//! The route table: (method, path) → endpoint. Kept apart from the handlers so a test can hold it
+//! against openapi.yaml.
+
+use crate::http_handler::ApiError;
+
+/// One operation of the API; the names match openapi.yaml's operationIds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint<'a> {
+    CreateJob,
+    ListJobs,
+    GetJob(&'a str),
+    CancelJob(&'a str),
+    RetryJob(&'a str),
+    SeedPublish,
+    ConnectAccount,
+    OAuthCallback,
+    GetAccount(&'a str),
+    CreatorInfo(&'a str),
+}
+
+impl Endpoint<'_> {
+    pub const OPERATION_IDS: [&'static str; 10] = [
+        "createJob",
+        "listJobs",
+        "getJob",
+        "cancelJob",
+        "retryJob",
+        "seedPublish",
+        "connectAccount",
+        "oauthCallback",
+        "getAccount",
+        "getCreatorInfo",
+    ];
+
+    pub fn operation_id(&self) -> &'static str {
+        match self {
+            Self::CreateJob => "createJob",
+            Self::ListJobs => "listJobs",
+            Self::GetJob(_) => "getJob",
+            Self::CancelJob(_) => "cancelJob",
+            Self::RetryJob(_) => "retryJob",
+            Self::SeedPublish => "seedPublish",
+            Self::ConnectAccount => "connectAccount",
+            Self::OAuthCallback => "oauthCallback",
+            Self::GetAccount(_) => "getAccount",
+            Self::CreatorInfo(_) => "getCreatorInfo",
+        }
+    }
+}
+
+/// Resolves a request line. An unknown path is `NoRoute`; a known path with another method is
+/// `MethodNotAllowed`.
+pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, ApiError> {
+    let segments: Vec<&'a str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (get, post) = (method == "GET", method == "POST");
+    let endpoint = match segments.as_slice() {
+        ["v1", "jobs"] if post => Endpoint::CreateJob,
+        ["v1", "jobs"] if get => Endpoint::ListJobs,
+        ["v1", "jobs", id] if get => Endpoint::GetJob(id),
+        ["v1", "jobs", id, "cancel"] if post => Endpoint::CancelJob(id),
+        ["v1", "jobs", id, "retry"] if post => Endpoint::RetryJob(id),
+        ["api", "publish", "tiktok"] if post => Endpoint::SeedPublish,
+        ["v1", "accounts", "connect"] if post => Endpoint::ConnectAccount,
+        ["v1", "accounts", "oauth", "callback"] if get => Endpoint::OAuthCallback,
+        ["v1", "accounts", id] if get && *id != "connect" => Endpoint::GetAccount(id),
+        ["v1", "accounts", id, "creator-info"] if get => Endpoint::CreatorInfo(id),
+        ["v1", "jobs"]
+        | ["v1", "jobs", _]
+        | ["v1", "jobs", _, "cancel" | "retry"]
+        | ["api", "publish", "tiktok"]
+        | ["v1", "accounts", _]
+        | ["v1", "accounts", _, "creator-info"]
+        | ["v1", "accounts", "oauth", "callback"] => return Err(ApiError::MethodNotAllowed),
+        _ => return Err(ApiError::NoRoute),
+    };
+    Ok(endpoint)
+}
