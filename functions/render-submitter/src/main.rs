@@ -14,14 +14,19 @@ use render_submitter::{Config, Deps, function_handler, ssemble_budget_scope};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
+    let config = Config::from_env().inspect_err(
+        |e| tracing::error!(error.message = %e, "cold start: configuration incomplete"),
+    )?;
     let sdk = load_sdk_config().await;
     let secret = SecretCache::from_sdk(&sdk, Duration::from_secs(300))
         .ssemble(&config.ssemble_secret_id)
         .await?;
     // No retries inside the client: every call is charged to the budget before it is made.
+    // Ten records share the function's 30 s; a create that outlasts this is an unknown outcome,
+    // which the next check resolves by looking first.
     let ssemble = SsembleClient::new(SsembleConfig {
         retry: RetryPolicy::none(),
+        request_timeout: Duration::from_secs(10),
         ..SsembleConfig::new(secret.api_key.clone()).with_base_url(&config.ssemble_api_base_url)
     })?;
     let deps = Deps {

@@ -15,14 +15,18 @@ use ssemble_webhook::{
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
+    let config = Config::from_env().inspect_err(
+        |e| tracing::error!(error.message = %e, "cold start: configuration incomplete"),
+    )?;
     let sdk = load_sdk_config().await;
     let secret = SecretCache::from_sdk(&sdk, Duration::from_secs(300))
         .ssemble(&config.ssemble_secret_id)
         .await?;
     // No retries inside the client: every call is charged to the budget before it is made.
+    // Status and document must both fit the 7 s work deadline.
     let ssemble = SsembleClient::new(SsembleConfig {
         retry: RetryPolicy::none(),
+        request_timeout: Duration::from_secs(3),
         ..SsembleConfig::new(secret.api_key.clone()).with_base_url(&config.ssemble_api_base_url)
     })?;
     let deps = Deps {
