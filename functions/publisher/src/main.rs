@@ -1,14 +1,15 @@
-//! Cold-start wiring only. The handler logic lands with the pipeline issue; until then the
-//! function acknowledges its event so the template, build and bootstrap can be proven together.
+//! Cold-start wiring only: tracing, configuration and clients (once), then the runtime.
+use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::{Value, json};
+use publisher::{function_handler, live_deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-        tracing::info!(request_id = %event.context.request_id, "event received");
-        Ok::<Value, Error>(json!({ "batchItemFailures": [] }))
+    let deps = live_deps().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let deps = &deps;
+        async move { Ok::<_, Error>(function_handler(deps, event.payload).await) }
     }))
     .await
 }

@@ -1,14 +1,14 @@
-//! Cold-start wiring only. The handler logic lands with the pipeline issue; until then the
-//! function acknowledges its event so the template, build and bootstrap can be proven together.
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::{Value, json};
+//! Cold-start wiring only: tracing, configuration and clients (once), then the runtime.
+use lambda_http::{Error, Request, service_fn};
+use tiktok_webhook::{function_handler, live_deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-        tracing::info!(request_id = %event.context.request_id, "event received");
-        Ok::<Value, Error>(json!({ "batchItemFailures": [] }))
+    lambda_http::tracing::init_default_subscriber();
+    let deps = live_deps().await?;
+    lambda_http::run(service_fn(|req: Request| {
+        let deps = &deps;
+        async move { Ok::<_, Error>(function_handler(deps, req).await) }
     }))
     .await
 }

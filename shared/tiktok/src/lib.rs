@@ -15,6 +15,7 @@ mod client;
 mod config;
 mod error;
 mod oauth;
+mod port;
 mod source;
 mod types;
 mod upload;
@@ -25,6 +26,7 @@ pub use client::{InitOutcome, InitSource, TikTokClient, decode_api_response};
 pub use config::{ChunkPolicy, TikTokConfig, Timeouts, UploadRetryPolicy};
 pub use error::{ErrorClass, TikTokError, classify, classify_response, is_known_code};
 pub use oauth::{TokenSet, decode_token_response};
+pub use port::{TikTokPort, observed_status, post_info, token_set, upstream_error};
 pub use source::{ByteStream, FileSource, HttpSource, SourceError, UploadSource};
 pub use types::{
     ApiAck, CreatorInfo, InitResponse, PostInfo, PrivacyLevel, PublishStatus, PublishStatusKind,
