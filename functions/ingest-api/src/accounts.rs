@@ -27,6 +27,8 @@ pub struct AccountDeps<V, T, U, P> {
     pub tokens: TokenRefreshConfig,
     /// How long an authorize link stays usable.
     pub oauth_state_ttl: Duration,
+    /// False when no public base URL is configured: TikTok needs a fixed redirect URI.
+    pub oauth_configured: bool,
 }
 
 fn state_lock(state: &str) -> String {
@@ -66,6 +68,9 @@ where
     C: Clock,
     U: AuthApi,
 {
+    if !deps.oauth_configured {
+        return Err(ApiError::OAuthNotConfigured);
+    }
     let account_id = match body
         .get("tiktokAccountId")
         .and_then(Value::as_str)

@@ -86,6 +86,8 @@ pub enum ApiError {
     Upstream(String, String),
     #[error("invalid or expired OAuth state")]
     OAuthState,
+    #[error("OAuth is not configured")]
+    OAuthNotConfigured,
     #[error("authorisation refused: {0}")]
     OAuthDenied(String),
     #[error("secrets store failure: {0}")]
@@ -112,7 +114,7 @@ impl ApiError {
             Self::NotConnected(_) => 409,
             Self::Throttled { .. } => 429,
             Self::Upstream(..) => 502,
-            Self::Secrets(_) => 503,
+            Self::Secrets(_) | Self::OAuthNotConfigured => 503,
             Self::MethodNotAllowed => 405,
             Self::UnknownAccount(_) => 422,
             Self::TooLarge(_) => 413,
@@ -222,6 +224,10 @@ impl ApiError {
                 ErrorEnvelope::new("upstream_error", "TikTok refused the request")
                     .with_details(json!({ "upstreamCode": code, "upstreamMessage": message }))
             }
+            Self::OAuthNotConfigured => ErrorEnvelope::new(
+                "oauth_not_configured",
+                "Set the stack's PublicBaseUrl so TikTok can redirect creators back",
+            ),
             Self::OAuthState => ErrorEnvelope::new(
                 "invalid_oauth_state",
                 "The authorisation link is unknown, used or expired; start the connection again",

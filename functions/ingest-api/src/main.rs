@@ -1,14 +1,16 @@
-//! Cold-start wiring only. The handler logic lands with the pipeline issue; until then the
-//! function acknowledges its event so the template, build and bootstrap can be proven together.
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::{Value, json};
+//! Cold-start wiring only: configuration, clients once, then the HTTP handler.
+use ingest_api::wiring::{Config, live_deps};
+use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-        tracing::info!(request_id = %event.context.request_id, "event received");
-        Ok::<Value, Error>(json!({ "batchItemFailures": [] }))
+    lambda_http::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = reelay_aws::load_sdk_config().await;
+    let deps = live_deps(&sdk, &config).await?;
+    let deps = &deps;
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(ingest_api::function_handler(deps, req).await)
     }))
     .await
 }
