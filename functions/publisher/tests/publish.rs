@@ -519,3 +519,97 @@ async fn when_the_schedule_is_still_ahead_should_delay_the_group_and_publish_whe
     assert!(w.job(&job.id).await.publish_id.is_some());
     assert_eq!(w.publishes_for_title("early-1"), 1);
 }
+
+#[tokio::test]
+async fn when_two_consumers_race_for_one_job_should_init_exactly_once() {
+    let w = world(sim_config()).await;
+    let d = deps(&w, Duration::from_secs(5));
+    let account = w.connect("acct_race", "open_race").await;
+    let (clip, _) = w.clip("race", 1_200_000, 10);
+    let job = w
+        .rendered_job(&account, post(PostMode::Direct, "race-1"), clip)
+        .await;
+    // Both read `publish_queued` and pass every check; only one can record the attempt.
+    let (a, b) = tokio::join!(
+        publisher::publish_job(&d, &job.id),
+        publisher::publish_job(&d, &job.id)
+    );
+    let outcomes = [a.unwrap(), b.unwrap()];
+    let accepted = outcomes
+        .iter()
+        .filter(|o| matches!(o, publisher::Outcome::Accepted { .. }))
+        .count();
+    assert_eq!(accepted, 1, "{outcomes:?}");
+    assert_eq!(w.requests("VideoInit"), 1);
+    assert_eq!(w.publishes_for_title("race-1"), 1);
+    w.assert_limits_kept();
+}
+
+#[tokio::test]
+async fn when_the_upload_fails_should_leave_the_publish_to_status_checks_and_never_reinit() {
+    let w = world(sim_config()).await;
+    let d = deps(&w, Duration::from_secs(5));
+    let account = w.connect("acct_upload", "open_upload").await;
+    let (clip, _) = w.clip("upload", 1_200_000, 11);
+    let job = w
+        .rendered_job(&account, post(PostMode::Direct, "upload-1"), clip)
+        .await;
+    w.sim.inject(FaultSpec {
+        endpoint: Endpoint::Upload,
+        kind: FaultKind::Status { status: 404 },
+        count: 1,
+    });
+    publish_all(&w, &d, &[&job], 20).await;
+    let job = w.job(&job.id).await;
+    assert_eq!(job.state, JobState::PublishProcessing);
+    assert!(job.publish_id.is_some());
+    assert_eq!(
+        job.last_error.map(|e| e.code),
+        Some("upload_failed".to_owned())
+    );
+    let trail = events(&w, &w.job(&job.id).await).await;
+    assert!(trail.contains(&"upload_failed".to_owned()), "{trail:?}");
+    assert_eq!(w.requests("VideoInit"), 1);
+    assert_eq!(w.publishes_for_title("upload-1"), 1);
+}
+
+#[tokio::test]
+async fn when_five_drafts_are_pending_should_hold_the_sixth_before_tiktok_refuses() {
+    let w = world(sim_config()).await;
+    let d = deps(&w, Duration::from_secs(5));
+    let account = w.connect("acct_drafts", "open_drafts").await;
+    let (clip, _) = w.clip("drafts", 1_100_000, 12);
+    let mut jobs = Vec::new();
+    for i in 0..6 {
+        jobs.push(
+            w.rendered_job(
+                &account,
+                post(PostMode::Draft, &format!("d{i}")),
+                clip.clone(),
+            )
+            .await,
+        );
+    }
+    let refs: Vec<&Job> = jobs.iter().collect();
+    publish_all(&w, &d, &refs, 60).await;
+    let mut held = Vec::new();
+    for j in &jobs {
+        let j = w.job(&j.id).await;
+        if j.publish_id.is_none() {
+            held.push(j);
+        }
+    }
+    assert_eq!(held.len(), 1, "exactly the sixth draft waits");
+    assert_eq!(held[0].state, JobState::Ready);
+    assert_eq!(
+        held[0].hold.as_ref().map(|h| h.reason.as_str()),
+        Some("pending_drafts_budget")
+    );
+    assert_eq!(
+        w.requests("InboxInit"),
+        5,
+        "TikTok was never asked for a sixth"
+    );
+    assert_eq!(w.publishes("open_drafts").len(), 5);
+    w.assert_limits_kept();
+}
