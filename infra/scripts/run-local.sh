@@ -1,69 +1,44 @@
 #!/usr/bin/env bash
-# Reelay locally: the local AWS endpoint, the resources template.yaml declares, and the Ssemble and
-# TikTok simulators. `make run` calls this; `--serve` keeps everything up until Ctrl-C.
+# Reelay locally, in one command (`make run`): installs and starts the local AWS endpoint, then
+# runs infra/local's `reelay-local`, which provisions template.yaml's resources, starts the
+# Ssemble and TikTok simulators, runs every function's real handler (SQS event source mappings,
+# the reconciler's schedule, the HTTP API on localhost), connects demo TikTok accounts through
+# OAuth, submits a demo batch, shows its progress and ends with a summary checked against the
+# simulators. Exits non-zero if a promise is broken or a job is stuck.
+#
+#   infra/scripts/run-local.sh [--serve] [--time-scale 60] [--deadline 180] [--port N] ...
+#   (every flag: cargo run -p reelay-local -- --help)
+#
+# Upstreams: SSEMBLE_API_BASE_URL, TIKTOK_API_BASE_URL, TIKTOK_AUTH_BASE_URL (and SSEMBLE_API_KEY,
+# TIKTOK_CLIENT_KEY, TIKTOK_CLIENT_SECRET) point the run at external servers instead.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "${ROOT}"
-SERVE=0
-for arg in "$@"; do
-  case "${arg}" in
-    --serve) SERVE=1 ;;
-    *) echo "usage: $0 [--serve]" >&2; exit 2 ;;
-  esac
-done
+SECONDS=0
 
-RUN_DIR="${ROOT}/.aws-emulator/run"
-mkdir -p "${RUN_DIR}"
-PIDS=()
+STARTED_EMULATOR=0
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "${pid}" 2>/dev/null || true; done
-  infra/scripts/aws-emulator.sh stop >/dev/null 2>&1 || true
+  # Only stop the endpoint this run started; another run or test suite may be using one.
+  if [[ "${STARTED_EMULATOR}" == 1 ]]; then
+    infra/scripts/aws-emulator.sh stop >/dev/null 2>&1 || true
+  fi
 }
 trap cleanup EXIT
 
-echo "==> building the local tools and simulators"
-cargo build --quiet --locked -p reelay-template -p ssemble-sim -p tiktok-sim
-BIN="${CARGO_TARGET_DIR:-${ROOT}/target}/debug"
+echo "==> building the local runner (first build compiles the workspace: a few minutes)"
+cargo build --quiet --locked -p reelay-local
+BIN="${CARGO_TARGET_DIR:-${ROOT}/target}/debug/reelay-local"
 
-echo "==> starting the local AWS endpoint"
+echo "==> starting the local AWS endpoint (MiniStack; installed into .aws-emulator/ on first use)"
+if ! infra/scripts/aws-emulator.sh status >/dev/null 2>&1; then
+  STARTED_EMULATOR=1
+fi
 infra/scripts/aws-emulator.sh start >/dev/null
 eval "$(infra/scripts/aws-emulator.sh env)"
-echo "    ${AWS_ENDPOINT_URL}"
+echo "    ${AWS_ENDPOINT_URL}  (ready after ${SECONDS}s)"
 
-echo "==> creating the resources template.yaml declares (stage local)"
-"${BIN}/reelay-template" provision --template template.yaml --stage local >"${RUN_DIR}/env.sh"
-# shellcheck disable=SC1091
-source "${RUN_DIR}/env.sh"
-sed 's/^/    /' "${RUN_DIR}/env.sh"
-
-start_sim() { # name, then its flags; prints its URL
-  local name="$1"; shift
-  "${BIN}/${name}" --port 0 "$@" >"${RUN_DIR}/${name}.out" 2>"${RUN_DIR}/${name}.log" &
-  PIDS+=("$!")
-  for _ in $(seq 1 100); do
-    if grep -qm1 '^http' "${RUN_DIR}/${name}.out" 2>/dev/null; then
-      grep -m1 '^http' "${RUN_DIR}/${name}.out"
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "${name} did not start; its log:" >&2
-  cat "${RUN_DIR}/${name}.log" >&2
-  return 1
-}
-
-echo "==> starting the simulators"
-SSEMBLE_API_BASE_URL="$(start_sim ssemble-sim)"
-TIKTOK_API_BASE_URL="$(start_sim tiktok-sim)"
-export SSEMBLE_API_BASE_URL TIKTOK_API_BASE_URL
-echo "    Ssemble simulator: ${SSEMBLE_API_BASE_URL}"
-echo "    TikTok simulator:  ${TIKTOK_API_BASE_URL}"
-
-echo
-echo "The local stack is up. The Lambda handlers are wired in the pipeline issue; until then this"
-echo "run ends here."
-if [[ "${SERVE}" == 1 ]]; then
-  echo "Serving until Ctrl-C."
-  wait
-fi
+status=0
+"${BIN}" "$@" || status=$?
+echo "==> make run finished in ${SECONDS}s (exit ${status})"
+exit "${status}"

@@ -535,8 +535,18 @@ impl HttpFront {
                 addr: addr.to_string(),
                 source,
             })?;
+        Self::serve(listener, routes, token)
+    }
+
+    /// Serves `routes` on a listener bound beforehand: a runner that must know its own URL
+    /// before it can build the handlers (OAuth redirect, webhook URLs) binds first.
+    pub fn serve(
+        listener: tokio::net::TcpListener,
+        routes: Routes,
+        token: CancellationToken,
+    ) -> Result<Self, LocalError> {
         let addr = listener.local_addr().map_err(|source| LocalError::Bind {
-            addr: addr.to_string(),
+            addr: "listener".to_owned(),
             source,
         })?;
         let counters = Arc::new(HttpCounters::default());

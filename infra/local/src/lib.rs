@@ -5,6 +5,9 @@
 //! - [`SqsDriver`]: Lambda's SQS event source mapping, with ReportBatchItemFailures semantics.
 //! - [`Ticker`]: an EventBridge schedule that never overlaps runs.
 //! - [`LocalRuntime`]: starts and stops them together.
+//! - [`Stack`]: the whole pipeline on top of them — provisioned resources, simulators and every
+//!   function's real handler, built in [`wiring`]; [`demo`], [`progress`] and [`summary`] are the
+//!   runner's (`src/bin/reelay-local.rs`) and the end-to-end tests' shared parts.
 //!
 //! Drivers take handler closures, so any function's `function_handler` plugs in without this
 //! crate depending on the functions. A runner wires them like this:
@@ -53,13 +56,19 @@
 //! }
 //! ```
 
+pub mod client;
+pub mod demo;
 mod error;
 mod function;
 pub mod http;
 mod outcome;
+pub mod progress;
 pub mod schedule;
 pub mod sqs;
+pub mod stack;
+pub mod summary;
 mod supervisor;
+pub mod wiring;
 
 pub use error::LocalError;
 pub use function::{FunctionSpec, LAMBDA_MAX_TIMEOUT, LOCAL_ACCOUNT_ID, default_region};
@@ -67,4 +76,5 @@ pub use http::{HttpCounters, HttpFront, HttpResult, HttpStats, RouteMatch, Route
 pub use outcome::InvocationOutcome;
 pub use schedule::{Schedule, TickCounters, TickStats, Ticker};
 pub use sqs::{BatchResult, SqsCounters, SqsDriver, SqsSource, SqsStats};
+pub use stack::{Stack, StackError, StackOptions, Upstreams};
 pub use supervisor::{DriverStats, LocalRuntime};

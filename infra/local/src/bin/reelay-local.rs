@@ -1,0 +1,246 @@
+//! `make run`: Reelay's whole pipeline on one machine, with a demo batch followed live and a
+//! summary checked against the simulators' ground truth. Exits non-zero when a promise breaks
+//! (duplicate post, limit exceeded, more than one init in flight) or a job is stuck.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use reelay_domain::TenantId;
+use reelay_local::client::{ApiClient, seed_tenant};
+use reelay_local::demo::{self, DemoPlan};
+use reelay_local::progress::{self, Display};
+use reelay_local::stack::random_suffix;
+use reelay_local::summary;
+use reelay_local::{Stack, StackOptions, Upstreams};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Debug, Parser)]
+#[command(about = "Reelay locally: simulators, real handlers, a demo batch and its summary")]
+struct Args {
+    /// Keep serving after the demo, so the API can be tried with curl (Ctrl-C stops).
+    #[arg(long)]
+    serve: bool,
+    /// Simulated seconds per real second, for the simulators and Reelay's limits alike.
+    #[arg(long, default_value_t = 60.0)]
+    time_scale: f64,
+    /// Seconds the demo jobs get to settle before the run fails.
+    #[arg(long, default_value_t = 180)]
+    deadline: u64,
+    /// HTTP port of the API (0: any free port; default 3000 with --serve, else any).
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// Name suffix of this run's resources (default: random, so runs never share state).
+    #[arg(long)]
+    suffix: Option<String>,
+    /// Where logs go (`-` for stderr); stdout is the progress display.
+    #[arg(long, default_value = ".aws-emulator/run/reelay-local.log")]
+    log_file: String,
+    /// Run the stack without the demo batch (implies --serve).
+    #[arg(long)]
+    no_demo: bool,
+    #[arg(long, env = "SSEMBLE_API_BASE_URL")]
+    ssemble_api_base_url: Option<String>,
+    #[arg(long, env = "TIKTOK_API_BASE_URL")]
+    tiktok_api_base_url: Option<String>,
+    #[arg(long, env = "TIKTOK_AUTH_BASE_URL")]
+    tiktok_auth_base_url: Option<String>,
+}
+
+fn init_logs(target: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    if target == "-" {
+        builder.with_writer(std::io::stderr).init();
+    } else {
+        if let Some(dir) = std::path::Path::new(target).parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let file = std::fs::File::create(target).with_context(|| format!("opening {target}"))?;
+        builder.with_writer(Mutex::new(file)).init();
+    }
+    Ok(())
+}
+
+fn secret_env(name: &str) -> Option<SecretString> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(SecretString::from)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logs(&args.log_file)?;
+    let serve = args.serve || args.no_demo;
+    let port = args.port.unwrap_or(if serve { 3000 } else { 0 });
+
+    let mut options = StackOptions::local(&args.template, args.time_scale);
+    options.suffix = Some(args.suffix.clone().unwrap_or_else(|| random_suffix("run")));
+    options.http_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    options.upstreams = Upstreams {
+        ssemble_api_base_url: args.ssemble_api_base_url.clone(),
+        tiktok_api_base_url: args.tiktok_api_base_url.clone(),
+        tiktok_auth_base_url: args.tiktok_auth_base_url.clone(),
+        ssemble_api_key: secret_env("SSEMBLE_API_KEY"),
+        tiktok_client_key: std::env::var("TIKTOK_CLIENT_KEY").ok(),
+        tiktok_client_secret: secret_env("TIKTOK_CLIENT_SECRET"),
+    };
+    let scale = options.time_scale;
+    let stack = Stack::start(options)
+        .await
+        .context("starting the local stack")?;
+    let up = &stack.wiring.upstream;
+    println!("==> Reelay is up (clock x{scale})");
+    println!("    API            {}", stack.api_base_url);
+    println!(
+        "    Ssemble        {}{}",
+        up.ssemble_api_base_url,
+        sim_tag(stack.ssemble.is_some())
+    );
+    println!(
+        "    TikTok         {}{}",
+        up.tiktok_api_base_url,
+        sim_tag(stack.tiktok.is_some())
+    );
+    println!("    table          {}", stack.wiring.resources.table);
+    println!(
+        "    queues         {}",
+        stack.wiring.resources.render_queue_url
+    );
+    println!(
+        "                   {}",
+        stack.wiring.resources.publish_queue_url
+    );
+    println!("    logs           {}", args.log_file);
+
+    let tenant = TenantId::parse("tenant_demo").map_err(|e| anyhow::anyhow!(e.reason))?;
+    let key = seed_tenant(&stack.accounts, tenant.as_str()).await?;
+    println!(
+        "==> tenant {tenant}, API key (shown once): {}",
+        key.expose_secret()
+    );
+    let client = ApiClient::new(&stack.api_base_url, key.clone())?;
+
+    let mut code = 0;
+    if !args.no_demo {
+        code = run_demo(&stack, &client, &tenant, Duration::from_secs(args.deadline)).await?;
+    }
+    if serve {
+        print_curl(&stack.api_base_url, key.expose_secret());
+        println!("==> serving until Ctrl-C");
+        stack.serve_until_ctrl_c().await?;
+    } else {
+        stack.shutdown().await?;
+    }
+    std::process::exit(code);
+}
+
+fn sim_tag(sim: bool) -> &'static str {
+    if sim {
+        "  (built-in simulator)"
+    } else {
+        "  (external)"
+    }
+}
+
+async fn run_demo(
+    stack: &Stack,
+    client: &ApiClient,
+    tenant: &TenantId,
+    deadline: Duration,
+) -> anyhow::Result<i32> {
+    let plan = DemoPlan::standard();
+    let tag = demo::run_tag();
+    println!(
+        "==> connecting {} TikTok accounts through OAuth",
+        plan.accounts.len()
+    );
+    demo::connect_accounts(client, &plan).await?;
+    for (account, mode) in &plan.accounts {
+        println!("    {account:<14} connected ({mode})");
+    }
+    let started = Instant::now();
+    let mut tracked = demo::submit_jobs(client, &plan, &tag).await?;
+    println!("==> submitted {} jobs through POST /v1/jobs", tracked.len());
+    if let (Some(to), Some(first)) = (plan.seed_to, tracked.first().cloned()) {
+        let (account, _) = plan
+            .accounts
+            .get(to)
+            .context("the seed publish names no account")?;
+        let (job, answer) =
+            demo::seed_publish(client, &first, account, &tag, Duration::from_secs(60)).await?;
+        println!("==> POST /api/publish/tiktok (the seed's route, existing requestId) answered:");
+        println!("    {answer}");
+        tracked.push(job);
+    }
+
+    let mut display = Display::new();
+    let tick = if display_is_tty() {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(3)
+    };
+    let mut last_state = Vec::new();
+    let (observed, deadline_passed) = loop {
+        let observed = progress::observe(&stack.jobs, &tracked).await?;
+        let lines = progress::render(&observed, started.elapsed());
+        let states: Vec<_> = observed.iter().map(|o| o.state()).collect();
+        let all_settled = observed.iter().all(|o| o.settled());
+        let late = started.elapsed() >= deadline;
+        if display_is_tty() || states != last_state || all_settled || late {
+            display.draw(&lines);
+        }
+        last_state = states;
+        if all_settled || late {
+            break (observed, late && !all_settled);
+        }
+        tokio::time::sleep(tick).await;
+    };
+    // Let late webhooks and moderation land, so the inspection sees the final picture.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let summary =
+        summary::summarize(stack, tenant, observed, started.elapsed(), deadline_passed).await?;
+    println!();
+    println!("==> summary");
+    print!("{}", summary.render());
+    let broken = summary.broken_promises();
+    if broken.is_empty() {
+        println!("==> every promise kept");
+        Ok(0)
+    } else {
+        for b in &broken {
+            println!("!!  {b}");
+        }
+        Ok(1)
+    }
+}
+
+fn display_is_tty() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal()
+}
+
+fn print_curl(api: &str, key: &str) {
+    println!();
+    println!("==> try it (API key above):");
+    println!("    export REELAY_API={api} REELAY_KEY={key}");
+    println!("    curl -s $REELAY_API/v1/jobs -H \"x-api-key: $REELAY_KEY\"");
+    println!(
+        "    curl -s $REELAY_API/v1/jobs -H \"x-api-key: $REELAY_KEY\" -H 'content-type: application/json' \\\n      -H \"idempotency-key: $(date +%s)\" -d '{{\"tiktokAccountId\":\"acct_demo_01\",\"source\":{{\"url\":\"https://www.youtube.com/watch?v=curl\",\"start\":0,\"end\":60}},\"post\":{{\"mode\":\"direct\",\"privacyLevel\":\"PUBLIC_TO_EVERYONE\",\"title\":\"from curl\"}}}}'"
+    );
+    println!("    curl -s $REELAY_API/v1/jobs/<jobId> -H \"x-api-key: $REELAY_KEY\"");
+    println!("    curl -s $REELAY_API/v1/accounts/acct_demo_01 -H \"x-api-key: $REELAY_KEY\"");
+    println!(
+        "    curl -s $REELAY_API/v1/accounts/acct_demo_01/creator-info -H \"x-api-key: $REELAY_KEY\""
+    );
+}
