@@ -303,11 +303,10 @@ where
     }
     let now = deps.clock.now();
     if job.schedule_at > now {
-        // The reconciler enqueues slightly early; the group waits the remainder.
-        return Err(RecordFailure::retry_after(
-            "not_due_yet",
-            job.schedule_at.since(now),
-        ));
+        // The reconciler enqueues slightly early: the group waits the remainder (a message
+        // that came far too early holds the job until its time instead of blocking the group).
+        let at = job.schedule_at;
+        return wait(deps, job, "not_due_yet", at).await;
     }
     let (tenant, account_id) = (job.tenant_id.clone(), job.account_id.clone());
     let account = deps
@@ -925,6 +924,10 @@ where
                 let until = now.plus(deps.settings.cap_wait);
                 block(deps, &tenant, &account, until, &e.code).await;
                 Some(until)
+            }
+            ErrorClass::Permanent if e.code == "spam_risk_user_banned_from_posting" => {
+                set_health(deps, &tenant, &account, AccountHealth::Banned, &e.code).await;
+                e.retry_at
             }
             ErrorClass::NeedsUser
                 if is_scope_error(&e.code) || e.code == "access_token_invalid" =>

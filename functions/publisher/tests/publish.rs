@@ -613,3 +613,37 @@ async fn when_five_drafts_are_pending_should_hold_the_sixth_before_tiktok_refuse
     assert_eq!(w.publishes("open_drafts").len(), 5);
     w.assert_limits_kept();
 }
+
+#[tokio::test]
+async fn when_the_refresh_token_is_dead_should_hold_the_job_and_mark_the_account_without_posting() {
+    let w = world(sim_config()).await;
+    let d = deps(&w, Duration::from_secs(5));
+    let account = w.connect("acct_dead", "open_dead").await;
+    // An expired access token and a refresh token TikTok no longer knows.
+    let mut tokens = w
+        .vault
+        .get_tokens(&w.tenant, &account)
+        .await
+        .unwrap()
+        .unwrap();
+    tokens.access_expires_at = SystemClock.now().minus(Duration::from_secs(60));
+    tokens.refresh_token = SecretString::from("rft.revoked-long-ago".to_owned());
+    w.vault
+        .put_tokens(&w.tenant, &account, &tokens)
+        .await
+        .unwrap();
+    let (clip, _) = w.clip("dead", 1_200_000, 13);
+    let job = w
+        .rendered_job(&account, post(PostMode::Direct, "dead-1"), clip)
+        .await;
+    publish_all(&w, &d, &[&job], 20).await;
+    let job = w.job(&job.id).await;
+    assert_eq!(job.state, JobState::Ready);
+    assert_eq!(job.hold.map(|h| h.reason), Some("needs_reauth".to_owned()));
+    assert_eq!(
+        w.account(&account).await.health,
+        reelay_domain::account::AccountHealth::NeedsReauth
+    );
+    assert_eq!(w.requests("Token"), 1);
+    assert_eq!((w.requests("CreatorInfo"), w.requests("VideoInit")), (0, 0));
+}
