@@ -844,6 +844,7 @@ where
         upload = init.upload_url.is_some(),
         "TikTok accepted the init"
     );
+    emit_metric("PublishAccepted");
     let event = Event::PublishAccepted {
         publish_id: init.publish_id.clone(),
         upload: init.upload_url.is_some(),
@@ -914,6 +915,7 @@ where
         };
     }
     warn!(error.code = %e.code, error.class = ?e.class, upstream_log_id = e.log_id.as_deref(), error.message = %e, "init rejected");
+    emit_metric("PublishRejected");
     let retry_at = if e.code == "rate_limit_exceeded" {
         let until = now.plus(deps.settings.rate_limit_wait);
         block(deps, &tenant, &account, until, &e.code).await;
@@ -958,11 +960,16 @@ fn is_scope_error(code: &str) -> bool {
 fn emit_metric(name: &str) {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
+    println!("{}", metric_line(name, ms));
+}
+
+/// The embedded-metric-format document for one count of `name` at `timestamp_ms`.
+pub fn metric_line(name: &str, timestamp_ms: u64) -> serde_json::Value {
     let mut line = serde_json::json!({
         "_aws": {
-            "Timestamp": u64::try_from(ms).unwrap_or(u64::MAX),
+            "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": "Reelay",
                 "Dimensions": [["Function"]],
@@ -974,5 +981,22 @@ fn emit_metric(name: &str) {
     if let Some(map) = line.as_object_mut() {
         map.insert(name.to_owned(), serde_json::Value::from(1));
     }
-    println!("{line}");
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_a_publish_is_unknown_should_print_a_metric_cloudwatch_can_read() {
+        let line = metric_line("PublishUnknown", 1_780_000_000_000);
+        let spec = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(spec["Namespace"], "Reelay");
+        assert_eq!(spec["Metrics"][0]["Name"], "PublishUnknown");
+        // Every dimension and metric named in the spec must be a member of the document.
+        assert_eq!(line["Function"], "publisher");
+        assert_eq!(line["PublishUnknown"], 1);
+        assert_eq!(line["_aws"]["Timestamp"], 1_780_000_000_000_u64);
+    }
 }
