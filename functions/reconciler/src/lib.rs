@@ -2,6 +2,8 @@
 //! within the upstream budgets and this invocation's time. Its cost grows with the due work, not
 //! with the table.
 
+pub mod wiring;
+
 use std::time::{Duration, Instant};
 
 use reelay_aws::{TokenError, TokenRefreshConfig, fresh_token};

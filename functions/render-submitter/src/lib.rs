@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use reelay_aws::{ConfigError, FifoBatchProcessor, RecordFailure, env_var, env_var_opt};
+use reelay_aws::{ConfigError, FifoBatchProcessor, RecordFailure, env_var};
 use reelay_domain::budget::{Admission, BudgetKind, Limits};
 use reelay_domain::job::{JobError, RenderRequest};
 use reelay_domain::lifecycle::{Effect, ErrorClass, Event, JobState, Policy};
@@ -75,35 +75,8 @@ impl Config {
     }
 }
 
-/// The documented defaults, with the account tier's caps overridable
-/// (`SSEMBLE_LIMIT_HOUR`, `SSEMBLE_LIMIT_DAY`: 100/1,000 standard, up to 2,000/20,000).
-pub fn ssemble_limits_from_env() -> Result<Limits, ConfigError> {
-    let mut limits = Limits::default();
-    let parse = |name: &'static str| -> Result<Option<u32>, ConfigError> {
-        env_var_opt(name)
-            .map(|v| {
-                v.trim().parse::<u32>().map_err(|e| ConfigError::Invalid {
-                    name,
-                    reason: e.to_string(),
-                })
-            })
-            .transpose()
-    };
-    if let Some(n) = parse("SSEMBLE_LIMIT_HOUR")? {
-        limits.ssemble_hourly.limit = n;
-    }
-    if let Some(n) = parse("SSEMBLE_LIMIT_DAY")? {
-        limits.ssemble_daily.limit = n;
-    }
-    Ok(limits)
-}
-
-/// A stable, non-secret name for the API key's budget: `ssemble:` + 16 hex digits of its
-/// SHA-256. Every function that calls Ssemble with this key must charge the same scope.
-pub fn ssemble_budget_scope(api_key: &SecretString) -> String {
-    let digest = Sha256::digest(api_key.expose_secret().as_bytes());
-    format!("ssemble:{}", &hex::encode(digest)[..16])
-}
+pub use reelay_aws::ssemble_limits_from_env;
+pub use reelay_ssemble::budget_scope as ssemble_budget_scope;
 
 /// A fresh 128-bit webhook token (hex) and the SHA-256 (hex) the job keeps of it.
 pub fn webhook_token() -> (SecretString, String) {

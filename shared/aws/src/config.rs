@@ -1,6 +1,7 @@
 //! Cold-start configuration: one `SdkConfig` from the environment, typed variables, fail fast.
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use reelay_domain::budget::Limits;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -28,4 +29,27 @@ pub fn env_var(name: &'static str) -> Result<String, ConfigError> {
 /// An optional variable (unset or empty is `None`).
 pub fn env_var_opt(name: &'static str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The documented defaults, with the account tier's caps overridable
+/// (`SSEMBLE_LIMIT_HOUR`, `SSEMBLE_LIMIT_DAY`: 100/1,000 standard, up to 2,000/20,000).
+pub fn ssemble_limits_from_env() -> Result<Limits, ConfigError> {
+    let mut limits = Limits::default();
+    let parse = |name: &'static str| -> Result<Option<u32>, ConfigError> {
+        env_var_opt(name)
+            .map(|v| {
+                v.trim().parse::<u32>().map_err(|e| ConfigError::Invalid {
+                    name,
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    };
+    if let Some(n) = parse("SSEMBLE_LIMIT_HOUR")? {
+        limits.ssemble_hourly.limit = n;
+    }
+    if let Some(n) = parse("SSEMBLE_LIMIT_DAY")? {
+        limits.ssemble_daily.limit = n;
+    }
+    Ok(limits)
 }

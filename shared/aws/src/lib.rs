@@ -22,7 +22,7 @@ pub mod dynamo;
 pub mod secrets;
 pub mod sqs;
 
-pub use config::{ConfigError, env_var, env_var_opt, load_sdk_config};
+pub use config::{ConfigError, env_var, env_var_opt, load_sdk_config, ssemble_limits_from_env};
 pub use dynamo::{
     CapacityMeter, DUE_SHARDS, DynamoAccountStore, DynamoJobStore, MeterSnapshot, hash_api_key,
 };

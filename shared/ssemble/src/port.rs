@@ -17,8 +17,9 @@ use reelay_domain::job::{Clip, MediaSource, RenderRequest};
 use reelay_domain::lifecycle::ErrorClass as DomainClass;
 use reelay_domain::upstream::{RenderApi, RenderStatus, UpstreamError};
 use reelay_domain::{RequestId as DomainRequestId, UtcTime};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
 use crate::client::SsembleClient;
 use crate::error::{ApiError, ErrorClass, ErrorCode};
@@ -244,6 +245,13 @@ impl RenderApi for SsembleClient {
         let clips = doc.shorts.iter().filter_map(clip).collect();
         Ok(RenderStatus::Completed { clips })
     }
+}
+
+/// A stable, non-secret name for the API key's budget: `ssemble:` + 16 hex digits of its
+/// SHA-256. Every function that calls Ssemble with this key must charge the same scope.
+pub fn budget_scope(api_key: &SecretString) -> String {
+    let digest = Sha256::digest(api_key.expose_secret().as_bytes());
+    format!("ssemble:{}", &hex::encode(digest)[..16])
 }
 
 #[cfg(test)]
