@@ -78,6 +78,8 @@ where
 {
     let mut report = RunReport::default();
     let started = deps.clock.now();
+    // A job is looked at once per run, even if its next check lands inside this run again.
+    let mut seen = std::collections::HashSet::new();
     loop {
         let due = match deps.jobs.due(started.plus(deps.lookahead), deps.page).await {
             Ok(due) => due,
@@ -92,6 +94,9 @@ where
         }
         let mut progressed = false;
         for item in due {
+            if !seen.insert(item.job_id.clone()) {
+                continue;
+            }
             if Instant::now() + deps.safety_margin >= deadline {
                 report.out_of_time = true;
                 break;
