@@ -122,13 +122,13 @@ stop() {
     return 0
   fi
   kill -TERM "${pid}" 2>/dev/null || true
-  local i
-  for i in $(seq 1 100); do
+  local _
+  for _ in $(seq 1 100); do
     kill -0 "${pid}" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "${pid}" 2>/dev/null; then
-    echo "${KIND} (pid ${pid}) ignored TERM for 10s; sending KILL (${i})" >&2
+    echo "${KIND} (pid ${pid}) ignored TERM for 10s; sending KILL" >&2
     kill -KILL "${pid}" 2>/dev/null || true
   fi
   rm -f "${PID_FILE}"

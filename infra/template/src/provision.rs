@@ -1,7 +1,7 @@
 //! Creates in an AWS(-compatible) endpoint exactly the table, queues and secrets template.yaml
 //! declares, so local runs and tests use the deployed shape instead of a second hand-kept list.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
@@ -194,15 +194,23 @@ pub struct Provisioned {
     pub queues: BTreeMap<String, ProvisionedQueue>,
     pub secrets: BTreeMap<String, ProvisionedSecret>,
     env: Vec<(String, String)>,
-    /// Environment keys that only resolve on AWS (e.g. URLs of the HTTP API).
+    /// Keys left out of [`Provisioned::env_vars`]: they resolve only on AWS (the HTTP API's URL)
+    /// or to different values in different functions; see [`Provisioned::function_env`].
     pub unresolved_env: Vec<String>,
+    function_env: BTreeMap<String, Vec<(String, String)>>,
 }
 
 impl Provisioned {
-    /// The union of the functions' `Environment` resolved against what was provisioned, plus
+    /// The union of the functions' `Environment` resolved against what was provisioned (a key
+    /// whose value differs between functions is left out, see `unresolved_env`), plus
     /// `<QUEUE_ID>_URL` / `<QUEUE_ID>_ARN` for every queue (DLQs included), in a stable order.
     pub fn env_vars(&self) -> Vec<(String, String)> {
         self.env.clone()
+    }
+
+    /// One function's `Environment` exactly as resolved here (keys that resolve only on AWS omitted).
+    pub fn function_env(&self, function_id: &str) -> Option<&[(String, String)]> {
+        self.function_env.get(function_id).map(Vec::as_slice)
     }
 
     pub fn env_var(&self, key: &str) -> Option<&str> {
@@ -274,6 +282,7 @@ pub async fn provision(
         secrets: BTreeMap::new(),
         env: Vec::new(),
         unresolved_env: Vec::new(),
+        function_env: BTreeMap::new(),
     };
 
     if options.kinds.tables {
@@ -361,9 +370,10 @@ pub async fn provision(
         }
     }
 
-    let (env, unresolved) = environment(template, &resolver, &out);
-    out.env = env;
-    out.unresolved_env = unresolved;
+    let env = environment(template, &resolver, &out);
+    out.env = env.union;
+    out.unresolved_env = env.unresolved;
+    out.function_env = env.per_function;
     Ok(out)
 }
 
@@ -373,38 +383,61 @@ fn set_account_from_arn(resolver: &mut Resolver<'_>, arn: &str) {
     }
 }
 
-fn environment(
-    template: &Template,
-    resolver: &Resolver<'_>,
-    out: &Provisioned,
-) -> (Vec<(String, String)>, Vec<String>) {
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut unresolved: Vec<String> = Vec::new();
+/// What `Environment` resolved to: per function, and as one union for a single local process.
+struct Environment {
+    union: Vec<(String, String)>,
+    unresolved: Vec<String>,
+    per_function: BTreeMap<String, Vec<(String, String)>>,
+}
+
+fn environment(template: &Template, resolver: &Resolver<'_>, out: &Provisioned) -> Environment {
+    // key -> (distinct non-empty values, some function resolved it empty, some could not resolve it)
+    let mut seen: BTreeMap<String, (BTreeSet<String>, bool, bool)> = BTreeMap::new();
+    let mut per_function = BTreeMap::new();
     for f in template.functions() {
+        let mut env = Vec::new();
         for (key, value) in &f.environment {
-            if env.iter().any(|(k, _)| k == key) {
-                continue;
-            }
+            let entry = seen.entry(key.clone()).or_default();
             match resolver.resolve(value) {
-                Ok(v) => env.push((key.clone(), v)),
-                Err(_) if !unresolved.contains(key) => unresolved.push(key.clone()),
-                Err(_) => {}
+                Ok(v) if v.is_empty() => {
+                    entry.1 = true;
+                    env.push((key.clone(), v));
+                }
+                Ok(v) => {
+                    entry.0.insert(v.clone());
+                    env.push((key.clone(), v));
+                }
+                Err(_) => entry.2 = true,
             }
         }
+        per_function.insert(f.id.to_owned(), env);
     }
-    unresolved.retain(|k| !env.iter().any(|(e, _)| e == k));
+    let mut union = Vec::new();
+    let mut unresolved = Vec::new();
+    for (key, (values, empty, failed)) in seen {
+        // One value for every function that has the key, or the key cannot be shared.
+        match values.len() {
+            1 => union.extend(values.into_iter().map(|v| (key.clone(), v))),
+            0 if empty && !failed => union.push((key, String::new())),
+            _ => unresolved.push(key),
+        }
+    }
     for (id, q) in &out.queues {
         for (key, value) in [
             (format!("{}_URL", screaming_snake(id)), &q.url),
             (format!("{}_ARN", screaming_snake(id)), &q.arn),
         ] {
-            if !env.iter().any(|(k, _)| *k == key) {
-                env.push((key, value.clone()));
+            if !union.iter().any(|(k, _)| *k == key) {
+                union.push((key, value.clone()));
             }
         }
     }
-    env.sort();
-    (env, unresolved)
+    union.sort();
+    Environment {
+        union,
+        unresolved,
+        per_function,
+    }
 }
 
 /// `RenderDlq` -> `RENDER_DLQ`.

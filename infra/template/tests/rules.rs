@@ -220,6 +220,7 @@ fn when_api_function_references_its_own_api_should_report_the_cycle() {
 
 #[test]
 fn when_function_uses_a_resource_its_role_does_not_grant_should_report_it() {
+    // The first PublishQueueSend statement is the Ssemble webhook's.
     let t = mutated(&[(
         "              - Sid: PublishQueueSend\n                Effect: Allow\n                Action: sqs:SendMessage\n                Resource: !GetAtt PublishQueue.Arn\n",
         "",
@@ -227,7 +228,7 @@ fn when_function_uses_a_resource_its_role_does_not_grant_should_report_it() {
     assert_eq!(
         check_policy_scope(&t),
         vec![Violation::MissingGrant {
-            function: "RenderSubmitterFunction".into(),
+            function: "SsembleWebhookFunction".into(),
             resource: "PublishQueue".into(),
         }]
     );

@@ -23,6 +23,14 @@ const FUNCTION_ENV: [&str; 12] = [
     "TIKTOK_AUTH_BASE_URL",
 ];
 
+fn env_of(p: &reelay_template::Provisioned, function: &str, key: &str) -> Option<String> {
+    p.function_env(function)
+        .expect("function in the template")
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+}
+
 #[tokio::test]
 async fn template_provision_creates_the_declared_shapes_and_is_idempotent() {
     let config = sdk_config(Service::Sqs).await;
@@ -48,7 +56,37 @@ async fn template_provision_creates_the_declared_shapes_and_is_idempotent() {
         first.env_var("TABLE_NAME"),
         Some(format!("reelay-local-{suffix}").as_str())
     );
+    // Ingest may derive it per request (empty); the render submitter needs the API URL, which
+    // exists only on AWS: no single local value, so it is left to the caller.
     assert_eq!(first.unresolved_env, vec!["PUBLIC_BASE_URL".to_owned()]);
+    assert_eq!(
+        env_of(&first, "IngestApiFunction", "PUBLIC_BASE_URL"),
+        Some(String::new())
+    );
+    assert_eq!(
+        env_of(&first, "RenderSubmitterFunction", "PUBLIC_BASE_URL"),
+        None
+    );
+    assert_eq!(
+        env_of(&first, "RenderSubmitterFunction", "RENDER_QUEUE_URL").as_deref(),
+        Some(first.queue("RenderQueue").unwrap().url.as_str())
+    );
+    assert_eq!(
+        env_of(&first, "TikTokWebhookFunction", "RENDER_QUEUE_URL"),
+        None
+    );
+
+    // With the parameter set, every function agrees and the key is shared.
+    let mut with_url = options.clone();
+    with_url
+        .parameters
+        .insert("PublicBaseUrl".into(), "http://127.0.0.1:3000".into());
+    let third = provision(&config, &t, &with_url).await.unwrap();
+    assert_eq!(
+        third.env_var("PUBLIC_BASE_URL"),
+        Some("http://127.0.0.1:3000")
+    );
+    assert!(third.unresolved_env.is_empty());
 
     // Table: keys and both GSIs as declared.
     let ddb = aws_sdk_dynamodb::Client::new(&config);
