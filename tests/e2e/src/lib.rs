@@ -18,7 +18,8 @@ use thiserror::Error;
 /// Simulated seconds per real second in every test: a render (60 virtual s) takes one second.
 pub const TIME_SCALE: f64 = 60.0;
 
-#[derive(Debug, Error)]
+/// Printed with its message by a failing test (a test's `Err` is shown with `Debug`).
+#[derive(Error)]
 pub enum HarnessError {
     #[error(transparent)]
     Stack(#[from] StackError),
@@ -34,6 +35,12 @@ pub enum HarnessError {
     SimConfig(#[from] serde_json::Error),
     #[error("{0}")]
     Unexpected(String),
+}
+
+impl std::fmt::Debug for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
 }
 
 /// A running stack with one tenant.
