@@ -28,7 +28,7 @@ fi
 eval "$("${EMULATOR}" env)"
 
 echo "== all conformance tests against ${AWS_ENDPOINT_URL} (${AWS_EMULATOR:-ministack})" >&2
-cargo test -p endpoint-conformance "$@"
+cargo test --no-fail-fast -p endpoint-conformance "$@"
 
 if [[ "${DYNAMODB_LOCAL:-1}" == "1" ]]; then
   if [[ ! -f .aws-emulator/dynamodb-local.pid ]] || ! kill -0 "$(cat .aws-emulator/dynamodb-local.pid)" 2>/dev/null; then
