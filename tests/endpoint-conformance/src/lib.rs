@@ -7,8 +7,9 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use reelay_template::{ProvisionOptions, Provisioned, ResourceKinds, Template, provision};
 
 /// How to run this suite; shown when no endpoint is configured.
-pub const RUN_HINT: &str = "run it via `tests/endpoint-conformance/run.sh` \
-    (starts the project's local AWS endpoint, infra/scripts/aws-emulator.sh, and exports AWS_ENDPOINT_URL)";
+pub const RUN_HINT: &str = "run it via `make test` (infra/scripts/test.sh) or \
+    `tests/endpoint-conformance/run.sh`: they start the project's local AWS endpoint \
+    (infra/scripts/aws-emulator.sh) and export AWS_ENDPOINT_URL";
 
 /// The AWS service a test talks to; each may be pointed elsewhere with `AWS_ENDPOINT_URL_<SERVICE>`
 /// (the DynamoDB tests also run against DynamoDB Local that way).
