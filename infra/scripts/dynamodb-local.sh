@@ -4,7 +4,7 @@
 # the machine's Java (>= 11). Its endpoint is exported as DYNAMODB_LOCAL_ENDPOINT, never as
 # AWS_ENDPOINT_URL, so it cannot shadow the main emulator.
 #
-#   infra/scripts/dynamodb-local.sh install|start|env|stop
+#   infra/scripts/dynamodb-local.sh install|start|env|stop|status
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -107,13 +107,24 @@ stop() {
   rm -f "${PID_FILE}"
 }
 
+status() {
+  local pid
+  if pid="$(running_pid)"; then
+    echo "dynamodb-local running: pid ${pid}"
+  else
+    echo "dynamodb-local not running"
+    return 1
+  fi
+}
+
 case "${1:-}" in
   install) install ;;
   start) start ;;
   env) print_env ;;
   stop) stop ;;
+  status) status ;;
   *)
-    echo "usage: $0 {install|start|env|stop}" >&2
+    echo "usage: $0 {install|start|env|stop|status}" >&2
     exit 2
     ;;
 esac

@@ -14,11 +14,21 @@ SECONDS=0
 
 step() { printf '\n==> %s (%ss)\n' "$*" "${SECONDS}"; }
 
+# Stop only the endpoints this run started; one already running (a developer's) is left alone.
+STARTED=()
 cleanup() {
-  infra/scripts/aws-emulator.sh stop >/dev/null 2>&1 || true
-  infra/scripts/dynamodb-local.sh stop >/dev/null 2>&1 || true
+  for script in "${STARTED[@]}"; do
+    "${script}" stop >/dev/null 2>&1 || true
+  done
 }
 trap cleanup EXIT
+start_endpoint() {
+  local script="$1"
+  if ! "${script}" status >/dev/null 2>&1; then
+    STARTED+=("${script}")
+  fi
+  "${script}" start >/dev/null
+}
 
 step "installing project-local tools (SAM CLI, cfn-lint, cargo-lambda) and emulators"
 infra/scripts/tools.sh install
@@ -38,8 +48,8 @@ cfn-lint template.yaml
 cargo run --quiet --locked -p reelay-template -- check --template template.yaml
 
 step "starting the local AWS endpoints"
-infra/scripts/aws-emulator.sh start >/dev/null
-infra/scripts/dynamodb-local.sh start >/dev/null
+start_endpoint infra/scripts/aws-emulator.sh
+start_endpoint infra/scripts/dynamodb-local.sh
 eval "$(infra/scripts/aws-emulator.sh env)"
 eval "$(infra/scripts/dynamodb-local.sh env)"
 
