@@ -126,37 +126,37 @@ pub fn render(observed: &[Observed], elapsed: Duration) -> Vec<String> {
 }
 
 /// Redraws in place on a terminal; prints one line per update otherwise.
+///
+/// On a terminal the whole screen is redrawn (the lines printed before the display, then the
+/// display): the functions share this process's stdout (the publisher writes its CloudWatch
+/// metric lines there, as on Lambda), and a cursor-relative redraw would smear over them.
 #[derive(Debug)]
 pub struct Display {
     tty: bool,
-    drawn: usize,
-}
-
-impl Default for Display {
-    fn default() -> Self {
-        Self::new()
-    }
+    preamble: Vec<String>,
 }
 
 impl Display {
-    pub fn new() -> Self {
+    /// `preamble`: what was printed before the display and stays above it.
+    pub fn new(preamble: Vec<String>) -> Self {
         Self {
             tty: std::io::stdout().is_terminal(),
-            drawn: 0,
+            preamble,
         }
+    }
+
+    pub fn is_tty(&self) -> bool {
+        self.tty
     }
 
     pub fn draw(&mut self, lines: &[String]) {
         let mut out = std::io::stdout().lock();
         if self.tty {
-            if self.drawn > 0 {
-                // Up to the first line drawn last time, then clear to the end of the screen.
-                let _ = write!(out, "\x1b[{}A\x1b[J", self.drawn);
-            }
-            for l in lines {
+            // Home, clear the screen, then everything again.
+            let _ = write!(out, "\x1b[H\x1b[2J");
+            for l in self.preamble.iter().chain(lines) {
                 let _ = writeln!(out, "{l}");
             }
-            self.drawn = lines.len();
         } else {
             let _ = writeln!(out, "{}", lines.join(" |"));
         }

@@ -100,40 +100,45 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("starting the local stack")?;
     let up = &stack.wiring.upstream;
-    println!("==> Reelay is up (clock x{scale})");
-    println!("    API            {}", stack.api_base_url);
-    println!(
+    let mut out = Banner::default();
+    out.say(format!("==> Reelay is up (clock x{scale})"));
+    out.say(format!("    API            {}", stack.api_base_url));
+    out.say(format!(
         "    Ssemble        {}{}",
         up.ssemble_api_base_url,
         sim_tag(stack.ssemble.is_some())
-    );
-    println!(
+    ));
+    out.say(format!(
         "    TikTok         {}{}",
         up.tiktok_api_base_url,
         sim_tag(stack.tiktok.is_some())
-    );
-    println!("    table          {}", stack.wiring.resources.table);
-    println!(
+    ));
+    out.say(format!(
+        "    table          {}",
+        stack.wiring.resources.table
+    ));
+    out.say(format!(
         "    queues         {}",
         stack.wiring.resources.render_queue_url
-    );
-    println!(
+    ));
+    out.say(format!(
         "                   {}",
         stack.wiring.resources.publish_queue_url
-    );
-    println!("    logs           {}", args.log_file);
+    ));
+    out.say(format!("    logs           {}", args.log_file));
 
     let tenant = TenantId::parse("tenant_demo").map_err(|e| anyhow::anyhow!(e.reason))?;
     let key = seed_tenant(&stack.accounts, tenant.as_str()).await?;
-    println!(
+    out.say(format!(
         "==> tenant {tenant}, API key (shown once): {}",
         key.expose_secret()
-    );
+    ));
     let client = ApiClient::new(&stack.api_base_url, key.clone())?;
 
     let mut code = 0;
     if !args.no_demo {
-        code = run_demo(&stack, &client, &tenant, Duration::from_secs(args.deadline)).await?;
+        let deadline = Duration::from_secs(args.deadline);
+        code = run_demo(&stack, &client, &tenant, deadline, out).await?;
     }
     if serve {
         print_curl(&stack.api_base_url, key.expose_secret());
@@ -143,6 +148,17 @@ async fn main() -> anyhow::Result<()> {
         stack.shutdown().await?;
     }
     std::process::exit(code);
+}
+
+/// Lines printed before the progress display, kept so a full-screen redraw can repeat them.
+#[derive(Debug, Default)]
+struct Banner(Vec<String>);
+
+impl Banner {
+    fn say(&mut self, line: String) {
+        println!("{line}");
+        self.0.push(line);
+    }
 }
 
 fn sim_tag(sim: bool) -> &'static str {
@@ -158,20 +174,24 @@ async fn run_demo(
     client: &ApiClient,
     tenant: &TenantId,
     deadline: Duration,
+    mut out: Banner,
 ) -> anyhow::Result<i32> {
     let plan = DemoPlan::standard();
     let tag = demo::run_tag();
-    println!(
+    out.say(format!(
         "==> connecting {} TikTok accounts through OAuth",
         plan.accounts.len()
-    );
+    ));
     demo::connect_accounts(client, &plan).await?;
     for (account, mode) in &plan.accounts {
-        println!("    {account:<14} connected ({mode})");
+        out.say(format!("    {account:<14} connected ({mode})"));
     }
     let started = Instant::now();
     let mut tracked = demo::submit_jobs(client, &plan, &tag).await?;
-    println!("==> submitted {} jobs through POST /v1/jobs", tracked.len());
+    out.say(format!(
+        "==> submitted {} jobs through POST /v1/jobs",
+        tracked.len()
+    ));
     if let (Some(to), Some(first)) = (plan.seed_to, tracked.first().cloned()) {
         let (account, _) = plan
             .accounts
@@ -179,13 +199,15 @@ async fn run_demo(
             .context("the seed publish names no account")?;
         let (job, answer) =
             demo::seed_publish(client, &first, account, &tag, Duration::from_secs(60)).await?;
-        println!("==> POST /api/publish/tiktok (the seed's route, existing requestId) answered:");
-        println!("    {answer}");
+        out.say(
+            "==> POST /api/publish/tiktok (the seed's route, existing requestId) answered:".into(),
+        );
+        out.say(format!("    {answer}"));
         tracked.push(job);
     }
 
-    let mut display = Display::new();
-    let tick = if display_is_tty() {
+    let mut display = Display::new(out.0);
+    let tick = if display.is_tty() {
         Duration::from_millis(500)
     } else {
         Duration::from_secs(3)
@@ -197,7 +219,7 @@ async fn run_demo(
         let states: Vec<_> = observed.iter().map(|o| o.state()).collect();
         let all_settled = observed.iter().all(|o| o.settled());
         let late = started.elapsed() >= deadline;
-        if display_is_tty() || states != last_state || all_settled || late {
+        if display.is_tty() || states != last_state || all_settled || late {
             display.draw(&lines);
         }
         last_state = states;
@@ -223,11 +245,6 @@ async fn run_demo(
         }
         Ok(1)
     }
-}
-
-fn display_is_tty() -> bool {
-    use std::io::IsTerminal;
-    std::io::stdout().is_terminal()
 }
 
 fn print_curl(api: &str, key: &str) {
