@@ -251,6 +251,33 @@ impl Harness {
         Ok(())
     }
 
+    /// Every TikTok webhook the simulator sent (signed, with its own clock) was accepted.
+    pub fn assert_tiktok_webhooks_accepted(&self) -> Result<usize, HarnessError> {
+        let inspect = self.tiktok()?.inspect();
+        let hooks = inspect
+            .get("webhooks")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let refused: Vec<&Value> = hooks
+            .iter()
+            .filter(|w| {
+                w.get("statuses")
+                    .and_then(Value::as_array)
+                    .is_some_and(|s| {
+                        s.iter()
+                            .any(|c| !(200..300).contains(&c.as_u64().unwrap_or(0)))
+                    })
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Err(HarnessError::Unexpected(format!(
+                "Reelay refused TikTok webhooks: {refused:?}"
+            )));
+        }
+        Ok(hooks.len())
+    }
+
     pub async fn shutdown(self) -> Result<(), HarnessError> {
         self.stack
             .shutdown()

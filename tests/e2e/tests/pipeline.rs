@@ -51,6 +51,10 @@ async fn direct_post_is_published_exactly_once() -> Result<(), HarnessError> {
             1,
             "one Ssemble create for one job"
         );
+        assert!(
+            h.assert_tiktok_webhooks_accepted()? > 0,
+            "TikTok's signed webhooks reached Reelay and were accepted"
+        );
         h.assert_limits_kept()
     })
     .await?;
