@@ -329,52 +329,66 @@ where
     }
     let scope = Account::message_group(&tenant, &account_id);
 
-    // creator_info, with a token fresh enough for the whole attempt.
-    if let Some(until) = take(deps, &scope, &[BudgetKind::TikTokCreatorInfo]).await? {
-        return wait(deps, job, "creator_info_budget", until).await;
+    // creator_info (scope video.publish), with a token fresh enough for the whole attempt. An
+    // account connected for drafts only grants video.upload: its drafts go without it (the
+    // creator chooses privacy and interactions in the app), its direct posts cannot go at all.
+    let can_query_creator = account.scopes.iter().any(|s| s == "video.publish");
+    if !can_query_creator && job.post.mode == PostMode::Direct {
+        return hold(deps, job, "scope_not_authorized", None).await;
     }
     let mut token = match token(deps, &tenant, &account_id, None).await {
         Ok(t) => t,
         Err(w) => return finish_wait(deps, job, w).await,
     };
-    let creator = match deps.tiktok.creator_info(&token).await {
-        Err(e) if e.class == ErrorClass::RefreshThenRetry => {
-            token = match token_after_rejection(deps, &tenant, &account_id, &token).await {
-                Ok(t) => t,
-                Err(w) => return finish_wait(deps, job, w).await,
-            };
-            if let Some(until) = take(deps, &scope, &[BudgetKind::TikTokCreatorInfo]).await? {
-                return wait(deps, job, "creator_info_budget", until).await;
+    let creator = if can_query_creator {
+        if let Some(until) = take(deps, &scope, &[BudgetKind::TikTokCreatorInfo]).await? {
+            return wait(deps, job, "creator_info_budget", until).await;
+        }
+        let creator = match deps.tiktok.creator_info(&token).await {
+            Err(e) if e.class == ErrorClass::RefreshThenRetry => {
+                token = match token_after_rejection(deps, &tenant, &account_id, &token).await {
+                    Ok(t) => t,
+                    Err(w) => return finish_wait(deps, job, w).await,
+                };
+                if let Some(until) = take(deps, &scope, &[BudgetKind::TikTokCreatorInfo]).await? {
+                    return wait(deps, job, "creator_info_budget", until).await;
+                }
+                deps.tiktok.creator_info(&token).await
             }
-            deps.tiktok.creator_info(&token).await
+            other => other,
+        };
+        let creator = match creator {
+            Ok(c) => c,
+            Err(e) => return upstream_before_init(deps, job, &e).await,
+        };
+        if let Some(reason) = &creator.cannot_post_reason {
+            if reason == "spam_risk_user_banned_from_posting" {
+                set_health(deps, &tenant, &account_id, AccountHealth::Banned, reason).await;
+            } else {
+                block(
+                    deps,
+                    &tenant,
+                    &account_id,
+                    now.plus(deps.settings.cap_wait),
+                    reason,
+                )
+                .await;
+            }
+            let until = now.plus(deps.settings.cap_wait);
+            return hold(deps, job, reason, Some(until)).await;
         }
-        other => other,
+        Some(creator)
+    } else {
+        None
     };
-    let creator = match creator {
-        Ok(c) => c,
-        Err(e) => return upstream_before_init(deps, job, &e).await,
-    };
-    if let Some(reason) = &creator.cannot_post_reason {
-        if reason == "spam_risk_user_banned_from_posting" {
-            set_health(deps, &tenant, &account_id, AccountHealth::Banned, reason).await;
-        } else {
-            block(
-                deps,
-                &tenant,
-                &account_id,
-                now.plus(deps.settings.cap_wait),
-                reason,
-            )
-            .await;
-        }
-        let until = now.plus(deps.settings.cap_wait);
-        return hold(deps, job, reason, Some(until)).await;
-    }
     let Some(clip) = job.clip.clone() else {
         let error = job_error("no_clip", "the job has no rendered clip to post".into());
         return preflight_failed(deps, job, error).await;
     };
-    let violations = compliance::check(&job.post, clip.duration_secs, &creator);
+    let violations = creator
+        .as_ref()
+        .map(|c| compliance::check(&job.post, clip.duration_secs, c))
+        .unwrap_or_default();
     if !violations.is_empty() {
         let message = violations
             .iter()

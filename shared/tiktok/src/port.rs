@@ -339,8 +339,9 @@ impl PublishApi for TikTokPort {
 
 impl AuthApi for TikTokPort {
     fn authorize_url(&self, state: &str, mode: PostMode) -> Result<String, UpstreamError> {
+        // Direct posting asks for drafts too, so one connection serves both kinds of job.
         let scopes: &[&str] = match mode {
-            PostMode::Direct => &["user.info.basic", "video.publish"],
+            PostMode::Direct => &["user.info.basic", "video.publish", "video.upload"],
             PostMode::Draft => &["user.info.basic", "video.upload"],
         };
         self.client
