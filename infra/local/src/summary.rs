@@ -194,7 +194,11 @@ impl Summary {
             );
         }
         let (p50, max) = self.latency();
-        let opt = |v: Option<u64>| v.map_or("n/a (external upstream)".into(), |v| v.to_string());
+        let opt = |v: Option<u64>| {
+            v.map_or("n/a (upstream has no inspection API)".into(), |v| {
+                v.to_string()
+            })
+        };
         let _ = writeln!(out);
         let _ = writeln!(
             out,
@@ -260,6 +264,24 @@ impl Summary {
     }
 }
 
+/// An external upstream that is one of the simulators (started on its own) still has its
+/// inspection API; a real upstream has none, and the summary says "n/a".
+async fn remote_inspect(root: &str) -> Option<Value> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let resp = http
+        .get(format!("{}/_sim/inspect", root.trim_end_matches('/')))
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json::<Value>().await.ok()
+}
+
 /// Builds the summary from the store (states, audit trails) and the simulators' inspection.
 pub async fn summarize(
     stack: &Stack,
@@ -268,8 +290,23 @@ pub async fn summarize(
     elapsed: Duration,
     deadline_passed: bool,
 ) -> Result<Summary, StoreError> {
-    let tiktok = stack.tiktok.as_ref().map(|s| s.inspect());
-    let ssemble = stack.ssemble.as_ref().map(|s| s.inspect());
+    let tiktok = match &stack.tiktok {
+        Some(sim) => Some(sim.inspect()),
+        None => remote_inspect(&stack.wiring.upstream.tiktok_api_base_url).await,
+    };
+    let ssemble_violations = match &stack.ssemble {
+        Some(sim) => Some(sim.inspect().limit_violations.len() as u64),
+        None => {
+            let base = &stack.wiring.upstream.ssemble_api_base_url;
+            remote_inspect(base.trim_end_matches('/').trim_end_matches("/api/v1"))
+                .await
+                .and_then(|v| {
+                    v.get("limitViolations")
+                        .and_then(Value::as_array)
+                        .map(|a| a.len() as u64)
+                })
+        }
+    };
 
     let mut open_ids: BTreeMap<String, Option<String>> = BTreeMap::new();
     for o in &observed {
@@ -371,7 +408,7 @@ pub async fn summarize(
         tiktok_violations: tiktok
             .as_ref()
             .map(|t| count(t.get("limit_violations")).unwrap_or(0)),
-        ssemble_violations: ssemble.as_ref().map(|s| s.limit_violations.len() as u64),
+        ssemble_violations,
         duplicate_posts: tiktok.as_ref().map(|_| duplicates + orphans),
         max_inits_in_flight: tiktok.as_ref().map(max_inits_in_flight),
         deadline_passed,

@@ -61,11 +61,7 @@ async fn direct_post_is_published_exactly_once() -> Result<(), HarnessError> {
     h.shutdown().await
 }
 
-// Fails today, and says why: the publisher calls creator_info (scope `video.publish`) for every
-// post, while an account connected for drafts grants `video.upload` only, so the job is held
-// with `scope_not_authorized`. Run it with `cargo test -p reelay-e2e -- --ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: drafts are held with scope_not_authorized (creator_info needs video.publish)"]
 async fn draft_reaches_the_creators_inbox_exactly_once() -> Result<(), HarnessError> {
     let h = Harness::start().await?;
     within(LIMIT, async {
@@ -499,13 +495,11 @@ async fn seed_request_is_answered_in_the_seeds_shape() -> Result<(), HarnessErro
         assert_eq!(replay.status, 200);
         assert_eq!(replay.body, answer.body);
 
-        // The existing render is used as it is: the job never goes back to Ssemble. (Its
-        // delivery to the inbox is the draft path, covered by the draft test.)
-        h.wait_for(&job_id, SETTLE, |s| !matches!(s, "received" | "rendering"))
-            .await?;
-        assert!(
-            h.posts(&open_id)?.len() <= 1,
-            "never more than one inbox share"
+        h.wait_for(&job_id, SETTLE, delivered).await?;
+        assert_eq!(
+            h.posts(&open_id)?.len(),
+            1,
+            "the render went to the inbox once"
         );
         let ssemble = h.ssemble()?.inspect();
         assert_eq!(
