@@ -211,9 +211,9 @@ impl Summary {
         for f in failed {
             let _ = writeln!(
                 out,
-                "  {} {}: {}",
+                "  {} ({}): {}",
                 f.observed.tracked.job_id,
-                f.observed.state().map_or("missing", |s| s.as_str()),
+                f.observed.tracked.account_id,
                 f.reason.as_deref().unwrap_or("no reason recorded")
             );
         }
