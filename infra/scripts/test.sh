@@ -54,7 +54,7 @@ eval "$(infra/scripts/aws-emulator.sh env)"
 eval "$(infra/scripts/dynamodb-local.sh env)"
 
 step "cargo test (workspace) against ${AWS_ENDPOINT_URL}"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 step "DynamoDB suites against AWS DynamoDB Local (${DYNAMODB_LOCAL_ENDPOINT})"
 AWS_ENDPOINT_URL_DYNAMODB="${DYNAMODB_LOCAL_ENDPOINT}" \

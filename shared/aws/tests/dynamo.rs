@@ -584,7 +584,7 @@ async fn list_filters_by_account_and_state_and_pages_with_an_opaque_cursor() {
         store
             .list(&ta, &JobFilter::default(), Some("garbage!"), 3)
             .await,
-        Err(StoreError::Corrupt(_))
+        Err(StoreError::InvalidCursor)
     ));
 }
 
