@@ -6,7 +6,10 @@
 //!
 //! Wiring in a function's `main` (once per cold start; every constructor is cheap to clone):
 //!
-//! ```ignore
+//! ```no_run
+//! # use std::time::Duration;
+//! # use reelay_aws::env_var;
+//! # async fn wire() -> Result<(), Box<dyn std::error::Error>> {
 //! let sdk = reelay_aws::load_sdk_config().await;
 //! let jobs = reelay_aws::DynamoJobStore::from_env(&sdk)?;            // TABLE_NAME
 //! let accounts = reelay_aws::DynamoAccountStore::from_env(&sdk)?;    // TABLE_NAME
@@ -15,6 +18,9 @@
 //! let vault = reelay_aws::SecretsManagerTokenVault::from_env(&sdk)?; // TIKTOK_TOKEN_SECRET_PREFIX
 //! let secrets = reelay_aws::SecretCache::from_sdk(&sdk, Duration::from_secs(300));
 //! let ssemble = secrets.ssemble(&env_var("SSEMBLE_SECRET_ID")?).await?;
+//! # let _ = (jobs, accounts, queue, batches, vault, ssemble);
+//! # Ok(())
+//! # }
 //! ```
 
 pub mod config;
