@@ -287,13 +287,24 @@ async fn rate_limited_account_waits_while_another_keeps_publishing() -> Result<(
     within(LIMIT, async {
         let throttled = h.connect("acct_e2e_x", "direct").await?;
         let other = h.connect("acct_e2e_y", "direct").await?;
-        // TikTok turns out stricter than documented: one init per two virtual minutes per
-        // token. Account x's second post meets a genuine 429; account y has one post to make.
+        // TikTok turns out stricter than documented: one init per three virtual minutes (3 s)
+        // per token. All three jobs fall due together: account x's two posts go back to back,
+        // so x's second init meets a genuine 429, while y has one post to make.
         h.tiktok()?
-            .patch_config(&json!({ "limits": { "init_per_window": 1, "window_secs": 120 } }))?;
-        let x1 = h.submit(&h.direct_job("acct_e2e_x", 1)).await?;
-        let x2 = h.submit(&h.direct_job("acct_e2e_x", 2)).await?;
-        let y1 = h.submit(&h.direct_job("acct_e2e_y", 3)).await?;
+            .patch_config(&json!({ "limits": { "init_per_window": 1, "window_secs": 180 } }))?;
+        let due = chrono::Utc::now() + chrono::Duration::seconds(6);
+        let at = json!(due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let mut bodies = [
+            h.direct_job("acct_e2e_x", 1),
+            h.direct_job("acct_e2e_x", 2),
+            h.direct_job("acct_e2e_y", 3),
+        ];
+        for b in &mut bodies {
+            b["scheduleAt"] = at.clone();
+        }
+        let x1 = h.submit(&bodies[0]).await?;
+        let x2 = h.submit(&bodies[1]).await?;
+        let y1 = h.submit(&bodies[2]).await?;
 
         h.wait_for(&x1, SETTLE, posted).await?;
         h.wait_for(&y1, SETTLE, posted).await?;
