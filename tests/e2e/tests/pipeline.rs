@@ -389,7 +389,9 @@ async fn cancel_before_publish_posts_nothing() -> Result<(), HarnessError> {
     within(LIMIT, async {
         let open_id = h.connect("acct_e2e_c", "direct").await?;
         let mut body = h.direct_job("acct_e2e_c", 1);
-        let schedule_at = chrono::Utc::now() + chrono::Duration::seconds(5);
+        // Far enough ahead that the render is done (state `ready`) well before it, even on a
+        // loaded machine.
+        let schedule_at = chrono::Utc::now() + chrono::Duration::seconds(8);
         body["scheduleAt"] = json!(schedule_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         let id = h.submit(&body).await?;
         h.wait_for(&id, SETTLE, |s| s == "ready").await?;
