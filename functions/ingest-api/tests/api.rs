@@ -13,7 +13,73 @@ use reelay_template::{ProvisionOptions, Template};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+/// openapi.yaml as a validator: every answer the handler gives must be a documented status of
+/// its operation, with a body that matches the documented schema.
+struct Contract {
+    doc: Value,
+}
+
+impl Contract {
+    fn load() -> Self {
+        let raw =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
+        Self {
+            doc: serde_norway::from_str(&raw).unwrap(),
+        }
+    }
+
+    fn check(&self, method: &str, path: &str, status: u16, body: &str) {
+        let path_only = path.split('?').next().unwrap_or(path);
+        // Routes the HTTP API does not have are answered by API Gateway, not by the handler.
+        let Ok(endpoint) = ingest_api::routes::resolve(method, path_only) else {
+            return;
+        };
+        let id = endpoint.operation_id();
+        let (template, op) = self.doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(p, item)| item.as_object().unwrap().values().map(move |op| (p, op)))
+            .find(|(_, op)| op["operationId"] == id)
+            .unwrap_or_else(|| panic!("{id} is not documented"));
+        let response = &op["responses"][status.to_string()];
+        assert!(
+            !response.is_null(),
+            "{method} {template} answered {status}, which openapi.yaml does not document: {body}"
+        );
+        let response = match response.get("$ref").and_then(Value::as_str) {
+            Some(r) => self.pointer(r).clone(),
+            None => response.clone(),
+        };
+        let Some(schema) = response.pointer("/content/application~1json/schema") else {
+            return;
+        };
+        let instance: Value = serde_json::from_str(body).unwrap_or_else(|_| {
+            panic!("{method} {template} {status}: the body is not JSON: {body}")
+        });
+        // The whole document is the root, so the schema's #/components/... references resolve.
+        let mut wrapper = self.doc.as_object().unwrap().clone();
+        wrapper.insert("allOf".into(), json!([schema]));
+        let validator = jsonschema::draft202012::new(&Value::Object(wrapper)).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {template} {status} does not match openapi.yaml: {errors:?}\n{body}"
+        );
+    }
+
+    fn pointer(&self, reference: &str) -> &Value {
+        self.doc
+            .pointer(reference.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("dangling {reference}"))
+    }
+}
+
 struct Stack {
+    contract: Contract,
     url: String,
     http: reqwest::Client,
     sqs: aws_sdk_sqs::Client,
@@ -87,6 +153,7 @@ async fn stack() -> Stack {
         .unwrap();
     let front = HttpFront::serve(listener, routes, CancellationToken::new()).unwrap();
     Stack {
+        contract: Contract::load(),
         url,
         http: reqwest::Client::new(),
         sqs: aws_sdk_sqs::Client::new(&sdk),
@@ -120,7 +187,10 @@ impl Stack {
                 .body(b.to_string());
         }
         let resp = req.send().await.unwrap();
-        (resp.status().as_u16(), resp.text().await.unwrap())
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        self.contract.check(method, path, status, &text);
+        (status, text)
     }
 
     async fn json(
