@@ -175,6 +175,9 @@ pub struct Job {
     pub post_ids: Vec<String>,
     /// Publish attempts started (inits sent or about to be sent).
     pub attempt: u32,
+    /// Inits that a rate window turned away; they do not count towards the attempt budget.
+    #[serde(default)]
+    pub delayed_attempts: u32,
     /// Ssemble creates started. Above zero, a resubmission must first look for an earlier request.
     pub render_attempts: u32,
     /// SHA-256 (hex) of the per-job tokens in Ssemble webhook URLs; only their holder can call back.
@@ -242,6 +245,7 @@ impl Job {
             publish_id: None,
             post_ids: Vec::new(),
             attempt: 0,
+            delayed_attempts: 0,
             render_attempts: 0,
             webhook_token_hashes: Vec::new(),
             last_error: None,
@@ -301,6 +305,11 @@ impl Job {
             .any(|e| matches!(e, Effect::InitPublish { .. }))
         {
             job.attempt = job.attempt.saturating_add(1);
+        }
+        if let Event::PublishRejected { error, .. } = event
+            && policy.is_delay_only(&error.code)
+        {
+            job.delayed_attempts = job.delayed_attempts.saturating_add(1);
         }
         let audit = AuditEvent {
             at: now,

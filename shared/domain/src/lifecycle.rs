@@ -387,6 +387,10 @@ pub struct Policy {
     pub retry_backoff_max: Duration,
     /// Retryable TikTok fail reasons (FAILED statuses after which a new init is safe and useful).
     pub retryable_fail_reasons: Vec<String>,
+    /// Init rejections that only mean "not now" (a rate window): they delay the job and never
+    /// use up its attempts, so a throttled account waits instead of failing its jobs.
+    #[serde(default = "delay_only_codes")]
+    pub delay_only_codes: Vec<String>,
     pub render_deadline: Duration,
     pub processing_horizon: Duration,
     pub moderation_horizon: Duration,
@@ -411,6 +415,7 @@ impl Default for Policy {
             retry_backoff_base: Duration::from_secs(30),
             retry_backoff_max: min(60),
             retryable_fail_reasons: vec!["internal".into(), "video_pull_failed".into()],
+            delay_only_codes: delay_only_codes(),
             render_deadline: min(6 * 60),
             processing_horizon: min(24 * 60),
             moderation_horizon: min(72 * 60),
@@ -420,7 +425,21 @@ impl Default for Policy {
     }
 }
 
+fn delay_only_codes() -> Vec<String> {
+    vec!["rate_limit_exceeded".into()]
+}
+
 impl Policy {
+    pub fn is_delay_only(&self, code: &str) -> bool {
+        self.delay_only_codes.iter().any(|c| c == code)
+    }
+
+    /// Attempts that count towards `max_publish_attempts`: every init started, less those a
+    /// rate window turned away.
+    pub fn counted_attempts(&self, job: &Job) -> u32 {
+        job.attempt.saturating_sub(job.delayed_attempts)
+    }
+
     /// Young jobs are polled often, old ones rarely: the interval is a fifth of the state's age,
     /// clamped. Moderation can take hours; this keeps polling bounded without giving up.
     fn poll_after(&self, age: Duration, min: Duration, max: Duration) -> Duration {
@@ -653,7 +672,9 @@ pub fn decide(
             },
         ) => match class {
             ErrorClass::Permanent => move_to(S::PublishFailed, Vec::new(), None),
-            _ if job.attempt >= policy.max_publish_attempts => {
+            _ if !policy.is_delay_only(&error.code)
+                && policy.counted_attempts(job) >= policy.max_publish_attempts =>
+            {
                 move_to(S::PublishFailed, Vec::new(), None)
             }
             ErrorClass::NeedsUser => hold_in(S::Ready, &error.code, None, CheckKind::PublishAt),

@@ -284,16 +284,49 @@ fn a_retryable_tiktok_failure_requeues_and_a_permanent_one_fails() {
 fn retryable_rejections_stop_after_the_attempt_budget() {
     let mut job = job_in(JobState::Publishing, PostMode::Direct);
     job.attempt = Policy::default().max_publish_attempts;
-    let Step::Applied(a) = job
-        .apply(&every_event()[10], now(), &Policy::default())
-        .unwrap()
-    else {
+    let rejected = reelay_domain::Event::PublishRejected {
+        error: common::err("internal_error"),
+        class: reelay_domain::ErrorClass::Retryable,
+        retry_at: None,
+    };
+    let Step::Applied(a) = job.apply(&rejected, now(), &Policy::default()).unwrap() else {
         panic!()
     };
     assert_eq!(a.job.state, JobState::PublishFailed);
     assert_eq!(
         a.job.last_error.as_ref().map(|e| e.code.as_str()),
-        Some("rate_limit_exceeded")
+        Some("internal_error")
+    );
+}
+
+#[test]
+fn rate_window_rejections_delay_a_job_but_never_use_up_its_attempts() {
+    let policy = Policy::default();
+    let mut job = job_in(JobState::Publishing, PostMode::Direct);
+    job.attempt = policy.max_publish_attempts + 3;
+    job.delayed_attempts = 3;
+    let throttled = reelay_domain::Event::PublishRejected {
+        error: common::err("rate_limit_exceeded"),
+        class: reelay_domain::ErrorClass::Retryable,
+        retry_at: None,
+    };
+    let Step::Applied(a) = job.apply(&throttled, now(), &policy).unwrap() else {
+        panic!()
+    };
+    assert_eq!(a.job.state, JobState::Ready, "a 429 only delays");
+    assert_eq!(a.job.delayed_attempts, 4);
+    let server_error = reelay_domain::Event::PublishRejected {
+        error: common::err("internal_error"),
+        class: reelay_domain::ErrorClass::Retryable,
+        retry_at: None,
+    };
+    let Step::Applied(b) = job.apply(&server_error, now(), &policy).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        b.job.state,
+        JobState::PublishFailed,
+        "the counted attempts are spent"
     );
 }
 
