@@ -4,7 +4,8 @@
 #
 # Steps: fmt check, clippy -D warnings, the template rules, `sam validate --lint` and cfn-lint,
 # every cargo test (unit, property, simulator, endpoint conformance, adapters) against MiniStack,
-# then the DynamoDB suites again with DynamoDB pointed at AWS's DynamoDB Local.
+# then the DynamoDB suites again with DynamoDB pointed at AWS's DynamoDB Local, then the sam local
+# tier (infra/scripts/sam-local-test.sh: sam build + sam local invoke of all six functions).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -61,5 +62,8 @@ AWS_ENDPOINT_URL_DYNAMODB="${DYNAMODB_LOCAL_ENDPOINT}" \
   cargo test --locked -p endpoint-conformance --test dynamodb
 AWS_ENDPOINT_URL_DYNAMODB="${DYNAMODB_LOCAL_ENDPOINT}" \
   cargo test --locked -p reelay-aws --test dynamo
+
+step "sam local tier: sam build (x86_64) and sam local invoke of every function"
+infra/scripts/sam-local-test.sh
 
 step "all checks passed in ${SECONDS}s"
