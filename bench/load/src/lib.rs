@@ -1,0 +1,1 @@
+//! Load benchmarks on the local stack: saturation against a naive baseline, isolation, scheduling precision.

@@ -1,0 +1,1 @@
+//! Fault-injection campaign against the local stack, judged by the simulators' ground truth and the table.
