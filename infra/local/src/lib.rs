@@ -61,6 +61,7 @@ pub mod demo;
 mod error;
 mod function;
 pub mod http;
+pub mod kill;
 mod outcome;
 pub mod progress;
 pub mod schedule;

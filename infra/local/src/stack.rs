@@ -18,6 +18,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::kill::{self, KillSwitch, Killed};
 use crate::wiring::{Resources, UpstreamConfig, Wiring, WiringError};
 use crate::{
     DriverStats, HttpFront, LocalError, LocalRuntime, Routes, Schedule, SqsDriver, SqsSource,
@@ -82,6 +83,10 @@ pub struct StackOptions {
     /// Queue visibility timeout; default: the template's divided by `time_scale` (at least 10 s),
     /// so a failed record comes back within a scaled run.
     pub visibility_timeout: Option<u32>,
+    /// Crashes at step boundaries (see [`crate::kill`]); `None` changes nothing.
+    pub kill: Option<Arc<KillSwitch>>,
+    /// The local AWS endpoint; `None` reads `AWS_ENDPOINT_URL` (a campaign runs its own).
+    pub endpoint_url: Option<String>,
 }
 
 impl StackOptions {
@@ -107,6 +112,8 @@ impl StackOptions {
             tiktok_sim,
             reconcile_every: None,
             visibility_timeout: None,
+            kill: None,
+            endpoint_url: None,
         }
     }
 }
@@ -127,6 +134,19 @@ pub struct Stack {
     pub started: Instant,
 }
 
+/// What API Gateway answers when the function behind it crashed mid-invocation.
+fn crashed_is_502(
+    run: Result<lambda_http::Response<lambda_http::Body>, Killed>,
+) -> lambda_http::Response<lambda_http::Body> {
+    run.unwrap_or_else(|_| {
+        let mut resp = lambda_http::Response::new(lambda_http::Body::from(
+            r#"{"message":"Internal Server Error"}"#,
+        ));
+        *resp.status_mut() = http::StatusCode::BAD_GATEWAY;
+        resp
+    })
+}
+
 fn random_hex(bytes: usize) -> String {
     (0..bytes)
         .map(|_| format!("{:02x}", rand::random::<u8>()))
@@ -140,10 +160,20 @@ pub fn random_suffix(prefix: &str) -> String {
 
 impl Stack {
     pub async fn start(options: StackOptions) -> Result<Self, StackError> {
-        if std::env::var("AWS_ENDPOINT_URL").map_or(true, |v| v.trim().is_empty()) {
-            return Err(StackError::NoEndpoint);
-        }
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = match &options.endpoint_url {
+            Some(url) => {
+                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .endpoint_url(url)
+                    .load()
+                    .await
+            }
+            None => {
+                if std::env::var("AWS_ENDPOINT_URL").map_or(true, |v| v.trim().is_empty()) {
+                    return Err(StackError::NoEndpoint);
+                }
+                aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+            }
+        };
         let template = Template::from_path(&options.template)?;
         let scale = options.time_scale.max(1.0);
 
@@ -301,24 +331,51 @@ impl Stack {
             },
             public_base_url: api_base_url.clone(),
             time_scale: scale,
+            kill: options.kill.clone(),
         };
 
         let mut runtime = LocalRuntime::new();
         let ingest = Arc::new(wiring.ingest()?);
         let ssemble_hook = Arc::new(wiring.ssemble_webhook()?);
         let tiktok_hook = Arc::new(wiring.tiktok_webhook());
+        let (k1, k2, k3) = (
+            options.kill.clone(),
+            options.kill.clone(),
+            options.kill.clone(),
+        );
         let routes = Routes::new()
             .function_from_template(&template, "IngestApiFunction", move |req: Request| {
-                let deps = ingest.clone();
-                async move { ingest_api::function_handler(&*deps, req).await }
+                let (deps, kill) = (ingest.clone(), k1.clone());
+                async move {
+                    crashed_is_502(
+                        kill::invoke(kill.as_ref(), "ingest-api", async {
+                            ingest_api::function_handler(&*deps, req).await
+                        })
+                        .await,
+                    )
+                }
             })?
             .function_from_template(&template, "SsembleWebhookFunction", move |req: Request| {
-                let deps = ssemble_hook.clone();
-                async move { ssemble_webhook::function_handler(&*deps, req).await }
+                let (deps, kill) = (ssemble_hook.clone(), k2.clone());
+                async move {
+                    crashed_is_502(
+                        kill::invoke(kill.as_ref(), "ssemble-webhook", async {
+                            ssemble_webhook::function_handler(&*deps, req).await
+                        })
+                        .await,
+                    )
+                }
             })?
             .function_from_template(&template, "TikTokWebhookFunction", move |req: Request| {
-                let deps = tiktok_hook.clone();
-                async move { tiktok_webhook::function_handler(&*deps, req).await }
+                let (deps, kill) = (tiktok_hook.clone(), k3.clone());
+                async move {
+                    crashed_is_502(
+                        kill::invoke(kill.as_ref(), "tiktok-webhook", async {
+                            tiktok_webhook::function_handler(&*deps, req).await
+                        })
+                        .await,
+                    )
+                }
             })?;
         runtime.add_http(
             "api",
@@ -327,6 +384,7 @@ impl Stack {
 
         let wait = Duration::from_millis(500);
         let submitter = Arc::new(wiring.render_submitter()?);
+        let kill_submitter = options.kill.clone();
         let source =
             SqsSource::from_template(&template, "RenderSubmitterFunction", render_queue_url)?
                 .with_wait_time(wait);
@@ -335,14 +393,20 @@ impl Stack {
             source,
             runtime.child_token(),
             move |event: SqsEvent| {
-                let deps = submitter.clone();
-                async move { render_submitter::function_handler(&*deps, event).await }
+                let (deps, kill) = (submitter.clone(), kill_submitter.clone());
+                async move {
+                    kill::invoke(kill.as_ref(), "render-submitter", async {
+                        render_submitter::function_handler(&*deps, event).await
+                    })
+                    .await
+                }
             },
         )
         .await?;
         runtime.add_sqs("render-submitter", driver);
 
         let publisher = Arc::new(wiring.publisher()?);
+        let kill_publisher = options.kill.clone();
         let source = SqsSource::from_template(&template, "PublisherFunction", publish_queue_url)?
             .with_wait_time(wait);
         let driver = SqsDriver::spawn_with(
@@ -350,8 +414,13 @@ impl Stack {
             source,
             runtime.child_token(),
             move |event: SqsEvent| {
-                let deps = publisher.clone();
-                async move { publisher::function_handler(&*deps, event).await }
+                let (deps, kill) = (publisher.clone(), kill_publisher.clone());
+                async move {
+                    kill::invoke(kill.as_ref(), "publisher", async {
+                        publisher::function_handler(&*deps, event).await
+                    })
+                    .await
+                }
             },
         )
         .await?;
@@ -364,17 +433,30 @@ impl Stack {
             .reconcile_every
             .unwrap_or_else(|| schedule.period.div_f64(scale).max(Duration::from_secs(1)));
         let timeout = schedule.function.timeout;
+        let kill_reconciler = options.kill.clone();
         runtime.add_ticker(
             "reconciler",
             Ticker::spawn_with(
                 schedule,
                 runtime.child_token(),
                 move |_event: CloudWatchEvent| {
-                    let deps = reconciler.clone();
+                    let (deps, kill) = (reconciler.clone(), kill_reconciler.clone());
                     async move {
-                        let report =
-                            reconciler::function_handler(&*deps, Instant::now() + timeout).await;
-                        tracing::debug!(due = report.due, moved = report.moved, "reconciler tick");
+                        let run = kill::invoke(kill.as_ref(), "reconciler", async {
+                            reconciler::function_handler(&*deps, Instant::now() + timeout).await
+                        })
+                        .await;
+                        match run {
+                            Ok(report) => tracing::debug!(
+                                due = report.due,
+                                moved = report.moved,
+                                "reconciler tick"
+                            ),
+                            // The run just ends, as a crashed scheduled invocation does.
+                            Err(killed) => {
+                                tracing::debug!(point = %killed.point, "reconciler tick killed")
+                            }
+                        }
                     }
                 },
             ),

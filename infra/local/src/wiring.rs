@@ -2,6 +2,7 @@
 //! provisioner created, the upstream URLs of this run and a time-scaled [`Policy`] / [`Limits`]
 //! instead of process environment (no `set_var`: one process hosts every function).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reelay_aws::{
@@ -15,56 +16,30 @@ use reelay_tiktok::{TikTokClient, TikTokConfig, TikTokPort};
 use secrecy::SecretString;
 use thiserror::Error;
 
+use crate::kill::{KillSwitch, Killable};
+
+// Every port is wrapped in [`Killable`]: a pass-through unless the run has a [`KillSwitch`].
+type Jobs = Killable<DynamoJobStore>;
+type Accounts = Killable<DynamoAccountStore>;
+type Queue = Killable<SqsWorkQueue>;
+type Vault = Killable<SecretsManagerTokenVault>;
+type TikTok = Killable<TikTokPort>;
+type Ssemble = Killable<SsembleClient>;
+
 /// The adapters every function shares, built once per run.
-pub type IngestDeps = ingest_api::Deps<
-    DynamoJobStore,
-    DynamoAccountStore,
-    SqsWorkQueue,
-    SystemClock,
-    SecretsManagerTokenVault,
-    TikTokPort,
-    TikTokPort,
-    TikTokPort,
->;
-pub type ReconcilerDeps = reconciler::Deps<
-    DynamoJobStore,
-    DynamoAccountStore,
-    SqsWorkQueue,
-    SystemClock,
-    SecretsManagerTokenVault,
-    TikTokPort,
-    SsembleClient,
-    TikTokPort,
->;
-pub type RenderSubmitterDeps = render_submitter::Deps<
-    DynamoJobStore,
-    DynamoAccountStore,
-    SqsWorkQueue,
-    SystemClock,
-    SsembleClient,
->;
-pub type SsembleWebhookDeps = ssemble_webhook::Deps<
-    DynamoJobStore,
-    DynamoAccountStore,
-    SqsWorkQueue,
-    SystemClock,
-    SsembleClient,
->;
-pub type PublisherDeps = publisher::Deps<
-    DynamoJobStore,
-    DynamoAccountStore,
-    SqsWorkQueue,
-    SystemClock,
-    SecretsManagerTokenVault,
-    TikTokPort,
-    TikTokPort,
->;
+pub type IngestDeps =
+    ingest_api::Deps<Jobs, Accounts, Queue, SystemClock, Vault, TikTok, TikTok, TikTok>;
+pub type ReconcilerDeps =
+    reconciler::Deps<Jobs, Accounts, Queue, SystemClock, Vault, TikTok, Ssemble, TikTok>;
+pub type RenderSubmitterDeps = render_submitter::Deps<Jobs, Accounts, Queue, SystemClock, Ssemble>;
+pub type SsembleWebhookDeps = ssemble_webhook::Deps<Jobs, Accounts, Queue, SystemClock, Ssemble>;
+pub type PublisherDeps = publisher::Deps<Jobs, Accounts, Queue, SystemClock, Vault, TikTok, TikTok>;
 pub type TikTokWebhookDeps = tiktok_webhook::Deps<
-    DynamoJobStore,
-    DynamoAccountStore,
-    SqsWorkQueue,
+    Jobs,
+    Accounts,
+    Queue,
     SystemClock,
-    tiktok_webhook::DynamoOpenIdDirectory,
+    Killable<tiktok_webhook::DynamoOpenIdDirectory>,
 >;
 
 #[derive(Debug, Error)]
@@ -108,6 +83,8 @@ pub struct Wiring {
     pub public_base_url: String,
     /// Simulated seconds per real second; 1.0 against real upstreams.
     pub time_scale: f64,
+    /// Crashes at step boundaries (a fault campaign); `None` in ordinary runs.
+    pub kill: Option<Arc<KillSwitch>>,
 }
 
 /// `d / factor`, never below `floor`: leases and waits shrink with the simulators' clocks, but
@@ -169,34 +146,48 @@ impl Wiring {
         }
     }
 
-    fn jobs(&self) -> DynamoJobStore {
-        DynamoJobStore::new(self.dynamo.clone(), &self.resources.table)
+    fn killable<T>(&self, inner: T) -> Killable<T> {
+        Killable::new(inner, self.kill.clone())
     }
 
-    fn accounts(&self) -> DynamoAccountStore {
-        DynamoAccountStore::new(self.dynamo.clone(), &self.resources.table)
+    fn jobs(&self) -> Jobs {
+        self.killable(DynamoJobStore::new(
+            self.dynamo.clone(),
+            &self.resources.table,
+        ))
     }
 
-    fn queue(&self) -> SqsWorkQueue {
-        SqsWorkQueue::new(
+    fn accounts(&self) -> Accounts {
+        self.killable(DynamoAccountStore::new(
+            self.dynamo.clone(),
+            &self.resources.table,
+        ))
+    }
+
+    fn queue(&self) -> Queue {
+        self.killable(SqsWorkQueue::new(
             self.sqs.clone(),
             Some(self.resources.render_queue_url.clone()),
             Some(self.resources.publish_queue_url.clone()),
-        )
+        ))
     }
 
-    fn vault(&self) -> SecretsManagerTokenVault {
-        SecretsManagerTokenVault::new(self.secrets.clone(), &self.resources.token_secret_prefix)
+    fn vault(&self) -> Vault {
+        self.killable(SecretsManagerTokenVault::new(
+            self.secrets.clone(),
+            &self.resources.token_secret_prefix,
+        ))
     }
 
     /// As the functions' `main`: no retries inside the client, every call is charged to the
     /// budget before it is made.
-    fn ssemble(&self) -> Result<SsembleClient, WiringError> {
+    fn ssemble(&self) -> Result<Ssemble, WiringError> {
         SsembleClient::new(SsembleConfig {
             retry: RetryPolicy::none(),
             ..SsembleConfig::new(self.upstream.ssemble_api_key.clone())
                 .with_base_url(&self.upstream.ssemble_api_base_url)
         })
+        .map(|c| self.killable(c))
         .map_err(|e| WiringError::Ssemble(e.to_string()))
     }
 
@@ -205,7 +196,7 @@ impl Wiring {
         format!("{}/v1/accounts/oauth/callback", self.public_base_url)
     }
 
-    fn tiktok(&self) -> Result<TikTokPort, WiringError> {
+    fn tiktok(&self) -> Result<TikTok, WiringError> {
         let mut config = TikTokConfig::new(
             self.upstream.tiktok_client_key.clone(),
             self.upstream.tiktok_client_secret.clone(),
@@ -214,7 +205,7 @@ impl Wiring {
         config.api_base_url = self.upstream.tiktok_api_base_url.clone();
         config.auth_base_url = self.upstream.tiktok_auth_base_url.clone();
         TikTokClient::new(config)
-            .map(TikTokPort::new)
+            .map(|c| self.killable(TikTokPort::new(c)))
             .map_err(|e| WiringError::TikTok(e.to_string()))
     }
 
@@ -279,7 +270,7 @@ impl Wiring {
             accounts: self.accounts(),
             queue: self.queue(),
             clock: SystemClock,
-            find_calls: render.find_call_bound(),
+            find_calls: render.inner().find_call_bound(),
             render,
             batches: FifoBatchProcessor::new(self.sqs.clone(), &self.resources.render_queue_url),
             policy: self.policy(),
@@ -344,10 +335,10 @@ impl Wiring {
             accounts: self.accounts(),
             queue: self.queue(),
             clock: SystemClock,
-            directory: tiktok_webhook::DynamoOpenIdDirectory::new(
+            directory: self.killable(tiktok_webhook::DynamoOpenIdDirectory::new(
                 self.dynamo.clone(),
                 &self.resources.table,
-            ),
+            )),
             policy: self.policy(),
             client_secret: self.upstream.tiktok_client_secret.clone(),
             replay_window,
