@@ -636,6 +636,8 @@ fn do_create(
         source.contains("/cliperror"),
     );
     let title = format!("Simulated video {}", &id[18..]);
+    let stuck = st.stuck_next > 0 || source.contains("/stuck");
+    st.stuck_next = st.stuck_next.saturating_sub(1);
     st.requests.insert(
         id.clone(),
         SimRequest {
@@ -661,6 +663,7 @@ fn do_create(
             seed,
             wire_status: None,
             wire_step: None,
+            stuck,
         },
     );
     st.order.push(id.clone());

@@ -31,6 +31,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/_sim/requests/{id}/wire", post(wire_h))
         .route("/_sim/config", post(config_h))
         .route("/_sim/keys", post(keys_h))
+        .route("/_sim/stuck-next", post(stuck_next_h))
 }
 
 pub(crate) fn inspect(sh: &Shared) -> Inspection {
@@ -214,6 +215,17 @@ async fn config_h(State(sh): State<Arc<Shared>>, Json(p): Json<ConfigPatch>) -> 
 struct KeyCredits {
     key: String,
     credits: i64,
+}
+
+#[derive(Deserialize)]
+struct StuckNext {
+    count: u32,
+}
+
+/// The next `count` created requests hang in processing until forced.
+async fn stuck_next_h(State(sh): State<Arc<Shared>>, Json(n): Json<StuckNext>) -> StatusCode {
+    sh.lock().stuck_next = n.count;
+    StatusCode::NO_CONTENT
 }
 
 async fn keys_h(State(sh): State<Arc<Shared>>, Json(k): Json<KeyCredits>) -> StatusCode {

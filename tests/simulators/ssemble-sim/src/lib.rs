@@ -291,6 +291,11 @@ impl SimHandle {
         self.shared.lock().webhook_score_divisor = divisor;
     }
 
+    /// The next `count` created requests hang in processing (a stuck render) until forced.
+    pub fn stick_next_requests(&self, count: u32) {
+        self.shared.lock().stuck_next = count;
+    }
+
     /// Sets a key's remaining credits.
     pub fn set_credits(&self, key: &str, credits: i64) {
         let cfg = &self.shared.cfg;

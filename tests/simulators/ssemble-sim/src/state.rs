@@ -137,6 +137,8 @@ pub struct SimRequest {
     /// Wire values to emit instead of the real status/step (e.g. `TASK_COMPLETE`, a new step).
     pub wire_status: Option<String>,
     pub wire_step: Option<String>,
+    /// Stuck in processing: never finishes on its own (only a forced outcome ends it).
+    pub stuck: bool,
 }
 
 const PHASES: [(&str, &str, f64, u32, u32); 5] = [
@@ -177,7 +179,7 @@ impl SimRequest {
     pub fn view(&self, now: DateTime<Utc>, total: f64) -> View {
         let secs_at =
             |t: f64| self.created_at + chrono::Duration::milliseconds((t * 1000.0) as i64);
-        let elapsed = (now - self.created_at).num_milliseconds() as f64 / 1000.0;
+        let mut elapsed = (now - self.created_at).num_milliseconds() as f64 / 1000.0;
         let natural_end = match &self.fate {
             Fate::Complete => (total, None),
             Fate::Fail { at_secs, reason } => (*at_secs, Some(reason.clone())),
@@ -185,7 +187,7 @@ impl SimRequest {
         let forced = self
             .forced
             .as_ref()
-            .filter(|(at, _)| *at <= now && *at <= secs_at(natural_end.0));
+            .filter(|(at, _)| *at <= now && (self.stuck || *at <= secs_at(natural_end.0)));
         if let Some((at, f)) = forced {
             return match f {
                 Forced::Completed => completed(*at),
@@ -199,6 +201,10 @@ impl SimRequest {
                     terminal_at: Some(*at),
                 },
             };
+        }
+        if self.stuck {
+            // Frozen mid-timeline ("finding highlights"), as a hung render looks from outside.
+            elapsed = elapsed.min(total * 0.6).min(natural_end.0 * 0.99);
         }
         if elapsed >= natural_end.0 {
             let at = secs_at(natural_end.0);
@@ -443,6 +449,8 @@ pub struct SimState {
     pub webhook_score_divisor: f64,
     /// Root URL (`http://host:port`) used in `video_url`s.
     pub files_base: String,
+    /// The next this many created requests get stuck in processing.
+    pub stuck_next: u32,
 }
 
 impl SimState {
@@ -467,6 +475,7 @@ impl SimState {
             files_ignore_range: false,
             webhook_score_divisor: cfg.webhook_score_divisor,
             files_base: String::new(),
+            stuck_next: 0,
         }
     }
 

@@ -929,3 +929,36 @@ async fn webhook_score_scale_is_a_toggle() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_stuck_render_stays_processing_until_forced_while_others_finish() {
+    let api = Api::start(SimConfig::default()).await;
+    let r = api
+        .http
+        .post(format!("{}/_sim/stuck-next", api.sim.root_url))
+        .json(&json!({ "count": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (_, stuck) = api.create(body(SRC, 0.0, 60.0)).await;
+    let (_, free) = api.create(body(SRC, 0.0, 60.0)).await;
+    let (_, magic) = api
+        .create(body("https://videos.example.com/stuck/a.mp4", 0.0, 60.0))
+        .await;
+    let id = |v: &Value| v["data"]["requestId"].as_str().unwrap().to_owned();
+    let (stuck, free, magic) = (id(&stuck), id(&free), id(&magic));
+    api.sim.advance(Duration::from_secs(3600));
+    let status = |id: String| {
+        let api = &api;
+        async move { api.get(&format!("/shorts/{id}/status")).await.2["data"]["status"].clone() }
+    };
+    assert_eq!(status(stuck.clone()).await, json!("processing"));
+    assert_eq!(status(magic.clone()).await, json!("processing"));
+    assert_eq!(status(free).await, json!("completed"));
+    assert!(
+        api.sim.force_complete(&stuck),
+        "a stuck render can be forced"
+    );
+    assert_eq!(status(stuck).await, json!("completed"));
+}

@@ -35,6 +35,8 @@ pub struct SimConfig {
     pub auto_create_users: bool,
     pub default_daily_post_cap: u32,
     pub pending_share_cap: u32,
+    /// Put into every issued access and refresh token (a canary a log scan looks for).
+    pub token_marker: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -60,6 +62,7 @@ impl Default for SimConfig {
             auto_create_users: true,
             default_daily_post_cap: 15,
             pending_share_cap: 5,
+            token_marker: None,
         }
     }
 }

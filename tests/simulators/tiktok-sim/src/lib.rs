@@ -20,6 +20,7 @@
 //!   "delay_ms":5000,"count":1}`; types `status`, `error`, `rate_limit`, `timeout_after_accept`, `drop_after_accept`.
 //! - `POST /_sim/webhook-faults` [`WebhookFaults`] `{drop, duplicate, delay, delay_ms, reorder}`.
 //! - `GET /_sim/clock`, `POST /_sim/clock/advance` `{secs}`.
+//! - `POST /_sim/stuck-next` `{count}`: the next publishes stay in processing.
 //! - `POST /_sim/next-publish-fail` `{reason}`; `POST /_sim/publishes/{id}/{fail|user-post|take-down|stuck}`.
 //! - `GET /_sim/inspect`: ground truth — per account publishes (title, privacy, source, status, post ids),
 //!   inits in flight now and the max seen, max concurrently active publishes; publishes per title;
@@ -185,6 +186,12 @@ impl SimHandle {
     /// The reason the next created publish will fail with once processed.
     pub fn fail_next_publish(&self, reason: &str) {
         self.sim.world().next_publish_fail = Some(reason.to_owned());
+    }
+
+    /// The next `count` publishes stay in processing (a stuck TikTok-side job) until released
+    /// with [`SimHandle::set_stuck`].
+    pub fn stick_next_publishes(&self, count: u32) {
+        self.sim.world().stuck_next = count;
     }
 
     pub fn set_stuck(&self, publish_id: &str, stuck: bool) {

@@ -273,6 +273,8 @@ pub struct World {
     pub uploads: HashMap<String, String>,
     pub faults: HashMap<Endpoint, VecDeque<(FaultKind, u32)>>,
     pub next_publish_fail: Option<String>,
+    /// The next this many created publishes stay in processing (never finish on their own).
+    pub stuck_next: u32,
     pub webhook_faults: WebhookFaults,
     pub webhook_log: Vec<WebhookRecord>,
     pub held_webhook: Option<WebhookJob>,
@@ -298,6 +300,7 @@ impl World {
             uploads: HashMap::new(),
             faults: HashMap::new(),
             next_publish_fail: None,
+            stuck_next: 0,
             webhook_faults: WebhookFaults::default(),
             webhook_log: Vec::new(),
             held_webhook: None,
@@ -314,7 +317,10 @@ impl World {
         let s: String = (0..40)
             .map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char)
             .collect();
-        format!("{prefix}{s}")
+        match &self.cfg.token_marker {
+            Some(marker) => format!("{prefix}{marker}{s}"),
+            None => format!("{prefix}{s}"),
+        }
     }
 
     pub fn log_id(&mut self, now_ms: i64) -> String {

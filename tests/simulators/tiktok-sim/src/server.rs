@@ -47,6 +47,7 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/clock", get(ctl_clock))
         .route("/_sim/clock/advance", post(ctl_advance))
         .route("/_sim/next-publish-fail", post(ctl_next_fail))
+        .route("/_sim/stuck-next", post(ctl_stuck_next))
         .route("/_sim/publishes/{id}/{action}", post(ctl_publish_action))
         .with_state(sim)
 }
@@ -728,6 +729,8 @@ fn create_publish(
     let public =
         direct && privacy_level.as_deref() == Some("PUBLIC_TO_EVERYONE") && w.cfg.app.audited;
     let inject_fail = w.next_publish_fail.take();
+    let stuck = w.stuck_next > 0;
+    w.stuck_next = w.stuck_next.saturating_sub(1);
     w.publishes.insert(
         publish_id.clone(),
         Publish {
@@ -747,7 +750,7 @@ fn create_publish(
             status_ms: now,
             fail_reason: None,
             inject_fail,
-            stuck: false,
+            stuck,
             public,
             post_ids: Vec::new(),
             complete_ms: None,
@@ -1479,6 +1482,14 @@ async fn ctl_advance(State(sim): S, body: Bytes) -> Response {
 async fn ctl_next_fail(State(sim): S, body: Bytes) -> Response {
     let v = parse_json(&body).unwrap_or_default();
     sim.world().next_publish_fail = v.get("reason").and_then(Value::as_str).map(str::to_owned);
+    ctl_json(json!({"ok": true}))
+}
+
+/// `{count}`: the next `count` publishes stay in processing until released.
+async fn ctl_stuck_next(State(sim): S, body: Bytes) -> Response {
+    let v = parse_json(&body).unwrap_or_default();
+    let count = v.get("count").and_then(Value::as_u64).unwrap_or(1);
+    sim.world().stuck_next = u32::try_from(count).unwrap_or(u32::MAX);
     ctl_json(json!({"ok": true}))
 }
 

@@ -77,6 +77,19 @@ impl T {
         (status, resp.json().await.unwrap(), logid)
     }
 
+    async fn status(&self, publish_id: &str) -> String {
+        let (_, body, _) = self
+            .api(
+                "/v2/post/publish/status/fetch/",
+                Some(json!({"publish_id": publish_id})),
+            )
+            .await;
+        body["data"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     async fn ctl(&self, path: &str, body: Value) -> Value {
         self.http
             .post(format!("{}{path}", self.sim.base_url))
@@ -667,4 +680,42 @@ async fn when_the_documented_status_request_is_sent_should_be_understood() {
         (status, body["data"]["status"].as_str()),
         (200, Some("PROCESSING_DOWNLOAD"))
     );
+}
+
+#[tokio::test]
+async fn when_publishes_are_stuck_should_stay_processing_until_released_and_others_finish() {
+    let t = T::new(cfg()).await;
+    t.ctl("/_sim/stuck-next", json!({"count": 1})).await;
+    let init = |title: &str| json!({"post_info": {"privacy_level": "SELF_ONLY", "title": title}, "source_info": {"source": "PULL_FROM_URL", "video_url": "https://media.example.com/a.mp4"}});
+    let (_, first, _) = t
+        .api("/v2/post/publish/video/init/", Some(init("stuck")))
+        .await;
+    let (_, second, _) = t
+        .api("/v2/post/publish/video/init/", Some(init("free")))
+        .await;
+    let stuck = first["data"]["publish_id"].as_str().unwrap().to_owned();
+    let free = second["data"]["publish_id"].as_str().unwrap().to_owned();
+    t.sim.advance(3600);
+    assert_eq!(t.status(&stuck).await, "PROCESSING_DOWNLOAD");
+    assert_eq!(t.status(&free).await, "PUBLISH_COMPLETE");
+    t.sim.set_stuck(&stuck, false);
+    t.sim.advance(60);
+    assert_eq!(t.status(&stuck).await, "PUBLISH_COMPLETE");
+}
+
+#[tokio::test]
+async fn when_a_token_marker_is_set_should_put_it_into_every_issued_token() {
+    let mut c = cfg();
+    c.token_marker = Some("CANARYzz9".into());
+    let t = T::new(c).await;
+    assert!(t.token.contains("CANARYzz9"), "access token carries it");
+    let minted = t.sim.mint_tokens("creator-2", &["video.publish"]);
+    assert!(
+        minted["refresh_token"]
+            .as_str()
+            .unwrap()
+            .contains("CANARYzz9")
+    );
+    let plain = T::new(cfg()).await;
+    assert!(!plain.token.contains("CANARY"));
 }
