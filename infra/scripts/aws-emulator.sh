@@ -5,6 +5,12 @@
 #
 #   infra/scripts/aws-emulator.sh install|start|env|stop|reset|status
 #   eval "$(infra/scripts/aws-emulator.sh env)"
+#
+# A private instance (the fault campaign restarts its own, never the shared one):
+#   AWS_EMULATOR_RUN_DIR=DIR   pid, port and log files under DIR instead of .aws-emulator/
+#   AWS_EMULATOR_PORT=N        listen on N (a restart keeps the endpoint) instead of a free port
+#   AWS_EMULATOR_PERSIST_DIR=D MiniStack only: PERSIST_STATE=1 STATE_DIR=D (state saved on a
+#                              graceful stop, reloaded on start)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -32,10 +38,13 @@ esac
 
 VENV="${STATE_DIR}/venv-${KIND}"
 STAMP="${VENV}/.installed"
-PID_FILE="${STATE_DIR}/${KIND}.pid"
-PORT_FILE="${STATE_DIR}/${KIND}.port"
-LOG_FILE="${STATE_DIR}/${KIND}.log"
-TMP_DIR="${STATE_DIR}/tmp"
+RUN_DIR="${AWS_EMULATOR_RUN_DIR:-${STATE_DIR}}"
+PID_FILE="${RUN_DIR}/${KIND}.pid"
+PORT_FILE="${RUN_DIR}/${KIND}.port"
+LOG_FILE="${RUN_DIR}/${KIND}.log"
+TMP_DIR="${RUN_DIR}/tmp"
+FIXED_PORT="${AWS_EMULATOR_PORT:-}"
+PERSIST_DIR="${AWS_EMULATOR_PERSIST_DIR:-}"
 START_TIMEOUT_S="${AWS_EMULATOR_START_TIMEOUT:-30}"
 
 install() {
@@ -74,15 +83,19 @@ start() {
   fi
   install
   mkdir -p "${TMP_DIR}"
-  local port pid
-  port="$(free_port)"
+  local port pid persist=()
+  port="${FIXED_PORT:-$(free_port)}"
   echo "${port}" >"${PORT_FILE}"
+  if [[ -n "${PERSIST_DIR}" ]]; then
+    mkdir -p "${PERSIST_DIR}"
+    persist=(PERSIST_STATE=1 "STATE_DIR=${PERSIST_DIR}")
+  fi
   if [[ "${KIND}" == "ministack" ]]; then
     # exec: $! is the server itself, so stop signals exactly that process.
-    (cd "${STATE_DIR}" && TMPDIR="${TMP_DIR}" GATEWAY_PORT="${port}" BIND_HOST=127.0.0.1 \
-      LOG_LEVEL=WARNING exec "${VENV}/bin/ministack") >"${LOG_FILE}" 2>&1 &
+    (cd "${RUN_DIR}" && exec env TMPDIR="${TMP_DIR}" GATEWAY_PORT="${port}" BIND_HOST=127.0.0.1 \
+      LOG_LEVEL=WARNING "${persist[@]}" "${VENV}/bin/ministack") >>"${LOG_FILE}" 2>&1 &
   else
-    (cd "${STATE_DIR}" && TMPDIR="${TMP_DIR}" \
+    (cd "${RUN_DIR}" && TMPDIR="${TMP_DIR}" \
       exec "${VENV}/bin/moto_server" -H 127.0.0.1 -p "${port}") >"${LOG_FILE}" 2>&1 &
   fi
   pid=$!
