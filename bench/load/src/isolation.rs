@@ -1,0 +1,133 @@
+//! Benchmark 2, isolation: healthy accounts' jobs are scheduled within their budgets; the figure
+//! is their p99 schedule → init lag, first alone, then again with 10 % of the accounts throttled.
+//! A throttled account has many times its init window's worth of jobs due at once, so its
+//! budget stays exhausted for the whole run and its FIFO group keeps waiting and retrying — the
+//! load a throttled account puts on the shared queue, publisher and table.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::Harness;
+use crate::now_ms;
+use crate::precision::{Lags, lags, seed_scheduled};
+use crate::report::{Row, Section, opt_secs};
+use crate::stats::percentile;
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub accounts: usize,
+    pub throttled_pct: u32,
+    pub healthy_jobs: usize,
+    /// Jobs due at once per throttled account, in init windows' worth.
+    pub throttled_windows: u32,
+    pub spread: Duration,
+    pub lead: Duration,
+    pub seed_concurrency: usize,
+}
+
+pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
+    let started = Instant::now();
+    let accounts = h.connect("iso", p.accounts).await?;
+    let throttled_n = (p.accounts * p.throttled_pct as usize).div_ceil(100);
+    let (throttled, healthy) = accounts.split_at(throttled_n.min(accounts.len()));
+    let limit = h.tiktok.config().limits.init_per_window;
+    let backlog = (limit * p.throttled_windows) as usize;
+
+    let mut runs: Vec<Lags> = Vec::new();
+    for with_throttled in [false, true] {
+        let label = if with_throttled { "iso-b" } else { "iso-a" };
+        let t0 = now_ms() + p.lead.as_millis() as i64;
+        if with_throttled {
+            // Due at t0 with the healthy ones: the throttled backlog competes from the start.
+            let plan = throttled
+                .iter()
+                .map(|a| {
+                    let jobs = (0..backlog)
+                        .map(|j| (format!("iso-t {} {} #{j}", h.tag, a.id), t0))
+                        .collect();
+                    (a.clone(), jobs)
+                })
+                .collect();
+            h.seed_all(plan, p.seed_concurrency).await?;
+        }
+        let (measured, seeded_at) = seed_scheduled(
+            h,
+            healthy,
+            label,
+            p.healthy_jobs,
+            t0,
+            p.spread,
+            p.seed_concurrency,
+        )
+        .await?;
+        let end = Duration::from_millis((t0 - now_ms()).max(0) as u64) + p.spread;
+        runs.push(
+            lags(
+                h,
+                &measured,
+                Instant::now() + end + Duration::from_secs(30),
+                &seeded_at,
+            )
+            .await,
+        );
+    }
+    let run_s = started.elapsed().as_secs_f64();
+    let (alone, loaded) = (&runs[0], &runs[1]);
+    let p99_a = percentile(&alone.lags_ms, 99.0);
+    let p99_b = percentile(&loaded.lags_ms, 99.0);
+    let worse = match (p99_a, p99_b) {
+        (Some(a), Some(b)) if a > 0.0 => Some((b - a) / a * 100.0),
+        _ => None,
+    };
+    let bench = "2 isolation";
+    let mut rows = vec![
+        Row::info(
+            bench,
+            "healthy p50 / p99 lag, none throttled",
+            format!(
+                "{} / {}",
+                opt_secs(percentile(&alone.lags_ms, 50.0)),
+                opt_secs(p99_a)
+            ),
+        ),
+        Row::info(
+            bench,
+            "healthy p50 / p99 lag, 10 % throttled",
+            format!(
+                "{} / {}",
+                opt_secs(percentile(&loaded.lags_ms, 50.0)),
+                opt_secs(p99_b)
+            ),
+        ),
+        Row::goal(
+            bench,
+            "p99 worse with throttled accounts",
+            worse.map_or_else(|| "n/a".into(), |w| format!("{w:+.1} %")),
+            "<= 5 %",
+            worse.is_some_and(|w| w <= 5.0) && alone.missing == 0 && loaded.missing == 0,
+        ),
+    ];
+    if alone.missing + loaded.missing + alone.seeded_late + loaded.seeded_late > 0 {
+        rows.push(Row::info(
+            bench,
+            "healthy jobs without init / seeded late (a, b)",
+            format!(
+                "{}, {} / {}, {}",
+                alone.missing, loaded.missing, alone.seeded_late, loaded.seeded_late
+            ),
+        ));
+    }
+    let params = vec![format!(
+        "2 isolation: {} accounts ({} throttled with {backlog} jobs due at once = {} init windows, \
+         in the second run only), {} healthy × {} jobs spread over {} s starting {} s ahead, \
+         time scale {}; both runs {run_s:.0} s",
+        p.accounts,
+        throttled.len(),
+        p.throttled_windows,
+        healthy.len(),
+        p.healthy_jobs,
+        p.spread.as_secs(),
+        p.lead.as_secs(),
+        h.time_scale
+    )];
+    Ok(Section { rows, params })
+}

@@ -1,0 +1,162 @@
+//! `reelay-bench-load`: runs the load benchmarks on one local stack and prints a table of
+//! figures, goals and verdicts. A command that prints figures, never a timed test: the naive
+//! baseline runs in the same invocation against the same simulator, so machine noise hits both.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use reelay_bench_load::harness::Harness;
+use reelay_bench_load::report::{self, Section};
+use reelay_bench_load::{isolation, precision, saturation};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "reelay-bench-load", about = "Load benchmarks on the local stack")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+    /// Simulated seconds per real second, for the simulators and Reelay's limits alike. 1 keeps
+    /// TikTok's real 6-per-minute window; larger values compress it.
+    #[arg(long, default_value_t = 1.0, global = true)]
+    time_scale: f64,
+    /// Size of the rendered clip every job posts (one upload chunk).
+    #[arg(long, default_value_t = 256 * 1024, global = true)]
+    clip_bytes: u64,
+    /// Jobs stored concurrently while seeding.
+    #[arg(long, default_value_t = 16, global = true)]
+    seed_concurrency: usize,
+
+    /// Saturation: accounts per mode (Reelay and naive each).
+    #[arg(long, default_value_t = 200, global = true)]
+    sat_accounts: usize,
+    /// Saturation: init windows measured per account.
+    #[arg(long, default_value_t = 2, global = true)]
+    sat_windows: u32,
+    /// Naive baseline: concurrent workers on its one global queue.
+    #[arg(long, default_value_t = 50, global = true)]
+    naive_workers: usize,
+    /// Naive baseline: pause of a worker after a 429 (the job goes to the tail of the queue).
+    #[arg(long, default_value_t = 100, global = true)]
+    naive_retry_ms: u64,
+
+    /// Isolation: accounts, of which `--iso-throttled-pct` are throttled in the second run.
+    #[arg(long, default_value_t = 100, global = true)]
+    iso_accounts: usize,
+    #[arg(long, default_value_t = 10, global = true)]
+    iso_throttled_pct: u32,
+    /// Isolation: scheduled jobs per healthy account.
+    #[arg(long, default_value_t = 2, global = true)]
+    iso_jobs: usize,
+    /// Isolation: a throttled account's backlog, in init windows' worth of jobs.
+    #[arg(long, default_value_t = 4, global = true)]
+    iso_throttled_windows: u32,
+
+    /// Precision: accounts and scheduled jobs per account.
+    #[arg(long, default_value_t = 50, global = true)]
+    prec_accounts: usize,
+    #[arg(long, default_value_t = 2, global = true)]
+    prec_jobs: usize,
+
+    /// Isolation and precision: `scheduleAt`s are spread over this many seconds …
+    #[arg(long, default_value_t = 30, global = true)]
+    spread_secs: u64,
+    /// … starting this many seconds after seeding begins.
+    #[arg(long, default_value_t = 15, global = true)]
+    lead_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+enum Bench {
+    /// 1: achieved ÷ allowed init rate and self-inflicted 429s, Reelay vs the naive baseline.
+    Saturation,
+    /// 2: healthy accounts' p99 schedule → init lag with and without throttled accounts.
+    Isolation,
+    /// 7: init start − scheduleAt when the budget allows.
+    Precision,
+    /// All three on one stack (precision, isolation, then saturation).
+    All,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let started = Instant::now();
+    let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let h = Harness::start(cli.time_scale, cli.clip_bytes)
+        .await
+        .context("starting the local stack (is the local endpoint up and AWS_ENDPOINT_URL set?)")?;
+    eprintln!(
+        "stack up in {:.1} s; running {:?}",
+        started.elapsed().as_secs_f64(),
+        cli.bench
+    );
+
+    let spread = Duration::from_secs(cli.spread_secs);
+    let lead = Duration::from_secs(cli.lead_secs);
+    let mut sections: Vec<Section> = Vec::new();
+    let wants = |b: Bench| cli.bench == b || cli.bench == Bench::All;
+    // Small, latency-sensitive runs first: saturation's tail (status polls, webhooks of
+    // thousands of posts) would otherwise still be on the stack while they measure.
+    if wants(Bench::Precision) {
+        let p = precision::Params {
+            accounts: cli.prec_accounts,
+            jobs_per_account: cli.prec_jobs,
+            spread,
+            lead,
+            seed_concurrency: cli.seed_concurrency,
+        };
+        sections.push(precision::run(&h, &p).await?);
+        eprintln!("precision done at {:.0} s", started.elapsed().as_secs_f64());
+    }
+    if wants(Bench::Isolation) {
+        let p = isolation::Params {
+            accounts: cli.iso_accounts,
+            throttled_pct: cli.iso_throttled_pct,
+            healthy_jobs: cli.iso_jobs,
+            throttled_windows: cli.iso_throttled_windows,
+            spread,
+            lead,
+            seed_concurrency: cli.seed_concurrency,
+        };
+        sections.push(isolation::run(&h, &p).await?);
+        eprintln!("isolation done at {:.0} s", started.elapsed().as_secs_f64());
+    }
+    if wants(Bench::Saturation) {
+        let p = saturation::Params {
+            accounts: cli.sat_accounts,
+            windows: cli.sat_windows,
+            naive_workers: cli.naive_workers,
+            naive_retry: Duration::from_millis(cli.naive_retry_ms),
+            seed_concurrency: cli.seed_concurrency,
+        };
+        sections.push(saturation::run(&h, &p).await?);
+        eprintln!("saturation done at {:.0} s", started.elapsed().as_secs_f64());
+    }
+
+    let profile = if cfg!(debug_assertions) {
+        "dev (debug assertions on)"
+    } else {
+        "release"
+    };
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let header = vec![
+        format!("reelay-bench-load {:?} — {date}", cli.bench),
+        format!(
+            "machine: {cores} cores; build profile: {profile}; AWS: MiniStack at {}; time scale {}; clip {} bytes; total {:.0} s",
+            std::env::var("AWS_ENDPOINT_URL").unwrap_or_default(),
+            cli.time_scale,
+            cli.clip_bytes,
+            started.elapsed().as_secs_f64()
+        ),
+    ];
+    println!("{}", report::render(&sections, &header));
+    h.shutdown().await?;
+    Ok(())
+}
