@@ -77,14 +77,7 @@ pub struct RecordMeta {
 
 /// Parses a record body into a `WorkMessage` of a version this code knows.
 pub fn decode_work_message(body: Option<&str>) -> Result<WorkMessage, RecordFailure> {
-    let body = body.ok_or_else(|| RecordFailure::new("empty_body"))?;
-    let value: serde_json::Value =
-        serde_json::from_str(body).map_err(|_| RecordFailure::new("undecodable_body"))?;
-    match value.get("v").and_then(serde_json::Value::as_u64) {
-        Some(v) if v == u64::from(WorkMessage::VERSION) => {}
-        _ => return Err(RecordFailure::new("unknown_envelope_version")),
-    }
-    serde_json::from_value(value).map_err(|_| RecordFailure::new("undecodable_body"))
+    WorkMessage::decode(body).map_err(|e| RecordFailure::new(e.code()))
 }
 
 /// Builds the event Lambda would deliver from messages received with the SDK (all system
