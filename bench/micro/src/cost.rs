@@ -1,0 +1,215 @@
+//! Cost per published job: what the real stack asked of DynamoDB, SQS, Secrets Manager and
+//! Lambda while a batch of direct posts went from `POST /v1/jobs` to `publicly_available`,
+//! priced at the list prices in [`crate::prices`], and held against the floor the state
+//! machine needs.
+//!
+//! The floor: every state a published job passes through is one conditional write of its item
+//! (⌈item size / 1 KB⌉ WRU, creation included) and every transition after creation needs one
+//! consistent read of it first (1 RRU for an item ≤ 4 KB). Nothing else — no audit item, no
+//! transaction, no index, no budget or account read — is in the floor, so the ratio shows what
+//! the design adds on top of the bare lifecycle.
+
+use std::fmt::Write as _;
+
+use crate::prices::*;
+use crate::report::{Row, Verdict};
+use crate::stackrun::{FunctionTimes, RunResult};
+
+/// Goal from the issue: measured DynamoDB cost within 1.25× the floor.
+const MAX_RATIO: f64 = 1.25;
+
+/// Priced figures of one run, per published job.
+#[derive(Debug, Clone, Copy)]
+struct PerJob {
+    rru: f64,
+    wru: f64,
+    sqs: f64,
+    secrets: f64,
+    http: f64,
+    lambda_requests: f64,
+    gb_s: f64,
+}
+
+impl PerJob {
+    fn dynamo_usd(&self) -> f64 {
+        self.rru * DYNAMO_PER_RRU + self.wru * DYNAMO_PER_WRU
+    }
+
+    fn total_usd(&self, per_gb_s: f64) -> f64 {
+        self.dynamo_usd()
+            + self.sqs * SQS_FIFO_PER_REQUEST
+            + self.secrets * SECRETS_PER_CALL
+            + self.http * HTTP_API_PER_REQUEST
+            + self.lambda_requests * LAMBDA_PER_REQUEST
+            + self.gb_s * per_gb_s
+    }
+}
+
+fn sum_fn(r: &RunResult, f: impl Fn(&FunctionTimes) -> f64) -> f64 {
+    r.functions.values().map(f).sum()
+}
+
+pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
+    let published = r.states.get("publicly_available").copied().unwrap_or(0);
+    let n = published.max(1) as f64;
+    let m = &r.meter;
+    let sqs_busy = m.sqs_requests() - m.sqs_empty_receives();
+    let http_invocations: usize = ["ingest-api", "ssemble-webhook", "tiktok-webhook"]
+        .iter()
+        .filter_map(|f| r.functions.get(*f))
+        .map(FunctionTimes::invocations)
+        .sum();
+    let per = PerJob {
+        rru: m.dynamo_read_units() / n,
+        wru: m.dynamo_write_units() / n,
+        sqs: sqs_busy as f64 / n,
+        secrets: m.secrets_requests() as f64 / n,
+        http: http_invocations as f64 / n,
+        lambda_requests: sum_fn(r, |f| f.invocations() as f64) / n,
+        gb_s: sum_fn(r, FunctionTimes::billed_gb_s) / n,
+    };
+    let wcu_per_state = (r.job_item_bytes as f64 / 1024.0).ceil().max(1.0);
+    let floor_wru = r.path_states as f64 * wcu_per_state;
+    let floor_rru = r.path_states.saturating_sub(1) as f64;
+    let floor_usd = floor_rru * DYNAMO_PER_RRU + floor_wru * DYNAMO_PER_WRU;
+    let ratio = per.dynamo_usd() / floor_usd.max(1e-12);
+
+    let mut invocations = String::new();
+    for (name, f) in &r.functions {
+        let _ = write!(
+            invocations,
+            "{name} {:.2} × {:.1} ms @ {} MB; ",
+            f.invocations() as f64 / n,
+            f.total_ms() / f.invocations().max(1) as f64,
+            f.memory_mb
+        );
+    }
+    let mut by_op = String::new();
+    for (op, c) in &m.ops {
+        if !op.starts_with("dynamodb.") {
+            continue;
+        }
+        let gsi: f64 = c.index_units.values().sum();
+        let _ = write!(
+            by_op,
+            "{} {:.1} req {:.1} CU (GSI {:.1}){}; ",
+            op.trim_start_matches("dynamodb."),
+            c.requests as f64 / n,
+            c.capacity_units / n,
+            gsi / n,
+            if c.errors > 0 {
+                format!(", {:.1} failed", c.errors as f64 / n)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let mut sqs_ops = String::new();
+    for (op, c) in &m.ops {
+        if let Some(op) = op.strip_prefix("sqs.") {
+            let _ = write!(sqs_ops, "{op} {:.2}; ", c.requests as f64 / n);
+        }
+    }
+    let idle_q = r.idle_tick_meter.get("dynamodb.Query@due");
+    let idle_n = r.idle_ticks.invocations().max(1) as f64;
+    let idle_rru = idle_q.capacity_units / idle_n;
+    let idle_ms = r.idle_ticks.total_ms() / idle_n;
+    let ticks_per_month = 60.0 * 24.0 * 30.0;
+    let idle_month = ticks_per_month
+        * (idle_rru * DYNAMO_PER_RRU
+            + LAMBDA_PER_REQUEST
+            + idle_ms.ceil() / 1e3 * f64::from(r.idle_ticks.memory_mb) / 1024.0 * LAMBDA_ARM_PER_GB_S);
+
+    let states: Vec<String> = r.states.iter().map(|(s, c)| format!("{s} {c}")).collect();
+    let unreported = m.dynamo_unreported();
+    vec![
+        Row::info(
+            "3 cost: run",
+            format!(
+                "{} jobs → {}; {:.0} s{}",
+                r.jobs,
+                states.join(", "),
+                r.elapsed_s,
+                if r.timed_out { " (deadline passed)" } else { "" }
+            ),
+            params.to_owned(),
+        ),
+        Row::info(
+            "3 cost: DynamoDB / job",
+            format!(
+                "{:.1} requests, {:.1} RRU, {:.1} WRU (of which GSI {:.1}){}",
+                m.dynamo_requests() as f64 / n,
+                per.rru,
+                per.wru,
+                m.dynamo_index_write_units() / n,
+                if unreported > 0 {
+                    format!("; {unreported} requests carried no capacity figure")
+                } else {
+                    String::new()
+                }
+            ),
+            format!("by operation: {by_op}"),
+        ),
+        Row::info(
+            "3 cost: SQS / job",
+            format!(
+                "{:.1} requests (idle polls excluded: {} empty receives in the window)",
+                per.sqs,
+                m.sqs_empty_receives()
+            ),
+            format!("by action: {sqs_ops}"),
+        ),
+        Row::info(
+            "3 cost: Lambda / job",
+            format!(
+                "{:.2} invocations, {:.3} GB-s billed (durations measured here, rounded up to 1 ms)",
+                per.lambda_requests, per.gb_s
+            ),
+            invocations,
+        ),
+        Row::info(
+            "3 cost: other / job",
+            format!(
+                "{:.2} Secrets Manager calls, {:.2} HTTP API requests",
+                per.secrets, per.http
+            ),
+            "HTTP API = ingest + webhook invocations".to_owned(),
+        ),
+        Row::info(
+            "3 cost: $ / 1,000 published jobs",
+            format!(
+                "arm64 ${:.4}, x86_64 ${:.4} (DynamoDB ${:.4}, SQS ${:.4}, Lambda arm64 ${:.4}, Secrets ${:.4}, HTTP API ${:.4})",
+                1e3 * per.total_usd(LAMBDA_ARM_PER_GB_S),
+                1e3 * per.total_usd(LAMBDA_X86_PER_GB_S),
+                1e3 * per.dynamo_usd(),
+                1e3 * per.sqs * SQS_FIFO_PER_REQUEST,
+                1e3 * (per.lambda_requests * LAMBDA_PER_REQUEST + per.gb_s * LAMBDA_ARM_PER_GB_S),
+                1e3 * per.secrets * SECRETS_PER_CALL,
+                1e3 * per.http * HTTP_API_PER_REQUEST
+            ),
+            format!("list prices {PRICES_AS_OF}: DynamoDB on-demand $0.125/M RRU, $0.625/M WRU; SQS FIFO $0.50/M; Lambda $0.20/M + $0.0000133334 (arm64) / $0.0000166667 (x86) per GB-s; Secrets Manager $0.05/10k; HTTP API $1.00/M"),
+        ),
+        Row::new(
+            "3 cost: ratio to floor",
+            format!(
+                "{ratio:.2}× (DynamoDB ${:.4} vs floor ${:.4} per 1,000; floor {floor_rru:.0} RRU + {floor_wru:.0} WRU per job)",
+                1e3 * per.dynamo_usd(),
+                1e3 * floor_usd
+            ),
+            "≤ 1.25×",
+            Verdict::of(ratio <= MAX_RATIO),
+            format!(
+                "floor = {} states on a published job's path × ⌈{} B item / 1 KB⌉ WRU + one consistent read per transition; the excess is audit items, transactions (2×), GSI copies, budget/account/lease/idempotency items and status reads",
+                r.path_states, r.job_item_bytes
+            ),
+        ),
+        Row::info(
+            "3 cost: idle reconciler tick",
+            format!(
+                "{:.1} due-index queries, {idle_rru:.1} RRU, {idle_ms:.1} ms per tick → ${idle_month:.3} / month at 1 tick/min (arm64)",
+                idle_q.requests as f64 / idle_n
+            ),
+            format!("{} empty ticks in the window, not charged to jobs", r.idle_ticks.invocations()),
+        ),
+    ]
+}

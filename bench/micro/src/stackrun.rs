@@ -1,0 +1,394 @@
+//! The whole pipeline, timed and metered: `reelay_local::Stack` provisions the resources and
+//! starts the simulators, then its drivers are replaced by the same drivers around the same
+//! handlers, each invocation timed (Lambda bills duration; the stack's drivers keep no times) and
+//! every AWS call made through the metering proxy. The bench's own reads (seeding, progress)
+//! go straight to the endpoint and are not counted.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_http::Request;
+use reelay_aws::{DynamoAccountStore, DynamoJobStore};
+use reelay_domain::ports::JobStore;
+use reelay_domain::{JobId, JobState, TenantId};
+use reelay_local::client::{ApiClient, seed_tenant};
+use reelay_local::demo::{self, DemoJob, DemoPlan, Expect};
+use reelay_local::stack::random_suffix;
+use reelay_local::{
+    FunctionSpec, HttpFront, LocalRuntime, Routes, Schedule, SqsDriver, SqsSource, Stack,
+    StackOptions, Ticker,
+};
+use reelay_template::Template;
+use serde::{Deserialize, Serialize};
+
+use crate::meter::{Meter, MeterProxy};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub template: PathBuf,
+    pub accounts: usize,
+    pub jobs: usize,
+    /// Bytes of every rendered clip (the Ssemble simulator generates them on the fly).
+    pub clip_bytes: u64,
+    pub time_scale: f64,
+    pub deadline: Duration,
+}
+
+/// One function's invocations in the metered window.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FunctionTimes {
+    pub memory_mb: i32,
+    pub durations_ms: Vec<f64>,
+}
+
+impl FunctionTimes {
+    pub fn invocations(&self) -> usize {
+        self.durations_ms.len()
+    }
+
+    /// Lambda rounds each invocation up to the next millisecond.
+    pub fn billed_gb_s(&self) -> f64 {
+        let gb = f64::from(self.memory_mb) / 1024.0;
+        self.durations_ms.iter().map(|ms| ms.ceil() / 1e3 * gb).sum()
+    }
+
+    pub fn total_ms(&self) -> f64 {
+        self.durations_ms.iter().sum()
+    }
+}
+
+/// The figures of one run, also the child process's JSON answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunResult {
+    pub jobs: usize,
+    pub accounts: usize,
+    pub clip_bytes: u64,
+    /// Jobs per final state.
+    pub states: BTreeMap<String, usize>,
+    pub elapsed_s: f64,
+    pub timed_out: bool,
+    /// Everything the functions asked of AWS in the window (jobs submitted → all settled).
+    pub meter: Meter,
+    /// Invocations per function, reconciler ticks that found nothing due excluded.
+    pub functions: BTreeMap<String, FunctionTimes>,
+    /// Reconciler ticks that found nothing due: their count, time and AWS calls.
+    pub idle_ticks: FunctionTimes,
+    pub idle_tick_meter: Meter,
+    /// Distinct states a published job passed through (from its audit trail), and the stored
+    /// size of its job item in bytes (the floor's inputs).
+    pub path_states: usize,
+    pub job_item_bytes: usize,
+    /// Peak RSS of this process (stack, simulators and all six handlers).
+    pub vm_hwm_kib: u64,
+}
+
+#[derive(Debug, Default)]
+struct Recorder {
+    times: Mutex<BTreeMap<String, FunctionTimes>>,
+    idle: Mutex<(FunctionTimes, Meter)>,
+}
+
+impl Recorder {
+    fn record(&self, name: &str, memory_mb: i32, took: Duration) {
+        if let Ok(mut t) = self.times.lock() {
+            let e = t.entry(name.to_owned()).or_default();
+            e.memory_mb = memory_mb;
+            e.durations_ms.push(took.as_secs_f64() * 1e3);
+        }
+    }
+}
+
+fn memory(template: &Template, id: &str) -> anyhow::Result<i32> {
+    Ok(FunctionSpec::from_template(template, id)?.memory_mb)
+}
+
+/// Approximate DynamoDB item size: attribute names plus values (strings and numbers as text).
+fn item_size(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    item.iter()
+        .map(|(k, v)| {
+            k.len()
+                + match v {
+                    V::S(s) | V::N(s) => s.len(),
+                    V::Bool(_) => 1,
+                    other => format!("{other:?}").len(),
+                }
+        })
+        .sum()
+}
+
+pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .context("AWS_ENDPOINT_URL is not set: start the local endpoint (see README)")?;
+    let template = Template::from_path(&w.template)?;
+    let mut options = StackOptions::local(&w.template, w.time_scale);
+    options.suffix = Some(random_suffix("bm"));
+    options.ssemble_sim.clip_bytes = w.clip_bytes;
+    let mut stack = Stack::start(options).await.context("starting the stack")?;
+    let ssemble = stack.ssemble.take();
+    let tiktok = stack.tiktok.take();
+    let api_base_url = stack.api_base_url.clone();
+    let mut wiring = stack.wiring.clone();
+    let direct_dynamo = wiring.dynamo.clone();
+    let table = wiring.resources.table.clone();
+    stack.shutdown().await.context("stopping the stack's own drivers")?;
+
+    let proxy = Arc::new(MeterProxy::start(&endpoint).await?);
+    let metered = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&proxy.url)
+        .load()
+        .await;
+    wiring.dynamo = aws_sdk_dynamodb::Client::new(&metered);
+    wiring.sqs = aws_sdk_sqs::Client::new(&metered);
+    wiring.secrets = aws_sdk_secretsmanager::Client::new(&metered);
+
+    let rec = Arc::new(Recorder::default());
+    let mut runtime = LocalRuntime::new();
+    let addr: SocketAddr = api_base_url
+        .trim_start_matches("http://")
+        .parse()
+        .context("the stack's API address")?;
+    // The simulators and the OAuth redirect name this address: listen on it again.
+    let listener = {
+        let mut tries = 0;
+        loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    tracing::debug!(error.message = %e, "rebinding the API address");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e).context("rebinding the API address"),
+            }
+        }
+    };
+    let ingest = Arc::new(wiring.ingest()?);
+    let ssemble_hook = Arc::new(wiring.ssemble_webhook()?);
+    let tiktok_hook = Arc::new(wiring.tiktok_webhook());
+    let (m_ing, m_sw, m_tw) = (
+        memory(&template, "IngestApiFunction")?,
+        memory(&template, "SsembleWebhookFunction")?,
+        memory(&template, "TikTokWebhookFunction")?,
+    );
+    let (r1, r2, r3) = (rec.clone(), rec.clone(), rec.clone());
+    let routes = Routes::new()
+        .function_from_template(&template, "IngestApiFunction", move |req: Request| {
+            let (deps, rec) = (ingest.clone(), r1.clone());
+            async move {
+                let t = Instant::now();
+                let r = ingest_api::function_handler(&*deps, req).await;
+                rec.record("ingest-api", m_ing, t.elapsed());
+                r
+            }
+        })?
+        .function_from_template(&template, "SsembleWebhookFunction", move |req: Request| {
+            let (deps, rec) = (ssemble_hook.clone(), r2.clone());
+            async move {
+                let t = Instant::now();
+                let r = ssemble_webhook::function_handler(&*deps, req).await;
+                rec.record("ssemble-webhook", m_sw, t.elapsed());
+                r
+            }
+        })?
+        .function_from_template(&template, "TikTokWebhookFunction", move |req: Request| {
+            let (deps, rec) = (tiktok_hook.clone(), r3.clone());
+            async move {
+                let t = Instant::now();
+                let r = tiktok_webhook::function_handler(&*deps, req).await;
+                rec.record("tiktok-webhook", m_tw, t.elapsed());
+                r
+            }
+        })?;
+    runtime.add_http("api", HttpFront::serve(listener, routes, runtime.child_token())?);
+
+    let wait = Duration::from_millis(500);
+    let submitter = Arc::new(wiring.render_submitter()?);
+    let m_rs = memory(&template, "RenderSubmitterFunction")?;
+    let r4 = rec.clone();
+    let source = SqsSource::from_template(
+        &template,
+        "RenderSubmitterFunction",
+        wiring.resources.render_queue_url.clone(),
+    )?
+    .with_wait_time(wait);
+    let driver = SqsDriver::spawn_with(wiring.sqs.clone(), source, runtime.child_token(), move |event: SqsEvent| {
+        let (deps, rec) = (submitter.clone(), r4.clone());
+        async move {
+            let t = Instant::now();
+            let r = render_submitter::function_handler(&*deps, event).await;
+            rec.record("render-submitter", m_rs, t.elapsed());
+            r
+        }
+    })
+    .await?;
+    runtime.add_sqs("render-submitter", driver);
+
+    let publisher = Arc::new(wiring.publisher()?);
+    let m_pub = memory(&template, "PublisherFunction")?;
+    let r5 = rec.clone();
+    let source = SqsSource::from_template(
+        &template,
+        "PublisherFunction",
+        wiring.resources.publish_queue_url.clone(),
+    )?
+    .with_wait_time(wait);
+    let driver = SqsDriver::spawn_with(wiring.sqs.clone(), source, runtime.child_token(), move |event: SqsEvent| {
+        let (deps, rec) = (publisher.clone(), r5.clone());
+        async move {
+            let t = Instant::now();
+            let r = publisher::function_handler(&*deps, event).await;
+            rec.record("publisher", m_pub, t.elapsed());
+            r
+        }
+    })
+    .await?;
+    runtime.add_sqs("publisher", driver);
+
+    let reconciler = Arc::new(wiring.reconciler()?);
+    let m_rec = memory(&template, "ReconcilerFunction")?;
+    let mut schedule = Schedule::from_template(&template, "ReconcilerFunction")?;
+    schedule.period = schedule
+        .period
+        .div_f64(w.time_scale.max(1.0))
+        .max(Duration::from_secs(1));
+    let timeout = schedule.function.timeout;
+    let (r6, p6) = (rec.clone(), proxy.clone());
+    runtime.add_ticker(
+        "reconciler",
+        Ticker::spawn_with(schedule, runtime.child_token(), move |_e: CloudWatchEvent| {
+            let (deps, rec, proxy) = (reconciler.clone(), r6.clone(), p6.clone());
+            async move {
+                let before = proxy.snapshot();
+                let t = Instant::now();
+                let report = reconciler::function_handler(&*deps, Instant::now() + timeout).await;
+                let took = t.elapsed();
+                if report.due == 0 {
+                    // The due-index queries of an empty tick: a per-minute cost, not a per-job one.
+                    let d = proxy.snapshot().since(&before);
+                    if let Ok(mut idle) = rec.idle.lock() {
+                        idle.0.memory_mb = m_rec;
+                        idle.0.durations_ms.push(took.as_secs_f64() * 1e3);
+                        for key in ["dynamodb.Query", "dynamodb.Query@due"] {
+                            let add = d.get(key);
+                            let e = idle.1.ops.entry(key.to_owned()).or_default();
+                            e.requests += add.requests;
+                            e.capacity_units += add.capacity_units;
+                            e.reported += add.reported;
+                        }
+                    }
+                } else {
+                    rec.record("reconciler", m_rec, took);
+                }
+            }
+        }),
+    );
+
+    // Tenant and accounts (OAuth through the API) before the window opens.
+    let jobs_store = DynamoJobStore::new(direct_dynamo.clone(), &table);
+    let accounts_store = DynamoAccountStore::new(direct_dynamo.clone(), &table);
+    let tenant = TenantId::parse("tenant_bench").map_err(|e| anyhow::anyhow!(e.reason))?;
+    let key = seed_tenant(&accounts_store, tenant.as_str()).await?;
+    let client = ApiClient::new(&api_base_url, key)?;
+    let plan = DemoPlan {
+        accounts: (0..w.accounts)
+            .map(|i| (format!("acct_bench_{i:02}"), "direct"))
+            .collect(),
+        jobs: (0..w.jobs)
+            .map(|i| DemoJob {
+                account: i % w.accounts,
+                draft: false,
+                delay: None,
+                expect: Expect::Publish,
+            })
+            .collect(),
+        seed_to: None,
+    };
+    demo::connect_accounts(&client, &plan).await?;
+    // Let the connect flow's invocations finish, then open the window.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if let Ok(mut t) = rec.times.lock() {
+        t.clear();
+    }
+    if let Ok(mut idle) = rec.idle.lock() {
+        *idle = Default::default();
+    }
+    let before = proxy.snapshot();
+    let started = Instant::now();
+    let tracked = demo::submit_jobs(&client, &plan, &demo::run_tag()).await?;
+    // A direct post's life ends at `publicly_available` (or another terminal state).
+    let (observed, timed_out) = loop {
+        let observed = reelay_local::progress::observe(&jobs_store, &tracked).await?;
+        let done = observed
+            .iter()
+            .all(|o| o.state().is_some_and(|s| s.is_terminal()) || o.parked());
+        let late = started.elapsed() >= w.deadline;
+        if done || late {
+            break (observed, late && !done);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let elapsed = started.elapsed();
+    // In-flight invocations (a last webhook) finish before the window closes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let meter = proxy.snapshot().since(&before);
+    let functions = rec.times.lock().map(|t| t.clone()).unwrap_or_default();
+    let (idle_ticks, idle_tick_meter) = rec
+        .idle
+        .lock()
+        .map(|i| i.clone())
+        .unwrap_or_default();
+    runtime.shutdown().await?;
+
+    let mut states = BTreeMap::new();
+    for o in &observed {
+        let s = o.state().map_or("missing".to_owned(), |s| s.as_str().to_owned());
+        *states.entry(s).or_insert(0) += 1;
+    }
+    // The floor's inputs, from a job that made it.
+    let mut path_states = 0;
+    let mut job_item_bytes = 0;
+    if let Some(done) = observed
+        .iter()
+        .find(|o| o.state() == Some(JobState::PubliclyAvailable))
+    {
+        let id = JobId::parse(&done.tracked.job_id).map_err(|e| anyhow::anyhow!(e.reason))?;
+        let trail = jobs_store.audit_trail(&id).await?;
+        let distinct: std::collections::BTreeSet<&str> = trail.iter().map(|e| e.to.as_str()).collect();
+        path_states = distinct.len();
+        let item = direct_dynamo
+            .get_item()
+            .table_name(&table)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("JOB#{id}")))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("JOB".into()))
+            .send()
+            .await?
+            .item
+            .unwrap_or_default();
+        job_item_bytes = item_size(&item);
+    }
+    drop(ssemble);
+    drop(tiktok);
+    Ok(RunResult {
+        jobs: w.jobs,
+        accounts: w.accounts,
+        clip_bytes: w.clip_bytes,
+        states,
+        elapsed_s: elapsed.as_secs_f64(),
+        timed_out,
+        meter,
+        functions,
+        idle_ticks,
+        idle_tick_meter,
+        path_states,
+        job_item_bytes,
+        vm_hwm_kib: crate::procfs::own_vm_hwm_kib().unwrap_or(0),
+    })
+}
