@@ -1,4 +1,4 @@
-.PHONY: run test bench sam-build
+.PHONY: run test bench campaign fuzz schemathesis sam-build
 
 # Reelay's main job locally: local AWS endpoint + simulators + the pipeline.
 run:
@@ -7,6 +7,22 @@ run:
 # Every check and test, installing what they need first.
 test:
 	infra/scripts/test.sh
+
+# Benchmarks: figures only, never pass/fail (infra/scripts/bench.sh micro|load|all).
+bench:
+	infra/scripts/bench.sh $(ARGS)
+
+# The full fault-injection campaign (the CI-sized one runs inside `make test`).
+campaign:
+	infra/scripts/campaign.sh $(ARGS)
+
+# Every cargo-fuzz target for a bounded time (ARGS: seconds per target).
+fuzz:
+	infra/scripts/fuzz.sh $(ARGS)
+
+# Schemathesis against functions/ingest-api/openapi.yaml on the local stack.
+schemathesis:
+	infra/scripts/schemathesis.sh $(ARGS)
 
 sam-build:
 	eval "$$(infra/scripts/tools.sh env)" && sam build --config-env local
