@@ -147,7 +147,7 @@ where
         warn!(kind = ?message.kind, "publish message on the render queue");
         return Err(RecordFailure::new("wrong_queue"));
     }
-    match submit_job(deps, &message.job_id).await {
+    match submit_job_for(deps, &message.job_id, Some(message.job_version)).await {
         Ok(outcome) => {
             info!(outcome = ?outcome, "render message handled");
             Ok(())
@@ -181,10 +181,45 @@ async fn take_budget<A: AccountStore>(
     Ok(None)
 }
 
+/// The message was sent by the job's current version, and that version is a `submit_due`.
+async fn sent_by_submit_due<J: JobStore>(
+    jobs: &J,
+    job: &Job,
+    message_version: Option<u64>,
+) -> Result<bool, StoreError> {
+    if message_version != Some(job.version) {
+        return Ok(false);
+    }
+    let trail = jobs.audit_trail(&job.id).await?;
+    Ok(trail
+        .iter()
+        .find(|e| e.version == job.version)
+        .is_some_and(|e| e.event == Event::SubmitDue.name()))
+}
+
 /// Runs one job's submission (the steps in the module docs).
 pub async fn submit_job<J, A, Q, C, R>(
     deps: &Deps<J, A, Q, C, R>,
     job_id: &JobId,
+) -> Result<Outcome, SubmitError>
+where
+    J: JobStore,
+    A: AccountStore,
+    Q: WorkQueue,
+    C: Clock,
+    R: RenderApi,
+{
+    submit_job_for(deps, job_id, None).await
+}
+
+/// As [`submit_job`], for a message produced at `message_version` of the job. The message the
+/// reconciler's `submit_due` sent (the job's current version, and its last event) is the one the
+/// job is waiting for; without this, `submit_due` moved the job within `received`, so its own
+/// message looked like a duplicate and was acknowledged unhandled, at every check, forever.
+pub async fn submit_job_for<J, A, Q, C, R>(
+    deps: &Deps<J, A, Q, C, R>,
+    job_id: &JobId,
+    message_version: Option<u64>,
 ) -> Result<Outcome, SubmitError>
 where
     J: JobStore,
@@ -209,7 +244,10 @@ where
     // Once the job has moved within `received` (an attempt started, a hold), nothing happens
     // before its next check: a duplicate message must not start a second create while the
     // first may still be landing at Ssemble.
-    if job.updated_at > job.state_since && job.next_check.is_some_and(|c| c.at > now) {
+    if job.updated_at > job.state_since
+        && job.next_check.is_some_and(|c| c.at > now)
+        && !sent_by_submit_due(&deps.jobs, &job, message_version).await?
+    {
         info!(
             render_attempts = job.render_attempts,
             "an attempt or a hold is pending; not due yet"
