@@ -71,6 +71,19 @@ where
     if !deps.oauth_configured {
         return Err(ApiError::OAuthNotConfigured);
     }
+    // The document says `additionalProperties: false` and a string `mode`: a typo'd field or a
+    // mode of the wrong type must be refused, not silently read as the default (direct).
+    let Some(fields) = body.as_object() else {
+        return Err(ApiError::Invalid(vec![field("", "must be an object")]));
+    };
+    let unknown: Vec<FieldError> = fields
+        .keys()
+        .filter(|k| !["tiktokAccountId", "mode"].contains(&k.as_str()))
+        .map(|k| field(k, "is not a known field"))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::Invalid(unknown));
+    }
     let account_id = match body
         .get("tiktokAccountId")
         .and_then(Value::as_str)
@@ -85,9 +98,10 @@ where
             )]));
         }
     };
-    let mode = match body.get("mode").and_then(Value::as_str) {
-        None | Some("direct") => PostMode::Direct,
-        Some("draft") => PostMode::Draft,
+    let mode = match body.get("mode") {
+        None => PostMode::Direct,
+        Some(Value::String(m)) if m == "direct" => PostMode::Direct,
+        Some(Value::String(m)) if m == "draft" => PostMode::Draft,
         Some(_) => {
             return Err(ApiError::Invalid(vec![field(
                 "mode",

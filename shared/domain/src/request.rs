@@ -335,8 +335,10 @@ fn render(m: &Map<String, Value>, media: MediaSource, errors: &mut Errors) -> Op
     }))
 }
 
+/// `post.clip`; the document says `additionalProperties: false`, so a typo'd field is refused
+/// instead of silently choosing the top clip.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ClipSpec {
     short_id: Option<String>,
 }
@@ -492,6 +494,19 @@ mod tests {
             "post": {"mode": "direct", "privacyLevel": "SELF_ONLY", "title": "a #cat video"},
             "scheduleAt": "2026-03-10T18:00:00Z"
         })
+    }
+
+    #[test]
+    fn a_clip_choice_with_an_unknown_field_is_refused_not_read_as_the_top_clip() {
+        let mut body = direct();
+        body["post"]["clip"] = json!({"shortId": "s1", "shortID": "s2"});
+        assert_eq!(
+            fields(parse_create_job(&body, Some("k-1"))),
+            vec!["post.clip"]
+        );
+        body["post"]["clip"] = json!({"shortId": "s1"});
+        let job = parse_create_job(&body, Some("k-1")).unwrap();
+        assert_eq!(job.post.clip, ClipChoice::ShortId("s1".into()));
     }
 
     #[test]

@@ -1,0 +1,302 @@
+//! Tenant isolation matrix: every operation in openapi.yaml (so a new route is covered without
+//! editing this test) × tenant A's job ids, account ids and list cursor, called with tenant B's
+//! key. Each answer must refuse in the envelope (404/422, or the documented existence answer for
+//! a client-chosen job id) or, where the route answers from B's own namespace (list, connect),
+//! contain only B's data; no answer may carry A's data, and A's items never change.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::{Map, Value, json};
+
+const SECRET_TITLE: &str = "tenant-a-private-caption";
+
+struct Foreign {
+    jobs: Vec<String>,
+    accounts: Vec<String>,
+    cursor: String,
+}
+
+/// A request body for `schema` that names foreign ids wherever the schema has an id field.
+/// A required field this test does not know fails loudly, so a new body shape gets a value here.
+fn body_for(doc: &Value, schema: &Value, account: &str, job: Option<&str>) -> Value {
+    let schema = match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap().clone(),
+        None => schema.clone(),
+    };
+    let props = schema["properties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Map::new();
+    for (name, _) in props {
+        let value = match name.as_str() {
+            "tiktokAccountId" => json!(account),
+            "jobId" => match job {
+                Some(j) => json!(j),
+                None => continue,
+            },
+            "requestId" => json!("665a1b2c3d4e5f6a7b8c9d0e"),
+            "source" => json!({"url": "https://example.com/v.mp4", "start": 0, "end": 60}),
+            "post" => {
+                json!({"mode": "direct", "privacyLevel": "SELF_ONLY", "title": "b's caption"})
+            }
+            "mode" => json!("direct"),
+            "scheduleAt" | "idempotencyKey" => continue,
+            other => {
+                let required = schema["required"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|x| x == other));
+                assert!(
+                    !required,
+                    "the isolation matrix has no value for required field {other}"
+                );
+                continue;
+            }
+        };
+        out.insert(name, value);
+    }
+    Value::Object(out)
+}
+
+/// Every concrete request of the matrix for one operation.
+fn requests(
+    doc: &Value,
+    path: &str,
+    op: &Value,
+    f: &Foreign,
+    own_account: &str,
+) -> Vec<(String, Option<Value>)> {
+    let mut paths: Vec<String> = vec![path.to_owned()];
+    if path.contains("{jobId}") {
+        paths = f.jobs.iter().map(|j| path.replace("{jobId}", j)).collect();
+    }
+    if path.contains("{accountId}") {
+        paths = f
+            .accounts
+            .iter()
+            .map(|a| path.replace("{accountId}", a))
+            .collect();
+    }
+    // Query parameters that take a foreign value.
+    let params: Vec<String> = op["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["in"] == "query")
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    let mut queries = vec![String::new()];
+    for name in &params {
+        match name.as_str() {
+            "tiktokAccountId" => {
+                queries.extend(f.accounts.iter().map(|a| format!("?tiktokAccountId={a}")))
+            }
+            "cursor" => queries.push(format!("?cursor={}", f.cursor)),
+            "state" => queries.push(format!("?state=received&tiktokAccountId={}", f.accounts[0])),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for p in &paths {
+        for q in &queries {
+            let target = format!("{p}{q}");
+            match op.pointer("/requestBody/content/application~1json/schema") {
+                None => out.push((target, None)),
+                Some(schema) => {
+                    for a in &f.accounts {
+                        out.push((target.clone(), Some(body_for(doc, schema, a, None))));
+                    }
+                    // Our own account with a foreign job id: the id must not be taken over.
+                    for j in &f.jobs {
+                        let b = body_for(doc, schema, own_account, Some(j));
+                        if b.get("jobId").is_some() {
+                            out.push((target.clone(), Some(b)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn a_items(s: &Snapshot) -> Vec<String> {
+    s.items
+        .iter()
+        .filter(|i| i.contains("tenant_a"))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
+    let s = stack().await;
+    // Tenant A: two accounts, three jobs with a private caption, a cursor.
+    s.connect(KEY_A, "acct_only_a").await;
+    s.connect(KEY_A, "acct_also_a").await;
+    let mut jobs = Vec::new();
+    for (i, account) in ["acct_only_a", "acct_only_a", "acct_also_a"]
+        .iter()
+        .enumerate()
+    {
+        let mut body = job_body(account);
+        body["post"]["title"] = json!(SECRET_TITLE);
+        let (status, job) = s
+            .json(
+                "POST",
+                "/v1/jobs",
+                Some(KEY_A),
+                Some(body),
+                Some(&format!("a-{i}")),
+            )
+            .await;
+        assert_eq!(status, 202, "{job}");
+        jobs.push(job["jobId"].as_str().unwrap().to_owned());
+    }
+    let (status, page) = s
+        .json("GET", "/v1/jobs?limit=1", Some(KEY_A), None, None)
+        .await;
+    assert_eq!(status, 200);
+    let cursor = page["nextCursor"].as_str().unwrap().to_owned();
+    // Tenant B: its own account and job.
+    s.connect(KEY_B, "acct_only_b").await;
+    let (status, own) = s
+        .json(
+            "POST",
+            "/v1/jobs",
+            Some(KEY_B),
+            Some(job_body("acct_only_b")),
+            Some("b-0"),
+        )
+        .await;
+    assert_eq!(status, 202, "{own}");
+    let own_job = own["jobId"].as_str().unwrap().to_owned();
+
+    let foreign = Foreign {
+        jobs: jobs.clone(),
+        accounts: vec!["acct_only_a".into(), "acct_also_a".into()],
+        cursor: cursor.clone(),
+    };
+    let doc = document();
+    let mut routes = 0;
+    let mut matrix = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            // The OAuth callback has no tenant: its single-use state is the credential
+            // (a forged one is refused in bad_input.rs).
+            if op["security"].as_array().is_some_and(Vec::is_empty) {
+                continue;
+            }
+            routes += 1;
+            let id = op["operationId"].as_str().unwrap().to_owned();
+            for (target, body) in requests(&doc, path, op, &foreign, "acct_only_b") {
+                matrix.push((id.clone(), method.to_uppercase(), target, body));
+            }
+        }
+    }
+    // Connecting creates a pending account in B's own namespace under the name B chose; run
+    // those last so the other routes see only what B really owns.
+    matrix.sort_by_key(|(id, ..)| id == "connectAccount");
+    let mut cases = 0;
+    let mut leaks = Vec::new();
+    {
+        {
+            for (id, method, target, body) in matrix {
+                let id = id.as_str();
+                cases += 1;
+                let before = s.snapshot().await;
+                let (status, text) = s
+                    .call(
+                        &method,
+                        &target,
+                        Some(KEY_B),
+                        body.clone(),
+                        Some(&format!("iso-{cases}")),
+                    )
+                    .await;
+                let after = s.snapshot().await;
+                let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                let sent = format!("{target} {}", body.clone().unwrap_or(Value::Null));
+                // A's data B did not send itself.
+                let mut markers: Vec<&str> = vec![SECRET_TITLE, &cursor];
+                markers.extend(jobs.iter().map(String::as_str));
+                markers.extend(["acct_only_a", "acct_also_a"]);
+                for m in markers.into_iter().filter(|m| !sent.contains(*m)) {
+                    if text.contains(m) {
+                        leaks.push(format!(
+                            "{method} {target}: answer carries {m}: {text:.200}"
+                        ));
+                    }
+                }
+                assert_eq!(
+                    a_items(&before),
+                    a_items(&after),
+                    "{id} {target} changed tenant A's items"
+                );
+                match (id, status) {
+                    ("listJobs", 200) => {
+                        let listed: Vec<&str> = answer["jobs"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|j| j["jobId"].as_str().unwrap())
+                            .collect();
+                        assert!(listed.iter().all(|j| *j == own_job), "{target}: {listed:?}");
+                        assert_eq!(before, after, "{id} {target} changed state");
+                    }
+                    // Connecting happens in B's own namespace: B gets its own authorize link.
+                    ("connectAccount", 200) => {}
+                    (_, 404) => {
+                        assert!(
+                            matches!(code(&answer), "job_not_found" | "account_not_found"),
+                            "{id} {target}: {text}"
+                        );
+                        assert_eq!(before, after, "{id} {target} changed state");
+                    }
+                    (_, 422) => {
+                        assert_eq!(code(&answer), "unknown_account", "{id} {target}: {text}");
+                        assert_eq!(before, after, "{id} {target} changed state");
+                    }
+                    // A client-chosen jobId that exists answers job_exists: ids are global
+                    // (80 random bits), so this confirms an id B already holds and nothing else.
+                    (_, 409) if body.as_ref().is_some_and(|b| b.get("jobId").is_some()) => {
+                        assert_eq!(code(&answer), "job_exists", "{id} {target}: {text}");
+                        assert_eq!(before, after, "{id} {target} changed state");
+                    }
+                    _ => panic!("{id} {method} {target} answered {status}: {text}"),
+                }
+            }
+        }
+    }
+    println!(
+        "isolation matrix: {routes} routes × foreign ids = {cases} cases, {} leaks",
+        leaks.len()
+    );
+    assert!(leaks.is_empty(), "{leaks:#?}");
+    assert_eq!(
+        routes,
+        doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|i| i.as_object().unwrap().len())
+            .sum::<usize>()
+            - 1
+    );
+    assert!(cases >= 20, "only {cases} cases");
+
+    // A still sees exactly its own jobs, unchanged.
+    for j in &jobs {
+        let (status, job) = s
+            .json("GET", &format!("/v1/jobs/{j}"), Some(KEY_A), None, None)
+            .await;
+        assert_eq!((status, job["state"].as_str()), (200, Some("received")));
+        assert_eq!(
+            job["audit"].as_array().unwrap().len(),
+            1,
+            "B's attempts left no audit event"
+        );
+    }
+}
