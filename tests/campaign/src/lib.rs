@@ -1,1 +1,786 @@
-//! Fault-injection campaign against the local stack, judged by the simulators' ground truth and the table.
+//! The fault-injection campaign: thousands of jobs across many TikTok accounts through the whole
+//! local stack while the simulators inject upstream faults, the kill switch crashes functions at
+//! step boundaries (deliberately right after TikTok accepted an init and before Reelay stored
+//! it), and the campaign's own local AWS endpoint is restarted once. The verdict comes from the
+//! simulators' inspection APIs and a scan of the table, never from Reelay's own claims; a canary
+//! planted in every secret must appear in no log line.
+//!
+//! [`run`] is the campaign; `src/bin/reelay-campaign.rs` the big run, `tests/ci_campaign.rs`
+//! the CI-sized one.
+
+pub mod emulator;
+pub mod faults;
+pub mod judge;
+pub mod logs;
+pub mod probe;
+mod report;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reelay_domain::ports::AccountStore;
+use reelay_domain::{AccountId, TenantId};
+use reelay_local::client::{ApiClient, seed_tenant};
+use reelay_local::kill::{INIT_ACCEPTED, KillSwitch};
+use reelay_local::stack::random_suffix;
+use reelay_local::{Stack, StackOptions};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use thiserror::Error;
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+pub use faults::{Fault, FaultMix};
+pub use report::{Report, RestartReport};
+
+use crate::emulator::PrivateEndpoint;
+use crate::judge::Standing;
+use crate::logs::LogScan;
+
+#[derive(Debug, Error)]
+pub enum CampaignError {
+    #[error("local AWS endpoint: {0}")]
+    Endpoint(String),
+    #[error("stack: {0}")]
+    Stack(#[from] reelay_local::StackError),
+    #[error("client: {0}")]
+    Client(#[from] reelay_local::client::ClientError),
+    #[error("store: {0}")]
+    Store(#[from] reelay_domain::ports::StoreError),
+    #[error("logs: {0}")]
+    Logs(String),
+    #[error("persistence probe: {0}")]
+    Probe(String),
+    #[error("setup: {0}")]
+    Setup(String),
+}
+
+/// Everything a campaign run is made of.
+#[derive(Debug, Clone)]
+pub struct CampaignConfig {
+    pub jobs: usize,
+    pub accounts: usize,
+    pub seed: u64,
+    pub faults: FaultMix,
+    /// Simulated seconds per real second (simulators and Reelay's limits alike).
+    pub time_scale: f64,
+    /// The whole run (after setup) must settle within this.
+    pub deadline: Duration,
+    /// Faults and kills last at least this long (and until every job was submitted).
+    pub chaos: Duration,
+    /// One fault is injected every this often during the chaos phase.
+    pub fault_every: Duration,
+    /// Chance of a kill after any port call inside an invocation.
+    pub kill_probability: f64,
+    /// Chance of a kill right after TikTok accepted an init (before Reelay stored it).
+    pub init_kill_probability: f64,
+    /// Restart the campaign's local AWS endpoint this long into the chaos phase (`None`: never).
+    pub restart_after: Option<Duration>,
+    /// Submissions in flight at once.
+    pub submit_concurrency: usize,
+    /// Every `draft_every`-th account is connected for drafts (at most 4 jobs each: 5 pending
+    /// shares a day is TikTok's cap).
+    pub draft_every: usize,
+    /// Share of jobs whose source fails to render.
+    pub bad_source_share: f64,
+    /// Share of jobs scheduled a little ahead.
+    pub scheduled_share: f64,
+    /// Planted in the Ssemble key, the TikTok client secret and every OAuth token: 16
+    /// alphanumerics.
+    pub canary: String,
+    /// Run directory: the private MiniStack's files and state.
+    pub run_dir: PathBuf,
+    /// A progress line on stderr every few seconds.
+    pub progress: bool,
+}
+
+fn alnum(rng: &mut impl Rng, n: usize) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..n)
+        .map(|_| A[rng.random_range(0..A.len())] as char)
+        .collect()
+}
+
+impl CampaignConfig {
+    /// The CI-sized run: a few hundred jobs over 50 accounts in a few minutes.
+    pub fn ci(run_dir: PathBuf) -> Self {
+        Self {
+            jobs: 300,
+            accounts: 50,
+            seed: 6,
+            faults: FaultMix::default(),
+            time_scale: 120.0,
+            deadline: Duration::from_secs(240),
+            chaos: Duration::from_secs(60),
+            fault_every: Duration::from_millis(400),
+            kill_probability: 0.01,
+            init_kill_probability: 0.15,
+            restart_after: Some(Duration::from_secs(25)),
+            submit_concurrency: 12,
+            draft_every: 10,
+            bad_source_share: 0.04,
+            scheduled_share: 0.1,
+            canary: Self::new_canary(),
+            run_dir,
+            progress: true,
+        }
+    }
+
+    /// The big run: 2,000 jobs; enough accounts that no direct account exceeds its daily cap.
+    pub fn big(run_dir: PathBuf) -> Self {
+        Self {
+            jobs: 2000,
+            accounts: 160,
+            time_scale: 240.0,
+            deadline: Duration::from_secs(900),
+            chaos: Duration::from_secs(240),
+            restart_after: Some(Duration::from_secs(90)),
+            submit_concurrency: 16,
+            ..Self::ci(run_dir)
+        }
+    }
+
+    /// `CANARY` and 10 random alphanumerics: fits inside a Ssemble key.
+    pub fn new_canary() -> String {
+        format!("CANARY{}", alnum(&mut rand::rng(), 10))
+    }
+}
+
+/// One job the campaign asked for.
+#[derive(Debug, Clone)]
+struct Planned {
+    n: usize,
+    account: usize,
+    draft: bool,
+    bad_source: bool,
+    delay: Option<Duration>,
+}
+
+fn plan(config: &CampaignConfig, rng: &mut StdRng) -> Vec<Planned> {
+    let is_draft =
+        |a: usize| config.draft_every > 0 && a % config.draft_every == config.draft_every - 1;
+    let mut per_account = vec![0usize; config.accounts.max(1)];
+    let mut jobs = Vec::with_capacity(config.jobs);
+    let mut next = 0usize;
+    for n in 0..config.jobs {
+        // Round robin; a drafts account takes at most 4.
+        let mut account = next % per_account.len();
+        for _ in 0..per_account.len() {
+            if !(is_draft(account) && per_account[account] >= 4) {
+                break;
+            }
+            next += 1;
+            account = next % per_account.len();
+        }
+        next += 1;
+        per_account[account] += 1;
+        let delay = rng
+            .random_bool(config.scheduled_share.clamp(0.0, 1.0))
+            .then(|| Duration::from_secs(rng.random_range(5..30)));
+        jobs.push(Planned {
+            n,
+            account,
+            draft: is_draft(account),
+            bad_source: rng.random_bool(config.bad_source_share.clamp(0.0, 1.0)),
+            delay,
+        });
+    }
+    jobs
+}
+
+fn account_id(i: usize) -> String {
+    format!("acct_camp_{i:03}")
+}
+
+fn title(tag: &str, n: usize) -> String {
+    format!("campaign {tag} #{n:05}")
+}
+
+fn body(tag: &str, job: &Planned) -> Value {
+    let path = if job.bad_source {
+        "renderfail"
+    } else {
+        "watch"
+    };
+    let post = if job.draft {
+        json!({ "mode": "draft" })
+    } else {
+        json!({ "mode": "direct", "privacyLevel": "PUBLIC_TO_EVERYONE", "title": title(tag, job.n) })
+    };
+    let mut body = json!({
+        "tiktokAccountId": account_id(job.account),
+        "source": {
+            "url": format!("https://www.youtube.com/{path}?v=campaign-{tag}-{}", job.n),
+            "start": 0,
+            "end": 60,
+        },
+        "post": post,
+    });
+    if let (Some(d), Some(obj)) = (job.delay, body.as_object_mut()) {
+        let at = chrono::Utc::now() + chrono::Duration::milliseconds(d.as_millis() as i64);
+        obj.insert(
+            "scheduleAt".into(),
+            json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        );
+    }
+    body
+}
+
+/// Submits one job until it is accepted: a 502 (a killed ingest), a 5xx or an idempotency key
+/// still in progress is retried with the same key, as a careful client does.
+async fn submit(
+    client: &ApiClient,
+    tag: &str,
+    job: &Planned,
+    give_up: Duration,
+) -> Result<String, String> {
+    let key = format!("campaign-{tag}-{}", job.n);
+    let body = body(tag, job);
+    let until = Instant::now() + give_up;
+    let mut last = String::new();
+    while Instant::now() < until {
+        match client.post("/v1/jobs", &body, Some(&key)).await {
+            Ok(a) if a.status == 202 || a.status == 200 => {
+                if let Some(id) = a.str("/jobId") {
+                    return Ok(id.to_owned());
+                }
+                last = format!("{} without a jobId", a.status);
+            }
+            Ok(a) if a.status >= 500 || a.status == 409 || a.status == 429 => {
+                last = format!("{}", a.status);
+            }
+            Ok(a) => return Err(format!("{}: {}", a.status, a.body)),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(format!("not accepted within {give_up:?} (last: {last})"))
+}
+
+/// Applies one fault through a simulator's fault API. `false` when it could not apply (no
+/// account left to revoke).
+fn apply(
+    stack: &Stack,
+    fault: Fault,
+    rng: &mut StdRng,
+    open_ids: &[(usize, String)],
+    revoked: &mut BTreeSet<usize>,
+    max_revocations: u32,
+) -> bool {
+    use ssemble_sim::{ApiEndpoint as SE, FaultKind as SK, FaultSpec as SF};
+    use tiktok_sim::{Endpoint as TE, FaultKind as TK, FaultSpec as TF};
+    let (Some(tt), Some(ss)) = (&stack.tiktok, &stack.ssemble) else {
+        return false;
+    };
+    let pick = |rng: &mut StdRng, eps: &[TE]| eps[rng.random_range(0..eps.len())];
+    let spick = |rng: &mut StdRng, eps: &[SE]| eps[rng.random_range(0..eps.len())];
+    match fault {
+        Fault::TikTok5xx => {
+            let endpoint = pick(
+                rng,
+                &[
+                    TE::CreatorInfo,
+                    TE::VideoInit,
+                    TE::InboxInit,
+                    TE::Status,
+                    TE::Upload,
+                    TE::Token,
+                ],
+            );
+            let status = if rng.random_bool(0.5) { 500 } else { 503 };
+            tt.inject(TF {
+                endpoint,
+                kind: TK::Status { status },
+                count: rng.random_range(1..=3),
+            });
+        }
+        Fault::TikTokTimeoutAfterAccept => tt.inject(TF {
+            endpoint: pick(rng, &[TE::VideoInit, TE::InboxInit]),
+            // Past the client's 30 s request timeout: the init happened, the answer never came.
+            kind: TK::TimeoutAfterAccept { delay_ms: 31_000 },
+            count: 1,
+        }),
+        Fault::TikTokDropAfterAccept => tt.inject(TF {
+            endpoint: pick(rng, &[TE::VideoInit, TE::InboxInit, TE::Status, TE::Token]),
+            kind: TK::DropAfterAccept,
+            count: 1,
+        }),
+        Fault::TikTok429Storm => tt.inject(TF {
+            endpoint: pick(rng, &[TE::CreatorInfo, TE::VideoInit, TE::Status]),
+            kind: TK::RateLimit,
+            count: rng.random_range(5..=20),
+        }),
+        Fault::TikTokSpamRisk => {
+            let (endpoint, code) = match rng.random_range(0..3) {
+                0 => (TE::VideoInit, "spam_risk_user_banned_from_posting"),
+                1 => (TE::VideoInit, "spam_risk_too_many_posts"),
+                _ => (TE::InboxInit, "spam_risk_too_many_pending_share"),
+            };
+            tt.inject(TF {
+                endpoint,
+                kind: TK::Error {
+                    status: 403,
+                    code: code.into(),
+                },
+                count: 1,
+            });
+        }
+        Fault::TikTokCapError => tt.inject(TF {
+            endpoint: TE::VideoInit,
+            kind: TK::Error {
+                status: 403,
+                code: "reached_active_user_cap".into(),
+            },
+            count: 1,
+        }),
+        Fault::TikTokStuckProcessing => tt.stick_next_publishes(1),
+        Fault::TokenRevocation => {
+            if revoked.len() as u32 >= max_revocations {
+                return false;
+            }
+            let candidates: Vec<&(usize, String)> = open_ids
+                .iter()
+                .filter(|(i, _)| !revoked.contains(i))
+                .collect();
+            if candidates.is_empty() {
+                return false;
+            }
+            let (i, open_id) = candidates[rng.random_range(0..candidates.len())];
+            if !tt.revoke_user(open_id, 1) {
+                return false;
+            }
+            revoked.insert(*i);
+        }
+        Fault::TikTokWebhookDrop => tt.webhook_faults(tiktok_sim::WebhookFaults {
+            drop: rng.random_range(1..=3),
+            ..Default::default()
+        }),
+        Fault::TikTokWebhookDuplicate => tt.webhook_faults(tiktok_sim::WebhookFaults {
+            duplicate: rng.random_range(1..=5),
+            ..Default::default()
+        }),
+        Fault::TikTokWebhookDelay => tt.webhook_faults(tiktok_sim::WebhookFaults {
+            delay: rng.random_range(1..=5),
+            delay_ms: rng.random_range(500..3000),
+            ..Default::default()
+        }),
+        Fault::TikTokWebhookReorder => tt.webhook_faults(tiktok_sim::WebhookFaults {
+            reorder: rng.random_range(1..=3),
+            ..Default::default()
+        }),
+        Fault::Ssemble5xx => ss.inject_fault(SF {
+            endpoint: Some(spick(rng, &[SE::Create, SE::Status, SE::Get, SE::List])),
+            kind: if rng.random_bool(0.8) {
+                SK::HttpError
+            } else {
+                SK::NonJson502
+            },
+            count: rng.random_range(1..=3),
+            status: Some(if rng.random_bool(0.5) { 500 } else { 503 }),
+        }),
+        Fault::SsembleTimeoutAfterAccept => ss.inject_fault(SF {
+            endpoint: Some(SE::Create),
+            kind: SK::TimeoutAfterAccept,
+            count: 1,
+            status: None,
+        }),
+        Fault::SsembleDropAfterAccept => ss.inject_fault(SF {
+            endpoint: Some(spick(rng, &[SE::Create, SE::Get, SE::Status])),
+            kind: SK::DropAfterAccept,
+            count: 1,
+            status: None,
+        }),
+        Fault::Ssemble429Storm => ss.storm(ssemble_sim::StormSpec {
+            endpoint: Some(spick(rng, &[SE::Create, SE::Status, SE::Get])),
+            count: rng.random_range(5..=20),
+            retry_after_secs: rng.random_range(5..60),
+            retry_after_header: true,
+            details_retry_after: true,
+            details_reset_at: true,
+            reset_header: true,
+        }),
+        Fault::SsembleStuckProcessing => ss.stick_next_requests(1),
+        Fault::SsembleWebhookDrop => ss.set_webhook_faults(ssemble_sim::WebhookFaults {
+            drop: rng.random_range(1..=3),
+            ..Default::default()
+        }),
+        Fault::SsembleWebhookDuplicate => ss.set_webhook_faults(ssemble_sim::WebhookFaults {
+            duplicate: rng.random_range(1..=5),
+            ..Default::default()
+        }),
+        Fault::SsembleWebhookDelay => ss.set_webhook_faults(ssemble_sim::WebhookFaults {
+            delay_secs: rng.random_range(10.0..120.0),
+            ..Default::default()
+        }),
+        Fault::SsembleWebhookReorder => ss.set_webhook_faults(ssemble_sim::WebhookFaults {
+            hold: true,
+            ..Default::default()
+        }),
+    }
+    true
+}
+
+/// Releases Ssemble webhooks held by a reorder fault, newest first.
+fn release_held(stack: &Stack) {
+    if let Some(ss) = &stack.ssemble {
+        ss.set_webhook_faults(ssemble_sim::WebhookFaults::default());
+        ss.release_webhooks(true);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    faults: BTreeMap<Fault, u64>,
+    accepted: Vec<String>,
+    unaccepted: Vec<String>,
+    restart: Option<RestartReport>,
+}
+
+/// Runs the whole campaign. `logs` is the scan installed as the process's subscriber (its
+/// figures go into the report).
+pub async fn run(
+    config: CampaignConfig,
+    logs: Option<Arc<LogScan>>,
+) -> Result<Report, CampaignError> {
+    let wall = Instant::now();
+    let endpoint = PrivateEndpoint::start(config.run_dir.clone()).await?;
+    info!(endpoint = %endpoint.url(), "campaign endpoint up");
+    let result = run_on(&config, &endpoint, logs, wall).await;
+    if let Err(e) = endpoint.stop().await {
+        warn!(error = %e, "stopping the campaign endpoint");
+    }
+    result
+}
+
+async fn run_on(
+    config: &CampaignConfig,
+    endpoint: &PrivateEndpoint,
+    logs: Option<Arc<LogScan>>,
+    wall: Instant,
+) -> Result<Report, CampaignError> {
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let tag = format!("{:08x}", rng.random::<u32>());
+    let kill = Arc::new(
+        KillSwitch::new(config.seed, config.kill_probability)
+            .with_point(INIT_ACCEPTED, config.init_kill_probability),
+    );
+    kill.set_enabled(false);
+
+    let template = emulator::repo_root().join("template.yaml");
+    let mut options = StackOptions::local(template, config.time_scale);
+    let suffix = random_suffix("camp");
+    options.suffix = Some(suffix.clone());
+    options.endpoint_url = Some(endpoint.url());
+    options.kill = Some(kill.clone());
+    options.upstreams.ssemble_api_key = Some(SecretString::from(format!(
+        "sk_ssemble_{}{}",
+        config.canary,
+        alnum(&mut rng, 32usize.saturating_sub(config.canary.len()))
+    )));
+    options.tiktok_sim.seed = config.seed;
+    options.tiktok_sim.client_secret = format!("cs_{}_{}", config.canary, alnum(&mut rng, 16));
+    options.tiktok_sim.token_marker = Some(config.canary.clone());
+    options.ssemble_sim.seed = config.seed;
+    // Past the Ssemble client's 30 s timeout, so a withheld answer is a real timeout.
+    options.ssemble_sim.withhold_real_secs = 35.0;
+    let stack = Stack::start(options).await?;
+
+    let tenant =
+        TenantId::parse("tenant_campaign").map_err(|e| CampaignError::Setup(e.reason.into()))?;
+    let key = seed_tenant(&stack.accounts, tenant.as_str()).await?;
+    let client = ApiClient::new(&stack.api_base_url, key)?;
+
+    // Accounts through the real OAuth flow, before any kill or fault.
+    let jobs = plan(config, &mut rng);
+    let draft_every = config.draft_every;
+    let connects = futures::stream::iter(0..config.accounts)
+        .map(|i| {
+            let client = &client;
+            async move {
+                let mode = if draft_every > 0 && i % draft_every == draft_every - 1 {
+                    "draft"
+                } else {
+                    "direct"
+                };
+                client.connect_account(&account_id(i), mode).await
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    for c in connects {
+        c?;
+    }
+    let mut open_ids = Vec::new();
+    for i in 0..config.accounts {
+        let id =
+            AccountId::parse(account_id(i)).map_err(|e| CampaignError::Setup(e.reason.into()))?;
+        if let Some(open_id) = stack
+            .accounts
+            .get_account(&tenant, &id)
+            .await?
+            .and_then(|a| a.open_id)
+        {
+            // Drafts accounts keep their tokens (their shares are few; the run needs them).
+            if !(draft_every > 0 && i % draft_every == draft_every - 1) {
+                open_ids.push((i, open_id));
+            }
+        }
+    }
+    let setup = wall.elapsed();
+    info!(
+        setup_s = setup.as_secs_f64(),
+        "accounts connected; chaos starts"
+    );
+
+    // Chaos: submissions, faults, kills and the endpoint restart at once.
+    let started = Instant::now();
+    kill.set_enabled(true);
+    let shared = Mutex::new(Shared::default());
+    let submitted = AtomicBool::new(false);
+    let restarted = AtomicBool::new(config.restart_after.is_none());
+    let done_submits = AtomicUsize::new(0);
+    let chaos_over = AtomicBool::new(false);
+
+    let submit_all = async {
+        let results = futures::stream::iter(jobs.iter())
+            .map(|job| {
+                let (client, tag) = (&client, &tag);
+                let done = &done_submits;
+                async move {
+                    let r = submit(client, tag, job, Duration::from_secs(120)).await;
+                    done.fetch_add(1, Ordering::Relaxed);
+                    r
+                }
+            })
+            .buffer_unordered(config.submit_concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        let mut s = shared.lock().await;
+        for r in results {
+            match r {
+                Ok(id) => s.accepted.push(id),
+                Err(e) => s.unaccepted.push(e),
+            }
+        }
+        drop(s);
+        submitted.store(true, Ordering::Relaxed);
+    };
+
+    let inject = async {
+        let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5eed);
+        let mut revoked = BTreeSet::new();
+        let mut held_since: Option<Instant> = None;
+        while !chaos_over.load(Ordering::Relaxed) {
+            tokio::time::sleep(config.fault_every).await;
+            if held_since.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
+                release_held(&stack);
+                held_since = None;
+            }
+            let Some(fault) = config.faults.pick(&mut rng) else {
+                continue;
+            };
+            if fault == Fault::SsembleWebhookReorder && held_since.is_some() {
+                continue;
+            }
+            if apply(
+                &stack,
+                fault,
+                &mut rng,
+                &open_ids,
+                &mut revoked,
+                config.faults.max_revocations,
+            ) {
+                if fault == Fault::SsembleWebhookReorder {
+                    held_since = Some(Instant::now());
+                }
+                *shared.lock().await.faults.entry(fault).or_default() += 1;
+            }
+        }
+        release_held(&stack);
+    };
+
+    let restart = async {
+        let Some(after) = config.restart_after else {
+            return;
+        };
+        tokio::time::sleep(after).await;
+        let report = restart_endpoint(&stack, endpoint, &tenant, &suffix, started).await;
+        shared.lock().await.restart = Some(report);
+        restarted.store(true, Ordering::Relaxed);
+    };
+
+    let chaos_clock = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if submitted.load(Ordering::Relaxed)
+                && restarted.load(Ordering::Relaxed)
+                && started.elapsed() >= config.chaos
+            {
+                break;
+            }
+            if started.elapsed() >= config.deadline {
+                break;
+            }
+        }
+        chaos_over.store(true, Ordering::Relaxed);
+        kill.set_enabled(false);
+        info!(
+            chaos_s = started.elapsed().as_secs_f64(),
+            "chaos over; draining"
+        );
+    };
+
+    let progress = async {
+        if !config.progress {
+            return;
+        }
+        let mut last = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if chaos_over.load(Ordering::Relaxed) && submitted.load(Ordering::Relaxed) {
+                break;
+            }
+            if last.elapsed() >= Duration::from_secs(10) {
+                last = Instant::now();
+                eprintln!(
+                    "[{:>5.0}s] chaos: submitted {}/{} kills {} faults {}",
+                    started.elapsed().as_secs_f64(),
+                    done_submits.load(Ordering::Relaxed),
+                    config.jobs,
+                    kill.total(),
+                    shared.lock().await.faults.values().sum::<u64>(),
+                );
+            }
+        }
+    };
+
+    tokio::join!(submit_all, inject, restart, chaos_clock, progress);
+    let chaos = started.elapsed();
+
+    // Drain: no faults, no kills; wait until nothing is moving or the deadline passes.
+    let mut last_print = Instant::now();
+    let (jobs_now, deadline_passed) = loop {
+        let all = judge::scan_jobs(&stack, &tenant).await?;
+        let moving = all
+            .iter()
+            .filter(|j| judge::standing(j) == Standing::Moving)
+            .count();
+        let accepted = shared.lock().await.accepted.len();
+        // Holds ending within the next 30 s are waited for; longer ones (a daily cap) are not.
+        let horizon = reelay_domain::UtcTime::from_millis(
+            (chrono::Utc::now() + chrono::Duration::seconds(30)).timestamp_millis(),
+        );
+        if judge::quiet(&all, horizon) && all.len() >= accepted {
+            break (all, false);
+        }
+        if started.elapsed() >= config.deadline {
+            break (all, true);
+        }
+        if config.progress && last_print.elapsed() >= Duration::from_secs(10) {
+            last_print = Instant::now();
+            let mut states: BTreeMap<&str, usize> = BTreeMap::new();
+            for j in &all {
+                *states.entry(j.state.as_str()).or_default() += 1;
+            }
+            eprintln!(
+                "[{:>5.0}s] drain: {} jobs in the table, {moving} moving; {states:?}",
+                started.elapsed().as_secs_f64(),
+                all.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+
+    let tiktok = stack
+        .tiktok
+        .as_ref()
+        .map(|t| t.inspect())
+        .unwrap_or(Value::Null);
+    let ssemble = stack.ssemble.as_ref().map(|s| s.inspect());
+    let shared = shared.into_inner();
+    let report = Report::build(report::Inputs {
+        config,
+        stack: &stack,
+        jobs: jobs_now,
+        accepted: shared.accepted,
+        unaccepted: shared.unaccepted,
+        tiktok: &tiktok,
+        ssemble_violations: ssemble
+            .as_ref()
+            .map_or(0, |s| s.limit_violations.len() as u64),
+        ssemble_storm_429s: ssemble.as_ref().map_or(0, |s| u64::from(s.storm_429s)),
+        faults: shared.faults,
+        kills: kill.counts(),
+        restart: shared.restart,
+        logs: logs.as_deref(),
+        setup,
+        chaos,
+        elapsed: started.elapsed(),
+        wall: wall.elapsed(),
+        deadline_passed,
+        titles: jobs
+            .iter()
+            .filter(|j| !j.draft)
+            .map(|j| title(&tag, j.n))
+            .collect(),
+    })
+    .await?;
+    if let Err(e) = stack.shutdown().await {
+        warn!(error = %e, "stack shutdown");
+    }
+    Ok(report)
+}
+
+/// Stops the endpoint gracefully and starts it again, probing what it kept, and whether the
+/// secrets the functions read are still there.
+async fn restart_endpoint(
+    stack: &Stack,
+    endpoint: &PrivateEndpoint,
+    tenant: &TenantId,
+    suffix: &str,
+    started: Instant,
+) -> RestartReport {
+    let at = started.elapsed();
+    let probe = probe::before(stack, suffix).await;
+    let jobs_before = judge::scan_jobs(stack, tenant).await.map(|j| j.len()).ok();
+    let downtime = endpoint.restart().await;
+    let persistence = match &probe {
+        Ok(p) => Some(probe::after(stack, p).await),
+        Err(_) => None,
+    };
+    let vault = reelay_aws_vault(stack);
+    let tokens_kept = match AccountId::parse(account_id(0)) {
+        Ok(id) => {
+            use reelay_domain::ports::TokenVault as _;
+            matches!(vault.get_tokens(tenant, &id).await, Ok(Some(_)))
+        }
+        Err(_) => false,
+    };
+    let jobs_after = judge::scan_jobs(stack, tenant).await.map(|j| j.len()).ok();
+    RestartReport {
+        at,
+        downtime: downtime.as_ref().ok().copied(),
+        error: downtime
+            .err()
+            .map(|e| e.to_string())
+            .or_else(|| probe.err().map(|e| e.to_string())),
+        persistence,
+        tokens_kept,
+        jobs_before,
+        jobs_after,
+    }
+}
+
+fn reelay_aws_vault(stack: &Stack) -> reelay_aws::SecretsManagerTokenVault {
+    reelay_aws::SecretsManagerTokenVault::new(
+        stack.wiring.secrets.clone(),
+        &stack.wiring.resources.token_secret_prefix,
+    )
+}

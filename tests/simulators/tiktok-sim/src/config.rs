@@ -35,7 +35,8 @@ pub struct SimConfig {
     pub auto_create_users: bool,
     pub default_daily_post_cap: u32,
     pub pending_share_cap: u32,
-    /// Put into every issued access and refresh token (a canary a log scan looks for).
+    /// Put into every issued access, refresh and upload token, never into ids (a canary a log
+    /// scan looks for).
     pub token_marker: Option<String>,
 }
 

@@ -317,9 +317,16 @@ impl World {
         let s: String = (0..40)
             .map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char)
             .collect();
-        match &self.cfg.token_marker {
-            Some(marker) => format!("{prefix}{marker}{s}"),
-            None => format!("{prefix}{s}"),
+        format!("{prefix}{s}")
+    }
+
+    /// A credential (access, refresh or upload token): carries the configured marker, so a log
+    /// scan can tell whether any credential leaked. Ids (`open_id`, codes) never carry it.
+    pub fn secret_token(&mut self, prefix: &str) -> String {
+        let t = self.token("");
+        match self.cfg.token_marker.clone() {
+            Some(marker) => format!("{prefix}{marker}{t}"),
+            None => format!("{prefix}{t}"),
         }
     }
 
@@ -385,7 +392,7 @@ impl World {
         refresh_expires_ms: i64,
         keep_refresh: Option<String>,
     ) -> Value {
-        let access = self.token("act.");
+        let access = self.secret_token("act.");
         let access_ttl = self.cfg.oauth.access_token_ttl_secs as i64 * 1000;
         self.access.insert(
             access.clone(),
@@ -399,7 +406,7 @@ impl World {
         let refresh = match keep_refresh {
             Some(r) => r,
             None => {
-                let r = self.token("rft.");
+                let r = self.secret_token("rft.");
                 self.refresh.insert(
                     r.clone(),
                     RefreshToken {

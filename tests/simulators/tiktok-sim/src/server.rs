@@ -704,7 +704,7 @@ fn create_publish(
     let upload = match file {
         Some((video_size, chunk_size, total_chunk_count)) => Some(UploadTask {
             upload_id: format!("{}", w.post_id()),
-            upload_token: w.token(""),
+            upload_token: w.secret_token(""),
             video_size,
             chunk_size,
             total_chunk_count,

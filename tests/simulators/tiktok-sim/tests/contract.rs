@@ -716,6 +716,20 @@ async fn when_a_token_marker_is_set_should_put_it_into_every_issued_token() {
             .unwrap()
             .contains("CANARYzz9")
     );
+    let open_id = t.sim.inspect()["accounts"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(
+        open_ids_clean(&open_id),
+        "ids are not credentials: {open_id:?}"
+    );
     let plain = T::new(cfg()).await;
     assert!(!plain.token.contains("CANARY"));
+}
+
+fn open_ids_clean(ids: &[String]) -> bool {
+    !ids.is_empty() && ids.iter().all(|i| !i.contains("CANARY"))
 }

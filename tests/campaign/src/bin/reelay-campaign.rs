@@ -1,0 +1,132 @@
+//! The big fault campaign (default 2,000 jobs across 160 accounts): prints the report and exits
+//! non-zero if a promise is broken or the campaign did not exercise what it claims.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use reelay_campaign::logs::{self, LogScan};
+use reelay_campaign::{CampaignConfig, FaultMix, run};
+
+#[derive(Debug, Parser)]
+#[command(about = "Reelay's fault-injection campaign against the local stack")]
+struct Args {
+    /// Start from the CI-sized preset instead of the big one.
+    #[arg(long)]
+    ci: bool,
+    #[arg(long)]
+    jobs: Option<usize>,
+    #[arg(long)]
+    accounts: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    time_scale: Option<f64>,
+    /// Seconds for chaos + drain after setup.
+    #[arg(long)]
+    deadline: Option<u64>,
+    /// Minimum seconds of faults and kills.
+    #[arg(long)]
+    chaos: Option<u64>,
+    #[arg(long)]
+    kill_probability: Option<f64>,
+    #[arg(long)]
+    init_kill_probability: Option<f64>,
+    /// Seconds into the chaos phase for the endpoint restart.
+    #[arg(long)]
+    restart_after: Option<u64>,
+    #[arg(long)]
+    no_restart: bool,
+    #[arg(long)]
+    no_faults: bool,
+    /// The level every log line is captured and scanned at.
+    #[arg(long, default_value = "trace")]
+    log_filter: String,
+    /// Also keep every log line in this file.
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+    /// Where the private MiniStack lives (default: a fresh temp dir).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let run_dir = args.run_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("reelay-campaign-{}", std::process::id()))
+    });
+    let mut c = if args.ci {
+        CampaignConfig::ci(run_dir)
+    } else {
+        CampaignConfig::big(run_dir)
+    };
+    if let Some(v) = args.jobs {
+        c.jobs = v;
+    }
+    if let Some(v) = args.accounts {
+        c.accounts = v;
+    }
+    if let Some(v) = args.seed {
+        c.seed = v;
+    }
+    if let Some(v) = args.time_scale {
+        c.time_scale = v;
+    }
+    if let Some(v) = args.deadline {
+        c.deadline = Duration::from_secs(v);
+    }
+    if let Some(v) = args.chaos {
+        c.chaos = Duration::from_secs(v);
+    }
+    if let Some(v) = args.kill_probability {
+        c.kill_probability = v;
+    }
+    if let Some(v) = args.init_kill_probability {
+        c.init_kill_probability = v;
+    }
+    if let Some(v) = args.restart_after {
+        c.restart_after = Some(Duration::from_secs(v));
+    }
+    if args.no_restart {
+        c.restart_after = None;
+    }
+    if args.no_faults {
+        c.faults = FaultMix::none();
+    }
+    let scan = match LogScan::new(&c.canary, args.log_file.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = logs::install(scan.clone(), &args.log_filter) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    eprintln!(
+        "campaign: {} jobs, {} accounts, seed {}, clock ×{}, logs scanned at `{}`",
+        c.jobs, c.accounts, c.seed, c.time_scale, args.log_filter
+    );
+    let report = match run(c, Some(scan.clone())).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("campaign failed to run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    scan.flush();
+    println!("{}", report.render());
+    let broken = report.broken();
+    let missing = report.not_exercised();
+    if !missing.is_empty() {
+        println!("campaign did not exercise: {}", missing.join("; "));
+    }
+    if broken.is_empty() && missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,83 @@
+//! The CI-sized fault campaign: a few hundred jobs over 50 accounts through the whole local
+//! stack with upstream faults, kills at step boundaries (deliberately after TikTok accepted an
+//! init and before Reelay stored it) and one restart of the campaign's own local AWS endpoint.
+//! Every assertion reads the simulators' ground truth or the table. Needs only what
+//! `infra/scripts/aws-emulator.sh install` provides (the campaign starts its own MiniStack).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use reelay_campaign::logs::{self, LogScan};
+use reelay_campaign::{CampaignConfig, run};
+use reelay_local::kill::INIT_ACCEPTED;
+
+/// The whole test, setup included, must finish within this on two shared cores.
+const BOUND: Duration = Duration::from_secs(360);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_campaign_keeps_every_promise() {
+    let run_dir = std::env::temp_dir().join(format!("reelay-ci-campaign-{}", std::process::id()));
+    let mut config = CampaignConfig::ci(run_dir.clone());
+    if let Some(jobs) = std::env::var("REELAY_CAMPAIGN_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.jobs = jobs;
+    }
+    let scan = LogScan::new(&config.canary, None).unwrap();
+    logs::install(scan.clone(), "trace").unwrap();
+    let started = Instant::now();
+    let report = tokio::time::timeout(BOUND, run(config, Some(scan.clone())))
+        .await
+        .expect("the campaign finished within its bound")
+        .expect("the campaign ran");
+    println!("{}", report.render());
+    let _ = std::fs::remove_dir_all(&run_dir);
+
+    // The campaign did what it claims, or its verdict proves nothing.
+    assert!(
+        report.kills_at(INIT_ACCEPTED) > 0,
+        "the init-accepted kill point was hit"
+    );
+    assert!(
+        report.total_kills() > report.kills_at(INIT_ACCEPTED),
+        "other step boundaries were hit too"
+    );
+    assert!(
+        report.faults.len() >= 10,
+        "many fault kinds injected: {:?}",
+        report.faults
+    );
+    let restart = report.restart.as_ref().expect("the endpoint was restarted");
+    assert!(restart.downtime.is_some(), "restart: {:?}", restart.error);
+    assert!(scan.lines() > 1000, "the log scan saw the run's lines");
+    assert!(
+        report.accepted >= report.jobs_planned * 9 / 10,
+        "most jobs accepted"
+    );
+    assert!(report.published > 0, "jobs were published");
+
+    // The promises.
+    assert_eq!(
+        report.duplicate_posts, 0,
+        "duplicates: {:?}",
+        report.duplicate_lines
+    );
+    assert!(report.lost.is_empty(), "lost jobs: {:?}", report.lost);
+    assert_eq!(
+        report.tiktok_violations, 0,
+        "{:?}",
+        report.tiktok_violation_lines
+    );
+    assert_eq!(report.ssemble_violations, 0);
+    assert!(report.max_inits_in_flight <= 1);
+    assert!(
+        report.audit_missing.is_empty(),
+        "{:?}",
+        report.audit_missing
+    );
+    assert_eq!(scan.hits(), 0, "canary in logs: {:?}", scan.samples());
+    assert_eq!(report.foreign_publishes, 0);
+    assert!(report.broken().is_empty(), "{:?}", report.broken());
+    println!("ci campaign took {:.1}s", started.elapsed().as_secs_f64());
+}
