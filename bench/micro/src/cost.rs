@@ -59,9 +59,12 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
         .filter_map(|f| r.functions.get(*f))
         .map(FunctionTimes::invocations)
         .sum();
+    // Refused conditional writes are billed on AWS (≥ 1 WRU each) but carry no figure here:
+    // counted at 1 WRU each, a lower bound.
+    let failed_writes = m.dynamo_failed_writes() as f64;
     let per = PerJob {
         rru: m.dynamo_read_units() / n,
-        wru: m.dynamo_write_units() / n,
+        wru: (m.dynamo_write_units() + failed_writes) / n,
         sqs: sqs_busy as f64 / n,
         secrets: m.secrets_requests() as f64 / n,
         http: http_invocations as f64 / n,
@@ -86,7 +89,7 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
     }
     let mut by_op = String::new();
     for (op, c) in &m.ops {
-        if !op.starts_with("dynamodb.") {
+        if !op.starts_with("dynamodb.") || op.contains(':') {
             continue;
         }
         let gsi: f64 = c.index_units.values().sum();
@@ -96,13 +99,29 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
             op.trim_start_matches("dynamodb."),
             c.requests as f64 / n,
             c.capacity_units / n,
-            gsi / n,
+            gsi / n + 0.0,
             if c.errors > 0 {
-                format!(", {:.1} failed", c.errors as f64 / n)
+                format!(", {:.1} refused", c.errors as f64 / n)
             } else {
                 String::new()
             }
         );
+    }
+    let mut by_kind = String::new();
+    for (op, c) in &m.ops {
+        if let Some(rest) = op.strip_prefix("dynamodb.").filter(|o| o.contains(':')) {
+            let _ = write!(
+                by_kind,
+                "{rest} {:.1} req {:.1} CU{}; ",
+                c.requests as f64 / n,
+                c.capacity_units / n,
+                if c.errors > 0 {
+                    format!(" ({:.1} refused)", c.errors as f64 / n)
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     let mut sqs_ops = String::new();
     for (op, c) in &m.ops {
@@ -118,7 +137,8 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
     let idle_month = ticks_per_month
         * (idle_rru * DYNAMO_PER_RRU
             + LAMBDA_PER_REQUEST
-            + idle_ms.ceil() / 1e3 * f64::from(r.idle_ticks.memory_mb) / 1024.0 * LAMBDA_ARM_PER_GB_S);
+            + idle_ms.ceil() / 1e3 * f64::from(r.idle_ticks.memory_mb) / 1024.0
+                * LAMBDA_ARM_PER_GB_S);
 
     let states: Vec<String> = r.states.iter().map(|(s, c)| format!("{s} {c}")).collect();
     let unreported = m.dynamo_unreported();
@@ -137,11 +157,12 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
         Row::info(
             "3 cost: DynamoDB / job",
             format!(
-                "{:.1} requests, {:.1} RRU, {:.1} WRU (of which GSI {:.1}){}",
+                "{:.1} requests, {:.1} RRU, {:.1} WRU (of which GSI {:.1}; refused conditional writes {:.1}, counted 1 WRU each){}",
                 m.dynamo_requests() as f64 / n,
                 per.rru,
                 per.wru,
                 m.dynamo_index_write_units() / n,
+                failed_writes / n,
                 if unreported > 0 {
                     format!("; {unreported} requests carried no capacity figure")
                 } else {
@@ -149,6 +170,11 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
                 }
             ),
             format!("by operation: {by_op}"),
+        ),
+        Row::info(
+            "3 cost: DynamoDB by item type / job",
+            by_kind,
+            "single-item requests by key prefix (JOB job, IDEM idempotency, BUDGET budget log, LOCK lease, ACCT account, APIKEY, PUB/REQ pointers); transactions are under TransactWriteItems above".to_owned(),
         ),
         Row::info(
             "3 cost: SQS / job",

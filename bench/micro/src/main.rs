@@ -14,7 +14,9 @@ fn workspace_root() -> PathBuf {
 }
 
 #[derive(Debug, Parser)]
-#[command(about = "Reelay micro benchmarks: cost per job, cold start and footprint, reconciler scaling, publisher memory")]
+#[command(
+    about = "Reelay micro benchmarks: cost per job, cold start and footprint, reconciler scaling, publisher memory"
+)]
 struct Args {
     /// template.yaml (resources are provisioned from it under fresh name suffixes).
     #[arg(long, global = true)]
@@ -107,8 +109,9 @@ struct ReconcilerArgs {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,reelay_bench_micro=info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,reelay_bench_micro=info")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -149,7 +152,12 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
             .context("stack run")?;
-            println!("{}", serde_json::to_string(&result)?);
+            // The functions print their own lines (metrics) to stdout; the answer is the marked one.
+            println!(
+                "{} {}",
+                pubmem::RESULT_MARKER,
+                serde_json::to_string(&result)?
+            );
             return Ok(());
         }
     };
@@ -175,7 +183,10 @@ async fn coldstart_rows(a: ColdstartArgs, template: &std::path::Path) -> anyhow:
     .context("cold start benchmark")
 }
 
-async fn reconciler_rows(a: ReconcilerArgs, template: &std::path::Path) -> anyhow::Result<Vec<Row>> {
+async fn reconciler_rows(
+    a: ReconcilerArgs,
+    template: &std::path::Path,
+) -> anyhow::Result<Vec<Row>> {
     reconcile::run(&reconcile::Options {
         template: template.to_owned(),
         large: a.table_jobs,

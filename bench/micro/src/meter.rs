@@ -33,7 +33,13 @@ const CAPACITY_OPS: &[&str] = &[
 ];
 
 /// DynamoDB operations billed as reads (RRU); the rest of [`CAPACITY_OPS`] are writes (WRU).
-const READ_OPS: &[&str] = &["GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"];
+const READ_OPS: &[&str] = &[
+    "GetItem",
+    "Query",
+    "Scan",
+    "BatchGetItem",
+    "TransactGetItems",
+];
 
 /// Counters for one (service, operation).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -68,7 +74,7 @@ impl Meter {
     fn service_total(&self, service: &str, f: impl Fn(&str, &OpCount) -> f64) -> f64 {
         self.ops
             .iter()
-            .filter(|(k, _)| k.starts_with(service) && !k.contains('@'))
+            .filter(|(k, _)| k.starts_with(service) && !k.contains('@') && !k.contains(':'))
             .map(|(k, v)| f(k, v))
             .sum()
     }
@@ -79,22 +85,39 @@ impl Meter {
 
     /// Read request units (RRU): reported capacity of read operations.
     pub fn dynamo_read_units(&self) -> f64 {
-        self.service_total("dynamodb.", |k, v| {
-            if is_read(k) { v.capacity_units } else { 0.0 }
-        })
+        self.service_total(
+            "dynamodb.",
+            |k, v| {
+                if is_read(k) { v.capacity_units } else { 0.0 }
+            },
+        )
     }
 
     /// Write request units (WRU): reported capacity of write operations (GSI writes included).
     pub fn dynamo_write_units(&self) -> f64 {
-        self.service_total("dynamodb.", |k, v| {
-            if is_read(k) { 0.0 } else { v.capacity_units }
-        })
+        self.service_total(
+            "dynamodb.",
+            |k, v| {
+                if is_read(k) { 0.0 } else { v.capacity_units }
+            },
+        )
     }
 
     pub fn dynamo_read_requests(&self) -> u64 {
         self.service_total("dynamodb.", |k, v| {
             if is_read(k) { v.requests as f64 } else { 0.0 }
         }) as u64
+    }
+
+    /// Write requests the endpoint refused (conditional check failed or transaction cancelled).
+    /// AWS charges each at least 1 WRU; the endpoint reports no figure for them.
+    pub fn dynamo_failed_writes(&self) -> u64 {
+        self.service_total(
+            "dynamodb.",
+            |k, v| {
+                if is_read(k) { 0.0 } else { v.errors as f64 }
+            },
+        ) as u64
     }
 
     /// GSI share of the write units, summed over the indexes.
@@ -113,7 +136,7 @@ impl Meter {
         self.service_total("dynamodb.", |k, v| {
             let op = k.trim_start_matches("dynamodb.");
             if CAPACITY_OPS.contains(&op) {
-                (v.requests - v.reported.min(v.requests)) as f64
+                (v.requests - v.errors - v.reported.min(v.requests - v.errors)) as f64
             } else {
                 0.0
             }
@@ -165,7 +188,7 @@ impl Meter {
 
 fn is_read(key: &str) -> bool {
     let op = key.trim_start_matches("dynamodb.");
-    let op = op.split('@').next().unwrap_or(op);
+    let op = op.split(['@', ':']).next().unwrap_or(op);
     READ_OPS.contains(&op)
 }
 
@@ -241,6 +264,22 @@ fn query_action(body: &[u8]) -> Option<String> {
     s.split('&')
         .find_map(|kv| kv.strip_prefix("Action="))
         .map(str::to_owned)
+}
+
+/// The item type a single-item request addresses: the `pk` prefix before `#`.
+fn item_kind(request: &Value) -> Option<String> {
+    let pk = request["Key"]["pk"]["S"]
+        .as_str()
+        .or_else(|| request["Item"]["pk"]["S"].as_str())?;
+    let kind = pk.split('#').next().unwrap_or(pk);
+    // Budget logs: which budget (the sort key names it: tiktok_init, ssemble_create...).
+    let sk = request["Key"]["sk"]["S"]
+        .as_str()
+        .or_else(|| request["Item"]["sk"]["S"].as_str());
+    Some(match (kind, sk) {
+        ("BUDGET", Some(sk)) => format!("BUDGET/{sk}"),
+        _ => kind.to_owned(),
+    })
 }
 
 fn add_capacity(count: &mut OpCount, cc: &Value) {
@@ -345,9 +384,7 @@ async fn forward_inner(
             }
             if service == "sqs" {
                 let n = match op.as_str() {
-                    "ReceiveMessage" => {
-                        resp["Messages"].as_array().map_or(0, |a| a.len() as u64)
-                    }
+                    "ReceiveMessage" => resp["Messages"].as_array().map_or(0, |a| a.len() as u64),
                     "SendMessage" | "DeleteMessage" | "ChangeMessageVisibility" => 1,
                     _ => request_json
                         .as_ref()
@@ -361,14 +398,38 @@ async fn forward_inner(
             }
         }
         if service == "dynamodb" {
+            // By item type (the key's prefix: JOB, IDEM, BUDGET, LOCK, ACCT...), to say where
+            // units go; failed conditional writes included.
+            if let Some(kind) = request_json.as_ref().and_then(item_kind) {
+                let entry = meter
+                    .ops
+                    .entry(format!("dynamodb.{op}:{kind}"))
+                    .or_default();
+                entry.requests += 1;
+                if !status.is_success() {
+                    entry.errors += 1;
+                }
+                if let Some(cc) = response_json
+                    .as_ref()
+                    .and_then(|r| r.get("ConsumedCapacity"))
+                {
+                    add_capacity(entry, cc);
+                }
+            }
             let index = request_json
                 .as_ref()
                 .and_then(|r| r["IndexName"].as_str())
                 .map(str::to_owned);
             if let Some(index) = index {
-                let entry = meter.ops.entry(format!("dynamodb.{op}@{index}")).or_default();
+                let entry = meter
+                    .ops
+                    .entry(format!("dynamodb.{op}@{index}"))
+                    .or_default();
                 entry.requests += 1;
-                if let Some(cc) = response_json.as_ref().and_then(|r| r.get("ConsumedCapacity")) {
+                if let Some(cc) = response_json
+                    .as_ref()
+                    .and_then(|r| r.get("ConsumedCapacity"))
+                {
                     add_capacity(entry, cc);
                 }
                 if let Some(items) = response_json.as_ref().and_then(|r| r["Count"].as_u64()) {

@@ -15,6 +15,9 @@ use crate::stackrun::RunResult;
 /// Goal from the issue: ≤ 64 MB peak RSS streaming a 500 MB clip (taken as MiB, as VmHWM is).
 const MAX_PEAK_MIB: f64 = 64.0;
 
+/// Prefixes the child's answer on stdout, among the functions' own lines.
+pub const RESULT_MARKER: &str = "REELAY_BENCH_RESULT";
+
 /// Runs `reelay-bench-micro stack-run` as a child and reads its JSON answer.
 pub async fn child_run(
     template: &Path,
@@ -48,7 +51,13 @@ pub async fn child_run(
         out.status,
         String::from_utf8_lossy(&out.stdout)
     );
-    serde_json::from_slice(&out.stdout).context("reading the stack child's answer")
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(RESULT_MARKER))
+        .context("the stack child printed no result")?;
+    serde_json::from_str(line.trim()).context("reading the stack child's answer")
 }
 
 pub async fn run(template: &Path, clip_mib: u64, deadline: Duration) -> anyhow::Result<Vec<Row>> {

@@ -56,7 +56,10 @@ impl FunctionTimes {
     /// Lambda rounds each invocation up to the next millisecond.
     pub fn billed_gb_s(&self) -> f64 {
         let gb = f64::from(self.memory_mb) / 1024.0;
-        self.durations_ms.iter().map(|ms| ms.ceil() / 1e3 * gb).sum()
+        self.durations_ms
+            .iter()
+            .map(|ms| ms.ceil() / 1e3 * gb)
+            .sum()
     }
 
     pub fn total_ms(&self) -> f64 {
@@ -110,7 +113,9 @@ fn memory(template: &Template, id: &str) -> anyhow::Result<i32> {
 }
 
 /// Approximate DynamoDB item size: attribute names plus values (strings and numbers as text).
-fn item_size(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> usize {
+fn item_size(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> usize {
     use aws_sdk_dynamodb::types::AttributeValue as V;
     item.iter()
         .map(|(k, v)| {
@@ -138,7 +143,10 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     let mut wiring = stack.wiring.clone();
     let direct_dynamo = wiring.dynamo.clone();
     let table = wiring.resources.table.clone();
-    stack.shutdown().await.context("stopping the stack's own drivers")?;
+    stack
+        .shutdown()
+        .await
+        .context("stopping the stack's own drivers")?;
 
     let proxy = Arc::new(MeterProxy::start(&endpoint).await?);
     let metered = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -207,7 +215,10 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
                 r
             }
         })?;
-    runtime.add_http("api", HttpFront::serve(listener, routes, runtime.child_token())?);
+    runtime.add_http(
+        "api",
+        HttpFront::serve(listener, routes, runtime.child_token())?,
+    );
 
     let wait = Duration::from_millis(500);
     let submitter = Arc::new(wiring.render_submitter()?);
@@ -219,15 +230,20 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
         wiring.resources.render_queue_url.clone(),
     )?
     .with_wait_time(wait);
-    let driver = SqsDriver::spawn_with(wiring.sqs.clone(), source, runtime.child_token(), move |event: SqsEvent| {
-        let (deps, rec) = (submitter.clone(), r4.clone());
-        async move {
-            let t = Instant::now();
-            let r = render_submitter::function_handler(&*deps, event).await;
-            rec.record("render-submitter", m_rs, t.elapsed());
-            r
-        }
-    })
+    let driver = SqsDriver::spawn_with(
+        wiring.sqs.clone(),
+        source,
+        runtime.child_token(),
+        move |event: SqsEvent| {
+            let (deps, rec) = (submitter.clone(), r4.clone());
+            async move {
+                let t = Instant::now();
+                let r = render_submitter::function_handler(&*deps, event).await;
+                rec.record("render-submitter", m_rs, t.elapsed());
+                r
+            }
+        },
+    )
     .await?;
     runtime.add_sqs("render-submitter", driver);
 
@@ -240,15 +256,20 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
         wiring.resources.publish_queue_url.clone(),
     )?
     .with_wait_time(wait);
-    let driver = SqsDriver::spawn_with(wiring.sqs.clone(), source, runtime.child_token(), move |event: SqsEvent| {
-        let (deps, rec) = (publisher.clone(), r5.clone());
-        async move {
-            let t = Instant::now();
-            let r = publisher::function_handler(&*deps, event).await;
-            rec.record("publisher", m_pub, t.elapsed());
-            r
-        }
-    })
+    let driver = SqsDriver::spawn_with(
+        wiring.sqs.clone(),
+        source,
+        runtime.child_token(),
+        move |event: SqsEvent| {
+            let (deps, rec) = (publisher.clone(), r5.clone());
+            async move {
+                let t = Instant::now();
+                let r = publisher::function_handler(&*deps, event).await;
+                rec.record("publisher", m_pub, t.elapsed());
+                r
+            }
+        },
+    )
     .await?;
     runtime.add_sqs("publisher", driver);
 
@@ -263,32 +284,37 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     let (r6, p6) = (rec.clone(), proxy.clone());
     runtime.add_ticker(
         "reconciler",
-        Ticker::spawn_with(schedule, runtime.child_token(), move |_e: CloudWatchEvent| {
-            let (deps, rec, proxy) = (reconciler.clone(), r6.clone(), p6.clone());
-            async move {
-                let before = proxy.snapshot();
-                let t = Instant::now();
-                let report = reconciler::function_handler(&*deps, Instant::now() + timeout).await;
-                let took = t.elapsed();
-                if report.due == 0 {
-                    // The due-index queries of an empty tick: a per-minute cost, not a per-job one.
-                    let d = proxy.snapshot().since(&before);
-                    if let Ok(mut idle) = rec.idle.lock() {
-                        idle.0.memory_mb = m_rec;
-                        idle.0.durations_ms.push(took.as_secs_f64() * 1e3);
-                        for key in ["dynamodb.Query", "dynamodb.Query@due"] {
-                            let add = d.get(key);
-                            let e = idle.1.ops.entry(key.to_owned()).or_default();
-                            e.requests += add.requests;
-                            e.capacity_units += add.capacity_units;
-                            e.reported += add.reported;
+        Ticker::spawn_with(
+            schedule,
+            runtime.child_token(),
+            move |_e: CloudWatchEvent| {
+                let (deps, rec, proxy) = (reconciler.clone(), r6.clone(), p6.clone());
+                async move {
+                    let before = proxy.snapshot();
+                    let t = Instant::now();
+                    let report =
+                        reconciler::function_handler(&*deps, Instant::now() + timeout).await;
+                    let took = t.elapsed();
+                    if report.due == 0 {
+                        // The due-index queries of an empty tick: a per-minute cost, not a per-job one.
+                        let d = proxy.snapshot().since(&before);
+                        if let Ok(mut idle) = rec.idle.lock() {
+                            idle.0.memory_mb = m_rec;
+                            idle.0.durations_ms.push(took.as_secs_f64() * 1e3);
+                            for key in ["dynamodb.Query", "dynamodb.Query@due"] {
+                                let add = d.get(key);
+                                let e = idle.1.ops.entry(key.to_owned()).or_default();
+                                e.requests += add.requests;
+                                e.capacity_units += add.capacity_units;
+                                e.reported += add.reported;
+                            }
                         }
+                    } else {
+                        rec.record("reconciler", m_rec, took);
                     }
-                } else {
-                    rec.record("reconciler", m_rec, took);
                 }
-            }
-        }),
+            },
+        ),
     );
 
     // Tenant and accounts (OAuth through the API) before the window opens.
@@ -340,16 +366,14 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let meter = proxy.snapshot().since(&before);
     let functions = rec.times.lock().map(|t| t.clone()).unwrap_or_default();
-    let (idle_ticks, idle_tick_meter) = rec
-        .idle
-        .lock()
-        .map(|i| i.clone())
-        .unwrap_or_default();
+    let (idle_ticks, idle_tick_meter) = rec.idle.lock().map(|i| i.clone()).unwrap_or_default();
     runtime.shutdown().await?;
 
     let mut states = BTreeMap::new();
     for o in &observed {
-        let s = o.state().map_or("missing".to_owned(), |s| s.as_str().to_owned());
+        let s = o
+            .state()
+            .map_or("missing".to_owned(), |s| s.as_str().to_owned());
         *states.entry(s).or_insert(0) += 1;
     }
     // The floor's inputs, from a job that made it.
@@ -361,13 +385,20 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     {
         let id = JobId::parse(&done.tracked.job_id).map_err(|e| anyhow::anyhow!(e.reason))?;
         let trail = jobs_store.audit_trail(&id).await?;
-        let distinct: std::collections::BTreeSet<&str> = trail.iter().map(|e| e.to.as_str()).collect();
+        let distinct: std::collections::BTreeSet<&str> =
+            trail.iter().map(|e| e.to.as_str()).collect();
         path_states = distinct.len();
         let item = direct_dynamo
             .get_item()
             .table_name(&table)
-            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("JOB#{id}")))
-            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("JOB".into()))
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("JOB#{id}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("JOB".into()),
+            )
             .send()
             .await?
             .item
