@@ -33,6 +33,7 @@ pub struct Account {
 /// What the benchmark asked for, to join with what TikTok received (by title).
 #[derive(Debug, Clone)]
 pub struct Seeded {
+    pub job_id: JobId,
     pub open_id: String,
     pub schedule_at_ms: i64,
 }
@@ -200,10 +201,11 @@ impl Harness {
             .map(|(account, jobs)| async move {
                 let mut out = Vec::with_capacity(jobs.len());
                 for (title, at) in jobs {
-                    self.seed_ready(&account, &title, at).await?;
+                    let job_id = self.seed_ready(&account, &title, at).await?;
                     out.push((
                         title,
                         Seeded {
+                            job_id,
                             open_id: account.open_id.clone(),
                             schedule_at_ms: at,
                         },
@@ -224,6 +226,27 @@ impl Harness {
     /// Where the rendered clip is served (the Ssemble simulator's file).
     pub fn clip_url(&self) -> String {
         self.clip.video_url.clone()
+    }
+
+    /// States of these jobs as the table holds them, counted (for jobs that never reached TikTok).
+    pub async fn states(&self, ids: &[JobId]) -> String {
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for id in ids {
+            let state = match self.stack.jobs.get(id).await {
+                Ok(Some(job)) => match &job.hold {
+                    Some(hold) => format!("{} ({})", job.state, hold.reason),
+                    None => job.state.to_string(),
+                },
+                Ok(None) => "missing".into(),
+                Err(_) => "unreadable".into(),
+            };
+            *counts.entry(state).or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     pub fn inits(&self) -> Vec<InitRecord> {

@@ -32,40 +32,47 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
     let limit = h.tiktok.config().limits.init_per_window;
     let backlog = (limit * p.throttled_windows) as usize;
 
-    let mut runs: Vec<Lags> = Vec::new();
-    for with_throttled in [false, true] {
-        let label = if with_throttled { "iso-b" } else { "iso-a" };
-        let t0 = now_ms() + p.lead.as_millis() as i64;
-        if with_throttled {
-            // Due at t0 with the healthy ones: the throttled backlog competes from the start.
-            let plan = throttled
-                .iter()
-                .map(|a| {
-                    let jobs = (0..backlog)
-                        .map(|j| (format!("iso-t {} {} #{j}", h.tag, a.id), t0))
-                        .collect();
-                    (a.clone(), jobs)
-                })
+    // Both runs are seeded up front (a job must be `ready` a reconciler period before its
+    // schedule); the second starts a reconciler period plus a margin after the first ends, so
+    // its early enqueues never overlap the first run's jobs.
+    let reconcile = Duration::from_secs_f64(60.0 / h.time_scale);
+    let t0_a = now_ms() + p.lead.as_millis() as i64;
+    let t0_b = t0_a + (p.spread + reconcile + Duration::from_secs(10)).as_millis() as i64;
+    let plan = throttled
+        .iter()
+        .map(|a| {
+            let jobs = (0..backlog)
+                .map(|j| (format!("iso-t {} {} #{j}", h.tag, a.id), t0_b))
                 .collect();
-            h.seed_all(plan, p.seed_concurrency).await?;
-        }
-        let (measured, seeded_at) = seed_scheduled(
-            h,
-            healthy,
-            label,
-            p.healthy_jobs,
+            (a.clone(), jobs)
+        })
+        .collect();
+    h.seed_all(plan, p.seed_concurrency).await?;
+    let mut seeded = Vec::new();
+    for (label, t0) in [("iso-a", t0_a), ("iso-b", t0_b)] {
+        seeded.push((
             t0,
-            p.spread,
-            p.seed_concurrency,
-        )
-        .await?;
+            seed_scheduled(
+                h,
+                healthy,
+                label,
+                p.healthy_jobs,
+                t0,
+                p.spread,
+                p.seed_concurrency,
+            )
+            .await?,
+        ));
+    }
+    let mut runs: Vec<Lags> = Vec::new();
+    for (t0, (measured, seeded_at)) in &seeded {
         let end = Duration::from_millis((t0 - now_ms()).max(0) as u64) + p.spread;
         runs.push(
             lags(
                 h,
-                &measured,
+                measured,
                 Instant::now() + end + Duration::from_secs(30),
-                &seeded_at,
+                seeded_at,
             )
             .await,
         );
@@ -114,7 +121,7 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
                 "{}, {} / {}, {}",
                 alone.missing, loaded.missing, alone.seeded_late, loaded.seeded_late
             ),
-        ));
+        ).with_note(format!("states: {} | {}", alone.missing_states, loaded.missing_states)));
     }
     let params = vec![format!(
         "2 isolation: {} accounts ({} throttled with {backlog} jobs due at once = {} init windows, \

@@ -25,6 +25,8 @@ pub struct Params {
 pub struct Lags {
     pub lags_ms: Vec<f64>,
     pub missing: usize,
+    /// States of the jobs without an init, when there are any.
+    pub missing_states: String,
     /// Jobs stored only after their `scheduleAt` had passed (the seeding fell behind).
     pub seeded_late: usize,
 }
@@ -60,8 +62,14 @@ pub async fn lags(
                 .iter()
                 .filter(|(t, s)| seeded_at.get(*t).is_some_and(|at| *at > s.schedule_at_ms))
                 .count();
+            let missing: Vec<_> = measured
+                .iter()
+                .filter(|(t, _)| !done.contains_key(*t))
+                .map(|(_, s)| s.job_id.clone())
+                .collect();
             return Lags {
-                missing: measured.len() - lags_ms.len(),
+                missing_states: h.states(&missing).await,
+                missing: missing.len(),
                 lags_ms,
                 seeded_late,
             };
@@ -176,7 +184,7 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
                 l.seeded_late,
                 l.lags_ms.iter().filter(|v| **v < 0.0).count()
             ),
-        ));
+        ).with_note(l.missing_states.clone()));
     }
     let params = vec![format!(
         "7 precision: {} accounts × {} jobs, scheduleAt spread over {} s starting {} s ahead, \
