@@ -16,6 +16,9 @@ use reelay_domain::usecase::{self, Advance};
 use reelay_domain::{Job, PublishId};
 use serde_json::{Value, json};
 
+/// (label, method, TikTok-Signature, body, status, error code).
+type Case<'a> = (&'a str, &'a str, Option<String>, Vec<u8>, u16, &'a str);
+
 /// Every table item and every queue's counts (read without taking messages).
 async fn snapshot(w: &World) -> (Vec<String>, BTreeMap<String, String>) {
     let ddb = aws_sdk_dynamodb::Client::new(&w.sdk);
@@ -151,7 +154,7 @@ async fn forged_replayed_and_malformed_deliveries_get_their_code_and_change_noth
     let swapped_sig = good.replace(&format!("t={now}"), &format!("t={}", now - 1));
 
     let sign_bytes = |t: i64, b: &[u8]| reelay_tiktok::sign_webhook(&w.client_secret, t, b);
-    let cases: Vec<(&str, &str, Option<String>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "missing signature",
             "POST",
