@@ -19,6 +19,11 @@ pub struct Params {
     pub healthy_jobs: usize,
     /// Jobs due at once per throttled account, in init windows' worth.
     pub throttled_windows: u32,
+    /// `true`: the backlog is stored as already-rendered jobs due at the second run's start and
+    /// waits for the reconciler like the healthy ones; `false`: it is stored at that instant
+    /// with its schedule passed, so it goes on the publish queue at once (as a render finishing
+    /// late does) and only the queue and publisher are shared.
+    pub backlog_scheduled: bool,
     pub spread: Duration,
     pub lead: Duration,
     pub seed_concurrency: usize,
@@ -38,7 +43,7 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
     let reconcile = Duration::from_secs_f64(60.0 / h.time_scale);
     let t0_a = now_ms() + p.lead.as_millis() as i64;
     let t0_b = t0_a + (p.spread + reconcile + Duration::from_secs(10)).as_millis() as i64;
-    let plan = throttled
+    let plan: Vec<_> = throttled
         .iter()
         .map(|a| {
             let jobs = (0..backlog)
@@ -47,7 +52,12 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
             (a.clone(), jobs)
         })
         .collect();
-    h.seed_all(plan, p.seed_concurrency).await?;
+    let mut deferred_plan = None;
+    if p.backlog_scheduled {
+        h.seed_all(plan, p.seed_concurrency).await?;
+    } else {
+        deferred_plan = Some(plan);
+    }
     let mut seeded = Vec::new();
     for (label, t0) in [("iso-a", t0_a), ("iso-b", t0_b)] {
         seeded.push((
@@ -65,17 +75,24 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
         ));
     }
     let mut runs: Vec<Lags> = Vec::new();
-    for (t0, (measured, seeded_at)) in &seeded {
+    for (i, (t0, (measured, seeded_at))) in seeded.iter().enumerate() {
         let end = Duration::from_millis((t0 - now_ms()).max(0) as u64) + p.spread;
-        runs.push(
-            lags(
-                h,
-                measured,
-                Instant::now() + end + Duration::from_secs(30),
-                seeded_at,
-            )
-            .await,
+        let wait = lags(
+            h,
+            measured,
+            Instant::now() + end + Duration::from_secs(30),
+            seeded_at,
         );
+        let backlog_now = async {
+            if let (1, Some(plan)) = (i, deferred_plan.take()) {
+                tokio::time::sleep(Duration::from_millis((t0 - now_ms()).max(0) as u64)).await;
+                h.seed_all(plan, p.seed_concurrency).await?;
+            }
+            anyhow::Ok(())
+        };
+        let (l, seeded) = tokio::join!(wait, backlog_now);
+        seeded?;
+        runs.push(l);
     }
     let run_s = started.elapsed().as_secs_f64();
     let (alone, loaded) = (&runs[0], &runs[1]);
@@ -125,11 +142,16 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
     }
     let params = vec![format!(
         "2 isolation: {} accounts ({} throttled with {backlog} jobs due at once = {} init windows, \
-         in the second run only), {} healthy × {} jobs spread over {} s starting {} s ahead, \
+         in the second run only, {}), {} healthy × {} jobs spread over {} s starting {} s ahead, \
          time scale {}; both runs {run_s:.0} s",
         p.accounts,
         throttled.len(),
         p.throttled_windows,
+        if p.backlog_scheduled {
+            "stored ahead and enqueued by the reconciler"
+        } else {
+            "stored at the second run's start, straight onto the publish queue"
+        },
         healthy.len(),
         p.healthy_jobs,
         p.spread.as_secs(),

@@ -51,6 +51,10 @@ struct Cli {
     /// Isolation: a throttled account's backlog, in init windows' worth of jobs.
     #[arg(long, default_value_t = 4, global = true)]
     iso_throttled_windows: u32,
+    /// Isolation: store the throttled backlog at the second run's start, due at once (straight
+    /// onto the publish queue) instead of ahead of time for the reconciler to enqueue.
+    #[arg(long, global = true)]
+    iso_backlog_immediate: bool,
 
     /// Precision: accounts and scheduled jobs per account.
     #[arg(long, default_value_t = 50, global = true)]
@@ -123,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
             throttled_pct: cli.iso_throttled_pct,
             healthy_jobs: cli.iso_jobs,
             throttled_windows: cli.iso_throttled_windows,
+            backlog_scheduled: !cli.iso_backlog_immediate,
             spread,
             lead,
             seed_concurrency: cli.seed_concurrency,
