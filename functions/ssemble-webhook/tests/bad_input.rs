@@ -74,10 +74,13 @@ async fn snapshot(w: &World) -> (Vec<String>, BTreeMap<String, String>) {
     (items, queues)
 }
 
+/// (path, body) of every delivery the stand-in endpoint received.
+type Deliveries = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// The public endpoint Ssemble is given, standing in for API Gateway: it only records the
 /// paths delivered to (each carries a job's token) and answers 200.
-async fn recorder() -> (String, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
-    let seen: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+async fn recorder() -> (String, Deliveries) {
+    let seen: Deliveries = Arc::default();
     let state = seen.clone();
     let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
         let seen = state.clone();
