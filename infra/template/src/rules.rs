@@ -53,6 +53,25 @@ pub enum Violation {
         policy: String,
         resource: String,
     },
+    /// `NotAction`/`NotResource`, or a statement without `Action` or `Resource`: it grants
+    /// everything but a list (or nothing checkable), which the wildcard rule cannot see.
+    InexactStatement {
+        policy: String,
+        reason: &'static str,
+    },
+    /// A managed policy (AWS's use `Resource: '*'`) or a SAM policy template: its statements are
+    /// not in the template, so no rule here can check them.
+    ManagedPolicy {
+        owner: String,
+        policy: String,
+    },
+    /// An action of one service on another service's resource (e.g. `sqs:SendMessage` on the
+    /// table): it grants nothing useful and usually means the statement meant another resource.
+    ServiceMismatch {
+        policy: String,
+        action: String,
+        resource: String,
+    },
     /// SAM's generated role attaches AWS managed policies whose statements use `Resource: '*'`.
     GeneratedRole {
         function: String,
@@ -114,6 +133,24 @@ impl fmt::Display for Violation {
                 f,
                 "{function}: is an integration of {api} and also references it (dependency cycle)"
             ),
+            Violation::InexactStatement { policy, reason } => {
+                write!(
+                    f,
+                    "{policy}: {reason}; name the actions and resources granted"
+                )
+            }
+            Violation::ManagedPolicy { owner, policy } => write!(
+                f,
+                "{owner}: managed policy or policy template `{policy}` cannot be checked; use inline statements"
+            ),
+            Violation::ServiceMismatch {
+                policy,
+                action,
+                resource,
+            } => write!(
+                f,
+                "{policy}: action `{action}` does not apply to `{resource}` (another service)"
+            ),
             Violation::GeneratedRole { function } => write!(
                 f,
                 "{function}: no explicit Role; SAM's generated role attaches managed policies on Resource '*'"
@@ -129,6 +166,8 @@ pub fn check(t: &Template) -> Vec<Violation> {
     out.extend(check_redrive_policies(t));
     out.extend(check_no_wildcards(t));
     out.extend(check_policy_scope(t));
+    out.extend(check_statement_shapes(t));
+    out.extend(check_action_services(t));
     out.extend(check_api_cycles(t));
     out
 }
@@ -219,6 +258,8 @@ pub struct Statement<'t> {
     pub label: String,
     pub actions: Vec<&'t Expr>,
     pub resources: Vec<&'t Expr>,
+    /// The statement as written, for the rules that look past `Action`/`Resource`.
+    pub raw: &'t Expr,
 }
 
 /// Inline statements of every `AWS::IAM::Role` and of every function's SAM `Policies`.
@@ -271,6 +312,7 @@ fn doc_statements<'t>(doc: Option<&'t Expr>, prefix: &str) -> Vec<Statement<'t>>
                 label: format!("{prefix}[{sid}]"),
                 actions: s.get("Action").map(Expr::as_list).unwrap_or_default(),
                 resources: s.get("Resource").map(Expr::as_list).unwrap_or_default(),
+                raw: s,
             }
         })
         .collect()
@@ -438,4 +480,116 @@ fn unknown_index(t: &Template, table_id: &str, r: &Expr) -> Option<String> {
         .filter_map(|i| i.get("IndexName").and_then(Expr::as_str))
         .any(|name| name == index);
     (!known).then_some(resource)
+}
+
+/// Statements must say exactly what they allow: no `NotAction`/`NotResource`, both `Action` and
+/// `Resource` present; no managed policies or SAM policy templates, whose statements this crate
+/// cannot see (AWS's managed Lambda policies use `Resource: '*'`).
+pub fn check_statement_shapes(t: &Template) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for statements in statements(t).values() {
+        for s in statements {
+            let reasons = [
+                (s.raw.get("NotAction").is_some(), "uses NotAction"),
+                (s.raw.get("NotResource").is_some(), "uses NotResource"),
+                (s.raw.get("Action").is_none(), "has no Action"),
+                (s.raw.get("Resource").is_none(), "has no Resource"),
+            ];
+            for (_, reason) in reasons.into_iter().filter(|(hit, _)| *hit) {
+                out.push(Violation::InexactStatement {
+                    policy: s.label.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+    for id in t.ids_of(ROLE) {
+        let Some(role) = t.resources.get(id) else {
+            continue;
+        };
+        for arn in role
+            .prop("ManagedPolicyArns")
+            .map(Expr::as_list)
+            .unwrap_or_default()
+        {
+            out.push(Violation::ManagedPolicy {
+                owner: id.to_owned(),
+                policy: text(arn),
+            });
+        }
+    }
+    for f in t.functions() {
+        let policies = f.resource.prop("Policies");
+        // A single string is a managed policy name; a list may mix names, templates and documents.
+        let items = match policies {
+            Some(Expr::String(_)) => policies.into_iter().collect(),
+            Some(p) => p.as_list(),
+            None => Vec::new(),
+        };
+        for p in items.into_iter().filter(|p| p.get("Statement").is_none()) {
+            let name = match p.as_map() {
+                Some(m) => m.keys().cloned().collect::<Vec<_>>().join(","),
+                None => text(p),
+            };
+            out.push(Violation::ManagedPolicy {
+                owner: f.id.to_owned(),
+                policy: name,
+            });
+        }
+    }
+    out
+}
+
+/// The IAM service a resource belongs to: by its kind when the statement names a resource of
+/// the template, else by the service field of a literal ARN (`arn:partition:service:…`).
+fn resource_service(t: &Template, r: &Expr) -> Option<String> {
+    let kinds = [
+        (TABLE, "dynamodb"),
+        (QUEUE, "sqs"),
+        (SECRET, "secretsmanager"),
+        (LOG_GROUP, "logs"),
+    ];
+    for n in r.references() {
+        if let Some(res) = t.resources.get(&n) {
+            return kinds
+                .iter()
+                .find(|(k, _)| *k == res.kind)
+                .map(|(_, svc)| (*svc).to_owned());
+        }
+    }
+    let literal = text(r);
+    let rest = literal.strip_prefix("arn:")?;
+    // The partition is often `${AWS::Partition}`, whose `::` is not a field separator.
+    let after_partition = match rest.strip_prefix("${") {
+        Some(var) => var.split_once('}')?.1.strip_prefix(':')?,
+        None => rest.split_once(':')?.1,
+    };
+    let service = after_partition.split(':').next()?;
+    (!service.is_empty() && !service.contains('$')).then(|| service.to_owned())
+}
+
+/// Every action applies to every resource of its statement: same IAM service.
+pub fn check_action_services(t: &Template) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for statements in statements(t).values() {
+        for s in statements {
+            for r in &s.resources {
+                let Some(service) = resource_service(t, r) else {
+                    continue;
+                };
+                for a in &s.actions {
+                    let action = text(a);
+                    let action_service = action.split(':').next().unwrap_or_default();
+                    if action_service != service {
+                        out.push(Violation::ServiceMismatch {
+                            policy: s.label.clone(),
+                            action,
+                            resource: text(r),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
 }

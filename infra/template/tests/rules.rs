@@ -1,8 +1,8 @@
 //! The rules hold on the real template.yaml, and each one fails on a template mutated to break it.
 #![allow(clippy::unwrap_used)]
 use reelay_template::rules::{
-    check_api_cycles, check_fifo_dlqs, check_no_wildcards, check_policy_scope,
-    check_redrive_policies, check_visibility_timeouts,
+    check_action_services, check_api_cycles, check_fifo_dlqs, check_no_wildcards,
+    check_policy_scope, check_redrive_policies, check_statement_shapes, check_visibility_timeouts,
 };
 use reelay_template::{Template, Violation, check};
 
@@ -232,4 +232,129 @@ fn when_function_uses_a_resource_its_role_does_not_grant_should_report_it() {
             resource: "PublishQueue".into(),
         }]
     );
+}
+
+#[test]
+fn when_statement_uses_not_resource_or_not_action_should_report_it() {
+    // NotResource is a wildcard in disguise: everything but the queue.
+    let t = mutated(&[
+        (
+            "Action: sqs:SendMessage\n                Resource: !GetAtt RenderQueue.Arn",
+            "Action: sqs:SendMessage\n                NotResource: !GetAtt RenderQueue.Arn",
+        ),
+        (
+            "Action: secretsmanager:GetSecretValue\n                Resource: !Ref SsembleSecret",
+            "NotAction: secretsmanager:DeleteSecret\n                Resource: !Ref SsembleSecret",
+        ),
+    ]);
+    assert_eq!(
+        check_statement_shapes(&t),
+        vec![
+            Violation::InexactStatement {
+                policy: "IngestApiRole.ingest-api[RenderQueueSend]".into(),
+                reason: "uses NotResource",
+            },
+            Violation::InexactStatement {
+                policy: "IngestApiRole.ingest-api[RenderQueueSend]".into(),
+                reason: "has no Resource",
+            },
+            Violation::InexactStatement {
+                policy: "SsembleWebhookRole.ssemble-webhook[SsembleKey]".into(),
+                reason: "uses NotAction",
+            },
+            Violation::InexactStatement {
+                policy: "SsembleWebhookRole.ssemble-webhook[SsembleKey]".into(),
+                reason: "has no Action",
+            },
+        ]
+    );
+    // The whole check sees it too (not only the rule on its own).
+    assert!(!check(&t).is_empty());
+}
+
+#[test]
+fn when_role_attaches_a_managed_policy_should_report_it() {
+    let t = mutated(&[(
+        "  IngestApiRole:\n    Type: AWS::IAM::Role\n    Properties:\n",
+        "  IngestApiRole:\n    Type: AWS::IAM::Role\n    Properties:\n      ManagedPolicyArns: [arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]\n",
+    )]);
+    assert_eq!(
+        check_statement_shapes(&t),
+        vec![Violation::ManagedPolicy {
+            owner: "IngestApiRole".into(),
+            policy: "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole".into(),
+        }]
+    );
+}
+
+#[test]
+fn when_action_targets_another_services_resource_should_report_it() {
+    let t = mutated(&[(
+        "Action: sqs:SendMessage\n                Resource: !GetAtt RenderQueue.Arn",
+        "Action: sqs:SendMessage\n                Resource: !GetAtt Table.Arn",
+    )]);
+    let v = check_action_services(&t);
+    assert_eq!(
+        v,
+        vec![Violation::ServiceMismatch {
+            policy: "IngestApiRole.ingest-api[RenderQueueSend]".into(),
+            action: "sqs:SendMessage".into(),
+            resource: "!GetAtt Table.Arn".into(),
+        }]
+    );
+    // Literal ARNs are checked by their service field.
+    let t = mutated(&[(
+        "                  - secretsmanager:CreateSecret\n",
+        "                  - dynamodb:Scan\n",
+    )]);
+    let v = check_action_services(&t);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(
+        matches!(&v[0], Violation::ServiceMismatch { action, .. } if action == "dynamodb:Scan")
+    );
+}
+
+/// Each function is granted exactly the queues, table and secrets its environment and event
+/// sources name, read from the real template (so a new grant or a new use must agree).
+#[test]
+fn each_function_is_granted_exactly_the_resources_it_uses() {
+    let t = Template::from_yaml_str(TEMPLATE).unwrap();
+    let stmts = reelay_template::rules::statements(&t);
+    for f in t.functions() {
+        let role = f.role_id().expect("every function has an explicit role");
+        let granted: std::collections::BTreeSet<String> = stmts[role]
+            .iter()
+            .flat_map(|s| s.resources.iter().flat_map(|r| r.references()))
+            .filter(|r| t.is_resource(r))
+            .collect();
+        let mut used: std::collections::BTreeSet<String> = f
+            .environment
+            .values()
+            .flat_map(|v| v.references())
+            .filter(|r| t.is_resource(r))
+            .collect();
+        used.extend(f.sqs_sources());
+        // Each function also writes its own log group.
+        let granted_non_log: std::collections::BTreeSet<_> = granted
+            .iter()
+            .filter(|r| !r.ends_with("LogGroup"))
+            .cloned()
+            .collect();
+        let used_grantable: std::collections::BTreeSet<_> = used
+            .iter()
+            .filter(|r| {
+                t.resources.get(*r).is_some_and(|x| {
+                    [
+                        "AWS::SQS::Queue",
+                        "AWS::DynamoDB::Table",
+                        "AWS::SecretsManager::Secret",
+                    ]
+                    .contains(&x.kind.as_str())
+                })
+            })
+            .cloned()
+            .collect();
+        assert_eq!(granted_non_log, used_grantable, "{}", f.id);
+        assert!(!granted_non_log.is_empty(), "{} is granted nothing", f.id);
+    }
 }
