@@ -321,7 +321,9 @@ fn each_function_is_granted_exactly_the_resources_it_uses() {
     let t = Template::from_yaml_str(TEMPLATE).unwrap();
     let stmts = reelay_template::rules::statements(&t);
     for f in t.functions() {
-        let role = f.role_id().expect("every function has an explicit role");
+        let role = f
+            .role_id()
+            .unwrap_or_else(|| panic!("{} has no explicit role", f.id));
         let granted: std::collections::BTreeSet<String> = stmts[role]
             .iter()
             .flat_map(|s| s.resources.iter().flat_map(|r| r.references()))
