@@ -300,6 +300,21 @@ impl Job {
         job.next_check = next_check;
         job.hold = hold;
         job.record(event, now);
+        // A failure must say why (the audit promise), also when no upstream said anything: a
+        // deadline that passed is the reason then.
+        let fallback = (event.error().is_none()
+            && matches!(to, JobState::RenderFailed | JobState::PublishFailed))
+        .then(|| JobError {
+            code: match event {
+                Event::Expired => "deadline_exceeded".to_owned(),
+                other => other.name().to_owned(),
+            },
+            message: format!("{} while {}", event.name(), self.state.as_str()),
+            upstream_log_id: None,
+        });
+        if let Some(error) = &fallback {
+            job.last_error = Some(error.clone());
+        }
         if effects
             .iter()
             .any(|e| matches!(e, Effect::InitPublish { .. }))
@@ -319,7 +334,7 @@ impl Job {
             to,
             request_id: job.request_id.clone(),
             publish_id: job.publish_id.clone(),
-            error_code: event.error().map(|e| e.code.clone()),
+            error_code: event.error().or(fallback.as_ref()).map(|e| e.code.clone()),
             upstream_log_id: event.upstream_log_id().map(str::to_owned),
             detail: event.detail(),
         };
