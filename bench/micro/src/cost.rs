@@ -98,7 +98,7 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
             "{} {:.1} req {:.1} CU (GSI {:.1}){}; ",
             op.trim_start_matches("dynamodb."),
             c.requests as f64 / n,
-            c.capacity_units / n,
+            c.capacity_units.max(c.estimated_read_units) / n,
             gsi / n + 0.0,
             if c.errors > 0 {
                 format!(", {:.1} refused", c.errors as f64 / n)
@@ -131,7 +131,7 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
     }
     let idle_q = r.idle_tick_meter.get("dynamodb.Query@due");
     let idle_n = r.idle_ticks.invocations().max(1) as f64;
-    let idle_rru = idle_q.capacity_units / idle_n;
+    let idle_rru = idle_q.capacity_units.max(idle_q.estimated_read_units) / idle_n;
     let idle_ms = r.idle_ticks.total_ms() / idle_n;
     let ticks_per_month = 60.0 * 24.0 * 30.0;
     let idle_month = ticks_per_month

@@ -55,6 +55,11 @@ pub struct OpCount {
     pub index_units: BTreeMap<String, f64>,
     /// Requests whose answer carried a capacity figure.
     pub reported: u64,
+    /// Query/Scan only: read units DynamoDB's rule gives for the items returned
+    /// (⌈Σ item size / 4 KB⌉, halved for eventually consistent reads, at least ½ per page),
+    /// because the local endpoint reports a flat ½ per page whatever it returned.
+    #[serde(default)]
+    pub estimated_read_units: f64,
     /// SQS ReceiveMessage only: answers with no message (idle polls).
     pub empty_receives: u64,
     /// SQS: messages carried (sent, received or deleted); a DynamoDB query on an index: items
@@ -175,6 +180,7 @@ impl Meter {
                 table_units: v.table_units - e.table_units,
                 index_units,
                 reported: v.reported - e.reported,
+                estimated_read_units: v.estimated_read_units - e.estimated_read_units,
                 empty_receives: v.empty_receives - e.empty_receives,
                 messages: v.messages - e.messages,
             };
@@ -264,6 +270,35 @@ fn query_action(body: &[u8]) -> Option<String> {
     s.split('&')
         .find_map(|kv| kv.strip_prefix("Action="))
         .map(str::to_owned)
+}
+
+/// Approximate stored size of an item in DynamoDB JSON: attribute names plus values.
+fn item_bytes(item: &Value) -> usize {
+    let Some(map) = item.as_object() else {
+        return 0;
+    };
+    map.iter()
+        .map(|(name, v)| {
+            name.len()
+                + match v.as_object().and_then(|o| o.iter().next()) {
+                    Some((t, Value::String(s))) if t == "S" || t == "N" || t == "B" => s.len(),
+                    Some((t, _)) if t == "BOOL" || t == "NULL" => 1,
+                    Some((t, inner)) if t == "M" => item_bytes(inner) + 3,
+                    Some((_, inner)) => inner.to_string().len(),
+                    None => 0,
+                }
+        })
+        .sum()
+}
+
+/// Read units of one Query/Scan page by DynamoDB's rule.
+fn page_read_units(request: Option<&Value>, response: &Value) -> f64 {
+    let bytes: usize = response["Items"]
+        .as_array()
+        .map_or(0, |items| items.iter().map(item_bytes).sum());
+    let consistent = request.is_some_and(|r| r["ConsistentRead"].as_bool() == Some(true));
+    let units = (bytes as f64 / 4096.0).ceil().max(1.0);
+    if consistent { units } else { units / 2.0 }
 }
 
 /// The item type a single-item request addresses: the `pk` prefix before `#`.
@@ -382,6 +417,9 @@ async fn forward_inner(
             if let Some(cc) = resp.get("ConsumedCapacity") {
                 add_capacity(count, cc);
             }
+            if service == "dynamodb" && (op == "Query" || op == "Scan") && status.is_success() {
+                count.estimated_read_units += page_read_units(request_json.as_ref(), resp);
+            }
             if service == "sqs" {
                 let n = match op.as_str() {
                     "ReceiveMessage" => resp["Messages"].as_array().map_or(0, |a| a.len() as u64),
@@ -432,8 +470,11 @@ async fn forward_inner(
                 {
                     add_capacity(entry, cc);
                 }
-                if let Some(items) = response_json.as_ref().and_then(|r| r["Count"].as_u64()) {
-                    entry.messages += items;
+                if let Some(resp) = response_json.as_ref() {
+                    entry.messages += resp["Count"].as_u64().unwrap_or(0);
+                    if status.is_success() {
+                        entry.estimated_read_units += page_read_units(request_json.as_ref(), resp);
+                    }
                 }
             }
         }

@@ -284,11 +284,12 @@ async fn run_case(
 fn describe(c: &Case) -> String {
     let q = c.meter.get("dynamodb.Query@due");
     format!(
-        "{:.2} s; due-index Query {} req / {:.1} RRU / {} items; all DynamoDB reads {} req / {:.1} RRU, writes {:.0} WRU; SQS {} req; report due={} moved={} deferred={} skipped={} failed={} out_of_time={}",
+        "{:.2} s; due-index Query {} req / {} items / {:.1} RRU by item size ({:.1} as reported); all DynamoDB reads {} req / {:.1} RRU, writes {:.0} WRU; SQS {} req; report due={} moved={} deferred={} skipped={} failed={} out_of_time={}",
         c.wall.as_secs_f64(),
         q.requests,
-        q.capacity_units,
         q.messages,
+        q.estimated_read_units,
+        q.capacity_units,
         c.meter.dynamo_read_requests(),
         c.meter.dynamo_read_units(),
         c.meter.dynamo_write_units(),

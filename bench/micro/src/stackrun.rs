@@ -307,6 +307,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
                                 e.requests += add.requests;
                                 e.capacity_units += add.capacity_units;
                                 e.reported += add.reported;
+                                e.estimated_read_units += add.estimated_read_units;
                             }
                         }
                     } else {
