@@ -4,11 +4,14 @@
 #
 #   infra/scripts/fuzz.sh [seconds-per-target]     # default 60
 #   FUZZ_TARGETS="job_request sqs_envelope" infra/scripts/fuzz.sh 30
+#   FUZZ_SANITIZER=address infra/scripts/fuzz.sh 60  # ASan (RUSTC_BOOTSTRAP=1; not tried here)
 #
-# The toolchain here is stable only. cargo-fuzz passes `-Z` flags, which stable rustc accepts
-# with RUSTC_BOOTSTRAP=1; `-s none` leaves AddressSanitizer out (the code under test is
-# `forbid(unsafe_code)` safe Rust, so libFuzzer's coverage + Rust's panics/asserts are what
-# find bugs), and `-O` fuzzes the optimised build with debug assertions on.
+# The toolchain here is stable only. With `-s none` cargo-fuzz passes only stable rustc flags
+# (sancov passes, `--cfg fuzzing`, debug assertions), so stable builds it as is; a sanitizer
+# (FUZZ_SANITIZER=address, cargo-fuzz's own default) needs `-Zsanitizer`, which stable accepts
+# only with RUSTC_BOOTSTRAP=1 (exported below for that case). None is the default: the code
+# under test is `forbid(unsafe_code)`, so coverage guidance plus Rust's panics and the targets'
+# asserts are what find bugs. `-O` fuzzes the optimised build with debug assertions on.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -16,7 +19,10 @@ SECONDS_PER_TARGET="${1:-60}"
 CARGO_FUZZ_VERSION="0.13.1"
 TOOLS="${ROOT}/.tools/cargo-fuzz"
 export PATH="${TOOLS}/bin:${PATH}"
-export RUSTC_BOOTSTRAP=1
+SANITIZER="${FUZZ_SANITIZER:-none}"
+if [[ "${SANITIZER}" != none ]]; then
+  export RUSTC_BOOTSTRAP=1
+fi
 # fuzz/ is its own workspace with its own target dir; a shared CARGO_TARGET_DIR would mix
 # instrumented and plain artefacts.
 unset CARGO_TARGET_DIR
@@ -28,7 +34,7 @@ fi
 
 cd "${ROOT}/fuzz"
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-$(cargo fuzz list | tr '\n' ' ')}"
-FLAGS=(-s none -O)
+FLAGS=(-s "${SANITIZER}" -O)
 
 echo "==> building ${#TARGETS[@]} targets (first build: several minutes)" >&2
 cargo fuzz build "${FLAGS[@]}" >&2
