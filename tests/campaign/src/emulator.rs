@@ -40,6 +40,10 @@ impl PrivateEndpoint {
             run_dir,
             port: free_port()?,
         };
+        // A leftover instance of this run directory (an interrupted run) is ours to stop, and
+        // its saved state is not this run's.
+        endpoint.verb("stop").await?;
+        let _ = std::fs::remove_dir_all(endpoint.state_dir());
         endpoint.verb("start").await?;
         Ok(endpoint)
     }

@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use futures::StreamExt as _;
+
 use reelay_domain::job::Job;
 use reelay_domain::ports::{JobStore, StoreError};
-use reelay_local::Stack;
 use reelay_local::kill::INIT_ACCEPTED;
 use serde_json::Value;
 
@@ -31,7 +32,8 @@ pub struct RestartReport {
 
 pub(crate) struct Inputs<'a> {
     pub config: &'a CampaignConfig,
-    pub stack: &'a Stack,
+    /// The table, read after the stack stopped (nothing races the scan).
+    pub store: &'a reelay_aws::DynamoJobStore,
     pub jobs: Vec<Job>,
     pub accepted: Vec<String>,
     pub unaccepted: Vec<String>,
@@ -97,6 +99,26 @@ pub struct Report {
     pub deadline_passed: bool,
 }
 
+/// A job and its audit trail as of one moment: re-read until they agree, so a write landing
+/// between the two reads is not reported as a gap.
+async fn consistent(
+    store: &reelay_aws::DynamoJobStore,
+    job: &Job,
+) -> Result<(Job, Vec<reelay_domain::job::AuditEvent>), StoreError> {
+    let mut fresh = job.clone();
+    let mut trail = store.audit_trail(&job.id).await?;
+    for _ in 0..3 {
+        if trail.iter().map(|e| e.version).max().unwrap_or(0) == fresh.version {
+            break;
+        }
+        if let Some(j) = store.get(&job.id).await? {
+            fresh = j;
+        }
+        trail = store.audit_trail(&job.id).await?;
+    }
+    Ok((fresh, trail))
+}
+
 impl Report {
     pub(crate) async fn build(i: Inputs<'_>) -> Result<Self, StoreError> {
         let mut by_state = BTreeMap::new();
@@ -114,7 +136,14 @@ impl Report {
                 lost.push(format!("{id}: accepted (202) but not in the table"));
             }
         }
-        for job in &i.jobs {
+        let fetched = futures::stream::iter(i.jobs.iter())
+            .map(|job| consistent(i.store, job))
+            .buffered(8)
+            .collect::<Vec<_>>()
+            .await;
+        for found in fetched {
+            let (job, trail) = found?;
+            let job = &job;
             *by_state.entry(job.state.as_str().to_owned()).or_default() += 1;
             match judge::standing(job) {
                 Standing::Published => published += 1,
@@ -140,21 +169,6 @@ impl Report {
                         .unwrap_or_default()
                 )),
             }
-            // The pipeline may still write (a reconciler tick): read the trail and the job
-            // until they agree, so a race is not reported as a gap.
-            let mut trail = i.stack.jobs.audit_trail(&job.id).await?;
-            let mut fresh = job.clone();
-            for _ in 0..3 {
-                let last = trail.iter().map(|e| e.version).max().unwrap_or(0);
-                if last == fresh.version {
-                    break;
-                }
-                if let Some(j) = i.stack.jobs.get(&job.id).await? {
-                    fresh = j;
-                }
-                trail = i.stack.jobs.audit_trail(&job.id).await?;
-            }
-            let job = &fresh;
             if judge::standing(job) == Standing::Moving && lost_trails.len() < 3 {
                 let mut sorted = trail.clone();
                 sorted.sort_by_key(|e| e.version);

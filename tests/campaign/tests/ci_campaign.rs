@@ -12,7 +12,7 @@ use reelay_campaign::{CampaignConfig, run};
 use reelay_local::kill::INIT_ACCEPTED;
 
 /// The whole test, setup included, must finish within this on two shared cores.
-const BOUND: Duration = Duration::from_secs(360);
+const BOUND: Duration = Duration::from_secs(420);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ci_campaign_keeps_every_promise() {
