@@ -29,7 +29,8 @@ pub struct Params {
     pub seed_concurrency: usize,
 }
 
-pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
+/// The isolation rows, and the unthrottled run's lags (which `all` also reports as benchmark 7).
+pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<(Section, Lags)> {
     let started = Instant::now();
     let accounts = h.connect("iso", p.accounts).await?;
     let throttled_n = (p.accounts * p.throttled_pct as usize).div_ceil(100);
@@ -131,14 +132,20 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
         ),
     ];
     if alone.missing + loaded.missing + alone.seeded_late + loaded.seeded_late > 0 {
-        rows.push(Row::info(
-            bench,
-            "healthy jobs without init / seeded late (a, b)",
-            format!(
-                "{}, {} / {}, {}",
-                alone.missing, loaded.missing, alone.seeded_late, loaded.seeded_late
-            ),
-        ).with_note(format!("states: {} | {}", alone.missing_states, loaded.missing_states)));
+        rows.push(
+            Row::info(
+                bench,
+                "healthy jobs without init / seeded late (a, b)",
+                format!(
+                    "{}, {} / {}, {}",
+                    alone.missing, loaded.missing, alone.seeded_late, loaded.seeded_late
+                ),
+            )
+            .with_note(format!(
+                "states: {} | {}",
+                alone.missing_states, loaded.missing_states
+            )),
+        );
     }
     let params = vec![format!(
         "2 isolation: {} accounts ({} throttled with {backlog} jobs due at once = {} init windows, \
@@ -158,5 +165,5 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
         p.lead.as_secs(),
         h.time_scale
     )];
-    Ok(Section { rows, params })
+    Ok((Section { rows, params }, runs[0].clone()))
 }

@@ -12,7 +12,10 @@ use reelay_bench_load::{isolation, precision, saturation};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(name = "reelay-bench-load", about = "Load benchmarks on the local stack")]
+#[command(
+    name = "reelay-bench-load",
+    about = "Load benchmarks on the local stack"
+)]
 struct Cli {
     #[command(subcommand)]
     bench: Bench,
@@ -27,8 +30,9 @@ struct Cli {
     #[arg(long, default_value_t = 16, global = true)]
     seed_concurrency: usize,
 
-    /// Saturation: accounts per mode (Reelay and naive each).
-    #[arg(long, default_value_t = 200, global = true)]
+    /// Saturation: accounts per mode (Reelay and naive each). The issue's 200 needs 20 inits/s
+    /// at time scale 1, beyond this stack on 2 shared cores (README); 40 keeps it out of the way.
+    #[arg(long, default_value_t = 40, global = true)]
     sat_accounts: usize,
     /// Saturation: init windows measured per account.
     #[arg(long, default_value_t = 2, global = true)]
@@ -72,6 +76,14 @@ struct Cli {
     lead_secs: u64,
 }
 
+/// The 1-minute load average, to print next to figures measured on shared cores.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "n/a".into())
+}
+
 #[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
 enum Bench {
     /// 1: achieved ÷ allowed init rate and self-inflicted 429s, Reelay vs the naive baseline.
@@ -80,7 +92,7 @@ enum Bench {
     Isolation,
     /// 7: init start − scheduleAt when the budget allows.
     Precision,
-    /// All three on one stack (precision, isolation, then saturation).
+    /// All three on one stack: isolation (whose unthrottled run also gives 7), then saturation.
     All,
 }
 
@@ -94,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let started = Instant::now();
+    let load_before = load_average();
     let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let h = Harness::start(cli.time_scale, cli.clip_bytes)
         .await
@@ -110,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
     let wants = |b: Bench| cli.bench == b || cli.bench == Bench::All;
     // Small, latency-sensitive runs first: saturation's tail (status polls, webhooks of
     // thousands of posts) would otherwise still be on the stack while they measure.
-    if wants(Bench::Precision) {
+    if cli.bench == Bench::Precision {
         let p = precision::Params {
             accounts: cli.prec_accounts,
             jobs_per_account: cli.prec_jobs,
@@ -119,7 +132,6 @@ async fn main() -> anyhow::Result<()> {
             seed_concurrency: cli.seed_concurrency,
         };
         sections.push(precision::run(&h, &p).await?);
-        eprintln!("precision done at {:.0} s", started.elapsed().as_secs_f64());
     }
     if wants(Bench::Isolation) {
         let p = isolation::Params {
@@ -132,7 +144,18 @@ async fn main() -> anyhow::Result<()> {
             lead,
             seed_concurrency: cli.seed_concurrency,
         };
-        sections.push(isolation::run(&h, &p).await?);
+        let (section, alone) = isolation::run(&h, &p).await?;
+        if cli.bench == Bench::All {
+            // Benchmark 7 asks for exactly the unthrottled run's figure (budget allows, no
+            // throttled account): reported from it rather than a third scheduled run, which
+            // keeps `all` within about ten minutes.
+            sections.push(precision::section(
+                &alone,
+                "7 precision: from isolation's unthrottled run (its healthy accounts and jobs)"
+                    .into(),
+            ));
+        }
+        sections.push(section);
         eprintln!("isolation done at {:.0} s", started.elapsed().as_secs_f64());
     }
     if wants(Bench::Saturation) {
@@ -144,7 +167,10 @@ async fn main() -> anyhow::Result<()> {
             seed_concurrency: cli.seed_concurrency,
         };
         sections.push(saturation::run(&h, &p).await?);
-        eprintln!("saturation done at {:.0} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "saturation done at {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
     }
 
     let profile = if cfg!(debug_assertions) {
@@ -155,6 +181,11 @@ async fn main() -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let header = vec![
         format!("reelay-bench-load {:?} — {date}", cli.bench),
+        format!(
+            "load average (1 min) before / after: {load_before} / {} — the cores are shared, so \
+             the figures carry whatever else ran",
+            load_average()
+        ),
         format!(
             "machine: {cores} cores; build profile: {profile}; AWS: MiniStack at {}; time scale {}; clip {} bytes; total {:.0} s",
             std::env::var("AWS_ENDPOINT_URL").unwrap_or_default(),

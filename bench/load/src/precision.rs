@@ -53,9 +53,7 @@ pub async fn lags(
             let lags_ms: Vec<f64> = done
                 .iter()
                 .filter_map(|(title, at)| {
-                    measured
-                        .get(title)
-                        .map(|s| (*at - s.schedule_at_ms) as f64)
+                    measured.get(title).map(|s| (*at - s.schedule_at_ms) as f64)
                 })
                 .collect();
             let seeded_late = measured
@@ -151,6 +149,20 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
     )
     .await;
     let run_s = started.elapsed().as_secs_f64();
+    let params = format!(
+        "7 precision: {} accounts × {} jobs, scheduleAt spread over {} s starting {} s ahead, \
+         time scale {}; run {run_s:.0} s",
+        p.accounts,
+        p.jobs_per_account,
+        p.spread.as_secs(),
+        p.lead.as_secs(),
+        h.time_scale
+    );
+    Ok(section(&l, params))
+}
+
+/// The precision rows from measured lags (its own run, or isolation's unthrottled one).
+pub fn section(l: &Lags, params: String) -> Section {
     let p50 = percentile(&l.lags_ms, 50.0);
     let p99 = percentile(&l.lags_ms, 99.0);
     let min = l.lags_ms.iter().copied().reduce(f64::min);
@@ -175,25 +187,22 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
         ),
     ];
     if l.missing > 0 || l.seeded_late > 0 || min.is_some_and(|m| m < 0.0) {
-        rows.push(Row::info(
-            bench,
-            "jobs without init / seeded late / early inits",
-            format!(
-                "{} / {} / {}",
-                l.missing,
-                l.seeded_late,
-                l.lags_ms.iter().filter(|v| **v < 0.0).count()
-            ),
-        ).with_note(l.missing_states.clone()));
+        rows.push(
+            Row::info(
+                bench,
+                "jobs without init / seeded late / early inits",
+                format!(
+                    "{} / {} / {}",
+                    l.missing,
+                    l.seeded_late,
+                    l.lags_ms.iter().filter(|v| **v < 0.0).count()
+                ),
+            )
+            .with_note(l.missing_states.clone()),
+        );
     }
-    let params = vec![format!(
-        "7 precision: {} accounts × {} jobs, scheduleAt spread over {} s starting {} s ahead, \
-         time scale {}; run {run_s:.0} s",
-        p.accounts,
-        p.jobs_per_account,
-        p.spread.as_secs(),
-        p.lead.as_secs(),
-        h.time_scale
-    )];
-    Ok(Section { rows, params })
+    Section {
+        rows,
+        params: vec![params],
+    }
 }

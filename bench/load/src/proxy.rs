@@ -174,7 +174,11 @@ async fn forward(State(p): State<Arc<Inner>>, req: Request) -> Response {
 
     let mut answer = Response::builder().status(status);
     for (name, value) in &headers {
-        let hop = [header::TRANSFER_ENCODING, header::CONTENT_LENGTH, header::CONNECTION];
+        let hop = [
+            header::TRANSFER_ENCODING,
+            header::CONTENT_LENGTH,
+            header::CONNECTION,
+        ];
         if !hop.iter().any(|h: &HeaderName| h == name) {
             answer = answer.header(name, value);
         }

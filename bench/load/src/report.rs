@@ -55,7 +55,11 @@ pub struct Section {
 pub fn render(sections: &[Section], header: &[String]) -> String {
     let rows: Vec<&Row> = sections.iter().flat_map(|s| s.rows.iter()).collect();
     let w = |f: &dyn Fn(&Row) -> usize, title: &str| {
-        rows.iter().map(|r| f(r)).max().unwrap_or(0).max(title.len())
+        rows.iter()
+            .map(|r| f(r))
+            .max()
+            .unwrap_or(0)
+            .max(title.len())
     };
     let wb = w(&|r| r.bench.len(), "benchmark");
     let wf = w(&|r| r.figure.len(), "figure");

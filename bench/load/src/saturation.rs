@@ -12,10 +12,10 @@ use bytes::Bytes;
 
 use crate::harness::Harness;
 use crate::naive::{self, NaiveConfig};
+use crate::now_ms;
 use crate::proxy::InitRecord;
 use crate::report::{Row, Section, opt_secs};
 use crate::stats::{accepted_by_account, percentile, sim_429s, sim_publishes};
-use crate::now_ms;
 
 #[derive(Debug, Clone)]
 pub struct Params {
