@@ -2,6 +2,8 @@
 //! on MiniStack through the real SDK, with TikTok's OAuth and creator_info from the simulator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use ingest_api::wiring::{Config, LiveDeps, live_deps};
@@ -13,70 +15,7 @@ use reelay_template::{ProvisionOptions, Template};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-/// openapi.yaml as a validator: every answer the handler gives must be a documented status of
-/// its operation, with a body that matches the documented schema.
-struct Contract {
-    doc: Value,
-}
-
-impl Contract {
-    fn load() -> Self {
-        let raw =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
-        Self {
-            doc: serde_norway::from_str(&raw).unwrap(),
-        }
-    }
-
-    fn check(&self, method: &str, path: &str, status: u16, body: &str) {
-        let path_only = path.split('?').next().unwrap_or(path);
-        // Routes the HTTP API does not have are answered by API Gateway, not by the handler.
-        let Ok(endpoint) = ingest_api::routes::resolve(method, path_only) else {
-            return;
-        };
-        let id = endpoint.operation_id();
-        let (template, op) = self.doc["paths"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .flat_map(|(p, item)| item.as_object().unwrap().values().map(move |op| (p, op)))
-            .find(|(_, op)| op["operationId"] == id)
-            .unwrap_or_else(|| panic!("{id} is not documented"));
-        let response = &op["responses"][status.to_string()];
-        assert!(
-            !response.is_null(),
-            "{method} {template} answered {status}, which openapi.yaml does not document: {body}"
-        );
-        let response = match response.get("$ref").and_then(Value::as_str) {
-            Some(r) => self.pointer(r).clone(),
-            None => response.clone(),
-        };
-        let Some(schema) = response.pointer("/content/application~1json/schema") else {
-            return;
-        };
-        let instance: Value = serde_json::from_str(body).unwrap_or_else(|_| {
-            panic!("{method} {template} {status}: the body is not JSON: {body}")
-        });
-        // The whole document is the root, so the schema's #/components/... references resolve.
-        let mut wrapper = self.doc.as_object().unwrap().clone();
-        wrapper.insert("allOf".into(), json!([schema]));
-        let validator = jsonschema::draft202012::new(&Value::Object(wrapper)).unwrap();
-        let errors: Vec<String> = validator
-            .iter_errors(&instance)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
-        assert!(
-            errors.is_empty(),
-            "{method} {template} {status} does not match openapi.yaml: {errors:?}\n{body}"
-        );
-    }
-
-    fn pointer(&self, reference: &str) -> &Value {
-        self.doc
-            .pointer(reference.trim_start_matches('#'))
-            .unwrap_or_else(|| panic!("dangling {reference}"))
-    }
-}
+use common::Contract;
 
 struct Stack {
     contract: Contract,
