@@ -39,9 +39,14 @@ if [[ "$("${VENV}/bin/schemathesis" --version 2>/dev/null || true)" != *"${SCHEM
   "${VENV}/bin/pip" install --quiet --disable-pip-version-check "schemathesis==${SCHEMATHESIS_VERSION}"
 fi
 
-echo "==> building the local runner" >&2
-cargo build --quiet --locked -p reelay-local
-BIN="${CARGO_TARGET_DIR:-${ROOT}/target}/debug/reelay-local"
+# test.sh passes the runner its workspace test build already made (REELAY_LOCAL_BIN), which
+# saves rebuilding dependencies under another feature set.
+BIN="${REELAY_LOCAL_BIN:-}"
+if [[ -z "${BIN}" ]]; then
+  echo "==> building the local runner" >&2
+  cargo build --quiet --locked -p reelay-local
+  BIN="${CARGO_TARGET_DIR:-${ROOT}/target}/debug/reelay-local"
+fi
 
 # The endpoint is shared: start it if needed, never stop it.
 infra/scripts/aws-emulator.sh start >/dev/null

@@ -4,8 +4,11 @@
 #
 # Steps: fmt check, clippy -D warnings, the template rules, `sam validate --lint` and cfn-lint,
 # every cargo test (unit, property, simulator, endpoint conformance, adapters) against MiniStack,
-# then the DynamoDB suites again with DynamoDB pointed at AWS's DynamoDB Local, then the sam local
-# tier (infra/scripts/sam-local-test.sh: sam build + sam local invoke of all six functions).
+# then the DynamoDB suites again with DynamoDB pointed at AWS's DynamoDB Local, then Schemathesis
+# against openapi.yaml (infra/scripts/schemathesis.sh), then the sam local tier
+# (infra/scripts/sam-local-test.sh: sam build + sam local invoke of all six functions).
+# The CI-sized fault campaign (tests/campaign/tests) and the security suites (bad input, tenant
+# isolation, IAM rules) are ordinary cargo tests, so they run in the workspace step.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -62,6 +65,11 @@ AWS_ENDPOINT_URL_DYNAMODB="${DYNAMODB_LOCAL_ENDPOINT}" \
   cargo test --locked -p endpoint-conformance --test dynamodb
 AWS_ENDPOINT_URL_DYNAMODB="${DYNAMODB_LOCAL_ENDPOINT}" \
   cargo test --locked -p reelay-aws --test dynamo
+
+step "Schemathesis: every operation of openapi.yaml on the local stack, with and without auth"
+LOCAL_BIN="${CARGO_TARGET_DIR:-${ROOT}/target}/debug/reelay-local"
+if [[ -x "${LOCAL_BIN}" ]]; then export REELAY_LOCAL_BIN="${LOCAL_BIN}"; fi
+SCHEMATHESIS_MAX_TIME="${SCHEMATHESIS_MAX_TIME:-40}" infra/scripts/schemathesis.sh
 
 step "sam local tier: sam build (x86_64) and sam local invoke of every function"
 infra/scripts/sam-local-test.sh
