@@ -348,6 +348,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
     let per_job = |c: &Case| c.wall.as_secs_f64() / c.report.due.max(1) as f64;
     let per_job_ratio = per_job(&large) / per_job(&small).max(1e-12);
     let rru_ratio = large.meter.dynamo_read_units() / small.meter.dynamo_read_units().max(1e-9);
+    let rru_per_job = |c: &Case| c.meter.dynamo_read_units() / c.report.due.max(1) as f64;
+    let rru_per_job_ratio = rru_per_job(&large) / rru_per_job(&small).max(1e-12);
     let truncated = large.report.out_of_time || small.report.out_of_time;
     let compared = if truncated { per_job_ratio } else { ratio };
     let params = |c: &Case| {
@@ -368,9 +370,11 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
         Row::new(
             "5 reconciler: ratio",
             format!(
-                "time {ratio:.2}×, time per handled job {per_job_ratio:.2}× ({:.1} vs {:.1} ms), read units {rru_ratio:.2}× (100k / 1k)",
+                "time {ratio:.2}×, time per handled job {per_job_ratio:.2}× ({:.1} vs {:.1} ms), read units {rru_ratio:.2}×, read units per handled job {rru_per_job_ratio:.2}× ({:.2} vs {:.2} RRU) (100k / 1k)",
                 per_job(&large) * 1e3,
-                per_job(&small) * 1e3
+                per_job(&small) * 1e3,
+                rru_per_job(&large),
+                rru_per_job(&small)
             ),
             "≤ 1.2× time",
             Verdict::of(compared <= MAX_RATIO),
