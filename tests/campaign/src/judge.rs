@@ -49,10 +49,11 @@ pub fn standing(job: &Job) -> Standing {
         s if s.is_terminal() => Standing::Failed(
             reason(job).unwrap_or_else(|| format!("{} without a reason", s.as_str())),
         ),
-        JobState::PublishUnknown => match reason(job) {
-            Some(r) => Standing::Parked(r),
-            None => Standing::Moving,
-        },
+        // Parked by definition (the init's outcome is unknown); the report counts those
+        // without a recorded error or hold separately.
+        JobState::PublishUnknown => Standing::Parked(
+            reason(job).unwrap_or_else(|| "init outcome unknown (no error recorded)".into()),
+        ),
         _ if job.hold.as_ref().is_some_and(|h| h.until.is_none()) => match reason(job) {
             Some(r) => Standing::Parked(r),
             None => Standing::Moving,

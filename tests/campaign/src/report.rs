@@ -82,6 +82,8 @@ pub struct Report {
     pub ssemble_storm_429s: u64,
     pub max_inits_in_flight: u64,
     pub unknown: Vec<UnknownCase>,
+    /// Jobs parked in `publish_unknown` whose record holds no error code or hold reason.
+    pub unknown_without_reason: usize,
     pub audit_missing: Vec<String>,
     pub audit_records: usize,
     pub faults: BTreeMap<Fault, u64>,
@@ -244,6 +246,15 @@ impl Report {
             ssemble_violations: i.ssemble_violations,
             ssemble_storm_429s: i.ssemble_storm_429s,
             max_inits_in_flight: reelay_local::summary::max_inits_in_flight(i.tiktok),
+            unknown_without_reason: i
+                .jobs
+                .iter()
+                .filter(|j| {
+                    j.state == reelay_domain::JobState::PublishUnknown
+                        && j.hold.is_none()
+                        && j.last_error.is_none()
+                })
+                .count(),
             unknown,
             audit_missing,
             audit_records: i.jobs.len(),
@@ -442,7 +453,12 @@ impl Report {
         for a in self.audit_missing.iter().take(20) {
             let _ = writeln!(o, "  AUDIT GAP {a}");
         }
-        let _ = writeln!(o, "\n-- publish_unknown: {} job(s)", self.unknown.len());
+        let _ = writeln!(
+            o,
+            "\n-- publish_unknown: {} job(s) went through it ({} parked there with no error recorded)",
+            self.unknown.len(),
+            self.unknown_without_reason
+        );
         let mut resolutions: BTreeMap<String, usize> = BTreeMap::new();
         for u in &self.unknown {
             *resolutions.entry(u.resolution.clone()).or_default() += 1;
