@@ -162,8 +162,11 @@ impl Stack {
     pub async fn start(options: StackOptions) -> Result<Self, StackError> {
         let sdk = match &options.endpoint_url {
             Some(url) => {
+                // A named local endpoint takes the local credentials too, whatever the env says.
                 aws_config::defaults(aws_config::BehaviorVersion::latest())
                     .endpoint_url(url)
+                    .test_credentials()
+                    .region(aws_config::Region::new(crate::default_region()))
                     .load()
                     .await
             }
