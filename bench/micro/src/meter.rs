@@ -60,6 +60,9 @@ pub struct OpCount {
     /// because the local endpoint reports a flat ½ per page whatever it returned.
     #[serde(default)]
     pub estimated_read_units: f64,
+    /// Time spent waiting on the endpoint, summed (ms): where a run's wall time goes.
+    #[serde(default)]
+    pub latency_ms: f64,
     /// SQS ReceiveMessage only: answers with no message (idle polls).
     pub empty_receives: u64,
     /// SQS: messages carried (sent, received or deleted); a DynamoDB query on an index: items
@@ -181,6 +184,7 @@ impl Meter {
                 index_units,
                 reported: v.reported - e.reported,
                 estimated_read_units: v.estimated_read_units - e.estimated_read_units,
+                latency_ms: v.latency_ms - e.latency_ms,
                 empty_receives: v.empty_receives - e.empty_receives,
                 messages: v.messages - e.messages,
             };
@@ -376,11 +380,12 @@ async fn forward_inner(
     if service == "dynamodb" || service == "sqs" {
         request_json = serde_json::from_slice(&body).ok();
     }
-    if service == "dynamodb" && CAPACITY_OPS.contains(&op.as_str()) {
-        if let Some(Value::Object(map)) = request_json.as_mut() {
-            map.insert("ReturnConsumedCapacity".into(), Value::from("INDEXES"));
-            body = Bytes::from(serde_json::to_vec(&map)?);
-        }
+    if service == "dynamodb"
+        && CAPACITY_OPS.contains(&op.as_str())
+        && let Some(Value::Object(map)) = request_json.as_mut()
+    {
+        map.insert("ReturnConsumedCapacity".into(), Value::from("INDEXES"));
+        body = Bytes::from(serde_json::to_vec(&map)?);
     }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut req = shared
@@ -392,10 +397,12 @@ async fn forward_inner(
         }
         req = req.header(k, v);
     }
+    let sent = std::time::Instant::now();
     let resp = req.body(body).send().await?;
     let status = resp.status();
     let resp_headers = resp.headers().clone();
     let resp_body = resp.bytes().await?;
+    let latency_ms = sent.elapsed().as_secs_f64() * 1e3;
 
     {
         let response_json: Option<Value> = if service == "other" {
@@ -410,6 +417,7 @@ async fn forward_inner(
         let key = format!("{service}.{op}");
         let count = meter.ops.entry(key).or_default();
         count.requests += 1;
+        count.latency_ms += latency_ms;
         if !status.is_success() {
             count.errors += 1;
         }

@@ -109,7 +109,7 @@ async fn seed_due(store: &DynamoJobStore, due: usize) -> anyhow::Result<JobId> {
             let tenant = tenant.clone();
             let policy = policy.clone();
             async move {
-                let account = AccountId::parse(&format!("acct_{:03}", n % 50))
+                let account = AccountId::parse(format!("acct_{:03}", n % 50))
                     .map_err(|e| anyhow::anyhow!(e.reason))?;
                 let applied = Job::create(
                     JobId::generate(at, entropy(n)),
@@ -283,8 +283,17 @@ async fn run_case(
 
 fn describe(c: &Case) -> String {
     let q = c.meter.get("dynamodb.Query@due");
+    // Where the wall time went: the endpoint's time per operation.
+    let waits: Vec<String> = c
+        .meter
+        .ops
+        .iter()
+        .filter(|(k, _)| !k.contains(':') && k.as_str() != "dynamodb.Query")
+        .map(|(k, v)| format!("{k} {:.1} s", v.latency_ms / 1e3))
+        .collect();
+    let waits = waits.join(", ");
     format!(
-        "{:.2} s; due-index Query {} req / {} items / {:.1} RRU by item size ({:.1} as reported); all DynamoDB reads {} req / {:.1} RRU, writes {:.0} WRU; SQS {} req; report due={} moved={} deferred={} skipped={} failed={} out_of_time={}",
+        "{:.2} s; due-index Query {} req / {} items / {:.1} RRU by item size ({:.1} as reported); all DynamoDB reads {} req / {:.1} RRU, writes {:.0} WRU; SQS {} req; report due={} moved={} deferred={} skipped={} failed={} out_of_time={}; endpoint time: {waits}",
         c.wall.as_secs_f64(),
         q.requests,
         q.messages,
