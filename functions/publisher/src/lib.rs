@@ -109,6 +109,8 @@ pub struct Config {
     pub tiktok_api_base_url: String,
     /// Optional `TIKTOK_PULL_PREFIX`: a verified URL prefix TikTok may pull clips from.
     pub tiktok_pull_prefix: Option<String>,
+    /// `PUBLISH_SCHEDULE_SLEEP_SECS`: a job due this soon is waited for in-process, not re-delayed.
+    pub schedule_sleep: Duration,
     pub settings: Settings,
 }
 
@@ -145,6 +147,8 @@ impl Config {
             tiktok_token_secret_prefix: env_var("TIKTOK_TOKEN_SECRET_PREFIX")?,
             tiktok_api_base_url: env_var("TIKTOK_API_BASE_URL")?,
             tiktok_pull_prefix: env_var_opt("TIKTOK_PULL_PREFIX"),
+            schedule_sleep: secs_var("PUBLISH_SCHEDULE_SLEEP_SECS")?
+                .unwrap_or(reelay_aws::DEFAULT_SCHEDULE_SLEEP),
             settings,
         })
     }
@@ -195,7 +199,8 @@ pub async fn live_deps() -> Result<LiveDeps, StartError> {
         tiktok: port,
         // A delayed account must not hold back the other accounts of the same batch.
         batches: FifoBatchProcessor::new(sqs, &config.publish_queue_url)
-            .with_scope(FailureScope::RestOfGroup),
+            .with_scope(FailureScope::RestOfGroup)
+            .with_schedule_sleep(config.schedule_sleep),
         policy: Policy::default(),
         limits: Limits::default(),
         settings: config.settings,
@@ -303,10 +308,20 @@ where
     }
     let now = deps.clock.now();
     if job.schedule_at > now {
-        // The reconciler enqueues slightly early: the group waits the remainder (a message
-        // that came far too early holds the job until its time instead of blocking the group).
+        // The reconciler enqueues up to its lookahead early: the group waits exactly the
+        // remainder, never jittered late (the batch processor waits the last seconds in-process);
+        // a message that came far too early holds the job until its time instead.
+        let remaining = job.schedule_at.since(now);
+        if remaining <= deps.settings.group_delay_cap {
+            info!(
+                reason = "not_due_yet",
+                delay_ms = remaining.as_millis() as u64,
+                "account's group waits for the schedule"
+            );
+            return Err(RecordFailure::until_schedule("not_due_yet", remaining));
+        }
         let at = job.schedule_at;
-        return wait(deps, job, "not_due_yet", at).await;
+        return hold(deps, job, "not_due_yet", Some(at)).await;
     }
     let (tenant, account_id) = (job.tenant_id.clone(), job.account_id.clone());
     let account = deps

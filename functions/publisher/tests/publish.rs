@@ -483,18 +483,9 @@ async fn when_the_privacy_level_is_not_among_the_creators_options_should_fail_wi
     );
 }
 
-#[tokio::test]
-async fn when_the_schedule_is_still_ahead_should_delay_the_group_and_publish_when_due() {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    let account = w.connect("acct_early", "open_early").await;
-    let (clip, _) = w.clip("early", 1_200_000, 9);
-    let job = w
-        .rendered_job(&account, post(PostMode::Direct, "early-1"), clip)
-        .await;
-    // The reconciler enqueued it slightly early: the schedule is 2 s ahead.
-    let mut early = job.clone();
-    early.schedule_at = SystemClock.now().plus(Duration::from_secs(2));
+/// Stores `job` as `publish_queued` with its schedule `ahead` of now, as the reconciler does.
+async fn enqueued_early(w: &World, job: &Job, ahead: Duration) -> reelay_domain::UtcTime {
+    let schedule_at = SystemClock.now().plus(ahead);
     let mut applied = job
         .apply(
             &reelay_domain::Event::PublishDue,
@@ -505,8 +496,51 @@ async fn when_the_schedule_is_still_ahead_should_delay_the_group_and_publish_whe
     let reelay_domain::Step::Applied(ref mut a) = applied else {
         panic!("not applied")
     };
-    a.job.schedule_at = early.schedule_at;
+    a.job.schedule_at = schedule_at;
     w.jobs.save(a, job.version).await.unwrap();
+    schedule_at
+}
+
+#[tokio::test]
+async fn when_the_schedule_is_seconds_ahead_should_wait_in_process_and_init_at_it() {
+    let w = world(sim_config()).await;
+    let d = deps(&w, Duration::from_secs(5));
+    let account = w.connect("acct_early", "open_early").await;
+    let (clip, _) = w.clip("early", 1_200_000, 9);
+    let job = w
+        .rendered_job(&account, post(PostMode::Direct, "early-1"), clip)
+        .await;
+    // The reconciler enqueued it slightly early: the schedule is 1.5 s ahead, inside the
+    // in-process wait, so the same invocation publishes it at its time, not a redelivery later.
+    let schedule_at = enqueued_early(&w, &job, Duration::from_millis(1_500)).await;
+    let (messages, response) = invoke(&w, &d, true).await;
+    let done = SystemClock.now();
+    assert!(!messages.is_empty());
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "the record waited in-process: {:?}",
+        response.batch_item_failures
+    );
+    assert!(w.job(&job.id).await.publish_id.is_some());
+    assert_eq!(w.publishes_for_title("early-1"), 1);
+    assert!(done >= schedule_at, "published before its schedule");
+    assert!(
+        done.since(schedule_at) < Duration::from_secs(2),
+        "published {:?} after its schedule",
+        done.since(schedule_at)
+    );
+}
+
+#[tokio::test]
+async fn when_the_schedule_is_further_ahead_should_delay_the_group_no_later_than_it() {
+    let w = world(sim_config()).await;
+    let d = deps(&w, Duration::from_secs(5));
+    let account = w.connect("acct_later", "open_later").await;
+    let (clip, _) = w.clip("later", 1_200_000, 19);
+    let job = w
+        .rendered_job(&account, post(PostMode::Direct, "later-1"), clip)
+        .await;
+    let schedule_at = enqueued_early(&w, &job, Duration::from_millis(4_600)).await;
     let (messages, response) = invoke(&w, &d, true).await;
     assert!(!messages.is_empty());
     assert_eq!(
@@ -515,9 +549,27 @@ async fn when_the_schedule_is_still_ahead_should_delay_the_group_and_publish_whe
         "the record waits for its time"
     );
     assert_eq!(w.requests("CreatorInfo"), 0);
-    publish_all(&w, &d, &[&job], 20).await;
+    // Delayed by whole seconds, never jittered: the message is back before the schedule, and
+    // the in-process wait covers the rest.
+    let back = loop {
+        let got = receive(&w).await;
+        if !got.is_empty() {
+            break (SystemClock.now(), got);
+        }
+        assert!(
+            SystemClock.now() < schedule_at.plus(Duration::from_secs(3)),
+            "the message did not come back by its schedule"
+        );
+    };
+    assert!(
+        back.0 <= schedule_at,
+        "came back {:?} late",
+        back.0.since(schedule_at)
+    );
+    let response = publisher::function_handler(&d, sqs_event_from_received(&back.1, None)).await;
+    assert!(response.batch_item_failures.is_empty());
     assert!(w.job(&job.id).await.publish_id.is_some());
-    assert_eq!(w.publishes_for_title("early-1"), 1);
+    assert_eq!(w.publishes_for_title("later-1"), 1);
 }
 
 #[tokio::test]

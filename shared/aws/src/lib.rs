@@ -37,6 +37,6 @@ pub use secrets::{
     TokenRefreshConfig, fresh_token,
 };
 pub use sqs::{
-    FailureScope, FifoBatchProcessor, RecordFailure, SqsWorkQueue, decode_work_message,
-    sqs_event_from_received,
+    DEFAULT_SCHEDULE_SLEEP, FailureScope, FifoBatchProcessor, RecordFailure, SqsWorkQueue,
+    decode_work_message, delay_visibility, sqs_event_from_received,
 };

@@ -16,6 +16,10 @@
 //! - A failure may carry a retry-after: the failed message's visibility is set to it plus jitter,
 //!   so its group waits that long (FIFO blocks a group while its head is in flight) and other
 //!   groups keep flowing.
+//! - A wait for the job's own schedule ([`RecordFailure::until_schedule`]) is never jittered: the
+//!   visibility is the whole seconds of the wait, rounded down, so the message is back at or
+//!   before the schedule. One due within [`FifoBatchProcessor::with_schedule_sleep`] is waited for
+//!   in-process after the rest of the batch, then handled again (still the head of its group).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -30,6 +34,14 @@ use tracing::{error, info, warn};
 
 /// SQS's ceiling for a message's visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
+/// Default of [`FifoBatchProcessor::with_schedule_sleep`]: a message re-delayed in whole seconds
+/// comes back less than 1 s (plus a receive) before its schedule, so 2 s covers that remainder
+/// while keeping a batch's in-process waits far inside any function timeout.
+pub const DEFAULT_SCHEDULE_SLEEP: Duration = Duration::from_secs(2);
+
+/// How many times one record is handled again after an in-process schedule wait.
+const SCHEDULE_RERUNS: usize = 2;
 
 /// How much of the batch a failure takes with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,6 +60,9 @@ pub struct RecordFailure {
     pub code: String,
     /// Hold the group back this long (plus jitter); `None` leaves the queue's visibility timeout.
     pub retry_after: Option<Duration>,
+    /// The wait ends at the job's own `scheduleAt`: jitter would only make it late (jitter is
+    /// for budget and back-off waits many messages share), so it is never added.
+    pub until_schedule: bool,
 }
 
 impl RecordFailure {
@@ -55,15 +70,47 @@ impl RecordFailure {
         Self {
             code: code.into(),
             retry_after: None,
+            until_schedule: false,
         }
     }
 
+    /// A budget or back-off wait: the group comes back after `after` plus jitter.
     pub fn retry_after(code: impl Into<String>, after: Duration) -> Self {
         Self {
             code: code.into(),
             retry_after: Some(after),
+            until_schedule: false,
         }
     }
+
+    /// The job is due in `remaining`: the group comes back no later than that, never jittered.
+    pub fn until_schedule(code: impl Into<String>, remaining: Duration) -> Self {
+        Self {
+            code: code.into(),
+            retry_after: Some(remaining),
+            until_schedule: true,
+        }
+    }
+}
+
+/// The visibility timeout that delays a failed message. A schedule wait is rounded down to whole
+/// seconds (SQS's unit), so it never ends past the schedule; any other wait gets `jitter(cap_ms)`
+/// milliseconds added (cap = a fifth of the wait, at least 1 s) and is rounded up, so it never
+/// ends before the budget or back-off it waits for.
+pub fn delay_visibility(
+    failure_after: Duration,
+    until_schedule: bool,
+    jitter: impl FnOnce(u64) -> u64,
+) -> Duration {
+    if until_schedule {
+        return Duration::from_secs(failure_after.min(MAX_VISIBILITY).as_secs());
+    }
+    let jitter_cap = (failure_after / 5).max(Duration::from_secs(1));
+    let cap_ms = u64::try_from(jitter_cap.as_millis()).unwrap_or(u64::MAX);
+    let wait =
+        (failure_after + Duration::from_millis(jitter(cap_ms).min(cap_ms))).min(MAX_VISIBILITY);
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Duration::from_secs(secs.max(1)).min(MAX_VISIBILITY)
 }
 
 /// What the handler learns about the record besides the message.
@@ -119,12 +166,23 @@ pub struct FifoBatchProcessor {
     client: Client,
     queue_url: String,
     scope: FailureScope,
+    schedule_sleep: Duration,
 }
 
 enum Outcome {
     Done,
     Failed,
     Skipped,
+    /// Due within the schedule sleep: handled again after the rest of the batch.
+    DueSoon(Pending),
+}
+
+/// A record waiting in-process for its schedule.
+struct Pending {
+    due: tokio::time::Instant,
+    message: WorkMessage,
+    meta: RecordMeta,
+    receipt_handle: Option<String>,
 }
 
 impl FifoBatchProcessor {
@@ -134,6 +192,7 @@ impl FifoBatchProcessor {
             client,
             queue_url: queue_url.into(),
             scope: FailureScope::RestOfBatch,
+            schedule_sleep: DEFAULT_SCHEDULE_SLEEP,
         }
     }
 
@@ -153,6 +212,20 @@ impl FifoBatchProcessor {
         self
     }
 
+    /// A record whose schedule is at most this far ahead is waited for in-process (after the
+    /// rest of the batch) instead of re-delayed in whole seconds, which would make it up to 1 s
+    /// early and then cost a redelivery. Keep it well inside the function's timeout: every
+    /// record of a batch may wait this long. Zero turns the in-process wait off.
+    pub fn with_schedule_sleep(mut self, max: Duration) -> Self {
+        self.schedule_sleep = max;
+        self
+    }
+
+    /// The in-process schedule wait in use.
+    pub fn schedule_sleep(&self) -> Duration {
+        self.schedule_sleep
+    }
+
     pub async fn process<F, Fut>(&self, event: SqsEvent, mut handler: F) -> SqsBatchResponse
     where
         F: FnMut(WorkMessage, RecordMeta) -> Fut,
@@ -162,6 +235,7 @@ impl FifoBatchProcessor {
         let mut batch_failed = false;
         let mut failed_groups: HashSet<String> = HashSet::new();
         let mut release: Vec<(String, String)> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
         for record in &event.records {
             let Some(message_id) = record.message_id.clone() else {
                 // Lambda always sends one; without it the record cannot be reported either way.
@@ -197,23 +271,27 @@ impl FifoBatchProcessor {
                             error.code = %failure.code, "undecodable work message; leaving it to the DLQ");
                         Outcome::Failed
                     }
-                    Ok(message) => {
-                        let job_id = message.job_id.clone();
-                        match handler(message, meta).await {
-                            Ok(()) => Outcome::Done,
-                            Err(failure) => {
-                                info!(message_id = %message_id, group_id = %group_id, job_id = %job_id,
-                                    error.code = %failure.code, retry_after_ms = failure.retry_after.map(|d| d.as_millis() as u64),
-                                    "work message failed; its group waits");
-                                if let (Some(after), Some(handle)) =
-                                    (failure.retry_after, &record.receipt_handle)
-                                {
-                                    self.delay(handle, after, &message_id).await;
-                                }
+                    Ok(message) => match handler(message.clone(), meta.clone()).await {
+                        Ok(()) => Outcome::Done,
+                        Err(failure) => match self.due_soon(&failure) {
+                            Some(after) => Outcome::DueSoon(Pending {
+                                due: tokio::time::Instant::now() + after,
+                                message,
+                                meta,
+                                receipt_handle: record.receipt_handle.clone(),
+                            }),
+                            None => {
+                                self.failed(
+                                    &failure,
+                                    &message,
+                                    &meta,
+                                    record.receipt_handle.as_deref(),
+                                )
+                                .await;
                                 Outcome::Failed
                             }
-                        }
-                    }
+                        },
+                    },
                 }
             };
             match outcome {
@@ -229,24 +307,81 @@ impl FifoBatchProcessor {
                     }
                     response.add_failure(message_id);
                 }
+                Outcome::DueSoon(p) => {
+                    // Its group is blocked like a failed one until the wait is over.
+                    batch_failed = true;
+                    failed_groups.insert(group_id);
+                    pending.push(p);
+                }
             }
         }
         self.release(release).await;
+        // The records due shortly, earliest first: each is handled again at its time, so a short
+        // wait neither delays the other groups of the batch nor becomes a redelivery.
+        pending.sort_by_key(|p| p.due);
+        for mut p in pending {
+            let mut result = Ok(());
+            for _ in 0..=SCHEDULE_RERUNS {
+                tokio::time::sleep_until(p.due).await;
+                result = handler(p.message.clone(), p.meta.clone()).await;
+                match &result {
+                    Err(f) => match self.due_soon(f) {
+                        Some(after) => p.due = tokio::time::Instant::now() + after,
+                        None => break,
+                    },
+                    Ok(()) => break,
+                }
+            }
+            if let Err(failure) = result {
+                self.failed(&failure, &p.message, &p.meta, p.receipt_handle.as_deref())
+                    .await;
+                response.add_failure(p.meta.message_id);
+            }
+        }
         response
     }
 
-    /// Keeps a failed message in flight for `after` plus jitter: its group waits, others don't.
-    async fn delay(&self, receipt_handle: &str, after: Duration, message_id: &str) {
-        let jitter_cap = (after / 5).max(Duration::from_secs(1));
-        let jitter =
-            Duration::from_millis(rand::rng().random_range(0..=jitter_cap.as_millis() as u64));
-        let wait = (after + jitter).min(MAX_VISIBILITY);
+    /// The wait of a schedule failure short enough to spend in-process.
+    fn due_soon(&self, failure: &RecordFailure) -> Option<Duration> {
+        failure
+            .retry_after
+            .filter(|after| failure.until_schedule && *after <= self.schedule_sleep)
+    }
+
+    /// Logs a failed record and delays its message when the failure asks for it.
+    async fn failed(
+        &self,
+        failure: &RecordFailure,
+        message: &WorkMessage,
+        meta: &RecordMeta,
+        receipt_handle: Option<&str>,
+    ) {
+        info!(message_id = %meta.message_id, group_id = %meta.group_id, job_id = %message.job_id,
+            error.code = %failure.code, retry_after_ms = failure.retry_after.map(|d| d.as_millis() as u64),
+            until_schedule = failure.until_schedule, "work message failed; its group waits");
+        if let (Some(after), Some(handle)) = (failure.retry_after, receipt_handle) {
+            self.delay(handle, after, failure.until_schedule, &meta.message_id)
+                .await;
+        }
+    }
+
+    /// Keeps a failed message in flight (see [`delay_visibility`]): its group waits, others don't.
+    async fn delay(
+        &self,
+        receipt_handle: &str,
+        after: Duration,
+        until_schedule: bool,
+        message_id: &str,
+    ) {
+        let wait = delay_visibility(after, until_schedule, |cap_ms| {
+            rand::rng().random_range(0..=cap_ms)
+        });
         let result = self
             .client
             .change_message_visibility()
             .queue_url(&self.queue_url)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(i32::try_from(wait.as_secs().max(1)).unwrap_or(i32::MAX))
+            .visibility_timeout(i32::try_from(wait.as_secs()).unwrap_or(i32::MAX))
             .send()
             .await;
         if let Err(e) = result {
@@ -318,5 +453,101 @@ mod tests {
         );
         let v1 = v2.replace("\"v\":2", "\"v\":1");
         assert!(decode_work_message(Some(&v1)).is_ok());
+    }
+
+    #[test]
+    fn a_schedule_wait_is_never_jittered_and_never_ends_past_the_schedule() {
+        for ms in [
+            0_u64, 1, 999, 1_000, 1_001, 2_500, 29_999, 30_000, 59_999, 60_000,
+        ] {
+            let after = Duration::from_millis(ms);
+            // The largest jitter the source could give must not be used.
+            let v = delay_visibility(after, true, |cap| cap);
+            assert!(
+                v <= after,
+                "{ms} ms: visibility {v:?} ends past the schedule"
+            );
+            assert!(
+                after - v < Duration::from_secs(1),
+                "{ms} ms: {v:?} is a whole second early or more"
+            );
+            assert_eq!(v.subsec_nanos(), 0, "SQS takes whole seconds");
+        }
+    }
+
+    #[test]
+    fn a_schedule_wait_does_not_call_the_jitter_source() {
+        let mut called = false;
+        let _ = delay_visibility(Duration::from_secs(45), true, |_| {
+            called = true;
+            0
+        });
+        assert!(!called);
+    }
+
+    #[test]
+    fn a_budget_wait_is_jittered_within_a_fifth_and_never_ends_early() {
+        let after = Duration::from_millis(30_400);
+        let none = delay_visibility(after, false, |_| 0);
+        assert_eq!(
+            none,
+            Duration::from_secs(31),
+            "rounded up, never before the wait"
+        );
+        let mut seen_cap = 0;
+        let most = delay_visibility(after, false, |cap| {
+            seen_cap = cap;
+            cap
+        });
+        assert_eq!(seen_cap, 6_080, "a fifth of the wait");
+        assert_eq!(most, Duration::from_secs(37));
+        // A short wait still spreads over at least a second, and never asks for 0 s.
+        assert_eq!(
+            delay_visibility(Duration::ZERO, false, |_| 0),
+            Duration::from_secs(1)
+        );
+        let mut short_cap = 0;
+        let _ = delay_visibility(Duration::from_millis(200), false, |cap| {
+            short_cap = cap;
+            0
+        });
+        assert_eq!(short_cap, 1_000);
+    }
+
+    #[test]
+    fn a_wait_is_capped_at_the_sqs_maximum() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(delay_visibility(day, true, |_| 0), MAX_VISIBILITY);
+        assert_eq!(delay_visibility(day, false, |c| c), MAX_VISIBILITY);
+    }
+
+    #[test]
+    fn only_short_schedule_waits_are_spent_in_process() {
+        let sdk = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .build();
+        let p = FifoBatchProcessor::new(Client::from_conf(sdk), "q");
+        assert_eq!(p.schedule_sleep(), DEFAULT_SCHEDULE_SLEEP);
+        let short = Duration::from_millis(1_500);
+        assert_eq!(
+            p.due_soon(&RecordFailure::until_schedule("not_due_yet", short)),
+            Some(short)
+        );
+        assert_eq!(
+            p.due_soon(&RecordFailure::retry_after("init_budget", short)),
+            None
+        );
+        assert_eq!(
+            p.due_soon(&RecordFailure::until_schedule(
+                "not_due_yet",
+                Duration::from_secs(3)
+            )),
+            None
+        );
+        let off = p.with_schedule_sleep(Duration::ZERO);
+        assert_eq!(
+            off.due_soon(&RecordFailure::until_schedule("not_due_yet", short)),
+            None
+        );
     }
 }

@@ -12,8 +12,8 @@ use thiserror::Error;
 use tracing::debug;
 
 pub use batch::{
-    FailureScope, FifoBatchProcessor, RecordFailure, RecordMeta, decode_work_message,
-    sqs_event_from_received,
+    DEFAULT_SCHEDULE_SLEEP, FailureScope, FifoBatchProcessor, RecordFailure, RecordMeta,
+    decode_work_message, delay_visibility, sqs_event_from_received,
 };
 
 #[derive(Debug, Error)]
