@@ -7,7 +7,7 @@
 //! 2. A schedule still ahead, or an account blocked for a short while, delays the record (its
 //!    FIFO group waits; other accounts flow). Longer waits hold the job and acknowledge.
 //! 3. Budgets (creator_info, init, daily posts or pending drafts) are taken before TikTok is
-//!    asked, so TikTok never has to answer 429.
+//!    asked, so TikTok never has to answer 429; the init's right before the attempt record.
 //! 4. A fresh token, creator_info and the compliance checks: a post that can never go as asked
 //!    fails with no init at all.
 //! 5. `PublishStarted` is written before the init; only the writer that wins calls TikTok, once.
@@ -21,7 +21,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use reelay_aws::{
     ConfigError, DynamoAccountStore, DynamoJobStore, FailureScope, FifoBatchProcessor,
     RecordFailure, SecretCache, SecretsManagerTokenVault, SqsWorkQueue, SystemClock, TokenError,
-    TokenRefreshConfig, env_var, env_var_opt, fresh_token, load_sdk_config,
+    TokenRefreshConfig, env_var, env_var_opt, fresh_token, limits_from_env, load_sdk_config,
 };
 use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::budget::{BudgetKind, Limits};
@@ -202,7 +202,7 @@ pub async fn live_deps() -> Result<LiveDeps, StartError> {
             .with_scope(FailureScope::RestOfGroup)
             .with_schedule_sleep(config.schedule_sleep),
         policy: Policy::default(),
-        limits: Limits::default(),
+        limits: limits_from_env()?,
         settings: config.settings,
     })
 }
@@ -413,14 +413,10 @@ where
         return preflight_failed(deps, job, job_error("preflight_failed", message)).await;
     }
 
-    // The init's budgets, then the clip's size, then the attempt record.
-    let cap = match job.post.mode {
-        PostMode::Direct => BudgetKind::DirectPostsDaily,
-        PostMode::Draft => BudgetKind::PendingDrafts,
-    };
-    if let Some(until) = take(deps, &scope, &[BudgetKind::TikTokInit, cap]).await? {
-        return wait(deps, job, cap_reason(cap), until).await;
-    }
+    // The clip's size, then the init's budgets, then the attempt record and at once the init:
+    // TikTok counts an init when it arrives, so the take is stamped as close to the send as the
+    // commit point allows (only its conditional write lies between; `Limits::window_margin`
+    // covers that). A denied take still comes before the attempt record, so nothing is owed.
     let video_size = match deps.tiktok.clip_size(&clip).await {
         Ok(n) => n,
         Err(e) => {
@@ -429,6 +425,13 @@ where
             return hold(deps, job, "clip_unavailable", Some(until)).await;
         }
     };
+    let cap = match job.post.mode {
+        PostMode::Direct => BudgetKind::DirectPostsDaily,
+        PostMode::Draft => BudgetKind::PendingDrafts,
+    };
+    if let Some(until) = take(deps, &scope, &[BudgetKind::TikTokInit, cap]).await? {
+        return wait(deps, job, cap_reason(cap), until).await;
+    }
     let started = usecase::advance_loaded(
         &deps.jobs,
         &deps.queue,

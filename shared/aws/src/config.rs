@@ -32,9 +32,17 @@ pub fn env_var_opt(name: &'static str) -> Option<String> {
 }
 
 /// The documented defaults, with the account tier's caps overridable
-/// (`SSEMBLE_LIMIT_HOUR`, `SSEMBLE_LIMIT_DAY`: 100/1,000 standard, up to 2,000/20,000).
-pub fn ssemble_limits_from_env() -> Result<Limits, ConfigError> {
+/// (`SSEMBLE_LIMIT_HOUR`, `SSEMBLE_LIMIT_DAY`: 100/1,000 standard, up to 2,000/20,000) and the
+/// budgets' safety margin (`BUDGET_WINDOW_MARGIN_MS`, see [`Limits::window_margin`]).
+pub fn limits_from_env() -> Result<Limits, ConfigError> {
     let mut limits = Limits::default();
+    if let Some(v) = env_var_opt("BUDGET_WINDOW_MARGIN_MS") {
+        let ms = v.trim().parse::<u64>().map_err(|e| ConfigError::Invalid {
+            name: "BUDGET_WINDOW_MARGIN_MS",
+            reason: e.to_string(),
+        })?;
+        limits.window_margin = std::time::Duration::from_millis(ms);
+    }
     let parse = |name: &'static str| -> Result<Option<u32>, ConfigError> {
         env_var_opt(name)
             .map(|v| {
@@ -52,4 +60,9 @@ pub fn ssemble_limits_from_env() -> Result<Limits, ConfigError> {
         limits.ssemble_daily.limit = n;
     }
     Ok(limits)
+}
+
+/// [`limits_from_env`], under the name the Ssemble callers already use.
+pub fn ssemble_limits_from_env() -> Result<Limits, ConfigError> {
+    limits_from_env()
 }

@@ -28,7 +28,9 @@ pub mod dynamo;
 pub mod secrets;
 pub mod sqs;
 
-pub use config::{ConfigError, env_var, env_var_opt, load_sdk_config, ssemble_limits_from_env};
+pub use config::{
+    ConfigError, env_var, env_var_opt, limits_from_env, load_sdk_config, ssemble_limits_from_env,
+};
 pub use dynamo::{
     CapacityMeter, DUE_SHARDS, DynamoAccountStore, DynamoJobStore, MeterSnapshot, hash_api_key,
 };

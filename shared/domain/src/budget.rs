@@ -91,6 +91,12 @@ impl BudgetKind {
     }
 }
 
+/// Default of [`Limits::window_margin`]. A take is stamped on Reelay's clock before the call
+/// leaves (one conditional write, then the request); the upstream counts the call when it
+/// arrives, in whole seconds at worst. 1 s covers that spread with room, and costs at most
+/// 1/61 of TikTok's 6-per-60 s init rate (≥ 0.98 of the allowed rate is still reachable).
+pub const DEFAULT_WINDOW_MARGIN: Duration = Duration::from_secs(1);
+
 /// The documented limits, as configuration (tiktok-api.md §5, ssemble-api.md §5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
@@ -104,6 +110,15 @@ pub struct Limits {
     pub ssemble_list: Window,
     pub ssemble_hourly: Window,
     pub ssemble_daily: Window,
+    /// Every take is counted as lasting its window's period plus this margin, so a call that
+    /// reaches the upstream later than its take was stamped still finds the upstream's own
+    /// window refilled (no self-inflicted 429). Applied by [`Limits::window`].
+    #[serde(default = "default_window_margin")]
+    pub window_margin: Duration,
+}
+
+fn default_window_margin() -> Duration {
+    DEFAULT_WINDOW_MARGIN
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -123,12 +138,21 @@ impl Default for Limits {
             ssemble_list: Window::new(500, MINUTE),
             ssemble_hourly: Window::new(100, HOUR),
             ssemble_daily: Window::new(1000, DAY),
+            window_margin: DEFAULT_WINDOW_MARGIN,
         }
     }
 }
 
 impl Limits {
+    /// The window a take of `kind` is admitted against: the documented one, its period
+    /// lengthened by [`Limits::window_margin`].
     pub fn window(&self, kind: BudgetKind) -> Window {
+        let w = self.documented(kind);
+        Window::new(w.limit, w.period.saturating_add(self.window_margin))
+    }
+
+    /// The upstream's own window of `kind`, without the margin.
+    pub fn documented(&self, kind: BudgetKind) -> Window {
         match kind {
             BudgetKind::TikTokInit => self.tiktok_init,
             BudgetKind::TikTokStatus => self.tiktok_status,
@@ -143,9 +167,11 @@ impl Limits {
         }
     }
 
-    /// Scales every period, so a simulator's compressed clock and Reelay agree in tests.
+    /// Scales every period and the margin, so a simulator's compressed clock and Reelay agree
+    /// in tests.
     pub fn time_scaled(&self, factor: f64) -> Self {
-        let s = |w: Window| Window::new(w.limit, w.period.div_f64(factor.max(f64::MIN_POSITIVE)));
+        let factor = factor.max(f64::MIN_POSITIVE);
+        let s = |w: Window| Window::new(w.limit, w.period.div_f64(factor));
         Self {
             tiktok_init: s(self.tiktok_init),
             tiktok_status: s(self.tiktok_status),
@@ -157,6 +183,7 @@ impl Limits {
             ssemble_list: s(self.ssemble_list),
             ssemble_hourly: s(self.ssemble_hourly),
             ssemble_daily: s(self.ssemble_daily),
+            window_margin: self.window_margin.div_f64(factor),
         }
     }
 }
@@ -209,5 +236,54 @@ mod tests {
         let l = Limits::default().time_scaled(60.0);
         assert_eq!(l.tiktok_init, Window::new(6, Duration::from_secs(1)));
         assert_eq!(l.window(BudgetKind::PendingDrafts).limit, 5);
+    }
+
+    #[test]
+    fn the_margin_lengthens_every_window_it_admits_against() {
+        let l = Limits::default();
+        assert_eq!(l.documented(BudgetKind::TikTokInit), Window::new(6, MINUTE));
+        assert_eq!(
+            l.window(BudgetKind::TikTokInit),
+            Window::new(6, MINUTE + DEFAULT_WINDOW_MARGIN)
+        );
+        // Six takes 10 s apart: the seventh waits until 60 s + margin after the first.
+        let log: Vec<UtcTime> = (0..6).map(|i| t(100 + i * 10)).collect();
+        let w = l.window(BudgetKind::TikTokInit);
+        assert_eq!(
+            w.admit(&log, t(160)),
+            Admission::Denied {
+                retry_at: t(161).plus(Duration::from_millis(1))
+            }
+        );
+        let scaled = l.time_scaled(60.0);
+        assert_eq!(scaled.window_margin, DEFAULT_WINDOW_MARGIN.div_f64(60.0));
+    }
+
+    #[test]
+    fn the_default_margin_keeps_the_reachable_rate_at_least_097_of_the_allowed_one() {
+        let l = Limits::default();
+        for kind in [
+            BudgetKind::TikTokInit,
+            BudgetKind::TikTokStatus,
+            BudgetKind::TikTokCreatorInfo,
+            BudgetKind::SsembleCreate,
+        ] {
+            let documented = l.documented(kind).period.as_secs_f64();
+            let admitted = l.window(kind).period.as_secs_f64();
+            assert!(
+                documented / admitted >= 0.97,
+                "{kind:?}: {documented} / {admitted}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_limits_document_without_a_margin_gets_the_default() {
+        let mut doc = serde_json::to_value(Limits::default()).unwrap_or_default();
+        if let Some(m) = doc.as_object_mut() {
+            m.remove("window_margin");
+        }
+        let l: Limits = serde_json::from_value(doc).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(l.window_margin, DEFAULT_WINDOW_MARGIN);
     }
 }
