@@ -300,10 +300,14 @@ impl Job {
         job.next_check = next_check;
         job.hold = hold;
         job.record(event, now);
-        // A failure must say why (the audit promise), also when no upstream said anything: a
-        // deadline that passed is the reason then.
+        // A failure or an unknown outcome must say why (the audit promise), also when no upstream
+        // said anything: the deadline that passed, or the publisher lease that expired, is it.
         let fallback = (event.error().is_none()
-            && matches!(to, JobState::RenderFailed | JobState::PublishFailed))
+            && to != self.state
+            && matches!(
+                to,
+                JobState::RenderFailed | JobState::PublishFailed | JobState::PublishUnknown
+            ))
         .then(|| JobError {
             code: match event {
                 Event::Expired => "deadline_exceeded".to_owned(),

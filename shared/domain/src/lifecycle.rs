@@ -535,12 +535,18 @@ pub fn decide(
             CheckKind::StatusPoll,
         )
     };
+    // Parked with its reason in view: nobody re-sends an init whose outcome is unknown, so the
+    // job must say why it waits (for a TikTok webhook, a status answer or an operator).
     let unknown = || {
-        move_to(
-            S::PublishUnknown,
-            Vec::new(),
-            check(now.plus(policy.unknown_check), CheckKind::UnknownResolve),
-        )
+        Ok(Decision::Move {
+            to: S::PublishUnknown,
+            effects: Vec::new(),
+            next_check: check(now.plus(policy.unknown_check), CheckKind::UnknownResolve),
+            hold: Some(Hold {
+                reason: "publish_outcome_unknown".into(),
+                until: None,
+            }),
+        })
     };
     let queue_publish = || {
         move_to(
