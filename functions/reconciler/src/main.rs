@@ -11,6 +11,9 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env().inspect_err(
         |e| tracing::error!(error.message = %e, "cold start: configuration incomplete"),
     )?;
+    let options = reconciler::RunOptions::from_env().inspect_err(
+        |e| tracing::error!(error.message = %e, "cold start: configuration invalid"),
+    )?;
     let sdk = reelay_aws::load_sdk_config().await;
     let deps = live_deps(&sdk, &config).await?;
     let deps = &deps;
@@ -21,7 +24,7 @@ async fn main() -> Result<(), Error> {
             .deadline()
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO);
-        let report = reconciler::function_handler(deps, Instant::now() + remaining).await;
+        let report = reconciler::run(deps, Instant::now() + remaining, options).await;
         Ok::<_, Error>(serde_json::to_value(report)?)
     }))
     .await

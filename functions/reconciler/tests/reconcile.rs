@@ -99,11 +99,15 @@ fn post() -> PostSettings {
 
 impl World {
     async fn create(&self, source: JobSource, schedule_at: UtcTime) -> Job {
+        self.create_for("acct_1", source, schedule_at).await
+    }
+
+    async fn create_for(&self, account: &str, source: JobSource, schedule_at: UtcTime) -> Job {
         let now = SystemClock.now();
         let created = Job::create(
             JobId::generate(now, rand::random()),
             TenantId::parse("tenant_a").unwrap(),
-            AccountId::parse("acct_1").unwrap(),
+            AccountId::parse(account).unwrap(),
             source,
             post(),
             schedule_at,
@@ -126,6 +130,37 @@ impl World {
         let applied: Box<Applied> = applied;
         self.deps.jobs.save(&applied, job.version).await.unwrap();
         applied.job
+    }
+
+    /// A rendered job of `account` waiting in `ready` for its schedule.
+    async fn ready_job(&self, account: &str, schedule_at: UtcTime) -> Job {
+        let job = self.create_for(account, render_source(), schedule_at).await;
+        let job = self
+            .step(
+                job,
+                Event::RenderSubmitStarted {
+                    webhook_token_hash: "ab".repeat(32),
+                },
+            )
+            .await;
+        let job = self
+            .step(
+                job,
+                Event::RenderSubmitted {
+                    request_id: reelay_domain::RequestId::parse("665a1b2c3d4e5f6a7b8c9d0f")
+                        .unwrap(),
+                },
+            )
+            .await;
+        let clip = reelay_domain::Clip {
+            short_id: "s1".into(),
+            video_url: "https://cdn/x.mp4".into(),
+            duration_secs: Some(30.0),
+            viral_score: None,
+        };
+        let job = self.step(job, Event::RenderCompleted { clip }).await;
+        assert_eq!(job.state, JobState::Ready);
+        job
     }
 
     async fn run(&self) -> reconciler::RunReport {
@@ -328,4 +363,45 @@ async fn a_render_whose_webhook_never_came_is_completed_by_the_poll() {
     assert!(after.clip.is_some());
     assert_eq!(w.messages(&w.publish_queue).await.len(), 1);
     assert!(w.ssemble.inspect().limit_violations.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_accounts_backlog_does_not_delay_another_accounts_due_schedule() {
+    let w = world(Policy::default()).await;
+    let now = SystemClock.now();
+    // 30 jobs of one account due first (in due order), then one job of another account.
+    let mut backlog = Vec::new();
+    for i in 0..30 {
+        let at = now
+            .plus(Duration::from_secs(20))
+            .plus(Duration::from_millis(i));
+        backlog.push(w.ready_job("acct_busy", at).await);
+    }
+    let other = w
+        .ready_job("acct_other", now.plus(Duration::from_secs(25)))
+        .await;
+    let options = reconciler::RunOptions {
+        concurrency: 4,
+        pages_per_read: 5,
+    };
+    let report = reconciler::run(&w.deps, Instant::now() + Duration::from_secs(60), options).await;
+    assert_eq!(report.moved, 31, "{report:?}");
+    assert!(!report.out_of_time);
+    let other = w.job(&other.id).await;
+    assert_eq!(other.state, JobState::PublishQueued);
+    let mut before = 0;
+    for job in &backlog {
+        let job = w.job(&job.id).await;
+        assert_eq!(job.state, JobState::PublishQueued);
+        if job.updated_at < other.updated_at {
+            before += 1;
+        }
+    }
+    // Serially in due order all 30 would go first. Round-robin starts the other account's job
+    // in the first concurrent batch; only that batch and the jobs started while it still ran
+    // (at most one more batch) can finish before it.
+    assert!(
+        before <= 2 * options.concurrency,
+        "{before} of the busy account's jobs were moved before the other account's due job"
+    );
 }
