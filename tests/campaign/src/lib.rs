@@ -442,6 +442,14 @@ fn release_held(stack: &Stack) {
     }
 }
 
+/// The faults end with the chaos phase: held webhooks go out and TikTok's stuck publishes resume
+/// (a publish stuck for good is the processing horizon's case, days of simulated time that a
+/// bounded run cannot wait for). Returns how many stuck publishes were released.
+fn end_faults(stack: &Stack) -> usize {
+    release_held(stack);
+    stack.tiktok.as_ref().map_or(0, |t| t.release_stuck())
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     faults: BTreeMap<Fault, u64>,
@@ -615,7 +623,11 @@ async fn run_on(
                 *shared.lock().await.faults.entry(fault).or_default() += 1;
             }
         }
-        release_held(&stack);
+        let released = end_faults(&stack);
+        info!(stuck_publishes_released = released, "faults over");
+        if config.progress {
+            eprintln!("faults over: {released} stuck TikTok publishes resume");
+        }
     };
 
     let restart = async {
@@ -716,6 +728,18 @@ async fn run_on(
         .map(|t| t.inspect())
         .unwrap_or(Value::Null);
     let ssemble = stack.ssemble.as_ref().map(|s| s.inspect());
+    if config.progress
+        && let Some(ss) = &ssemble
+    {
+        // Where Reelay's Ssemble budget went: the pace of renders under faults is read here.
+        let mut calls: BTreeMap<(String, u16), u64> = BTreeMap::new();
+        for c in &ss.calls {
+            *calls
+                .entry((format!("{:?}", c.endpoint), c.status))
+                .or_default() += 1;
+        }
+        eprintln!("Ssemble calls by endpoint and status (simulator's record): {calls:?}");
+    }
     let shared = shared.into_inner();
     // Stop every driver first: the verdict reads a table nothing writes to any more.
     let store = stack.jobs.clone();

@@ -1,5 +1,5 @@
-//! The CI-sized fault campaign: a few hundred jobs over 50 accounts through the whole local
-//! stack with upstream faults, kills at step boundaries (deliberately after TikTok accepted an
+//! The CI-sized fault campaign: 60 jobs over 50 accounts (`CampaignConfig::ci`) through the
+//! whole local stack with upstream faults, kills at step boundaries (deliberately after TikTok accepted an
 //! init and before Reelay stored it) and one restart of the campaign's own local AWS endpoint.
 //! Every assertion reads the simulators' ground truth or the table. Needs only what
 //! `infra/scripts/aws-emulator.sh install` provides (the campaign starts its own MiniStack).
@@ -15,9 +15,6 @@ use reelay_local::kill::INIT_ACCEPTED;
 const BOUND: Duration = Duration::from_secs(420);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "about 5 minutes; run with --ignored. Last runs here: every promise kept except jobs \
-            still held on the Ssemble hourly budget or in TikTok processing at the deadline \
-            (tests/campaign/README.md)"]
 async fn ci_campaign_keeps_every_promise() {
     let run_dir = std::env::temp_dir().join(format!("reelay-ci-campaign-{}", std::process::id()));
     let mut config = CampaignConfig::ci(run_dir.clone());

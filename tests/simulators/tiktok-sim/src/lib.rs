@@ -200,6 +200,19 @@ impl SimHandle {
         }
     }
 
+    /// TikTok recovers: every stuck publish resumes processing and no new one sticks. Returns
+    /// how many were released.
+    pub fn release_stuck(&self) -> usize {
+        let mut world = self.sim.world();
+        world.stuck_next = 0;
+        let mut released = 0;
+        for p in world.publishes.values_mut().filter(|p| p.stuck) {
+            p.stuck = false;
+            released += 1;
+        }
+        released
+    }
+
     /// The creator opens the inbox draft and posts it.
     pub fn user_posts_inbox_share(&self, publish_id: &str) -> bool {
         server::user_post(&self.sim, publish_id)
