@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use reelay_aws::{ConfigError, FifoBatchProcessor, RecordFailure, env_var};
-use reelay_domain::budget::{Admission, BudgetKind, Limits};
+use reelay_domain::budget::{BudgetKind, Limits};
 use reelay_domain::job::{JobError, RenderRequest};
 use reelay_domain::lifecycle::{Effect, ErrorClass, Event, JobState, Policy};
 use reelay_domain::messages::{QueueKind, WorkMessage};
@@ -169,13 +169,10 @@ async fn take_budget<A: AccountStore>(
     now: UtcTime,
 ) -> Result<Option<(BudgetKind, UtcTime)>, StoreError> {
     for _ in 0..units {
-        for kind in kinds {
-            if let Admission::Denied { retry_at } = accounts
-                .take(scope, *kind, limits.window(*kind), now)
-                .await?
-            {
-                return Ok(Some((*kind, retry_at)));
-            }
+        if let Some(denied) =
+            usecase::take_budgets_naming(accounts, scope, kinds, limits, now).await?
+        {
+            return Ok(Some(denied));
         }
     }
     Ok(None)

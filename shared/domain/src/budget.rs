@@ -151,6 +151,14 @@ impl Limits {
         Window::new(w.limit, w.period.saturating_add(self.window_margin))
     }
 
+    /// `kinds` in the order to take them: shortest window first (see
+    /// [`crate::usecase::take_budgets_naming`]); equal windows keep their given order.
+    pub fn take_order(&self, kinds: &[BudgetKind]) -> Vec<BudgetKind> {
+        let mut ordered = kinds.to_vec();
+        ordered.sort_by_key(|k| self.documented(*k).period);
+        ordered
+    }
+
     /// The upstream's own window of `kind`, without the margin.
     pub fn documented(&self, kind: BudgetKind) -> Window {
         match kind {
@@ -191,6 +199,26 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets_are_taken_shortest_window_first() {
+        let limits = Limits::default();
+        let order = limits.take_order(&[
+            BudgetKind::SsembleDaily,
+            BudgetKind::SsembleHourly,
+            BudgetKind::SsembleCreate,
+        ]);
+        assert_eq!(
+            order,
+            vec![
+                BudgetKind::SsembleCreate,
+                BudgetKind::SsembleHourly,
+                BudgetKind::SsembleDaily
+            ]
+        );
+        let periods: Vec<_> = order.iter().map(|k| limits.window(*k).period).collect();
+        assert!(periods.windows(2).all(|p| p[0] <= p[1]), "{periods:?}");
+    }
 
     fn t(s: i64) -> UtcTime {
         UtcTime::from_secs(s)

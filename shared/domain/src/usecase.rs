@@ -114,7 +114,7 @@ pub async fn dispatch<Q: WorkQueue>(queue: &Q, applied: &Applied) {
     }
 }
 
-/// Takes one unit of each budget in order; the first refusal wins and nothing further is taken.
+/// Takes one unit of each budget; the first refusal wins and nothing further is taken.
 /// Returns `None` when every budget granted, or the instant to come back.
 pub async fn take_budgets<A: AccountStore>(
     accounts: &A,
@@ -123,12 +123,29 @@ pub async fn take_budgets<A: AccountStore>(
     limits: &Limits,
     now: UtcTime,
 ) -> Result<Option<UtcTime>, StoreError> {
-    for kind in kinds {
-        if let Admission::Denied { retry_at } = accounts
-            .take(scope, *kind, limits.window(*kind), now)
-            .await?
+    Ok(take_budgets_naming(accounts, scope, kinds, limits, now)
+        .await?
+        .map(|(_, retry_at)| retry_at))
+}
+
+/// As [`take_budgets`], naming the budget that refused.
+///
+/// The takes are not one atomic step, so a unit taken before a refusal is spent without a call.
+/// Shortest window first keeps that waste where it refills soonest: a burst refused by a
+/// per-minute pool must not drain the hourly or daily budget (found by the fault campaign: 40
+/// jobs waking at once spent the Ssemble hour on creates the minute pool then refused).
+pub async fn take_budgets_naming<A: AccountStore>(
+    accounts: &A,
+    scope: &str,
+    kinds: &[BudgetKind],
+    limits: &Limits,
+    now: UtcTime,
+) -> Result<Option<(BudgetKind, UtcTime)>, StoreError> {
+    for kind in limits.take_order(kinds) {
+        if let Admission::Denied { retry_at } =
+            accounts.take(scope, kind, limits.window(kind), now).await?
         {
-            return Ok(Some(retry_at));
+            return Ok(Some((kind, retry_at)));
         }
     }
     Ok(None)
