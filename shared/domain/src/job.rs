@@ -178,8 +178,13 @@ pub struct Job {
     /// Inits that a rate window turned away; they do not count towards the attempt budget.
     #[serde(default)]
     pub delayed_attempts: u32,
-    /// Ssemble creates started. Above zero, a resubmission must first look for an earlier request.
+    /// Ssemble creates started. Above `render_rejections`, a resubmission must first look for an
+    /// earlier request.
     pub render_attempts: u32,
+    /// Creates Ssemble definitively refused (a 429 or 4xx answer): they made no request, so they
+    /// need no look-up, whose worst-case budget would otherwise be spent at every retry.
+    #[serde(default)]
+    pub render_rejections: u32,
     /// SHA-256 (hex) of the per-job tokens in Ssemble webhook URLs; only their holder can call back.
     #[serde(default)]
     pub webhook_token_hashes: Vec<String>,
@@ -247,6 +252,7 @@ impl Job {
             attempt: 0,
             delayed_attempts: 0,
             render_attempts: 0,
+            render_rejections: 0,
             webhook_token_hashes: Vec::new(),
             last_error: None,
             hold: None,
@@ -361,6 +367,9 @@ impl Job {
                     .len()
                     .saturating_sub(MAX_WEBHOOK_TOKENS);
                 self.webhook_token_hashes.drain(..excess);
+            }
+            Event::RenderSubmitRejected { .. } => {
+                self.render_rejections = self.render_rejections.saturating_add(1);
             }
             Event::RenderSubmitted { request_id } => self.request_id = Some(request_id.clone()),
             Event::RenderCompleted { clip } => {

@@ -580,7 +580,8 @@ pub fn decide(
         (S::Received, E::RenderSubmitStarted { .. }) => move_to(
             S::Received,
             vec![Effect::SubmitRender {
-                lookup_first: job.render_attempts > 0,
+                // Any attempt without a definite answer may have created a request.
+                lookup_first: job.render_attempts > job.render_rejections,
             }],
             check(
                 now.plus(policy.render_submit_lease),
