@@ -83,6 +83,9 @@ pub struct StackOptions {
     /// Queue visibility timeout; default: the template's divided by `time_scale` (at least 10 s),
     /// so a failed record comes back within a scaled run.
     pub visibility_timeout: Option<u32>,
+    /// Reelay's upstream limits before time scaling; keep them in step with the simulators'
+    /// (`ssemble_sim.tier` for Ssemble's account caps).
+    pub limits: reelay_domain::budget::Limits,
     /// Crashes at step boundaries (see [`crate::kill`]); `None` changes nothing.
     pub kill: Option<Arc<KillSwitch>>,
     /// The local AWS endpoint; `None` reads `AWS_ENDPOINT_URL` (a campaign runs its own).
@@ -112,6 +115,7 @@ impl StackOptions {
             tiktok_sim,
             reconcile_every: None,
             visibility_timeout: None,
+            limits: reelay_domain::budget::Limits::default(),
             kill: None,
             endpoint_url: None,
         }
@@ -334,6 +338,7 @@ impl Stack {
             },
             public_base_url: api_base_url.clone(),
             time_scale: scale,
+            base_limits: options.limits,
             kill: options.kill.clone(),
         };
 

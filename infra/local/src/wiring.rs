@@ -85,6 +85,8 @@ pub struct Wiring {
     pub time_scale: f64,
     /// Crashes at step boundaries (a fault campaign); `None` in ordinary runs.
     pub kill: Option<Arc<KillSwitch>>,
+    /// The upstream limits of this run before time scaling (an account's Ssemble tier, say).
+    pub base_limits: Limits,
 }
 
 /// `d / factor`, never below `floor`: leases and waits shrink with the simulators' clocks, but
@@ -123,12 +125,12 @@ pub fn time_scaled_policy(factor: f64) -> Policy {
 }
 
 impl Wiring {
-    /// The documented limits with every window shrunk like the simulators' clocks.
+    /// This run's limits with every window shrunk like the simulators' clocks.
     pub fn limits(&self) -> Limits {
         if self.time_scale > 1.0 {
-            Limits::default().time_scaled(self.time_scale)
+            self.base_limits.time_scaled(self.time_scale)
         } else {
-            Limits::default()
+            self.base_limits.clone()
         }
     }
 

@@ -23,6 +23,10 @@ struct Args {
     seed: Option<u64>,
     #[arg(long)]
     time_scale: Option<f64>,
+    /// Ssemble account tier for the simulator and Reelay's budgets: standard (100/h, 1,000/day)
+    /// or higher (2,000/h, 20,000/day). Default: the preset's (CI higher, big standard).
+    #[arg(long)]
+    ssemble_tier: Option<String>,
     /// Seconds for chaos + drain after setup.
     #[arg(long)]
     deadline: Option<u64>,
@@ -73,6 +77,15 @@ async fn main() -> ExitCode {
     }
     if let Some(v) = args.time_scale {
         c.time_scale = v;
+    }
+    match args.ssemble_tier.as_deref() {
+        None => {}
+        Some("standard") => c.ssemble_tier = ssemble_sim::Tier::STANDARD,
+        Some("higher") => c.ssemble_tier = ssemble_sim::Tier::HIGHER,
+        Some(other) => {
+            eprintln!("--ssemble-tier must be standard or higher, got {other:?}");
+            return ExitCode::from(2);
+        }
     }
     if let Some(v) = args.deadline {
         c.deadline = Duration::from_secs(v);
