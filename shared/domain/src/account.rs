@@ -55,3 +55,63 @@ impl Account {
         self.health == AccountHealth::Active && self.blocked_until.is_none_or(|t| t <= now)
     }
 }
+
+/// Whether an account lets a publish of `mode` go now: the one check the publisher makes before
+/// every attempt and the reconciler makes before it lifts a hold, so both agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    Open,
+    /// Nothing goes before `until` (a 429 or a cap blocked the account).
+    Wait {
+        reason: String,
+        until: UtcTime,
+    },
+    /// Nothing goes until someone acts (the creator reconnects, grants a scope, …).
+    Park {
+        reason: String,
+    },
+}
+
+/// The TikTok scope a direct post needs; an account connected for drafts only lacks it.
+pub const DIRECT_POST_SCOPE: &str = "video.publish";
+
+/// [`Gate`] for a publish of `mode` on `account` (`None`: the account does not exist).
+pub fn publish_gate(account: Option<&Account>, mode: crate::job::PostMode, now: UtcTime) -> Gate {
+    let Some(account) = account else {
+        return Gate::Park {
+            reason: "account_not_found".into(),
+        };
+    };
+    if account.health != AccountHealth::Active {
+        return Gate::Park {
+            reason: account
+                .health_reason
+                .clone()
+                .unwrap_or_else(|| account.health.as_str().to_owned()),
+        };
+    }
+    if let Some(until) = account.blocked_until.filter(|t| *t > now) {
+        return Gate::Wait {
+            reason: "account_blocked".into(),
+            until,
+        };
+    }
+    if mode == crate::job::PostMode::Direct
+        && !account.scopes.iter().any(|s| s == DIRECT_POST_SCOPE)
+    {
+        return Gate::Park {
+            reason: "scope_not_authorized".into(),
+        };
+    }
+    Gate::Open
+}
+
+impl AccountHealth {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::NeedsReauth => "needs_reauth",
+            Self::Banned => "banned",
+        }
+    }
+}

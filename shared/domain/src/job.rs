@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AccountId, IdempotencyKey, JobId, PublishId, RequestId, TenantId};
 use crate::lifecycle::{
-    self, CheckKind, Decision, Effect, Event, JobState, Policy, TransitionError,
+    self, CheckKind, Decision, Effect, ErrorClass, Event, JobState, Policy, TransitionError,
 };
 use crate::time::UtcTime;
 
@@ -121,6 +121,9 @@ pub struct JobError {
 pub struct Hold {
     pub reason: String,
     pub until: Option<UtcTime>,
+    /// When this reason first held the job: rechecks of a hold without an end grow with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<UtcTime>,
 }
 
 /// The next time the reconciler must look at this job, and why. Only non-terminal jobs have one;
@@ -185,6 +188,23 @@ pub struct Job {
     /// need no look-up, whose worst-case budget would otherwise be spent at every retry.
     #[serde(default)]
     pub render_rejections: u32,
+    /// Creates a rate window (429) turned away: they never count towards the attempt limit.
+    #[serde(default)]
+    pub render_delays: u32,
+    /// The render submission in flight holds the job until then; a duplicate message must not
+    /// start a second create while the first may still be landing at Ssemble.
+    #[serde(default)]
+    pub render_lease_until: Option<UtcTime>,
+    /// Counted publish attempts spent before the last explicit retry.
+    #[serde(default)]
+    pub retried_attempts: u32,
+    /// Every `publish_id` this job ever had, one per accepted attempt: each keeps pointing at the
+    /// job, so a late observation of an earlier attempt is recognised (and never applied).
+    #[serde(default)]
+    pub publish_ids: Vec<PublishId>,
+    /// Observations of other attempts recorded in the audit (bounded by the policy).
+    #[serde(default)]
+    pub stale_observations: u32,
     /// SHA-256 (hex) of the per-job tokens in Ssemble webhook URLs; only their holder can call back.
     #[serde(default)]
     pub webhook_token_hashes: Vec<String>,
@@ -195,12 +215,27 @@ pub struct Job {
     pub taken_down_at: Option<UtcTime>,
 }
 
-/// A stored transition: the job after the event, the audit record to write with it, and the
-/// side effects to run once the conditional write has won.
+/// A lookup item a transition must write with the job: `requestId` → jobs, `publish_id` → job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pointer {
+    Request(RequestId),
+    Publish(PublishId),
+}
+
+/// A stored transition: the job after the event, the audit record and pointers to write with it,
+/// and the side effects to run once the conditional write has won.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
     pub job: Job,
     pub audit: AuditEvent,
+    pub pointers: Vec<Pointer>,
+    pub effects: Vec<Effect>,
+}
+
+/// A new next check (and hold) for the same state and version: no audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rescheduled {
+    pub job: Job,
     pub effects: Vec<Effect>,
 }
 
@@ -209,9 +244,14 @@ pub struct Applied {
 pub enum Step {
     /// The job moved (or recorded something): write it conditionally on the old version.
     Applied(Box<Applied>),
+    /// Only the next check moved: write it conditionally on the (unchanged) version.
+    Rescheduled(Box<Rescheduled>),
     /// A duplicate or late event: nothing to write.
     Absorbed,
 }
+
+/// The audit event name of an observation recorded but not applied.
+pub const STALE_OBSERVATION: &str = "stale_observation";
 
 impl Job {
     /// A new job in its initial state, with its first audit event and effects.
@@ -253,6 +293,11 @@ impl Job {
             delayed_attempts: 0,
             render_attempts: 0,
             render_rejections: 0,
+            render_delays: 0,
+            render_lease_until: None,
+            retried_attempts: 0,
+            publish_ids: Vec::new(),
+            stale_observations: 0,
             webhook_token_hashes: Vec::new(),
             last_error: None,
             hold: None,
@@ -265,15 +310,17 @@ impl Job {
             event: "created".into(),
             from: None,
             to: state,
-            request_id,
+            request_id: request_id.clone(),
             publish_id: None,
             error_code: None,
             upstream_log_id: None,
             detail: None,
         };
+        let pointers = request_id.into_iter().map(Pointer::Request).collect();
         Applied {
             job,
             audit,
+            pointers,
             effects,
         }
     }
@@ -286,15 +333,28 @@ impl Job {
         now: UtcTime,
         policy: &Policy,
     ) -> Result<Step, TransitionError> {
-        let decision = lifecycle::decide(self, event, now, policy)?;
-        let Decision::Move {
-            to,
-            effects,
-            next_check,
-            hold,
-        } = decision
-        else {
-            return Ok(Step::Absorbed);
+        let (to, effects, next_check, hold) = match lifecycle::decide(self, event, now, policy)? {
+            Decision::Absorb => return Ok(Step::Absorbed),
+            Decision::Reschedule {
+                next_check,
+                hold,
+                effects,
+            } => {
+                if next_check == self.next_check && hold == self.hold && effects.is_empty() {
+                    return Ok(Step::Absorbed);
+                }
+                let mut job = self.clone();
+                job.next_check = next_check;
+                job.hold = hold;
+                return Ok(Step::Rescheduled(Box::new(Rescheduled { job, effects })));
+            }
+            Decision::Stale { why } => return Ok(self.stale(event, &why, now)),
+            Decision::Move {
+                to,
+                effects,
+                next_check,
+                hold,
+            } => (to, effects, next_check, hold),
         };
         let mut job = self.clone();
         if to != self.state {
@@ -305,23 +365,17 @@ impl Job {
         job.updated_at = now;
         job.next_check = next_check;
         job.hold = hold;
-        job.record(event, now);
+        job.record(event, self.state);
         // A failure or an unknown outcome must say why (the audit promise), also when no upstream
         // said anything: the deadline that passed, or the publisher lease that expired, is it.
-        let fallback = (event.error().is_none()
+        let event_error = event.error();
+        let fallback = (event_error.is_none()
             && to != self.state
             && matches!(
                 to,
                 JobState::RenderFailed | JobState::PublishFailed | JobState::PublishUnknown
             ))
-        .then(|| JobError {
-            code: match event {
-                Event::Expired => "deadline_exceeded".to_owned(),
-                other => other.name().to_owned(),
-            },
-            message: format!("{} while {}", event.name(), self.state.as_str()),
-            upstream_log_id: None,
-        });
+        .then(|| self.fallback_error(event));
         if let Some(error) = &fallback {
             job.last_error = Some(error.clone());
         }
@@ -336,6 +390,10 @@ impl Job {
         {
             job.delayed_attempts = job.delayed_attempts.saturating_add(1);
         }
+        if matches!(event, Event::RenderSubmitStarted { .. }) {
+            job.render_lease_until = next_check.map(|c| c.at);
+        }
+        let pointers = self.new_pointers(&job);
         let audit = AuditEvent {
             at: now,
             version: job.version,
@@ -344,19 +402,87 @@ impl Job {
             to,
             request_id: job.request_id.clone(),
             publish_id: job.publish_id.clone(),
-            error_code: event.error().or(fallback.as_ref()).map(|e| e.code.clone()),
-            upstream_log_id: event.upstream_log_id().map(str::to_owned),
+            error_code: event_error.or(fallback).map(|e| e.code),
+            upstream_log_id: event.upstream_log_id(),
             detail: event.detail(),
         };
         Ok(Step::Applied(Box::new(Applied {
             job,
             audit,
+            pointers,
             effects,
         })))
     }
 
-    /// Copies what an event carries onto the job.
-    fn record(&mut self, event: &Event, now: UtcTime) {
+    /// An observation of another attempt: recorded as such (its `publish_id` too, so its later
+    /// webhooks find this job), the job itself unchanged.
+    fn stale(&self, event: &Event, why: &str, now: UtcTime) -> Step {
+        let mut job = self.clone();
+        job.version = self.version.saturating_add(1);
+        job.updated_at = now;
+        job.stale_observations = job.stale_observations.saturating_add(1);
+        if let Event::PublishAccepted { publish_id, .. } = event
+            && !job.publish_ids.contains(publish_id)
+        {
+            job.publish_ids.push(publish_id.clone());
+        }
+        let pointers = self.new_pointers(&job);
+        let audit = AuditEvent {
+            at: now,
+            version: job.version,
+            event: STALE_OBSERVATION.into(),
+            from: Some(self.state),
+            to: self.state,
+            request_id: job.request_id.clone(),
+            publish_id: job.publish_id.clone(),
+            error_code: None,
+            upstream_log_id: event.upstream_log_id(),
+            detail: Some(format!("{}: {why}", event.name())),
+        };
+        Step::Applied(Box::new(Applied {
+            job,
+            audit,
+            pointers,
+            effects: Vec::new(),
+        }))
+    }
+
+    /// The lookups `next` needs that this version did not have.
+    fn new_pointers(&self, next: &Job) -> Vec<Pointer> {
+        let mut out = Vec::new();
+        if let Some(r) = &next.request_id
+            && self.request_id.as_ref() != Some(r)
+        {
+            out.push(Pointer::Request(r.clone()));
+        }
+        for p in &next.publish_ids {
+            if !self.publish_ids.contains(p) {
+                out.push(Pointer::Publish(p.clone()));
+            }
+        }
+        out
+    }
+
+    /// Why a job failed or parked when the event itself carries no upstream error.
+    fn fallback_error(&self, event: &Event) -> JobError {
+        let code = match event {
+            Event::Expired => "deadline_exceeded".to_owned(),
+            // The render submissions ran out: the last thing Ssemble said is the reason.
+            Event::SubmitDue => self.last_error.as_ref().map_or_else(
+                || "render_attempts_exhausted".to_owned(),
+                |e| e.code.clone(),
+            ),
+            other => other.name().to_owned(),
+        };
+        JobError {
+            code,
+            message: format!("{} while {}", event.name(), self.state.as_str()),
+            upstream_log_id: None,
+        }
+    }
+
+    /// Copies what an event carries onto the job, which is leaving `from`.
+    fn record(&mut self, event: &Event, from: JobState) {
         match event {
             Event::RenderSubmitStarted { webhook_token_hash } => {
                 self.render_attempts = self.render_attempts.saturating_add(1);
@@ -368,18 +494,41 @@ impl Job {
                     .saturating_sub(MAX_WEBHOOK_TOKENS);
                 self.webhook_token_hashes.drain(..excess);
             }
-            Event::RenderSubmitRejected { .. } => {
+            Event::RenderSubmitRejected { class, .. } => {
                 self.render_rejections = self.render_rejections.saturating_add(1);
+                if *class == ErrorClass::WaitForWindow {
+                    self.render_delays = self.render_delays.saturating_add(1);
+                }
+                self.render_lease_until = None;
             }
-            Event::RenderSubmitted { request_id } => self.request_id = Some(request_id.clone()),
-            Event::RenderCompleted { clip } => {
+            Event::RenderSubmitted { request_id, .. } => {
+                self.request_id = Some(request_id.clone());
+                self.render_lease_until = None;
+            }
+            Event::RenderCompleted { clip, .. } => {
                 self.clip = Some(clip.clone());
                 self.last_error = None;
             }
+            // A new attempt: the previous attempt's publish is no longer the job's.
+            Event::PublishStarted => self.publish_id = None,
             Event::PublishAccepted { publish_id, .. } => {
                 self.publish_id = Some(publish_id.clone());
+                if !self.publish_ids.contains(publish_id) {
+                    self.publish_ids.push(publish_id.clone());
+                }
+                // An earlier attempt's error no longer describes the job.
+                self.last_error = None;
             }
-            Event::Retry if self.state != JobState::Received => self.publish_id = None,
+            Event::Retry if from == JobState::RenderFailed => {
+                self.render_attempts = 0;
+                self.render_rejections = 0;
+                self.render_delays = 0;
+                self.render_lease_until = None;
+            }
+            Event::Retry => {
+                self.publish_id = None;
+                self.retried_attempts = self.attempt.saturating_sub(self.delayed_attempts);
+            }
             Event::StatusObserved { post_ids, .. } => {
                 for id in post_ids {
                     if !self.post_ids.contains(id) {
@@ -387,12 +536,39 @@ impl Job {
                     }
                 }
             }
-            Event::NoLongerPublic { .. } => self.taken_down_at = Some(now),
+            Event::NoLongerPublic { .. } => self.taken_down_at = Some(self.updated_at),
             _ => {}
         }
         if let Some(error) = event.error() {
-            self.last_error = Some(error.clone());
+            self.last_error = Some(error);
         }
+    }
+
+    /// The account's budget scope and FIFO group (`tenant:account`).
+    pub fn account_scope(&self) -> String {
+        crate::account::Account::message_group(&self.tenant_id, &self.account_id)
+    }
+
+    /// Whether `token` is one of the per-job tokens Ssemble's webhook URLs carry. Every stored
+    /// hash is compared, in constant time, so timing tells nothing about how close a guess was.
+    pub fn webhook_token_matches(&self, token: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        let presented = hex::encode(Sha256::digest(token.as_bytes()));
+        self.webhook_token_hashes
+            .iter()
+            .fold(false, |found, stored| {
+                let same_len = stored.len() == presented.len();
+                let diff = stored
+                    .bytes()
+                    .zip(presented.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+                found | (same_len & (diff == 0))
+            })
+    }
+
+    /// The reason the job is held, if it is.
+    pub fn hold_reason(&self) -> Option<&str> {
+        self.hold.as_ref().map(|h| h.reason.as_str())
     }
 
     pub fn is_terminal(&self) -> bool {

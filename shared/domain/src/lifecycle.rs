@@ -1,11 +1,20 @@
 //! The job lifecycle as one explicit table: (state, event) → next state, effects, next check.
 //!
 //! Rules the table keeps:
-//! - Terminal states absorb duplicate and late events; only an explicit `Retry` leaves a failure.
-//! - Observations (webhooks, polls) never move a job backwards: a late `PROCESSING` after
-//!   `PUBLISH_COMPLETE` is absorbed.
+//! - **An observation belongs to one attempt.** Every TikTok observation names its `publish_id`
+//!   and every init result its attempt; one about another attempt is recorded as
+//!   `stale_observation` (a bounded number of times) and never applied. Render observations name
+//!   their `requestId` the same way.
 //! - A TikTok init (`InitPublish`) is only emitted from `publish_queued`, which is only reached
-//!   when no earlier attempt can still produce a post: never from `publish_unknown`.
+//!   when no earlier attempt can still produce a post: after a definite refusal, a FAILED status
+//!   of that very attempt, or no init at all. Never from `publish_unknown`.
+//! - Terminal states absorb duplicate and late events; only an explicit `Retry` leaves a
+//!   failure, and never when it could produce a second post.
+//! - Observations never move a publish backwards.
+//! - **Waiting is not a transition.** Polling, backing off and re-enqueueing only move the next
+//!   check ([`Decision::Reschedule`]): no version, no audit event. A hold that repeats its reason
+//!   backs off the same way, so no job cycles through states while it waits.
+//! - Every non-terminal state has a next check that can move it, or is parked with a reason.
 //! - Commands that do not fit the state (a lost race, a stale queue message) are typed errors.
 
 use std::time::Duration;
@@ -14,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::ids::{PublishId, RequestId};
-use crate::job::{Clip, Hold, Job, JobError, NextCheck, PostMode};
+use crate::job::{Clip, Hold, Job, JobError, JobSource, NextCheck, PostMode};
 use crate::time::UtcTime;
 
 /// The job states of product.md §3.
@@ -89,7 +98,7 @@ impl JobState {
     /// Progress of a publish that TikTok accepted; observations only move it forward.
     fn publish_rank(&self) -> Option<u8> {
         match self {
-            Self::PublishProcessing => Some(1),
+            Self::PublishProcessing | Self::PublishUnknown => Some(1),
             Self::Uploaded => Some(2),
             Self::Submitted => Some(3),
             Self::PublishComplete => Some(4),
@@ -109,7 +118,7 @@ impl std::fmt::Display for JobState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckKind {
-    /// Send (or resend) the render submission.
+    /// Send (or resend) the render submission; also the end of a submission's lease.
     SubmitRender,
     /// Confirm a render with Ssemble when no webhook came.
     RenderPoll,
@@ -121,7 +130,7 @@ pub enum CheckKind {
     LeaseExpiry,
     /// Ask TikTok's status/fetch when no webhook came.
     StatusPoll,
-    /// Try to resolve a `publish_unknown` from TikTok's webhooks and status.
+    /// A `publish_unknown` without a `publish_id`: nothing to ask TikTok, only its horizon.
     UnknownResolve,
 }
 
@@ -177,9 +186,10 @@ pub enum Event {
     RenderSubmitStarted {
         webhook_token_hash: String,
     },
-    /// Ssemble accepted the create (or an earlier create was found).
+    /// Ssemble accepted the create, or (`found`) an earlier create was found.
     RenderSubmitted {
         request_id: RequestId,
+        found: bool,
     },
     /// Ssemble refused the create with a definite error.
     RenderSubmitRejected {
@@ -187,12 +197,16 @@ pub enum Event {
         class: ErrorClass,
         retry_at: Option<UtcTime>,
     },
-    /// Ssemble (confirmed) still queued or processing.
-    RenderProgressed,
+    /// Ssemble (confirmed) still queued or processing `request_id`.
+    RenderProgressed {
+        request_id: RequestId,
+    },
     RenderCompleted {
+        request_id: RequestId,
         clip: Clip,
     },
     RenderFailed {
+        request_id: RequestId,
         error: JobError,
     },
     /// `scheduleAt` (or the end of a hold) arrived: put the job on the publish queue.
@@ -209,30 +223,37 @@ pub enum Event {
     },
     /// The publisher claims the job and records the attempt before calling TikTok.
     PublishStarted,
-    /// TikTok answered the init with a publish_id.
+    /// TikTok answered attempt `attempt`'s init with a publish_id.
     PublishAccepted {
+        attempt: u32,
         publish_id: PublishId,
         upload: bool,
         upstream_log_id: Option<String>,
     },
-    /// TikTok answered the init with an error: no post was created by this attempt.
+    /// TikTok answered attempt `attempt`'s init with an error: no post was created by it.
     PublishRejected {
+        attempt: u32,
         error: JobError,
         class: ErrorClass,
         retry_at: Option<UtcTime>,
     },
-    /// The init may or may not have reached TikTok (timeout after sending, connection reset).
+    /// Attempt `attempt`'s init may or may not have reached TikTok.
     PublishOutcomeUnknown {
+        attempt: u32,
         error: JobError,
     },
     /// The attempt's lease passed while still `publishing`: the worker died mid-call.
     LeaseExpired,
-    UploadCompleted,
+    UploadCompleted {
+        publish_id: PublishId,
+    },
     /// Uploading stopped; TikTok's status decides what happened to the publish.
     UploadFailed {
+        publish_id: PublishId,
         error: JobError,
     },
     StatusObserved {
+        publish_id: PublishId,
         status: PublishStatus,
         post_ids: Vec<String>,
         via: Via,
@@ -240,6 +261,7 @@ pub enum Event {
     },
     /// `post.publish.no_longer_publicaly_available`.
     NoLongerPublic {
+        publish_id: PublishId,
         post_id: String,
     },
     /// The reconciler found the state's horizon passed (render deadline, moderation window, …).
@@ -257,7 +279,7 @@ impl Event {
             Self::RenderSubmitStarted { .. } => "render_submit_started",
             Self::RenderSubmitted { .. } => "render_submitted",
             Self::RenderSubmitRejected { .. } => "render_submit_rejected",
-            Self::RenderProgressed => "render_progressed",
+            Self::RenderProgressed { .. } => "render_progressed",
             Self::RenderCompleted { .. } => "render_completed",
             Self::RenderFailed { .. } => "render_failed",
             Self::PublishDue => "publish_due",
@@ -268,7 +290,7 @@ impl Event {
             Self::PublishRejected { .. } => "publish_rejected",
             Self::PublishOutcomeUnknown { .. } => "publish_outcome_unknown",
             Self::LeaseExpired => "lease_expired",
-            Self::UploadCompleted => "upload_completed",
+            Self::UploadCompleted { .. } => "upload_completed",
             Self::UploadFailed { .. } => "upload_failed",
             Self::StatusObserved { .. } => "status_observed",
             Self::NoLongerPublic { .. } => "no_longer_public",
@@ -278,27 +300,38 @@ impl Event {
         }
     }
 
-    pub fn error(&self) -> Option<&JobError> {
+    /// The error this event reports. A FAILED status carries TikTok's own `fail_reason` as the
+    /// code (the reason an on-call engineer queries), never a generic one.
+    pub fn error(&self) -> Option<JobError> {
         match self {
             Self::RenderSubmitRejected { error, .. }
-            | Self::RenderFailed { error }
+            | Self::RenderFailed { error, .. }
             | Self::PublishRejected { error, .. }
-            | Self::PublishOutcomeUnknown { error }
+            | Self::PublishOutcomeUnknown { error, .. }
             | Self::PreflightFailed { error }
-            | Self::UploadFailed { error } => Some(error),
+            | Self::UploadFailed { error, .. } => Some(error.clone()),
+            Self::StatusObserved {
+                status: PublishStatus::Failed { reason },
+                upstream_log_id,
+                ..
+            } => Some(JobError {
+                code: reason.clone(),
+                message: format!("TikTok reported the publish FAILED ({reason})"),
+                upstream_log_id: upstream_log_id.clone(),
+            }),
             _ => None,
         }
     }
 
-    pub fn upstream_log_id(&self) -> Option<&str> {
+    pub fn upstream_log_id(&self) -> Option<String> {
         match self {
             Self::PublishAccepted {
                 upstream_log_id, ..
             }
             | Self::StatusObserved {
                 upstream_log_id, ..
-            } => upstream_log_id.as_deref(),
-            other => other.error().and_then(|e| e.upstream_log_id.as_deref()),
+            } => upstream_log_id.clone(),
+            other => other.error().and_then(|e| e.upstream_log_id),
         }
     }
 
@@ -306,8 +339,33 @@ impl Event {
         match self {
             Self::Held { reason, .. } => Some(reason.clone()),
             Self::StatusObserved { status, via, .. } => Some(format!("{status:?} via {via:?}")),
-            Self::NoLongerPublic { post_id } => Some(format!("post {post_id} no longer public")),
-            other => other.error().map(|e| e.message.clone()),
+            Self::NoLongerPublic { post_id, .. } => {
+                Some(format!("post {post_id} no longer public"))
+            }
+            other => other.error().map(|e| e.message),
+        }
+    }
+
+    /// The TikTok publish this event is about, if it is about one.
+    pub fn publish_id(&self) -> Option<&PublishId> {
+        match self {
+            Self::PublishAccepted { publish_id, .. }
+            | Self::UploadCompleted { publish_id }
+            | Self::UploadFailed { publish_id, .. }
+            | Self::StatusObserved { publish_id, .. }
+            | Self::NoLongerPublic { publish_id, .. } => Some(publish_id),
+            _ => None,
+        }
+    }
+
+    /// The Ssemble request this event is about, if it is about one.
+    pub fn request_id(&self) -> Option<&RequestId> {
+        match self {
+            Self::RenderSubmitted { request_id, .. }
+            | Self::RenderProgressed { request_id }
+            | Self::RenderCompleted { request_id, .. }
+            | Self::RenderFailed { request_id, .. } => Some(request_id),
+            _ => None,
         }
     }
 
@@ -316,11 +374,13 @@ impl Event {
     pub fn is_observation(&self) -> bool {
         matches!(
             self,
-            Self::RenderProgressed
+            Self::RenderProgressed { .. }
                 | Self::RenderCompleted { .. }
                 | Self::RenderFailed { .. }
                 | Self::StatusObserved { .. }
                 | Self::NoLongerPublic { .. }
+                | Self::UploadCompleted { .. }
+                | Self::UploadFailed { .. }
         )
     }
 }
@@ -344,12 +404,23 @@ pub enum Effect {
 /// The table's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
+    /// A transition (possibly within the same state): a new version with its audit event.
     Move {
         to: JobState,
         effects: Vec<Effect>,
         next_check: Option<NextCheck>,
         /// Replaces the job's hold; `None` clears it.
         hold: Option<Hold>,
+    },
+    /// Nothing happened to the job, only its next look moves (and a queue message may go out).
+    Reschedule {
+        next_check: Option<NextCheck>,
+        hold: Option<Hold>,
+        effects: Vec<Effect>,
+    },
+    /// An observation of another attempt (or request): recorded, never applied.
+    Stale {
+        why: String,
     },
     Absorb,
 }
@@ -365,31 +436,45 @@ pub enum TransitionError {
     NotCancellable { state: JobState },
     #[error("a job in state {state} cannot be retried")]
     NotRetryable { state: JobState },
+    /// TikTok may still post this job's publish: a retry could make a second post.
+    #[error("a retry now could post twice: {why}")]
+    RetryCouldDuplicate { why: &'static str },
+    /// A render submission or publish attempt is in flight until its lease ends.
+    #[error("an attempt is in flight until {until}")]
+    AttemptInFlight { until: UtcTime },
 }
 
 /// Timing and retry policy. Every figure is configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Policy {
     pub max_publish_attempts: u32,
-    /// How long a publish attempt may stay in `publishing` before it is presumed dead.
+    /// Render submissions (less those a rate window turned away) before the job fails.
+    pub max_render_attempts: u32,
+    /// How long a publish attempt may stay in `publishing` before it is presumed dead. Must
+    /// exceed the init's own timeout plus the time to record its answer.
     pub publish_lease: Duration,
     /// How long a render submission may stay unconfirmed before it is looked at again.
     pub render_submit_lease: Duration,
-    /// How long a queued publish may wait before the reconciler re-enqueues it.
+    /// How long a queued publish may wait before the reconciler re-enqueues it (then doubling).
     pub queue_grace: Duration,
+    pub queue_grace_max: Duration,
     pub render_poll_min: Duration,
     pub render_poll_max: Duration,
     pub status_poll_min: Duration,
     pub status_poll_max: Duration,
-    pub unknown_check: Duration,
+    /// A hold without an end is looked at again after this, then ever more rarely...
     pub hold_recheck: Duration,
+    /// ...up to this.
+    pub hold_recheck_max: Duration,
     pub retry_backoff_base: Duration,
     pub retry_backoff_max: Duration,
+    /// Observations of other attempts recorded in a job's audit; later ones are only logged.
+    pub max_stale_observations: u32,
     /// Retryable TikTok fail reasons (FAILED statuses after which a new init is safe and useful).
     pub retryable_fail_reasons: Vec<String>,
     /// Init rejections that only mean "not now" (a rate window): they delay the job and never
     /// use up its attempts, so a throttled account waits instead of failing its jobs.
-    #[serde(default = "delay_only_codes")]
     pub delay_only_codes: Vec<String>,
     pub render_deadline: Duration,
     pub processing_horizon: Duration,
@@ -403,19 +488,22 @@ impl Default for Policy {
         let min = |m: u64| Duration::from_secs(m * 60);
         Self {
             max_publish_attempts: 5,
+            max_render_attempts: 6,
             publish_lease: min(2),
             render_submit_lease: min(2),
             queue_grace: min(5),
+            queue_grace_max: min(60),
             render_poll_min: min(2),
             render_poll_max: min(15),
             status_poll_min: Duration::from_secs(15),
             status_poll_max: min(30),
-            unknown_check: min(5),
             hold_recheck: min(60),
+            hold_recheck_max: min(24 * 60),
             retry_backoff_base: Duration::from_secs(30),
             retry_backoff_max: min(60),
+            max_stale_observations: 10,
             retryable_fail_reasons: vec!["internal".into(), "video_pull_failed".into()],
-            delay_only_codes: delay_only_codes(),
+            delay_only_codes: vec!["rate_limit_exceeded".into()],
             render_deadline: min(6 * 60),
             processing_horizon: min(24 * 60),
             moderation_horizon: min(72 * 60),
@@ -425,25 +513,37 @@ impl Default for Policy {
     }
 }
 
-fn delay_only_codes() -> Vec<String> {
-    vec!["rate_limit_exceeded".into()]
-}
-
 impl Policy {
     pub fn is_delay_only(&self, code: &str) -> bool {
         self.delay_only_codes.iter().any(|c| c == code)
     }
 
-    /// Attempts that count towards `max_publish_attempts`: every init started, less those a
-    /// rate window turned away.
+    /// Attempts that count towards `max_publish_attempts`: every init started since the last
+    /// explicit retry, less those a rate window turned away.
     pub fn counted_attempts(&self, job: &Job) -> u32 {
-        job.attempt.saturating_sub(job.delayed_attempts)
+        job.attempt
+            .saturating_sub(job.delayed_attempts)
+            .saturating_sub(job.retried_attempts)
+    }
+
+    /// Render submissions that count towards `max_render_attempts`.
+    pub fn counted_render_attempts(&self, job: &Job) -> u32 {
+        job.render_attempts.saturating_sub(job.render_delays)
     }
 
     /// Young jobs are polled often, old ones rarely: the interval is a fifth of the state's age,
     /// clamped. Moderation can take hours; this keeps polling bounded without giving up.
-    fn poll_after(&self, age: Duration, min: Duration, max: Duration) -> Duration {
-        (age / 5).clamp(min, max)
+    pub fn poll_after(&self, age: Duration, min: Duration, max: Duration) -> Duration {
+        (age / 5).clamp(min, max.max(min))
+    }
+
+    /// A hold without an end, held for `age`, is looked at again after this: as long again as it
+    /// has lasted, within `hold_recheck ..= hold_recheck_max`.
+    pub fn hold_backoff(&self, age: Duration) -> Duration {
+        age.clamp(
+            self.hold_recheck,
+            self.hold_recheck_max.max(self.hold_recheck),
+        )
     }
 
     /// Exponential backoff per attempt, capped.
@@ -467,11 +567,20 @@ impl Policy {
             }
             JobState::Submitted => Some(since.plus(self.processing_horizon)),
             JobState::PublishComplete => Some(since.plus(self.moderation_horizon)),
+            // Parked for an operator already: nothing left to wait for.
+            JobState::PublishUnknown if job.hold_reason() == Some(NEEDS_OPERATOR) => None,
             JobState::PublishUnknown => Some(since.plus(self.unknown_horizon)),
             _ => None,
         }
     }
 }
+
+/// Hold reason of a `publish_unknown` whose init may have reached TikTok.
+pub const OUTCOME_UNKNOWN: &str = "publish_outcome_unknown";
+/// Hold reason of a publish TikTok accepted but never finished within the horizon.
+pub const PROCESSING_STUCK: &str = "processing_stuck";
+/// Hold reason once nothing more can be learnt automatically.
+pub const NEEDS_OPERATOR: &str = "needs_operator";
 
 fn check(at: UtcTime, kind: CheckKind) -> Option<NextCheck> {
     Some(NextCheck { at, kind })
@@ -503,369 +612,653 @@ pub fn decide(
     now: UtcTime,
     policy: &Policy,
 ) -> Result<Decision, TransitionError> {
-    use Event as E;
-    use JobState as S;
+    if let Some(stale) = stale(job, event, policy) {
+        return Ok(stale);
+    }
+    let t = Table {
+        job,
+        now,
+        policy,
+        state: job.state,
+    };
+    match job.state {
+        JobState::Received => t.received(event),
+        JobState::Rendering => t.rendering(event),
+        JobState::Ready | JobState::PublishQueued => t.waiting_to_publish(event),
+        JobState::Publishing => t.publishing(event),
+        JobState::PublishUnknown => t.unknown(event),
+        JobState::PublishProcessing
+        | JobState::Uploaded
+        | JobState::Submitted
+        | JobState::PublishComplete => t.published(event),
+        JobState::PubliclyAvailable
+        | JobState::RenderFailed
+        | JobState::PublishFailed
+        | JobState::Cancelled => t.terminal(event),
+    }
+}
 
-    let state = job.state;
-    let age = now.since(job.state_since);
-    let move_to = |to: JobState, effects: Vec<Effect>, next_check: Option<NextCheck>| {
+/// An observation or init result about another attempt than the job's current one.
+fn stale(job: &Job, event: &Event, policy: &Policy) -> Option<Decision> {
+    let why = match event {
+        Event::PublishAccepted {
+            attempt,
+            publish_id,
+            ..
+        } if *attempt != job.attempt
+            || job.publish_id.as_ref().is_some_and(|p| p != publish_id) =>
+        {
+            Some(format!("publish {publish_id} of attempt {attempt}"))
+        }
+        Event::PublishRejected { attempt, .. } | Event::PublishOutcomeUnknown { attempt, .. }
+            if *attempt != job.attempt =>
+        {
+            Some(format!("init result of attempt {attempt}"))
+        }
+        _ => match (event.publish_id(), event) {
+            (_, Event::PublishAccepted { .. }) => None,
+            (Some(pid), _) if job.publish_id.as_ref() != Some(pid) => Some(format!(
+                "{} for publish {pid}, not the current one ({})",
+                event.name(),
+                job.publish_id.as_ref().map_or("none", |p| p.as_str())
+            )),
+            _ => match (event.request_id(), event) {
+                (_, Event::RenderSubmitted { .. }) => None,
+                (Some(rid), _) if job.request_id.as_ref() != Some(rid) => Some(format!(
+                    "{} for request {rid}, not the current one",
+                    event.name()
+                )),
+                _ => None,
+            },
+        },
+    }?;
+    // A publish_id never seen must still be recorded (its webhooks then find this job); other
+    // repeats are recorded up to a bound, then only absorbed.
+    let new_publish = matches!(event, Event::PublishAccepted { publish_id, .. }
+        if !job.publish_ids.contains(publish_id));
+    if new_publish || job.stale_observations < policy.max_stale_observations {
+        Some(Decision::Stale { why })
+    } else {
+        Some(Decision::Absorb)
+    }
+}
+
+/// The table, one method per phase of the job's life.
+struct Table<'a> {
+    job: &'a Job,
+    now: UtcTime,
+    policy: &'a Policy,
+    state: JobState,
+}
+
+type Decided = Result<Decision, TransitionError>;
+
+impl Table<'_> {
+    fn age(&self) -> Duration {
+        self.now.since(self.job.state_since)
+    }
+
+    fn move_to(
+        &self,
+        to: JobState,
+        effects: Vec<Effect>,
+        next_check: Option<NextCheck>,
+    ) -> Decided {
         Ok(Decision::Move {
             to,
             effects,
             next_check,
             hold: None,
         })
-    };
-    let hold_in = |to: JobState, reason: &str, until: Option<UtcTime>, kind: CheckKind| {
-        let at = until.unwrap_or_else(|| now.plus(policy.hold_recheck));
-        Ok(Decision::Move {
-            to,
-            effects: Vec::new(),
-            next_check: check(at, kind),
-            hold: Some(Hold {
-                reason: reason.to_owned(),
-                until,
-            }),
+    }
+
+    fn reschedule(&self, next_check: Option<NextCheck>, effects: Vec<Effect>) -> Decided {
+        Ok(Decision::Reschedule {
+            next_check,
+            hold: self.job.hold.clone(),
+            effects,
         })
-    };
-    let status_check = |to: JobState| {
-        let age = if to == state { age } else { Duration::ZERO };
+    }
+
+    fn illegal(&self, event: &Event) -> Decided {
+        Err(TransitionError::Illegal {
+            state: self.state,
+            event: event.name(),
+        })
+    }
+
+    /// Holds the job in `to` for `reason`: until `until`, or (no end known) looked at again with
+    /// a growing interval. The same reason again in the same state only moves the next check.
+    fn hold_in(
+        &self,
+        to: JobState,
+        reason: &str,
+        until: Option<UtcTime>,
+        kind: CheckKind,
+    ) -> Decided {
+        // The same reason again keeps counting from when it first held the job (also across a
+        // trip through the queue), so its rechecks keep growing apart.
+        let current = self.job.hold.as_ref().filter(|h| h.reason == reason);
+        let same = to == self.state && current.is_some();
+        let since = current.and_then(|h| h.since).unwrap_or(self.now);
+        let at = until
+            .unwrap_or_else(|| {
+                self.now
+                    .plus(self.policy.hold_backoff(self.now.since(since)))
+            })
+            .max(self.now);
+        let hold = Some(Hold {
+            reason: reason.to_owned(),
+            until,
+            since: Some(since),
+        });
+        if same {
+            Ok(Decision::Reschedule {
+                next_check: check(at, kind),
+                hold,
+                effects: Vec::new(),
+            })
+        } else {
+            Ok(Decision::Move {
+                to,
+                effects: Vec::new(),
+                next_check: check(at, kind),
+                hold,
+            })
+        }
+    }
+
+    fn deferred(&self, until: UtcTime) -> Decided {
+        match self.job.next_check {
+            Some(current) => self.reschedule(check(until.max(self.now), current.kind), Vec::new()),
+            None => Ok(Decision::Absorb),
+        }
+    }
+
+    /// Onto the publish queue. The hold (if any) stays in view until an attempt starts, so a
+    /// publisher that holds the job again for the same reason continues its back-off.
+    fn queue_publish(&self) -> Decided {
+        Ok(Decision::Move {
+            to: JobState::PublishQueued,
+            effects: vec![Effect::EnqueuePublish],
+            next_check: check(
+                self.now.plus(self.policy.queue_grace),
+                CheckKind::QueueStale,
+            ),
+            hold: self.job.hold.clone(),
+        })
+    }
+
+    fn status_check(&self, to: JobState) -> Option<NextCheck> {
+        let age = if to == self.state {
+            self.age()
+        } else {
+            Duration::ZERO
+        };
+        let p = self.policy;
         check(
-            now.plus(policy.poll_after(age, policy.status_poll_min, policy.status_poll_max)),
+            self.now
+                .plus(p.poll_after(age, p.status_poll_min, p.status_poll_max)),
             CheckKind::StatusPoll,
         )
-    };
-    // Parked with its reason in view: nobody re-sends an init whose outcome is unknown, so the
-    // job must say why it waits (for a TikTok webhook, a status answer or an operator).
-    let unknown = || {
-        Ok(Decision::Move {
-            to: S::PublishUnknown,
-            effects: Vec::new(),
-            next_check: check(now.plus(policy.unknown_check), CheckKind::UnknownResolve),
-            hold: Some(Hold {
-                reason: "publish_outcome_unknown".into(),
-                until: None,
-            }),
-        })
-    };
-    let queue_publish = || {
-        move_to(
-            S::PublishQueued,
-            vec![Effect::EnqueuePublish],
-            check(now.plus(policy.queue_grace), CheckKind::QueueStale),
+    }
+
+    fn submit_check(&self) -> Option<NextCheck> {
+        check(
+            self.now.plus(self.policy.render_submit_lease),
+            CheckKind::SubmitRender,
         )
-    };
+    }
 
-    match (state, event) {
-        // ── reconciler bookkeeping ─────────────────────────────────────────────────────
-        (S::Received, E::SubmitDue) => move_to(
-            S::Received,
-            vec![Effect::EnqueueRender],
-            check(
-                now.plus(policy.render_submit_lease),
-                CheckKind::SubmitRender,
-            ),
-        ),
-        (s, E::Deferred { until }) if !s.is_terminal() => match job.next_check {
-            Some(current) => Ok(Decision::Move {
-                to: s,
-                effects: Vec::new(),
-                next_check: check((*until).max(now), current.kind),
-                hold: job.hold.clone(),
-            }),
-            None => Ok(Decision::Absorb),
-        },
-
-        // ── render submission ──────────────────────────────────────────────────────────
-        (S::Received, E::RenderSubmitStarted { .. }) => move_to(
-            S::Received,
-            vec![Effect::SubmitRender {
-                // Any attempt without a definite answer may have created a request.
-                lookup_first: job.render_attempts > job.render_rejections,
-            }],
-            check(
-                now.plus(policy.render_submit_lease),
-                CheckKind::SubmitRender,
-            ),
-        ),
-        (S::Received, E::RenderSubmitted { .. }) => move_to(
-            S::Rendering,
-            Vec::new(),
-            check(now.plus(policy.render_poll_min), CheckKind::RenderPoll),
-        ),
-        (
-            S::Received,
+    // ── received: the render submission ─────────────────────────────────────────────────
+    fn received(&self, event: &Event) -> Decided {
+        use Event as E;
+        let job = self.job;
+        match event {
+            E::SubmitDue
+                if self.policy.counted_render_attempts(job) >= self.policy.max_render_attempts =>
+            {
+                self.move_to(JobState::RenderFailed, Vec::new(), None)
+            }
+            // A lost message, an unknown create's lease, the end of a hold: enqueue again.
+            E::SubmitDue => self.reschedule(self.submit_check(), vec![Effect::EnqueueRender]),
+            E::Deferred { until } => self.deferred(*until),
+            E::RenderSubmitStarted { .. } => match job.render_lease_until {
+                Some(until) if until > self.now => Err(TransitionError::AttemptInFlight { until }),
+                _ => self.move_to(
+                    JobState::Received,
+                    vec![Effect::SubmitRender {
+                        // Any attempt without a definite answer may have created a request.
+                        lookup_first: job.render_attempts > job.render_rejections,
+                    }],
+                    self.submit_check(),
+                ),
+            },
+            E::RenderSubmitted { found, .. } => {
+                let first = if *found {
+                    // Found an earlier create: it may well be done already, look at once.
+                    self.now
+                } else {
+                    self.now.plus(self.policy.render_poll_min)
+                };
+                self.move_to(
+                    JobState::Rendering,
+                    Vec::new(),
+                    check(first, CheckKind::RenderPoll),
+                )
+            }
             E::RenderSubmitRejected {
                 class,
                 retry_at,
                 error,
-            },
-        ) => match class {
-            ErrorClass::Retryable | ErrorClass::WaitForWindow => hold_in(
-                S::Received,
-                &error.code,
-                Some(
-                    retry_at.unwrap_or_else(|| now.plus(policy.retry_backoff(job.render_attempts))),
+            } => match class {
+                ErrorClass::WaitForWindow => self.hold_in(
+                    JobState::Received,
+                    &error.code,
+                    Some(retry_at.unwrap_or_else(|| self.now.plus(self.policy.retry_backoff(1)))),
+                    CheckKind::SubmitRender,
                 ),
-                CheckKind::SubmitRender,
+                ErrorClass::Retryable | ErrorClass::NeedsUser
+                    if self.policy.counted_render_attempts(job)
+                        < self.policy.max_render_attempts =>
+                {
+                    let until = retry_at.unwrap_or_else(|| {
+                        self.now
+                            .plus(self.policy.retry_backoff(job.render_attempts))
+                    });
+                    self.hold_in(
+                        JobState::Received,
+                        &error.code,
+                        Some(until),
+                        CheckKind::SubmitRender,
+                    )
+                }
+                _ => self.move_to(JobState::RenderFailed, Vec::new(), None),
+            },
+            E::Held { reason, until } => {
+                self.hold_in(JobState::Received, reason, *until, CheckKind::SubmitRender)
+            }
+            E::Cancel => self.move_to(JobState::Cancelled, Vec::new(), None),
+            E::Retry => Err(TransitionError::NotRetryable { state: self.state }),
+            e if e.is_observation() => Ok(Decision::Absorb),
+            e => self.illegal(e),
+        }
+    }
+
+    // ── rendering ───────────────────────────────────────────────────────────────────────
+    fn rendering(&self, event: &Event) -> Decided {
+        use Event as E;
+        let p = self.policy;
+        match event {
+            E::RenderProgressed { .. } => self.reschedule(
+                check(
+                    self.now
+                        .plus(p.poll_after(self.age(), p.render_poll_min, p.render_poll_max)),
+                    CheckKind::RenderPoll,
+                ),
+                Vec::new(),
             ),
-            _ => move_to(S::RenderFailed, Vec::new(), None),
-        },
-        (S::Received, E::Held { reason, until }) => {
-            hold_in(S::Received, reason, *until, CheckKind::SubmitRender)
-        }
-
-        // ── rendering ──────────────────────────────────────────────────────────────────
-        (S::Rendering, E::RenderProgressed) => move_to(
-            S::Rendering,
-            Vec::new(),
-            check(
-                now.plus(policy.poll_after(age, policy.render_poll_min, policy.render_poll_max)),
-                CheckKind::RenderPoll,
+            E::RenderCompleted { .. } if self.job.schedule_at <= self.now => self.queue_publish(),
+            E::RenderCompleted { .. } => self.move_to(
+                JobState::Ready,
+                Vec::new(),
+                check(self.job.schedule_at, CheckKind::PublishAt),
             ),
-        ),
-        (S::Rendering, E::RenderCompleted { .. }) if job.schedule_at <= now => queue_publish(),
-        (S::Rendering, E::RenderCompleted { .. }) => move_to(
-            S::Ready,
-            Vec::new(),
-            check(job.schedule_at, CheckKind::PublishAt),
-        ),
-        (S::Rendering, E::RenderFailed { .. }) => move_to(S::RenderFailed, Vec::new(), None),
-        (S::Rendering, E::Expired) => move_to(S::RenderFailed, Vec::new(), None),
+            E::RenderFailed { .. } | E::Expired => {
+                self.move_to(JobState::RenderFailed, Vec::new(), None)
+            }
+            E::Deferred { until } => self.deferred(*until),
+            E::Cancel => self.move_to(JobState::Cancelled, Vec::new(), None),
+            E::Retry => Err(TransitionError::NotRetryable { state: self.state }),
+            e if e.is_observation() => Ok(Decision::Absorb),
+            e => self.illegal(e),
+        }
+    }
 
-        // ── waiting for the schedule ──────────────────────────────────────────────────
-        (S::Ready, E::PublishDue) => queue_publish(),
-        (S::Ready, E::Held { reason, until }) => {
-            hold_in(S::Ready, reason, *until, CheckKind::PublishAt)
+    // ── ready and publish_queued: waiting for the schedule, a hold, or the publisher ────
+    fn waiting_to_publish(&self, event: &Event) -> Decided {
+        use Event as E;
+        use JobState as S;
+        let p = self.policy;
+        match (self.state, event) {
+            (S::Ready, E::PublishDue) => self.queue_publish(),
+            // A lost or stale queue message: enqueue again, ever more rarely. A second copy is
+            // harmless, because only one consumer can win `PublishStarted`.
+            (S::PublishQueued, E::PublishDue) => self.reschedule(
+                check(
+                    self.now
+                        .plus(p.poll_after(self.age() * 5, p.queue_grace, p.queue_grace_max)),
+                    CheckKind::QueueStale,
+                ),
+                vec![Effect::EnqueuePublish],
+            ),
+            (_, E::Held { reason, until }) => {
+                self.hold_in(S::Ready, reason, *until, CheckKind::PublishAt)
+            }
+            (S::PublishQueued, E::PreflightFailed { .. }) => {
+                self.move_to(S::PublishFailed, Vec::new(), None)
+            }
+            (S::PublishQueued, E::PublishStarted) => self.move_to(
+                S::Publishing,
+                vec![Effect::InitPublish {
+                    attempt: self.job.attempt.saturating_add(1),
+                }],
+                check(self.now.plus(p.publish_lease), CheckKind::LeaseExpiry),
+            ),
+            (_, E::Deferred { until }) => self.deferred(*until),
+            (_, E::Cancel) => self.move_to(S::Cancelled, Vec::new(), None),
+            (_, E::Retry) => Err(TransitionError::NotRetryable { state: self.state }),
+            (_, e) if e.is_observation() => Ok(Decision::Absorb),
+            (_, e) => self.illegal(e),
         }
+    }
 
-        // ── on the publish queue ──────────────────────────────────────────────────────
-        // A lost or stale queue message: enqueue again. A second copy is harmless, because
-        // only one consumer can win `PublishStarted`.
-        (S::PublishQueued, E::PublishDue) => queue_publish(),
-        (S::PublishQueued, E::Held { reason, until }) => {
-            hold_in(S::Ready, reason, *until, CheckKind::PublishAt)
+    /// TikTok definitively refused the current attempt's init: no post exists from it.
+    fn rejected(&self, error: &JobError, class: ErrorClass, retry_at: Option<UtcTime>) -> Decided {
+        use JobState as S;
+        let (p, job) = (self.policy, self.job);
+        match class {
+            ErrorClass::Permanent => self.move_to(S::PublishFailed, Vec::new(), None),
+            _ if !p.is_delay_only(&error.code)
+                && p.counted_attempts(job) >= p.max_publish_attempts =>
+            {
+                self.move_to(S::PublishFailed, Vec::new(), None)
+            }
+            ErrorClass::NeedsUser => {
+                self.hold_in(S::Ready, &error.code, None, CheckKind::PublishAt)
+            }
+            ErrorClass::Retryable | ErrorClass::WaitForWindow | ErrorClass::RefreshThenRetry => {
+                let until = retry_at.unwrap_or_else(|| self.now.plus(p.retry_backoff(job.attempt)));
+                self.hold_in(S::Ready, &error.code, Some(until), CheckKind::PublishAt)
+            }
         }
-        (S::PublishQueued, E::PreflightFailed { .. }) => {
-            move_to(S::PublishFailed, Vec::new(), None)
-        }
-        (S::PublishQueued, E::PublishStarted) => move_to(
-            S::Publishing,
-            vec![Effect::InitPublish {
-                attempt: job.attempt.saturating_add(1),
-            }],
-            check(now.plus(policy.publish_lease), CheckKind::LeaseExpiry),
-        ),
+    }
 
-        // ── the init call (the commit point) ──────────────────────────────────────────
-        (S::Publishing | S::PublishUnknown, E::PublishAccepted { upload, .. }) => {
-            let effects = if *upload && state == S::Publishing {
-                vec![Effect::UploadBytes]
-            } else {
-                Vec::new()
-            };
-            move_to(
-                S::PublishProcessing,
-                effects,
-                status_check(S::PublishProcessing),
-            )
-        }
-        (
-            S::Publishing,
+    /// Parked with its reason in view: nobody re-sends an init whose outcome is unknown. With
+    /// no publish_id nothing can be asked, so the only check left is the horizon.
+    fn outcome_unknown(&self) -> Decided {
+        Ok(Decision::Move {
+            to: JobState::PublishUnknown,
+            effects: Vec::new(),
+            next_check: check(
+                self.now.plus(self.policy.unknown_horizon),
+                CheckKind::UnknownResolve,
+            ),
+            hold: Some(Hold {
+                reason: OUTCOME_UNKNOWN.into(),
+                until: None,
+                since: Some(self.now),
+            }),
+        })
+    }
+
+    fn accepted(&self, upload: bool) -> Decided {
+        let effects = if upload {
+            vec![Effect::UploadBytes]
+        } else {
+            Vec::new()
+        };
+        self.move_to(
+            JobState::PublishProcessing,
+            effects,
+            self.status_check(JobState::PublishProcessing),
+        )
+    }
+
+    // ── publishing: the init call (the commit point) ────────────────────────────────────
+    fn publishing(&self, event: &Event) -> Decided {
+        use Event as E;
+        match event {
+            E::PublishAccepted { upload, .. } => self.accepted(*upload),
             E::PublishRejected {
                 error,
                 class,
                 retry_at,
+                ..
+            } => self.rejected(error, *class, *retry_at),
+            E::PublishOutcomeUnknown { .. } => self.outcome_unknown(),
+            E::LeaseExpired => match self.job.next_check {
+                Some(NextCheck {
+                    kind: CheckKind::LeaseExpiry,
+                    at,
+                }) if at > self.now => Err(TransitionError::AttemptInFlight { until: at }),
+                _ => self.outcome_unknown(),
             },
-        ) => match class {
-            ErrorClass::Permanent => move_to(S::PublishFailed, Vec::new(), None),
-            _ if !policy.is_delay_only(&error.code)
-                && policy.counted_attempts(job) >= policy.max_publish_attempts =>
-            {
-                move_to(S::PublishFailed, Vec::new(), None)
-            }
-            ErrorClass::NeedsUser => hold_in(S::Ready, &error.code, None, CheckKind::PublishAt),
-            ErrorClass::Retryable | ErrorClass::WaitForWindow | ErrorClass::RefreshThenRetry => {
-                let until = retry_at.unwrap_or_else(|| now.plus(policy.retry_backoff(job.attempt)));
-                hold_in(S::Ready, &error.code, Some(until), CheckKind::PublishAt)
-            }
-        },
-        (S::Publishing, E::PublishOutcomeUnknown { .. } | E::LeaseExpired) => unknown(),
-
-        // ── bytes and TikTok's processing ─────────────────────────────────────────────
-        (S::PublishProcessing, E::UploadCompleted) => {
-            move_to(S::Uploaded, Vec::new(), status_check(S::Uploaded))
+            E::Deferred { until } => self.deferred(*until),
+            E::Cancel => Err(TransitionError::NotCancellable { state: self.state }),
+            E::Retry => Err(TransitionError::NotRetryable { state: self.state }),
+            e if e.is_observation() => Ok(Decision::Absorb),
+            e => self.illegal(e),
         }
-        (S::PublishProcessing, E::UploadFailed { .. }) => move_to(
-            S::PublishProcessing,
-            Vec::new(),
-            status_check(S::PublishProcessing),
-        ),
-        (
-            S::PublishProcessing
-            | S::Uploaded
-            | S::Submitted
-            | S::PublishComplete
-            | S::PubliclyAvailable,
+    }
+
+    // ── publish_unknown: parked, reconcilable whenever its publish_id is known ──────────
+    fn unknown(&self, event: &Event) -> Decided {
+        use Event as E;
+        let job = self.job;
+        match event {
+            // TikTok did accept this attempt (a webhook naming a publish we never stored, or a
+            // publisher that outlived its lease). Bytes go only from the process holding the URL.
+            E::PublishAccepted { .. } if job.publish_id.is_some() => Ok(Decision::Absorb),
+            E::PublishAccepted { upload, .. } => self.accepted(*upload),
+            // A definite refusal from a publisher that outlived its lease: nothing was posted.
+            E::PublishRejected {
+                error,
+                class,
+                retry_at,
+                ..
+            } if job.publish_id.is_none() => self.rejected(error, *class, *retry_at),
+            E::PublishRejected { .. } | E::PublishOutcomeUnknown { .. } | E::LeaseExpired => {
+                Ok(Decision::Absorb)
+            }
             E::StatusObserved {
                 status,
                 post_ids,
                 via,
                 ..
-            },
-        ) => observe(job, status, post_ids, *via, now, policy, status_check),
-        (S::PublishComplete | S::PubliclyAvailable, E::NoLongerPublic { .. })
-            if job.taken_down_at.is_some() =>
-        {
-            Ok(Decision::Absorb)
-        }
-        (S::PublishComplete | S::PubliclyAvailable, E::NoLongerPublic { .. }) => {
-            let next = if state == S::PublishComplete {
-                status_check(state)
-            } else {
-                None
-            };
-            move_to(state, Vec::new(), next)
-        }
-
-        // ── horizons ──────────────────────────────────────────────────────────────────
-        // Still processing after the horizon: TikTok may yet post it, so this is an unknown
-        // outcome for an operator, never a failure that invites a second post.
-        (S::PublishProcessing | S::Uploaded, E::Expired) => hold_in(
-            S::PublishUnknown,
-            "processing_stuck",
-            None,
-            CheckKind::UnknownResolve,
-        ),
-        (S::Submitted, E::Expired) if job.post.mode == PostMode::Direct => hold_in(
-            S::PublishUnknown,
-            "processing_stuck",
-            None,
-            CheckKind::UnknownResolve,
-        ),
-        // A draft left in the inbox, or a post whose public id never came: settled, no more polls.
-        (S::Submitted | S::PublishComplete, E::Expired) => Ok(Decision::Move {
-            to: state,
-            effects: Vec::new(),
-            next_check: None,
-            hold: job.hold.clone(),
-        }),
-        (S::PublishUnknown, E::Expired) => Ok(Decision::Move {
-            to: S::PublishUnknown,
-            effects: Vec::new(),
-            next_check: None,
-            hold: Some(Hold {
-                reason: "needs_operator".into(),
-                until: None,
+            } => self.observe(status, post_ids, *via),
+            E::Expired => Ok(Decision::Move {
+                to: JobState::PublishUnknown,
+                effects: Vec::new(),
+                next_check: None,
+                hold: Some(Hold {
+                    reason: NEEDS_OPERATOR.into(),
+                    until: None,
+                    since: Some(self.now),
+                }),
             }),
-        }),
-
-        // ── cancel and retry (explicit client decisions) ──────────────────────────────
-        (S::Received | S::Rendering | S::Ready | S::PublishQueued, E::Cancel) => {
-            move_to(S::Cancelled, Vec::new(), None)
-        }
-        (S::Cancelled, E::Cancel) => Ok(Decision::Absorb),
-        (_, E::Cancel) => Err(TransitionError::NotCancellable { state }),
-        (S::RenderFailed, E::Retry) => move_to(
-            S::Received,
-            vec![Effect::EnqueueRender],
-            check(
-                now.plus(policy.render_submit_lease),
-                CheckKind::SubmitRender,
-            ),
-        ),
-        (S::PublishFailed | S::PublishUnknown, E::Retry) => {
-            move_to(S::Ready, Vec::new(), check(now, CheckKind::PublishAt))
-        }
-        (_, E::Retry) => Err(TransitionError::NotRetryable { state }),
-
-        // ── everything else ───────────────────────────────────────────────────────────
-        (_, e) if e.is_observation() => Ok(Decision::Absorb),
-        (s, e) if s.is_terminal() => {
-            let _ = e;
-            Ok(Decision::Absorb)
-        }
-        (_, e) => Err(TransitionError::Illegal {
-            state,
-            event: e.name(),
-        }),
-    }
-}
-
-/// Applies a TikTok status to a publish TikTok has accepted. Never moves backwards.
-#[allow(clippy::too_many_arguments)]
-fn observe(
-    job: &Job,
-    status: &PublishStatus,
-    post_ids: &[String],
-    via: Via,
-    now: UtcTime,
-    policy: &Policy,
-    status_check: impl Fn(JobState) -> Option<NextCheck>,
-) -> Result<Decision, TransitionError> {
-    use JobState as S;
-    let state = job.state;
-    let new_ids = post_ids.iter().any(|id| !job.post_ids.contains(id));
-    let target = match status {
-        PublishStatus::Processing if state == S::Uploaded => S::Submitted,
-        PublishStatus::Processing | PublishStatus::Other { .. } => state,
-        PublishStatus::SentToInbox => S::Submitted,
-        PublishStatus::Complete if !post_ids.is_empty() => S::PubliclyAvailable,
-        PublishStatus::Complete => S::PublishComplete,
-        PublishStatus::Failed { reason } => {
-            if state.publish_rank() >= S::PublishComplete.publish_rank() {
-                // A post exists; a later FAILED (e.g. for a draft's second use) does not undo it.
-                return Ok(Decision::Absorb);
+            E::Deferred { until } => self.deferred(*until),
+            E::Cancel => Err(TransitionError::NotCancellable { state: self.state }),
+            E::Retry if job.publish_id.is_some() => Err(TransitionError::RetryCouldDuplicate {
+                why: "TikTok accepted this publish and may still post it; it is polled until it \
+                      settles",
+            }),
+            E::Retry if job.hold_reason() != Some(NEEDS_OPERATOR) => {
+                Err(TransitionError::RetryCouldDuplicate {
+                    why: "the init may have reached TikTok and its webhooks can still arrive; \
+                          wait until the job says needs_operator, then check the creator's profile",
+                })
             }
-            let retryable = policy.retryable_fail_reasons.iter().any(|r| r == reason);
-            return if retryable && job.attempt < policy.max_publish_attempts {
-                let until = now.plus(policy.retry_backoff(job.attempt));
-                Ok(Decision::Move {
-                    to: S::Ready,
-                    effects: Vec::new(),
-                    next_check: check(until, CheckKind::PublishAt),
-                    hold: Some(Hold {
-                        reason: reason.clone(),
-                        until: Some(until),
-                    }),
-                })
-            } else {
-                Ok(Decision::Move {
-                    to: S::PublishFailed,
-                    effects: Vec::new(),
-                    next_check: None,
-                    hold: None,
-                })
+            E::Retry => self.retry_publish(),
+            e if e.is_observation() => Ok(Decision::Absorb),
+            e => self.illegal(e),
+        }
+    }
+
+    fn retry_publish(&self) -> Decided {
+        self.move_to(
+            JobState::Ready,
+            Vec::new(),
+            check(self.now, CheckKind::PublishAt),
+        )
+    }
+
+    // ── accepted by TikTok: bytes, processing, moderation ───────────────────────────────
+    fn published(&self, event: &Event) -> Decided {
+        use Event as E;
+        use JobState as S;
+        let job = self.job;
+        match (self.state, event) {
+            (S::PublishProcessing, E::UploadCompleted { .. }) => {
+                self.move_to(S::Uploaded, Vec::new(), self.status_check(S::Uploaded))
+            }
+            (S::PublishProcessing, E::UploadFailed { .. }) => self.move_to(
+                S::PublishProcessing,
+                Vec::new(),
+                check(
+                    self.now.plus(self.policy.status_poll_min),
+                    CheckKind::StatusPoll,
+                ),
+            ),
+            (
+                _,
+                E::StatusObserved {
+                    status,
+                    post_ids,
+                    via,
+                    ..
+                },
+            ) => self.observe(status, post_ids, *via),
+            (S::PublishComplete, E::NoLongerPublic { .. }) if job.taken_down_at.is_some() => {
+                Ok(Decision::Absorb)
+            }
+            (S::PublishComplete, E::NoLongerPublic { .. }) => {
+                self.move_to(self.state, Vec::new(), job.next_check)
+            }
+            // Still processing after the horizon: TikTok may yet post it, so this is an unknown
+            // outcome to keep polling, never a failure that invites a second post.
+            (S::PublishProcessing | S::Uploaded, E::Expired) => self.stuck(),
+            (S::Submitted, E::Expired) if job.post.mode == PostMode::Direct => self.stuck(),
+            // A draft left in the inbox, or a post whose public id never came: settled.
+            (S::Submitted | S::PublishComplete, E::Expired) => Ok(Decision::Move {
+                to: self.state,
+                effects: Vec::new(),
+                next_check: None,
+                hold: job.hold.clone(),
+            }),
+            (_, E::Deferred { until }) => self.deferred(*until),
+            (_, E::Cancel) => Err(TransitionError::NotCancellable { state: self.state }),
+            (_, E::Retry) => Err(TransitionError::NotRetryable { state: self.state }),
+            (_, e) if e.is_observation() => Ok(Decision::Absorb),
+            (_, e) => self.illegal(e),
+        }
+    }
+
+    fn stuck(&self) -> Decided {
+        Ok(Decision::Move {
+            to: JobState::PublishUnknown,
+            effects: Vec::new(),
+            next_check: self.status_check(JobState::PublishUnknown),
+            hold: Some(Hold {
+                reason: PROCESSING_STUCK.into(),
+                until: None,
+                since: Some(self.now),
+            }),
+        })
+    }
+
+    // ── terminal ────────────────────────────────────────────────────────────────────────
+    fn terminal(&self, event: &Event) -> Decided {
+        use Event as E;
+        use JobState as S;
+        let job = self.job;
+        match (self.state, event) {
+            (S::PubliclyAvailable, E::StatusObserved { post_ids, .. })
+                if post_ids.iter().any(|id| !job.post_ids.contains(id)) =>
+            {
+                self.move_to(S::PubliclyAvailable, Vec::new(), None)
+            }
+            (S::PubliclyAvailable, E::NoLongerPublic { .. }) if job.taken_down_at.is_none() => {
+                self.move_to(S::PubliclyAvailable, Vec::new(), None)
+            }
+            (S::Cancelled, E::Cancel) => Ok(Decision::Absorb),
+            (_, E::Cancel) => Err(TransitionError::NotCancellable { state: self.state }),
+            (S::RenderFailed, E::Retry) => match job.source {
+                JobSource::Rendered { .. } => self.move_to(
+                    S::Rendering,
+                    Vec::new(),
+                    check(self.now, CheckKind::RenderPoll),
+                ),
+                JobSource::Render(_) => self.move_to(
+                    S::Received,
+                    vec![Effect::EnqueueRender],
+                    self.submit_check(),
+                ),
+            },
+            (S::PublishFailed, E::Retry) => self.retry_publish(),
+            (_, E::Retry) => Err(TransitionError::NotRetryable { state: self.state }),
+            _ => Ok(Decision::Absorb),
+        }
+    }
+
+    /// Applies a TikTok status of the current publish. Never moves backwards; a poll that
+    /// learns nothing new only moves the next poll.
+    fn observe(&self, status: &PublishStatus, post_ids: &[String], via: Via) -> Decided {
+        use JobState as S;
+        let (job, p, state) = (self.job, self.policy, self.state);
+        let draft = job.post.mode == PostMode::Draft;
+        let new_ids = post_ids.iter().any(|id| !job.post_ids.contains(id));
+        let target = match status {
+            PublishStatus::Failed { reason } => {
+                if state.publish_rank() >= S::PublishComplete.publish_rank() {
+                    // A post exists; a later FAILED (a draft's second use) does not undo it.
+                    return Ok(Decision::Absorb);
+                }
+                let retryable = p.retryable_fail_reasons.iter().any(|r| r == reason);
+                return if retryable && p.counted_attempts(job) < p.max_publish_attempts {
+                    let until = self.now.plus(p.retry_backoff(job.attempt));
+                    self.hold_in(S::Ready, reason, Some(until), CheckKind::PublishAt)
+                } else {
+                    self.move_to(S::PublishFailed, Vec::new(), None)
+                };
+            }
+            // A direct post whose bytes are all there is with TikTok; a draft is only
+            // `submitted` once it reached the creator's inbox.
+            PublishStatus::Processing if state == S::Uploaded && !draft => S::Submitted,
+            PublishStatus::Processing | PublishStatus::Other { .. } => state,
+            PublishStatus::SentToInbox => S::Submitted,
+            PublishStatus::Complete if !post_ids.is_empty() => S::PubliclyAvailable,
+            PublishStatus::Complete => S::PublishComplete,
+        };
+        let (rank_now, rank_target) = (state.publish_rank(), target.publish_rank());
+        let nothing_new = rank_target < rank_now || (rank_target == rank_now && !new_ids);
+        if nothing_new {
+            return match (via, state) {
+                (Via::Webhook, _) | (_, S::PubliclyAvailable) => Ok(Decision::Absorb),
+                (Via::Poll, _) => self.reschedule(self.poll_again(state), Vec::new()),
             };
         }
-    };
-    let (rank_now, rank_target) = (state.publish_rank(), target.publish_rank());
-    if rank_target < rank_now || (rank_target == rank_now && !new_ids && via == Via::Webhook) {
-        return Ok(Decision::Absorb);
+        let next_check = match target {
+            S::PubliclyAvailable => None,
+            other => self.poll_again(other),
+        };
+        Ok(Decision::Move {
+            to: target,
+            effects: Vec::new(),
+            next_check,
+            // Leaving publish_unknown ends its hold; a stuck publish that moves is no longer one.
+            hold: None,
+        })
     }
-    if state == S::PubliclyAvailable && !new_ids {
-        return Ok(Decision::Absorb);
+
+    /// The next status poll in `target`: drafts in the inbox rarely, everything else backing off.
+    fn poll_again(&self, target: JobState) -> Option<NextCheck> {
+        let p = self.policy;
+        if target == JobState::Submitted && self.job.post.mode == PostMode::Draft {
+            let age = if target == self.state {
+                self.age()
+            } else {
+                Duration::ZERO
+            };
+            return check(
+                self.now.plus(p.poll_after(
+                    age,
+                    p.status_poll_max,
+                    p.status_poll_max.saturating_mul(4),
+                )),
+                CheckKind::StatusPoll,
+            );
+        }
+        self.status_check(target)
     }
-    let next_check = match target {
-        S::PubliclyAvailable => None,
-        S::Submitted if job.post.mode == PostMode::Draft => check(
-            now.plus(policy.poll_after(
-                if target == state {
-                    now.since(job.state_since)
-                } else {
-                    Duration::ZERO
-                },
-                policy.status_poll_max,
-                policy.status_poll_max.saturating_mul(4),
-            )),
-            CheckKind::StatusPoll,
-        ),
-        other => status_check(other),
-    };
-    Ok(Decision::Move {
-        to: target,
-        effects: Vec::new(),
-        next_check,
-        hold: None,
-    })
 }

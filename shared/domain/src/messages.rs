@@ -90,14 +90,15 @@ impl WorkMessage {
         Account::message_group(&self.tenant_id, &self.account_id)
     }
 
-    /// FIFO deduplication id from (job, transition, attempt): the job version identifies the
-    /// transition that enqueued it, so a resend of the same transition is suppressed by SQS.
-    pub fn dedup_id(&self, attempt: u32) -> String {
+    /// FIFO deduplication id of one logical enqueue: the job, the queue, the version that sent
+    /// it and `nonce` (the next check written with the enqueue). A resend of the same enqueue is
+    /// dropped by SQS; the reconciler's later re-enqueue (same version, a later next check) is not.
+    pub fn dedup_id(&self, nonce: i64) -> String {
         let kind = match self.kind {
             QueueKind::Render => "r",
             QueueKind::Publish => "p",
         };
-        format!("{}-{kind}-v{}-a{attempt}", self.job_id, self.job_version)
+        format!("{}-{kind}-v{}-t{nonce}", self.job_id, self.job_version)
     }
 }
 

@@ -1,6 +1,12 @@
-//! The ports: the few traits the adapters implement. Signatures use domain types only.
+//! The ports: the few traits the adapters implement, split by capability, and [`Ports`], the one
+//! bundle every use case is generic over. Signatures use domain types only.
+//!
+//! Three families of adapters implement them: AWS and HTTP in production (`reelay-aws`,
+//! `reelay-ssemble`, `reelay-tiktok`), in-memory ones for the fast tests and the deterministic
+//! simulation (`reelay-testkit`), and decorators (the fault campaign's kill switch).
 
 use std::future::Future;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -13,9 +19,19 @@ use crate::job::{Applied, AuditEvent, Job};
 use crate::lifecycle::{CheckKind, JobState};
 use crate::messages::WorkMessage;
 use crate::time::UtcTime;
+use crate::upstream::{AuthApi, PublishApi, RenderApi};
 
+/// Time, as the deployment sees it: the wall clock in production, simulated time in the
+/// deterministic simulation. Every wait a use case makes goes through [`Clock::sleep`], so a
+/// simulated run never sleeps for real and a deadline is always a point on this clock.
 pub trait Clock: Send + Sync {
     fn now(&self) -> UtcTime;
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// Fresh randomness (job ids, webhook tokens, OAuth states, lock owners); seeded in simulation.
+pub trait Entropy: Send + Sync {
+    fn random_u128(&self) -> u128;
 }
 
 #[derive(Debug, Error)]
@@ -76,6 +92,14 @@ pub struct JobPage {
     pub next_cursor: Option<String>,
 }
 
+/// One page of a job's audit trail, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    /// The version to continue after; `None` on the last page.
+    pub next_after: Option<u64>,
+}
+
 /// A job the reconciler must look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueJob {
@@ -102,8 +126,9 @@ pub trait JobStore: Send + Sync {
         scope: &IdempotencyScope,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Stores a new job with its first audit event and, atomically with it, completes the
-    /// idempotency record with the response to replay (kept until `expires_at`).
+    /// Stores a new job with its first audit event and pointers and, atomically with it,
+    /// completes the idempotency record with the response to replay (kept until `expires_at`).
+    /// A job id that exists already is a `Conflict`.
     fn create(
         &self,
         created: &Applied,
@@ -112,18 +137,27 @@ pub trait JobStore: Send + Sync {
 
     fn get(&self, id: &JobId) -> impl Future<Output = Result<Option<Job>, StoreError>> + Send;
 
-    fn audit_trail(
+    /// Up to `limit` audit events with a version above `after` (all when `None`), oldest first.
+    fn audit_page(
         &self,
         id: &JobId,
-    ) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
+        after: Option<u64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<AuditPage, StoreError>> + Send;
 
-    /// Writes a transition conditionally on the job still being at `expected_version` (and
-    /// its old state), with its audit event, atomically. A lost race is `Conflict`.
+    /// Writes a transition conditionally on the job still being at `expected_version` (and its
+    /// old state), with its audit event and the pointers it names (`Applied::pointers`),
+    /// atomically. A lost race is `Conflict`.
     fn save(
         &self,
         applied: &Applied,
         expected_version: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes only `job.next_check` and `job.hold` (the job keeps its state and version, and no
+    /// audit event is written), conditionally on the stored job being at `job.version` and
+    /// `job.state`. How waiting, polling and backing off stay out of the audit trail.
+    fn reschedule(&self, job: &Job) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every job that uses an Ssemble request (one render may feed many accounts).
     fn jobs_for_request(
@@ -131,6 +165,8 @@ pub trait JobStore: Send + Sync {
         request_id: &RequestId,
     ) -> impl Future<Output = Result<Vec<JobId>, StoreError>> + Send;
 
+    /// The job a TikTok publish belongs to: every attempt's `publish_id` keeps pointing at its
+    /// job, so an observation of an earlier attempt is recognised as such.
     fn job_for_publish(
         &self,
         publish_id: &PublishId,
@@ -152,7 +188,7 @@ pub trait JobStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<DueJob>, StoreError>> + Send;
 }
 
-/// Accounts, budgets, locks and tenants.
+/// Connected TikTok accounts.
 pub trait AccountStore: Send + Sync {
     fn get_account(
         &self,
@@ -162,21 +198,17 @@ pub trait AccountStore: Send + Sync {
 
     /// Creates or replaces an account record. `account.version` is the version the caller read
     /// (0 for a new account); the stored record becomes `version + 1`, and anyone else's write in
-    /// between is a `Conflict`.
+    /// between is a `Conflict`. Keeps the `open_id` → account lookup in step.
     fn put_account(&self, account: &Account)
     -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Takes one unit of a budget atomically: never overspent under concurrency.
-    /// `scope` is the account (`tenant:account`) or the API key the budget belongs to.
-    fn take(
+    /// The account a TikTok user (`open_id`) is connected as; webhooks name the user only.
+    fn account_for_open_id(
         &self,
-        scope: &str,
-        kind: BudgetKind,
-        window: Window,
-        now: UtcTime,
-    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+        open_id: &str,
+    ) -> impl Future<Output = Result<Option<(TenantId, AccountId)>, StoreError>> + Send;
 
-    /// Nothing is sent for the account before `until` (after a 429 or a cap).
+    /// Nothing is sent for the account before `until` (after a 429 or a cap). Only extends.
     fn block_until(
         &self,
         tenant: &TenantId,
@@ -192,7 +224,33 @@ pub trait AccountStore: Send + Sync {
         health: AccountHealth,
         reason: Option<&str>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
+/// Sliding-window budgets (TikTok per account token, Ssemble per API key).
+pub trait BudgetStore: Send + Sync {
+    /// Takes one unit atomically: never overspent under concurrency. `scope` is the account
+    /// (`tenant:account`) or the API key the budget belongs to.
+    fn take(
+        &self,
+        scope: &str,
+        kind: BudgetKind,
+        window: Window,
+        now: UtcTime,
+    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+
+    /// What a take would answer at `now`, without taking (`Granted::remaining` counts the
+    /// units left after that one take).
+    fn peek(
+        &self,
+        scope: &str,
+        kind: BudgetKind,
+        window: Window,
+        now: UtcTime,
+    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+}
+
+/// Leases and single-use tokens.
+pub trait LockStore: Send + Sync {
     /// A lease named `name`, held by `owner` until `until`; `false` if someone else holds it.
     fn acquire_lock(
         &self,
@@ -215,17 +273,10 @@ pub trait AccountStore: Send + Sync {
         name: &str,
         now: UtcTime,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+}
 
-    /// How many takes a budget has left at `now`, without taking one.
-    fn budget_remaining(
-        &self,
-        scope: &str,
-        kind: BudgetKind,
-        window: Window,
-        now: UtcTime,
-    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
-
-    /// The tenant an API key belongs to; keys are stored only as SHA-256 hashes.
+/// Tenants' API keys, stored only as SHA-256 hashes.
+pub trait TenantStore: Send + Sync {
     fn tenant_for_key_hash(
         &self,
         key_hash: &str,
@@ -245,11 +296,12 @@ pub enum QueueError {
 }
 
 pub trait WorkQueue: Send + Sync {
-    /// Sends with group = the account and a dedup id from (job, transition, attempt).
+    /// Sends with group = the account and the given FIFO deduplication id (one per logical
+    /// enqueue: a resend of the same enqueue is dropped by the queue, a later one is not).
     fn send(
         &self,
         message: &WorkMessage,
-        attempt: u32,
+        dedup_id: &str,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
@@ -277,7 +329,7 @@ pub enum SecretError {
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Per-account OAuth tokens (Secrets Manager in production).
+/// Per-account OAuth tokens.
 pub trait TokenVault: Send + Sync {
     fn get_tokens(
         &self,
@@ -309,4 +361,107 @@ pub trait TokenRefresher: Send + Sync {
         &self,
         refresh_token: &SecretString,
     ) -> impl Future<Output = Result<TokenSet, RefreshError>> + Send;
+}
+
+/// Every port a use case may reach, as associated types: one bound instead of a row of type
+/// parameters. A function that never uses a port wires [`crate::upstream::Unwired`] for it.
+pub trait Ports: Send + Sync {
+    type Jobs: JobStore;
+    type Accounts: AccountStore;
+    type Budgets: BudgetStore;
+    type Locks: LockStore;
+    type Tenants: TenantStore;
+    type Queue: WorkQueue;
+    type Clock: Clock + Entropy;
+    type Vault: TokenVault;
+    type Refresher: TokenRefresher;
+    type Render: RenderApi;
+    type Publish: PublishApi;
+    type Auth: AuthApi;
+
+    fn jobs(&self) -> &Self::Jobs;
+    fn accounts(&self) -> &Self::Accounts;
+    fn budgets(&self) -> &Self::Budgets;
+    fn locks(&self) -> &Self::Locks;
+    fn tenants(&self) -> &Self::Tenants;
+    fn queue(&self) -> &Self::Queue;
+    fn clock(&self) -> &Self::Clock;
+    fn vault(&self) -> &Self::Vault;
+    fn refresher(&self) -> &Self::Refresher;
+    fn render(&self) -> &Self::Render;
+    fn publish(&self) -> &Self::Publish;
+    fn auth(&self) -> &Self::Auth;
+}
+
+/// The usual way to fill [`Ports`]: one store adapter for every table-backed port (DynamoDB, or
+/// the in-memory store), the queue, the clock, the token vault, Ssemble, and one TikTok adapter
+/// for posting, token refresh and OAuth.
+#[derive(Debug, Clone)]
+pub struct Adapters<S, Q, C, V, R, T> {
+    pub store: S,
+    pub queue: Q,
+    pub clock: C,
+    pub vault: V,
+    pub render: R,
+    pub tiktok: T,
+}
+
+impl<S, Q, C, V, R, T> Ports for Adapters<S, Q, C, V, R, T>
+where
+    S: JobStore + AccountStore + BudgetStore + LockStore + TenantStore,
+    Q: WorkQueue,
+    C: Clock + Entropy,
+    V: TokenVault,
+    R: RenderApi,
+    T: PublishApi + TokenRefresher + AuthApi,
+{
+    type Jobs = S;
+    type Accounts = S;
+    type Budgets = S;
+    type Locks = S;
+    type Tenants = S;
+    type Queue = Q;
+    type Clock = C;
+    type Vault = V;
+    type Refresher = T;
+    type Render = R;
+    type Publish = T;
+    type Auth = T;
+
+    fn jobs(&self) -> &S {
+        &self.store
+    }
+    fn accounts(&self) -> &S {
+        &self.store
+    }
+    fn budgets(&self) -> &S {
+        &self.store
+    }
+    fn locks(&self) -> &S {
+        &self.store
+    }
+    fn tenants(&self) -> &S {
+        &self.store
+    }
+    fn queue(&self) -> &Q {
+        &self.queue
+    }
+    fn clock(&self) -> &C {
+        &self.clock
+    }
+    fn vault(&self) -> &V {
+        &self.vault
+    }
+    fn refresher(&self) -> &T {
+        &self.tiktok
+    }
+    fn render(&self) -> &R {
+        &self.render
+    }
+    fn publish(&self) -> &T {
+        &self.tiktok
+    }
+    fn auth(&self) -> &T {
+        &self.tiktok
+    }
 }

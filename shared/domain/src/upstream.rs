@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::compliance::CreatorInfo;
+use crate::ids::{AccountId, TenantId};
 use crate::ids::{PublishId, RequestId};
 use crate::job::{Clip, ClipChoice, JobError, PostMode, PostSettings, RenderRequest};
 use crate::lifecycle::{ErrorClass, PublishStatus};
-use crate::ports::TokenSet;
+use crate::ports::{RefreshError, SecretError, TokenRefresher, TokenSet, TokenVault};
 use crate::time::UtcTime;
 
 /// An upstream call that did not succeed, classified once at the adapter.
@@ -39,7 +40,22 @@ impl UpstreamError {
     }
 }
 
-/// Ssemble's answer about a render, confirmed by a status/get call.
+/// Ssemble's answer about a render's progress (`GET /shorts/:id/status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RenderProgress {
+    /// Queued, processing, or a status this code does not know yet: keep waiting.
+    Pending,
+    /// Completed: the clips come from the request's document ([`RenderApi::render_clips`]).
+    Completed,
+    /// Failed, with Ssemble's own `failureReason` (free text).
+    Failed {
+        reason: String,
+    },
+    Cancelled,
+}
+
+/// What confirming a render found: the progress, and for a completed render its clips.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum RenderStatus {
@@ -67,8 +83,12 @@ pub fn choose_clip(clips: &[Clip], choice: &ClipChoice) -> Option<Clip> {
     }
 }
 
+/// Ssemble, as the use cases call it. Every method is one budgeted call (or, for
+/// [`RenderApi::find_submitted`], at most [`RenderApi::find_call_bound`] calls), so the caller
+/// takes exactly the budget a call spends before making it.
 pub trait RenderApi: Send + Sync {
-    /// Creates a render whose completion Ssemble reports to `webhook_url`.
+    /// Creates a render whose completion Ssemble reports to `webhook_url`. Sent exactly once: a
+    /// create that may have landed is `outcome_unknown`, never retried inside.
     fn submit(
         &self,
         request: &RenderRequest,
@@ -83,11 +103,21 @@ pub trait RenderApi: Send + Sync {
         since: UtcTime,
     ) -> impl Future<Output = Result<Option<RequestId>, UpstreamError>> + Send;
 
-    /// The render's state, from Ssemble itself (a webhook is only a hint).
-    fn render_status(
+    /// The most calls one [`RenderApi::find_submitted`] makes (list pages plus confirmations).
+    fn find_call_bound(&self) -> u32;
+
+    /// The render's progress, from Ssemble itself (a webhook is only a hint). An id Ssemble does
+    /// not know is an error with [`ErrorClass::Permanent`] and Ssemble's own code.
+    fn render_progress(
         &self,
         request_id: &RequestId,
-    ) -> impl Future<Output = Result<RenderStatus, UpstreamError>> + Send;
+    ) -> impl Future<Output = Result<RenderProgress, UpstreamError>> + Send;
+
+    /// The clips of a completed render; `None` while the document still lags the status.
+    fn render_clips(
+        &self,
+        request_id: &RequestId,
+    ) -> impl Future<Output = Result<Option<Vec<Clip>>, UpstreamError>> + Send;
 }
 
 /// TikTok's answer to an init.
@@ -107,16 +137,22 @@ pub struct ObservedStatus {
     pub log_id: Option<String>,
 }
 
+/// TikTok's Content Posting API, as the use cases call it.
 pub trait PublishApi: Send + Sync {
     fn creator_info(
         &self,
         token: &SecretString,
     ) -> impl Future<Output = Result<CreatorInfo, UpstreamError>> + Send;
 
-    /// The clip's size in bytes, needed by a FILE_UPLOAD init.
-    fn clip_size(&self, clip: &Clip) -> impl Future<Output = Result<u64, UpstreamError>> + Send;
+    /// The clip's size in bytes, needed by a FILE_UPLOAD init; gives up at `deadline`.
+    fn clip_size(
+        &self,
+        clip: &Clip,
+        deadline: UtcTime,
+    ) -> impl Future<Output = Result<u64, UpstreamError>> + Send;
 
-    /// Direct post (`video/init`) or draft (`inbox/video/init`). Called at most once per attempt.
+    /// Direct post (`video/init`) or draft (`inbox/video/init`). Called at most once per attempt;
+    /// its own timeout is the adapter's, shorter than the publish lease.
     fn init(
         &self,
         token: &SecretString,
@@ -125,12 +161,13 @@ pub trait PublishApi: Send + Sync {
         video_size: u64,
     ) -> impl Future<Output = Result<PublishInit, UpstreamError>> + Send;
 
-    /// Streams the clip to the upload URL in chunks.
+    /// Streams the clip to the upload URL in chunks; no chunk outlasts `deadline`.
     fn upload(
         &self,
         upload_url: &SecretString,
         clip: &Clip,
         video_size: u64,
+        deadline: UtcTime,
     ) -> impl Future<Output = Result<(), UpstreamError>> + Send;
 
     fn status(
@@ -147,6 +184,114 @@ pub trait AuthApi: Send + Sync {
         &self,
         code: &str,
     ) -> impl Future<Output = Result<TokenSet, UpstreamError>> + Send;
+}
+
+/// The code of every call to a port a function did not wire.
+pub const NOT_WIRED: &str = "not_wired";
+
+/// A port this function never calls (the Ssemble webhook has no TikTok, the TikTok webhook no
+/// Ssemble). Every call fails with [`NOT_WIRED`]; nothing is built, fetched or connected for it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unwired;
+
+fn not_wired() -> UpstreamError {
+    UpstreamError {
+        class: ErrorClass::Permanent,
+        code: NOT_WIRED.into(),
+        message: "this function has no adapter for this upstream".into(),
+        log_id: None,
+        retry_at: None,
+        outcome_unknown: false,
+    }
+}
+
+impl RenderApi for Unwired {
+    async fn submit(&self, _: &RenderRequest, _: &str) -> Result<RequestId, UpstreamError> {
+        Err(not_wired())
+    }
+    async fn find_submitted(
+        &self,
+        _: &RenderRequest,
+        _: UtcTime,
+    ) -> Result<Option<RequestId>, UpstreamError> {
+        Err(not_wired())
+    }
+    fn find_call_bound(&self) -> u32 {
+        0
+    }
+    async fn render_progress(&self, _: &RequestId) -> Result<RenderProgress, UpstreamError> {
+        Err(not_wired())
+    }
+    async fn render_clips(&self, _: &RequestId) -> Result<Option<Vec<Clip>>, UpstreamError> {
+        Err(not_wired())
+    }
+}
+
+impl PublishApi for Unwired {
+    async fn creator_info(&self, _: &SecretString) -> Result<CreatorInfo, UpstreamError> {
+        Err(not_wired())
+    }
+    async fn clip_size(&self, _: &Clip, _: UtcTime) -> Result<u64, UpstreamError> {
+        Err(not_wired())
+    }
+    async fn init(
+        &self,
+        _: &SecretString,
+        _: &PostSettings,
+        _: &Clip,
+        _: u64,
+    ) -> Result<PublishInit, UpstreamError> {
+        Err(not_wired())
+    }
+    async fn upload(
+        &self,
+        _: &SecretString,
+        _: &Clip,
+        _: u64,
+        _: UtcTime,
+    ) -> Result<(), UpstreamError> {
+        Err(not_wired())
+    }
+    async fn status(
+        &self,
+        _: &SecretString,
+        _: &PublishId,
+    ) -> Result<ObservedStatus, UpstreamError> {
+        Err(not_wired())
+    }
+}
+
+impl AuthApi for Unwired {
+    fn authorize_url(&self, _: &str, _: PostMode) -> Result<String, UpstreamError> {
+        Err(not_wired())
+    }
+    async fn exchange_code(&self, _: &str) -> Result<TokenSet, UpstreamError> {
+        Err(not_wired())
+    }
+}
+
+impl TokenVault for Unwired {
+    async fn get_tokens(
+        &self,
+        _: &TenantId,
+        _: &AccountId,
+    ) -> Result<Option<TokenSet>, SecretError> {
+        Err(SecretError::NotFound)
+    }
+    async fn put_tokens(
+        &self,
+        _: &TenantId,
+        _: &AccountId,
+        _: &TokenSet,
+    ) -> Result<(), SecretError> {
+        Err(SecretError::NotFound)
+    }
+}
+
+impl TokenRefresher for Unwired {
+    async fn refresh(&self, _: &SecretString) -> Result<TokenSet, RefreshError> {
+        Err(RefreshError::Transient(NOT_WIRED.into()))
+    }
 }
 
 #[cfg(test)]

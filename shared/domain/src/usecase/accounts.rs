@@ -1,0 +1,347 @@
+//! The account flows: connecting a TikTok account through OAuth, its status and budgets,
+//! creator_info for a client's posting UI, and a creator removing the app's access.
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::account::{Account, AccountHealth};
+use crate::budget::{Admission, BudgetKind};
+use crate::compliance::CreatorInfo;
+use crate::ids::{AccountId, TenantId};
+use crate::job::PostMode;
+use crate::lifecycle::{Event, JobState};
+use crate::ports::{
+    AccountStore, BudgetStore, Clock, Entropy, LockStore, Ports, StoreError, TokenVault,
+};
+use crate::time::UtcTime;
+use crate::upstream::{AuthApi, PublishApi};
+
+use super::{Advance, Core};
+
+/// Prefix of the single-use lease an OAuth `state` is stored as (hashed, never in clear).
+pub const OAUTH_STATE_LOCK_PREFIX: &str = "oauth-state#";
+
+/// An authorize link for a creator to follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectLink {
+    pub account_id: AccountId,
+    pub authorize_url: String,
+    pub expires_at: UtcTime,
+}
+
+/// A completed connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    pub tenant: TenantId,
+    pub account_id: AccountId,
+    pub scopes: Vec<String>,
+    /// Held jobs of the account looked at again now that it is connected.
+    pub lifted: usize,
+}
+
+/// One budget of an account, as it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetLeft {
+    pub kind: BudgetKind,
+    pub remaining: u32,
+    pub limit: u32,
+    pub window_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountStatus {
+    pub account: Account,
+    pub budgets: Vec<BudgetLeft>,
+}
+
+#[derive(Debug, Error)]
+pub enum AccountError {
+    #[error("account not found")]
+    NotFound,
+    #[error("a concurrent change; try again")]
+    Conflict,
+    /// The OAuth `state` is unknown, used or expired.
+    #[error("invalid or expired OAuth state")]
+    OAuthState,
+    #[error("authorisation refused: {0}")]
+    OAuthDenied(String),
+    #[error("the account has no valid TikTok authorisation: {0}")]
+    NotConnected(String),
+    #[error("budget exhausted until {retry_at}")]
+    Throttled { retry_at: UtcTime },
+    #[error("upstream error {code}")]
+    Upstream { code: String, message: String },
+    #[error("secrets store failure: {0}")]
+    Secrets(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// [`AccountError`] under the name the creator-info route uses.
+pub type CreatorInfoError = AccountError;
+
+fn state_lock(state: &str) -> String {
+    format!(
+        "{OAUTH_STATE_LOCK_PREFIX}{}",
+        hex::encode(Sha256::digest(state.as_bytes()))
+    )
+}
+
+/// The budgets an account's status shows.
+const ACCOUNT_BUDGETS: [BudgetKind; 5] = [
+    BudgetKind::TikTokInit,
+    BudgetKind::TikTokStatus,
+    BudgetKind::TikTokCreatorInfo,
+    BudgetKind::DirectPostsDaily,
+    BudgetKind::PendingDrafts,
+];
+
+impl<P: Ports> Core<P> {
+    /// Creates the account (not yet connected) if new, and an authorize link whose single-use
+    /// `state` binds the callback to it.
+    pub async fn connect_account(
+        &self,
+        tenant: &TenantId,
+        account_id: &AccountId,
+        mode: PostMode,
+    ) -> Result<ConnectLink, AccountError> {
+        let accounts = self.ports.accounts();
+        if accounts.get_account(tenant, account_id).await?.is_none() {
+            match accounts
+                .put_account(&Account::new(tenant.clone(), account_id.clone()))
+                .await
+            {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let clock = self.ports.clock();
+        let now = clock.now();
+        let state = format!("{:032x}{:032x}", clock.random_u128(), clock.random_u128());
+        let expires_at = now.plus(self.settings.ingest.oauth_state_ttl);
+        let owner = Account::message_group(tenant, account_id);
+        if !self
+            .ports
+            .locks()
+            .acquire_lock(&state_lock(&state), &owner, now, expires_at)
+            .await?
+        {
+            return Err(AccountError::Conflict);
+        }
+        let authorize_url =
+            self.ports
+                .auth()
+                .authorize_url(&state, mode)
+                .map_err(|e| AccountError::Upstream {
+                    code: e.code,
+                    message: e.message,
+                })?;
+        tracing::info!(account_id = %account_id, "authorize link issued");
+        Ok(ConnectLink {
+            account_id: account_id.clone(),
+            authorize_url,
+            expires_at,
+        })
+    }
+
+    /// TikTok sent the creator back: the single-use `state` names the account; the code becomes
+    /// tokens (stored before the account says it is connected), and the account's held jobs are
+    /// looked at again.
+    pub async fn oauth_callback(
+        &self,
+        state: &str,
+        code: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<Connected, AccountError> {
+        if state.is_empty() || state.len() > 256 {
+            return Err(AccountError::OAuthState);
+        }
+        let now = self.ports.clock().now();
+        let Some(owner) = self
+            .ports
+            .locks()
+            .take_lock(&state_lock(state), now)
+            .await?
+        else {
+            return Err(AccountError::OAuthState);
+        };
+        let Some((tenant, account_id)) = owner
+            .split_once(':')
+            .and_then(|(t, a)| Some((TenantId::parse(t).ok()?, AccountId::parse(a).ok()?)))
+        else {
+            return Err(AccountError::OAuthState);
+        };
+        if let Some(error) = error {
+            tracing::info!(account_id = %account_id, oauth.error = %error, "creator declined or TikTok refused");
+            return Err(AccountError::OAuthDenied(error.chars().take(64).collect()));
+        }
+        let code = code
+            .filter(|c| !c.is_empty() && c.len() <= 1024)
+            .ok_or(AccountError::OAuthState)?;
+        let tokens =
+            self.ports
+                .auth()
+                .exchange_code(code)
+                .await
+                .map_err(|e| AccountError::Upstream {
+                    code: e.code,
+                    message: e.message,
+                })?;
+        self.ports
+            .vault()
+            .put_tokens(&tenant, &account_id, &tokens)
+            .await
+            .map_err(|e| AccountError::Secrets(e.to_string()))?;
+        let accounts = self.ports.accounts();
+        let mut account = accounts
+            .get_account(&tenant, &account_id)
+            .await?
+            .unwrap_or_else(|| Account::new(tenant.clone(), account_id.clone()));
+        account.health = AccountHealth::Active;
+        account.health_reason = None;
+        account.open_id = Some(tokens.open_id.clone());
+        account.scopes = tokens.scopes.clone();
+        account.connected_at = Some(now);
+        accounts.put_account(&account).await?;
+        tracing::info!(tenant_id = %tenant, account_id = %account_id, "account connected");
+        let lifted = self.lift_holds(&tenant, &account_id).await?;
+        Ok(Connected {
+            tenant,
+            account_id,
+            scopes: tokens.scopes,
+            lifted,
+        })
+    }
+
+    /// The account's ready jobs that wait for it (a hold without an end) are looked at now:
+    /// the reconciler's gate then lets them go, instead of at their next back-off.
+    async fn lift_holds(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<usize, StoreError> {
+        let now = self.ports.clock().now();
+        let mut lifted = 0;
+        for job in self.jobs_in(tenant, account, JobState::Ready).await? {
+            if job.hold.as_ref().is_some_and(|h| h.until.is_none()) {
+                let advance = self
+                    .advance_loaded(job, &Event::Deferred { until: now })
+                    .await?;
+                lifted += usize::from(advance.written());
+            }
+        }
+        Ok(lifted)
+    }
+
+    /// Connection health and the budgets left now.
+    pub async fn account_status(
+        &self,
+        tenant: &TenantId,
+        account_id: &AccountId,
+    ) -> Result<AccountStatus, AccountError> {
+        let account = self
+            .ports
+            .accounts()
+            .get_account(tenant, account_id)
+            .await?
+            .ok_or(AccountError::NotFound)?;
+        let scope = Account::message_group(tenant, account_id);
+        let now = self.ports.clock().now();
+        let mut budgets = Vec::new();
+        for kind in ACCOUNT_BUDGETS {
+            let window = self.settings.limits.window(kind);
+            let remaining = match self.ports.budgets().peek(&scope, kind, window, now).await? {
+                Admission::Granted { remaining } => remaining.saturating_add(1),
+                Admission::Denied { .. } => 0,
+            };
+            budgets.push(BudgetLeft {
+                kind,
+                remaining,
+                limit: window.limit,
+                window_secs: window.period.as_secs(),
+            });
+        }
+        Ok(AccountStatus { account, budgets })
+    }
+
+    /// What TikTok's posting UX rules need: nickname, privacy options (shown with no default),
+    /// interaction toggles, the longest allowed video. Charged to the account's budget.
+    pub async fn creator_info(
+        &self,
+        tenant: &TenantId,
+        account_id: &AccountId,
+    ) -> Result<CreatorInfo, AccountError> {
+        self.ports
+            .accounts()
+            .get_account(tenant, account_id)
+            .await?
+            .ok_or(AccountError::NotFound)?;
+        let scope = Account::message_group(tenant, account_id);
+        if let Some(denied) = self
+            .take_budgets(&scope, &[BudgetKind::TikTokCreatorInfo], 1)
+            .await?
+        {
+            return Err(AccountError::Throttled {
+                retry_at: denied.retry_at,
+            });
+        }
+        let token = self
+            .fresh_token(tenant, account_id, None)
+            .await
+            .map_err(|e| AccountError::NotConnected(e.to_string()))?;
+        self.ports
+            .publish()
+            .creator_info(&token)
+            .await
+            .map_err(|e| AccountError::Upstream {
+                code: e.code,
+                message: e.message,
+            })
+    }
+
+    /// The creator revoked access (the token is already dead): mark the account and park its
+    /// pending jobs with the reason in view. `None` when the user is not ours.
+    pub async fn authorization_removed(
+        &self,
+        open_id: &str,
+        reason: i64,
+    ) -> Result<Option<usize>, StoreError> {
+        let Some((tenant, account)) = self.ports.accounts().account_for_open_id(open_id).await?
+        else {
+            tracing::info!(reason, "authorization removed for a user we do not know");
+            return Ok(None);
+        };
+        tracing::Span::current().record("account_id", tracing::field::display(&account));
+        self.ports
+            .accounts()
+            .set_health(
+                &tenant,
+                &account,
+                AccountHealth::NeedsReauth,
+                Some(&format!("authorization_removed:{reason}")),
+            )
+            .await?;
+        let held = Event::Held {
+            reason: "needs_reauth".into(),
+            until: None,
+        };
+        let mut parked = 0;
+        // Renders go on (they need no TikTok token); the publisher's gate holds those jobs
+        // once they are ready.
+        for state in [JobState::Ready, JobState::PublishQueued] {
+            for job in self.jobs_in(&tenant, &account, state).await? {
+                if let Advance::Moved(_) | Advance::Rescheduled(_) =
+                    self.advance_loaded(job, &held).await?
+                {
+                    parked += 1;
+                }
+            }
+        }
+        tracing::warn!(
+            reason,
+            parked,
+            "authorization removed: account needs re-authorisation"
+        );
+        Ok(Some(parked))
+    }
+}

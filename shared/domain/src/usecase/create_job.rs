@@ -1,0 +1,132 @@
+//! Creating a job: once per idempotency key, for an account of the tenant's, stored with its
+//! first audit event and the answer to replay, then put on the render queue.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::ids::{AccountId, JobId, PayloadHash, TenantId};
+use crate::job::Job;
+use crate::ports::{
+    AccountStore, Clock, Entropy, IdempotencyBegin, IdempotencyScope, JobStore, Ports, StoreError,
+    StoredResponse,
+};
+use crate::request::NewJob;
+
+use super::Core;
+
+/// What a create answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// A new job, with the answer stored for replays.
+    New {
+        job: Box<Job>,
+        response: StoredResponse,
+    },
+    /// The key was used before with the same request: the first answer, byte for byte.
+    Replay(StoredResponse),
+}
+
+#[derive(Debug, Error)]
+pub enum CreateError {
+    #[error("an idempotency key is required")]
+    KeyRequired,
+    #[error("unknown account {0}")]
+    UnknownAccount(AccountId),
+    #[error("the idempotency key was used with another request")]
+    KeyReused,
+    #[error("a request with this idempotency key is in progress")]
+    KeyInProgress { retry_after: Duration },
+    #[error("a job with this id exists")]
+    JobExists,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<P: Ports> Core<P> {
+    /// Creates the job `parsed` describes for `tenant`. `fingerprint` identifies the request (the
+    /// same key with another fingerprint is refused); `answer` renders the response stored for
+    /// replays, from the job as created.
+    pub async fn create_job(
+        &self,
+        tenant: &TenantId,
+        parsed: NewJob,
+        fingerprint: &PayloadHash,
+        answer: impl Fn(&Job) -> StoredResponse + Send,
+    ) -> Result<Created, CreateError> {
+        let key = parsed
+            .idempotency_key
+            .clone()
+            .ok_or(CreateError::KeyRequired)?;
+        if self
+            .ports
+            .accounts()
+            .get_account(tenant, &parsed.account_id)
+            .await?
+            .is_none()
+        {
+            return Err(CreateError::UnknownAccount(parsed.account_id));
+        }
+        let clock = self.ports.clock();
+        let now = clock.now();
+        let ttl = self.settings.ingest;
+        let scope = IdempotencyScope {
+            tenant_id: tenant.clone(),
+            key,
+        };
+        match self
+            .ports
+            .jobs()
+            .begin_idempotent(&scope, fingerprint, now, now.plus(ttl.in_progress_ttl))
+            .await?
+        {
+            IdempotencyBegin::Started => {}
+            IdempotencyBegin::Replay(stored) => return Ok(Created::Replay(stored)),
+            IdempotencyBegin::Mismatch => return Err(CreateError::KeyReused),
+            IdempotencyBegin::InProgress { until } => {
+                return Err(CreateError::KeyInProgress {
+                    retry_after: until.since(now),
+                });
+            }
+        }
+        let id = parsed
+            .job_id
+            .clone()
+            .unwrap_or_else(|| JobId::generate(now, clock.random_u128()));
+        let created = Job::create(
+            id,
+            tenant.clone(),
+            parsed.account_id,
+            parsed.source,
+            parsed.post,
+            parsed.schedule_at.unwrap_or(now),
+            Some(scope.key.clone()),
+            now,
+            &self.settings.policy,
+        );
+        let response = answer(&created.job);
+        let expires = now.plus(ttl.idempotency_ttl);
+        let stored = self
+            .ports
+            .jobs()
+            .create(&created, Some((&scope, fingerprint, &response, expires)))
+            .await;
+        if let Err(e) = stored {
+            // Nothing was created: free the key so the client's retry can run.
+            if let Err(release) = self.ports.jobs().abandon_idempotent(&scope).await {
+                tracing::warn!(error.message = %release, "could not release the idempotency key; it expires on its own");
+            }
+            return Err(match e {
+                StoreError::Conflict => CreateError::JobExists,
+                other => CreateError::Store(other),
+            });
+        }
+        tracing::info!(job_id = %created.job.id, account_id = %created.job.account_id,
+            state = %created.job.state, "job accepted");
+        self.send_effects(&created.job, &created.effects).await;
+        Ok(Created::New {
+            job: Box::new(created.job),
+            response,
+        })
+    }
+}
