@@ -640,6 +640,18 @@ pub fn decide(
 
 /// An observation or init result about another attempt than the job's current one.
 fn stale(job: &Job, event: &Event, policy: &Policy) -> Option<Decision> {
+    if let Event::PublishAccepted {
+        attempt,
+        publish_id,
+        ..
+    } = event
+        && *attempt == job.attempt
+        && job.publish_id.as_ref() == Some(publish_id)
+    {
+        // This attempt's acceptance, recorded already (a webhook's resolution and the
+        // publisher's own record can both deliver it).
+        return Some(Decision::Absorb);
+    }
     let why = match event {
         Event::PublishAccepted {
             attempt,

@@ -1,6 +1,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use reelay_domain::job::{ClipChoice, JobError, MediaSource, PostSettings, RenderRequest};
+use reelay_domain::job::{Hold, NextCheck};
 use reelay_domain::lifecycle::{ErrorClass, Event, PublishStatus, Via};
 use reelay_domain::{
     AccountId, Clip, Job, JobId, JobSource, JobState, Policy, PostMode, PublishId, RequestId,
@@ -27,8 +28,23 @@ pub fn post(mode: PostMode) -> PostSettings {
     }
 }
 
-/// A job forced into `state`, scheduled an hour ahead, as after one publish attempt.
+pub const RID: &str = "665a1b2c3d4e5f6a7b8c9d0e";
+pub const PID: &str = "v_pub_file~v2-1.123456789";
+
+pub fn rid() -> RequestId {
+    RequestId::parse(RID).unwrap()
+}
+
+pub fn pid() -> PublishId {
+    PublishId::parse(PID).unwrap()
+}
+
+/// A job forced into `state` the way the lifecycle leaves it there: scheduled an hour ahead, its
+/// render `RID` from `rendering` on, one publish attempt from `publishing` on, TikTok's `PID`
+/// from `publish_processing` on, with the next check that state carries. `publish_unknown` is
+/// the init-outcome-unknown kind (no publish_id).
 pub fn job_in(state: JobState, mode: PostMode) -> Job {
+    use reelay_domain::lifecycle::CheckKind as K;
     let source = JobSource::Render(RenderRequest {
         media: MediaSource::Url("https://www.youtube.com/watch?v=dQw4w9WgXcQ".into()),
         start: 0.0,
@@ -47,10 +63,52 @@ pub fn job_in(state: JobState, mode: PostMode) -> Job {
         &Policy::default(),
     )
     .job;
+    let at = |secs: i64, kind| {
+        Some(NextCheck {
+            at: UtcTime::from_millis(now().as_millis() + secs * 1000),
+            kind,
+        })
+    };
     job.state = state;
-    job.attempt = 1;
     if state >= JobState::Rendering {
-        job.request_id = Some(RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap());
+        job.request_id = Some(rid());
+        job.next_check = at(60, K::RenderPoll);
+    }
+    if state >= JobState::Ready {
+        job.clip = Some(clip());
+        job.next_check = at(3600, K::PublishAt);
+    }
+    if state >= JobState::PublishQueued {
+        job.next_check = at(300, K::QueueStale);
+    }
+    if state >= JobState::Publishing {
+        job.attempt = 1;
+        // The lease has just passed: a `lease_expired` is due.
+        job.next_check = at(-1, K::LeaseExpiry);
+    }
+    if matches!(
+        state,
+        JobState::PublishProcessing
+            | JobState::Uploaded
+            | JobState::Submitted
+            | JobState::PublishComplete
+            | JobState::PubliclyAvailable
+            | JobState::PublishFailed
+    ) {
+        job.publish_id = Some(pid());
+        job.publish_ids = vec![pid()];
+        job.next_check = at(15, K::StatusPoll);
+    }
+    if state == JobState::PublishUnknown {
+        job.hold = Some(Hold {
+            reason: "publish_outcome_unknown".into(),
+            until: None,
+            since: Some(now()),
+        });
+        job.next_check = at(72 * 3600, K::UnknownResolve);
+    }
+    if state.is_terminal() {
+        job.next_check = None;
     }
     job
 }
@@ -72,24 +130,30 @@ pub fn clip() -> Clip {
     }
 }
 
-/// One representative of every event variant, in declaration order.
+/// One representative of every event variant, in declaration order, about the job's current
+/// render (`RID`) and publish (`PID`) of attempt 1.
 pub fn every_event() -> Vec<Event> {
     vec![
         Event::RenderSubmitStarted {
             webhook_token_hash: "ab".repeat(32),
         },
         Event::RenderSubmitted {
-            request_id: RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap(),
+            request_id: rid(),
+            found: false,
         },
         Event::RenderSubmitRejected {
-            error: err("rate_limit_exceeded"),
+            error: err("internal_error"),
             class: ErrorClass::Retryable,
             retry_at: None,
         },
-        Event::RenderProgressed,
-        Event::RenderCompleted { clip: clip() },
+        Event::RenderProgressed { request_id: rid() },
+        Event::RenderCompleted {
+            request_id: rid(),
+            clip: clip(),
+        },
         Event::RenderFailed {
-            error: err("Video download failed"),
+            request_id: rid(),
+            error: err("video_download_failed"),
         },
         Event::PublishDue,
         Event::Held {
@@ -98,30 +162,36 @@ pub fn every_event() -> Vec<Event> {
         },
         Event::PublishStarted,
         Event::PublishAccepted {
-            publish_id: PublishId::parse("v_pub_file~v2-1.123456789").unwrap(),
+            attempt: 1,
+            publish_id: pid(),
             upload: true,
             upstream_log_id: None,
         },
         Event::PublishRejected {
+            attempt: 1,
             error: err("rate_limit_exceeded"),
             class: ErrorClass::Retryable,
             retry_at: None,
         },
         Event::PublishOutcomeUnknown {
+            attempt: 1,
             error: err("timeout"),
         },
         Event::LeaseExpired,
-        Event::UploadCompleted,
+        Event::UploadCompleted { publish_id: pid() },
         Event::UploadFailed {
+            publish_id: pid(),
             error: err("upload_expired"),
         },
         Event::StatusObserved {
+            publish_id: pid(),
             status: PublishStatus::Complete,
             post_ids: vec![],
             via: Via::Poll,
             upstream_log_id: None,
         },
         Event::NoLongerPublic {
+            publish_id: pid(),
             post_id: "7602997517160123666".into(),
         },
         Event::Expired,

@@ -8,21 +8,26 @@ mod common;
 
 use common::{err, job_in, now};
 use reelay_domain::lifecycle::{Effect, ErrorClass, Event};
-use reelay_domain::{Job, JobState, Policy, PostMode, Step};
+use reelay_domain::{Job, JobState, Policy, PostMode, Step, TransitionError, UtcTime};
 
-fn apply(job: &Job, event: Event) -> (Job, Vec<Effect>) {
-    match job.apply(&event, now(), &Policy::default()).unwrap() {
+fn apply(job: &Job, event: Event, at: UtcTime) -> (Job, Vec<Effect>) {
+    match job.apply(&event, at, &Policy::default()).unwrap() {
         Step::Applied(a) => (a.job, a.effects),
-        Step::Absorbed => panic!("{} was absorbed", event.name()),
+        other => panic!("{} was not applied: {other:?}", event.name()),
     }
 }
 
+/// Starts a submission once the previous one's lease is over.
 fn start(job: &Job) -> (Job, bool) {
+    let after_lease = job
+        .render_lease_until
+        .map_or(now(), |t| t.plus(std::time::Duration::from_secs(1)));
     let (job, effects) = apply(
         job,
         Event::RenderSubmitStarted {
             webhook_token_hash: "0".repeat(64),
         },
+        after_lease,
     );
     let lookup = effects
         .iter()
@@ -39,11 +44,29 @@ fn rejected(job: &Job) -> Job {
         job,
         Event::RenderSubmitRejected {
             error: err("rate_limit_exceeded"),
-            class: ErrorClass::Retryable,
+            class: ErrorClass::WaitForWindow,
             retry_at: None,
         },
+        now(),
     )
     .0
+}
+
+#[test]
+fn a_submission_in_flight_refuses_a_second_one_until_its_lease_ends() {
+    let job = job_in(JobState::Received, PostMode::Direct);
+    let (job, _) = start(&job);
+    let again = job.apply(
+        &Event::RenderSubmitStarted {
+            webhook_token_hash: "1".repeat(64),
+        },
+        now().plus(std::time::Duration::from_secs(5)),
+        &Policy::default(),
+    );
+    assert!(
+        matches!(again, Err(TransitionError::AttemptInFlight { .. })),
+        "{again:?}"
+    );
 }
 
 #[test]
