@@ -167,7 +167,7 @@ impl<P: Ports> Core<P> {
 
 /// Every use case's future is `Send` for any [`Ports`], so a Lambda runtime or a local runner can
 /// spawn it. Checked here, at compile time, rather than first in a function crate.
-#[allow(dead_code)]
+#[allow(dead_code, clippy::too_many_arguments)]
 fn use_cases_are_send<P: Ports>(
     core: &Core<P>,
     id: &JobId,
