@@ -87,7 +87,7 @@ fn about(attempt: u32, fate: Fate, pick: u8, via: Via) -> Event {
         (_, 0) => Event::PublishAccepted {
             attempt,
             publish_id: pid(attempt),
-            upload: pick % 2 == 0,
+            upload: pick.is_multiple_of(2),
             upstream_log_id: None,
         },
         (_, 1) => status(PublishStatus::Processing),
