@@ -1,0 +1,242 @@
+//! The promises, checked against the simulated upstreams' ground truth and the store, after
+//! every step and at the end of a run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use reelay_domain::lifecycle::{JobState, NEEDS_OPERATOR, Policy};
+use reelay_domain::{Job, JobId, PostMode, PublishId, RequestId, UtcTime};
+use reelay_testkit::MemStore;
+
+use crate::run::Planned;
+use crate::ssemble::SsembleSim;
+use crate::tiktok::TikTokSim;
+
+/// How late a check may come after the event that made it legitimate (one reconciler tick and a
+/// little): a poll racing the webhook that settled the job is not a violation.
+const SLACK: Duration = Duration::from_secs(120);
+/// Status reads of a request Ssemble does not know (it answers 404 `resource_not_found`).
+const UNKNOWN_REQUEST_POLLS: usize = 2;
+
+#[derive(Debug)]
+pub struct Checker {
+    audit_bound: usize,
+    tiktok_seen: usize,
+    ssemble_seen: usize,
+    unknown_polls: BTreeMap<String, usize>,
+    found: BTreeSet<String>,
+    steps: u64,
+}
+
+impl Checker {
+    pub fn new(audit_bound: usize) -> Self {
+        Self {
+            audit_bound,
+            tiktok_seen: 0,
+            ssemble_seen: 0,
+            unknown_polls: BTreeMap::new(),
+            found: BTreeSet::new(),
+            steps: 0,
+        }
+    }
+
+    pub fn violation(&mut self, v: String) {
+        self.found.insert(v);
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.found.iter().cloned().collect()
+    }
+
+    /// After every step: the upstreams' own verdicts, every new poll, and (now and then) the
+    /// audit trails.
+    pub fn step(
+        &mut self,
+        store: &MemStore,
+        tiktok: &TikTokSim,
+        ssemble: &SsembleSim,
+        policy: &Policy,
+        now: UtcTime,
+    ) {
+        self.steps += 1;
+        for v in tiktok.violations().into_iter().chain(ssemble.violations()) {
+            self.violation(v);
+        }
+        if tiktok.poll_count() > self.tiktok_seen || ssemble.poll_count() > self.ssemble_seen {
+            let polls = tiktok.polls_since(self.tiktok_seen);
+            self.tiktok_seen += polls.len();
+            for (pid, at) in polls {
+                self.tiktok_poll(store, policy, &pid, at);
+            }
+            let polls = ssemble.polls_since(self.ssemble_seen);
+            self.ssemble_seen += polls.len();
+            for (rid, at) in polls {
+                self.ssemble_poll(store, ssemble, policy, &rid, at);
+            }
+        }
+        if self.steps.is_multiple_of(64) {
+            self.audits(store, now);
+        }
+    }
+
+    fn tiktok_poll(&mut self, store: &MemStore, policy: &Policy, pid: &str, at: UtcTime) {
+        let Ok(publish_id) = PublishId::parse(pid.to_owned()) else {
+            return;
+        };
+        let Some(job) = store
+            .publish_pointers()
+            .get(&publish_id)
+            .and_then(|id| store.job(id))
+        else {
+            self.violation(format!("status poll of {pid}, which no job has"));
+            return;
+        };
+        let id = &job.id;
+        if job.publish_id.as_ref() != Some(&publish_id) {
+            self.violation(format!("{id} polled {pid}, an earlier attempt's publish"));
+        }
+        if job.is_terminal() && job.updated_at.plus(SLACK) < at {
+            self.violation(format!("{id} polled at {at} while {} since {}", job.state, job.updated_at));
+        }
+        if let Some(h) = job.hold.as_ref().filter(|h| h.reason == NEEDS_OPERATOR)
+            && h.since.is_some_and(|s| s.plus(SLACK) < at)
+        {
+            self.violation(format!("{id} polled at {at} after it was parked for an operator"));
+        }
+        if let Some(h) = policy.horizon(&job)
+            && h.plus(SLACK) < at
+        {
+            self.violation(format!("{id} polled at {at}, past its horizon {h} in {}", job.state));
+        }
+    }
+
+    fn ssemble_poll(
+        &mut self,
+        store: &MemStore,
+        ssemble: &SsembleSim,
+        policy: &Policy,
+        rid: &str,
+        at: UtcTime,
+    ) {
+        if !ssemble.knows(rid) {
+            let n = self.unknown_polls.entry(rid.to_owned()).or_default();
+            *n += 1;
+            if *n > UNKNOWN_REQUEST_POLLS {
+                self.violation(format!(
+                    "request {rid}, unknown to Ssemble, read more than {UNKNOWN_REQUEST_POLLS} times"
+                ));
+            }
+        }
+        let Ok(request_id) = RequestId::parse(rid.to_owned()) else {
+            return;
+        };
+        let jobs: Vec<Job> = store
+            .request_pointer(&request_id)
+            .iter()
+            .filter_map(|id| store.job(id))
+            .filter(|j| j.request_id.as_ref() == Some(&request_id))
+            .collect();
+        let waiting = jobs
+            .iter()
+            .any(|j| j.state == JobState::Rendering || j.updated_at.plus(SLACK) >= at);
+        if !waiting {
+            self.violation(format!("request {rid} read at {at} while no job waits for it"));
+        }
+        for job in jobs.iter().filter(|j| j.state == JobState::Rendering) {
+            if let Some(h) = policy.horizon(job)
+                && h.plus(SLACK) < at
+            {
+                self.violation(format!("{} read its render at {at}, past its deadline {h}", job.id));
+            }
+        }
+    }
+
+    fn audits(&mut self, store: &MemStore, _now: UtcTime) {
+        for job in store.jobs() {
+            let n = store.audit_trail(&job.id).len();
+            if n > self.audit_bound {
+                self.violation(format!(
+                    "{} has {n} audit events (bound {}), in {}",
+                    job.id, self.audit_bound, job.state
+                ));
+            }
+        }
+    }
+
+    /// At the end: every job terminal or parked with a reason, no job created twice, at most one
+    /// post per job at TikTok.
+    pub fn finish(
+        &mut self,
+        store: &MemStore,
+        tiktok: &TikTokSim,
+        planned: &[Planned],
+        policy: &Policy,
+        now: UtcTime,
+    ) {
+        self.audits(store, now);
+        let jobs = store.jobs();
+        for p in planned {
+            let n = jobs
+                .iter()
+                .filter(|j| j.post.title.as_deref() == Some(p.title.as_str()))
+                .count();
+            if n > 1 {
+                self.violation(format!("{} created {n} times", p.title));
+            }
+            let posted = tiktok
+                .publishes_of(&p.title)
+                .iter()
+                .filter(|x| x.posted())
+                .count();
+            if posted > 1 {
+                self.violation(format!("{} posted {posted} times", p.title));
+            }
+        }
+        for job in &jobs {
+            if let Some(why) = still_moving(job, policy, now) {
+                let trail: Vec<String> = store
+                    .audit_trail(&job.id)
+                    .iter()
+                    .map(|e| format!("v{} {}→{}", e.version, e.event, e.to))
+                    .collect();
+                self.violation(format!(
+                    "{} still moving at the end ({why}): {} v{} next {:?} hold {:?}; {}",
+                    job.id,
+                    job.state,
+                    job.version,
+                    job.next_check,
+                    job.hold,
+                    trail.join(", ")
+                ));
+            }
+        }
+    }
+}
+
+/// Why `job` is neither terminal nor visibly parked at `now`, if it is not.
+fn still_moving(job: &Job, policy: &Policy, now: UtcTime) -> Option<&'static str> {
+    use JobState as S;
+    if job.is_terminal() {
+        return None;
+    }
+    match job.state {
+        S::PublishUnknown if job.hold.is_some() => None,
+        S::PublishUnknown => Some("publish_unknown without a reason"),
+        // Published from the client's point of view; polled until their horizon.
+        S::Submitted | S::PublishComplete => {
+            let settled = job.next_check.is_none()
+                || policy.horizon(job).is_some_and(|h| h > now)
+                || (job.state == S::Submitted && job.post.mode == PostMode::Draft);
+            (!settled).then_some("published but never settled")
+        }
+        _ => match &job.hold {
+            Some(h) if !h.reason.is_empty() && h.until.is_none_or(|t| t > now.minus(Duration::from_secs(3600))) => None,
+            _ => Some("no reason to wait"),
+        },
+    }
+}
+
+/// Every job id (for reports).
+pub fn ids(jobs: &[Job]) -> Vec<JobId> {
+    jobs.iter().map(|j| j.id.clone()).collect()
+}

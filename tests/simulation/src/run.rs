@@ -1,0 +1,980 @@
+//! One simulated run: the scenario drawn from the seed, and the driver that steps it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reelay_domain::job::{ClipChoice, MediaSource, PostMode, PostSettings, PrivacyLevel, RenderRequest};
+use reelay_domain::lifecycle::JobState;
+use reelay_domain::messages::QueueKind;
+use reelay_domain::ports::{Adapters, Clock};
+use reelay_domain::request::NewJob;
+use reelay_domain::usecase::{
+    Command, Core, Observation, Observed, PublishOutcome, Settings, Wait,
+};
+use reelay_domain::{
+    AccountId, IdempotencyKey, JobId, JobSource, PayloadHash, RequestId, TenantId, UtcTime,
+};
+use reelay_testkit::{Fault, Hook, HookFuture, MemStore, MemVault};
+use secrecy::SecretString;
+
+use crate::check::Checker;
+use crate::clock::SimClock;
+use crate::exec::Executor;
+use crate::faults::{Chaos, Part};
+use crate::queue::{Delivery, QueueConfig, SimQueue};
+use crate::ssemble::{SsembleFaults, SsembleSim};
+use crate::tiktok::{TikTokFaults, TikTokSim, WebhookKind};
+
+pub type SimPorts = Adapters<MemStore, SimQueue, SimClock, MemVault, SsembleSim, TikTokSim>;
+pub type SimCore = Arc<Core<SimPorts>>;
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// What one run looks like.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub seed: u64,
+    pub max_tenants: u64,
+    pub max_accounts: u64,
+    pub max_jobs: u64,
+    /// Faults, crashes and outages happen during this much simulated time; then the run is calm.
+    pub chaos: Duration,
+    /// Every job must be terminal or parked with a reason by this much simulated time.
+    pub bound: Duration,
+    /// Per step, while not calm.
+    pub crash_rate: f64,
+    pub stall_rate: f64,
+    /// Audit events a job may accumulate over the whole run.
+    pub audit_bound: usize,
+    /// Keep a trace of every step (for replaying one seed).
+    pub trace: bool,
+    /// A run that takes more steps than this is a livelock.
+    pub max_steps: u64,
+}
+
+impl Config {
+    pub fn seed(seed: u64) -> Self {
+        Self {
+            seed,
+            max_tenants: 2,
+            max_accounts: 3,
+            max_jobs: 6,
+            chaos: Duration::from_secs(6 * 3600),
+            bound: Duration::from_secs(10 * 86_400),
+            crash_rate: 0.02,
+            stall_rate: 0.01,
+            audit_bound: 40,
+            trace: false,
+            max_steps: 2_000_000,
+        }
+    }
+}
+
+/// What a run found.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub seed: u64,
+    pub steps: u64,
+    pub jobs: usize,
+    /// Final states, counted.
+    pub states: BTreeMap<String, usize>,
+    /// Final states with their reason (hold, else error code), counted.
+    pub reasons: BTreeMap<String, usize>,
+    pub violations: Vec<String>,
+    pub crashes: u64,
+    pub stalls: u64,
+    pub inits: u64,
+    pub creates: u64,
+    pub stale_observations: u64,
+    pub dead_letters: usize,
+    pub outage_failures: u64,
+    pub trace: Vec<String>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// The sim's hook for the store and the vault: a yield point before every call, and outages.
+struct SimHook(Chaos);
+
+impl Hook for SimHook {
+    fn before(&self, call: &'static str) -> HookFuture {
+        let point = self.0.point(call);
+        Box::pin(async move {
+            if point.await {
+                Err(Fault::unavailable())
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+/// What an invocation ended with.
+enum Done {
+    Consumer {
+        kind: QueueKind,
+        results: Vec<(u64, Option<Duration>)>,
+    },
+    TikTokWebhook {
+        redeliver: Option<crate::tiktok::Webhook>,
+    },
+    SsembleWebhook {
+        redeliver: Option<crate::ssemble::Webhook>,
+    },
+    /// A client's or operator's call: `ok` false if it should be made again.
+    Client { ok: bool },
+    Other,
+}
+
+/// A job the client created, and what it asked for.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub tenant: TenantId,
+    pub account: AccountId,
+    pub title: String,
+    pub id: Option<JobId>,
+    pub source: JobSource,
+    pub mode: PostMode,
+    pub at: UtcTime,
+    pub key: String,
+}
+
+#[derive(Debug, Clone)]
+struct Creator {
+    tenant: TenantId,
+    account: AccountId,
+    open_id: String,
+    draft_only: bool,
+}
+
+/// Timed client and operator actions.
+#[derive(Debug, Clone)]
+enum Action {
+    Create(usize),
+    Replay(usize),
+    Cancel(usize),
+    Revoke(usize),
+    Reconnect(usize),
+}
+
+struct Sim {
+    config: Config,
+    clock: SimClock,
+    chaos: Chaos,
+    store: MemStore,
+    queue: SimQueue,
+    tiktok: TikTokSim,
+    ssemble: SsembleSim,
+    core: SimCore,
+    exec: Executor<Done>,
+    deadlines: BTreeMap<u64, UtcTime>,
+    stalled: BTreeMap<u64, UtcTime>,
+    consumers: BTreeMap<u8, usize>,
+    invocation_kind: BTreeMap<u64, Option<QueueKind>>,
+    next_tick: UtcTime,
+    actions: Vec<(UtcTime, Action)>,
+    planned: Vec<Planned>,
+    creators: Vec<Creator>,
+    start: UtcTime,
+    report: Report,
+    checker: Checker,
+    /// Webhooks due for delivery, and redeliveries after a failed or crashed one.
+    inbox: Vec<Incoming>,
+    later: Vec<(UtcTime, Incoming)>,
+    delivering: BTreeMap<u64, Incoming>,
+    /// Client calls in flight, with how many times each was tried: a failed or lost one is
+    /// made again, as a client would.
+    calling: BTreeMap<u64, (Action, u32)>,
+    tries: BTreeMap<String, u32>,
+    next_operator: UtcTime,
+}
+
+/// A webhook on its way in.
+#[derive(Debug, Clone)]
+enum Incoming {
+    TikTok(crate::tiktok::Webhook),
+    Ssemble(crate::ssemble::Webhook),
+}
+
+fn lambda_timeout(kind: Option<QueueKind>) -> Duration {
+    match kind {
+        Some(QueueKind::Render) => Duration::from_secs(30),
+        Some(QueueKind::Publish) => Duration::from_secs(300),
+        None => Duration::from_secs(60),
+    }
+}
+
+impl Sim {
+    fn new(config: Config) -> Self {
+        let start = UtcTime::parse("2026-12-01T09:00:00Z").unwrap_or_else(|_| UtcTime::from_secs(0));
+        let clock = SimClock::new(start, config.seed);
+        let chaos = Chaos::new(clock.clone());
+        let hook: Arc<dyn Hook> = Arc::new(SimHook(chaos.clone()));
+        let store = MemStore::new().with_hook(Arc::clone(&hook));
+        let vault = MemVault::new().with_hook(hook);
+        let queue = SimQueue::new(
+            clock.clone(),
+            chaos.clone(),
+            QueueConfig {
+                visibility: Duration::from_secs(180),
+                max_receives: 5,
+            },
+            QueueConfig {
+                visibility: Duration::from_secs(1800),
+                max_receives: 5,
+            },
+        );
+        let tiktok = TikTokSim::new(clock.clone(), chaos.clone(), TikTokFaults::default());
+        let ssemble = SsembleSim::new(clock.clone(), chaos.clone(), SsembleFaults::default(), 100);
+        let mut settings = Settings::default();
+        settings.render.ssemble_scope = "ssemble:sim".into();
+        settings.render.webhook_base_url = "https://reelay.sim".into();
+        let core = Arc::new(Core::new(
+            Adapters {
+                store: store.clone(),
+                queue: queue.clone(),
+                clock: clock.clone(),
+                vault,
+                render: ssemble.clone(),
+                tiktok: tiktok.clone(),
+            },
+            settings,
+        ));
+        let audit_bound = config.audit_bound;
+        let seed = config.seed;
+        Self {
+            checker: Checker::new(audit_bound),
+            report: Report {
+                seed,
+                ..Report::default()
+            },
+            config,
+            clock,
+            chaos,
+            store,
+            queue,
+            tiktok,
+            ssemble,
+            core,
+            exec: Executor::default(),
+            deadlines: BTreeMap::new(),
+            stalled: BTreeMap::new(),
+            consumers: BTreeMap::new(),
+            invocation_kind: BTreeMap::new(),
+            next_tick: start,
+            actions: Vec::new(),
+            planned: Vec::new(),
+            creators: Vec::new(),
+            start,
+            inbox: Vec::new(),
+            later: Vec::new(),
+            delivering: BTreeMap::new(),
+            calling: BTreeMap::new(),
+            tries: BTreeMap::new(),
+            next_operator: start,
+        }
+    }
+
+    fn trace(&mut self, line: impl FnOnce() -> String) {
+        if self.config.trace {
+            let at = self.clock.now().since(self.start).as_secs();
+            self.report.trace.push(format!("[{at:>7}s] {}", line()));
+        }
+    }
+
+    // ── the scenario ──────────────────────────────────────────────────────────────────────
+
+    fn plan(&mut self) {
+        let tenants = 1 + self.clock.below(self.config.max_tenants);
+        let accounts = 1 + self.clock.below(self.config.max_accounts);
+        for a in 0..accounts {
+            let tenant = TenantId::parse(format!("tenant{}", a % tenants)).unwrap_or_else(|_| unreachable_id());
+            let account = AccountId::parse(format!("acct{a}")).unwrap_or_else(|_| unreachable_id());
+            let draft_only = self.clock.below(6) == 0;
+            let open_id = format!("openid{a}");
+            let scopes: &[&str] = if draft_only {
+                &["user.info.basic", "video.upload"]
+            } else {
+                &["user.info.basic", "video.upload", "video.publish"]
+            };
+            self.tiktok.add_creator(&open_id, scopes);
+            self.creators.push(Creator {
+                tenant,
+                account,
+                open_id,
+                draft_only,
+            });
+        }
+        let jobs = 1 + self.clock.below(self.config.max_jobs);
+        let mut renders: Vec<String> = Vec::new();
+        for n in 0..jobs {
+            let c = self.creators[self.clock.below(self.creators.len() as u64) as usize].clone();
+            let render = RenderRequest {
+                media: MediaSource::Url(format!("https://video.sim/{}.mp4", self.clock.below(1_000_000))),
+                start: 0.0,
+                end: 300.0,
+                options: Default::default(),
+            };
+            let source = match self.clock.below(10) {
+                // One render fanned out: a job publishing another job's (or nobody's) render.
+                0 | 1 if !renders.is_empty() => JobSource::Rendered {
+                    request_id: RequestId::parse(renders[self.clock.below(renders.len() as u64) as usize].clone())
+                        .unwrap_or_else(|_| unreachable_id()),
+                },
+                2 => {
+                    let id = self.ssemble.existing_render(&render);
+                    renders.push(id.clone());
+                    JobSource::Rendered {
+                        request_id: RequestId::parse(id).unwrap_or_else(|_| unreachable_id()),
+                    }
+                }
+                // An id Ssemble does not know: must fail fast with Ssemble's own code.
+                3 => JobSource::Rendered {
+                    request_id: RequestId::parse(format!("{:024x}", 0xdead_0000_u64 + n))
+                        .unwrap_or_else(|_| unreachable_id()),
+                },
+                _ => JobSource::Render(render),
+            };
+            let mode = if c.draft_only || self.clock.below(4) == 0 {
+                PostMode::Draft
+            } else {
+                PostMode::Direct
+            };
+            let at = self.start.plus(Duration::from_secs(self.clock.below(3 * 3600)));
+            let create_at = self.start.plus(Duration::from_secs(self.clock.below(1800)));
+            self.planned.push(Planned {
+                tenant: c.tenant.clone(),
+                account: c.account.clone(),
+                title: format!("sim-job-{n}"),
+                id: None,
+                source,
+                mode,
+                at,
+                key: format!("key-{n}"),
+            });
+            self.actions.push((create_at, Action::Create(n as usize)));
+            if self.clock.below(5) == 0 {
+                let later = create_at.plus(Duration::from_secs(self.clock.below(7200)));
+                self.actions.push((later, Action::Replay(n as usize)));
+            }
+            if self.clock.below(12) == 0 {
+                let later = create_at.plus(Duration::from_secs(self.clock.below(4 * 3600)));
+                self.actions.push((later, Action::Cancel(n as usize)));
+            }
+        }
+        for (i, _) in self.creators.clone().iter().enumerate() {
+            if self.clock.below(8) == 0 {
+                let at = self.start.plus(Duration::from_secs(self.clock.below(4 * 3600)));
+                self.actions.push((at, Action::Revoke(i)));
+                let back = at.plus(Duration::from_secs(600 + self.clock.below(20 * 3600)));
+                self.actions.push((back, Action::Reconnect(i)));
+            }
+        }
+        self.actions.sort_by_key(|(t, _)| *t);
+        // Outages of the store and the queue during the chaos phase.
+        let outages = self.clock.below(4);
+        for _ in 0..outages {
+            let from = self.start.plus(Duration::from_secs(self.clock.below(self.config.chaos.as_secs().max(1))));
+            let part = match self.clock.below(4) {
+                0 => Part::Queue,
+                1 => Part::Vault,
+                _ => Part::Store,
+            };
+            let lasting = Duration::from_secs(5 + self.clock.below(180));
+            self.chaos.outage(part, from, lasting);
+        }
+    }
+
+    /// Connects every creator through the OAuth use cases, before any job.
+    fn connect_all(&mut self) {
+        for i in 0..self.creators.len() {
+            self.connect(i);
+        }
+    }
+
+    fn connect(&mut self, i: usize) {
+        let c = self.creators[i].clone();
+        let core = Arc::clone(&self.core);
+        let mode = if c.draft_only { PostMode::Draft } else { PostMode::Direct };
+        let label = format!("connect {}", c.account);
+        let id = self.spawn(label, None, async move {
+            let Ok(link) = core.connect_account(&c.tenant, &c.account, mode).await else {
+                return Done::Client { ok: false };
+            };
+            let state = link.authorize_url.rsplit('=').next().unwrap_or_default().to_owned();
+            let code = format!("code-{}", c.open_id);
+            let ok = core.oauth_callback(&state, Some(&code), None).await.is_ok();
+            Done::Client { ok }
+        });
+        self.calling.insert(id, (Action::Reconnect(i), 0));
+    }
+
+    // ── invocations ───────────────────────────────────────────────────────────────────────
+
+    fn spawn(
+        &mut self,
+        label: String,
+        kind: Option<QueueKind>,
+        fut: impl std::future::Future<Output = Done> + Send + 'static,
+    ) -> u64 {
+        let now = self.clock.now();
+        let id = self.exec.spawn(label.clone(), now, fut);
+        self.deadlines.insert(id, now.plus(lambda_timeout(kind)));
+        self.invocation_kind.insert(id, kind);
+        if let Some(k) = kind {
+            *self.consumers.entry(slot(k)).or_default() += 1;
+        }
+        self.trace(|| format!("start #{id} {label}"));
+        id
+    }
+
+    fn finished(&mut self, id: u64) -> Option<QueueKind> {
+        self.deadlines.remove(&id);
+        self.stalled.remove(&id);
+        let kind = self.invocation_kind.remove(&id).flatten();
+        if let Some(k) = kind
+            && let Some(n) = self.consumers.get_mut(&slot(k))
+        {
+            *n = n.saturating_sub(1);
+        }
+        kind
+    }
+
+    /// A Lambda poller takes a batch of `kind` and runs it through the use case.
+    fn consume(&mut self, kind: QueueKind) {
+        let batch = 1 + self.clock.below(3) as usize;
+        let deliveries = self.queue.receive(kind, batch);
+        if deliveries.is_empty() {
+            self.trace(|| format!("{kind:?} poller found nothing"));
+            return;
+        }
+        let core = Arc::clone(&self.core);
+        let label = format!(
+            "{kind:?} consumer [{}]",
+            deliveries.iter().map(|d| format!("{}#{}", d.message.job_id, d.receives)).collect::<Vec<_>>().join(", ")
+        );
+        let deadline = self.clock.now().plus(lambda_timeout(Some(kind)));
+        let clock = self.clock.clone();
+        self.spawn(label, Some(kind), consumer(core, clock, kind, deliveries, deadline));
+    }
+
+    fn tick(&mut self) {
+        let core = Arc::clone(&self.core);
+        let deadline = self.clock.now().plus(lambda_timeout(None));
+        self.spawn("reconciler tick".into(), None, async move {
+            core.reconcile(deadline).await;
+            Done::Other
+        });
+    }
+
+    fn tiktok_webhook(&mut self, w: crate::tiktok::Webhook) {
+        let core = Arc::clone(&self.core);
+        let label = format!("tiktok webhook {:?}", w.what);
+        let incoming = Incoming::TikTok(w.clone());
+        let id = self.spawn(label, None, async move {
+            let result = match &w.what {
+                WebhookKind::AuthorizationRemoved => core
+                    .authorization_removed(&w.open_id, 1)
+                    .await
+                    .map(|_| ())
+                    .map_err(|_| ()),
+                WebhookKind::Status {
+                    publish_id,
+                    status,
+                    post_ids,
+                } => observe(&core, publish_id, &w.open_id, Observed::Status {
+                    status: status.clone(),
+                    post_ids: post_ids.clone(),
+                })
+                .await,
+                WebhookKind::NoLongerPublic {
+                    publish_id,
+                    post_id,
+                } => observe(&core, publish_id, &w.open_id, Observed::NoLongerPublic {
+                    post_id: post_id.clone(),
+                })
+                .await,
+            };
+            // A non-200 answer: TikTok delivers again later (for 72 h).
+            Done::TikTokWebhook {
+                redeliver: result.is_err().then_some(w),
+            }
+        });
+        self.delivering.insert(id, incoming);
+    }
+
+    fn ssemble_webhook(&mut self, w: crate::ssemble::Webhook) {
+        let core = Arc::clone(&self.core);
+        let deadline = self.clock.now().plus(Duration::from_secs(7));
+        let label = format!("ssemble webhook {}", w.request_id);
+        let incoming = Incoming::Ssemble(w.clone());
+        let id = self.spawn(label, None, async move {
+            let target = w.url.rsplit('/').next().unwrap_or_default().to_owned();
+            let Some((job, token)) = target.split_once('.') else {
+                return Done::Other;
+            };
+            let (Ok(job), Ok(rid)) = (JobId::parse(job), RequestId::parse(w.request_id.clone())) else {
+                return Done::Other;
+            };
+            let token = SecretString::from(token.to_owned());
+            let result = core.render_hint(&job, &token, Some(&rid), deadline).await;
+            Done::SsembleWebhook {
+                redeliver: result.is_err().then_some(w),
+            }
+        });
+        self.delivering.insert(id, incoming);
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Create(n) | Action::Replay(n) => {
+                let p = self.planned[n].clone();
+                let core = Arc::clone(&self.core);
+                let replay = matches!(action, Action::Replay(_));
+                let id = self.spawn(format!("client creates {} (replay: {replay})", p.title), None, async move {
+                    let parsed = NewJob {
+                        job_id: None,
+                        account_id: p.account.clone(),
+                        source: p.source.clone(),
+                        post: post(p.mode, &p.title),
+                        schedule_at: Some(p.at),
+                        idempotency_key: IdempotencyKey::parse(p.key.clone()).ok(),
+                    };
+                    let fingerprint = PayloadHash::of(&serde_json::json!({ "title": p.title }));
+                    let created = core
+                        .create_job(&p.tenant, parsed, &fingerprint, |job| {
+                            reelay_domain::ports::StoredResponse {
+                                status: 202,
+                                body: job.id.to_string(),
+                            }
+                        })
+                        .await;
+                    Done::Client { ok: created.is_ok() }
+                });
+                self.calling.insert(id, (action, 0));
+            }
+            Action::Cancel(n) => {
+                let title = self.planned[n].title.clone();
+                if let Some(job) = self.job_titled(&title) {
+                    let core = Arc::clone(&self.core);
+                    self.spawn(format!("client cancels {title}"), None, async move {
+                        let _ = core.command(&job.tenant_id, &job.id, Command::Cancel).await;
+                        Done::Other
+                    });
+                }
+            }
+            Action::Revoke(i) => {
+                let open_id = self.creators[i].open_id.clone();
+                self.trace(|| format!("creator {open_id} removes the app"));
+                self.tiktok.revoke(&open_id);
+            }
+            Action::Reconnect(i) => {
+                let open_id = self.creators[i].open_id.clone();
+                self.tiktok.restore(&open_id);
+                self.connect(i);
+            }
+        }
+    }
+
+    fn job_titled(&self, title: &str) -> Option<reelay_domain::Job> {
+        self.store
+            .jobs()
+            .into_iter()
+            .find(|j| j.post.title.as_deref() == Some(title))
+    }
+
+    /// The operator's runbook: a job parked for an operator is retried only when TikTok holds
+    /// no publish of it that may still post (the creator's profile shows nothing).
+    fn operator(&mut self) {
+        for job in self.store.jobs() {
+            if job.state == JobState::PublishUnknown
+                && job.hold_reason() == Some("needs_operator")
+                && job.publish_id.is_none()
+            {
+                let title = job.post.title.clone().unwrap_or_default();
+                if self.tiktok.publishes_of(&title).iter().any(|p| p.may_post()) {
+                    continue;
+                }
+                let core = Arc::clone(&self.core);
+                self.spawn(format!("operator retries {}", job.id), None, async move {
+                    let _ = core.command(&job.tenant_id, &job.id, Command::Retry).await;
+                    Done::Other
+                });
+            }
+        }
+    }
+
+    /// A client call that failed (or whose answer was lost) is made again a little later.
+    fn call_again(&mut self, id: u64) {
+        let Some((action, _)) = self.calling.remove(&id) else {
+            return;
+        };
+        let key = format!("{action:?}");
+        let tries = self.tries.entry(key).or_default();
+        *tries += 1;
+        if *tries <= 8 {
+            let at = self.clock.now().plus(MINUTE.saturating_mul(1 + *tries));
+            let pos = self.actions.partition_point(|(t, _)| *t <= at);
+            self.actions.insert(pos, (at, action));
+        }
+    }
+
+    fn done(&mut self, id: u64, label: &str, out: Done) {
+        let kind = self.finished(id);
+        self.delivering.remove(&id);
+        if !matches!(out, Done::Client { ok: false }) {
+            self.calling.remove(&id);
+        }
+        self.trace(|| format!("done #{id} {label}"));
+        match out {
+            Done::Consumer { kind: k, results } => {
+                debug_assert_eq!(kind, Some(k));
+                for (msg, retry) in results {
+                    match retry {
+                        None => self.queue.ack(k, msg),
+                        Some(after) => self.queue.retry_after(k, msg, after),
+                    }
+                }
+            }
+            Done::TikTokWebhook { redeliver: Some(w) } => {
+                let at = self.clock.now().plus(MINUTE.saturating_mul(1 + self.clock.below(30) as u32));
+                self.later.push((at, Incoming::TikTok(w)));
+            }
+            Done::SsembleWebhook { redeliver: Some(w) } => {
+                let at = self.clock.now().plus(MINUTE);
+                self.later.push((at, Incoming::Ssemble(w)));
+            }
+            Done::Client { ok: false } => self.call_again(id),
+            _ => {}
+        }
+    }
+}
+
+
+/// What the driver may do next.
+#[derive(Debug, Clone, Copy)]
+enum Candidate {
+    Poll(u64),
+    Act,
+    Deliver(usize),
+    Consume(QueueKind),
+    Tick,
+}
+
+impl Sim {
+    /// An invocation dies where it stands (a crash, or Lambda's timeout); what it was carrying
+    /// comes back the way AWS brings it back.
+    fn kill(&mut self, id: u64, why: &str) {
+        if let Some(label) = self.exec.crash(id) {
+            self.trace(|| format!("{why} #{id} {label}"));
+            self.finished(id);
+            // Queue messages return after their visibility timeout by themselves; a webhook
+            // sender sees no answer and delivers again.
+            if let Some(incoming) = self.delivering.remove(&id) {
+                let at = self.clock.now().plus(MINUTE.saturating_mul(1 + self.clock.below(10) as u32));
+                self.later.push((at, incoming));
+            }
+            self.call_again(id);
+        }
+    }
+
+    /// The reconciler's next schedule tick that can find work: ticks with nothing due are
+    /// skipped (they would read an empty due index and stop).
+    fn due_tick(&self) -> UtcTime {
+        let lookahead = self.core.settings.reconcile.lookahead;
+        let earliest = self
+            .store
+            .jobs()
+            .iter()
+            .filter(|j| !j.is_terminal())
+            .filter_map(|j| j.next_check.map(|c| c.at))
+            .min();
+        match earliest {
+            Some(t) if t.minus(lookahead) > self.next_tick => {
+                let since = t.minus(lookahead).since(self.start).as_secs();
+                self.start.plus(Duration::from_secs(since.div_ceil(60) * 60))
+            }
+            Some(_) => self.next_tick,
+            None => self.start.plus(Duration::from_secs(100 * 365 * 86_400)),
+        }
+    }
+
+    fn candidates(&mut self) -> Vec<Candidate> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for id in self.exec.runnable() {
+            if self.stalled.get(&id).is_none_or(|t| *t <= now) {
+                out.push(Candidate::Poll(id));
+            }
+        }
+        if self.actions.first().is_some_and(|(t, _)| *t <= now) {
+            out.push(Candidate::Act);
+        }
+        for i in 0..self.inbox.len() {
+            out.push(Candidate::Deliver(i));
+        }
+        for (kind, limit) in [(QueueKind::Render, 2), (QueueKind::Publish, 3)] {
+            if self.queue.has_visible(kind) && self.consumers.get(&slot(kind)).copied().unwrap_or(0) < limit {
+                out.push(Candidate::Consume(kind));
+            }
+        }
+        if self.due_tick() <= now {
+            out.push(Candidate::Tick);
+        }
+        out
+    }
+
+    /// Moves time to the next thing that can happen; `false` when nothing can before `end`.
+    fn wait(&mut self, end: UtcTime) -> bool {
+        let now = self.clock.now();
+        let mut next: Vec<UtcTime> = Vec::new();
+        next.extend(self.clock.next_timer());
+        next.extend(self.stalled.values().copied().filter(|t| *t > now));
+        next.extend(self.deadlines.values().copied().filter(|t| *t > now));
+        next.extend(self.queue.next_visible());
+        next.extend(self.tiktok.next_change());
+        next.extend(self.ssemble.next_change());
+        next.extend(self.actions.first().map(|(t, _)| *t));
+        next.extend(self.later.iter().map(|(t, _)| *t));
+        next.push(self.due_tick());
+        next.push(self.next_operator);
+        let Some(to) = next.into_iter().filter(|t| *t > now).min() else {
+            return false;
+        };
+        if to > end {
+            return false;
+        }
+        self.clock.advance_to(to);
+        true
+    }
+
+    /// Everything that happens by itself at the current time.
+    fn settle_time(&mut self) {
+        let now = self.clock.now();
+        if now >= self.start.plus(self.config.chaos) && !self.chaos.is_calm() {
+            self.chaos.calm_down();
+            self.trace(|| "calm: no more faults".into());
+        }
+        self.tiktok.advance();
+        self.ssemble.advance();
+        for w in self.tiktok.due_webhooks() {
+            self.inbox.push(Incoming::TikTok(w));
+        }
+        for w in self.ssemble.due_webhooks() {
+            self.inbox.push(Incoming::Ssemble(w));
+        }
+        let (due, later): (Vec<_>, Vec<_>) = self.later.drain(..).partition(|(t, _)| *t <= now);
+        self.later = later;
+        self.inbox.extend(due.into_iter().map(|(_, i)| i));
+        let expired: Vec<u64> = self
+            .deadlines
+            .iter()
+            .filter(|(_, d)| **d < now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.kill(id, "lambda timeout");
+        }
+        if self.next_operator <= now {
+            self.next_operator = now.plus(HOUR);
+            self.operator();
+        }
+    }
+
+    fn chaos_step(&mut self) {
+        if self.chaos.is_calm() || self.exec.is_empty() {
+            return;
+        }
+        let ids = self.exec.ids();
+        if self.chaos.roll(self.config.crash_rate) {
+            let id = ids[self.clock.below(ids.len() as u64) as usize];
+            self.report.crashes += 1;
+            self.kill(id, "crash");
+        } else if self.chaos.roll(self.config.stall_rate) {
+            let id = ids[self.clock.below(ids.len() as u64) as usize];
+            let until = self.clock.now().plus(SECOND.saturating_mul(1 + self.clock.below(400) as u32));
+            self.report.stalls += 1;
+            self.stalled.insert(id, until);
+            self.trace(|| format!("stall #{id} until {until}"));
+        }
+    }
+
+    fn take(&mut self, candidate: Candidate) {
+        match candidate {
+            Candidate::Poll(id) => {
+                if let Some((label, out)) = self.exec.step(id) {
+                    self.done(id, &label, out);
+                }
+            }
+            Candidate::Act => {
+                if !self.actions.is_empty() {
+                    let (_, action) = self.actions.remove(0);
+                    self.act(action);
+                }
+            }
+            Candidate::Deliver(i) => {
+                if i < self.inbox.len() {
+                    match self.inbox.remove(i) {
+                        Incoming::TikTok(w) => self.tiktok_webhook(w),
+                        Incoming::Ssemble(w) => self.ssemble_webhook(w),
+                    }
+                }
+            }
+            Candidate::Consume(kind) => self.consume(kind),
+            Candidate::Tick => {
+                self.next_tick = self.clock.now().plus(MINUTE);
+                self.tick();
+            }
+        }
+    }
+}
+
+/// Runs one seed to its end and judges it.
+pub fn run(config: Config) -> Report {
+    let mut sim = Sim::new(config);
+    sim.plan();
+    sim.connect_all();
+    let end = sim.start.plus(sim.config.bound);
+    let max_steps = sim.config.max_steps;
+    loop {
+        sim.settle_time();
+        let candidates = sim.candidates();
+        if candidates.is_empty() {
+            if !sim.wait(end) {
+                break;
+            }
+            continue;
+        }
+        let pick = candidates[sim.clock.below(candidates.len() as u64) as usize];
+        sim.take(pick);
+        sim.chaos_step();
+        sim.report.steps += 1;
+        sim.checker.step(&sim.store, &sim.tiktok, &sim.ssemble, &sim.core.settings.policy, sim.clock.now());
+        if sim.report.steps >= max_steps {
+            sim.checker.violation(format!("the run did not end within {max_steps} steps"));
+            break;
+        }
+    }
+    sim.finish()
+}
+
+impl Sim {
+    fn finish(mut self) -> Report {
+        let now = self.clock.now();
+        self.checker.finish(&self.store, &self.tiktok, &self.planned, &self.core.settings.policy, now);
+        let jobs = self.store.jobs();
+        self.report.jobs = jobs.len();
+        for job in &jobs {
+            *self.report.states.entry(job.state.as_str().to_owned()).or_default() += 1;
+            let why = job
+                .hold_reason()
+                .map(str::to_owned)
+                .or_else(|| job.last_error.as_ref().map(|e| e.code.clone()))
+                .unwrap_or_default();
+            *self.report.reasons.entry(format!("{}/{why}", job.state)).or_default() += 1;
+            self.report.stale_observations += u64::from(job.stale_observations);
+        }
+        self.report.inits = self.tiktok.inits();
+        self.report.creates = self.ssemble.creates();
+        self.report.dead_letters = self.queue.dead_letters();
+        self.report.outage_failures = self.chaos.failed_calls();
+        self.report.violations = self.checker.violations();
+        self.report
+    }
+}
+
+fn slot(kind: QueueKind) -> u8 {
+    match kind {
+        QueueKind::Render => 0,
+        QueueKind::Publish => 1,
+    }
+}
+
+fn unreachable_id<T>() -> T {
+    panic!("a simulation id is always valid")
+}
+
+fn post(mode: PostMode, title: &str) -> PostSettings {
+    PostSettings {
+        mode,
+        privacy_level: Some(PrivacyLevel::PublicToEveryone),
+        title: Some(title.to_owned()),
+        disable_comment: false,
+        disable_duet: false,
+        disable_stitch: false,
+        brand_content_toggle: false,
+        brand_organic_toggle: false,
+        is_aigc: false,
+        video_cover_timestamp_ms: None,
+        clip: ClipChoice::TopViralScore,
+    }
+}
+
+async fn observe(core: &SimCore, publish_id: &str, open_id: &str, what: Observed) -> Result<(), ()> {
+    let Ok(publish_id) = reelay_domain::PublishId::parse(publish_id.to_owned()) else {
+        return Ok(());
+    };
+    let observation = Observation {
+        publish_id,
+        open_id: open_id.to_owned(),
+        what,
+    };
+    core.observe_publish(&observation).await.map(|_| ()).map_err(|_| ())
+}
+
+/// A queue consumer invocation, with the FIFO rules of the batch processor: records in order, a
+/// failed record takes the rest of its group with it, nothing starts too close to the deadline,
+/// and a publish due within two seconds is waited for in-process.
+async fn consumer(
+    core: SimCore,
+    clock: SimClock,
+    kind: QueueKind,
+    deliveries: Vec<Delivery>,
+    deadline: UtcTime,
+) -> Done {
+    let mut results = Vec::new();
+    let mut failed: BTreeSet<String> = BTreeSet::new();
+    for d in deliveries {
+        let group = d.message.group_id();
+        if failed.contains(&group) || clock.now().plus(Duration::from_secs(5)) >= deadline {
+            failed.insert(group);
+            results.push((d.id, Some(Duration::ZERO)));
+            continue;
+        }
+        let retry = match kind {
+            QueueKind::Render => match core.submit_render(&d.message.job_id).await {
+                Ok(_) => None,
+                Err(_) => Some(core.settings.store_retry),
+            },
+            QueueKind::Publish => {
+                let mut answer = core.publish(&d.message.job_id, deadline).await;
+                if let Err(Wait {
+                    until_schedule: true,
+                    after,
+                    ..
+                }) = &answer
+                    && *after <= Duration::from_secs(2)
+                {
+                    clock.sleep(*after).await;
+                    answer = core.publish(&d.message.job_id, deadline).await;
+                }
+                match answer {
+                    Ok(PublishOutcome::Unrecorded) | Ok(_) => None,
+                    Err(w) => Some(w.after),
+                }
+            }
+        };
+        if retry.is_some() {
+            failed.insert(group);
+        }
+        results.push((d.id, retry));
+    }
+    Done::Consumer { kind, results }
+}
