@@ -64,6 +64,11 @@ impl ManualClock {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The current instant (also `Clock::now`, without importing the trait).
+    pub fn now(&self) -> UtcTime {
+        self.state().now
+    }
+
     pub fn set(&self, t: UtcTime) {
         self.state().now = t;
     }
@@ -90,7 +95,7 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> UtcTime {
-        self.state().now
+        ManualClock::now(self)
     }
 
     async fn sleep(&self, duration: Duration) {

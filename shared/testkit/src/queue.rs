@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reelay_domain::UtcTime;
 use reelay_domain::messages::{QueueKind, WorkMessage};
-use reelay_domain::ports::{Clock, QueueError, WorkQueue};
+use reelay_domain::ports::{QueueError, WorkQueue};
 
 use crate::clock::ManualClock;
 use crate::hook::{Hook, HookSlot, calls};

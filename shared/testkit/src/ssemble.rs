@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use reelay_domain::job::{Clip, RenderRequest};
 use reelay_domain::lifecycle::ErrorClass;
-use reelay_domain::ports::Clock;
 use reelay_domain::upstream::{RenderApi, RenderProgress, UpstreamError};
 use reelay_domain::{RequestId, UtcTime};
 

@@ -287,7 +287,7 @@ impl MemStore {
         out
     }
 
-    pub fn request_pointer(&self, request_id: &RequestId) -> Vec<JobId> {
+    pub fn request_pointers(&self, request_id: &RequestId) -> Vec<JobId> {
         self.state()
             .requests
             .get(request_id)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reelay_domain::compliance::CreatorInfo;
 use reelay_domain::job::{Clip, PostMode, PostSettings, PrivacyLevel};
 use reelay_domain::lifecycle::{ErrorClass, PublishStatus};
-use reelay_domain::ports::{Clock, RefreshError, TokenRefresher, TokenSet};
+use reelay_domain::ports::{RefreshError, TokenRefresher, TokenSet};
 use reelay_domain::upstream::{AuthApi, ObservedStatus, PublishApi, PublishInit, UpstreamError};
 use reelay_domain::{PublishId, UtcTime};
 use secrecy::{ExposeSecret, SecretString};

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::job::{JobSource, PostSettings};
-use reelay_domain::ports::{
-    AccountStore, Adapters, Clock, Entropy, JobStore, TenantStore, TokenVault,
-};
+use reelay_domain::ports::{AccountStore, Adapters, Entropy, JobStore, TenantStore, TokenVault};
 use reelay_domain::usecase::{Core, Settings};
 use reelay_domain::{
     AccountId, IdempotencyKey, Job, JobId, PostMode, RequestId, TenantId, UtcTime,

@@ -1,0 +1,546 @@
+//! Every use case of `reelay_domain::usecase::Core`, run once through `World::core()`: the
+//! in-memory adapters are wired the way the functions wire theirs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use reelay_domain::account::AccountHealth;
+use reelay_domain::lifecycle::PublishStatus;
+use reelay_domain::messages::QueueKind;
+use reelay_domain::ports::{StoredResponse, TokenVault};
+use reelay_domain::request::NewJob;
+use reelay_domain::upstream::RenderStatus;
+use reelay_domain::usecase::{
+    Command, CommandError, Confirmed, Created, HintOutcome, Observation, ObserveOutcome, Observed,
+    PublishOutcome, SubmitOutcome,
+};
+use reelay_domain::{
+    IdempotencyKey, JobId, JobSource, JobState, PayloadHash, PostMode, RequestId, UtcTime,
+};
+use reelay_testkit::{AccountSetup, JobSetup, World, account_id, block_on, sample, tenant_id};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+const T: &str = "tenant_a";
+const A: &str = "acct_1";
+
+fn world() -> World {
+    World::new().tenant(T).account(T, A)
+}
+
+fn minutes(m: u64) -> Duration {
+    Duration::from_secs(60 * m)
+}
+
+/// A publish invocation's deadline: 15 minutes from now, as Lambda's timeout would give.
+fn deadline(w: &World) -> UtcTime {
+    w.clock.now().plus(minutes(15))
+}
+
+fn new_job(key: &str) -> (NewJob, PayloadHash) {
+    let body = json!({ "tiktokAccountId": A, "idempotencyKey": key, "kind": "render" });
+    let parsed = NewJob {
+        job_id: None,
+        account_id: account_id(A),
+        source: JobSource::Render(sample::render_request()),
+        post: sample::post(PostMode::Direct),
+        schedule_at: None,
+        idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
+    };
+    (parsed, PayloadHash::of(&body))
+}
+
+fn answer(job: &reelay_domain::Job) -> StoredResponse {
+    StoredResponse {
+        status: 202,
+        body: format!("{{\"jobId\":\"{}\",\"state\":\"{}\"}}", job.id, job.state),
+    }
+}
+
+/// Creates a job through `create_job` and submits its render; returns the job id and request.
+fn submitted(w: &World) -> (JobId, RequestId) {
+    let core = w.core();
+    let (parsed, fp) = new_job("k-submitted");
+    let Created::New { job, .. } =
+        block_on(core.create_job(&tenant_id(T), parsed, &fp, answer)).unwrap()
+    else {
+        panic!("a new key creates");
+    };
+    let message = w
+        .queue
+        .take(QueueKind::Render)
+        .expect("create_job enqueues the render");
+    assert_eq!(message.message.job_id, job.id);
+    let SubmitOutcome::Submitted { request_id, found } =
+        block_on(core.submit_render(&job.id)).unwrap()
+    else {
+        panic!("the render was not submitted");
+    };
+    assert!(!found);
+    (job.id, request_id)
+}
+
+#[test]
+fn a_job_goes_from_create_to_publicly_available_with_exactly_one_init() {
+    let w = world();
+    let core = w.core();
+    let tenant = tenant_id(T);
+
+    // create_job, and a replay of it.
+    let (parsed, fp) = new_job("k-happy");
+    let created = block_on(core.create_job(&tenant, parsed.clone(), &fp, answer)).unwrap();
+    let Created::New { job, response } = created else {
+        panic!("a new key creates");
+    };
+    assert_eq!(job.state, JobState::Received);
+    let replay = block_on(core.create_job(&tenant, parsed, &fp, answer)).unwrap();
+    assert_eq!(replay, Created::Replay(response));
+    assert_eq!(w.store.jobs().len(), 1);
+
+    // submit_render, from the render queue's message.
+    let message = w.queue.take(QueueKind::Render).unwrap();
+    assert_eq!(message.message.job_id, job.id);
+    let SubmitOutcome::Submitted { request_id, .. } =
+        block_on(core.submit_render(&message.message.job_id)).unwrap()
+    else {
+        panic!("not submitted");
+    };
+    assert_eq!(w.ssemble.count("submit"), 1);
+    assert_eq!(w.job_now(&job.id).state, JobState::Rendering);
+
+    // confirm_render: Ssemble completed with two clips; the top score is chosen.
+    let best = sample::clip("best", 9.5);
+    w.ssemble
+        .complete(&request_id, vec![sample::clip("other", 3.0), best.clone()]);
+    let confirmed = block_on(core.confirm_render(&request_id, None)).unwrap();
+    let Confirmed::Answered {
+        status: RenderStatus::Completed { .. },
+        jobs: 1,
+        moved: 1,
+    } = confirmed
+    else {
+        panic!("not confirmed: {confirmed:?}");
+    };
+    let ready = w.job_now(&job.id);
+    assert_eq!(ready.clip.as_ref(), Some(&best));
+
+    // publish, from the publish queue's message (the schedule is now).
+    let message = w
+        .queue
+        .take(QueueKind::Publish)
+        .unwrap_or_else(|| panic!("no publish message; job is {}", ready.state));
+    let outcome = block_on(core.publish(&message.message.job_id, deadline(&w))).unwrap();
+    let PublishOutcome::Accepted {
+        publish_id,
+        uploaded: true,
+    } = outcome
+    else {
+        panic!("not accepted: {outcome:?}");
+    };
+    assert_eq!(w.job_now(&job.id).state, JobState::Uploaded);
+    let inits = w.tiktok.inits();
+    assert_eq!(inits.len(), 1);
+    assert_eq!(inits[0].clip, best);
+    assert_eq!(w.tiktok.count("upload"), 1);
+
+    // observe_publish: TikTok's webhook says it is complete, with the post id.
+    let observation = Observation {
+        publish_id: reelay_domain::PublishId::parse(publish_id.as_str()).unwrap(),
+        open_id: format!("open-{A}"),
+        what: Observed::Status {
+            status: PublishStatus::Complete,
+            post_ids: vec!["7602997517160123666".into()],
+        },
+    };
+    let observed = block_on(core.observe_publish(&observation)).unwrap();
+    assert_eq!(
+        observed,
+        ObserveOutcome::Moved {
+            job_state: JobState::PubliclyAvailable
+        }
+    );
+    let done = w.job_now(&job.id);
+    assert_eq!(done.state, JobState::PubliclyAvailable);
+    assert_eq!(done.post_ids, ["7602997517160123666"]);
+    assert!(done.next_check.is_none());
+
+    // A duplicate webhook changes nothing; still exactly one init.
+    assert_eq!(
+        block_on(core.observe_publish(&observation)).unwrap(),
+        ObserveOutcome::Absorbed
+    );
+    assert_eq!(w.tiktok.count("init"), 1);
+    let trail: Vec<String> = w
+        .store
+        .audit_trail(&job.id)
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(trail.first().map(String::as_str), Some("created"));
+    assert_eq!(trail.last().map(String::as_str), Some("status_observed"));
+    assert!(w.store.due(w.clock.now()).is_empty());
+}
+
+trait DueNow {
+    fn due(&self, now: UtcTime) -> Vec<reelay_domain::ports::DueJob>;
+}
+
+impl DueNow for reelay_testkit::MemStore {
+    fn due(&self, now: UtcTime) -> Vec<reelay_domain::ports::DueJob> {
+        block_on(reelay_domain::ports::JobStore::due(self, now, 1000)).unwrap()
+    }
+}
+
+#[test]
+fn a_ssemble_webhook_is_confirmed_with_ssemble_and_a_wrong_token_changes_nothing() {
+    let w = world();
+    let core = w.core();
+    let (job_id, request_id) = submitted(&w);
+    let url = w.ssemble.webhook_url(&request_id).unwrap();
+    let segment = url.rsplit('/').next().unwrap();
+    let (named, token) = segment.split_once('.').unwrap();
+    assert_eq!(named, job_id.as_str());
+    let at = deadline(&w);
+
+    let wrong = SecretString::from("0".repeat(32));
+    assert_eq!(
+        block_on(core.render_hint(&job_id, &wrong, Some(&request_id), at)).unwrap(),
+        HintOutcome::NotFound
+    );
+    assert_eq!(
+        w.ssemble.count("render_progress"),
+        0,
+        "no budget spent on a forgery"
+    );
+
+    w.ssemble
+        .complete(&request_id, vec![sample::clip("c", 5.0)]);
+    let token = SecretString::from(token.to_owned());
+    assert_eq!(
+        block_on(core.render_hint(&job_id, &token, Some(&request_id), at)).unwrap(),
+        HintOutcome::Confirmed
+    );
+    // Due now: straight on to the publish queue.
+    assert_eq!(w.job_now(&job_id).state, JobState::PublishQueued);
+    assert_eq!(
+        block_on(core.render_hint(&job_id, &token, Some(&request_id), at)).unwrap(),
+        HintOutcome::AlreadySettled
+    );
+}
+
+#[test]
+fn reconcile_confirms_renders_queues_publishes_and_polls_status_to_the_end() {
+    let w = world();
+    let core = w.core();
+    let request = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
+    w.ssemble.complete(&request, vec![sample::clip("c", 5.0)]);
+    let job = w.job(JobSetup::rendered(T, A, &request));
+    assert_eq!(job.state, JobState::Rendering);
+
+    // The render poll is due at once: the run confirms it and the ready job is queued.
+    let report = block_on(core.reconcile(deadline(&w)));
+    assert!(report.moved >= 1, "{report:?}");
+    let after = w.job_now(&job.id);
+    assert!(
+        matches!(after.state, JobState::Ready | JobState::PublishQueued),
+        "{}",
+        after.state
+    );
+    if after.state == JobState::Ready {
+        block_on(core.reconcile(deadline(&w)));
+    }
+    assert_eq!(w.job_now(&job.id).state, JobState::PublishQueued);
+    let message = w
+        .queue
+        .take(QueueKind::Publish)
+        .expect("queued for publishing");
+    let outcome = block_on(core.publish(&message.message.job_id, deadline(&w))).unwrap();
+    let PublishOutcome::Accepted { publish_id, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    let publish_id = reelay_domain::PublishId::parse(publish_id).unwrap();
+
+    // No webhook comes: status polls do the work, and none follows the end.
+    w.tiktok
+        .set_status(&publish_id, PublishStatus::Complete, vec!["1".into()]);
+    for _ in 0..10 {
+        w.clock.advance(minutes(5));
+        block_on(core.reconcile(deadline(&w)));
+        if w.job_now(&job.id).is_terminal() {
+            break;
+        }
+    }
+    assert_eq!(w.job_now(&job.id).state, JobState::PubliclyAvailable);
+    let polls = w.tiktok.status_polls().len();
+    assert!(polls >= 1);
+    w.clock.advance(minutes(60));
+    let idle = block_on(core.reconcile(deadline(&w)));
+    assert_eq!(idle.due, 0);
+    assert_eq!(
+        w.tiktok.status_polls().len(),
+        polls,
+        "no poll after the end"
+    );
+    assert_eq!(w.tiktok.count("init"), 1);
+}
+
+#[test]
+fn reconcile_job_moves_one_due_job_and_skips_one_not_due() {
+    let w = world();
+    let core = w.core();
+    let job = w.job(JobSetup::render(T, A));
+    // Not due yet: its submission check is two minutes away.
+    assert_eq!(
+        block_on(core.reconcile_job(job.clone())).unwrap(),
+        reelay_domain::usecase::Reconciled::Skipped
+    );
+    w.clock.advance(minutes(3));
+    let done = block_on(core.reconcile_job(w.job_now(&job.id))).unwrap();
+    assert_ne!(done, reelay_domain::usecase::Reconciled::Skipped);
+    assert!(
+        w.queue.len(QueueKind::Render) >= 1,
+        "re-enqueued for submission"
+    );
+}
+
+#[test]
+fn an_owner_cancels_a_job_and_cannot_retry_it() {
+    let w = world();
+    let core = w.core();
+    let job = w.job(JobSetup::render(T, A));
+    let tenant = tenant_id(T);
+    let cancelled = block_on(core.command(&tenant, &job.id, Command::Cancel)).unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    assert!(matches!(
+        block_on(core.command(&tenant, &job.id, Command::Retry)),
+        Err(CommandError::Refused(_))
+    ));
+    assert!(matches!(
+        block_on(core.command(&tenant_id("tenant_b"), &job.id, Command::Cancel)),
+        Err(CommandError::NotFound)
+    ));
+}
+
+#[test]
+fn a_token_near_expiry_is_refreshed_once_and_stored() {
+    let w = world();
+    let core = w.core();
+    let (t, a) = (tenant_id(T), account_id(A));
+    let first = block_on(core.fresh_token(&t, &a, None)).unwrap();
+    assert_eq!(w.tiktok.count("refresh"), 0, "fresh enough");
+
+    w.clock.advance(Duration::from_secs(24 * 3600 - 60));
+    let refreshed = block_on(core.fresh_token(&t, &a, None)).unwrap();
+    assert_ne!(refreshed.expose_secret(), first.expose_secret());
+    assert_eq!(w.tiktok.count("refresh"), 1);
+    let stored = block_on(w.vault.get_tokens(&t, &a)).unwrap().unwrap();
+    assert_eq!(
+        stored.access_token.expose_secret(),
+        refreshed.expose_secret()
+    );
+    let again = block_on(core.fresh_token(&t, &a, None)).unwrap();
+    assert_eq!(again.expose_secret(), refreshed.expose_secret());
+    assert_eq!(w.tiktok.count("refresh"), 1);
+    assert!(
+        w.store
+            .lease(&reelay_domain::usecase::refresh_lock_name(&t, &a))
+            .is_none()
+    );
+}
+
+#[test]
+fn connecting_an_account_takes_one_link_and_one_callback() {
+    let w = World::new().tenant(T);
+    let core = w.core();
+    let (t, a) = (tenant_id(T), account_id("acct_new"));
+    let link = block_on(core.connect_account(&t, &a, PostMode::Direct)).unwrap();
+    let state = link
+        .authorize_url
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        w.store.account(&t, &a).unwrap().health,
+        AccountHealth::NeedsReauth
+    );
+
+    let connected = block_on(core.oauth_callback(&state, Some("the-code"), None)).unwrap();
+    assert_eq!(
+        (connected.tenant.clone(), connected.account_id.clone()),
+        (t.clone(), a.clone())
+    );
+    let account = w.store.account(&t, &a).unwrap();
+    assert_eq!(account.health, AccountHealth::Active);
+    let open_id = account.open_id.clone().unwrap();
+    assert!(block_on(w.vault.get_tokens(&t, &a)).unwrap().is_some());
+    assert_eq!(
+        block_on(reelay_domain::ports::AccountStore::account_for_open_id(
+            &w.store, &open_id
+        ))
+        .unwrap(),
+        Some((t.clone(), a.clone()))
+    );
+    assert!(
+        block_on(core.oauth_callback(&state, Some("the-code"), None)).is_err(),
+        "the state is single-use"
+    );
+    assert_eq!(w.tiktok.count("exchange_code"), 1);
+}
+
+#[test]
+fn an_accounts_status_shows_its_budgets_and_creator_info_spends_one() {
+    let w = world();
+    let core = w.core();
+    let (t, a) = (tenant_id(T), account_id(A));
+    let status = block_on(core.account_status(&t, &a)).unwrap();
+    assert_eq!(status.account.health, AccountHealth::Active);
+    assert_eq!(status.budgets.len(), 5);
+    assert!(status.budgets.iter().all(|b| b.remaining == b.limit));
+
+    let info = block_on(core.creator_info(&t, &a)).unwrap();
+    assert!(!info.privacy_level_options.is_empty());
+    assert_eq!(w.tiktok.count("creator_info"), 1);
+    let status = block_on(core.account_status(&t, &a)).unwrap();
+    let spent = status
+        .budgets
+        .iter()
+        .find(|b| b.kind == reelay_domain::budget::BudgetKind::TikTokCreatorInfo)
+        .unwrap();
+    assert_eq!(spent.remaining, spent.limit - 1);
+}
+
+#[test]
+fn a_revoked_authorisation_parks_the_accounts_waiting_jobs() {
+    let w = world();
+    let core = w.core();
+    let request = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
+    w.ssemble.complete(&request, vec![sample::clip("c", 5.0)]);
+    // Scheduled an hour ahead: ready and waiting once its render is confirmed.
+    let job =
+        w.job(JobSetup::rendered(T, A, &request).schedule_at(w.clock.now().plus(minutes(60))));
+    block_on(core.confirm_render(&request, None)).unwrap();
+    assert_eq!(w.job_now(&job.id).state, JobState::Ready);
+
+    let parked = block_on(core.authorization_removed(&format!("open-{A}"), 1)).unwrap();
+    assert_eq!(parked, Some(1));
+    let account = w.store.account(&tenant_id(T), &account_id(A)).unwrap();
+    assert_eq!(account.health, AccountHealth::NeedsReauth);
+    assert_eq!(w.job_now(&job.id).hold_reason(), Some("needs_reauth"));
+    assert_eq!(
+        block_on(core.authorization_removed("someone-else", 1)).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn a_draft_only_account_posts_drafts_without_creator_info() {
+    let w = World::new()
+        .tenant(T)
+        .account_with(T, A, AccountSetup::draft_only());
+    let core = w.core();
+    let request = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
+    w.ssemble.complete(&request, vec![sample::clip("c", 5.0)]);
+    let job = w.job(JobSetup::rendered(T, A, &request).draft());
+    block_on(core.confirm_render(&request, None)).unwrap();
+    let message = w.queue.take(QueueKind::Publish).expect("queued");
+    let outcome = block_on(core.publish(&message.message.job_id, deadline(&w))).unwrap();
+    assert!(
+        matches!(outcome, PublishOutcome::Accepted { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(w.tiktok.count("creator_info"), 0);
+    let inits = w.tiktok.inits();
+    assert_eq!(inits.len(), 1);
+    assert_eq!(inits[0].post.mode, PostMode::Draft);
+    assert!(
+        inits[0]
+            .publish_id
+            .as_ref()
+            .unwrap()
+            .as_str()
+            .starts_with("v_inbox_file")
+    );
+    assert_ne!(w.job_now(&job.id).state, JobState::PublishQueued);
+}
+
+/// A job whose render is done and whose publish message is waiting.
+fn queued(w: &World) -> JobId {
+    let request = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
+    w.ssemble.complete(&request, vec![sample::clip("c", 5.0)]);
+    let job = w.job(JobSetup::rendered(T, A, &request));
+    block_on(w.core().confirm_render(&request, None)).unwrap();
+    assert_eq!(w.job_now(&job.id).state, JobState::PublishQueued);
+    job.id
+}
+
+#[test]
+fn two_publishers_interleaved_on_one_job_send_one_init() {
+    let faults = reelay_testkit::Faults::new();
+    faults.yield_every_call(true);
+    let w = world().with_hook(std::sync::Arc::new(faults.clone()));
+    let job = queued(&w);
+    let (a, b) = (w.core(), w.core());
+    let at = deadline(&w);
+    // Every port call is pending once, so the two runs interleave call by call.
+    let (x, y) = block_on(futures::future::join(
+        a.publish(&job, at),
+        b.publish(&job, at),
+    ));
+    let outcomes = [x.unwrap(), y.unwrap()];
+    let accepted = outcomes
+        .iter()
+        .filter(|o| matches!(o, PublishOutcome::Accepted { .. }))
+        .count();
+    assert_eq!(accepted, 1, "{outcomes:?}");
+    assert_eq!(w.tiktok.count("init"), 1);
+    assert!(faults.counts()[reelay_testkit::calls::JOBS_SAVE] >= 2);
+    assert!(
+        w.store.writes(&job).conflicts >= 1,
+        "the loser lost a conditional write"
+    );
+}
+
+#[test]
+fn an_init_whose_answer_is_lost_is_never_resent_and_its_webhook_resolves_it() {
+    let faults = reelay_testkit::Faults::new();
+    let w = world().with_hook(std::sync::Arc::new(faults.clone()));
+    let job = queued(&w);
+    let core = w.core();
+    faults.fail_next(
+        reelay_testkit::calls::PUBLISH_INIT,
+        reelay_testkit::Fault::lost_response(),
+    );
+    let outcome = block_on(core.publish(&job, deadline(&w))).unwrap();
+    assert!(
+        matches!(outcome, PublishOutcome::Unknown { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(w.job_now(&job).state, JobState::PublishUnknown);
+
+    for _ in 0..12 {
+        w.clock.advance(minutes(30));
+        block_on(core.reconcile(deadline(&w)));
+    }
+    assert_eq!(w.tiktok.count("init"), 1, "never re-sent");
+    assert_eq!(w.job_now(&job).state, JobState::PublishUnknown);
+
+    // TikTok did create the publish; its webhook names a publish_id no job has.
+    let publish = w.tiktok.publishes().pop().unwrap();
+    let observation = Observation {
+        publish_id: publish.publish_id,
+        open_id: format!("open-{A}"),
+        what: Observed::Status {
+            status: PublishStatus::Complete,
+            post_ids: vec!["42".into()],
+        },
+    };
+    let outcome = block_on(core.observe_publish(&observation)).unwrap();
+    assert_eq!(
+        outcome,
+        ObserveOutcome::Resolved {
+            job_state: JobState::PubliclyAvailable
+        }
+    );
+    assert_eq!(w.tiktok.count("init"), 1);
+}
