@@ -43,6 +43,8 @@ enum RetryMode {
     Idempotent,
     /// Create and delete: only failures that prove the server did not act (429, not sent).
     OnlyIfNotExecuted,
+    /// Exactly one attempt, whatever the policy: the caller charged its budget for one call.
+    Once,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +113,19 @@ impl SsembleClient {
 
     /// `GET /shorts/:id/status`.
     pub async fn status(&self, id: &str) -> Result<ApiResponse<StatusData>, ApiError> {
+        self.status_with(id, RetryMode::Idempotent).await
+    }
+
+    /// `GET /shorts/:id/status`, sent once (no automatic retry).
+    pub(crate) async fn status_once(&self, id: &str) -> Result<ApiResponse<StatusData>, ApiError> {
+        self.status_with(id, RetryMode::Once).await
+    }
+
+    async fn status_with(
+        &self,
+        id: &str,
+        mode: RetryMode,
+    ) -> Result<ApiResponse<StatusData>, ApiError> {
         let id = RequestId::parse(id)?;
         self.call(
             Endpoint::Status,
@@ -118,13 +133,26 @@ impl SsembleClient {
             format!("/shorts/{id}/status"),
             Some(&id),
             Body::None,
-            RetryMode::Idempotent,
+            mode,
         )
         .await
     }
 
     /// `GET /shorts/:id`. Answers for unfinished requests too; branch on `data.status`.
     pub async fn get(&self, id: &str) -> Result<ApiResponse<ShortsDocument>, ApiError> {
+        self.get_with(id, RetryMode::Idempotent).await
+    }
+
+    /// `GET /shorts/:id`, sent once (no automatic retry).
+    pub(crate) async fn get_once(&self, id: &str) -> Result<ApiResponse<ShortsDocument>, ApiError> {
+        self.get_with(id, RetryMode::Once).await
+    }
+
+    async fn get_with(
+        &self,
+        id: &str,
+        mode: RetryMode,
+    ) -> Result<ApiResponse<ShortsDocument>, ApiError> {
         let id = RequestId::parse(id)?;
         self.call(
             Endpoint::Get,
@@ -132,7 +160,7 @@ impl SsembleClient {
             format!("/shorts/{id}"),
             Some(&id),
             Body::None,
-            RetryMode::Idempotent,
+            mode,
         )
         .await
     }
@@ -203,6 +231,7 @@ impl SsembleClient {
                         || err.code() == Some(&ErrorCode::RateLimitExceeded)
                         || err.status() == Some(429)
                 }
+                RetryMode::Once => false,
             };
             if !may_retry || attempt >= self.retry.max_attempts {
                 return Err(err);

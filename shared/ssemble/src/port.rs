@@ -7,15 +7,19 @@
 //!   `find_submitted` on a later attempt, never a retry inside.
 //! - `find_submitted` never guesses: several matching requests are an error with
 //!   [`AMBIGUOUS_CODE`], for an operator to resolve.
-//! - `render_status` trusts only `GET /shorts/:id/status` and, once that says completed,
-//!   `GET /shorts/:id` (a webhook payload is only a hint).
+//! - `render_progress` and `render_clips` are one HTTP request each, whatever the client's retry
+//!   policy (the caller charged the budget for one call), and trust only Ssemble's own answers
+//!   (a webhook payload is only a hint).
+//! - On reads, only Ssemble's own error envelope can be [`DomainClass::Permanent`]: a 404
+//!   `resource_not_found` means the request is unknown (or not this key's) and polling it again
+//!   cannot help; an unreadable or non-JSON answer (a proxy, contract drift) is retried.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reelay_domain::job::{Clip, MediaSource, RenderRequest};
 use reelay_domain::lifecycle::ErrorClass as DomainClass;
-use reelay_domain::upstream::{RenderApi, RenderStatus, UpstreamError};
+use reelay_domain::upstream::{RenderApi, RenderProgress, UpstreamError};
 use reelay_domain::{RequestId as DomainRequestId, UtcTime};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -36,16 +40,8 @@ const BAD_ID_CODE: &str = "upstream_bad_request_id";
 /// Upstream messages are kept for triage, bounded so one odd body cannot bloat a job item.
 const MAX_MESSAGE_CHARS: usize = 300;
 
-impl SsembleClient {
-    /// The most calls one [`RenderApi::find_submitted`] can make (list pages plus confirmations),
-    /// so a caller can take that much account budget before looking.
-    pub fn find_call_bound(&self) -> u32 {
-        self.find
-            .max_pages
-            .max(1)
-            .saturating_add(self.find.max_confirmations)
-    }
-}
+/// `failureReason` is documented as present on every failed request; this stands in if not.
+const NO_FAILURE_REASON: &str = "unknown (Ssemble gave no failureReason)";
 
 /// The create body for a job's render request. Options are Ssemble's optional create fields by
 /// their wire names; one Reelay cannot type is refused rather than silently dropped.
@@ -107,6 +103,15 @@ fn utc(t: DateTime<Utc>) -> UtcTime {
 
 /// Classifies a client error for the domain. `create` marks the one non-idempotent call: only
 /// there can an error leave the outcome unknown.
+///
+/// | failure | class |
+/// |---|---|
+/// | 429 (any body), `rate_limit_exceeded` | `WaitForWindow`, `retry_at` from the answer |
+/// | 5xx, `internal_error`, timeout, reset, never connected | `Retryable` |
+/// | `invalid_api_key`, `missing_api_key`, `user_not_found`, billing, client config | `NeedsUser` |
+/// | other documented 4xx codes, incl. 404 `resource_not_found` | `Permanent` (Ssemble's code) |
+/// | unreadable 2xx, non-JSON 4xx on a read | `Retryable` (not Ssemble's own answer) |
+/// | unreadable 2xx on a create | `Retryable`, `outcome_unknown` |
 pub fn upstream_error(e: &ApiError, create: bool) -> UpstreamError {
     let now = Utc::now();
     let class = match e.class() {
@@ -116,6 +121,15 @@ pub fn upstream_error(e: &ApiError, create: bool) -> UpstreamError {
             DomainClass::WaitForWindow
         }
         ErrorClass::Retryable | ErrorClass::OutcomeUnknown => DomainClass::Retryable,
+        // A proxy's page or a body this client cannot read is no verdict on the request: failing
+        // a paid render on it would be wrong, polling again is cheap.
+        ErrorClass::Permanent
+            if !create && matches!(e, ApiError::NonJson { .. } | ApiError::Decode { .. }) =>
+        {
+            DomainClass::Retryable
+        }
+        // A client that cannot be built or cannot present its key is an operator's to fix.
+        ErrorClass::Permanent if matches!(e, ApiError::Config(_)) => DomainClass::NeedsUser,
         ErrorClass::Permanent | ErrorClass::NotFound => DomainClass::Permanent,
         // A revoked key, no subscription, no credits: an operator must act, not the job.
         ErrorClass::Auth | ErrorClass::Billing => DomainClass::NeedsUser,
@@ -206,30 +220,31 @@ impl RenderApi for SsembleClient {
         }
     }
 
-    async fn render_status(
+    fn find_call_bound(&self) -> u32 {
+        self.find
+            .max_pages
+            .max(1)
+            .saturating_add(self.find.max_confirmations)
+    }
+
+    async fn render_progress(
         &self,
         request_id: &DomainRequestId,
-    ) -> Result<RenderStatus, UpstreamError> {
+    ) -> Result<RenderProgress, UpstreamError> {
         let status = self
-            .status(request_id.as_str())
+            .status_once(request_id.as_str())
             .await
             .map_err(|e| upstream_error(&e, false))?
             .data;
-        match status.status {
-            RequestStatus::Completed => {}
-            RequestStatus::Failed => {
-                return Ok(RenderStatus::Failed {
-                    reason: status
-                        .failure_reason
-                        .unwrap_or_else(|| "unknown (Ssemble gave no failureReason)".into()),
-                });
-            }
-            RequestStatus::Cancelled => return Ok(RenderStatus::Cancelled),
-            // Queued, processing, or a status this client does not know: keep waiting (and polling).
-            _ => return Ok(RenderStatus::Pending),
-        }
+        Ok(progress(status.status, status.failure_reason))
+    }
+
+    async fn render_clips(
+        &self,
+        request_id: &DomainRequestId,
+    ) -> Result<Option<Vec<Clip>>, UpstreamError> {
         let doc = self
-            .get(request_id.as_str())
+            .get_once(request_id.as_str())
             .await
             .map_err(|e| upstream_error(&e, false))?
             .data;
@@ -238,12 +253,28 @@ impl RenderApi for SsembleClient {
             tracing::warn!(
                 request_id = request_id.as_str(),
                 doc_status = doc.status.as_str(),
-                "ssemble status says completed but the document does not yet; treating as pending"
+                "ssemble status says completed but the document does not yet"
             );
-            return Ok(RenderStatus::Pending);
+            return Ok(None);
         }
-        let clips = doc.shorts.iter().filter_map(clip).collect();
-        Ok(RenderStatus::Completed { clips })
+        Ok(Some(doc.shorts.iter().filter_map(clip).collect()))
+    }
+}
+
+/// A status answer in domain terms.
+fn progress(status: RequestStatus, failure_reason: Option<String>) -> RenderProgress {
+    match status {
+        RequestStatus::Completed => RenderProgress::Completed,
+        RequestStatus::Failed => RenderProgress::Failed {
+            reason: failure_reason
+                .filter(|r| !r.trim().is_empty())
+                .unwrap_or_else(|| NO_FAILURE_REASON.into()),
+        },
+        RequestStatus::Cancelled => RenderProgress::Cancelled,
+        // Queued, processing, or a status this client does not know: keep waiting (and polling).
+        RequestStatus::Queued | RequestStatus::Processing | RequestStatus::Unknown(_) => {
+            RenderProgress::Pending
+        }
     }
 }
 
@@ -302,8 +333,17 @@ mod tests {
     }
 
     fn api_error(status: u16, code: &str, retry_after: Option<u64>) -> ApiError {
+        api_error_at(crate::error::Endpoint::Create, status, code, retry_after)
+    }
+
+    fn api_error_at(
+        endpoint: crate::error::Endpoint,
+        status: u16,
+        code: &str,
+        retry_after: Option<u64>,
+    ) -> ApiError {
         ApiError::Api {
-            endpoint: crate::error::Endpoint::Create,
+            endpoint,
             status,
             code: ErrorCode::from_wire(code),
             message: "m".into(),
@@ -340,6 +380,131 @@ mod tests {
             (bad.class, bad.outcome_unknown),
             (DomainClass::Permanent, false)
         );
+    }
+
+    #[test]
+    fn when_a_status_read_fails_should_classify_each_documented_answer() {
+        use crate::error::Endpoint;
+        let read = |status, code: &str| {
+            upstream_error(&api_error_at(Endpoint::Status, status, code, None), false)
+        };
+        // An unknown or foreign requestId: polling it again cannot help.
+        let gone = read(404, "resource_not_found");
+        assert_eq!(
+            (
+                gone.class,
+                gone.code.as_str(),
+                gone.outcome_unknown,
+                gone.retry_at
+            ),
+            (DomainClass::Permanent, "resource_not_found", false, None)
+        );
+        // The same answer to a create is a definite refusal too.
+        let gone = upstream_error(&api_error(404, "resource_not_found", None), true);
+        assert_eq!(
+            (gone.class, gone.outcome_unknown),
+            (DomainClass::Permanent, false)
+        );
+
+        let limited = read(429, "rate_limit_exceeded");
+        assert_eq!(limited.class, DomainClass::WaitForWindow);
+        assert!(limited.retry_at.is_some() && !limited.outcome_unknown);
+        for (status, code) in [(500, "internal_error"), (503, "something_new")] {
+            let e = read(status, code);
+            assert_eq!(
+                (e.class, e.outcome_unknown),
+                (DomainClass::Retryable, false)
+            );
+            assert_eq!(e.code, code);
+        }
+        for (status, code) in [
+            (401, "invalid_api_key"),
+            (401, "missing_api_key"),
+            (403, "subscription_required"),
+        ] {
+            assert_eq!(read(status, code).class, DomainClass::NeedsUser, "{code}");
+        }
+        assert_eq!(read(400, "invalid_request").class, DomainClass::Permanent);
+    }
+
+    #[test]
+    fn when_a_read_answer_is_not_ssembles_own_should_retry_not_fail_the_job() {
+        use crate::error::Endpoint;
+        let backoff = crate::error::BackoffHint {
+            attempt: 1,
+            policy: crate::config::RetryPolicy::default(),
+        };
+        let html = |endpoint, status| ApiError::NonJson {
+            endpoint,
+            status,
+            content_type: Some("text/html".into()),
+            snippet: "<html>".into(),
+            rate_limit: crate::rate_limit::RateLimitInfo::default(),
+            backoff,
+        };
+        let e = upstream_error(&html(Endpoint::Status, 404), false);
+        assert_eq!(
+            (e.class, e.code.as_str()),
+            (DomainClass::Retryable, "upstream_non_json")
+        );
+        let e = upstream_error(&html(Endpoint::Get, 502), false);
+        assert_eq!(e.class, DomainClass::Retryable);
+        assert_eq!(
+            upstream_error(&html(Endpoint::Status, 403), false).class,
+            DomainClass::NeedsUser
+        );
+
+        let unreadable = |endpoint| ApiError::Decode {
+            endpoint,
+            status: 200,
+            source: serde_json::from_str::<u8>("x").unwrap_err(),
+            rate_limit: crate::rate_limit::RateLimitInfo::default(),
+        };
+        let e = upstream_error(&unreadable(Endpoint::Get), false);
+        assert_eq!(
+            (e.class, e.code.as_str(), e.outcome_unknown),
+            (DomainClass::Retryable, "upstream_unexpected_body", false)
+        );
+        let e = upstream_error(&unreadable(Endpoint::Create), true);
+        assert_eq!((e.class, e.outcome_unknown), (DomainClass::Retryable, true));
+
+        let config = upstream_error(&ApiError::Config("bad key".into()), false);
+        assert_eq!(config.class, DomainClass::NeedsUser);
+        let bad_id = upstream_error(
+            &ApiError::InvalidRequestId(crate::model::RequestId::parse("nope").unwrap_err()),
+            false,
+        );
+        assert_eq!(
+            (bad_id.class, bad_id.code.as_str()),
+            (DomainClass::Permanent, "invalid_request_id")
+        );
+    }
+
+    #[test]
+    fn when_a_status_is_mapped_should_wait_on_anything_not_terminal() {
+        use RequestStatus as S;
+        assert_eq!(progress(S::Queued, None), RenderProgress::Pending);
+        assert_eq!(progress(S::Processing, None), RenderProgress::Pending);
+        assert_eq!(
+            progress(S::Unknown("rendering_v2".into()), None),
+            RenderProgress::Pending
+        );
+        assert_eq!(progress(S::Completed, None), RenderProgress::Completed);
+        assert_eq!(progress(S::Cancelled, None), RenderProgress::Cancelled);
+        assert_eq!(
+            progress(S::Failed, Some("Video download failed".into())),
+            RenderProgress::Failed {
+                reason: "Video download failed".into()
+            }
+        );
+        for missing in [None, Some("  ".into())] {
+            assert_eq!(
+                progress(S::Failed, missing),
+                RenderProgress::Failed {
+                    reason: NO_FAILURE_REASON.into()
+                }
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use axum::{
 use bytes::Bytes;
 use clap::Parser;
 use reelay_tiktok::{
-    ChunkPlan, HttpSource, PostInfo, PrivacyLevel, SourceInfo, TikTokClient, TikTokConfig,
+    ChunkPlan, Deadline, PostInfo, PrivacyLevel, SourceInfo, TikTokClient, TikTokConfig,
 };
 use secrecy::SecretString;
 use sha2::Digest;
@@ -102,7 +102,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .to_owned(),
     );
 
-    let source = HttpSource::open_url(client.http().clone(), &origin).await?;
+    let source = client.open_clip(&origin, Deadline::NONE).await?;
     let plan = ChunkPlan::new(
         reelay_tiktok::UploadSource::len(&source),
         &client.config().chunk_policy,

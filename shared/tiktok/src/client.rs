@@ -8,7 +8,9 @@ use crate::{
     API_VERSION,
     chunk::ChunkPlan,
     config::TikTokConfig,
+    deadline::Deadline,
     error::{TikTokError, classify_response},
+    source::HttpSource,
     types::{ApiAck, CreatorInfo, Envelope, InitResponse, PostInfo, PublishStatus, SourceInfo},
 };
 
@@ -61,6 +63,16 @@ impl TikTokClient {
 
     pub fn config(&self) -> &TikTokConfig {
         &self.cfg
+    }
+
+    /// The clip behind `url` with its length learnt by [`HttpSource::open_url`], each probe request
+    /// bounded by `timeouts.request` and `deadline`, on this client's connection pool.
+    pub async fn open_clip(
+        &self,
+        url: impl Into<String>,
+        deadline: Deadline,
+    ) -> Result<HttpSource, TikTokError> {
+        HttpSource::open_url(self.http.clone(), url, self.cfg.timeouts.request, deadline).await
     }
 
     pub(crate) fn api_url(&self, path: &str) -> String {

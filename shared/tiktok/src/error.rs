@@ -181,20 +181,44 @@ pub enum TikTokError {
     Source(#[from] SourceError),
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The caller's [`crate::Deadline`] came first; nothing was sent after it. `request_cut`: a
+    /// request in flight was cut off by it and may have taken effect.
+    #[error("{stage}: the caller's deadline passed{}", cut_note(.request_cut))]
+    DeadlineExceeded {
+        stage: &'static str,
+        request_cut: bool,
+    },
+}
+
+fn cut_note(cut: &bool) -> &'static str {
+    if *cut {
+        " while a request was in flight (it may have taken effect)"
+    } else {
+        ""
+    }
 }
 
 impl TikTokError {
     /// True when the request may have taken effect upstream although no answer was understood.
     pub fn is_outcome_unknown(&self) -> bool {
-        matches!(self, Self::OutcomeUnknown { .. } | Self::Decode { .. })
+        matches!(
+            self,
+            Self::OutcomeUnknown { .. }
+                | Self::Decode { .. }
+                | Self::DeadlineExceeded {
+                    request_cut: true,
+                    ..
+                }
+        )
     }
 
-    /// The class for API and OAuth errors; `NotSent` is `Retryable`. `None` where the outcome is unknown
-    /// or the failure is local: the caller must reconcile or inspect the variant.
+    /// The class for API and OAuth errors; `NotSent` and a passed deadline are `Retryable` (a later
+    /// invocation has time again). `None` where the outcome is unknown or the failure is local: the
+    /// caller must reconcile or inspect the variant.
     pub fn class(&self) -> Option<ErrorClass> {
         match self {
             Self::Api { class, .. } | Self::OAuth { class, .. } => Some(*class),
-            Self::NotSent { .. } => Some(ErrorClass::Retryable),
+            Self::NotSent { .. } | Self::DeadlineExceeded { .. } => Some(ErrorClass::Retryable),
             _ => None,
         }
     }

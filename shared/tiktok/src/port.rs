@@ -16,8 +16,8 @@ use reelay_domain::{PublishId, UtcTime};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
-    ChunkPlan, ErrorClass, HttpSource, InitSource, PostInfo, PrivacyLevel, PublishStatusKind,
-    SourceInfo, TikTokClient, TikTokError, TokenSet,
+    ChunkPlan, Deadline, ErrorClass, HttpSource, InitSource, PostInfo, PrivacyLevel,
+    PublishStatusKind, SourceInfo, TikTokClient, TikTokError, TokenSet,
 };
 
 /// creator_info codes that mean "this creator cannot post now" (TikTok answers them with HTTP 200).
@@ -26,6 +26,9 @@ const CANNOT_POST_CODES: [&str; 3] = [
     "spam_risk_user_banned_from_posting",
     "reached_active_user_cap",
 ];
+
+/// The code of a call stopped by the caller's deadline (Retryable: a later invocation has time).
+pub const DEADLINE_CODE: &str = "deadline_exceeded";
 
 /// The adapter. Cheap to clone (the client shares one connection pool).
 #[derive(Debug, Clone)]
@@ -85,6 +88,7 @@ pub fn upstream_error(e: &TikTokError) -> UpstreamError {
         TikTokError::Upload(_) => "upload_failed",
         TikTokError::Source(_) => "clip_source_unavailable",
         TikTokError::Config(_) => "tiktok_config_invalid",
+        TikTokError::DeadlineExceeded { .. } => DEADLINE_CODE,
         TikTokError::Api { .. } | TikTokError::OAuth { .. } => e.code().unwrap_or("unknown"),
     };
     UpstreamError {
@@ -185,6 +189,11 @@ fn now() -> UtcTime {
     UtcTime::from_millis(ms)
 }
 
+/// The domain's wall-clock deadline as the client's, from now on.
+fn deadline_of(deadline: UtcTime) -> Deadline {
+    Deadline::at_unix_millis(deadline.as_millis())
+}
+
 /// A token-endpoint answer as the domain stores it: expiries = `now` + the lifetimes TikTok gave.
 pub fn token_set(t: &TokenSet, now: UtcTime) -> DomainTokenSet {
     DomainTokenSet {
@@ -231,10 +240,12 @@ impl PublishApi for TikTokPort {
         }
     }
 
-    async fn clip_size(&self, clip: &Clip) -> Result<u64, UpstreamError> {
-        let source = HttpSource::open_url(self.client.http().clone(), clip.video_url.clone())
+    async fn clip_size(&self, clip: &Clip, deadline: UtcTime) -> Result<u64, UpstreamError> {
+        let source = self
+            .client
+            .open_clip(clip.video_url.clone(), deadline_of(deadline))
             .await
-            .map_err(|e| upstream_error(&TikTokError::from(e)))?;
+            .map_err(|e| upstream_error(&e))?;
         use crate::UploadSource;
         Ok(source.len())
     }
@@ -296,6 +307,7 @@ impl PublishApi for TikTokPort {
         upload_url: &SecretString,
         clip: &Clip,
         video_size: u64,
+        deadline: UtcTime,
     ) -> Result<(), UpstreamError> {
         let plan = self.plan(video_size)?;
         let source = HttpSource::with_len(
@@ -305,11 +317,12 @@ impl PublishApi for TikTokPort {
         );
         let report = self
             .client
-            .upload(
+            .upload_within(
                 upload_url.expose_secret(),
                 &plan,
                 &source,
                 &self.content_type,
+                deadline_of(deadline),
             )
             .await
             .map_err(|e| upstream_error(&e))?;
@@ -400,6 +413,19 @@ mod tests {
             upstream_error(&api("scope_not_authorized", 401)).class,
             DomainClass::NeedsUser
         );
+    }
+
+    #[test]
+    fn when_the_deadline_passed_should_be_retryable_and_unknown_only_if_a_request_was_cut() {
+        for cut in [false, true] {
+            let e = upstream_error(&TikTokError::DeadlineExceeded {
+                stage: "upload",
+                request_cut: cut,
+            });
+            assert_eq!(e.class, DomainClass::Retryable);
+            assert_eq!(e.code, DEADLINE_CODE);
+            assert_eq!(e.outcome_unknown, cut);
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
-use std::{path::PathBuf, pin::Pin};
+use std::{path::PathBuf, pin::Pin, time::Duration};
 
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt, future::BoxFuture};
 use tokio::io::AsyncSeekExt;
+
+use crate::{deadline::Deadline, error::TikTokError};
 
 /// Bytes of the video from some offset onwards.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, SourceError>> + Send>>;
@@ -87,13 +89,16 @@ pub struct HttpSource {
 }
 
 impl HttpSource {
-    /// Learns the length with a HEAD request (falling back to a `Range: bytes=0-0` GET).
+    /// Learns the length with a HEAD request (falling back to a `Range: bytes=0-0` GET). Each
+    /// request waits at most min(`timeout`, what `deadline` leaves); none starts once it has passed.
     pub async fn open_url(
         client: reqwest::Client,
         url: impl Into<String>,
-    ) -> Result<Self, SourceError> {
+        timeout: Duration,
+        deadline: Deadline,
+    ) -> Result<Self, TikTokError> {
         let url = url.into();
-        let head = client.head(&url).send().await?;
+        let head = probe(client.head(&url), timeout, deadline).await?;
         let len = if head.status().is_success() {
             head.headers()
                 .get(reqwest::header::CONTENT_LENGTH)
@@ -105,11 +110,8 @@ impl HttpSource {
         let len = match len {
             Some(l) => l,
             None => {
-                let resp = client
-                    .get(&url)
-                    .header(reqwest::header::RANGE, "bytes=0-0")
-                    .send()
-                    .await?;
+                let req = client.get(&url).header(reqwest::header::RANGE, "bytes=0-0");
+                let resp = probe(req, timeout, deadline).await?;
                 resp.headers()
                     .get(reqwest::header::CONTENT_RANGE)
                     .and_then(|v| v.to_str().ok())
@@ -184,6 +186,25 @@ impl UploadSource for HttpSource {
             Ok(skip_bytes(Box::pin(stream), skip))
         }
         .boxed()
+    }
+}
+
+/// One length-probe request under the deadline. A probe has no side effect, so one cut off by the
+/// deadline is reported as the deadline, never as an unknown outcome.
+async fn probe(
+    req: reqwest::RequestBuilder,
+    timeout: Duration,
+    deadline: Deadline,
+) -> Result<reqwest::Response, TikTokError> {
+    let passed = || TikTokError::DeadlineExceeded {
+        stage: "clip probe",
+        request_cut: false,
+    };
+    let timeout = deadline.bound(timeout).ok_or_else(passed)?;
+    match req.timeout(timeout).send().await {
+        Ok(resp) => Ok(resp),
+        Err(_) if deadline.has_passed() => Err(passed()),
+        Err(e) => Err(SourceError::from(e).into()),
     }
 }
 

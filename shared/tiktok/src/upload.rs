@@ -8,6 +8,7 @@ use crate::{
     API_VERSION,
     chunk::{ChunkPlan, ChunkRange},
     client::TikTokClient,
+    deadline::Deadline,
     error::TikTokError,
     source::{ByteStream, SourceError, UploadSource},
 };
@@ -86,6 +87,9 @@ struct Cursor {
     failure: Option<SourceError>,
 }
 
+/// Names the upload step that met the deadline.
+const STAGE: &str = "upload";
+
 impl TikTokClient {
     /// Streams `source` to `upload_url` chunk by chunk per `plan`. Memory stays around one network
     /// buffer, not one chunk. 5xx and transport failures re-send the same chunk (bounded backoff); 416
@@ -97,6 +101,36 @@ impl TikTokClient {
         source: &dyn UploadSource,
         content_type: &str,
     ) -> Result<UploadReport, TikTokError> {
+        self.upload_within(upload_url, plan, source, content_type, Deadline::NONE)
+            .await
+    }
+
+    /// [`TikTokClient::upload`] under `deadline`: each chunk PUT (and each read of the source) waits
+    /// at most min(`timeouts.upload_chunk`, what is left), and no PUT or retry starts once the
+    /// deadline has passed. Then [`TikTokError::DeadlineExceeded`] says whether a PUT was cut off
+    /// (its chunk may have landed; a later `416` tells).
+    pub async fn upload_within(
+        &self,
+        upload_url: &str,
+        plan: &ChunkPlan,
+        source: &dyn UploadSource,
+        content_type: &str,
+        deadline: Deadline,
+    ) -> Result<UploadReport, TikTokError> {
+        let passed = |request_cut: bool, chunk: u64| {
+            tracing::warn!(
+                endpoint = "upload",
+                api_version = API_VERSION,
+                chunk,
+                chunks = plan.total_chunk_count,
+                request_cut,
+                "upload stopped at the caller's deadline"
+            );
+            TikTokError::DeadlineExceeded {
+                stage: STAGE,
+                request_cut,
+            }
+        };
         if source.len() != plan.video_size {
             return Err(UploadError::SizeMismatch {
                 expected: plan.video_size,
@@ -119,12 +153,20 @@ impl TikTokClient {
         let mut index = 0u64;
         let mut attempts = 0u32;
         let mut resumes_without_progress = 0u32;
+        // Whether the last PUT failed without an answer (it may have landed).
+        let mut last_cut = false;
         while index < plan.total_chunk_count {
             let range = plan.range(index);
+            let Some(chunk_timeout) = deadline.bound(self.cfg.timeouts.upload_chunk) else {
+                return Err(passed(last_cut, index));
+            };
             {
                 let mut c = cursor.lock().await;
                 if c.stream.is_none() || c.pos != range.start {
-                    c.stream = Some(source.open(range.start).await?);
+                    let Some(opened) = deadline.run(source.open(range.start)).await else {
+                        return Err(passed(last_cut, index));
+                    };
+                    c.stream = Some(opened?);
                     c.pos = range.start;
                     c.leftover = None;
                 }
@@ -142,7 +184,7 @@ impl TikTokClient {
                     reqwest::header::CONTENT_RANGE,
                     format!("bytes {}-{}/{}", range.start, range.end, plan.video_size),
                 )
-                .timeout(self.cfg.timeouts.upload_chunk)
+                .timeout(chunk_timeout)
                 .body(body)
                 .send()
                 .await;
@@ -156,6 +198,10 @@ impl TikTokClient {
                     let source = source.without_url();
                     tracing::warn!(endpoint = "upload", api_version = API_VERSION, chunk = index, attempt = attempts, error = %source, "chunk PUT failed");
                     invalidate(&cursor).await;
+                    last_cut = true;
+                    if deadline.has_passed() {
+                        return Err(passed(true, index));
+                    }
                     if attempts >= policy.max_attempts_per_chunk {
                         return Err(UploadError::TransportExhausted {
                             chunk: index,
@@ -164,11 +210,16 @@ impl TikTokClient {
                         }
                         .into());
                     }
+                    let wait = backoff(&policy, attempts);
+                    if !deadline.leaves(wait) {
+                        return Err(passed(true, index));
+                    }
                     report.retries += 1;
-                    tokio::time::sleep(backoff(&policy, attempts)).await;
+                    tokio::time::sleep(wait).await;
                     continue;
                 }
             };
+            last_cut = false;
             let status = resp.status().as_u16();
             let log_id = header(&resp, "x-tt-logid");
             let progress = header(&resp, "content-range");
@@ -233,8 +284,12 @@ impl TikTokClient {
                         }
                         .into());
                     }
+                    let wait = backoff(&policy, attempts);
+                    if !deadline.leaves(wait) {
+                        return Err(passed(false, index));
+                    }
                     report.retries += 1;
-                    tokio::time::sleep(backoff(&policy, attempts)).await;
+                    tokio::time::sleep(wait).await;
                 }
                 400..=499 => {
                     return Err(UploadError::Rejected {

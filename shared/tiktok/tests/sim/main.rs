@@ -3,6 +3,7 @@
 
 mod common;
 mod oauth;
+mod port;
 mod posting;
 mod upload;
 mod webhooks;
