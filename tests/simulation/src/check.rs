@@ -15,8 +15,9 @@ use crate::tiktok::TikTokSim;
 /// How late a check may come after the event that made it legitimate (one reconciler tick and a
 /// little): a poll racing the webhook that settled the job is not a violation.
 const SLACK: Duration = Duration::from_secs(120);
-/// Status reads of a request Ssemble does not know (it answers 404 `resource_not_found`).
-const UNKNOWN_REQUEST_POLLS: usize = 2;
+/// Status reads of a request Ssemble does not know (it answers 404 `resource_not_found`): one,
+/// and one more each time the reading invocation dies before the job records the answer.
+const UNKNOWN_REQUEST_POLLS: usize = 6;
 
 #[derive(Debug)]
 pub struct Checker {
@@ -131,7 +132,7 @@ impl Checker {
             return;
         };
         let jobs: Vec<Job> = store
-            .request_pointer(&request_id)
+            .request_pointers(&request_id)
             .iter()
             .filter_map(|id| store.job(id))
             .filter(|j| j.request_id.as_ref() == Some(&request_id))
@@ -207,6 +208,61 @@ impl Checker {
                     job.next_check,
                     job.hold,
                     trail.join(", ")
+                ));
+            }
+        }
+    }
+}
+
+impl Checker {
+    /// At the end, the job and TikTok agree about every publish the job knows, and every publish
+    /// whose init answer reached a living publisher got its bytes.
+    pub fn agreement(&mut self, store: &MemStore, tiktok: &TikTokSim, killed: &BTreeSet<u64>) {
+        use reelay_domain::lifecycle::PublishStatus as T;
+        use JobState as S;
+        let publishes: BTreeMap<String, crate::tiktok::Publish> = tiktok
+            .publishes()
+            .into_iter()
+            .map(|p| (p.publish_id.clone(), p))
+            .collect();
+        for job in store.jobs() {
+            let Some(pid) = &job.publish_id else { continue };
+            let Some(p) = publishes.get(pid.as_str()) else {
+                self.violation(format!("{} holds {pid}, which TikTok never created", job.id));
+                continue;
+            };
+            let draft = job.post.mode == PostMode::Draft;
+            let agrees = match (&p.status, job.state) {
+                (T::Complete, S::PublishComplete | S::PubliclyAvailable) => true,
+                (T::Complete, S::Submitted) => draft,
+                (T::SentToInbox, S::Submitted) => draft,
+                (T::Failed { .. }, S::PublishFailed | S::Ready | S::PublishQueued | S::Cancelled) => true,
+                (
+                    T::Processing | T::Other { .. },
+                    S::PublishProcessing | S::Uploaded | S::Submitted | S::PublishUnknown,
+                ) => true,
+                _ => false,
+            };
+            if !agrees {
+                self.violation(format!(
+                    "{} is {} (hold {:?}) but TikTok has {pid} {:?}",
+                    job.id, job.state, job.hold, p.status
+                ));
+            }
+        }
+        for p in publishes.values() {
+            let lived = p.init_by.is_some_and(|by| !killed.contains(&by));
+            let recorded = store
+                .publish_pointers()
+                .get(&match reelay_domain::PublishId::parse(p.publish_id.clone()) {
+                    Ok(pid) => pid,
+                    Err(_) => continue,
+                })
+                .is_some();
+            if p.answered && lived && recorded && p.uploads == 0 && p.bytes_at.is_none() {
+                self.violation(format!(
+                    "TikTok accepted {} ({}), its publisher lived and recorded it, yet no byte was sent",
+                    p.publish_id, p.title
                 ));
             }
         }

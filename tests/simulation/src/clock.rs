@@ -18,6 +18,10 @@ struct State {
     now: UtcTime,
     timers: Vec<(UtcTime, Waker)>,
     rng: StdRng,
+    /// The invocation the driver is stepping (the upstream models note who called them).
+    current: Option<u64>,
+    /// Upstream calls, when a run keeps a trace.
+    notes: Option<Vec<String>>,
 }
 
 /// The simulation's clock (Reelay's [`Clock`] and [`Entropy`]) and its one source of randomness.
@@ -33,12 +37,41 @@ impl SimClock {
                 now: start,
                 timers: Vec::new(),
                 rng: StdRng::seed_from_u64(seed),
+                current: None,
+                notes: None,
             })),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts keeping notes (a traced run).
+    pub fn keep_notes(&self) {
+        self.lock().notes = Some(Vec::new());
+    }
+
+    /// Notes what an upstream did, for the trace (nothing when the run keeps none).
+    pub fn note(&self, line: impl FnOnce() -> String) {
+        let mut s = self.lock();
+        let (now, current) = (s.now, s.current);
+        if let Some(notes) = s.notes.as_mut() {
+            notes.push(format!("#{} {now}: {}", current.map_or("-".to_owned(), |c| c.to_string()), line()));
+        }
+    }
+
+    pub fn take_notes(&self) -> Vec<String> {
+        self.lock().notes.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    pub fn set_current(&self, invocation: Option<u64>) {
+        self.lock().current = invocation;
+    }
+
+    /// The invocation being stepped, if any.
+    pub fn current(&self) -> Option<u64> {
+        self.lock().current
     }
 
     /// The earliest pending timer.

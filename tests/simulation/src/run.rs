@@ -194,6 +194,8 @@ struct Sim {
     calling: BTreeMap<u64, (Action, u32)>,
     tries: BTreeMap<String, u32>,
     next_operator: UtcTime,
+    /// Invocations that died before they finished (crashes, Lambda timeouts).
+    killed: BTreeSet<u64>,
 }
 
 /// A webhook on its way in.
@@ -231,7 +233,8 @@ impl Sim {
                 max_receives: 5,
             },
         );
-        let tiktok = TikTokSim::new(clock.clone(), chaos.clone(), TikTokFaults::default());
+        let mut tiktok = TikTokSim::new(clock.clone(), chaos.clone(), TikTokFaults::default());
+        tiktok.expired_upload_fails = clock.below(2) == 0;
         let ssemble = SsembleSim::new(clock.clone(), chaos.clone(), SsembleFaults::default(), 100);
         let mut settings = Settings::default();
         settings.render.ssemble_scope = "ssemble:sim".into();
@@ -279,11 +282,15 @@ impl Sim {
             calling: BTreeMap::new(),
             tries: BTreeMap::new(),
             next_operator: start,
+            killed: BTreeSet::new(),
         }
     }
 
     fn trace(&mut self, line: impl FnOnce() -> String) {
         if self.config.trace {
+            for note in self.clock.take_notes() {
+                self.report.trace.push(format!("          {note}"));
+            }
             let at = self.clock.now().since(self.start).as_secs();
             self.report.trace.push(format!("[{at:>7}s] {}", line()));
         }
@@ -673,6 +680,7 @@ impl Sim {
     /// comes back the way AWS brings it back.
     fn kill(&mut self, id: u64, why: &str) {
         if let Some(label) = self.exec.crash(id) {
+            self.killed.insert(id);
             self.trace(|| format!("{why} #{id} {label}"));
             self.finished(id);
             // Queue messages return after their visibility timeout by themselves; a webhook
@@ -809,7 +817,10 @@ impl Sim {
     fn take(&mut self, candidate: Candidate) {
         match candidate {
             Candidate::Poll(id) => {
-                if let Some((label, out)) = self.exec.step(id) {
+                self.clock.set_current(Some(id));
+                let finished = self.exec.step(id);
+                self.clock.set_current(None);
+                if let Some((label, out)) = finished {
                     self.done(id, &label, out);
                 }
             }
@@ -839,6 +850,9 @@ impl Sim {
 /// Runs one seed to its end and judges it.
 pub fn run(config: Config) -> Report {
     let mut sim = Sim::new(config);
+    if sim.config.trace {
+        sim.clock.keep_notes();
+    }
     sim.plan();
     sim.connect_all();
     let end = sim.start.plus(sim.config.bound);
@@ -869,6 +883,7 @@ impl Sim {
     fn finish(mut self) -> Report {
         let now = self.clock.now();
         self.checker.finish(&self.store, &self.tiktok, &self.planned, &self.core.settings.policy, now);
+        self.checker.agreement(&self.store, &self.tiktok, &self.killed);
         let jobs = self.store.jobs();
         self.report.jobs = jobs.len();
         for job in &jobs {

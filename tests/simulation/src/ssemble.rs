@@ -305,6 +305,7 @@ impl RenderApi for SsembleSim {
             return Err(err(ErrorClass::Retryable, "upstream_no_response", true));
         }
         let id = self.create(&mut s, request, Some(webhook_url.to_owned()), now);
+        self.clock.note(|| format!("ssemble create {id}"));
         if self.chaos.roll(f.create_5xx_after) {
             return Err(err(ErrorClass::Retryable, "internal_error", true));
         }
@@ -355,8 +356,10 @@ impl RenderApi for SsembleSim {
             return Err(err(ErrorClass::Retryable, "internal_error", false));
         }
         let Some(r) = s.requests.get(request_id.as_str()) else {
+            self.clock.note(|| format!("ssemble status {request_id}: 404"));
             return Err(err(ErrorClass::Permanent, "resource_not_found", false));
         };
+        self.clock.note(|| format!("ssemble status {request_id}"));
         Ok(match &r.outcome {
             Outcome::Completed { after, .. } if now >= r.created.plus(*after) => RenderProgress::Completed,
             Outcome::Failed { after, reason } if now >= r.created.plus(*after) => RenderProgress::Failed {

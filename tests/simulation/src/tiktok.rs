@@ -94,6 +94,11 @@ pub struct Publish {
     pub fate: Fate,
     pub status: PublishStatus,
     pub post_ids: Vec<String>,
+    /// The invocation whose init created it, and whether that init got its answer.
+    pub init_by: Option<u64>,
+    pub answered: bool,
+    /// PUTs of its bytes, failed ones included.
+    pub uploads: u32,
 }
 
 impl Publish {
@@ -178,6 +183,9 @@ pub struct TikTokSim {
     pub creator_info_per_minute: usize,
     pub direct_posts_per_day: usize,
     pub drafts_per_day: usize,
+    /// What becomes of a FILE_UPLOAD publish whose bytes never came within the upload URL's
+    /// hour: TikTok does not say, so runs differ (`true`: FAILED, `false`: processing forever).
+    pub expired_upload_fails: bool,
 }
 
 fn err(class: ErrorClass, code: &str, unknown: bool) -> UpstreamError {
@@ -209,6 +217,7 @@ impl TikTokSim {
             creator_info_per_minute: 20,
             direct_posts_per_day: 15,
             drafts_per_day: 5,
+            expired_upload_fails: false,
         }
     }
 
@@ -359,7 +368,15 @@ impl TikTokSim {
             let Some(p) = s.publishes.get(&pid).cloned() else {
                 continue;
             };
-            let Some(ready) = p.bytes_at else { continue };
+            let Some(ready) = p.bytes_at else {
+                if self.expired_upload_fails && now >= p.created.plus(Duration::from_secs(3600)) {
+                    let failed = PublishStatus::Failed {
+                        reason: "internal".into(),
+                    };
+                    self.set_status(&mut s, &pid, failed, now);
+                }
+                continue;
+            };
             match &p.fate {
                 Fate::Complete {
                     processing,
@@ -424,7 +441,12 @@ impl TikTokSim {
             }
         };
         for p in s.publishes.values() {
-            let Some(ready) = p.bytes_at else { continue };
+            let Some(ready) = p.bytes_at else {
+                if self.expired_upload_fails && p.may_post() {
+                    consider(p.created.plus(Duration::from_secs(3600)));
+                }
+                continue;
+            };
             match &p.fate {
                 Fate::Complete {
                     processing,
@@ -644,6 +666,7 @@ impl PublishApi for TikTokSim {
         let publish_id = format!("v_{kind}_file~v2-1.{n}");
         let public = post.privacy_level == Some(PrivacyLevel::PublicToEveryone);
         let fate = self.choose_fate(post.mode, public);
+        self.clock.note(|| format!("tiktok init {publish_id} for {title}"));
         s.publishes.insert(
             publish_id.clone(),
             Publish {
@@ -657,13 +680,19 @@ impl PublishApi for TikTokSim {
                 fate,
                 status: PublishStatus::Processing,
                 post_ids: Vec::new(),
+                init_by: self.clock.current(),
+                answered: true,
+                uploads: 0,
             },
         );
-        drop(s);
         if self.chaos.roll(f.init_timeout_after_accept) {
             // TikTok created the publish; the answer never arrived.
+            if let Some(p) = s.publishes.get_mut(&publish_id) {
+                p.answered = false;
+            }
             return Err(err(ErrorClass::Retryable, "upstream_timeout", true));
         }
+        drop(s);
         Ok(PublishInit {
             publish_id: PublishId::parse(publish_id.clone())
                 .map_err(|_| err(ErrorClass::Permanent, "bad_publish_id", false))?,
@@ -679,9 +708,7 @@ impl PublishApi for TikTokSim {
         _video_size: u64,
         _deadline: UtcTime,
     ) -> Result<(), UpstreamError> {
-        if self.chaos.point("publish.upload").await || self.chaos.roll(self.faults.upload_fail) {
-            return Err(err(ErrorClass::Retryable, "upload_failed", false));
-        }
+        let down = self.chaos.point("publish.upload").await;
         let now = self.clock.now();
         let pid = upload_url
             .expose_secret()
@@ -690,6 +717,12 @@ impl PublishApi for TikTokSim {
             .unwrap_or_default()
             .to_owned();
         let mut s = self.lock();
+        if let Some(p) = s.publishes.get_mut(&pid) {
+            p.uploads += 1;
+        }
+        if down || self.chaos.roll(self.faults.upload_fail) {
+            return Err(err(ErrorClass::Retryable, "upload_failed", false));
+        }
         match s.publishes.get_mut(&pid) {
             Some(p) if p.bytes_at.is_none() => {
                 p.bytes_at = Some(now);
@@ -716,6 +749,7 @@ impl PublishApi for TikTokSim {
         let open_id = self.creator_of(&s, token, now)?;
         let limit = self.status_per_minute;
         s.polls.push((publish_id.as_str().to_owned(), now));
+        self.clock.note(|| format!("tiktok status {publish_id}"));
         let Some(c) = s.creators.get_mut(&open_id) else {
             return Err(err(ErrorClass::RefreshThenRetry, "access_token_invalid", false));
         };
