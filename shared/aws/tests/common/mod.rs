@@ -164,6 +164,14 @@ pub mod lifecycle {
     pub const PUBLISH_ID: &str = "v_pub_file~v2.123456789";
     pub const POST_ID: &str = "7300000000000000001";
 
+    pub fn request_id() -> RequestId {
+        RequestId::parse(REQUEST_ID).unwrap()
+    }
+
+    pub fn publish_id() -> PublishId {
+        PublishId::parse(PUBLISH_ID).unwrap()
+    }
+
     /// The happy path after `create`, as the functions drive it: one event per step.
     pub fn events() -> Vec<Event> {
         vec![
@@ -172,9 +180,11 @@ pub mod lifecycle {
                     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
             },
             Event::RenderSubmitted {
-                request_id: RequestId::parse(REQUEST_ID).unwrap(),
+                request_id: request_id(),
+                found: false,
             },
             Event::RenderCompleted {
+                request_id: request_id(),
                 clip: Clip {
                     short_id: "s1".into(),
                     video_url: "https://cdn.example.com/s1.mp4".into(),
@@ -185,24 +195,30 @@ pub mod lifecycle {
             Event::PublishDue,
             Event::PublishStarted,
             Event::PublishAccepted {
-                publish_id: PublishId::parse(PUBLISH_ID).unwrap(),
+                attempt: 1,
+                publish_id: publish_id(),
                 upload: true,
                 upstream_log_id: Some("log-1".into()),
             },
-            Event::UploadCompleted,
+            Event::UploadCompleted {
+                publish_id: publish_id(),
+            },
             Event::StatusObserved {
+                publish_id: publish_id(),
                 status: PublishStatus::Processing,
                 post_ids: vec![],
                 via: Via::Poll,
                 upstream_log_id: None,
             },
             Event::StatusObserved {
+                publish_id: publish_id(),
                 status: PublishStatus::Complete,
                 post_ids: vec![],
                 via: Via::Webhook,
                 upstream_log_id: None,
             },
             Event::StatusObserved {
+                publish_id: publish_id(),
                 status: PublishStatus::Complete,
                 post_ids: vec![POST_ID.into()],
                 via: Via::Webhook,
@@ -235,5 +251,27 @@ pub mod lifecycle {
             after(&job).await;
         }
         job
+    }
+}
+
+/// A store on a fresh table of its own.
+pub async fn store(sdk: &SdkConfig) -> reelay_aws::DynamoStore {
+    reelay_aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table(sdk).await)
+}
+
+/// A job's whole audit trail, read page by page.
+pub async fn trail<S: reelay_domain::ports::JobStore>(
+    store: &S,
+    id: &JobId,
+) -> Vec<reelay_domain::AuditEvent> {
+    let mut events = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.audit_page(id, after, 100).await.unwrap();
+        events.extend(page.events);
+        match page.next_after {
+            Some(v) => after = Some(v),
+            None => return events,
+        }
     }
 }
