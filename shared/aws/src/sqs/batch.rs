@@ -612,6 +612,21 @@ mod tests {
     }
 
     #[test]
+    fn a_record_starts_only_with_the_margin_left() {
+        let sdk = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .build();
+        let p = FifoBatchProcessor::new(Client::from_conf(sdk), "q");
+        assert_eq!(p.deadline_margin(), DEFAULT_DEADLINE_MARGIN);
+        let p = p.with_deadline_margin(Duration::from_secs(3));
+        let t = |s| UtcTime::from_secs(s);
+        assert!(p.in_time(None, t(1_000)), "no deadline, no limit");
+        assert!(p.in_time(Some(t(10)), t(7)), "exactly the margin left");
+        assert!(!p.in_time(Some(t(10)), t(8)));
+        assert!(!p.in_time(Some(t(10)), t(11)));
+    }
+
+    #[test]
     fn only_short_schedule_waits_are_spent_in_process() {
         let sdk = aws_sdk_sqs::Config::builder()
             .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
