@@ -275,3 +275,112 @@ pub async fn trail<S: reelay_domain::ports::JobStore>(
         }
     }
 }
+
+/// The domain core over the real adapters: DynamoDB, Secrets Manager, the system clock, and a
+/// TikTok whose only wired part is the token endpoint `refresher` (posting and OAuth answer
+/// `not_wired`). Refresh timings shortened so waiting tasks poll quickly.
+pub type TokenCore<R> = reelay_domain::usecase::Core<
+    reelay_domain::ports::Adapters<
+        reelay_aws::DynamoStore,
+        reelay_aws::SqsWorkQueue,
+        reelay_aws::SystemClock,
+        reelay_aws::SecretsManagerTokenVault,
+        reelay_domain::upstream::Unwired,
+        OnlyRefresh<R>,
+    >,
+>;
+
+pub fn token_core<R: reelay_domain::ports::TokenRefresher>(
+    sdk: &SdkConfig,
+    store: reelay_aws::DynamoStore,
+    vault: reelay_aws::SecretsManagerTokenVault,
+    refresher: std::sync::Arc<R>,
+) -> TokenCore<R> {
+    let settings = reelay_domain::usecase::Settings {
+        tokens: reelay_domain::usecase::TokenSettings {
+            min_validity: Duration::from_secs(300),
+            lock_ttl: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(50),
+            max_rounds: 3,
+        },
+        ..Default::default()
+    };
+    reelay_domain::usecase::Core::new(
+        reelay_domain::ports::Adapters {
+            store,
+            // No queue URL: the token use case sends nothing (a send would be an error).
+            queue: reelay_aws::SqsWorkQueue::new(aws_sdk_sqs::Client::new(sdk), None, None),
+            clock: reelay_aws::SystemClock,
+            vault,
+            render: reelay_domain::upstream::Unwired,
+            tiktok: OnlyRefresh(refresher),
+        },
+        settings,
+    )
+}
+
+/// A TikTok adapter of which only the token endpoint is real (a test double shared by handle).
+#[derive(Debug)]
+pub struct OnlyRefresh<R>(pub std::sync::Arc<R>);
+
+mod only_refresh {
+    use reelay_domain::compliance::CreatorInfo;
+    use reelay_domain::job::{Clip, PostMode, PostSettings};
+    use reelay_domain::ports::{RefreshError, TokenRefresher, TokenSet};
+    use reelay_domain::upstream::{
+        AuthApi, ObservedStatus, PublishApi, PublishInit, Unwired, UpstreamError,
+    };
+    use reelay_domain::{PublishId, UtcTime};
+    use secrecy::SecretString;
+
+    use super::OnlyRefresh;
+
+    impl<R: TokenRefresher> TokenRefresher for OnlyRefresh<R> {
+        async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, RefreshError> {
+            self.0.refresh(refresh_token).await
+        }
+    }
+
+    impl<R: Send + Sync> PublishApi for OnlyRefresh<R> {
+        async fn creator_info(&self, token: &SecretString) -> Result<CreatorInfo, UpstreamError> {
+            Unwired.creator_info(token).await
+        }
+        async fn clip_size(&self, clip: &Clip, deadline: UtcTime) -> Result<u64, UpstreamError> {
+            Unwired.clip_size(clip, deadline).await
+        }
+        async fn init(
+            &self,
+            token: &SecretString,
+            post: &PostSettings,
+            clip: &Clip,
+            video_size: u64,
+        ) -> Result<PublishInit, UpstreamError> {
+            Unwired.init(token, post, clip, video_size).await
+        }
+        async fn upload(
+            &self,
+            upload_url: &SecretString,
+            clip: &Clip,
+            video_size: u64,
+            deadline: UtcTime,
+        ) -> Result<(), UpstreamError> {
+            Unwired.upload(upload_url, clip, video_size, deadline).await
+        }
+        async fn status(
+            &self,
+            token: &SecretString,
+            publish_id: &PublishId,
+        ) -> Result<ObservedStatus, UpstreamError> {
+            Unwired.status(token, publish_id).await
+        }
+    }
+
+    impl<R: Send + Sync> AuthApi for OnlyRefresh<R> {
+        fn authorize_url(&self, state: &str, mode: PostMode) -> Result<String, UpstreamError> {
+            Unwired.authorize_url(state, mode)
+        }
+        async fn exchange_code(&self, code: &str) -> Result<TokenSet, UpstreamError> {
+            Unwired.exchange_code(code).await
+        }
+    }
+}
