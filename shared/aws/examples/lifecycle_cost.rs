@@ -4,8 +4,10 @@
 //!
 //! The job goes create → received (render submit recorded) → rendering → ready → publish_queued →
 //! publishing → publish_processing → uploaded → submitted → publish_complete → publicly_available,
-//! each step as a function does it: a consistent GetItem, `Job::apply`, `JobStore::save`, and a
-//! queue send for every enqueue effect (received and consumed as Lambda's event source would).
+//! each step as a function does it: a consistent GetItem, `Job::apply`, `JobStore::save` (or
+//! `JobStore::reschedule` when only the next check moves), and a queue send for every enqueue
+//! effect (received and consumed as Lambda's event source would). One status poll in `submitted`
+//! learns nothing new: that step is a reschedule (no version, no audit event).
 //!
 //! `eval "$(infra/scripts/aws-emulator.sh env)" && cargo run -p reelay-aws --example lifecycle_cost`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,13 +18,13 @@ mod common;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use reelay_aws::{DynamoJobStore, MeterSnapshot, SqsWorkQueue};
-use reelay_domain::lifecycle::{Effect, Policy};
+use reelay_aws::{DynamoStore, MeterSnapshot, SqsWorkQueue};
+use reelay_domain::lifecycle::{Effect, Event, Policy, PublishStatus, Via};
 use reelay_domain::messages::{QueueKind, WorkMessage};
 use reelay_domain::ports::{
     IdempotencyBegin, IdempotencyScope, JobStore, StoredResponse, WorkQueue,
 };
-use reelay_domain::{Applied, IdempotencyKey, PayloadHash, Step};
+use reelay_domain::{IdempotencyKey, Job, PayloadHash, Step};
 use reelay_template::ResourceKinds;
 
 struct Sqs {
@@ -35,14 +37,14 @@ struct Sqs {
 }
 
 impl Sqs {
-    async fn run_effects(&mut self, applied: &Applied) {
-        for effect in &applied.effects {
+    /// What `Core::send_effects` does: one send per enqueue effect, deduplicated per enqueue.
+    async fn run_effects(&mut self, job: &Job, effects: &[Effect]) {
+        for effect in effects {
             let kind = match effect {
                 Effect::EnqueueRender => QueueKind::Render,
                 Effect::EnqueuePublish => QueueKind::Publish,
                 _ => continue,
             };
-            let job = &applied.job;
             let msg = WorkMessage::new(
                 kind,
                 job.id.clone(),
@@ -50,7 +52,8 @@ impl Sqs {
                 job.account_id.clone(),
                 job.version,
             );
-            self.queue.send(&msg, job.attempt).await.unwrap();
+            let nonce = job.next_check.map_or(0, |c| c.at.as_millis());
+            self.queue.send(&msg, &msg.dedup_id(nonce)).await.unwrap();
             // What the event source mapping does: one receive, one delete per message.
             let url = if kind == QueueKind::Render {
                 &self.render_url
@@ -92,8 +95,7 @@ async fn main() {
     let table = common::table(&sdk).await;
     let stack = common::provision(&sdk, ResourceKinds::QUEUES, Some(30)).await;
     // INDEXES: the same totals, plus the base table's and the GSIs' shares.
-    let store =
-        DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), table).with_index_capacity();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table).with_index_capacity();
     let sqs_client = aws_sdk_sqs::Client::new(&sdk);
     let render_url = stack.queue("RenderQueue").unwrap().url.clone();
     let publish_url = stack.queue("PublishQueue").unwrap().url.clone();
@@ -150,7 +152,7 @@ async fn main() {
         .create(&created, Some((&scope, &hash, &response, expires)))
         .await
         .unwrap();
-    sqs.run_effects(&created).await;
+    sqs.run_effects(&created.job, &created.effects).await;
     let after = meter.snapshot();
     print_step(
         "create (+idempotency)",
@@ -160,40 +162,64 @@ async fn main() {
     );
 
     let mut totals = delta(&before, &after);
-    let mut saves = 0;
-    for (i, event) in common::lifecycle::events().into_iter().enumerate() {
+    let (mut saves, mut reschedules) = (0, 0);
+    let mut events = common::lifecycle::events();
+    // In `submitted`, a poll that learns nothing new (still processing): only the next check moves.
+    let submitted_at = events
+        .iter()
+        .position(|e| matches!(e, Event::StatusObserved { via: Via::Poll, .. }))
+        .expect("the happy path polls once");
+    events.insert(
+        submitted_at + 1,
+        Event::StatusObserved {
+            publish_id: common::lifecycle::publish_id(),
+            status: PublishStatus::Processing,
+            post_ids: vec![],
+            via: Via::Poll,
+            upstream_log_id: None,
+        },
+    );
+    for (i, event) in events.into_iter().enumerate() {
         let now = start.plus(Duration::from_secs(10 * (i as u64 + 1)));
         let before = meter.snapshot();
         let job = store.get(&created.job.id).await.unwrap().unwrap();
-        let Step::Applied(applied) = job.apply(&event, now, &policy).unwrap() else {
-            panic!("{} absorbed", event.name())
+        let (name, stored) = match job.apply(&event, now, &policy).unwrap() {
+            Step::Applied(applied) => {
+                store.save(&applied, job.version).await.unwrap();
+                saves += 1;
+                sqs.run_effects(&applied.job, &applied.effects).await;
+                (applied.job.state.as_str().to_owned(), applied.job)
+            }
+            Step::Rescheduled(next) => {
+                store.reschedule(&next.job).await.unwrap();
+                reschedules += 1;
+                sqs.run_effects(&next.job, &next.effects).await;
+                (
+                    format!("{} (reschedule)", next.job.state.as_str()),
+                    next.job,
+                )
+            }
+            Step::Absorbed => panic!("{} absorbed", event.name()),
         };
-        store.save(&applied, job.version).await.unwrap();
-        saves += 1;
-        sqs.run_effects(&applied).await;
         let after = meter.snapshot();
-        print_step(
-            applied.job.state.as_str(),
-            &before,
-            &after,
-            doc_size(&applied.job),
-        );
+        print_step(&name, &before, &after, doc_size(&stored));
         let (r, c) = delta(&before, &after);
         totals = (totals.0 + r, totals.1 + c);
     }
 
     let trail_before = meter.snapshot();
-    let trail = store.audit_trail(&created.job.id).await.unwrap();
+    let trail = store.audit_page(&created.job.id, None, 100).await.unwrap();
     let trail_after = meter.snapshot();
-    print_step("audit_trail (read)", &trail_before, &trail_after, 0);
+    print_step("audit_page (read)", &trail_before, &trail_after, 0);
 
     let snap = meter.snapshot();
     let reported: u64 = snap.ops.values().map(|o| o.reported).sum();
     println!();
     println!(
-        "lifecycle: {} transitions saved + create; audit events stored: {}",
+        "lifecycle: {} transitions saved + create, {} reschedule(s); audit events stored: {}",
         saves,
-        trail.len()
+        reschedules,
+        trail.events.len()
     );
     println!(
         "DynamoDB: {} requests, {:.1} capacity units reported (ReturnConsumedCapacity=INDEXES; {} of {} responses carried a figure)",

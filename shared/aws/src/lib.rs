@@ -11,34 +11,32 @@
 //! # use reelay_aws::env_var;
 //! # async fn wire() -> Result<(), Box<dyn std::error::Error>> {
 //! let sdk = reelay_aws::load_sdk_config().await;
-//! let jobs = reelay_aws::DynamoJobStore::from_env(&sdk)?;            // TABLE_NAME
-//! let accounts = reelay_aws::DynamoAccountStore::from_env(&sdk)?;    // TABLE_NAME
+//! let store = reelay_aws::DynamoStore::from_env(&sdk)?;              // TABLE_NAME
 //! let queue = reelay_aws::SqsWorkQueue::from_env(&sdk);              // RENDER_QUEUE_URL / PUBLISH_QUEUE_URL
 //! let batches = reelay_aws::FifoBatchProcessor::from_env(&sdk, "PUBLISH_QUEUE_URL")?;
 //! let vault = reelay_aws::SecretsManagerTokenVault::from_env(&sdk)?; // TIKTOK_TOKEN_SECRET_PREFIX
 //! let secrets = reelay_aws::SecretCache::from_sdk(&sdk, Duration::from_secs(300));
 //! let ssemble = secrets.ssemble(&env_var("SSEMBLE_SECRET_ID")?).await?;
-//! # let _ = (jobs, accounts, queue, batches, vault, ssemble);
+//! // `store` is the `S`, `reelay_aws::SystemClock` the clock of `reelay_domain::ports::Adapters`.
+//! # let _ = (store, queue, batches, vault, ssemble);
 //! # Ok(())
 //! # }
 //! ```
 
+pub mod clock;
 pub mod config;
 pub mod dynamo;
 pub mod secrets;
 pub mod sqs;
 
+pub use clock::SystemClock;
 pub use config::{
     ConfigError, env_var, env_var_opt, limits_from_env, load_sdk_config, ssemble_limits_from_env,
 };
-pub use dynamo::{
-    CapacityMeter, DUE_SHARDS, DynamoAccountStore, DynamoJobStore, MeterSnapshot, hash_api_key,
-};
-pub use secrets::{
-    SecretCache, SecretsManagerTokenVault, SsembleSecret, SystemClock, TikTokAppSecret, TokenError,
-    TokenRefreshConfig, fresh_token,
-};
+pub use dynamo::{CapacityMeter, DUE_SHARDS, DynamoStore, MeterSnapshot, OpStats, hash_api_key};
+pub use secrets::{SecretCache, SecretsManagerTokenVault, SsembleSecret, TikTokAppSecret};
 pub use sqs::{
-    DEFAULT_SCHEDULE_SLEEP, FailureScope, FifoBatchProcessor, RecordFailure, SqsWorkQueue,
-    decode_work_message, delay_visibility, sqs_event_from_received,
+    DEFAULT_DEADLINE_MARGIN, DEFAULT_SCHEDULE_SLEEP, FailureScope, FifoBatchProcessor,
+    RecordFailure, RecordMeta, SqsWorkQueue, decode_work_message, delay_visibility,
+    sqs_event_from_received,
 };

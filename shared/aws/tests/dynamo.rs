@@ -7,32 +7,23 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{account, new_job, now, sdk, tenant};
-use reelay_aws::{DynamoAccountStore, DynamoJobStore, hash_api_key};
+use common::{account, new_job, now, sdk, tenant, trail};
+use reelay_aws::{DynamoStore, hash_api_key};
 use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::budget::{Admission, BudgetKind, Window};
+use reelay_domain::job::{Hold, NextCheck, Pointer};
 use reelay_domain::lifecycle::{Event, Policy};
 use reelay_domain::ports::{
-    AccountStore, IdempotencyBegin, IdempotencyScope, JobFilter, JobStore, StoreError,
-    StoredResponse,
+    AccountStore, BudgetStore, IdempotencyBegin, IdempotencyScope, JobFilter, JobStore, LockStore,
+    StoreError, StoredResponse, TenantStore,
 };
-use reelay_domain::{IdempotencyKey, JobState, PayloadHash, PublishId, RequestId, Step, UtcTime};
+use reelay_domain::{
+    CheckKind, IdempotencyKey, JobState, PayloadHash, PublishId, RequestId, Step, UtcTime,
+};
 use secrecy::SecretString;
 
-async fn job_store() -> DynamoJobStore {
-    let sdk = sdk().await;
-    let table = common::table(&sdk).await;
-    DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)
-}
-
-async fn stores() -> (DynamoJobStore, DynamoAccountStore) {
-    let sdk = sdk().await;
-    let table = common::table(&sdk).await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
-    (
-        DynamoJobStore::new(client.clone(), &table),
-        DynamoAccountStore::new(client, table),
-    )
+async fn job_store() -> DynamoStore {
+    common::store(&sdk().await).await
 }
 
 fn scope(t: &str, key: &str) -> IdempotencyScope {
@@ -48,7 +39,7 @@ fn hash(body: serde_json::Value) -> PayloadHash {
 
 /// What an ingest handler does with one request: claim the key, create the job, or replay.
 async fn ingest_once(
-    store: &DynamoJobStore,
+    store: &DynamoStore,
     scope: &IdempotencyScope,
     hash: &PayloadHash,
 ) -> (bool, StoredResponse) {
@@ -176,7 +167,7 @@ async fn the_same_key_with_another_body_is_a_mismatch_in_progress_or_completed()
 
 /// Completes a key this test already claimed.
 async fn ingest_once_completing(
-    store: &DynamoJobStore,
+    store: &DynamoStore,
     scope: &IdempotencyScope,
     hash: &PayloadHash,
     t: UtcTime,
@@ -353,7 +344,7 @@ async fn twenty_concurrent_saves_from_one_version_have_one_winner_and_only_its_a
         stored.hold.as_ref().map(|h| h.reason.as_str()),
         Some(winner.as_str())
     );
-    let trail = store.audit_trail(&job.id).await.unwrap();
+    let trail = trail(&*store, &job.id).await;
     assert_eq!(trail.len(), 2, "created + the winner's event only");
     assert_eq!(trail[0].event, "created");
     assert_eq!(trail[1].detail.as_deref(), Some(winner.as_str()));
@@ -433,7 +424,7 @@ async fn the_happy_path_keeps_the_due_index_exact_and_writes_pointers_once() {
         None
     );
 
-    let trail = store.audit_trail(&id).await.unwrap();
+    let trail = trail(&store, &id).await;
     assert_eq!(trail.len(), 11);
     assert!(trail.windows(2).all(|w| w[0].version + 1 == w[1].version));
     assert_eq!(trail.last().unwrap().to, JobState::PubliclyAvailable);
@@ -441,7 +432,7 @@ async fn the_happy_path_keeps_the_due_index_exact_and_writes_pointers_once() {
 }
 
 /// The due index holds the job exactly when it has a next check, at that instant, with its kind.
-async fn assert_due_matches(store: &DynamoJobStore, job: &reelay_domain::Job) {
+async fn assert_due_matches(store: &DynamoStore, job: &reelay_domain::Job) {
     match job.next_check {
         Some(next) => {
             let due = store.due(next.at, 100).await.unwrap();
@@ -512,6 +503,7 @@ async fn list_filters_by_account_and_state_and_pages_with_an_opaque_cursor() {
         if i < 2 {
             let event = Event::RenderSubmitted {
                 request_id: RequestId::parse(format!("{:024x}", i + 1)).unwrap(),
+                found: false,
             };
             let Step::Applied(applied) = created.job.apply(&event, t, &Policy::default()).unwrap()
             else {
@@ -590,7 +582,7 @@ async fn list_filters_by_account_and_state_and_pages_with_an_opaque_cursor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_takes_on_a_six_per_minute_window_grant_exactly_six() {
-    let (_, accounts) = stores().await;
+    let accounts = job_store().await;
     let accounts = Arc::new(accounts);
     let window = Window::new(6, Duration::from_secs(60));
     let t = now();
@@ -639,7 +631,7 @@ async fn a_hundred_concurrent_takes_on_a_six_per_minute_window_grant_exactly_six
 
 #[tokio::test]
 async fn locks_expire_for_dead_holders_and_only_their_owner_releases_them() {
-    let (_, accounts) = stores().await;
+    let accounts = job_store().await;
     let t = now();
     let secs = |s: u64| t.plus(Duration::from_secs(s));
     assert!(
@@ -695,7 +687,7 @@ async fn locks_expire_for_dead_holders_and_only_their_owner_releases_them() {
 
 #[tokio::test]
 async fn a_lease_taken_as_a_single_use_token_is_consumed_once_and_never_after_expiry() {
-    let (_, accounts) = stores().await;
+    let accounts = job_store().await;
     let t = now();
     let secs = |s: u64| t.plus(Duration::from_secs(s));
     assert!(
@@ -736,56 +728,8 @@ async fn a_lease_taken_as_a_single_use_token_is_consumed_once_and_never_after_ex
 }
 
 #[tokio::test]
-async fn budget_remaining_counts_the_window_without_taking() {
-    let (_, accounts) = stores().await;
-    let window = Window::new(6, Duration::from_secs(60));
-    let t = now();
-    assert_eq!(
-        accounts
-            .budget_remaining("acct", BudgetKind::TikTokInit, window, t)
-            .await
-            .unwrap(),
-        6
-    );
-    for i in 0..4 {
-        let at = t.plus(Duration::from_millis(i));
-        assert!(matches!(
-            accounts
-                .take("acct", BudgetKind::TikTokInit, window, at)
-                .await
-                .unwrap(),
-            Admission::Granted { .. }
-        ));
-    }
-    let later = t.plus(Duration::from_secs(1));
-    assert_eq!(
-        accounts
-            .budget_remaining("acct", BudgetKind::TikTokInit, window, later)
-            .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        accounts
-            .budget_remaining("acct", BudgetKind::TikTokInit, window, later)
-            .await
-            .unwrap(),
-        2,
-        "peeking takes nothing"
-    );
-    let after = t.plus(Duration::from_secs(61));
-    assert_eq!(
-        accounts
-            .budget_remaining("acct", BudgetKind::TikTokInit, window, after)
-            .await
-            .unwrap(),
-        6
-    );
-}
-
-#[tokio::test]
 async fn accounts_keep_their_version_health_and_blocks() {
-    let (_, accounts) = stores().await;
+    let accounts = job_store().await;
     let (t, a) = (tenant("tenant_a"), account("acct_1"));
     assert_eq!(accounts.get_account(&t, &a).await.unwrap(), None);
     let mut acct = Account::new(t.clone(), a.clone());
@@ -861,7 +805,7 @@ async fn tenant_api_keys_are_stored_only_as_hashes() {
     let sdk = sdk().await;
     let table = common::table(&sdk).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let accounts = DynamoAccountStore::new(client.clone(), &table);
+    let accounts = DynamoStore::new(client.clone(), &table);
     let raw = "rk_live_9f8e7d6c5b4a";
     let key_hash = hash_api_key(&SecretString::from(raw));
     accounts
@@ -978,11 +922,13 @@ async fn one_publisher_claims_the_attempt_and_a_dead_ones_lease_surfaces_as_due(
         JobState::PublishUnknown,
         "never re-posted blindly"
     );
-    let next = store
-        .due(lease_end.plus(Duration::from_secs(3600)), 10)
-        .await
-        .unwrap();
-    assert_eq!(next[0].kind, reelay_domain::CheckKind::UnknownResolve);
+    let resolve = parked.next_check.unwrap();
+    assert_eq!(resolve.kind, reelay_domain::CheckKind::UnknownResolve);
+    let next = store.due(resolve.at, 10).await.unwrap();
+    assert_eq!(
+        (next[0].job_id.clone(), next[0].kind),
+        (claimed.id.clone(), reelay_domain::CheckKind::UnknownResolve)
+    );
 }
 
 #[tokio::test]
@@ -1015,4 +961,546 @@ async fn jobs_fanned_out_from_one_render_are_found_by_its_request_id() {
     assert_eq!(found, ids);
     let other = RequestId::parse("bbbbbbbbbbbbbbbbbbbbbbbb").unwrap();
     assert!(store.jobs_for_request(&other).await.unwrap().is_empty());
+}
+
+/// Offers `event` to `job` and stores the transition; returns the stored job.
+async fn advance(
+    store: &DynamoStore,
+    job: &reelay_domain::Job,
+    event: Event,
+    at: UtcTime,
+) -> reelay_domain::Job {
+    let Step::Applied(applied) = job.apply(&event, at, &Policy::default()).unwrap() else {
+        panic!("{} did not move the job in {}", event.name(), job.state)
+    };
+    store.save(&applied, job.version).await.unwrap();
+    applied.job
+}
+
+#[tokio::test]
+async fn a_reschedule_keeps_the_version_writes_no_audit_item_and_moves_the_due_index() {
+    let store = job_store().await;
+    let t = now();
+    let created = new_job(&tenant("tenant_a"), &account("acct_1"), t, None);
+    store.create(&created, None).await.unwrap();
+    let job = created.job.clone();
+    let first = job.next_check.unwrap();
+
+    let later = t.plus(Duration::from_secs(300));
+    let Step::Rescheduled(next) = job
+        .apply(&Event::Deferred { until: later }, t, &Policy::default())
+        .unwrap()
+    else {
+        panic!("a deferral only moves the next check")
+    };
+    assert_eq!(next.job.version, job.version);
+    let before = store.meter().snapshot();
+    store.reschedule(&next.job).await.unwrap();
+    let after = store.meter().snapshot();
+    assert_eq!(after.requests() - before.requests(), 1, "one write");
+    assert_eq!(
+        after.requests_of("reschedule") - before.requests_of("reschedule"),
+        1
+    );
+
+    let stored = store.get(&job.id).await.unwrap().unwrap();
+    assert_eq!(stored, next.job, "the job as rescheduled");
+    assert_eq!((stored.version, stored.state), (job.version, job.state));
+    assert_eq!(
+        stored.next_check,
+        Some(NextCheck {
+            at: later,
+            kind: first.kind
+        })
+    );
+    let events = trail(&store, &job.id).await;
+    assert_eq!(
+        events.len(),
+        1,
+        "only `created`: a reschedule is not audited"
+    );
+    assert_eq!(events[0].event, "created");
+
+    // The due index follows: no longer due at the old check, due at the new one.
+    let mine = |due: Vec<reelay_domain::ports::DueJob>| {
+        due.into_iter()
+            .filter(|d| d.job_id == job.id)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        mine(
+            store
+                .due(later.minus(Duration::from_millis(1)), 100)
+                .await
+                .unwrap()
+        )
+        .is_empty()
+    );
+    let due = mine(store.due(later, 100).await.unwrap());
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].at, due[0].kind), (later, first.kind));
+
+    // A hold written by a reschedule is stored too, and a reschedule to no check leaves the index.
+    let mut held = stored.clone();
+    held.hold = Some(Hold {
+        reason: "account_blocked".into(),
+        until: Some(later),
+        since: Some(t),
+    });
+    held.next_check = None;
+    store.reschedule(&held).await.unwrap();
+    let stored = store.get(&job.id).await.unwrap().unwrap();
+    assert_eq!(stored.hold, held.hold);
+    assert_eq!(stored.version, job.version);
+    let far = t.plus(Duration::from_secs(365 * 86_400));
+    assert!(mine(store.due(far, 100).await.unwrap()).is_empty());
+    assert_eq!(trail(&store, &job.id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_reschedule_of_a_job_that_moved_meanwhile_is_a_conflict_and_changes_nothing() {
+    let store = job_store().await;
+    let t = now();
+    let created = new_job(&tenant("tenant_a"), &account("acct_1"), t, None);
+    store.create(&created, None).await.unwrap();
+    let read = created.job.clone();
+
+    // Someone moves the job (version 2) after we read version 1.
+    let moved = advance(
+        &store,
+        &read,
+        Event::Held {
+            reason: "r".into(),
+            until: None,
+        },
+        t,
+    )
+    .await;
+    let Step::Rescheduled(stale) = read
+        .apply(
+            &Event::Deferred {
+                until: t.plus(Duration::from_secs(600)),
+            },
+            t,
+            &Policy::default(),
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        store.reschedule(&stale.job).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.get(&read.id).await.unwrap().unwrap(), moved);
+
+    // Same version, another state (a forged or corrupted caller): refused as well.
+    let mut other_state = moved.clone();
+    other_state.state = JobState::Rendering;
+    assert!(matches!(
+        store.reschedule(&other_state).await,
+        Err(StoreError::Conflict)
+    ));
+    // A job that does not exist is never created by a reschedule.
+    let ghost = new_job(&tenant("tenant_a"), &account("acct_1"), t, None).job;
+    assert!(matches!(
+        store.reschedule(&ghost).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.get(&ghost.id).await.unwrap(), None);
+    assert_eq!(store.get(&read.id).await.unwrap().unwrap(), moved);
+}
+
+#[tokio::test]
+async fn save_writes_exactly_the_pointers_it_is_given_and_every_attempts_publish_id_finds_the_job()
+{
+    let store = job_store().await;
+    let t = now();
+    let created = new_job(&tenant("tenant_a"), &account("acct_1"), t, None);
+    store.create(&created, None).await.unwrap();
+    let job = created.job.clone();
+
+    // Every pointer it is given, in the same write.
+    let (p1, p2) = (
+        PublishId::parse("v_pub_url~v2.1").unwrap(),
+        PublishId::parse("v_pub_url~v2.2").unwrap(),
+    );
+    let Step::Applied(mut named) = job
+        .apply(
+            &Event::Held {
+                reason: "x".into(),
+                until: None,
+            },
+            t,
+            &Policy::default(),
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(named.pointers.is_empty());
+    named.pointers = vec![
+        Pointer::Publish(p1.clone()),
+        Pointer::Publish(p2.clone()),
+        Pointer::Request(common::lifecycle::request_id()),
+    ];
+    store.save(&named, job.version).await.unwrap();
+    for p in [&p1, &p2] {
+        assert_eq!(
+            store.job_for_publish(p).await.unwrap(),
+            Some(job.id.clone())
+        );
+    }
+    assert_eq!(
+        store
+            .jobs_for_request(&common::lifecycle::request_id())
+            .await
+            .unwrap(),
+        vec![job.id.clone()]
+    );
+
+    // A transition naming no pointer writes none, whatever the job carries.
+    let job = named.job;
+    let other_request = RequestId::parse("cccccccccccccccccccccccc").unwrap();
+    let Step::Applied(mut silent) = job
+        .apply(
+            &Event::RenderSubmitted {
+                request_id: other_request.clone(),
+                found: false,
+            },
+            t,
+            &Policy::default(),
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        silent.pointers,
+        vec![Pointer::Request(other_request.clone())]
+    );
+    silent.pointers.clear();
+    store.save(&silent, job.version).await.unwrap();
+    assert_eq!(
+        store.get(&job.id).await.unwrap().unwrap().request_id,
+        Some(other_request.clone())
+    );
+    assert!(
+        store
+            .jobs_for_request(&other_request)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the adapter infers nothing"
+    );
+
+    // A publish_id belongs to one job forever: another job naming it is refused as a fault, not
+    // reported as a race to retry, and nothing of that write lands.
+    let other = new_job(&tenant("tenant_a"), &account("acct_2"), t, None);
+    store.create(&other, None).await.unwrap();
+    let Step::Applied(mut stolen) = other
+        .job
+        .apply(
+            &Event::Held {
+                reason: "x".into(),
+                until: None,
+            },
+            t,
+            &Policy::default(),
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    stolen.pointers = vec![Pointer::Publish(p1.clone())];
+    let err = store.save(&stolen, other.job.version).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "got {err:?}");
+    assert_eq!(
+        store.job_for_publish(&p1).await.unwrap(),
+        Some(job.id.clone())
+    );
+    assert_eq!(
+        store.get(&other.job.id).await.unwrap().unwrap().version,
+        other.job.version
+    );
+}
+
+#[tokio::test]
+async fn a_late_acceptance_of_another_attempt_keeps_both_publish_ids_pointing_at_the_job() {
+    let store = job_store().await;
+    let start = now();
+    let created = new_job(&tenant("tenant_a"), &account("acct_1"), start, None);
+    store.create(&created, None).await.unwrap();
+    let mut job = created.job.clone();
+    // Up to the first accepted attempt (publish_processing).
+    for (i, event) in common::lifecycle::events().into_iter().take(6).enumerate() {
+        let at = start.plus(Duration::from_secs(10 * (i as u64 + 1)));
+        job = advance(&store, &job, event, at).await;
+    }
+    assert_eq!(job.state, JobState::PublishProcessing);
+    let first = common::lifecycle::publish_id();
+    // TikTok reports a second publish for the same attempt (a duplicate init that landed).
+    let second = PublishId::parse("v_pub_file~v2.987654321").unwrap();
+    let at = start.plus(Duration::from_secs(100));
+    let Step::Applied(stale) = job
+        .apply(
+            &Event::PublishAccepted {
+                attempt: job.attempt,
+                publish_id: second.clone(),
+                upload: true,
+                upstream_log_id: None,
+            },
+            at,
+            &Policy::default(),
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(stale.pointers, vec![Pointer::Publish(second.clone())]);
+    store.save(&stale, job.version).await.unwrap();
+    for p in [&first, &second] {
+        assert_eq!(
+            store.job_for_publish(p).await.unwrap(),
+            Some(job.id.clone())
+        );
+    }
+    let stored = store.get(&job.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.publish_id,
+        Some(first),
+        "the current attempt is unchanged"
+    );
+    assert_eq!(stored.publish_ids.len(), 2);
+}
+
+#[tokio::test]
+async fn the_audit_trail_pages_oldest_first_and_says_when_it_ends() {
+    let store = job_store().await;
+    let start = now();
+    let created = new_job(&tenant("tenant_a"), &account("acct_1"), start, None);
+    store.create(&created, None).await.unwrap();
+    let id = created.job.id.clone();
+    common::lifecycle::drive(&store, created.job.clone(), start, async |_| {}).await;
+
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.audit_page(&id, after, 4).await.unwrap();
+        pages.push((
+            page.events.iter().map(|e| e.version).collect::<Vec<_>>(),
+            page.next_after,
+        ));
+        match page.next_after {
+            Some(v) => after = Some(v),
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        vec![
+            (vec![1, 2, 3, 4], Some(4)),
+            (vec![5, 6, 7, 8], Some(8)),
+            (vec![9, 10, 11], None),
+        ]
+    );
+    let whole = store.audit_page(&id, None, 11).await.unwrap();
+    assert_eq!(whole.events.len(), 11);
+    assert_eq!(
+        whole.next_after, None,
+        "exactly the last event: no further page"
+    );
+    assert_eq!(whole.events[0].event, "created");
+    assert_eq!(whole.events[10].to, JobState::PubliclyAvailable);
+    let tail = store.audit_page(&id, Some(9), 100).await.unwrap();
+    assert_eq!(
+        tail.events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![10, 11]
+    );
+    let past = store.audit_page(&id, Some(11), 10).await.unwrap();
+    assert!(past.events.is_empty() && past.next_after.is_none());
+    let unknown = new_job(&tenant("tenant_a"), &account("acct_1"), start, None)
+        .job
+        .id;
+    let none = store.audit_page(&unknown, None, 10).await.unwrap();
+    assert!(none.events.is_empty() && none.next_after.is_none());
+}
+
+#[tokio::test]
+async fn every_job_field_round_trips_through_the_stored_document() {
+    let store = job_store().await;
+    let t = now();
+    let mut created = new_job(&tenant("tenant_a"), &account("acct_1"), t, None);
+    let job = &mut created.job;
+    job.delayed_attempts = 2;
+    job.render_attempts = 4;
+    job.render_rejections = 3;
+    job.render_delays = 1;
+    job.render_lease_until = Some(t.plus(Duration::from_secs(90)));
+    job.retried_attempts = 5;
+    job.publish_ids = vec![
+        PublishId::parse("v_pub_url~v2.1").unwrap(),
+        PublishId::parse("v_pub_url~v2.2").unwrap(),
+    ];
+    job.publish_id = Some(PublishId::parse("v_pub_url~v2.2").unwrap());
+    job.stale_observations = 6;
+    job.webhook_token_hashes = vec!["ab".repeat(32), "cd".repeat(32)];
+    job.post_ids = vec!["7300000000000000001".into()];
+    job.hold = Some(Hold {
+        reason: "account_blocked".into(),
+        until: Some(t.plus(Duration::from_secs(60))),
+        since: Some(t),
+    });
+    job.next_check = Some(NextCheck {
+        at: t.plus(Duration::from_secs(60)),
+        kind: CheckKind::SubmitRender,
+    });
+    job.last_error = Some(reelay_domain::JobError {
+        code: "rate_limit_exceeded".into(),
+        message: "slow down".into(),
+        upstream_log_id: Some("log-9".into()),
+    });
+    store.create(&created, None).await.unwrap();
+    assert_eq!(
+        store.get(&created.job.id).await.unwrap().unwrap(),
+        created.job
+    );
+}
+
+#[tokio::test]
+async fn the_open_id_lookup_is_one_get_and_follows_the_accounts_open_id() {
+    let store = job_store().await;
+    let (t, a1, a2) = (tenant("tenant_a"), account("acct_1"), account("acct_2"));
+    let mut acct = Account::new(t.clone(), a1.clone());
+    acct.health = AccountHealth::Active;
+    acct.open_id = Some("open-1".into());
+    store.put_account(&acct).await.unwrap();
+
+    let before = store.meter().snapshot();
+    assert_eq!(
+        store.account_for_open_id("open-1").await.unwrap(),
+        Some((t.clone(), a1.clone()))
+    );
+    let after = store.meter().snapshot();
+    assert_eq!(
+        after.requests() - before.requests(),
+        1,
+        "one GetItem, no scan"
+    );
+    assert_eq!(
+        store.account_for_open_id("open-unknown").await.unwrap(),
+        None
+    );
+    assert_eq!(store.account_for_open_id("").await.unwrap(), None);
+
+    // The creator reconnects as another TikTok user: the old lookup goes with the change.
+    let mut acct = store.get_account(&t, &a1).await.unwrap().unwrap();
+    acct.open_id = Some("open-2".into());
+    store.put_account(&acct).await.unwrap();
+    assert_eq!(store.account_for_open_id("open-1").await.unwrap(), None);
+    assert_eq!(
+        store.account_for_open_id("open-2").await.unwrap(),
+        Some((t.clone(), a1.clone()))
+    );
+
+    // A put from a stale read changes neither the account nor the lookups.
+    let mut stale = acct.clone();
+    stale.open_id = Some("open-stale".into());
+    assert!(matches!(
+        store.put_account(&stale).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.account_for_open_id("open-stale").await.unwrap(), None);
+
+    // Another account claims open-2 (the latest put wins for now); when acct_1 then moves on,
+    // the lookup it no longer owns is left alone.
+    let mut other = Account::new(t.clone(), a2.clone());
+    other.open_id = Some("open-2".into());
+    store.put_account(&other).await.unwrap();
+    assert_eq!(
+        store.account_for_open_id("open-2").await.unwrap(),
+        Some((t.clone(), a2.clone()))
+    );
+    let mut acct = store.get_account(&t, &a1).await.unwrap().unwrap();
+    acct.open_id = Some("open-3".into());
+    store.put_account(&acct).await.unwrap();
+    assert_eq!(
+        store.account_for_open_id("open-2").await.unwrap(),
+        Some((t.clone(), a2.clone())),
+        "acct_2's lookup survives acct_1's change"
+    );
+    assert_eq!(
+        store.account_for_open_id("open-3").await.unwrap(),
+        Some((t.clone(), a1.clone()))
+    );
+
+    // Disconnected (no open_id): its lookup goes too; the record keeps its version rule.
+    let mut acct = store.get_account(&t, &a1).await.unwrap().unwrap();
+    acct.open_id = None;
+    store.put_account(&acct).await.unwrap();
+    assert_eq!(store.account_for_open_id("open-3").await.unwrap(), None);
+    let stored = store.get_account(&t, &a1).await.unwrap().unwrap();
+    assert_eq!((stored.open_id, stored.version), (None, acct.version + 1));
+}
+
+#[tokio::test]
+async fn peek_answers_what_take_would_and_writes_nothing() {
+    let store = job_store().await;
+    let window = Window::new(3, Duration::from_secs(60));
+    let t = now();
+    let kind = BudgetKind::TikTokInit;
+    for i in 0..5u64 {
+        let at = t.plus(Duration::from_millis(i * 10));
+        let before = store.meter().snapshot();
+        let peeked = store.peek("acct", kind, window, at).await.unwrap();
+        let after = store.meter().snapshot();
+        assert_eq!(after.requests() - before.requests(), 1, "one read");
+        assert_eq!(
+            after.requests_of("take"),
+            before.requests_of("take"),
+            "no write"
+        );
+        assert_eq!(
+            peeked,
+            store.peek("acct", kind, window, at).await.unwrap(),
+            "peeking takes nothing"
+        );
+        let taken = store.take("acct", kind, window, at).await.unwrap();
+        assert_eq!(peeked, taken, "take {i}");
+    }
+    let expected_retry = t
+        .plus(Duration::from_secs(60))
+        .plus(Duration::from_millis(1));
+    assert_eq!(
+        store
+            .peek("acct", kind, window, t.plus(Duration::from_secs(1)))
+            .await
+            .unwrap(),
+        Admission::Denied {
+            retry_at: expected_retry
+        }
+    );
+    // A clock behind the latest take is counted from that take, like `take` does.
+    assert_eq!(
+        store
+            .peek("acct", kind, window, t.minus(Duration::from_secs(30)))
+            .await
+            .unwrap(),
+        Admission::Denied {
+            retry_at: expected_retry
+        }
+    );
+    assert_eq!(
+        store
+            .peek("acct", kind, window, expected_retry)
+            .await
+            .unwrap(),
+        Admission::Granted { remaining: 0 }
+    );
+    assert_eq!(
+        store.peek("other", kind, window, t).await.unwrap(),
+        Admission::Granted { remaining: 2 }
+    );
+    let snap = store.meter().snapshot();
+    assert_eq!(snap.requests_of("take"), 3, "only the granted takes wrote");
 }

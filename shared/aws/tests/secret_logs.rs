@@ -9,10 +9,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{account, now, sdk, tenant};
-use reelay_aws::{
-    DynamoAccountStore, SecretCache, SecretsManagerTokenVault, SystemClock, fresh_token,
-};
+use common::{account, now, sdk, tenant, token_core};
+use reelay_aws::{SecretCache, SecretsManagerTokenVault};
 use reelay_domain::ports::{RefreshError, TokenRefresher, TokenSet, TokenVault};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -33,6 +31,8 @@ const OLD_ACCESS: &str = "act.OLD-SECRET-1f2e3d";
 const OLD_REFRESH: &str = "rft.OLD-SECRET-4c5b6a";
 const NEW_ACCESS: &str = "act.NEW-SECRET-7a8b9c";
 const NEW_REFRESH: &str = "rft.NEW-SECRET-0d1e2f";
+const NEWER_ACCESS: &str = "act.NEWER-SECRET-5e6f70";
+const NEWER_REFRESH: &str = "rft.NEWER-SECRET-8a9b0c";
 const API_KEY: &str = "sk_live_SECRET-3a4b5c";
 
 fn set(access: &str, refresh: &str, valid_secs: i64) -> TokenSet {
@@ -52,8 +52,11 @@ struct Refresher;
 
 impl TokenRefresher for Refresher {
     async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, RefreshError> {
-        assert_eq!(refresh_token.expose_secret(), OLD_REFRESH);
-        Ok(set(NEW_ACCESS, NEW_REFRESH, 7200))
+        match refresh_token.expose_secret() {
+            OLD_REFRESH => Ok(set(NEW_ACCESS, NEW_REFRESH, 7200)),
+            NEW_REFRESH => Ok(set(NEWER_ACCESS, NEWER_REFRESH, 7200)),
+            _ => Err(RefreshError::Rejected),
+        }
     }
 }
 
@@ -70,27 +73,22 @@ async fn no_secret_value_appears_in_any_log_line_even_at_trace() {
     let sdk = sdk().await;
     let prefix = common::token_prefix(&sdk).await;
     let vault = SecretsManagerTokenVault::new(aws_sdk_secretsmanager::Client::new(&sdk), prefix);
-    let accounts = DynamoAccountStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        common::table(&sdk).await,
+    let core = token_core(
+        &sdk,
+        common::store(&sdk).await,
+        vault.clone(),
+        Arc::new(Refresher),
     );
     let (t, a) = (tenant("tenant_a"), account("acct_1"));
     vault
         .put_tokens(&t, &a, &set(OLD_ACCESS, OLD_REFRESH, -1))
         .await
         .unwrap();
-    let token = fresh_token(
-        &accounts,
-        &vault,
-        &Refresher,
-        &SystemClock,
-        &t,
-        &a,
-        &Default::default(),
-    )
-    .await
-    .unwrap();
+    let token = core.fresh_token(&t, &a, None).await.unwrap();
     assert_eq!(token.expose_secret(), NEW_ACCESS);
+    // TikTok refuses the new token at once: refreshed again, through the same logs.
+    let refused = core.fresh_token(&t, &a, Some(&token)).await.unwrap();
+    assert_eq!(refused.expose_secret(), NEWER_ACCESS);
     assert!(
         vault
             .put_tokens(&t, &a, &set(NEW_ACCESS, "", 60))
@@ -117,7 +115,15 @@ async fn no_secret_value_appears_in_any_log_line_even_at_trace() {
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("access token refreshed"), "the capture works");
     assert!(logs.contains("REDACTED"), "secret types print as redacted");
-    for secret in [OLD_ACCESS, OLD_REFRESH, NEW_ACCESS, NEW_REFRESH, API_KEY] {
+    for secret in [
+        OLD_ACCESS,
+        OLD_REFRESH,
+        NEW_ACCESS,
+        NEW_REFRESH,
+        NEWER_ACCESS,
+        NEWER_REFRESH,
+        API_KEY,
+    ] {
         let tail = secret.rsplit('-').next().unwrap();
         assert!(
             !logs.contains(secret) && !logs.contains(tail),

@@ -1,5 +1,6 @@
-//! Secrets Manager adapters and the refresh coordinator against a real endpoint (locks in a real
-//! DynamoDB table). Each test owns its secrets (random stage) and table.
+//! Secrets Manager adapters against a real endpoint, and the domain's token refresh
+//! (`Core::fresh_token`) over them and a real DynamoDB table's locks. Each test owns its secrets
+//! (random stage) and table.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,15 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{account, now, sdk, tenant};
-use reelay_aws::{
-    DynamoAccountStore, SecretCache, SecretsManagerTokenVault, SystemClock, TokenError,
-    TokenRefreshConfig, fresh_token,
-};
+use common::{account, now, sdk, tenant, token_core};
+use reelay_aws::{DynamoStore, SecretCache, SecretsManagerTokenVault};
 use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::ports::{
-    AccountStore, RefreshError, SecretError, TokenRefresher, TokenSet, TokenVault,
+    AccountStore, LockStore, RefreshError, SecretError, TokenRefresher, TokenSet, TokenVault,
 };
+use reelay_domain::usecase::{TokenError, refresh_lock_name};
 use secrecy::{ExposeSecret, SecretString};
 
 fn tokens(access: &str, refresh: &str, access_valid_for: i64) -> TokenSet {
@@ -81,18 +80,8 @@ impl TokenRefresher for RotatingRefresher {
     }
 }
 
-async fn account_store(sdk: &aws_config::SdkConfig) -> DynamoAccountStore {
-    let table = common::table(sdk).await;
-    DynamoAccountStore::new(aws_sdk_dynamodb::Client::new(sdk), table)
-}
-
-fn fast() -> TokenRefreshConfig {
-    TokenRefreshConfig {
-        min_validity: Duration::from_secs(300),
-        lock_ttl: Duration::from_secs(10),
-        poll_interval: Duration::from_millis(50),
-        max_rounds: 3,
-    }
+async fn store(sdk: &aws_config::SdkConfig) -> DynamoStore {
+    common::store(sdk).await
 }
 
 #[tokio::test]
@@ -141,10 +130,7 @@ async fn the_vault_round_trips_tokens_and_refuses_an_empty_refresh_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_tasks_racing_an_expired_token_make_one_refresh_and_all_get_the_new_token() {
     let sdk = sdk().await;
-    let (vault, accounts) = (
-        Arc::new(vault(&sdk).await),
-        Arc::new(account_store(&sdk).await),
-    );
+    let vault = vault(&sdk).await;
     let (t, a) = (tenant("tenant_a"), account("acct_1"));
     vault
         .put_tokens(&t, &a, &tokens("act.old", "rft.old", -1))
@@ -155,28 +141,20 @@ async fn ten_tasks_racing_an_expired_token_make_one_refresh_and_all_get_the_new_
         "rft.new",
         Outcome::Rotate,
     ));
+    let core = Arc::new(token_core(
+        &sdk,
+        store(&sdk).await,
+        vault.clone(),
+        refresher.clone(),
+    ));
 
     let tasks: Vec<_> = (0..10)
         .map(|_| {
-            let (vault, accounts, refresher, t, a) = (
-                vault.clone(),
-                accounts.clone(),
-                refresher.clone(),
-                t.clone(),
-                a.clone(),
-            );
+            let (core, t, a) = (core.clone(), t.clone(), a.clone());
             tokio::spawn(async move {
-                fresh_token(
-                    &*accounts,
-                    &*vault,
-                    &*refresher,
-                    &SystemClock,
-                    &t,
-                    &a,
-                    &fast(),
-                )
-                .await
-                .map(|s| s.expose_secret().to_owned())
+                core.fresh_token(&t, &a, None)
+                    .await
+                    .map(|s| s.expose_secret().to_owned())
             })
         })
         .collect();
@@ -203,19 +181,77 @@ async fn ten_tasks_racing_an_expired_token_make_one_refresh_and_all_get_the_new_
     assert_eq!(stored.access_token.expose_secret(), "act.new");
 
     // Fresh now: no further refresh.
-    let again = fresh_token(
-        &*accounts,
-        &*vault,
-        &*refresher,
-        &SystemClock,
-        &t,
-        &a,
-        &fast(),
-    )
-    .await
-    .unwrap();
+    let again = core.fresh_token(&t, &a, None).await.unwrap();
     assert_eq!(again.expose_secret(), "act.new");
     assert_eq!(refresher.calls.load(Ordering::SeqCst), 1);
+}
+
+/// Records what the vault held when TikTok was asked, so the order of store and use is visible.
+struct StoredBeforeUse {
+    vault: SecretsManagerTokenVault,
+    tenant: reelay_domain::TenantId,
+    account: reelay_domain::AccountId,
+    seen_at_second_call: std::sync::Mutex<Option<String>>,
+    calls: AtomicUsize,
+}
+
+impl TokenRefresher for StoredBeforeUse {
+    async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, RefreshError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if n == 1 {
+            let stored = self
+                .vault
+                .get_tokens(&self.tenant, &self.account)
+                .await
+                .unwrap()
+                .unwrap();
+            *self.seen_at_second_call.lock().unwrap() =
+                Some(stored.refresh_token.expose_secret().to_owned());
+        }
+        let next = format!("rft.{}", n + 1);
+        assert_eq!(refresh_token.expose_secret(), format!("rft.{n}"));
+        Ok(tokens(&format!("act.{}", n + 1), &next, 7200))
+    }
+}
+
+#[tokio::test]
+async fn a_token_tiktok_just_refused_is_refreshed_and_the_rotated_set_is_stored_before_it_is_used()
+{
+    let sdk = sdk().await;
+    let vault = vault(&sdk).await;
+    let (t, a) = (tenant("tenant_a"), account("acct_1"));
+    // Valid for two hours, but TikTok has just refused it (revoked, or rotated elsewhere).
+    vault
+        .put_tokens(&t, &a, &tokens("act.0", "rft.0", 7200))
+        .await
+        .unwrap();
+    let refresher = Arc::new(StoredBeforeUse {
+        vault: vault.clone(),
+        tenant: t.clone(),
+        account: a.clone(),
+        seen_at_second_call: Default::default(),
+        calls: AtomicUsize::new(0),
+    });
+    let core = token_core(&sdk, store(&sdk).await, vault.clone(), refresher.clone());
+    let refused = SecretString::from("act.0");
+    let first = core.fresh_token(&t, &a, None).await.unwrap();
+    assert_eq!(first.expose_secret(), "act.0", "fresh enough: no refresh");
+    assert_eq!(refresher.calls.load(Ordering::SeqCst), 0);
+
+    let token = core.fresh_token(&t, &a, Some(&refused)).await.unwrap();
+    assert_eq!(token.expose_secret(), "act.1");
+    let token = core
+        .fresh_token(&t, &a, Some(&SecretString::from("act.1")))
+        .await
+        .unwrap();
+    assert_eq!(token.expose_secret(), "act.2");
+    assert_eq!(
+        refresher.seen_at_second_call.lock().unwrap().as_deref(),
+        Some("rft.1"),
+        "the first rotation was stored before its access token was handed out"
+    );
+    let stored = vault.get_tokens(&t, &a).await.unwrap().unwrap();
+    assert_eq!(stored.refresh_token.expose_secret(), "rft.2");
 }
 
 /// A refresher whose response lacks a refresh token.
@@ -230,23 +266,19 @@ impl TokenRefresher for NoRefreshToken {
 #[tokio::test]
 async fn an_empty_refresh_token_from_upstream_is_never_stored() {
     let sdk = sdk().await;
-    let (vault, accounts) = (vault(&sdk).await, account_store(&sdk).await);
+    let vault = vault(&sdk).await;
     let (t, a) = (tenant("tenant_a"), account("acct_1"));
     vault
         .put_tokens(&t, &a, &tokens("act.old", "rft.keep", -1))
         .await
         .unwrap();
-    let token = fresh_token(
-        &accounts,
-        &vault,
-        &NoRefreshToken,
-        &SystemClock,
-        &t,
-        &a,
-        &fast(),
-    )
-    .await
-    .unwrap();
+    let core = token_core(
+        &sdk,
+        store(&sdk).await,
+        vault.clone(),
+        Arc::new(NoRefreshToken),
+    );
+    let token = core.fresh_token(&t, &a, None).await.unwrap();
     assert_eq!(token.expose_secret(), "act.new");
     let stored = vault.get_tokens(&t, &a).await.unwrap().unwrap();
     assert_eq!(stored.refresh_token.expose_secret(), "rft.keep");
@@ -256,52 +288,44 @@ async fn an_empty_refresh_token_from_upstream_is_never_stored() {
 #[tokio::test]
 async fn a_rejected_refresh_token_marks_the_account_for_reauthorisation() {
     let sdk = sdk().await;
-    let (vault, accounts) = (vault(&sdk).await, account_store(&sdk).await);
+    let (vault, store) = (vault(&sdk).await, store(&sdk).await);
     let (t, a) = (tenant("tenant_a"), account("acct_1"));
     let mut acct = Account::new(t.clone(), a.clone());
     acct.health = AccountHealth::Active;
-    accounts.put_account(&acct).await.unwrap();
+    store.put_account(&acct).await.unwrap();
     vault
         .put_tokens(&t, &a, &tokens("act.old", "rft.dead", -1))
         .await
         .unwrap();
-    let refresher = RotatingRefresher::new("rft.dead", "unused", Outcome::Reject);
+    let refresher = Arc::new(RotatingRefresher::new(
+        "rft.dead",
+        "unused",
+        Outcome::Reject,
+    ));
+    let core = token_core(&sdk, store.clone(), vault.clone(), refresher.clone());
 
-    let err = fresh_token(&accounts, &vault, &refresher, &SystemClock, &t, &a, &fast())
-        .await
-        .unwrap_err();
+    let err = core.fresh_token(&t, &a, None).await.unwrap_err();
     assert!(matches!(err, TokenError::NeedsReauth), "got {err:?}");
-    let stored = accounts.get_account(&t, &a).await.unwrap().unwrap();
+    assert!(err.needs_user());
+    let stored = store.get_account(&t, &a).await.unwrap().unwrap();
     assert_eq!(stored.health, AccountHealth::NeedsReauth);
     assert_eq!(
         stored.health_reason.as_deref(),
         Some("refresh_token_rejected")
     );
     assert!(!err.to_string().contains("rft.dead"));
+    assert!(!format!("{err:?}").contains("rft.dead"));
     // The lock was released: the next caller is not kept waiting.
     assert!(
-        accounts
-            .acquire_lock(
-                &reelay_aws::secrets::refresh_lock_name(&t, &a),
-                "x",
-                now(),
-                now()
-            )
+        store
+            .acquire_lock(&refresh_lock_name(&t, &a), "x", now(), now())
             .await
             .unwrap()
     );
 
-    let unknown = fresh_token(
-        &accounts,
-        &vault,
-        &refresher,
-        &SystemClock,
-        &t,
-        &account("nobody"),
-        &fast(),
-    )
-    .await;
+    let unknown = core.fresh_token(&t, &account("nobody"), None).await;
     assert!(matches!(unknown, Err(TokenError::NotConnected)));
+    assert_eq!(refresher.calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

@@ -17,8 +17,45 @@ use reelay_aws::{
     FailureScope, FifoBatchProcessor, RecordFailure, SqsWorkQueue, sqs_event_from_received,
 };
 use reelay_domain::messages::{QueueKind, WorkMessage};
-use reelay_domain::ports::WorkQueue;
+use reelay_domain::ports::{Clock, WorkQueue};
 use reelay_domain::{JobId, UtcTime};
+
+/// Simulated time: `sleep` moves it at once, so deadlines are tested without waiting for them.
+#[derive(Clone)]
+struct ManualClock {
+    now: Arc<Mutex<UtcTime>>,
+    slept: Arc<Mutex<Duration>>,
+}
+
+impl ManualClock {
+    fn at(t: UtcTime) -> Self {
+        Self {
+            now: Arc::new(Mutex::new(t)),
+            slept: Arc::default(),
+        }
+    }
+
+    fn advance(&self, d: Duration) {
+        let mut now = self.now.lock().unwrap();
+        *now = now.plus(d);
+    }
+
+    fn slept(&self) -> Duration {
+        *self.slept.lock().unwrap()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> UtcTime {
+        *self.now.lock().unwrap()
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        *self.slept.lock().unwrap() += duration;
+        self.advance(duration);
+        async {}
+    }
+}
 
 fn message(account_id: &str, n: u64) -> WorkMessage {
     WorkMessage::new(
@@ -83,15 +120,15 @@ async fn delete_succeeded(
 }
 
 #[tokio::test]
-async fn work_messages_carry_the_account_group_and_a_transition_dedup_id() {
+async fn work_messages_carry_the_account_group_and_the_callers_dedup_id() {
     let sdk = sdk().await;
     let q = common::fifo_queue(&sdk, 30).await;
     let client = Client::new(&sdk);
     let queue = SqsWorkQueue::new(client.clone(), None, Some(q.url.clone()));
     let m = message("acct_1", 3);
-    queue.send(&m, 1).await.unwrap();
-    queue.send(&m, 1).await.unwrap(); // a resend of the same transition
-    queue.send(&m, 2).await.unwrap(); // a new attempt
+    queue.send(&m, &m.dedup_id(1)).await.unwrap();
+    queue.send(&m, &m.dedup_id(1)).await.unwrap(); // a resend of the same enqueue
+    queue.send(&m, &m.dedup_id(2)).await.unwrap(); // a later enqueue (another next check)
 
     let got = receive(&client, &q.url, 10, 1).await;
     assert_eq!(got.len(), 2, "SQS dropped the duplicate send");
@@ -114,7 +151,7 @@ async fn work_messages_carry_the_account_group_and_a_transition_dedup_id() {
         ..render
     };
     assert!(
-        queue.send(&render, 1).await.is_err(),
+        queue.send(&render, "r-1").await.is_err(),
         "no render queue configured here"
     );
 }
@@ -133,7 +170,7 @@ async fn a_delayed_group_waits_while_other_groups_flow() {
         message("acct_b", 4),
     );
     for m in [&a1, &a2, &b1, &b2] {
-        queue.send(m, 1).await.unwrap();
+        queue.send(m, &m.dedup_id(0)).await.unwrap();
     }
 
     // Group A's head is in flight: A2 is held back, B flows.
@@ -230,7 +267,8 @@ async fn interleaved_batch(
         ("acct_b", 4),
         ("acct_c", 5),
     ] {
-        queue.send(&message(acct, n), 1).await.unwrap();
+        let m = message(acct, n);
+        queue.send(&m, &m.dedup_id(0)).await.unwrap();
     }
     let mut got = Vec::new();
     for _ in 0..5 {
@@ -365,7 +403,7 @@ async fn poison_messages_reach_the_dlq_after_max_receive_count_and_good_ones_are
     let client = Client::new(&sdk);
     let good = message("acct_good", 1);
     SqsWorkQueue::new(client.clone(), None, Some(q.url.clone()))
-        .send(&good, 1)
+        .send(&good, &good.dedup_id(0))
         .await
         .unwrap();
     let poison = [
@@ -428,5 +466,155 @@ async fn poison_messages_reach_the_dlq_after_max_receive_count_and_good_ones_are
     assert!(
         receive(&client, &q.url, 10, 1).await.is_empty(),
         "nothing left behind"
+    );
+}
+
+#[tokio::test]
+async fn no_record_starts_with_less_than_the_margin_left_and_the_rest_come_back_at_once() {
+    let sdk = sdk().await;
+    let (q, client, received) = interleaved_batch(&sdk).await;
+    let t0 = UtcTime::from_secs(1_800_000_000);
+    let clock = ManualClock::at(t0);
+    let processor = FifoBatchProcessor::new(client.clone(), q.url.clone())
+        .with_deadline_margin(Duration::from_secs(3));
+    assert_eq!(processor.deadline_margin(), Duration::from_secs(3));
+    let calls: Arc<Mutex<Vec<String>>> = Arc::default();
+    // Each record takes 4 s: at 0 s and 4 s there is time left, at 8 s only 2 s of 10.
+    let response = processor
+        .process_until(
+            sqs_event_from_received(&received, Some(&q.arn)),
+            &clock,
+            t0.plus(Duration::from_secs(10)),
+            |_m, meta: RecordMeta| {
+                let (calls, clock) = (calls.clone(), clock.clone());
+                async move {
+                    calls.lock().unwrap().push(meta.message_id);
+                    clock.advance(Duration::from_secs(4));
+                    Ok(())
+                }
+            },
+        )
+        .await;
+    let ids: Vec<String> = received
+        .iter()
+        .map(|m| m.message_id().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        ids[..2].to_vec(),
+        "two records started"
+    );
+    assert_eq!(
+        failed_ids(&response),
+        ids[2..].to_vec(),
+        "the rest reported failed"
+    );
+
+    // What Lambda does next: delete the two that succeeded. The three never started were made
+    // visible at once, so they are received again long before the 60 s visibility timeout.
+    delete_succeeded(&client, &q.url, &received, &response).await;
+    let started = Instant::now();
+    let mut again: HashSet<String> = HashSet::new();
+    while again.len() < 3 && started.elapsed() < Duration::from_secs(10) {
+        for m in receive(&client, &q.url, 10, 1).await {
+            again.insert(m.message_id().unwrap().to_owned());
+        }
+    }
+    assert_eq!(again, ids[2..].iter().cloned().collect::<HashSet<_>>());
+}
+
+#[tokio::test]
+async fn a_schedule_wait_is_spent_in_process_only_when_the_deadline_leaves_room_for_it() {
+    let sdk = sdk().await;
+    let q = common::fifo_queue(&sdk, 60).await;
+    let client = Client::new(&sdk);
+    let queue = SqsWorkQueue::new(client.clone(), None, Some(q.url.clone()));
+    let m = message("acct_a", 1);
+    queue.send(&m, &m.dedup_id(0)).await.unwrap();
+    let got = receive(&client, &q.url, 1, 1).await;
+    assert_eq!(got.len(), 1);
+    let processor = FifoBatchProcessor::new(client.clone(), q.url.clone())
+        .with_deadline_margin(Duration::from_secs(4));
+    let t0 = UtcTime::from_secs(1_800_000_000);
+    // Due in 1.5 s, then handled.
+    let handler = |calls: Arc<Mutex<u32>>| {
+        move |_m, _meta| {
+            let calls = calls.clone();
+            async move {
+                let mut n = calls.lock().unwrap();
+                *n += 1;
+                if *n == 1 {
+                    Err(RecordFailure::until_schedule(
+                        "not_due_yet",
+                        Duration::from_millis(1_500),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    };
+
+    // Plenty of time: waited for on the clock and handled again, nothing fails.
+    let (clock, calls) = (ManualClock::at(t0), Arc::new(Mutex::new(0)));
+    let response = processor
+        .process_until(
+            sqs_event_from_received(&got, Some(&q.arn)),
+            &clock,
+            t0.plus(Duration::from_secs(60)),
+            handler(calls.clone()),
+        )
+        .await;
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(*calls.lock().unwrap(), 2);
+    assert_eq!(clock.slept(), Duration::from_millis(1_500));
+
+    // 5 s left, margin 4 s: the record starts, but its wait would end with 3.5 s left, so it is
+    // left to the queue (visibility = the wait's whole seconds) instead of waited for.
+    let (clock, calls) = (ManualClock::at(t0), Arc::new(Mutex::new(0)));
+    let response = processor
+        .process_until(
+            sqs_event_from_received(&got, Some(&q.arn)),
+            &clock,
+            t0.plus(Duration::from_secs(5)),
+            handler(calls.clone()),
+        )
+        .await;
+    assert_eq!(
+        failed_ids(&response),
+        vec![got[0].message_id().unwrap().to_owned()]
+    );
+    assert_eq!(*calls.lock().unwrap(), 1, "handled once, not again");
+    assert_eq!(clock.slept(), Duration::ZERO, "no in-process wait");
+    let delayed_at = Instant::now();
+    let mut back = Vec::new();
+    while back.is_empty() && delayed_at.elapsed() < Duration::from_secs(10) {
+        back = receive(&client, &q.url, 1, 1).await;
+    }
+    assert_eq!(
+        back.first().and_then(|b| b.message_id()),
+        got[0].message_id(),
+        "back after its schedule wait, not after the 60 s visibility timeout"
+    );
+
+    // Already inside the margin: not even started, released at once.
+    let (clock, calls) = (ManualClock::at(t0), Arc::new(Mutex::new(0)));
+    let response = processor
+        .process_until(
+            sqs_event_from_received(&back, Some(&q.arn)),
+            &clock,
+            t0.plus(Duration::from_secs(3)),
+            handler(calls.clone()),
+        )
+        .await;
+    assert_eq!(
+        failed_ids(&response),
+        vec![back[0].message_id().unwrap().to_owned()]
+    );
+    assert_eq!(*calls.lock().unwrap(), 0);
+    let again = receive(&client, &q.url, 1, 2).await;
+    assert_eq!(
+        again.first().and_then(|b| b.message_id()),
+        back[0].message_id()
     );
 }

@@ -1,18 +1,28 @@
-//! The single DynamoDB table (see `DESIGN.md`): key builders, item helpers, error mapping and a
-//! capacity meter shared by the job and account stores.
+//! The single DynamoDB table (see `DESIGN.md`) behind every table-backed port: [`DynamoStore`]
+//! implements `JobStore`, `AccountStore`, `BudgetStore`, `LockStore` and `TenantStore`, one module
+//! per capability. This module holds what they share: the store itself, the item codec (attribute
+//! builders and readers, keys), the transaction runner and the error mapping.
 
-mod account_store;
-mod job_store;
+mod accounts;
+mod budgets;
+mod idempotency;
+mod jobs;
+mod listing;
+mod locks;
+mod meter;
+mod tenants;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, TransactWriteItem};
 use reelay_domain::ports::StoreError;
 use sha2::{Digest, Sha256};
 
-pub use account_store::{DynamoAccountStore, hash_api_key};
-pub use job_store::DynamoJobStore;
+pub use meter::{CapacityMeter, MeterSnapshot, OpStats};
+pub use tenants::hash_api_key;
 
 /// Shards of the sparse due-work index. The reconciler queries each one per tick, so reads are
 /// `DUE_SHARDS` small queries plus the items actually due; spreading writes over shards keeps any
@@ -23,6 +33,242 @@ pub const DUE_SHARDS: u8 = 8;
 pub(crate) const ATTR_PK: &str = "pk";
 pub(crate) const ATTR_SK: &str = "sk";
 
+/// Every table-backed port on one DynamoDB table. Cheap to clone (the SDK client, the table name
+/// and the meter are shared); build once per cold start.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: Arc<str>,
+    meter: CapacityMeter,
+    capacity: ReturnConsumedCapacity,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: Arc::from(table.into()),
+            meter: CapacityMeter::default(),
+            capacity: ReturnConsumedCapacity::Total,
+        }
+    }
+
+    /// From the Lambda environment: `TABLE_NAME`.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, crate::ConfigError> {
+        Ok(Self::new(
+            Client::new(sdk),
+            crate::config::env_var("TABLE_NAME")?,
+        ))
+    }
+
+    /// Asks DynamoDB for the capacity of the table and of each index separately
+    /// (ReturnConsumedCapacity=INDEXES) instead of one total: for cost investigations.
+    pub fn with_index_capacity(mut self) -> Self {
+        self.capacity = ReturnConsumedCapacity::Indexes;
+        self
+    }
+
+    /// What this store (and its clones) consumed so far.
+    pub fn meter(&self) -> &CapacityMeter {
+        &self.meter
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn capacity(&self) -> ReturnConsumedCapacity {
+        self.capacity.clone()
+    }
+
+    /// A consistent GetItem.
+    async fn get_item(
+        &self,
+        op: &'static str,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .return_consumed_capacity(self.capacity())
+            .send()
+            .await
+            .map_err(|e| {
+                self.meter.record_failed(op);
+                unavailable(e)
+            })?;
+        self.meter.record(op, out.consumed_capacity());
+        Ok(out.item)
+    }
+
+    /// Every item of a partition, following pagination (consistent reads).
+    async fn query_partition(&self, op: &'static str, pk: String) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(self.table())
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .return_consumed_capacity(self.capacity())
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    self.meter.record_failed(op);
+                    unavailable(e)
+                })?;
+            self.meter.record(op, out.consumed_capacity());
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// A `Put` of `item` on this table, for a transaction.
+    fn put(&self, item: Item) -> PutBuilder {
+        Put::builder().set_item(Some(item)).table_name(self.table())
+    }
+
+    /// Runs `tx`: one item as a plain write (half a transaction's price), more as one
+    /// TransactWriteItems. A lost condition on an ordinary item, or a concurrent transaction on
+    /// the same items, is a lost race (`Conflict`), never retried here: the caller re-reads and
+    /// decides again. A lost condition on a guarded item is the integrity fault it guards against.
+    ///
+    /// The SDK fills ClientRequestToken once per call and keeps it across its own retries, so a
+    /// transaction whose response was lost is replayed as a success, not reported as a lost race.
+    /// The token is deliberately per call, never derived from content: two writers producing the
+    /// same bytes (same event, same millisecond) must still see exactly one winner.
+    async fn write(&self, op: &'static str, tx: Tx) -> Result<(), StoreError> {
+        let Tx { items, guards } = tx;
+        if let [only] = items.as_slice()
+            && let Some(put) = only.put()
+        {
+            let guard = guards.into_iter().next().flatten();
+            return self.put_alone(op, put.clone(), guard).await;
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(self.capacity())
+            .send()
+            .await;
+        let err = match result {
+            Ok(out) => {
+                self.meter.record(op, out.consumed_capacity());
+                return Ok(());
+            }
+            Err(err) => err,
+        };
+        self.meter.record_failed(op);
+        match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(tc)) => {
+                // Reasons are per item, in order. A lost race anywhere wins over a guarded fault:
+                // the caller re-reads and decides again, and may not write that item at all.
+                let mut fault = None;
+                for (i, reason) in tc.cancellation_reasons().iter().enumerate() {
+                    match reason.code() {
+                        Some("TransactionConflict") => return Err(StoreError::Conflict),
+                        Some("ConditionalCheckFailed") => match guards.get(i).cloned().flatten() {
+                            None => return Err(StoreError::Conflict),
+                            Some(why) => fault = fault.or(Some(why)),
+                        },
+                        _ => {}
+                    }
+                }
+                match fault {
+                    Some(why) => Err(StoreError::Corrupt(why)),
+                    None => Err(unavailable(err)),
+                }
+            }
+            // A token reused with other content: never ours to claim as a success.
+            Some(TransactWriteItemsError::IdempotentParameterMismatchException(_)) => {
+                Err(StoreError::Conflict)
+            }
+            _ => Err(unavailable(err)),
+        }
+    }
+
+    /// One `Put` as a PutItem, with [`DynamoStore::write`]'s meaning of a lost condition.
+    async fn put_alone(
+        &self,
+        op: &'static str,
+        put: Put,
+        guard: Option<String>,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(put.table_name)
+            .set_item(Some(put.item))
+            .set_condition_expression(put.condition_expression)
+            .set_expression_attribute_names(put.expression_attribute_names)
+            .set_expression_attribute_values(put.expression_attribute_values)
+            .return_consumed_capacity(self.capacity())
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.meter.record(op, out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) => {
+                self.meter.record_failed(op);
+                match err.as_service_error() {
+                    Some(e) if e.is_conditional_check_failed_exception() => {
+                        Err(guard.map_or(StoreError::Conflict, StoreError::Corrupt))
+                    }
+                    _ => Err(unavailable(err)),
+                }
+            }
+        }
+    }
+}
+
+/// The writes of one atomic change, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Tx {
+    items: Vec<TransactWriteItem>,
+    /// Per item: `Some(why)` if a failed condition on it is an integrity fault, not a lost race.
+    guards: Vec<Option<String>>,
+}
+
+impl Tx {
+    /// An item whose failed condition means someone else moved first (`Conflict`).
+    pub(crate) fn push(&mut self, item: TransactWriteItem) {
+        self.items.push(item);
+        self.guards.push(None);
+    }
+
+    /// An item whose failed condition is the fault `why` (`Corrupt`), never a lost race.
+    pub(crate) fn push_guarded(&mut self, item: TransactWriteItem, why: String) {
+        self.items.push(item);
+        self.guards.push(Some(why));
+    }
+
+    pub(crate) fn put(&mut self, put: PutBuilder) -> Result<(), StoreError> {
+        self.push(
+            TransactWriteItem::builder()
+                .put(put.build().map_err(unavailable)?)
+                .build(),
+        );
+        Ok(())
+    }
+}
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+pub(crate) type PutBuilder = aws_sdk_dynamodb::types::builders::PutBuilder;
+
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -31,25 +277,23 @@ pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-pub(crate) fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+pub(crate) fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([(ATTR_PK.to_owned(), s(pk)), (ATTR_SK.to_owned(), s(sk))])
+}
+
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
 }
 
-pub(crate) fn get_n<T: std::str::FromStr>(
-    item: &HashMap<String, AttributeValue>,
-    name: &str,
-) -> Option<T> {
+pub(crate) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|raw| raw.parse().ok())
 }
 
-pub(crate) fn req_s(
-    item: &HashMap<String, AttributeValue>,
-    name: &str,
-) -> Result<String, StoreError> {
+pub(crate) fn req_s(item: &Item, name: &str) -> Result<String, StoreError> {
     get_s(item, name)
         .map(str::to_owned)
         .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing or not a string")))
@@ -76,88 +320,6 @@ pub(crate) fn due_pk(shard: u8) -> String {
 /// `<epoch ms, 15 digits>#<job id>`: sorts by time, so `due_sk < pad(now+1)` is everything due.
 pub(crate) fn due_sk(at_ms: i64, job_id: &str) -> String {
     format!("{:015}#{job_id}", at_ms.max(0))
-}
-
-/// Requests and capacity units a store consumed, per operation. Kept so a Lambda can log what an
-/// invocation cost and so the design's cost figures are measured, not guessed.
-#[derive(Debug, Clone, Default)]
-pub struct CapacityMeter {
-    inner: Arc<Mutex<BTreeMap<&'static str, OpStats>>>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct OpStats {
-    pub requests: u64,
-    /// Total capacity units DynamoDB reported (ReturnConsumedCapacity=TOTAL); conditional-check
-    /// failures consume capacity that the error does not report, so they are not in here.
-    pub capacity_units: f64,
-    /// Requests whose response carried a capacity figure.
-    pub reported: u64,
-    /// With `ReturnConsumedCapacity::Indexes`: the base table's share and the GSIs' share.
-    pub table_units: f64,
-    pub index_units: f64,
-}
-
-/// A copy of the meter's figures.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MeterSnapshot {
-    pub ops: BTreeMap<&'static str, OpStats>,
-}
-
-impl MeterSnapshot {
-    pub fn requests(&self) -> u64 {
-        self.ops.values().map(|o| o.requests).sum()
-    }
-
-    pub fn capacity_units(&self) -> f64 {
-        self.ops.values().map(|o| o.capacity_units).sum()
-    }
-}
-
-impl CapacityMeter {
-    pub(crate) fn record<'a>(
-        &self,
-        op: &'static str,
-        consumed: impl IntoIterator<Item = &'a ConsumedCapacity>,
-    ) {
-        let mut stats = OpStats {
-            requests: 1,
-            ..OpStats::default()
-        };
-        for c in consumed {
-            stats.reported = 1;
-            stats.capacity_units += c.capacity_units().unwrap_or(0.0);
-            stats.table_units += c.table().and_then(|t| t.capacity_units()).unwrap_or(0.0);
-            stats.index_units += c
-                .global_secondary_indexes()
-                .map(|g| g.values().filter_map(|x| x.capacity_units()).sum::<f64>())
-                .unwrap_or(0.0);
-        }
-        if let Ok(mut map) = self.inner.lock() {
-            let entry = map.entry(op).or_default();
-            entry.requests += stats.requests;
-            entry.reported += stats.reported;
-            entry.capacity_units += stats.capacity_units;
-            entry.table_units += stats.table_units;
-            entry.index_units += stats.index_units;
-        }
-    }
-
-    /// A request that failed (no capacity reported).
-    pub(crate) fn record_failed(&self, op: &'static str) {
-        self.record(op, std::iter::empty());
-    }
-
-    pub fn snapshot(&self) -> MeterSnapshot {
-        let ops = self.inner.lock().map(|m| m.clone()).unwrap_or_default();
-        MeterSnapshot { ops }
-    }
-
-    pub fn reset(&self) {
-        if let Ok(mut map) = self.inner.lock() {
-            map.clear();
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,7 @@
-//! Secrets Manager: typed secret documents, a per-cold-start cache, the per-account token vault
-//! and the token refresh coordinator. Secret values live only in `secrecy` types: `Debug` prints
-//! `[REDACTED]`, and no error or log line carries a value.
-
-mod refresh;
+//! Secrets Manager: typed secret documents, a per-cold-start cache and the per-account token
+//! vault. Secret values live only in `secrecy` types: `Debug` prints `[REDACTED]`, and no error or
+//! log line carries a value. (Refreshing tokens is the domain's `Core::fresh_token`, over this
+//! vault and the store's locks.)
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,8 +14,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tracing::{debug, info};
-
-pub use refresh::{SystemClock, TokenError, TokenRefreshConfig, fresh_token, refresh_lock_name};
 
 /// `reelay/<stage>/ssemble`: `{"apiKey": "..."}`.
 #[derive(Debug, Clone, Deserialize)]

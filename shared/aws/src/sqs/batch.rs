@@ -20,6 +20,11 @@
 //!   visibility is the whole seconds of the wait, rounded down, so the message is back at or
 //!   before the schedule. One due within [`FifoBatchProcessor::with_schedule_sleep`] is waited for
 //!   in-process after the rest of the batch, then handled again (still the head of its group).
+//! - With the invocation's deadline ([`FifoBatchProcessor::process_until`]), no record is started
+//!   (nor handled again after a schedule wait) with less than
+//!   [`FifoBatchProcessor::with_deadline_margin`] left: the records not started are reported
+//!   failed and made visible again at once, like the records after a failure, so a timeout never
+//!   cuts a handler off halfway and never makes the whole batch wait out its visibility timeout.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -29,8 +34,12 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use rand::Rng;
+use reelay_domain::UtcTime;
 use reelay_domain::messages::WorkMessage;
+use reelay_domain::ports::Clock;
 use tracing::{error, info, warn};
+
+use crate::SystemClock;
 
 /// SQS's ceiling for a message's visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
@@ -39,6 +48,10 @@ const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 /// comes back less than 1 s (plus a receive) before its schedule, so 2 s covers that remainder
 /// while keeping a batch's in-process waits far inside any function timeout.
 pub const DEFAULT_SCHEDULE_SLEEP: Duration = Duration::from_secs(2);
+
+/// Default of [`FifoBatchProcessor::with_deadline_margin`]: enough for a record's store reads and
+/// conditional write, and for the batch response to reach Lambda.
+pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
 /// How many times one record is handled again after an in-process schedule wait.
 const SCHEDULE_RERUNS: usize = 2;
@@ -167,6 +180,7 @@ pub struct FifoBatchProcessor {
     queue_url: String,
     scope: FailureScope,
     schedule_sleep: Duration,
+    deadline_margin: Duration,
 }
 
 enum Outcome {
@@ -174,12 +188,14 @@ enum Outcome {
     Failed,
     Skipped,
     /// Due within the schedule sleep: handled again after the rest of the batch.
-    DueSoon(Pending),
+    DueSoon(Box<Pending>),
 }
 
 /// A record waiting in-process for its schedule.
 struct Pending {
-    due: tokio::time::Instant,
+    due: UtcTime,
+    /// Why it waits: reported if the wait cannot be spent in-process after all.
+    code: String,
     message: WorkMessage,
     meta: RecordMeta,
     receipt_handle: Option<String>,
@@ -193,6 +209,7 @@ impl FifoBatchProcessor {
             queue_url: queue_url.into(),
             scope: FailureScope::RestOfBatch,
             schedule_sleep: DEFAULT_SCHEDULE_SLEEP,
+            deadline_margin: DEFAULT_DEADLINE_MARGIN,
         }
     }
 
@@ -226,13 +243,69 @@ impl FifoBatchProcessor {
         self.schedule_sleep
     }
 
-    pub async fn process<F, Fut>(&self, event: SqsEvent, mut handler: F) -> SqsBatchResponse
+    /// With [`FifoBatchProcessor::process_until`], no record is started with less than `margin`
+    /// left before the deadline. Make it at least the longest a handler may run (its own
+    /// deadline checks aside) plus the time to answer Lambda.
+    pub fn with_deadline_margin(mut self, margin: Duration) -> Self {
+        self.deadline_margin = margin;
+        self
+    }
+
+    /// The deadline margin in use.
+    pub fn deadline_margin(&self) -> Duration {
+        self.deadline_margin
+    }
+
+    /// Runs the batch with no deadline: every record may start (local runners, tests). A Lambda
+    /// handler should use [`FifoBatchProcessor::process_until`].
+    pub async fn process<F, Fut>(&self, event: SqsEvent, handler: F) -> SqsBatchResponse
     where
+        F: FnMut(WorkMessage, RecordMeta) -> Fut,
+        Fut: Future<Output = Result<(), RecordFailure>>,
+    {
+        self.run(event, &SystemClock, None, handler).await
+    }
+
+    /// Runs the batch within an invocation that ends at `deadline` on `clock` (Lambda's
+    /// `Context::deadline`): a record is started only while at least the deadline margin is
+    /// left; the rest are reported failed and released at once. In-process schedule waits use
+    /// `clock` too.
+    pub async fn process_until<C, F, Fut>(
+        &self,
+        event: SqsEvent,
+        clock: &C,
+        deadline: UtcTime,
+        handler: F,
+    ) -> SqsBatchResponse
+    where
+        C: Clock,
+        F: FnMut(WorkMessage, RecordMeta) -> Fut,
+        Fut: Future<Output = Result<(), RecordFailure>>,
+    {
+        self.run(event, clock, Some(deadline), handler).await
+    }
+
+    /// Whether a record may start at `at`.
+    fn in_time(&self, deadline: Option<UtcTime>, at: UtcTime) -> bool {
+        deadline.is_none_or(|d| at.plus(self.deadline_margin) <= d)
+    }
+
+    async fn run<C, F, Fut>(
+        &self,
+        event: SqsEvent,
+        clock: &C,
+        deadline: Option<UtcTime>,
+        mut handler: F,
+    ) -> SqsBatchResponse
+    where
+        C: Clock,
         F: FnMut(WorkMessage, RecordMeta) -> Fut,
         Fut: Future<Output = Result<(), RecordFailure>>,
     {
         let mut response = SqsBatchResponse::default();
         let mut batch_failed = false;
+        // Once the deadline is near, nothing else starts (even if a wall clock stepped back).
+        let mut out_of_time = false;
         let mut failed_groups: HashSet<String> = HashSet::new();
         let mut release: Vec<(String, String)> = Vec::new();
         let mut pending: Vec<Pending> = Vec::new();
@@ -247,10 +320,17 @@ impl FifoBatchProcessor {
                 .get("MessageGroupId")
                 .cloned()
                 .unwrap_or_default();
-            let blocked = match self.scope {
-                FailureScope::RestOfBatch => batch_failed,
-                FailureScope::RestOfGroup => failed_groups.contains(&group_id),
-            };
+            if !out_of_time && !self.in_time(deadline, clock.now()) {
+                out_of_time = true;
+                warn!(message_id = %message_id, group_id = %group_id, deadline = ?deadline,
+                    margin_ms = self.deadline_margin.as_millis() as u64,
+                    "invocation deadline near; the rest of the batch is released unstarted");
+            }
+            let blocked = out_of_time
+                || match self.scope {
+                    FailureScope::RestOfBatch => batch_failed,
+                    FailureScope::RestOfGroup => failed_groups.contains(&group_id),
+                };
             let outcome = if blocked {
                 Outcome::Skipped
             } else {
@@ -274,12 +354,13 @@ impl FifoBatchProcessor {
                     Ok(message) => match handler(message.clone(), meta.clone()).await {
                         Ok(()) => Outcome::Done,
                         Err(failure) => match self.due_soon(&failure) {
-                            Some(after) => Outcome::DueSoon(Pending {
-                                due: tokio::time::Instant::now() + after,
+                            Some(after) => Outcome::DueSoon(Box::new(Pending {
+                                due: clock.now().plus(after),
+                                code: failure.code,
                                 message,
                                 meta,
                                 receipt_handle: record.receipt_handle.clone(),
-                            }),
+                            })),
                             None => {
                                 self.failed(
                                     &failure,
@@ -311,7 +392,7 @@ impl FifoBatchProcessor {
                     // Its group is blocked like a failed one until the wait is over.
                     batch_failed = true;
                     failed_groups.insert(group_id);
-                    pending.push(p);
+                    pending.push(*p);
                 }
             }
         }
@@ -322,11 +403,20 @@ impl FifoBatchProcessor {
         for mut p in pending {
             let mut result = Ok(());
             for _ in 0..=SCHEDULE_RERUNS {
-                tokio::time::sleep_until(p.due).await;
+                if !self.in_time(deadline, p.due) {
+                    // Waiting would end too near the deadline: the queue brings it back instead.
+                    let remaining = p.due.since(clock.now());
+                    result = Err(RecordFailure::until_schedule(p.code.clone(), remaining));
+                    break;
+                }
+                clock.sleep(p.due.since(clock.now())).await;
                 result = handler(p.message.clone(), p.meta.clone()).await;
                 match &result {
                     Err(f) => match self.due_soon(f) {
-                        Some(after) => p.due = tokio::time::Instant::now() + after,
+                        Some(after) => {
+                            p.due = clock.now().plus(after);
+                            p.code.clone_from(&f.code);
+                        }
                         None => break,
                     },
                     Ok(()) => break,
@@ -519,6 +609,21 @@ mod tests {
         let day = Duration::from_secs(86_400);
         assert_eq!(delay_visibility(day, true, |_| 0), MAX_VISIBILITY);
         assert_eq!(delay_visibility(day, false, |c| c), MAX_VISIBILITY);
+    }
+
+    #[test]
+    fn a_record_starts_only_with_the_margin_left() {
+        let sdk = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .build();
+        let p = FifoBatchProcessor::new(Client::from_conf(sdk), "q");
+        assert_eq!(p.deadline_margin(), DEFAULT_DEADLINE_MARGIN);
+        let p = p.with_deadline_margin(Duration::from_secs(3));
+        let t = |s| UtcTime::from_secs(s);
+        assert!(p.in_time(None, t(1_000)), "no deadline, no limit");
+        assert!(p.in_time(Some(t(10)), t(7)), "exactly the margin left");
+        assert!(!p.in_time(Some(t(10)), t(8)));
+        assert!(!p.in_time(Some(t(10)), t(11)));
     }
 
     #[test]

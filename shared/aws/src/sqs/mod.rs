@@ -12,17 +12,18 @@ use thiserror::Error;
 use tracing::debug;
 
 pub use batch::{
-    DEFAULT_SCHEDULE_SLEEP, FailureScope, FifoBatchProcessor, RecordFailure, RecordMeta,
-    decode_work_message, delay_visibility, sqs_event_from_received,
+    DEFAULT_DEADLINE_MARGIN, DEFAULT_SCHEDULE_SLEEP, FailureScope, FifoBatchProcessor,
+    RecordFailure, RecordMeta, decode_work_message, delay_visibility, sqs_event_from_received,
 };
 
 #[derive(Debug, Error)]
 #[error("no queue URL is configured for {0:?} messages in this function")]
 struct NoQueue(QueueKind);
 
-/// Sends `WorkMessage`s to the render or publish FIFO queue. Group = the destination account,
-/// dedup id = (job, transition, attempt), so a resend of one transition within SQS's five-minute
-/// window is dropped by SQS and anything later is absorbed by the job's state in DynamoDB.
+/// Sends `WorkMessage`s to the render or publish FIFO queue. Group = the destination account
+/// (`WorkMessage::group_id`), dedup id = the caller's (one per logical enqueue), so a resend of one
+/// enqueue within SQS's five-minute window is dropped by SQS and anything later is absorbed by the
+/// job's state in DynamoDB.
 #[derive(Debug, Clone)]
 pub struct SqsWorkQueue {
     client: Client,
@@ -65,7 +66,7 @@ impl SqsWorkQueue {
 }
 
 impl WorkQueue for SqsWorkQueue {
-    async fn send(&self, message: &WorkMessage, attempt: u32) -> Result<(), QueueError> {
+    async fn send(&self, message: &WorkMessage, dedup_id: &str) -> Result<(), QueueError> {
         let url = self
             .url(message.kind)
             .ok_or_else(|| QueueError::Unavailable(Box::new(NoQueue(message.kind))))?;
@@ -77,7 +78,7 @@ impl WorkQueue for SqsWorkQueue {
             .send_message()
             .queue_url(url)
             .message_group_id(message.group_id())
-            .message_deduplication_id(message.dedup_id(attempt))
+            .message_deduplication_id(dedup_id)
             .message_body(body)
             .send()
             .await

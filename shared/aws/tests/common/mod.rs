@@ -164,6 +164,14 @@ pub mod lifecycle {
     pub const PUBLISH_ID: &str = "v_pub_file~v2.123456789";
     pub const POST_ID: &str = "7300000000000000001";
 
+    pub fn request_id() -> RequestId {
+        RequestId::parse(REQUEST_ID).unwrap()
+    }
+
+    pub fn publish_id() -> PublishId {
+        PublishId::parse(PUBLISH_ID).unwrap()
+    }
+
     /// The happy path after `create`, as the functions drive it: one event per step.
     pub fn events() -> Vec<Event> {
         vec![
@@ -172,9 +180,11 @@ pub mod lifecycle {
                     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
             },
             Event::RenderSubmitted {
-                request_id: RequestId::parse(REQUEST_ID).unwrap(),
+                request_id: request_id(),
+                found: false,
             },
             Event::RenderCompleted {
+                request_id: request_id(),
                 clip: Clip {
                     short_id: "s1".into(),
                     video_url: "https://cdn.example.com/s1.mp4".into(),
@@ -185,24 +195,30 @@ pub mod lifecycle {
             Event::PublishDue,
             Event::PublishStarted,
             Event::PublishAccepted {
-                publish_id: PublishId::parse(PUBLISH_ID).unwrap(),
+                attempt: 1,
+                publish_id: publish_id(),
                 upload: true,
                 upstream_log_id: Some("log-1".into()),
             },
-            Event::UploadCompleted,
+            Event::UploadCompleted {
+                publish_id: publish_id(),
+            },
             Event::StatusObserved {
+                publish_id: publish_id(),
                 status: PublishStatus::Processing,
                 post_ids: vec![],
                 via: Via::Poll,
                 upstream_log_id: None,
             },
             Event::StatusObserved {
+                publish_id: publish_id(),
                 status: PublishStatus::Complete,
                 post_ids: vec![],
                 via: Via::Webhook,
                 upstream_log_id: None,
             },
             Event::StatusObserved {
+                publish_id: publish_id(),
                 status: PublishStatus::Complete,
                 post_ids: vec![POST_ID.into()],
                 via: Via::Webhook,
@@ -235,5 +251,136 @@ pub mod lifecycle {
             after(&job).await;
         }
         job
+    }
+}
+
+/// A store on a fresh table of its own.
+pub async fn store(sdk: &SdkConfig) -> reelay_aws::DynamoStore {
+    reelay_aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table(sdk).await)
+}
+
+/// A job's whole audit trail, read page by page.
+pub async fn trail<S: reelay_domain::ports::JobStore>(
+    store: &S,
+    id: &JobId,
+) -> Vec<reelay_domain::AuditEvent> {
+    let mut events = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.audit_page(id, after, 100).await.unwrap();
+        events.extend(page.events);
+        match page.next_after {
+            Some(v) => after = Some(v),
+            None => return events,
+        }
+    }
+}
+
+/// The domain core over the real adapters: DynamoDB, Secrets Manager, the system clock, and a
+/// TikTok whose only wired part is the token endpoint `refresher` (posting and OAuth answer
+/// `not_wired`). Refresh timings shortened so waiting tasks poll quickly.
+pub type TokenCore<R> = reelay_domain::usecase::Core<
+    reelay_domain::ports::Adapters<
+        reelay_aws::DynamoStore,
+        reelay_aws::SqsWorkQueue,
+        reelay_aws::SystemClock,
+        reelay_aws::SecretsManagerTokenVault,
+        reelay_domain::upstream::Unwired,
+        OnlyRefresh<R>,
+    >,
+>;
+
+pub fn token_core<R: reelay_domain::ports::TokenRefresher>(
+    sdk: &SdkConfig,
+    store: reelay_aws::DynamoStore,
+    vault: reelay_aws::SecretsManagerTokenVault,
+    refresher: std::sync::Arc<R>,
+) -> TokenCore<R> {
+    let settings = reelay_domain::usecase::Settings {
+        tokens: reelay_domain::usecase::TokenSettings {
+            min_validity: Duration::from_secs(300),
+            lock_ttl: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(50),
+            max_rounds: 3,
+        },
+        ..Default::default()
+    };
+    reelay_domain::usecase::Core::new(
+        reelay_domain::ports::Adapters {
+            store,
+            // No queue URL: the token use case sends nothing (a send would be an error).
+            queue: reelay_aws::SqsWorkQueue::new(aws_sdk_sqs::Client::new(sdk), None, None),
+            clock: reelay_aws::SystemClock,
+            vault,
+            render: reelay_domain::upstream::Unwired,
+            tiktok: OnlyRefresh(refresher),
+        },
+        settings,
+    )
+}
+
+/// A TikTok adapter of which only the token endpoint is real (a test double shared by handle).
+#[derive(Debug)]
+pub struct OnlyRefresh<R>(pub std::sync::Arc<R>);
+
+mod only_refresh {
+    use reelay_domain::compliance::CreatorInfo;
+    use reelay_domain::job::{Clip, PostMode, PostSettings};
+    use reelay_domain::ports::{RefreshError, TokenRefresher, TokenSet};
+    use reelay_domain::upstream::{
+        AuthApi, ObservedStatus, PublishApi, PublishInit, Unwired, UpstreamError,
+    };
+    use reelay_domain::{PublishId, UtcTime};
+    use secrecy::SecretString;
+
+    use super::OnlyRefresh;
+
+    impl<R: TokenRefresher> TokenRefresher for OnlyRefresh<R> {
+        async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, RefreshError> {
+            self.0.refresh(refresh_token).await
+        }
+    }
+
+    impl<R: Send + Sync> PublishApi for OnlyRefresh<R> {
+        async fn creator_info(&self, token: &SecretString) -> Result<CreatorInfo, UpstreamError> {
+            Unwired.creator_info(token).await
+        }
+        async fn clip_size(&self, clip: &Clip, deadline: UtcTime) -> Result<u64, UpstreamError> {
+            Unwired.clip_size(clip, deadline).await
+        }
+        async fn init(
+            &self,
+            token: &SecretString,
+            post: &PostSettings,
+            clip: &Clip,
+            video_size: u64,
+        ) -> Result<PublishInit, UpstreamError> {
+            Unwired.init(token, post, clip, video_size).await
+        }
+        async fn upload(
+            &self,
+            upload_url: &SecretString,
+            clip: &Clip,
+            video_size: u64,
+            deadline: UtcTime,
+        ) -> Result<(), UpstreamError> {
+            Unwired.upload(upload_url, clip, video_size, deadline).await
+        }
+        async fn status(
+            &self,
+            token: &SecretString,
+            publish_id: &PublishId,
+        ) -> Result<ObservedStatus, UpstreamError> {
+            Unwired.status(token, publish_id).await
+        }
+    }
+
+    impl<R: Send + Sync> AuthApi for OnlyRefresh<R> {
+        fn authorize_url(&self, state: &str, mode: PostMode) -> Result<String, UpstreamError> {
+            Unwired.authorize_url(state, mode)
+        }
+        async fn exchange_code(&self, code: &str) -> Result<TokenSet, UpstreamError> {
+            Unwired.exchange_code(code).await
+        }
     }
 }
