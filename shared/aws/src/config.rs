@@ -2,6 +2,7 @@
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use reelay_domain::budget::Limits;
+use reelay_domain::usecase::Settings;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -60,6 +61,74 @@ pub fn limits_from_env() -> Result<Limits, ConfigError> {
         limits.ssemble_daily.limit = n;
     }
     Ok(limits)
+}
+
+/// Whole seconds from `name`, if set.
+pub fn secs_var(name: &'static str) -> Result<Option<std::time::Duration>, ConfigError> {
+    env_var_opt(name)
+        .map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .map(std::time::Duration::from_secs)
+                .map_err(|e| ConfigError::Invalid {
+                    name,
+                    reason: e.to_string(),
+                })
+        })
+        .transpose()
+}
+
+/// A positive whole number from `name`, if set.
+fn positive_var(name: &'static str) -> Result<Option<u32>, ConfigError> {
+    match env_var_opt(name) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(0) => Err(ConfigError::Invalid {
+                name,
+                reason: "must be at least 1".into(),
+            }),
+            Ok(n) => Ok(Some(n)),
+            Err(e) => Err(ConfigError::Invalid {
+                name,
+                reason: e.to_string(),
+            }),
+        },
+    }
+}
+
+/// The use cases' settings from the environment: the documented defaults, with every figure an
+/// operator may tune overridable (see the README's configuration table). One reader for every
+/// function, so two functions can never read the same variable differently.
+pub fn settings_from_env() -> Result<Settings, ConfigError> {
+    let mut s = Settings {
+        limits: limits_from_env()?,
+        ..Settings::default()
+    };
+    let p = &mut s.publish;
+    for (name, slot) in [
+        ("PUBLISH_GROUP_DELAY_CAP_SECS", &mut p.group_delay_cap),
+        ("PUBLISH_CAP_WAIT_SECS", &mut p.cap_wait),
+        ("PUBLISH_RATE_LIMIT_WAIT_SECS", &mut p.rate_limit_wait),
+        ("PUBLISH_TRANSIENT_WAIT_SECS", &mut p.transient_wait),
+        ("PUBLISH_INIT_WINDOW_SECS", &mut p.init_window),
+    ] {
+        if let Some(d) = secs_var(name)? {
+            *slot = d;
+        }
+    }
+    if let Some(d) = secs_var("STORE_RETRY_SECS")? {
+        s.store_retry = d;
+    }
+    if let Some(n) = positive_var("RECONCILE_CONCURRENCY")? {
+        s.reconcile.concurrency = n as usize;
+    }
+    if let Some(n) = positive_var("RECONCILE_PAGES_PER_READ")? {
+        s.reconcile.pages_per_read = n;
+    }
+    if let Some(base) = env_var_opt("PUBLIC_BASE_URL") {
+        s.render.webhook_base_url = base.trim_end_matches('/').to_owned();
+    }
+    Ok(s)
 }
 
 /// [`limits_from_env`], under the name the Ssemble callers already use.
