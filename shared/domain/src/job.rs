@@ -366,6 +366,15 @@ impl Job {
         job.next_check = next_check;
         job.hold = hold;
         job.record(event, self.state);
+        if to != self.state
+            && matches!(
+                to,
+                JobState::Submitted | JobState::PublishComplete | JobState::PubliclyAvailable
+            )
+        {
+            // TikTok has the post: no earlier error describes the job any more.
+            job.last_error = None;
+        }
         // A failure or an unknown outcome must say why (the audit promise), also when no upstream
         // said anything: the deadline that passed, or the publisher lease that expired, is it.
         let event_error = event.error();

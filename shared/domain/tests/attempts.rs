@@ -296,6 +296,20 @@ fn defect_7_a_published_job_carries_no_earlier_attempts_error() {
 }
 
 #[test]
+fn defect_7_a_stuck_publish_that_completes_carries_no_error() {
+    let job = job_in(JobState::PublishProcessing, PostMode::Direct);
+    let stuck = applied(&job, &Event::Expired, now()).job;
+    assert!(stuck.last_error.is_some());
+    let done = applied(
+        &stuck,
+        &status(pid(), PublishStatus::Complete, Via::Poll),
+        now(),
+    );
+    assert_eq!(done.job.state, JobState::PublishComplete);
+    assert_eq!(done.job.last_error, None);
+}
+
+#[test]
 fn a_render_observation_of_another_request_is_stale() {
     let job = job_in(JobState::Rendering, PostMode::Direct);
     let other = reelay_domain::RequestId::parse("aaaaaaaaaaaaaaaaaaaaaaaa").unwrap();

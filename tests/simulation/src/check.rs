@@ -15,6 +15,13 @@ use crate::tiktok::TikTokSim;
 /// How late a check may come after the event that made it legitimate (one reconciler tick and a
 /// little): a poll racing the webhook that settled the job is not a violation.
 const SLACK: Duration = Duration::from_secs(120);
+/// Status polls one publish may take over its whole life: polls back off to one every 30 minutes
+/// through the processing horizon (24 h) and a stuck publish's 72 h (about 250 in all); a job
+/// polled on every one-minute tick would pass this in under seven hours.
+const POLLS_PER_PUBLISH: usize = 400;
+/// Status reads one render may take: backing off to one every 15 minutes until its 6-hour
+/// deadline (about 40); a render polled every tick passes this in an hour and a half.
+const READS_PER_REQUEST: usize = 80;
 /// Status reads of a request Ssemble does not know (it answers 404 `resource_not_found`): one,
 /// and one more each time the reading invocation dies before the job records the answer.
 const UNKNOWN_REQUEST_POLLS: usize = 6;
@@ -25,6 +32,8 @@ pub struct Checker {
     tiktok_seen: usize,
     ssemble_seen: usize,
     unknown_polls: BTreeMap<String, usize>,
+    polls: BTreeMap<String, usize>,
+    reads: BTreeMap<String, usize>,
     found: BTreeSet<String>,
     steps: u64,
 }
@@ -36,6 +45,8 @@ impl Checker {
             tiktok_seen: 0,
             ssemble_seen: 0,
             unknown_polls: BTreeMap::new(),
+            polls: BTreeMap::new(),
+            reads: BTreeMap::new(),
             found: BTreeSet::new(),
             steps: 0,
         }
@@ -81,6 +92,11 @@ impl Checker {
     }
 
     fn tiktok_poll(&mut self, store: &MemStore, policy: &Policy, pid: &str, at: UtcTime) {
+        let n = self.polls.entry(pid.to_owned()).or_default();
+        *n += 1;
+        if *n > POLLS_PER_PUBLISH {
+            self.violation(format!("{pid} polled more than {POLLS_PER_PUBLISH} times"));
+        }
         let Ok(publish_id) = PublishId::parse(pid.to_owned()) else {
             return;
         };
@@ -93,21 +109,37 @@ impl Checker {
             return;
         };
         let id = &job.id;
+        if let Some(account) = store.account(&job.tenant_id, &job.account_id)
+            && account.blocked_until.is_some_and(|until| until > at)
+        {
+            self.violation(format!(
+                "{id} polled at {at} while its account is blocked until {:?}",
+                account.blocked_until
+            ));
+        }
         if job.publish_id.as_ref() != Some(&publish_id) {
             self.violation(format!("{id} polled {pid}, an earlier attempt's publish"));
         }
         if job.is_terminal() && job.updated_at.plus(SLACK) < at {
-            self.violation(format!("{id} polled at {at} while {} since {}", job.state, job.updated_at));
+            self.violation(format!(
+                "{id} polled at {at} while {} since {}",
+                job.state, job.updated_at
+            ));
         }
         if let Some(h) = job.hold.as_ref().filter(|h| h.reason == NEEDS_OPERATOR)
             && h.since.is_some_and(|s| s.plus(SLACK) < at)
         {
-            self.violation(format!("{id} polled at {at} after it was parked for an operator"));
+            self.violation(format!(
+                "{id} polled at {at} after it was parked for an operator"
+            ));
         }
         if let Some(h) = policy.horizon(&job)
             && h.plus(SLACK) < at
         {
-            self.violation(format!("{id} polled at {at}, past its horizon {h} in {}", job.state));
+            self.violation(format!(
+                "{id} polled at {at}, past its horizon {h} in {}",
+                job.state
+            ));
         }
     }
 
@@ -119,6 +151,13 @@ impl Checker {
         rid: &str,
         at: UtcTime,
     ) {
+        let n = self.reads.entry(rid.to_owned()).or_default();
+        *n += 1;
+        if *n > READS_PER_REQUEST {
+            self.violation(format!(
+                "request {rid} read more than {READS_PER_REQUEST} times"
+            ));
+        }
         if !ssemble.knows(rid) {
             let n = self.unknown_polls.entry(rid.to_owned()).or_default();
             *n += 1;
@@ -141,13 +180,18 @@ impl Checker {
             .iter()
             .any(|j| j.state == JobState::Rendering || j.updated_at.plus(SLACK) >= at);
         if !waiting {
-            self.violation(format!("request {rid} read at {at} while no job waits for it"));
+            self.violation(format!(
+                "request {rid} read at {at} while no job waits for it"
+            ));
         }
         for job in jobs.iter().filter(|j| j.state == JobState::Rendering) {
             if let Some(h) = policy.horizon(job)
                 && h.plus(SLACK) < at
             {
-                self.violation(format!("{} read its render at {at}, past its deadline {h}", job.id));
+                self.violation(format!(
+                    "{} read its render at {at}, past its deadline {h}",
+                    job.id
+                ));
             }
         }
     }
@@ -215,11 +259,77 @@ impl Checker {
 }
 
 impl Checker {
+    /// At any moment, no job claims more than TikTok has done for its publish: a draft is not
+    /// `submitted` before the inbox has it, nothing is complete before TikTok says so, nothing is
+    /// public without a public post id. (Lagging behind is normal; running ahead is a lie.)
+    pub fn never_ahead(&mut self, store: &MemStore, tiktok: &TikTokSim) {
+        use JobState as S;
+        use reelay_domain::lifecycle::PublishStatus as T;
+        let publishes: BTreeMap<String, crate::tiktok::Publish> = tiktok
+            .publishes()
+            .into_iter()
+            .map(|p| (p.publish_id.clone(), p))
+            .collect();
+        for job in store.jobs() {
+            let Some(p) = job
+                .publish_id
+                .as_ref()
+                .and_then(|pid| publishes.get(pid.as_str()))
+            else {
+                continue;
+            };
+            let draft = job.post.mode == PostMode::Draft;
+            let ahead = match job.state {
+                S::Submitted if draft => !matches!(p.status, T::SentToInbox | T::Complete),
+                S::PublishComplete => p.status != T::Complete,
+                S::PubliclyAvailable => p.status != T::Complete || p.post_ids.is_empty(),
+                _ => false,
+            };
+            if ahead {
+                self.violation(format!(
+                    "{} says {} while TikTok has {} {:?}",
+                    job.id, job.state, p.publish_id, p.status
+                ));
+            }
+        }
+    }
+
+    /// At the end, a failed render carries Ssemble's own reason.
+    pub fn render_reasons(&mut self, store: &MemStore, ssemble: &SsembleSim) {
+        for job in store
+            .jobs()
+            .into_iter()
+            .filter(|j| j.state == JobState::RenderFailed)
+        {
+            let Some(rid) = &job.request_id else { continue };
+            let code = job.last_error.as_ref().map(|e| e.code.clone());
+            let expected = match ssemble.request(rid.as_str()) {
+                None => Some("resource_not_found".to_owned()),
+                Some(r) => match r.outcome {
+                    crate::ssemble::Outcome::Failed { after, reason }
+                        if r.created.plus(after) <= job.state_since =>
+                    {
+                        Some(reelay_domain::usecase::failure_code(&reason))
+                    }
+                    _ => None,
+                },
+            };
+            if let Some(expected) = expected
+                && code.as_deref() != Some(expected.as_str())
+            {
+                self.violation(format!(
+                    "{} render failed with {code:?}, Ssemble said {expected}",
+                    job.id
+                ));
+            }
+        }
+    }
+
     /// At the end, the job and TikTok agree about every publish the job knows, and every publish
     /// whose init answer reached a living publisher got its bytes.
     pub fn agreement(&mut self, store: &MemStore, tiktok: &TikTokSim, killed: &BTreeSet<u64>) {
-        use reelay_domain::lifecycle::PublishStatus as T;
         use JobState as S;
+        use reelay_domain::lifecycle::PublishStatus as T;
         let publishes: BTreeMap<String, crate::tiktok::Publish> = tiktok
             .publishes()
             .into_iter()
@@ -228,7 +338,10 @@ impl Checker {
         for job in store.jobs() {
             let Some(pid) = &job.publish_id else { continue };
             let Some(p) = publishes.get(pid.as_str()) else {
-                self.violation(format!("{} holds {pid}, which TikTok never created", job.id));
+                self.violation(format!(
+                    "{} holds {pid}, which TikTok never created",
+                    job.id
+                ));
                 continue;
             };
             let draft = job.post.mode == PostMode::Draft;
@@ -236,13 +349,28 @@ impl Checker {
                 (T::Complete, S::PublishComplete | S::PubliclyAvailable) => true,
                 (T::Complete, S::Submitted) => draft,
                 (T::SentToInbox, S::Submitted) => draft,
-                (T::Failed { .. }, S::PublishFailed | S::Ready | S::PublishQueued | S::Cancelled) => true,
+                (
+                    T::Failed { .. },
+                    S::PublishFailed | S::Ready | S::PublishQueued | S::Cancelled,
+                ) => true,
+                // A draft is `submitted` only once it reached the inbox.
+                (T::Processing | T::Other { .. }, S::Submitted) => !draft,
                 (
                     T::Processing | T::Other { .. },
-                    S::PublishProcessing | S::Uploaded | S::Submitted | S::PublishUnknown,
+                    S::PublishProcessing | S::Uploaded | S::PublishUnknown,
                 ) => true,
                 _ => false,
             };
+            // The reason is TikTok's own.
+            if let (T::Failed { reason }, S::PublishFailed) = (&p.status, job.state)
+                && job.last_error.as_ref().map(|e| e.code.as_str()) != Some(reason.as_str())
+            {
+                self.violation(format!(
+                    "{} failed with {:?}, TikTok's reason was {reason}",
+                    job.id,
+                    job.last_error.as_ref().map(|e| &e.code)
+                ));
+            }
             if !agrees {
                 self.violation(format!(
                     "{} is {} (hold {:?}) but TikTok has {pid} {:?}",
@@ -250,15 +378,22 @@ impl Checker {
                 ));
             }
         }
+        for job in store.jobs() {
+            let published = matches!(job.state, S::PublishComplete | S::PubliclyAvailable)
+                || (job.state == S::Submitted && job.post.mode == PostMode::Draft);
+            if published && let Some(e) = &job.last_error {
+                self.violation(format!(
+                    "{} is {} but still shows error {}",
+                    job.id, job.state, e.code
+                ));
+            }
+        }
         for p in publishes.values() {
             let lived = p.init_by.is_some_and(|by| !killed.contains(&by));
-            let recorded = store
-                .publish_pointers()
-                .get(&match reelay_domain::PublishId::parse(p.publish_id.clone()) {
-                    Ok(pid) => pid,
-                    Err(_) => continue,
-                })
-                .is_some();
+            let Ok(pid) = reelay_domain::PublishId::parse(p.publish_id.clone()) else {
+                continue;
+            };
+            let recorded = store.publish_pointers().contains_key(&pid);
             if p.answered && lived && recorded && p.uploads == 0 && p.bytes_at.is_none() {
                 self.violation(format!(
                     "TikTok accepted {} ({}), its publisher lived and recorded it, yet no byte was sent",
@@ -286,7 +421,13 @@ fn still_moving(job: &Job, policy: &Policy, now: UtcTime) -> Option<&'static str
             (!settled).then_some("published but never settled")
         }
         _ => match &job.hold {
-            Some(h) if !h.reason.is_empty() && h.until.is_none_or(|t| t > now.minus(Duration::from_secs(3600))) => None,
+            Some(h)
+                if !h.reason.is_empty()
+                    && h.until
+                        .is_none_or(|t| t > now.minus(Duration::from_secs(3600))) =>
+            {
+                None
+            }
             _ => Some("no reason to wait"),
         },
     }

@@ -57,12 +57,20 @@ impl SimClock {
         let mut s = self.lock();
         let (now, current) = (s.now, s.current);
         if let Some(notes) = s.notes.as_mut() {
-            notes.push(format!("#{} {now}: {}", current.map_or("-".to_owned(), |c| c.to_string()), line()));
+            notes.push(format!(
+                "#{} {now}: {}",
+                current.map_or("-".to_owned(), |c| c.to_string()),
+                line()
+            ));
         }
     }
 
     pub fn take_notes(&self) -> Vec<String> {
-        self.lock().notes.as_mut().map(std::mem::take).unwrap_or_default()
+        self.lock()
+            .notes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub fn set_current(&self, invocation: Option<u64>) {

@@ -95,7 +95,12 @@ impl SimQueue {
     /// Indexes of the messages a poller would receive now (at most `max`), and of those that
     /// have used up their receives (bound for the dead-letter queue): each group's messages in
     /// order, none of a group whose earlier message is in flight or delayed.
-    fn receivable(list: &[Message], now: UtcTime, max: usize, max_receives: u32) -> (Vec<usize>, Vec<usize>) {
+    fn receivable(
+        list: &[Message],
+        now: UtcTime,
+        max: usize,
+        max_receives: u32,
+    ) -> (Vec<usize>, Vec<usize>) {
         let mut take = Vec::new();
         let mut dead = Vec::new();
         let mut blocked: BTreeSet<&str> = BTreeSet::new();
@@ -212,8 +217,7 @@ impl WorkQueue for SimQueue {
         }
         let now = self.clock.now();
         let mut s = self.lock();
-        if s
-            .dedup
+        if s.dedup
             .get(dedup_id)
             .is_some_and(|first| now.since(*first) < DEDUP_WINDOW)
         {

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reelay_domain::job::{ClipChoice, MediaSource, PostMode, PostSettings, PrivacyLevel, RenderRequest};
+use reelay_domain::job::{
+    ClipChoice, MediaSource, PostMode, PostSettings, PrivacyLevel, RenderRequest,
+};
 use reelay_domain::lifecycle::JobState;
 use reelay_domain::messages::QueueKind;
 use reelay_domain::ports::{Adapters, Clock};
@@ -47,7 +49,11 @@ pub struct Config {
     /// Per step, while not calm.
     pub crash_rate: f64,
     pub stall_rate: f64,
-    /// Audit events a job may accumulate over the whole run.
+    /// Audit events a job may accumulate over the whole run: a transition writes one, waiting
+    /// writes none, so it is bounded by the job's real history — a few to render, at most about
+    /// seven per publish attempt (5 attempts, and once more after an operator's retry), the
+    /// policy's ten stale observations, a hold per distinct reason. 100 leaves room for all of
+    /// that; a job that cycles through states while it waits exceeds it within days.
     pub audit_bound: usize,
     /// Keep a trace of every step (for replaying one seed).
     pub trace: bool,
@@ -66,7 +72,7 @@ impl Config {
             bound: Duration::from_secs(10 * 86_400),
             crash_rate: 0.02,
             stall_rate: 0.01,
-            audit_bound: 40,
+            audit_bound: 100,
             trace: false,
             max_steps: 2_000_000,
         }
@@ -92,6 +98,8 @@ pub struct Report {
     pub dead_letters: usize,
     pub outage_failures: u64,
     pub trace: Vec<String>,
+    /// Every job's audit trail, in a traced run.
+    pub audits: BTreeMap<String, Vec<String>>,
 }
 
 impl Report {
@@ -129,7 +137,9 @@ enum Done {
         redeliver: Option<crate::ssemble::Webhook>,
     },
     /// A client's or operator's call: `ok` false if it should be made again.
-    Client { ok: bool },
+    Client {
+        ok: bool,
+    },
     Other,
 }
 
@@ -215,7 +225,8 @@ fn lambda_timeout(kind: Option<QueueKind>) -> Duration {
 
 impl Sim {
     fn new(config: Config) -> Self {
-        let start = UtcTime::parse("2026-12-01T09:00:00Z").unwrap_or_else(|_| UtcTime::from_secs(0));
+        let start =
+            UtcTime::parse("2026-12-01T09:00:00Z").unwrap_or_else(|_| UtcTime::from_secs(0));
         let clock = SimClock::new(start, config.seed);
         let chaos = Chaos::new(clock.clone());
         let hook: Arc<dyn Hook> = Arc::new(SimHook(chaos.clone()));
@@ -302,7 +313,8 @@ impl Sim {
         let tenants = 1 + self.clock.below(self.config.max_tenants);
         let accounts = 1 + self.clock.below(self.config.max_accounts);
         for a in 0..accounts {
-            let tenant = TenantId::parse(format!("tenant{}", a % tenants)).unwrap_or_else(|_| unreachable_id());
+            let tenant = TenantId::parse(format!("tenant{}", a % tenants))
+                .unwrap_or_else(|_| unreachable_id());
             let account = AccountId::parse(format!("acct{a}")).unwrap_or_else(|_| unreachable_id());
             let draft_only = self.clock.below(6) == 0;
             let open_id = format!("openid{a}");
@@ -324,7 +336,10 @@ impl Sim {
         for n in 0..jobs {
             let c = self.creators[self.clock.below(self.creators.len() as u64) as usize].clone();
             let render = RenderRequest {
-                media: MediaSource::Url(format!("https://video.sim/{}.mp4", self.clock.below(1_000_000))),
+                media: MediaSource::Url(format!(
+                    "https://video.sim/{}.mp4",
+                    self.clock.below(1_000_000)
+                )),
                 start: 0.0,
                 end: 300.0,
                 options: Default::default(),
@@ -332,8 +347,10 @@ impl Sim {
             let source = match self.clock.below(10) {
                 // One render fanned out: a job publishing another job's (or nobody's) render.
                 0 | 1 if !renders.is_empty() => JobSource::Rendered {
-                    request_id: RequestId::parse(renders[self.clock.below(renders.len() as u64) as usize].clone())
-                        .unwrap_or_else(|_| unreachable_id()),
+                    request_id: RequestId::parse(
+                        renders[self.clock.below(renders.len() as u64) as usize].clone(),
+                    )
+                    .unwrap_or_else(|_| unreachable_id()),
                 },
                 2 => {
                     let id = self.ssemble.existing_render(&render);
@@ -349,12 +366,16 @@ impl Sim {
                 },
                 _ => JobSource::Render(render),
             };
-            let mode = if c.draft_only || self.clock.below(4) == 0 {
+            // Now and then a client asks for a direct post on an account connected for drafts
+            // only: it can never go, and must wait visibly (and quietly) for a new grant.
+            let mode = if (c.draft_only && self.clock.below(5) != 0) || self.clock.below(4) == 0 {
                 PostMode::Draft
             } else {
                 PostMode::Direct
             };
-            let at = self.start.plus(Duration::from_secs(self.clock.below(3 * 3600)));
+            let at = self
+                .start
+                .plus(Duration::from_secs(self.clock.below(3 * 3600)));
             let create_at = self.start.plus(Duration::from_secs(self.clock.below(1800)));
             self.planned.push(Planned {
                 tenant: c.tenant.clone(),
@@ -378,17 +399,24 @@ impl Sim {
         }
         for (i, _) in self.creators.clone().iter().enumerate() {
             if self.clock.below(8) == 0 {
-                let at = self.start.plus(Duration::from_secs(self.clock.below(4 * 3600)));
+                let at = self
+                    .start
+                    .plus(Duration::from_secs(self.clock.below(4 * 3600)));
                 self.actions.push((at, Action::Revoke(i)));
-                let back = at.plus(Duration::from_secs(600 + self.clock.below(20 * 3600)));
-                self.actions.push((back, Action::Reconnect(i)));
+                // Most creators reconnect; some never do (their jobs wait, visibly, for good).
+                if self.clock.below(3) != 0 {
+                    let back = at.plus(Duration::from_secs(600 + self.clock.below(20 * 3600)));
+                    self.actions.push((back, Action::Reconnect(i)));
+                }
             }
         }
         self.actions.sort_by_key(|(t, _)| *t);
         // Outages of the store and the queue during the chaos phase.
         let outages = self.clock.below(4);
         for _ in 0..outages {
-            let from = self.start.plus(Duration::from_secs(self.clock.below(self.config.chaos.as_secs().max(1))));
+            let from = self.start.plus(Duration::from_secs(
+                self.clock.below(self.config.chaos.as_secs().max(1)),
+            ));
             let part = match self.clock.below(4) {
                 0 => Part::Queue,
                 1 => Part::Vault,
@@ -409,13 +437,22 @@ impl Sim {
     fn connect(&mut self, i: usize) {
         let c = self.creators[i].clone();
         let core = Arc::clone(&self.core);
-        let mode = if c.draft_only { PostMode::Draft } else { PostMode::Direct };
+        let mode = if c.draft_only {
+            PostMode::Draft
+        } else {
+            PostMode::Direct
+        };
         let label = format!("connect {}", c.account);
         let id = self.spawn(label, None, async move {
             let Ok(link) = core.connect_account(&c.tenant, &c.account, mode).await else {
                 return Done::Client { ok: false };
             };
-            let state = link.authorize_url.rsplit('=').next().unwrap_or_default().to_owned();
+            let state = link
+                .authorize_url
+                .rsplit('=')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             let code = format!("code-{}", c.open_id);
             let ok = core.oauth_callback(&state, Some(&code), None).await.is_ok();
             Done::Client { ok }
@@ -465,11 +502,19 @@ impl Sim {
         let core = Arc::clone(&self.core);
         let label = format!(
             "{kind:?} consumer [{}]",
-            deliveries.iter().map(|d| format!("{}#{}", d.message.job_id, d.receives)).collect::<Vec<_>>().join(", ")
+            deliveries
+                .iter()
+                .map(|d| format!("{}#{}", d.message.job_id, d.receives))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let deadline = self.clock.now().plus(lambda_timeout(Some(kind)));
         let clock = self.clock.clone();
-        self.spawn(label, Some(kind), consumer(core, clock, kind, deliveries, deadline));
+        self.spawn(
+            label,
+            Some(kind),
+            consumer(core, clock, kind, deliveries, deadline),
+        );
     }
 
     fn tick(&mut self) {
@@ -496,18 +541,32 @@ impl Sim {
                     publish_id,
                     status,
                     post_ids,
-                } => observe(&core, publish_id, &w.open_id, Observed::Status {
-                    status: status.clone(),
-                    post_ids: post_ids.clone(),
-                })
-                .await,
+                } => {
+                    observe(
+                        &core,
+                        publish_id,
+                        &w.open_id,
+                        Observed::Status {
+                            status: status.clone(),
+                            post_ids: post_ids.clone(),
+                        },
+                    )
+                    .await
+                }
                 WebhookKind::NoLongerPublic {
                     publish_id,
                     post_id,
-                } => observe(&core, publish_id, &w.open_id, Observed::NoLongerPublic {
-                    post_id: post_id.clone(),
-                })
-                .await,
+                } => {
+                    observe(
+                        &core,
+                        publish_id,
+                        &w.open_id,
+                        Observed::NoLongerPublic {
+                            post_id: post_id.clone(),
+                        },
+                    )
+                    .await
+                }
             };
             // A non-200 answer: TikTok delivers again later (for 72 h).
             Done::TikTokWebhook {
@@ -527,7 +586,8 @@ impl Sim {
             let Some((job, token)) = target.split_once('.') else {
                 return Done::Other;
             };
-            let (Ok(job), Ok(rid)) = (JobId::parse(job), RequestId::parse(w.request_id.clone())) else {
+            let (Ok(job), Ok(rid)) = (JobId::parse(job), RequestId::parse(w.request_id.clone()))
+            else {
                 return Done::Other;
             };
             let token = SecretString::from(token.to_owned());
@@ -545,26 +605,32 @@ impl Sim {
                 let p = self.planned[n].clone();
                 let core = Arc::clone(&self.core);
                 let replay = matches!(action, Action::Replay(_));
-                let id = self.spawn(format!("client creates {} (replay: {replay})", p.title), None, async move {
-                    let parsed = NewJob {
-                        job_id: None,
-                        account_id: p.account.clone(),
-                        source: p.source.clone(),
-                        post: post(p.mode, &p.title),
-                        schedule_at: Some(p.at),
-                        idempotency_key: IdempotencyKey::parse(p.key.clone()).ok(),
-                    };
-                    let fingerprint = PayloadHash::of(&serde_json::json!({ "title": p.title }));
-                    let created = core
-                        .create_job(&p.tenant, parsed, &fingerprint, |job| {
-                            reelay_domain::ports::StoredResponse {
-                                status: 202,
-                                body: job.id.to_string(),
-                            }
-                        })
-                        .await;
-                    Done::Client { ok: created.is_ok() }
-                });
+                let id = self.spawn(
+                    format!("client creates {} (replay: {replay})", p.title),
+                    None,
+                    async move {
+                        let parsed = NewJob {
+                            job_id: None,
+                            account_id: p.account.clone(),
+                            source: p.source.clone(),
+                            post: post(p.mode, &p.title),
+                            schedule_at: Some(p.at),
+                            idempotency_key: IdempotencyKey::parse(p.key.clone()).ok(),
+                        };
+                        let fingerprint = PayloadHash::of(&serde_json::json!({ "title": p.title }));
+                        let created = core
+                            .create_job(&p.tenant, parsed, &fingerprint, |job| {
+                                reelay_domain::ports::StoredResponse {
+                                    status: 202,
+                                    body: job.id.to_string(),
+                                }
+                            })
+                            .await;
+                        Done::Client {
+                            ok: created.is_ok(),
+                        }
+                    },
+                );
                 self.calling.insert(id, (action, 0));
             }
             Action::Cancel(n) => {
@@ -606,7 +672,12 @@ impl Sim {
                 && job.publish_id.is_none()
             {
                 let title = job.post.title.clone().unwrap_or_default();
-                if self.tiktok.publishes_of(&title).iter().any(|p| p.may_post()) {
+                if self
+                    .tiktok
+                    .publishes_of(&title)
+                    .iter()
+                    .any(|p| p.may_post())
+                {
                     continue;
                 }
                 let core = Arc::clone(&self.core);
@@ -651,7 +722,10 @@ impl Sim {
                 }
             }
             Done::TikTokWebhook { redeliver: Some(w) } => {
-                let at = self.clock.now().plus(MINUTE.saturating_mul(1 + self.clock.below(30) as u32));
+                let at = self
+                    .clock
+                    .now()
+                    .plus(MINUTE.saturating_mul(1 + self.clock.below(30) as u32));
                 self.later.push((at, Incoming::TikTok(w)));
             }
             Done::SsembleWebhook { redeliver: Some(w) } => {
@@ -663,7 +737,6 @@ impl Sim {
         }
     }
 }
-
 
 /// What the driver may do next.
 #[derive(Debug, Clone, Copy)]
@@ -686,7 +759,10 @@ impl Sim {
             // Queue messages return after their visibility timeout by themselves; a webhook
             // sender sees no answer and delivers again.
             if let Some(incoming) = self.delivering.remove(&id) {
-                let at = self.clock.now().plus(MINUTE.saturating_mul(1 + self.clock.below(10) as u32));
+                let at = self
+                    .clock
+                    .now()
+                    .plus(MINUTE.saturating_mul(1 + self.clock.below(10) as u32));
                 self.later.push((at, incoming));
             }
             self.call_again(id);
@@ -707,7 +783,8 @@ impl Sim {
         match earliest {
             Some(t) if t.minus(lookahead) > self.next_tick => {
                 let since = t.minus(lookahead).since(self.start).as_secs();
-                self.start.plus(Duration::from_secs(since.div_ceil(60) * 60))
+                self.start
+                    .plus(Duration::from_secs(since.div_ceil(60) * 60))
             }
             Some(_) => self.next_tick,
             None => self.start.plus(Duration::from_secs(100 * 365 * 86_400)),
@@ -729,7 +806,9 @@ impl Sim {
             out.push(Candidate::Deliver(i));
         }
         for (kind, limit) in [(QueueKind::Render, 2), (QueueKind::Publish, 3)] {
-            if self.queue.has_visible(kind) && self.consumers.get(&slot(kind)).copied().unwrap_or(0) < limit {
+            if self.queue.has_visible(kind)
+                && self.consumers.get(&slot(kind)).copied().unwrap_or(0) < limit
+            {
                 out.push(Candidate::Consume(kind));
             }
         }
@@ -807,7 +886,10 @@ impl Sim {
             self.kill(id, "crash");
         } else if self.chaos.roll(self.config.stall_rate) {
             let id = ids[self.clock.below(ids.len() as u64) as usize];
-            let until = self.clock.now().plus(SECOND.saturating_mul(1 + self.clock.below(400) as u32));
+            let until = self
+                .clock
+                .now()
+                .plus(SECOND.saturating_mul(1 + self.clock.below(400) as u32));
             self.report.stalls += 1;
             self.stalled.insert(id, until);
             self.trace(|| format!("stall #{id} until {until}"));
@@ -870,9 +952,17 @@ pub fn run(config: Config) -> Report {
         sim.take(pick);
         sim.chaos_step();
         sim.report.steps += 1;
-        sim.checker.step(&sim.store, &sim.tiktok, &sim.ssemble, &sim.core.settings.policy, sim.clock.now());
+        sim.checker.step(
+            &sim.store,
+            &sim.tiktok,
+            &sim.ssemble,
+            &sim.core.settings.policy,
+            sim.clock.now(),
+        );
+        sim.checker.never_ahead(&sim.store, &sim.tiktok);
         if sim.report.steps >= max_steps {
-            sim.checker.violation(format!("the run did not end within {max_steps} steps"));
+            sim.checker
+                .violation(format!("the run did not end within {max_steps} steps"));
             break;
         }
     }
@@ -882,18 +972,56 @@ pub fn run(config: Config) -> Report {
 impl Sim {
     fn finish(mut self) -> Report {
         let now = self.clock.now();
-        self.checker.finish(&self.store, &self.tiktok, &self.planned, &self.core.settings.policy, now);
-        self.checker.agreement(&self.store, &self.tiktok, &self.killed);
+        self.checker.finish(
+            &self.store,
+            &self.tiktok,
+            &self.planned,
+            &self.core.settings.policy,
+            now,
+        );
+        self.checker
+            .agreement(&self.store, &self.tiktok, &self.killed);
+        self.checker.render_reasons(&self.store, &self.ssemble);
         let jobs = self.store.jobs();
         self.report.jobs = jobs.len();
+        if self.config.trace {
+            for job in &jobs {
+                let trail = self
+                    .store
+                    .audit_trail(&job.id)
+                    .iter()
+                    .map(|e| {
+                        let secs = e.at.since(self.start).as_secs();
+                        format!(
+                            "{secs:>7}s v{} {} {:?}→{} {} {}",
+                            e.version,
+                            e.event,
+                            e.from.map(|f| f.as_str()),
+                            e.to,
+                            e.error_code.clone().unwrap_or_default(),
+                            e.detail.clone().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                self.report.audits.insert(job.id.to_string(), trail);
+            }
+        }
         for job in &jobs {
-            *self.report.states.entry(job.state.as_str().to_owned()).or_default() += 1;
+            *self
+                .report
+                .states
+                .entry(job.state.as_str().to_owned())
+                .or_default() += 1;
             let why = job
                 .hold_reason()
                 .map(str::to_owned)
                 .or_else(|| job.last_error.as_ref().map(|e| e.code.clone()))
                 .unwrap_or_default();
-            *self.report.reasons.entry(format!("{}/{why}", job.state)).or_default() += 1;
+            *self
+                .report
+                .reasons
+                .entry(format!("{}/{why}", job.state))
+                .or_default() += 1;
             self.report.stale_observations += u64::from(job.stale_observations);
         }
         self.report.inits = self.tiktok.inits();
@@ -932,7 +1060,12 @@ fn post(mode: PostMode, title: &str) -> PostSettings {
     }
 }
 
-async fn observe(core: &SimCore, publish_id: &str, open_id: &str, what: Observed) -> Result<(), ()> {
+async fn observe(
+    core: &SimCore,
+    publish_id: &str,
+    open_id: &str,
+    what: Observed,
+) -> Result<(), ()> {
     let Ok(publish_id) = reelay_domain::PublishId::parse(publish_id.to_owned()) else {
         return Ok(());
     };
@@ -941,7 +1074,10 @@ async fn observe(core: &SimCore, publish_id: &str, open_id: &str, what: Observed
         open_id: open_id.to_owned(),
         what,
     };
-    core.observe_publish(&observation).await.map(|_| ()).map_err(|_| ())
+    core.observe_publish(&observation)
+        .await
+        .map(|_| ())
+        .map_err(|_| ())
 }
 
 /// A queue consumer invocation, with the FIFO rules of the batch processor: records in order, a

@@ -47,8 +47,14 @@ impl Default for SsembleFaults {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Completed { after: Duration, clips: Vec<Clip> },
-    Failed { after: Duration, reason: String },
+    Completed {
+        after: Duration,
+        clips: Vec<Clip>,
+    },
+    Failed {
+        after: Duration,
+        reason: String,
+    },
     /// Never finishes (Reelay's render deadline must end the wait).
     Never,
 }
@@ -134,8 +140,10 @@ impl SsembleSim {
         let start = now.minus(HOUR);
         let used = s.calls.iter().filter(|t| **t > start).count();
         if used > self.hourly_limit {
-            s.violations
-                .push(format!("{what} over the key's {}/hour at {now}", self.hourly_limit));
+            s.violations.push(format!(
+                "{what} over the key's {}/hour at {now}",
+                self.hourly_limit
+            ));
             return Err(err(ErrorClass::WaitForWindow, "rate_limit_exceeded", false));
         }
         Ok(())
@@ -154,7 +162,10 @@ impl SsembleSim {
                 let clips = (0..n)
                     .map(|i| Clip {
                         short_id: format!("short-{i}-{}", self.clock.below(1_000_000)),
-                        video_url: format!("https://cdn.ssemble.sim/{}.mp4", self.clock.below(1_000_000)),
+                        video_url: format!(
+                            "https://cdn.ssemble.sim/{}.mp4",
+                            self.clock.below(1_000_000)
+                        ),
                         duration_secs: Some(20.0 + i as f64),
                         viral_score: Some((self.clock.below(100)) as f64),
                     })
@@ -164,7 +175,13 @@ impl SsembleSim {
         }
     }
 
-    fn create(&self, s: &mut State, request: &RenderRequest, url: Option<String>, now: UtcTime) -> String {
+    fn create(
+        &self,
+        s: &mut State,
+        request: &RenderRequest,
+        url: Option<String>,
+        now: UtcTime,
+    ) -> String {
         s.next += 1;
         s.creates += 1;
         let id = format!("{:024x}", 0xa000_0000_0000_u64 + s.next);
@@ -208,9 +225,13 @@ impl SsembleSim {
             .map(|r| r.request_id.clone())
             .collect();
         for id in due {
-            let Some(r) = s.requests.get_mut(&id) else { continue };
+            let Some(r) = s.requests.get_mut(&id) else {
+                continue;
+            };
             r.settled = true;
-            let Some(url) = r.webhook_url.clone() else { continue };
+            let Some(url) = r.webhook_url.clone() else {
+                continue;
+            };
             if self.chaos.roll(f.webhook_lost) {
                 continue;
             }
@@ -226,7 +247,9 @@ impl SsembleSim {
             });
             if self.chaos.roll(f.webhook_duplicate) {
                 s.outbox.push(Webhook {
-                    at: now.plus(delay).plus(Duration::from_secs(self.clock.below(600))),
+                    at: now
+                        .plus(delay)
+                        .plus(Duration::from_secs(self.clock.below(600))),
                     url,
                     request_id: id,
                 });
@@ -237,10 +260,16 @@ impl SsembleSim {
     pub fn next_change(&self) -> Option<UtcTime> {
         let now = self.clock.now();
         let s = self.lock();
-        let settle = s.requests.values().filter(|r| !r.settled).filter_map(|r| match &r.outcome {
-            Outcome::Completed { after, .. } | Outcome::Failed { after, .. } => Some(r.created.plus(*after)),
-            Outcome::Never => None,
-        });
+        let settle = s
+            .requests
+            .values()
+            .filter(|r| !r.settled)
+            .filter_map(|r| match &r.outcome {
+                Outcome::Completed { after, .. } | Outcome::Failed { after, .. } => {
+                    Some(r.created.plus(*after))
+                }
+                Outcome::Never => None,
+            });
         settle
             .chain(s.outbox.iter().map(|w| w.at))
             .filter(|t| *t > now)
@@ -278,16 +307,28 @@ impl SsembleSim {
     /// Requests per source (creates Reelay made for the same job's source).
     pub fn requests_for(&self, request: &RenderRequest) -> usize {
         let key = source_key(request);
-        self.lock().requests.values().filter(|r| r.source == key).count()
+        self.lock()
+            .requests
+            .values()
+            .filter(|r| r.source == key)
+            .count()
     }
 
     pub fn knows(&self, request_id: &str) -> bool {
         self.lock().requests.contains_key(request_id)
     }
+
+    pub fn request(&self, request_id: &str) -> Option<Request> {
+        self.lock().requests.get(request_id).cloned()
+    }
 }
 
 impl RenderApi for SsembleSim {
-    async fn submit(&self, request: &RenderRequest, webhook_url: &str) -> Result<RequestId, UpstreamError> {
+    async fn submit(
+        &self,
+        request: &RenderRequest,
+        webhook_url: &str,
+    ) -> Result<RequestId, UpstreamError> {
         let _ = self.chaos.point("render.submit").await;
         let now = self.clock.now();
         let f = self.faults;
@@ -338,7 +379,11 @@ impl RenderApi for SsembleSim {
             [one] => RequestId::parse(one.clone())
                 .map(Some)
                 .map_err(|_| err(ErrorClass::Permanent, "bad_request_id", false)),
-            _ => Err(err(ErrorClass::NeedsUser, "ambiguous_render_request", false)),
+            _ => Err(err(
+                ErrorClass::NeedsUser,
+                "ambiguous_render_request",
+                false,
+            )),
         }
     }
 
@@ -346,7 +391,10 @@ impl RenderApi for SsembleSim {
         self.find_bound
     }
 
-    async fn render_progress(&self, request_id: &RequestId) -> Result<RenderProgress, UpstreamError> {
+    async fn render_progress(
+        &self,
+        request_id: &RequestId,
+    ) -> Result<RenderProgress, UpstreamError> {
         let _ = self.chaos.point("render.progress").await;
         let now = self.clock.now();
         let mut s = self.lock();
@@ -356,20 +404,28 @@ impl RenderApi for SsembleSim {
             return Err(err(ErrorClass::Retryable, "internal_error", false));
         }
         let Some(r) = s.requests.get(request_id.as_str()) else {
-            self.clock.note(|| format!("ssemble status {request_id}: 404"));
+            self.clock
+                .note(|| format!("ssemble status {request_id}: 404"));
             return Err(err(ErrorClass::Permanent, "resource_not_found", false));
         };
         self.clock.note(|| format!("ssemble status {request_id}"));
         Ok(match &r.outcome {
-            Outcome::Completed { after, .. } if now >= r.created.plus(*after) => RenderProgress::Completed,
-            Outcome::Failed { after, reason } if now >= r.created.plus(*after) => RenderProgress::Failed {
-                reason: reason.clone(),
-            },
+            Outcome::Completed { after, .. } if now >= r.created.plus(*after) => {
+                RenderProgress::Completed
+            }
+            Outcome::Failed { after, reason } if now >= r.created.plus(*after) => {
+                RenderProgress::Failed {
+                    reason: reason.clone(),
+                }
+            }
             _ => RenderProgress::Pending,
         })
     }
 
-    async fn render_clips(&self, request_id: &RequestId) -> Result<Option<Vec<Clip>>, UpstreamError> {
+    async fn render_clips(
+        &self,
+        request_id: &RequestId,
+    ) -> Result<Option<Vec<Clip>>, UpstreamError> {
         let _ = self.chaos.point("render.clips").await;
         let now = self.clock.now();
         let mut s = self.lock();
@@ -381,7 +437,9 @@ impl RenderApi for SsembleSim {
             return Err(err(ErrorClass::Permanent, "resource_not_found", false));
         };
         Ok(match &r.outcome {
-            Outcome::Completed { after, clips } if now >= r.created.plus(*after) => Some(clips.clone()),
+            Outcome::Completed { after, clips } if now >= r.created.plus(*after) => {
+                Some(clips.clone())
+            }
             _ => None,
         })
     }

@@ -76,8 +76,12 @@ pub enum Fate {
     },
     /// Never leaves processing.
     Stuck,
-    /// A draft reaches the inbox; the creator posts it after `posted` (or never).
-    Draft { posted: Option<Duration> },
+    /// A draft reaches the inbox `inbox` after its bytes; the creator posts it after `posted`
+    /// more (or never).
+    Draft {
+        inbox: Duration,
+        posted: Option<Duration>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -305,15 +309,28 @@ impl TikTokSim {
     }
 
     /// The creator behind a live access token, or TikTok's 401.
-    fn creator_of(&self, s: &State, token: &SecretString, now: UtcTime) -> Result<String, UpstreamError> {
+    fn creator_of(
+        &self,
+        s: &State,
+        token: &SecretString,
+        now: UtcTime,
+    ) -> Result<String, UpstreamError> {
         match s.tokens.get(token.expose_secret()) {
             Some(t) if t.valid && !t.refresh && t.expires > now => {
                 if s.creators.get(&t.open_id).is_some_and(|c| c.revoked) {
-                    return Err(err(ErrorClass::RefreshThenRetry, "access_token_invalid", false));
+                    return Err(err(
+                        ErrorClass::RefreshThenRetry,
+                        "access_token_invalid",
+                        false,
+                    ));
                 }
                 Ok(t.open_id.clone())
             }
-            _ => Err(err(ErrorClass::RefreshThenRetry, "access_token_invalid", false)),
+            _ => Err(err(
+                ErrorClass::RefreshThenRetry,
+                "access_token_invalid",
+                false,
+            )),
         }
     }
 
@@ -331,7 +348,9 @@ impl TikTokSim {
         });
         if self.chaos.roll(self.faults.webhook_duplicate) {
             s.outbox.push(Webhook {
-                at: now.plus(delay).plus(Duration::from_secs(self.clock.below(6 * 3600))),
+                at: now
+                    .plus(delay)
+                    .plus(Duration::from_secs(self.clock.below(6 * 3600))),
                 open_id: open_id.to_owned(),
                 what,
             });
@@ -390,7 +409,10 @@ impl TikTokSim {
                         && now >= done.plus(*m)
                         && p.post_ids.is_empty()
                     {
-                        let post_id = format!("76{:017}", ready.as_millis().unsigned_abs() % 100_000_000_000_000_000);
+                        let post_id = format!(
+                            "76{:017}",
+                            ready.as_millis().unsigned_abs() % 100_000_000_000_000_000
+                        );
                         if let Some(q) = s.publishes.get_mut(&pid) {
                             q.post_ids.push(post_id.clone());
                         }
@@ -415,8 +437,8 @@ impl TikTokSim {
                     }
                 }
                 Fate::Stuck => {}
-                Fate::Draft { posted } => {
-                    let inbox = ready.plus(Duration::from_secs(20));
+                Fate::Draft { inbox, posted } => {
+                    let inbox = ready.plus(*inbox);
                     if now >= inbox && p.status != PublishStatus::Complete {
                         self.set_status(&mut s, &pid, PublishStatus::SentToInbox, now);
                     }
@@ -461,8 +483,8 @@ impl TikTokSim {
                 }
                 Fate::Failed { after, .. } => consider(ready.plus(*after)),
                 Fate::Stuck => {}
-                Fate::Draft { posted } => {
-                    let inbox = ready.plus(Duration::from_secs(20));
+                Fate::Draft { inbox, posted } => {
+                    let inbox = ready.plus(*inbox);
                     consider(inbox);
                     if let Some(a) = posted {
                         consider(inbox.plus(*a));
@@ -523,6 +545,7 @@ impl TikTokSim {
         let secs = |lo: u64, hi: u64| Duration::from_secs(lo + self.clock.below(hi - lo));
         if mode == PostMode::Draft {
             return Fate::Draft {
+                inbox: secs(5, 1800),
                 posted: (self.clock.below(2) == 0).then(|| secs(60, 6 * 3600)),
             };
         }
@@ -533,8 +556,11 @@ impl TikTokSim {
             },
             2 => Fate::Failed {
                 after: secs(5, 600),
-                reason: ["frame_rate_check_failed", "spam_risk_text", "picture_size_check_failed"]
-                    [self.clock.below(3) as usize]
+                reason: [
+                    "frame_rate_check_failed",
+                    "spam_risk_text",
+                    "picture_size_check_failed",
+                ][self.clock.below(3) as usize]
                     .into(),
             },
             3 => Fate::Stuck,
@@ -561,7 +587,11 @@ impl PublishApi for TikTokSim {
         let open_id = self.creator_of(&s, token, now)?;
         let limit = self.creator_info_per_minute;
         let Some(c) = s.creators.get_mut(&open_id) else {
-            return Err(err(ErrorClass::RefreshThenRetry, "access_token_invalid", false));
+            return Err(err(
+                ErrorClass::RefreshThenRetry,
+                "access_token_invalid",
+                false,
+            ));
         };
         c.creator_infos.push(now);
         if used(&c.creator_infos, now, MINUTE) > limit {
@@ -608,13 +638,24 @@ impl PublishApi for TikTokSim {
         let mut s = self.lock();
         let open_id = self.creator_of(&s, token, now)?;
         if self.chaos.roll(f.token_refused) {
-            return Err(err(ErrorClass::RefreshThenRetry, "access_token_invalid", false));
+            return Err(err(
+                ErrorClass::RefreshThenRetry,
+                "access_token_invalid",
+                false,
+            ));
         }
         let title = post.title.clone().unwrap_or_default();
-        let (per_minute, direct_cap, draft_cap) =
-            (self.init_per_minute, self.direct_posts_per_day, self.drafts_per_day);
+        let (per_minute, direct_cap, draft_cap) = (
+            self.init_per_minute,
+            self.direct_posts_per_day,
+            self.drafts_per_day,
+        );
         let Some(c) = s.creators.get_mut(&open_id) else {
-            return Err(err(ErrorClass::RefreshThenRetry, "access_token_invalid", false));
+            return Err(err(
+                ErrorClass::RefreshThenRetry,
+                "access_token_invalid",
+                false,
+            ));
         };
         c.inits.push(now);
         let over_rate = used(&c.inits, now, MINUTE) > per_minute;
@@ -622,21 +663,37 @@ impl PublishApi for TikTokSim {
             PostMode::Direct => &mut c.direct_posts,
             PostMode::Draft => &mut c.drafts,
         };
-        let cap = if post.mode == PostMode::Direct { direct_cap } else { draft_cap };
+        let cap = if post.mode == PostMode::Direct {
+            direct_cap
+        } else {
+            draft_cap
+        };
         let over_cap = used(cap_log, now, DAY) >= cap;
         if over_rate {
-            s.violations.push(format!("init over {per_minute}/min for {open_id} at {now}"));
+            s.violations
+                .push(format!("init over {per_minute}/min for {open_id} at {now}"));
             return Err(err(ErrorClass::Retryable, "rate_limit_exceeded", false));
         }
         if over_cap {
-            s.violations.push(format!("{:?} cap of {cap}/day exceeded for {open_id} at {now}", post.mode));
-            return Err(err(ErrorClass::WaitForWindow, "spam_risk_too_many_posts", false));
+            s.violations.push(format!(
+                "{:?} cap of {cap}/day exceeded for {open_id} at {now}",
+                post.mode
+            ));
+            return Err(err(
+                ErrorClass::WaitForWindow,
+                "spam_risk_too_many_posts",
+                false,
+            ));
         }
         if self.chaos.roll(f.init_429) {
             return Err(err(ErrorClass::Retryable, "rate_limit_exceeded", false));
         }
         if self.chaos.roll(f.init_cap) {
-            return Err(err(ErrorClass::WaitForWindow, "spam_risk_too_many_posts", false));
+            return Err(err(
+                ErrorClass::WaitForWindow,
+                "spam_risk_too_many_posts",
+                false,
+            ));
         }
         if self.chaos.roll(f.init_5xx) {
             return Err(err(ErrorClass::Retryable, "internal_error", false));
@@ -662,11 +719,16 @@ impl PublishApi for TikTokSim {
         s.inits += 1;
         s.next += 1;
         let n = s.next;
-        let kind = if post.mode == PostMode::Draft { "inbox" } else { "pub" };
+        let kind = if post.mode == PostMode::Draft {
+            "inbox"
+        } else {
+            "pub"
+        };
         let publish_id = format!("v_{kind}_file~v2-1.{n}");
         let public = post.privacy_level == Some(PrivacyLevel::PublicToEveryone);
         let fate = self.choose_fate(post.mode, public);
-        self.clock.note(|| format!("tiktok init {publish_id} for {title}"));
+        self.clock
+            .note(|| format!("tiktok init {publish_id} for {title}"));
         s.publishes.insert(
             publish_id.clone(),
             Publish {
@@ -696,7 +758,9 @@ impl PublishApi for TikTokSim {
         Ok(PublishInit {
             publish_id: PublishId::parse(publish_id.clone())
                 .map_err(|_| err(ErrorClass::Permanent, "bad_publish_id", false))?,
-            upload_url: Some(SecretString::from(format!("https://upload.tiktok.sim/{publish_id}"))),
+            upload_url: Some(SecretString::from(format!(
+                "https://upload.tiktok.sim/{publish_id}"
+            ))),
             log_id: Some(format!("LOG{n}")),
         })
     }
@@ -751,11 +815,16 @@ impl PublishApi for TikTokSim {
         s.polls.push((publish_id.as_str().to_owned(), now));
         self.clock.note(|| format!("tiktok status {publish_id}"));
         let Some(c) = s.creators.get_mut(&open_id) else {
-            return Err(err(ErrorClass::RefreshThenRetry, "access_token_invalid", false));
+            return Err(err(
+                ErrorClass::RefreshThenRetry,
+                "access_token_invalid",
+                false,
+            ));
         };
         c.statuses.push(now);
         if used(&c.statuses, now, MINUTE) > limit {
-            s.violations.push(format!("status over {limit}/min for {open_id} at {now}"));
+            s.violations
+                .push(format!("status over {limit}/min for {open_id} at {now}"));
             return Err(err(ErrorClass::Retryable, "rate_limit_exceeded", false));
         }
         if self.chaos.roll(self.faults.status_5xx) {

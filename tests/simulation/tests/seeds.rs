@@ -13,7 +13,17 @@ fn env_u64(name: &str) -> Option<u64> {
 fn describe(r: &Report) -> String {
     format!(
         "seed {}: {} jobs {:?}, {} steps, {} crashes, {} stalls, {} inits, {} creates, {} stale observations, {} dead letters, {} outage failures",
-        r.seed, r.jobs, r.states, r.steps, r.crashes, r.stalls, r.inits, r.creates, r.stale_observations, r.dead_letters, r.outage_failures
+        r.seed,
+        r.jobs,
+        r.states,
+        r.steps,
+        r.crashes,
+        r.stalls,
+        r.inits,
+        r.creates,
+        r.stale_observations,
+        r.dead_letters,
+        r.outage_failures
     )
 }
 
@@ -27,13 +37,19 @@ fn every_promise_holds_across_seeds() {
             println!("{line}");
         }
         println!("{}", describe(&report));
-        assert!(report.ok(), "seed {seed} broke a promise:\n{}", report.violations.join("\n"));
+        assert!(
+            report.ok(),
+            "seed {seed} broke a promise:\n{}",
+            report.violations.join("\n")
+        );
         return;
     }
     let seeds = env_u64("SIM_SEEDS").unwrap_or(2000);
     let first = env_u64("SIM_SEED_START").unwrap_or(0);
     let started = Instant::now();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4) as u64;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4) as u64;
     let reports: Vec<Report> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -45,7 +61,10 @@ fn every_promise_holds_across_seeds() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     let failed: Vec<&Report> = reports.iter().filter(|r| !r.ok()).collect();
     let steps: u64 = reports.iter().map(|r| r.steps).sum();
@@ -77,9 +96,16 @@ fn every_promise_holds_across_seeds() {
         for v in r.violations.iter().take(8) {
             println!("  {v}");
         }
-        println!("  replay: SIM_SEED={} cargo test -p reelay-simulation -- --nocapture", r.seed);
+        println!(
+            "  replay: SIM_SEED={} cargo test -p reelay-simulation -- --nocapture",
+            r.seed
+        );
     }
-    assert!(failed.is_empty(), "{} of {seeds} seeds broke a promise", failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {seeds} seeds broke a promise",
+        failed.len()
+    );
 }
 
 #[test]
@@ -95,5 +121,11 @@ fn trace_one() {
     println!("{}", describe(&report));
     for v in &report.violations {
         println!("  {v}");
+    }
+    for (job, trail) in &report.audits {
+        println!("audit of {job}:");
+        for line in trail {
+            println!("    {line}");
+        }
     }
 }

@@ -40,6 +40,23 @@ pub struct RunReport {
     pub out_of_time: bool,
 }
 
+/// What one run has done already: a render confirmed once moves every job that uses it, so the
+/// run does not ask Ssemble again for the render's other jobs.
+#[derive(Debug, Default)]
+struct RunMemo {
+    confirmed: std::sync::Mutex<HashSet<crate::ids::RequestId>>,
+}
+
+impl RunMemo {
+    /// True the first time `request` is claimed in this run.
+    fn first_confirmation(&self, request: &crate::ids::RequestId) -> bool {
+        self.confirmed
+            .lock()
+            .map(|mut s| s.insert(request.clone()))
+            .unwrap_or(true)
+    }
+}
+
 /// What offering a due job its event wrote.
 enum Touched {
     Moved(JobState),
@@ -97,6 +114,7 @@ impl<P: Ports> Core<P> {
         let in_time = || clock.now().plus(cfg.safety_margin) < deadline;
         // A job is looked at once per run, even if its next check lands inside this run again.
         let mut seen = HashSet::new();
+        let memo = RunMemo::default();
         loop {
             let due = match self
                 .ports
@@ -149,7 +167,7 @@ impl<P: Ports> Core<P> {
                         if !in_time() {
                             return (item, None);
                         }
-                        let result = self.reconcile_job(job).await;
+                        let result = self.reconcile_one(job, &memo).await;
                         (item, Some(result))
                     })
                     .buffer_unordered(concurrency)
@@ -203,6 +221,10 @@ impl<P: Ports> Core<P> {
 
     /// Moves one due job forward; whatever happens, its next check moves on.
     pub async fn reconcile_job(&self, job: Job) -> Result<Reconciled, StoreError> {
+        self.reconcile_one(job, &RunMemo::default()).await
+    }
+
+    async fn reconcile_one(&self, job: Job, memo: &RunMemo) -> Result<Reconciled, StoreError> {
         let now = self.ports.clock().now();
         let lookahead = self.settings.reconcile.lookahead;
         // The index may lag the item; the job itself says what is due.
@@ -217,7 +239,7 @@ impl<P: Ports> Core<P> {
         }
         let from = job.state;
         let id = job.id.clone();
-        let result = match self.reconcile_due(job, check.kind, now).await? {
+        let result = match self.reconcile_due(job, check.kind, now, memo).await? {
             Touched::Moved(to) => {
                 tracing::info!(job_id = %id, from = %from, to = %to, "reconciled");
                 Reconciled::Moved {
@@ -267,6 +289,7 @@ impl<P: Ports> Core<P> {
         job: Job,
         kind: CheckKind,
         now: UtcTime,
+        memo: &RunMemo,
     ) -> Result<Touched, StoreError> {
         let policy = &self.settings.policy;
         if policy.horizon(&job).is_some_and(|h| h <= now) {
@@ -280,7 +303,7 @@ impl<P: Ports> Core<P> {
             }
             (CheckKind::LeaseExpiry, JobState::Publishing) => Event::LeaseExpired,
             (CheckKind::RenderPoll, JobState::Rendering) => {
-                return self.poll_render(job, now).await;
+                return self.poll_render(job, now, memo).await;
             }
             (CheckKind::StatusPoll, _) if job.publish_id.is_some() => {
                 return self.poll_status(job, now).await;
@@ -328,11 +351,16 @@ impl<P: Ports> Core<P> {
         })
     }
 
-    async fn poll_render(&self, job: Job, now: UtcTime) -> Result<Touched, StoreError> {
+    async fn poll_render(&self, job: Job, now: UtcTime, memo: &RunMemo) -> Result<Touched, StoreError> {
         let Some(request_id) = job.request_id.clone() else {
             let until = now.plus(self.backoff(&job, now));
             return self.offer(job, &Event::Deferred { until }).await;
         };
+        if !memo.first_confirmation(&request_id) {
+            // Another due job of the same render asked Ssemble in this run; its answer reached
+            // every job of the render.
+            return Ok(Touched::Nothing);
+        }
         let deadline = now.plus(self.settings.reconcile.safety_margin);
         match self.confirm_render(&request_id, Some(deadline)).await? {
             Confirmed::Deferred { until, reason } => {
