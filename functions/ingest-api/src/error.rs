@@ -300,3 +300,115 @@ fn account_refusal(e: &AccountError, now: UtcTime) -> Refusal {
         AccountError::Store(e) => store_refusal(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use reelay_domain::JobState;
+
+    use super::*;
+
+    fn refused(e: TransitionError) -> Refusal {
+        ApiError::Command(CommandError::Refused(e)).refusal(UtcTime::from_secs(0))
+    }
+
+    #[test]
+    fn every_transition_refusal_is_a_409_with_its_own_code() {
+        let at = UtcTime::from_secs(1_800_000_000);
+        let cases = [
+            (
+                TransitionError::NotCancellable {
+                    state: JobState::Publishing,
+                },
+                "not_cancellable",
+            ),
+            (
+                TransitionError::NotRetryable {
+                    state: JobState::Cancelled,
+                },
+                "not_retryable",
+            ),
+            (
+                TransitionError::RetryCouldDuplicate { why: "TikTok may" },
+                "retry_could_duplicate",
+            ),
+            (
+                TransitionError::AttemptInFlight { until: at },
+                "attempt_in_flight",
+            ),
+            (
+                TransitionError::Illegal {
+                    state: JobState::Ready,
+                    event: "x",
+                },
+                "invalid_state",
+            ),
+        ];
+        for (error, code) in cases {
+            let r = refused(error);
+            assert_eq!((r.status, r.envelope.error.code.as_str()), (409, code));
+            assert_eq!(r.retry_after, None, "{code}: no Retry-After on a command");
+        }
+        let in_flight = refused(TransitionError::AttemptInFlight { until: at });
+        assert_eq!(in_flight.envelope.error.details["until"], at.to_rfc3339());
+    }
+
+    #[test]
+    fn a_retry_that_could_post_twice_is_never_answered_as_something_to_resend() {
+        let r = refused(TransitionError::RetryCouldDuplicate {
+            why: "the init may have reached TikTok",
+        });
+        let message = r.envelope.error.message.to_lowercase();
+        for invitation in ["retry later", "try again", "send the request again"] {
+            assert!(!message.contains(invitation), "{message}");
+        }
+        assert!(message.contains("needs_operator") && message.contains("profile"));
+        assert_eq!(
+            r.envelope.error.details["reason"],
+            "the init may have reached TikTok"
+        );
+    }
+
+    #[test]
+    fn waits_carry_a_retry_after_in_whole_seconds() {
+        let now = UtcTime::from_secs(1_000);
+        let throttled = ApiError::Account(AccountError::Throttled {
+            retry_at: UtcTime::from_secs(1_090),
+        })
+        .refusal(now);
+        assert_eq!((throttled.status, throttled.retry_after), (429, Some(90)));
+        let past = ApiError::Account(AccountError::Throttled {
+            retry_at: UtcTime::from_secs(10),
+        })
+        .refusal(now);
+        assert_eq!(past.retry_after, Some(1), "never 0 or negative");
+        let in_progress = ApiError::Create(CreateError::KeyInProgress {
+            retry_after: Duration::from_millis(200),
+        })
+        .refusal(now);
+        assert_eq!(
+            (in_progress.status, in_progress.retry_after),
+            (409, Some(1))
+        );
+    }
+
+    #[test]
+    fn store_failures_are_unavailable_and_lost_races_a_conflict() {
+        let now = UtcTime::from_secs(0);
+        let down = ApiError::Store(StoreError::Unavailable("down".into())).refusal(now);
+        assert_eq!(
+            (down.status, down.envelope.error.code.as_str()),
+            (503, "unavailable")
+        );
+        assert!(
+            !down.envelope.error.message.contains("down"),
+            "no internals"
+        );
+        let raced = ApiError::Command(CommandError::Store(StoreError::Conflict)).refusal(now);
+        assert_eq!(
+            (raced.status, raced.envelope.error.code.as_str()),
+            (409, "conflict")
+        );
+    }
+}
