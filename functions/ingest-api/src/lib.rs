@@ -1,9 +1,161 @@
-//! Reelay's client API (API Gateway HTTP API → lambda_http).
+//! Reelay's client API (API Gateway HTTP API → lambda_http), a thin adapter: it authenticates the
+//! tenant, routes, decodes the request (JSON through `reelay_domain::request`), calls the use case
+//! on [`Core`] and encodes its answer or refusal. Every answer that is not a success is the error
+//! envelope; bad input changes nothing.
 
-pub mod accounts;
-pub mod http_handler;
+pub mod config;
 pub mod routes;
 pub mod view;
 pub mod wiring;
 
-pub use http_handler::{Deps, api_key_hash, function_handler};
+mod accounts;
+mod error;
+mod jobs;
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use secrecy::SecretString;
+use serde_json::Value;
+
+use reelay_domain::TenantId;
+use reelay_domain::ports::{Clock, Ports, TenantStore};
+use reelay_domain::usecase::{Command, Core};
+
+use crate::error::ApiError;
+use crate::routes::Endpoint;
+
+/// What the handler needs, built once per cold start ([`wiring::live`] in the Lambda).
+#[derive(Debug, Clone)]
+pub struct Deps<P> {
+    pub core: Core<P>,
+    pub max_body_bytes: usize,
+    /// False when no public base URL is configured: TikTok needs a fixed redirect URI.
+    pub oauth_configured: bool,
+}
+
+impl<P> Deps<P> {
+    /// The same dependencies over other ports (a decorator such as a fault injector).
+    pub fn map_ports<Q>(self, f: impl FnOnce(P) -> Q) -> Deps<Q> {
+        Deps {
+            core: Core {
+                ports: f(self.core.ports),
+                settings: self.core.settings,
+            },
+            max_body_bytes: self.max_body_bytes,
+            oauth_configured: self.oauth_configured,
+        }
+    }
+}
+
+/// The Lambda entry point: one response for every request, never an `Err`.
+#[tracing::instrument(skip_all, fields(method = %req.method(), path = %path_of(&req),
+    tenant_id = tracing::field::Empty))]
+pub async fn handler<P: Ports>(deps: &Deps<P>, req: Request) -> Response<Body> {
+    match route(deps, &req).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(deps.core.ports.clock().now()),
+    }
+}
+
+/// SHA-256 (hex) of an API key: the only form keys are stored and looked up in.
+pub fn api_key_hash(key: &str) -> String {
+    reelay_aws::hash_api_key(&SecretString::from(key))
+}
+
+/// The path as the client sent it: API Gateway's raw path, or the URI's for a request built
+/// without one.
+fn path_of(req: &Request) -> &str {
+    match req.raw_http_path() {
+        "" => req.uri().path(),
+        raw => raw,
+    }
+}
+
+async fn route<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<Response<Body>, ApiError> {
+    let endpoint = routes::resolve(req.method().as_str(), path_of(req))?;
+    // TikTok sends the creator's browser here: the single-use OAuth state authenticates it.
+    if endpoint == Endpoint::OAuthCallback {
+        return accounts::callback(deps, req).await;
+    }
+    let tenant = authenticate(deps, req).await?;
+    tracing::Span::current().record("tenant_id", tenant.as_str());
+    match endpoint {
+        Endpoint::CreateJob => jobs::create(deps, req, &tenant, jobs::Route::Jobs).await,
+        Endpoint::SeedPublish => jobs::create(deps, req, &tenant, jobs::Route::Seed).await,
+        Endpoint::ListJobs => jobs::list(deps, req, &tenant).await,
+        Endpoint::GetJob(id) => jobs::get(deps, req, &tenant, id).await,
+        Endpoint::CancelJob(id) => jobs::command(deps, &tenant, id, Command::Cancel).await,
+        Endpoint::RetryJob(id) => jobs::command(deps, &tenant, id, Command::Retry).await,
+        Endpoint::ConnectAccount => accounts::connect(deps, req, &tenant).await,
+        Endpoint::GetAccount(id) => accounts::status(deps, &tenant, id).await,
+        Endpoint::CreatorInfo(id) => accounts::creator_info(deps, &tenant, id).await,
+        Endpoint::OAuthCallback => Err(routes::RouteError::NoRoute.into()),
+    }
+}
+
+async fn authenticate<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<TenantId, ApiError> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let key = header("x-api-key")
+        .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")))
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 256)
+        .map(SecretString::from)
+        .ok_or(ApiError::Unauthenticated)?;
+    deps.core
+        .ports
+        .tenants()
+        .tenant_for_key_hash(&reelay_aws::hash_api_key(&key))
+        .await?
+        .ok_or(ApiError::Unauthenticated)
+}
+
+/// The body as JSON: `application/json`, at most `max_body_bytes`, UTF-8.
+fn json_body<P>(deps: &Deps<P>, req: &Request) -> Result<Value, ApiError> {
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > deps.max_body_bytes {
+        return Err(ApiError::TooLarge(deps.max_body_bytes));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| ApiError::Malformed("not UTF-8".into()))?;
+    serde_json::from_str(text)
+        .map_err(|e| ApiError::Malformed(format!("line {} column {}", e.line(), e.column())))
+}
+
+/// A success: the body as given (views serialise to JSON text before they get here).
+fn json_response(status: u16, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(body))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+/// JSON text of a view. The views hold strings, numbers, booleans and string-keyed maps only,
+/// which serde_json always serialises.
+fn encode(view: &impl serde::Serialize) -> String {
+    serde_json::to_string(view).unwrap_or_else(|e| {
+        tracing::error!(error.message = %e, "a view did not serialise");
+        "null".into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_key_is_looked_up_by_its_sha256() {
+        assert_eq!(
+            super::api_key_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,5 +1,5 @@
 //! Cold-start wiring only: configuration, clients once, then the HTTP handler.
-use ingest_api::wiring::{Config, live_deps};
+use ingest_api::config::Config;
 use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
@@ -7,10 +7,10 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = reelay_aws::load_sdk_config().await;
-    let deps = live_deps(&sdk, &config).await?;
+    let deps = ingest_api::wiring::live(&sdk, &config).await?;
     let deps = &deps;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(ingest_api::function_handler(deps, req).await)
+        Ok::<_, Error>(ingest_api::handler(deps, req).await)
     }))
     .await
 }

@@ -1,7 +1,16 @@
 //! The route table: (method, path) → endpoint. Kept apart from the handlers so a test can hold it
 //! against openapi.yaml.
 
-use crate::http_handler::ApiError;
+use thiserror::Error;
+
+/// A request line the API does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum RouteError {
+    #[error("route not found")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
 
 /// One operation of the API; the names match openapi.yaml's operationIds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +59,7 @@ impl Endpoint<'_> {
 
 /// Resolves a request line. An unknown path is `NoRoute`; a known path with another method is
 /// `MethodNotAllowed`.
-pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, ApiError> {
+pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, RouteError> {
     let segments: Vec<&'a str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let (get, post) = (method == "GET", method == "POST");
     let endpoint = match segments.as_slice() {
@@ -70,8 +79,8 @@ pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, ApiError
         | ["api", "publish", "tiktok"]
         | ["v1", "accounts", _]
         | ["v1", "accounts", _, "creator-info"]
-        | ["v1", "accounts", "oauth", "callback"] => return Err(ApiError::MethodNotAllowed),
-        _ => return Err(ApiError::NoRoute),
+        | ["v1", "accounts", "oauth", "callback"] => return Err(RouteError::MethodNotAllowed),
+        _ => return Err(RouteError::NoRoute),
     };
     Ok(endpoint)
 }

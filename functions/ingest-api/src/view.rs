@@ -1,10 +1,14 @@
-//! The JSON a client sees for a job.
+//! The JSON a client sees: jobs, pages, accounts, authorize links and creator settings. Domain
+//! types stay domain types; their names and shapes for clients are decided here, once.
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use reelay_domain::compliance::CreatorInfo;
 use reelay_domain::job::{Hold, JobError};
-use reelay_domain::{AuditEvent, Job, JobSource};
+use reelay_domain::ports::JobPage;
+use reelay_domain::usecase::{AccountStatus, ConnectLink, Connected};
+use reelay_domain::{AccountId, AuditEvent, Job, JobSource};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -20,17 +24,17 @@ pub struct JobView<'a> {
     pub post_ids: &'a [String],
     pub attempt: u32,
     pub hold: Option<&'a Hold>,
+    /// The last error that still describes the job: cleared when a publish attempt is accepted;
+    /// a FAILED publish carries TikTok's `fail_reason` as its code.
     pub error: Option<&'a JobError>,
     pub next_check_at: Option<String>,
     pub taken_down_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub audit: Option<&'a [AuditEvent]>,
 }
 
 impl<'a> JobView<'a> {
-    pub fn new(job: &'a Job, audit: Option<&'a [AuditEvent]>) -> Self {
+    pub fn new(job: &'a Job) -> Self {
         let source = match &job.source {
             JobSource::Render(r) => serde_json::to_value(r).unwrap_or(Value::Null),
             JobSource::Rendered { request_id } => json!({ "requestId": request_id }),
@@ -52,9 +56,19 @@ impl<'a> JobView<'a> {
             taken_down_at: job.taken_down_at.map(|t| t.to_rfc3339()),
             created_at: job.created_at.to_rfc3339(),
             updated_at: job.updated_at.to_rfc3339(),
-            audit,
         }
     }
+}
+
+/// `GET /v1/jobs/{jobId}`: the job and one page of its audit trail, oldest first.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobWithAudit<'a> {
+    #[serde(flatten)]
+    pub job: JobView<'a>,
+    pub audit: &'a [AuditEvent],
+    /// The `auditAfter` that continues the trail; `null` on its last page.
+    pub audit_next_after: Option<u64>,
 }
 
 /// The seed's response shape: `{"jobId","state","publishId","nextCheckAt"}`.
@@ -64,5 +78,67 @@ pub fn seed_view(job: &Job) -> Value {
         "state": job.state.as_str(),
         "publishId": job.publish_id.as_ref().map(|p| p.as_str()),
         "nextCheckAt": job.next_check.map(|c| c.at.to_rfc3339()),
+    })
+}
+
+pub fn job_page_view(page: &JobPage) -> Value {
+    let jobs: Vec<JobView<'_>> = page.jobs.iter().map(JobView::new).collect();
+    json!({ "jobs": jobs, "nextCursor": page.next_cursor })
+}
+
+/// An account's connection health and the budgets left now, keyed by budget name.
+pub fn account_view(status: &AccountStatus) -> Value {
+    let account = &status.account;
+    let budgets: serde_json::Map<String, Value> = status
+        .budgets
+        .iter()
+        .map(|b| {
+            (
+                b.kind.as_str().to_owned(),
+                json!({ "remaining": b.remaining, "limit": b.limit, "windowSeconds": b.window_secs }),
+            )
+        })
+        .collect();
+    json!({
+        "tiktokAccountId": account.account_id.as_str(),
+        "health": account.health,
+        "healthReason": account.health_reason,
+        "blockedUntil": account.blocked_until.map(|t| t.to_rfc3339()),
+        "scopes": account.scopes,
+        "connectedAt": account.connected_at.map(|t| t.to_rfc3339()),
+        "budgets": budgets,
+    })
+}
+
+pub fn connect_view(link: &ConnectLink) -> Value {
+    json!({
+        "tiktokAccountId": link.account_id.as_str(),
+        "authorizeUrl": link.authorize_url,
+        "expiresAt": link.expires_at.to_rfc3339(),
+    })
+}
+
+pub fn connected_view(connected: &Connected) -> Value {
+    json!({
+        "tiktokAccountId": connected.account_id.as_str(),
+        "health": "active",
+        "scopes": connected.scopes,
+    })
+}
+
+/// What a posting UI needs. `privacyLevelDefault` is always null: TikTok forbids a default.
+pub fn creator_info_view(account: &AccountId, info: &CreatorInfo) -> Value {
+    json!({
+        "tiktokAccountId": account.as_str(),
+        "nickname": info.nickname,
+        "username": info.username,
+        "privacyLevelOptions": info.privacy_level_options,
+        "privacyLevelDefault": Value::Null,
+        "commentDisabled": info.comment_disabled,
+        "duetDisabled": info.duet_disabled,
+        "stitchDisabled": info.stitch_disabled,
+        "maxVideoPostDurationSec": info.max_video_post_duration_sec,
+        "canPost": info.cannot_post_reason.is_none(),
+        "cannotPostReason": info.cannot_post_reason,
     })
 }

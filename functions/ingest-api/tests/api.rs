@@ -1,200 +1,21 @@
-//! The client API over real HTTP (an API Gateway v2 event per request, as Lambda receives it),
-//! on MiniStack through the real SDK, with TikTok's OAuth and creator_info from the simulator.
+//! The client API as Lambda runs it: API Gateway v2 events into the handler wired by
+//! `wiring::live`, on MiniStack through the real SDK, with TikTok's OAuth and creator_info from
+//! the simulator. The use cases' behaviour is tested in reelay-testkit; these tests hold the
+//! adapter: decoding, the answers' shapes and codes, and that refusals change nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::sync::Arc;
-
-use ingest_api::wiring::{Config, LiveDeps, live_deps};
-use reelay_aws::DynamoAccountStore;
-use reelay_domain::ports::AccountStore;
-use reelay_domain::{Policy, TenantId};
-use reelay_local::{HttpFront, Routes};
-use reelay_template::{ProvisionOptions, Template};
+use common::*;
+use reelay_domain::job::Clip;
+use reelay_domain::{Event, JobError, RequestId};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-
-use common::Contract;
-
-struct Stack {
-    contract: Contract,
-    url: String,
-    http: reqwest::Client,
-    sqs: aws_sdk_sqs::Client,
-    render_queue: String,
-    _sim: tiktok_sim::SimHandle,
-    _front: HttpFront,
-}
-
-const KEY_A: &str = "rl_test_key_tenant_a_0123456789";
-const KEY_B: &str = "rl_test_key_tenant_b_0123456789";
-
-async fn stack() -> Stack {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        !endpoint.is_empty(),
-        "AWS_ENDPOINT_URL is not set: run via `make test`, or `infra/scripts/aws-emulator.sh start` and \
-         `eval \"$(infra/scripts/aws-emulator.sh env)\"` first"
-    );
-    let sdk = reelay_aws::load_sdk_config().await;
-    let sim = tiktok_sim::TikTokSim::start(tiktok_sim::SimConfig::default())
-        .await
-        .unwrap();
-    let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let template =
-        Template::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).unwrap();
-    let mut options = ProvisionOptions::new("test").with_suffix(suffix);
-    options.secret_values.insert(
-        "TikTokAppSecret".into(),
-        json!({"clientKey": "sim_client_key", "clientSecret": "sim_client_secret"}).to_string(),
-    );
-    let stack = reelay_template::provision(&sdk, &template, &options)
-        .await
-        .unwrap();
-    let env = |k: &str| {
-        stack
-            .env_var(k)
-            .unwrap_or_else(|| panic!("{k} not provisioned"))
-            .to_owned()
-    };
-
-    // The front's URL must be known before the handler (OAuth redirect), so bind first.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let config = Config {
-        table_name: env("TABLE_NAME"),
-        render_queue_url: env("RENDER_QUEUE_URL"),
-        tiktok_app_secret_id: env("TIKTOK_APP_SECRET_ID"),
-        tiktok_token_secret_prefix: env("TIKTOK_TOKEN_SECRET_PREFIX"),
-        tiktok_api_base_url: sim.base_url.clone(),
-        tiktok_auth_base_url: sim.base_url.clone(),
-        public_base_url: Some(url.clone()),
-        policy: Policy::default(),
-        limits: Default::default(),
-    };
-    let deps: Arc<LiveDeps> = Arc::new(live_deps(&sdk, &config).await.unwrap());
-    let accounts = DynamoAccountStore::new(aws_sdk_dynamodb::Client::new(&sdk), env("TABLE_NAME"));
-    for (tenant, key) in [("tenant_a", KEY_A), ("tenant_b", KEY_B)] {
-        accounts
-            .put_tenant_key(
-                &TenantId::parse(tenant).unwrap(),
-                &ingest_api::api_key_hash(key),
-            )
-            .await
-            .unwrap();
-    }
-    let routes = Routes::new()
-        .function_from_template(&template, "IngestApiFunction", move |req| {
-            let deps = deps.clone();
-            async move { ingest_api::function_handler(&deps, req).await }
-        })
-        .unwrap();
-    let front = HttpFront::serve(listener, routes, CancellationToken::new()).unwrap();
-    Stack {
-        contract: Contract::load(),
-        url,
-        http: reqwest::Client::new(),
-        sqs: aws_sdk_sqs::Client::new(&sdk),
-        render_queue: env("RENDER_QUEUE_URL"),
-        _sim: sim,
-        _front: front,
-    }
-}
-
-impl Stack {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-        idem: Option<&str>,
-    ) -> (u16, String) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.url));
-        if let Some(k) = key {
-            req = req.bearer_auth(k);
-        }
-        if let Some(i) = idem {
-            req = req.header("idempotency-key", i);
-        }
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        self.contract.check(method, path, status, &text);
-        (status, text)
-    }
-
-    async fn json(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-        idem: Option<&str>,
-    ) -> (u16, Value) {
-        let (status, text) = self.call(method, path, key, body, idem).await;
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// Connects `account` for the tenant of `key` through TikTok's OAuth (the simulator's
-    /// authorize page redirects straight back to the callback).
-    async fn connect(&self, key: &str, account: &str) -> (u16, Value) {
-        let (status, body) = self
-            .json(
-                "POST",
-                "/v1/accounts/connect",
-                Some(key),
-                Some(json!({"tiktokAccountId": account})),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let authorize = body["authorizeUrl"].as_str().unwrap().to_owned();
-        let resp = self.http.get(&authorize).send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn render_messages(&self) -> usize {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.render_queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        out.messages().len()
-    }
-}
-
-fn job_body(account: &str) -> Value {
-    json!({
-        "tiktokAccountId": account,
-        "source": {"url": "https://www.youtube.com/watch?v=dQw4w9WgXcQ", "start": 0, "end": 600},
-        "post": {"mode": "direct", "privacyLevel": "SELF_ONLY", "title": "a #cat video"},
-        "scheduleAt": "2026-03-10T18:00:00Z"
-    })
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("<no envelope>")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_connects_through_oauth_and_a_state_works_once_only() {
     let s = stack().await;
-    let (status, connected) = s.connect(KEY_A, "acct_1").await;
-    assert_eq!(status, 200, "{connected}");
+    let connected = s.connect(KEY_A, "acct_1").await;
+    assert_eq!(connected["tiktokAccountId"], "acct_1");
     assert_eq!(connected["health"], "active");
     assert!(connected["scopes"].as_array().is_some());
 
@@ -208,34 +29,29 @@ async fn an_account_connects_through_oauth_and_a_state_works_once_only() {
 
     // A forged state, and a real one replayed, connect nothing.
     let (status, forged) = s
-        .json(
-            "GET",
-            "/v1/accounts/oauth/callback?code=x&state=forged",
-            None,
-            None,
-            None,
-        )
+        .callback("/v1/accounts/oauth/callback?code=x&state=forged")
         .await;
     assert_eq!((status, code(&forged)), (400, "invalid_oauth_state"));
-    let (_, link) = s
-        .json(
-            "POST",
-            "/v1/accounts/connect",
-            Some(KEY_A),
-            Some(json!({"tiktokAccountId": "acct_2"})),
-            None,
-        )
+    let callback = s.authorize(KEY_A, "acct_2").await;
+    let (status, first) = s.callback(&callback).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, replay) = s.callback(&callback).await;
+    assert_eq!((status, code(&replay)), (400, "invalid_oauth_state"));
+
+    // A creator who declines: the state is used up, and the refusal names TikTok's error.
+    let callback = s.authorize(KEY_A, "acct_3").await;
+    let state = callback.split("state=").nth(1).unwrap().split('&').next();
+    let declined = format!(
+        "/v1/accounts/oauth/callback?error=access_denied&state={}",
+        state.unwrap()
+    );
+    let (status, body) = s.callback(&declined).await;
+    assert_eq!((status, code(&body)), (400, "oauth_denied"), "{body}");
+    assert_eq!(body["error"]["details"]["oauthError"], "access_denied");
+    let (_, pending) = s
+        .json("GET", "/v1/accounts/acct_3", Some(KEY_A), None, None)
         .await;
-    let first = s
-        .http
-        .get(link["authorizeUrl"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let callback = first.url().clone();
-    assert_eq!(first.status().as_u16(), 200);
-    let replay = s.http.get(callback).send().await.unwrap();
-    assert_eq!(replay.status().as_u16(), 400);
+    assert_eq!(pending["health"], "needs_reauth", "{pending}");
 
     // creator_info for a client UI: the options, and no default privacy.
     let (status, info) = s
@@ -255,12 +71,58 @@ async fn an_account_connects_through_oauth_and_a_state_works_once_only() {
     );
     assert_eq!(info["privacyLevelDefault"], Value::Null);
     assert_eq!(info["canPost"], true);
+    // A pending account has no token: creator_info says so instead of calling TikTok.
+    let (status, b) = s
+        .json(
+            "GET",
+            "/v1/accounts/acct_3/creator-info",
+            Some(KEY_A),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, code(&b)), (409, "account_not_connected"), "{b}");
 
     // Another tenant cannot see the account.
     let (status, other) = s
         .json("GET", "/v1/accounts/acct_1", Some(KEY_B), None, None)
         .await;
     assert_eq!((status, code(&other)), (404, "account_not_found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_without_a_public_base_url_is_refused_before_anything_is_written() {
+    let s = stack().await;
+    let mut deps = s.deps.clone();
+    deps.oauth_configured = false;
+    let before = s.snapshot().await;
+    let event = apigw_event(
+        &Raw {
+            method: "POST",
+            path: "/v1/accounts/connect",
+            headers: vec![
+                ("authorization", format!("Bearer {KEY_A}")),
+                ("content-type", "application/json".into()),
+            ],
+            body: Some(
+                json!({"tiktokAccountId": "acct_1"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        },
+        "POST /v1/accounts/connect",
+    );
+    let response = ingest_api::handler(
+        &deps,
+        lambda_http::request::from_str(&event.to_string()).unwrap(),
+    )
+    .await;
+    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(
+        (response.status().as_u16(), code(&body)),
+        (503, "oauth_not_configured")
+    );
+    assert_eq!(before, s.snapshot().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,6 +164,18 @@ async fn a_key_replays_the_first_answer_byte_for_byte_and_refuses_another_body()
         .json("POST", "/v1/jobs", Some(KEY_A), Some(other), Some("k-1"))
         .await;
     assert_eq!((status, code(&conflict)), (409, "idempotency_key_reused"));
+
+    // The same body on the seed route is another request, even under the same key.
+    let (status, b) = s
+        .json(
+            "POST",
+            "/api/publish/tiktok",
+            Some(KEY_A),
+            Some(seed_body("acct_1")),
+            Some("k-1"),
+        )
+        .await;
+    assert_eq!((status, code(&b)), (409, "idempotency_key_reused"));
 
     // The same key is another tenant's own key space.
     let (status, _) = s
@@ -345,30 +219,28 @@ async fn bad_input_gets_a_specific_error_and_changes_nothing() {
         .await;
     assert_eq!((status, code(&b)), (401, "unauthenticated"));
 
-    let resp = s
-        .http
-        .post(format!("{}/v1/jobs", s.url))
-        .bearer_auth(KEY_A)
-        .header("idempotency-key", "k")
-        .header("content-type", "text/plain")
-        .body(job_body("acct_1").to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 415);
-    let resp = s
-        .http
-        .post(format!("{}/v1/jobs", s.url))
-        .bearer_auth(KEY_A)
-        .header("idempotency-key", "k")
-        .header("content-type", "application/json")
-        .body(vec![0xff, 0xfe, b'{'])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 400);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(code(&body), "malformed_json");
+    let post = |content_type: &str, body: Vec<u8>| Raw {
+        method: "POST",
+        path: "/v1/jobs",
+        headers: vec![
+            ("authorization", format!("Bearer {KEY_A}")),
+            ("idempotency-key", "k".into()),
+            ("content-type", content_type.into()),
+        ],
+        body: Some(body),
+    };
+    let (status, _) = s
+        .raw(post(
+            "text/plain",
+            job_body("acct_1").to_string().into_bytes(),
+        ))
+        .await;
+    assert_eq!(status, 415);
+    let (status, text) = s
+        .raw(post("application/json", vec![0xff, 0xfe, b'{']))
+        .await;
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((status, code(&body)), (400, "malformed_json"));
     let mut huge = job_body("acct_1");
     huge["post"]["title"] = json!("x".repeat(300 * 1024));
     let (status, b) = s
@@ -429,7 +301,7 @@ async fn bad_input_gets_a_specific_error_and_changes_nothing() {
         .json("GET", "/v1/jobs?cursor=not-ours", Some(KEY_A), None, None)
         .await;
     assert_eq!((status, code(&b)), (400, "invalid_cursor"));
-    // Not a route of the HTTP API: API Gateway itself answers (the handler's 405 is unit-tested).
+    // Not a route of the HTTP API: API Gateway itself answers.
     let (status, _) = s.json("DELETE", "/v1/jobs", Some(KEY_A), None, None).await;
     assert_eq!(status, 404);
 
@@ -451,6 +323,28 @@ async fn bad_input_gets_a_specific_error_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handler_refuses_what_the_gateway_would_not_route_in_the_envelope() {
+    let s = stack().await;
+    let auth = vec![("authorization", format!("Bearer {KEY_A}"))];
+    for (method, path, status, expected) in [
+        ("DELETE", "/v1/jobs", 405, "method_not_allowed"),
+        ("GET", "/v1/accounts/connect", 405, "method_not_allowed"),
+        ("GET", "/v1/nowhere", 404, "not_found"),
+        ("GET", "/v1/jobs/a/b/c", 404, "not_found"),
+    ] {
+        let raw = Raw {
+            method,
+            path,
+            headers: auth.clone(),
+            body: None,
+        };
+        let (got, text) = s.invoke(&raw, "$default").await;
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((got, code(&body)), (status, expected), "{method} {path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_never_sees_or_touches_another_tenants_jobs() {
     let s = stack().await;
     s.connect(KEY_A, "acct_1").await;
@@ -466,6 +360,7 @@ async fn a_tenant_never_sees_or_touches_another_tenants_jobs() {
     let id = job["jobId"].as_str().unwrap().to_owned();
     for (method, path) in [
         ("GET", format!("/v1/jobs/{id}")),
+        ("GET", format!("/v1/jobs/{id}?auditLimit=1")),
         ("POST", format!("/v1/jobs/{id}/cancel")),
         ("POST", format!("/v1/jobs/{id}/retry")),
     ] {
@@ -537,6 +432,7 @@ async fn cancel_and_retry_follow_the_lifecycle_table() {
         )
         .await;
     assert_eq!((status, code(&b)), (409, "not_retryable"));
+    assert_eq!(b["error"]["details"]["state"], "cancelled");
     let (_, full) = s
         .json("GET", &format!("/v1/jobs/{id}"), Some(KEY_A), None, None)
         .await;
@@ -548,6 +444,177 @@ async fn cancel_and_retry_follow_the_lifecycle_table() {
         .collect();
     assert_eq!(events, vec!["created", "cancel"]);
     assert_eq!(full["nextCheckAt"], Value::Null);
+    assert_eq!(full["auditNextAfter"], Value::Null);
+}
+
+/// A seed job (an existing render, published as a draft now) driven to `publish_unknown`: its
+/// init may have reached TikTok.
+async fn job_with_unknown_outcome(s: &Stack) -> String {
+    s.connect(KEY_A, "acct_1").await;
+    let (status, job) = s
+        .json(
+            "POST",
+            "/api/publish/tiktok",
+            Some(KEY_A),
+            Some(seed_body("acct_1")),
+            Some("k-unknown"),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["jobId"].as_str().unwrap().to_owned();
+    let request_id = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
+    s.drive(
+        &id,
+        &[
+            Event::RenderCompleted {
+                request_id,
+                clip: Clip {
+                    short_id: "s1".into(),
+                    video_url: "https://cdn.example/s1.mp4".into(),
+                    duration_secs: Some(30.0),
+                    viral_score: Some(90.0),
+                },
+            },
+            Event::PublishStarted,
+            Event::PublishOutcomeUnknown {
+                attempt: 1,
+                error: JobError {
+                    code: "timeout".into(),
+                    message: "the init timed out".into(),
+                    upstream_log_id: None,
+                },
+            },
+        ],
+    )
+    .await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_that_could_post_twice_is_refused_and_changes_nothing() {
+    let s = stack().await;
+    let id = job_with_unknown_outcome(&s).await;
+    let (_, job) = s
+        .json("GET", &format!("/v1/jobs/{id}"), Some(KEY_A), None, None)
+        .await;
+    assert_eq!(job["state"], "publish_unknown", "{job}");
+    assert_eq!(job["hold"]["reason"], "publish_outcome_unknown");
+
+    let before = s.snapshot().await;
+    let (status, refused) = s
+        .json(
+            "POST",
+            &format!("/v1/jobs/{id}/retry"),
+            Some(KEY_A),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, code(&refused)), (409, "retry_could_duplicate"));
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("post twice") && message.contains("needs_operator"),
+        "the message says why and what to wait for: {message}"
+    );
+    assert!(
+        refused["error"]["details"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("needs_operator")),
+        "{refused}"
+    );
+    assert_eq!(before, s.snapshot().await, "a refused retry wrote nothing");
+
+    // Once an operator must decide (and TikTok never accepted the attempt), the retry goes.
+    s.drive(&id, &[Event::Expired]).await;
+    let (_, parked) = s
+        .json("GET", &format!("/v1/jobs/{id}"), Some(KEY_A), None, None)
+        .await;
+    assert_eq!(parked["hold"]["reason"], "needs_operator");
+    let (status, retried) = s
+        .json(
+            "POST",
+            &format!("/v1/jobs/{id}/retry"),
+            Some(KEY_A),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, retried["state"].as_str()), (200, Some("ready")));
+    assert_eq!(retried["publishId"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_trail_is_paged_oldest_first() {
+    let s = stack().await;
+    let id = job_with_unknown_outcome(&s).await;
+    s.drive(&id, &[Event::Expired]).await;
+    let path = format!("/v1/jobs/{id}");
+
+    // The default page holds the whole (short) trail.
+    let (status, whole) = s.json("GET", &path, Some(KEY_A), None, None).await;
+    assert_eq!(status, 200, "{whole}");
+    assert_eq!(whole["auditNextAfter"], Value::Null);
+    let trail: Vec<Value> = whole["audit"].as_array().unwrap().clone();
+    let names: Vec<&str> = trail.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "created",
+            "render_completed",
+            "publish_started",
+            "publish_outcome_unknown",
+            "expired"
+        ]
+    );
+
+    // Pages of two, followed by auditNextAfter, give the same trail in the same order.
+    let mut paged = Vec::new();
+    let mut after: Option<u64> = None;
+    let mut pages = 0;
+    loop {
+        let query = match after {
+            Some(a) => format!("{path}?auditLimit=2&auditAfter={a}"),
+            None => format!("{path}?auditLimit=2"),
+        };
+        let (status, page) = s.json("GET", &query, Some(KEY_A), None, None).await;
+        assert_eq!(status, 200, "{page}");
+        let events = page["audit"].as_array().unwrap();
+        assert!(events.len() <= 2, "{query}: {} events", events.len());
+        assert_eq!(
+            page["state"], "publish_unknown",
+            "every page carries the job"
+        );
+        paged.extend(events.iter().cloned());
+        pages += 1;
+        match page["auditNextAfter"].as_u64() {
+            Some(next) => {
+                assert_eq!(
+                    Some(next),
+                    events.last().and_then(|e| e["version"].as_u64())
+                );
+                after = Some(next);
+            }
+            None => break,
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    assert!(pages >= 3, "five events in pages of two: {pages} pages");
+    assert_eq!(paged, trail);
+
+    // Continuing after the last version is an empty last page.
+    let last = trail.last().unwrap()["version"].as_u64().unwrap();
+    let (status, end) = s
+        .json(
+            "GET",
+            &format!("{path}?auditAfter={last}"),
+            Some(KEY_A),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(end["audit"], json!([]));
+    assert_eq!(end["auditNextAfter"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -561,8 +628,8 @@ async fn the_seed_request_is_answered_in_the_seed_shape() {
         "scheduleAt": "2026-03-10T18:00:00Z",
         "idempotencyKey": "2f182b63-312f-4290-9222-7cf6f7f8f12d"
     });
-    let (status, body) = s
-        .json(
+    let (status, first) = s
+        .call(
             "POST",
             "/api/publish/tiktok",
             Some(KEY_A),
@@ -570,7 +637,8 @@ async fn the_seed_request_is_answered_in_the_seed_shape() {
             None,
         )
         .await;
-    assert_eq!(status, 202, "{body}");
+    assert_eq!(status, 202, "{first}");
+    let body: Value = serde_json::from_str(&first).unwrap();
     let keys: Vec<&str> = body
         .as_object()
         .unwrap()
@@ -586,7 +654,7 @@ async fn the_seed_request_is_answered_in_the_seed_shape() {
     assert_eq!(body["publishId"], Value::Null);
     assert!(body["nextCheckAt"].as_str().is_some());
     let (status, replay) = s
-        .json("POST", "/api/publish/tiktok", Some(KEY_A), Some(seed), None)
+        .call("POST", "/api/publish/tiktok", Some(KEY_A), Some(seed), None)
         .await;
-    assert_eq!((status, replay), (200, body));
+    assert_eq!((status, replay), (200, first), "byte for byte");
 }

@@ -89,6 +89,16 @@ async fn every_bad_request_gets_its_specific_error_and_changes_nothing() {
     other_body["post"]["title"] = json!("another title");
     let auth = |k: &str| vec![("authorization", format!("Bearer {k}"))];
     let path_long = format!("/v1/jobs/job_{}", "0".repeat(300));
+    let job_path = format!("/v1/jobs/{}", job["jobId"].as_str().unwrap());
+    let audit = |query: &str| format!("{job_path}?{query}");
+    let (audit_zero, audit_over, audit_text, after_negative, after_text, audit_both) = (
+        audit("auditLimit=0"),
+        audit("auditLimit=101"),
+        audit("auditLimit=ten"),
+        audit("auditAfter=-1"),
+        audit("auditAfter=1.5"),
+        audit("auditAfter=x&auditLimit=1000"),
+    );
     let acct_long = format!("/v1/accounts/{}", "a".repeat(65));
 
     let cases = vec![
@@ -418,10 +428,62 @@ async fn every_bad_request_gets_its_specific_error_and_changes_nothing() {
             status: 400,
             code: "invalid_cursor",
         },
+        // Audit paging parameters of GET /v1/jobs/{jobId}.
+        Case {
+            label: "auditLimit 0",
+            raw: get(&audit_zero, auth(KEY_A)),
+            status: 400,
+            code: "validation_failed",
+        },
+        Case {
+            label: "auditLimit 101",
+            raw: get(&audit_over, auth(KEY_A)),
+            status: 400,
+            code: "validation_failed",
+        },
+        Case {
+            label: "auditLimit not a number",
+            raw: get(&audit_text, auth(KEY_A)),
+            status: 400,
+            code: "validation_failed",
+        },
+        Case {
+            label: "auditAfter negative",
+            raw: get(&after_negative, auth(KEY_A)),
+            status: 400,
+            code: "validation_failed",
+        },
+        Case {
+            label: "auditAfter not an integer",
+            raw: get(&after_text, auth(KEY_A)),
+            status: 400,
+            code: "validation_failed",
+        },
+        Case {
+            label: "both audit parameters bad",
+            raw: get(&audit_both, auth(KEY_A)),
+            status: 400,
+            code: "validation_failed",
+        },
         // The OAuth callback authenticates by its single-use state only.
         Case {
             label: "forged OAuth state",
             raw: get("/v1/accounts/oauth/callback?state=forged&code=x", vec![]),
+            status: 400,
+            code: "invalid_oauth_state",
+        },
+        Case {
+            label: "OAuth refusal with a forged state",
+            raw: get(
+                "/v1/accounts/oauth/callback?state=forged&error=access_denied",
+                vec![],
+            ),
+            status: 400,
+            code: "invalid_oauth_state",
+        },
+        Case {
+            label: "OAuth callback without a state",
+            raw: get("/v1/accounts/oauth/callback?code=x", vec![]),
             status: 400,
             code: "invalid_oauth_state",
         },
@@ -445,11 +507,20 @@ async fn every_bad_request_gets_its_specific_error_and_changes_nothing() {
             "{}: no message",
             case.label
         );
+        if case.label.starts_with("both audit") {
+            let fields: Vec<&str> = body["error"]["details"]["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["field"].as_str().unwrap())
+                .collect();
+            assert_eq!(fields, vec!["auditAfter", "auditLimit"], "{text}");
+        }
         let after = s.snapshot().await;
         assert_eq!(before, after, "{} changed state", case.label);
         checked += 1;
     }
-    assert!(checked >= 35);
+    assert!(checked >= 45, "{checked} cases");
 
     // A caption of exactly 2200 units is accepted, and the snapshot sees that change.
     let before = s.snapshot().await;

@@ -95,6 +95,9 @@ fn requests(
             }
             "cursor" => queries.push(format!("?cursor={}", f.cursor)),
             "state" => queries.push(format!("?state=received&tiktokAccountId={}", f.accounts[0])),
+            // Paging another tenant's audit trail finds no job either.
+            "auditLimit" => queries.push("?auditLimit=1".into()),
+            "auditAfter" => queries.push("?auditAfter=0".into()),
             _ => {}
         }
     }

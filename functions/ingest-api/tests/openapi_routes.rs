@@ -51,3 +51,64 @@ fn undocumented_paths_and_methods_are_refused() {
     assert!(resolve("GET", "/v1/accounts/connect").is_err());
     assert!(resolve("POST", "/v1/jobs/x/y/z").is_err());
 }
+
+/// API Gateway forwards only the routes template.yaml gives the function: they must be exactly
+/// the documented operations, or a documented route would answer the gateway's bare 404.
+#[test]
+fn template_yaml_routes_exactly_the_documented_operations() {
+    let template = reelay_template::Template::from_path(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../template.yaml"
+    ))
+    .unwrap();
+    let function = template
+        .functions()
+        .into_iter()
+        .find(|f| f.id == "IngestApiFunction")
+        .unwrap();
+    let routed: BTreeSet<String> = function
+        .events_of_type("HttpApi")
+        .map(|props| {
+            let get = |k: &str| props.get(k).and_then(|v| v.as_str()).unwrap().to_owned();
+            format!("{} {}", get("Method").to_uppercase(), get("Path"))
+        })
+        .collect();
+    let doc = document();
+    let documented: BTreeSet<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    assert_eq!(routed, documented);
+}
+
+#[test]
+fn every_error_code_the_handler_can_give_is_documented() {
+    let doc = document();
+    let description = doc["info"]["description"].as_str().unwrap();
+    let source = [
+        include_str!("../src/error.rs"),
+        include_str!("../src/jobs.rs"),
+        include_str!("../src/accounts.rs"),
+    ]
+    .concat();
+    // Every snake_case string literal given to Refusal::new as its code.
+    let codes: BTreeSet<&str> = source
+        .split("Refusal::new(")
+        .skip(1)
+        .filter_map(|call| call.split('"').nth(1))
+        .collect();
+    assert!(codes.len() >= 20, "{codes:?}");
+    for code in codes.iter().copied().chain(["validation_failed"]) {
+        assert!(
+            description.contains(&format!("`{code}`")),
+            "error code {code} is not in openapi.yaml's table"
+        );
+    }
+}

@@ -1,28 +1,55 @@
-//! Shared by the bad-input and tenant-isolation suites: the ingest API over real HTTP (API
-//! Gateway v2 events, as Lambda receives them) on the local AWS endpoint, every answer held
-//! against openapi.yaml, two tenants, and a snapshot of everything a request could change.
+//! The one stack every suite runs on: template.yaml provisioned into MiniStack, the handler wired
+//! by `wiring::live` (real SDK clients, TikTok from the in-process simulator), requests delivered
+//! as the API Gateway v2 events Lambda receives (only the routes template.yaml gives the
+//! function reach it), every answer held against openapi.yaml, two tenants, and a snapshot of
+//! everything a request could change.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use ingest_api::wiring::{Config, LiveDeps, live_deps};
-use reelay_aws::DynamoAccountStore;
-use reelay_domain::ports::AccountStore;
-use reelay_domain::{Policy, TenantId};
-use reelay_local::{HttpFront, Routes};
+use base64::Engine;
+use ingest_api::config::{Config, MAX_BODY_BYTES};
+use ingest_api::wiring::{LivePorts, live};
+use ingest_api::{Deps, handler};
+use lambda_http::Body;
+use reelay_aws::DynamoStore;
+use reelay_domain::ports::TenantStore;
+use reelay_domain::usecase::Settings;
+use reelay_domain::{Event, JobId, TenantId};
 use reelay_template::{ProvisionOptions, Template};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 pub const KEY_A: &str = "rl_test_key_tenant_a_0123456789";
 pub const KEY_B: &str = "rl_test_key_tenant_b_0123456789";
+/// Where TikTok sends creators back (never dialled: the test hands the redirect to the handler).
+pub const PUBLIC_BASE_URL: &str = "https://ingest.reelay.test";
+const FUNCTION: &str = "IngestApiFunction";
 
 /// openapi.yaml, loaded once per suite.
 pub fn document() -> Value {
     let raw =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
     serde_norway::from_str(&raw).unwrap()
+}
+
+pub fn template() -> Template {
+    Template::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).unwrap()
+}
+
+/// The function's `HttpApi` routes in template.yaml, as `(METHOD, /path/{param})`.
+pub fn template_routes(template: &Template) -> Vec<(String, String)> {
+    let function = template
+        .functions()
+        .into_iter()
+        .find(|f| f.id == FUNCTION)
+        .expect("IngestApiFunction in template.yaml");
+    function
+        .events_of_type("HttpApi")
+        .map(|props| {
+            let get = |k: &str| props.get(k).and_then(|v| v.as_str()).unwrap().to_owned();
+            (get("Method").to_ascii_uppercase(), get("Path"))
+        })
+        .collect()
 }
 
 /// openapi.yaml as a validator: every answer the handler gives must be a documented status of
@@ -94,7 +121,10 @@ pub struct Snapshot {
 
 pub struct Stack {
     pub contract: Contract,
-    pub url: String,
+    pub deps: Deps<LivePorts>,
+    /// The function's routes in template.yaml: what API Gateway forwards.
+    pub routes: Vec<(String, String)>,
+    /// Follows no redirect: the simulator's authorize page answers with the callback URL.
     pub http: reqwest::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -103,9 +133,10 @@ pub struct Stack {
     pub queues: BTreeMap<String, String>,
     pub max_body_bytes: usize,
     _sim: tiktok_sim::SimHandle,
-    _front: HttpFront,
 }
 
+/// Provisions a fresh copy of template.yaml's resources (a random suffix per stack), starts the
+/// TikTok simulator, wires the handler and registers both tenants' API keys.
 pub async fn stack() -> Stack {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     assert!(
@@ -118,8 +149,7 @@ pub async fn stack() -> Stack {
         .await
         .unwrap();
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let template =
-        Template::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).unwrap();
+    let template = template();
     let mut options = ProvisionOptions::new("test").with_suffix(suffix);
     options.secret_values.insert(
         "TikTokAppSecret".into(),
@@ -128,31 +158,32 @@ pub async fn stack() -> Stack {
     let provisioned = reelay_template::provision(&sdk, &template, &options)
         .await
         .unwrap();
-    let env = |k: &str| {
-        provisioned
-            .env_var(k)
-            .unwrap_or_else(|| panic!("{k} not provisioned"))
-            .to_owned()
+    let env: BTreeMap<String, String> = provisioned
+        .function_env(FUNCTION)
+        .unwrap()
+        .iter()
+        .cloned()
+        .collect();
+    let var = |k: &str| {
+        env.get(k)
+            .unwrap_or_else(|| panic!("{k} not in {FUNCTION}'s environment"))
+            .clone()
     };
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let config = Config {
-        table_name: env("TABLE_NAME"),
-        render_queue_url: env("RENDER_QUEUE_URL"),
-        tiktok_app_secret_id: env("TIKTOK_APP_SECRET_ID"),
-        tiktok_token_secret_prefix: env("TIKTOK_TOKEN_SECRET_PREFIX"),
+        table_name: var("TABLE_NAME"),
+        render_queue_url: var("RENDER_QUEUE_URL"),
+        tiktok_app_secret_id: var("TIKTOK_APP_SECRET_ID"),
+        tiktok_token_secret_prefix: var("TIKTOK_TOKEN_SECRET_PREFIX"),
         tiktok_api_base_url: sim.base_url.clone(),
         tiktok_auth_base_url: sim.base_url.clone(),
-        public_base_url: Some(url.clone()),
-        policy: Policy::default(),
-        limits: Default::default(),
+        public_base_url: Some(PUBLIC_BASE_URL.into()),
+        max_body_bytes: MAX_BODY_BYTES,
+        settings: Settings::default(),
     };
-    let deps: Arc<LiveDeps> = Arc::new(live_deps(&sdk, &config).await.unwrap());
-    let max_body_bytes = deps.max_body_bytes;
-    let accounts = DynamoAccountStore::new(aws_sdk_dynamodb::Client::new(&sdk), env("TABLE_NAME"));
+    let deps = live(&sdk, &config).await.unwrap();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
     for (tenant, key) in [("tenant_a", KEY_A), ("tenant_b", KEY_B)] {
-        accounts
+        store
             .put_tenant_key(
                 &TenantId::parse(tenant).unwrap(),
                 &ingest_api::api_key_hash(key),
@@ -160,32 +191,28 @@ pub async fn stack() -> Stack {
             .await
             .unwrap();
     }
-    let routes = Routes::new()
-        .function_from_template(&template, "IngestApiFunction", move |req| {
-            let deps = deps.clone();
-            async move { ingest_api::function_handler(&deps, req).await }
-        })
-        .unwrap();
-    let front = HttpFront::serve(listener, routes, CancellationToken::new()).unwrap();
     Stack {
         contract: Contract::load(),
-        url,
-        http: reqwest::Client::new(),
+        max_body_bytes: deps.max_body_bytes,
+        deps,
+        routes: template_routes(&template),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
         ddb: aws_sdk_dynamodb::Client::new(&sdk),
         sqs: aws_sdk_sqs::Client::new(&sdk),
-        table: env("TABLE_NAME"),
+        table: config.table_name,
         queues: provisioned
             .queues
             .iter()
             .map(|(id, q)| (id.clone(), q.url.clone()))
             .collect(),
-        max_body_bytes,
         _sim: sim,
-        _front: front,
     }
 }
 
-/// A raw request: any method, headers and body bytes.
+/// A raw request: any method, headers and body bytes. `path` may carry a query string.
 pub struct Raw<'a> {
     pub method: &'a str,
     pub path: &'a str,
@@ -193,23 +220,90 @@ pub struct Raw<'a> {
     pub body: Option<Vec<u8>>,
 }
 
+/// Whether an API Gateway route template (`/v1/jobs/{jobId}`) matches a raw path.
+fn route_matches(template: &str, path: &str) -> bool {
+    let t: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+    let p: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
+}
+
+/// The payload format 2.0 event API Gateway's HTTP API sends for `r`: header names lower-cased,
+/// the raw path and query as sent, a body that is not UTF-8 base64-encoded.
+pub fn apigw_event(r: &Raw<'_>, route_key: &str) -> Value {
+    let (raw_path, raw_query) = r.path.split_once('?').unwrap_or((r.path, ""));
+    let mut headers = serde_json::Map::new();
+    for (k, v) in &r.headers {
+        headers.insert(k.to_ascii_lowercase(), Value::String(v.clone()));
+    }
+    headers.insert("host".into(), json!("ingest.reelay.test"));
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": "ingest.reelay.test",
+            "http": {"method": r.method, "path": raw_path, "protocol": "HTTP/1.1",
+                     "sourceIp": "127.0.0.1", "userAgent": "tests"},
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "routeKey": route_key,
+            "stage": "$default",
+            "timeEpoch": 0,
+        },
+        "isBase64Encoded": false,
+    });
+    if let Some(body) = r.body.as_deref().filter(|b| !b.is_empty()) {
+        match std::str::from_utf8(body) {
+            Ok(text) => event["body"] = json!(text),
+            Err(_) => {
+                event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body));
+                event["isBase64Encoded"] = json!(true);
+            }
+        }
+    }
+    event
+}
+
+fn body_text(body: &Body) -> String {
+    match body {
+        Body::Empty => String::new(),
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    }
+}
+
 impl Stack {
-    /// Sends a raw request; the answer is checked against openapi.yaml.
+    /// Delivers `r` as API Gateway would: a path and method template.yaml does not route to the
+    /// function is answered by the gateway itself (404), anything else by the handler. Handler
+    /// answers are checked against openapi.yaml.
     pub async fn raw(&self, r: Raw<'_>) -> (u16, String) {
-        let mut req = self
-            .http
-            .request(r.method.parse().unwrap(), format!("{}{}", self.url, r.path));
-        for (k, v) in r.headers {
-            req = req.header(k, v);
-        }
-        if let Some(b) = r.body {
-            req = req.body(b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
+        let raw_path = r.path.split('?').next().unwrap_or(r.path);
+        let Some((m, p)) = self
+            .routes
+            .iter()
+            .find(|(m, p)| *m == r.method && route_matches(p, raw_path))
+        else {
+            return (404, json!({"message": "Not Found"}).to_string());
+        };
+        let route_key = format!("{m} {p}");
+        let (status, text) = self.invoke(&r, &route_key).await;
         self.contract.check(r.method, r.path, status, &text);
         (status, text)
+    }
+
+    /// Hands `r` to the handler as a Lambda event, whatever the gateway would do.
+    pub async fn invoke(&self, r: &Raw<'_>, route_key: &str) -> (u16, String) {
+        let event = apigw_event(r, route_key).to_string();
+        let request = lambda_http::request::from_str(&event).unwrap();
+        let response = handler(&self.deps, request).await;
+        (response.status().as_u16(), body_text(response.body()))
     }
 
     pub async fn call(
@@ -251,9 +345,9 @@ impl Stack {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// Connects `account` for the tenant of `key` through TikTok's OAuth (the simulator's
-    /// authorize page redirects straight back to the callback).
-    pub async fn connect(&self, key: &str, account: &str) {
+    /// Asks for an authorize link and follows it to TikTok (the simulator), which sends the
+    /// creator back at once: answers the callback request TikTok's redirect names.
+    pub async fn authorize(&self, key: &str, account: &str) -> String {
         let (status, body) = self
             .json(
                 "POST",
@@ -264,9 +358,49 @@ impl Stack {
             )
             .await;
         assert_eq!(status, 200, "{body}");
-        let authorize = body["authorizeUrl"].as_str().unwrap().to_owned();
-        let resp = self.http.get(&authorize).send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), 200, "connecting {account}");
+        let authorize = body["authorizeUrl"].as_str().unwrap();
+        let resp = self.http.get(authorize).send().await.unwrap();
+        assert!(resp.status().is_redirection(), "{}", resp.status());
+        let location = resp.headers()["location"].to_str().unwrap().to_owned();
+        location
+            .strip_prefix(PUBLIC_BASE_URL)
+            .unwrap_or_else(|| panic!("TikTok redirected elsewhere: {location}"))
+            .to_owned()
+    }
+
+    /// Delivers TikTok's redirect (`/v1/accounts/oauth/callback?…`) to the handler.
+    pub async fn callback(&self, path: &str) -> (u16, Value) {
+        let (status, text) = self
+            .raw(Raw {
+                method: "GET",
+                path,
+                headers: Vec::new(),
+                body: None,
+            })
+            .await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Connects `account` for the tenant of `key` through TikTok's OAuth.
+    pub async fn connect(&self, key: &str, account: &str) -> Value {
+        let callback = self.authorize(key, account).await;
+        let (status, body) = self.callback(&callback).await;
+        assert_eq!(status, 200, "connecting {account}: {body}");
+        body
+    }
+
+    /// Offers events to a job as the other functions would (the stack has only the client API),
+    /// through the same Core; each must move the job.
+    pub async fn drive(&self, id: &str, events: &[Event]) {
+        let id = JobId::parse(id).unwrap();
+        for event in events {
+            let advance = self.deps.core.advance(&id, event).await.unwrap();
+            assert!(
+                advance.moved(),
+                "{} did not move the job: {advance:?}",
+                event.name()
+            );
+        }
     }
 
     /// Every item of the table (consistent read) and every queue's visible, in-flight and
@@ -323,6 +457,20 @@ impl Stack {
             );
         }
         Snapshot { items, queues }
+    }
+
+    /// Render-queue messages, received (and so hidden for the visibility timeout).
+    pub async fn render_messages(&self) -> usize {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queues["RenderQueue"])
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        out.messages().len()
     }
 }
 

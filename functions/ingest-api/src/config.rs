@@ -1,0 +1,53 @@
+//! The ingest function's configuration: where its resources are, and the use cases' settings.
+//! [`Config::from_env`] reads template.yaml's `Environment`; a local runner fills the public
+//! fields itself.
+
+use reelay_aws::{ConfigError, env_var, env_var_opt, settings_from_env};
+use reelay_domain::usecase::Settings;
+
+/// The largest request body accepted (a job is a few KiB; a bigger body is a mistake or abuse,
+/// refused before it is parsed).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub render_queue_url: String,
+    /// Secrets Manager id of the TikTok app's `{clientKey, clientSecret}`.
+    pub tiktok_app_secret_id: String,
+    /// Prefix of the per-account token secrets (`reelay/<stage>/tiktok-token/`).
+    pub tiktok_token_secret_prefix: String,
+    pub tiktok_api_base_url: String,
+    pub tiktok_auth_base_url: String,
+    /// Base of the OAuth redirect (`…/v1/accounts/oauth/callback`). TikTok needs a fixed redirect
+    /// URI, so `None` disables connecting accounts (`oauth_not_configured`).
+    pub public_base_url: Option<String>,
+    pub max_body_bytes: usize,
+    pub settings: Settings,
+}
+
+impl Config {
+    /// Every tunable figure comes from [`settings_from_env`], the one reader all functions share.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: env_var("TABLE_NAME")?,
+            render_queue_url: env_var("RENDER_QUEUE_URL")?,
+            tiktok_app_secret_id: env_var("TIKTOK_APP_SECRET_ID")?,
+            tiktok_token_secret_prefix: env_var("TIKTOK_TOKEN_SECRET_PREFIX")?,
+            tiktok_api_base_url: env_var_opt("TIKTOK_API_BASE_URL")
+                .unwrap_or_else(|| "https://open.tiktokapis.com".into()),
+            tiktok_auth_base_url: env_var_opt("TIKTOK_AUTH_BASE_URL")
+                .unwrap_or_else(|| "https://www.tiktok.com".into()),
+            public_base_url: env_var_opt("PUBLIC_BASE_URL"),
+            max_body_bytes: MAX_BODY_BYTES,
+            settings: settings_from_env()?,
+        })
+    }
+
+    /// Where TikTok sends the creator back after authorising, if connecting is configured.
+    pub fn oauth_redirect_uri(&self) -> Option<String> {
+        self.public_base_url
+            .as_deref()
+            .map(|base| format!("{}/v1/accounts/oauth/callback", base.trim_end_matches('/')))
+    }
+}

@@ -1,0 +1,183 @@
+//! The job routes: decode, call the use case, encode.
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::json;
+
+use reelay_domain::lifecycle::JobState;
+use reelay_domain::ports::{JobFilter, JobStore, Ports, StoredResponse};
+use reelay_domain::request::{self, NewJob};
+use reelay_domain::usecase::{Command, Created};
+use reelay_domain::{AccountId, FieldError, JobId, PayloadHash, TenantId};
+
+use crate::error::ApiError;
+use crate::view::{JobView, JobWithAudit, job_page_view, seed_view};
+use crate::{Deps, encode, json_body, json_response};
+
+/// Page size of job lists and audit trails when the client names none, and the largest allowed.
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 100;
+
+/// The two create routes: the API's own and the seed's, each with its answer shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Jobs,
+    Seed,
+}
+
+pub(crate) async fn create<P: Ports>(
+    deps: &Deps<P>,
+    req: &Request,
+    tenant: &TenantId,
+    route: Route,
+) -> Result<Response<Body>, ApiError> {
+    let body = json_body(deps, req)?;
+    let header_key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok());
+    let parsed: NewJob = match route {
+        Route::Jobs => request::parse_create_job(&body, header_key),
+        Route::Seed => request::parse_seed_publish(&body, header_key),
+    }
+    .map_err(ApiError::Invalid)?;
+    // The route is part of the fingerprint: the same body on the other route is another request.
+    let fingerprint = PayloadHash::of(&json!({ "route": format!("{route:?}"), "body": body }));
+    let answer = |job: &reelay_domain::Job| StoredResponse {
+        status: 202,
+        body: match route {
+            Route::Jobs => encode(&JobView::new(job)),
+            Route::Seed => encode(&seed_view(job)),
+        },
+    };
+    match deps
+        .core
+        .create_job(tenant, parsed, &fingerprint, answer)
+        .await?
+    {
+        Created::New { response, .. } => Ok(json_response(response.status, response.body)),
+        // The first answer, byte for byte.
+        Created::Replay(stored) => Ok(json_response(200, stored.body)),
+    }
+}
+
+/// Reads an optional integer query parameter in `range`, or records why it is not one.
+fn int_param<T: std::str::FromStr + PartialOrd + Copy>(
+    req: &Request,
+    name: &str,
+    range: std::ops::RangeInclusive<T>,
+    message: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    let params = req.query_string_parameters();
+    match params.first(name).map(str::parse::<T>) {
+        None => None,
+        Some(Ok(n)) if range.contains(&n) => Some(n),
+        Some(_) => {
+            errors.push(ApiError::field(name, message));
+            None
+        }
+    }
+}
+
+pub(crate) async fn list<P: Ports>(
+    deps: &Deps<P>,
+    req: &Request,
+    tenant: &TenantId,
+) -> Result<Response<Body>, ApiError> {
+    let params = req.query_string_parameters();
+    let mut errors = Vec::new();
+    let mut filter = JobFilter::default();
+    if let Some(raw) = params.first("tiktokAccountId") {
+        match AccountId::parse(raw) {
+            Ok(id) => filter.account_id = Some(id),
+            Err(e) => errors.push(ApiError::field("tiktokAccountId", e.reason)),
+        }
+    }
+    if let Some(raw) = params.first("state") {
+        match JobState::parse(raw) {
+            Some(s) => filter.state = Some(s),
+            None => errors.push(ApiError::field("state", "is not a job state")),
+        }
+    }
+    let limit = int_param(
+        req,
+        "limit",
+        1..=MAX_PAGE,
+        "must be an integer from 1 to 100",
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let page = deps
+        .core
+        .ports
+        .jobs()
+        .list(
+            tenant,
+            &filter,
+            params.first("cursor"),
+            limit.unwrap_or(DEFAULT_PAGE),
+        )
+        .await?;
+    Ok(json_response(200, job_page_view(&page).to_string()))
+}
+
+/// The job and one page of its audit trail: `auditAfter` (the version to continue after) and
+/// `auditLimit` (1–100, default 50); `auditNextAfter` in the answer continues it.
+pub(crate) async fn get<P: Ports>(
+    deps: &Deps<P>,
+    req: &Request,
+    tenant: &TenantId,
+    raw_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let mut errors = Vec::new();
+    let after = int_param(
+        req,
+        "auditAfter",
+        0..=u64::MAX,
+        "must be an audit version (an integer of at least 0)",
+        &mut errors,
+    );
+    let limit = int_param(
+        req,
+        "auditLimit",
+        1..=MAX_PAGE,
+        "must be an integer from 1 to 100",
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let id = JobId::parse(raw_id).map_err(|_| ApiError::JobNotFound)?;
+    let job = deps
+        .core
+        .owned_job(tenant, &id)
+        .await?
+        .ok_or(ApiError::JobNotFound)?;
+    let page = deps
+        .core
+        .ports
+        .jobs()
+        .audit_page(&job.id, after, limit.unwrap_or(DEFAULT_PAGE))
+        .await?;
+    let view = JobWithAudit {
+        job: JobView::new(&job),
+        audit: &page.events,
+        audit_next_after: page.next_after,
+    };
+    Ok(json_response(200, encode(&view)))
+}
+
+/// Cancel and retry: the owner's decisions, refused by the lifecycle table where they could do
+/// harm (a retry that could post twice).
+pub(crate) async fn command<P: Ports>(
+    deps: &Deps<P>,
+    tenant: &TenantId,
+    raw_id: &str,
+    command: Command,
+) -> Result<Response<Body>, ApiError> {
+    let id = JobId::parse(raw_id).map_err(|_| ApiError::JobNotFound)?;
+    let job = deps.core.command(tenant, &id, command).await?;
+    Ok(json_response(200, encode(&JobView::new(&job))))
+}
