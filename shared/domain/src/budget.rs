@@ -50,6 +50,18 @@ impl Window {
     }
 }
 
+/// The instant a take is counted at: `now`, or the latest take if that is later. Takers run on
+/// machines with slightly different clocks and [`Window`] ignores takes later than `now`, so a
+/// taker behind the others would overspend and drop their takes from the log it writes back;
+/// counting from the latest take keeps the log monotonic and errs on the safe side. Every budget
+/// store (and a peek, so that it answers what a take would) counts this way.
+pub fn counted_at(log: &[UtcTime], now: UtcTime) -> UtcTime {
+    log.iter()
+        .copied()
+        .max()
+        .map_or(now, |latest| latest.max(now))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
     Granted { remaining: u32 },

@@ -147,14 +147,6 @@ fn decode_cursor(cursor: &str) -> Result<JobId, StoreError> {
     JobId::parse(raw).map_err(|_| StoreError::InvalidCursor)
 }
 
-/// Budgets count from the latest take when a taker's clock lags (DESIGN.md §2).
-fn budget_now(log: &[UtcTime], now: UtcTime) -> UtcTime {
-    log.iter()
-        .copied()
-        .max()
-        .map_or(now, |latest| latest.max(now))
-}
-
 impl MemStore {
     pub fn new() -> Self {
         Self::default()
@@ -710,7 +702,7 @@ impl BudgetStore for MemStore {
         self.run(calls::BUDGETS_TAKE, |s| {
             let key = (scope.to_owned(), kind);
             let log = s.budgets.get(&key).cloned().unwrap_or_default();
-            let at = budget_now(&log, now);
+            let at = reelay_domain::budget::counted_at(&log, now);
             let admission = window.admit(&log, at);
             if let Admission::Granted { .. } = admission {
                 let mut live = window.live(&log, at);
@@ -742,7 +734,7 @@ impl BudgetStore for MemStore {
                 .get(&(scope.to_owned(), kind))
                 .cloned()
                 .unwrap_or_default();
-            Ok(window.admit(&log, budget_now(&log, now)))
+            Ok(window.admit(&log, reelay_domain::budget::counted_at(&log, now)))
         })
         .await
     }

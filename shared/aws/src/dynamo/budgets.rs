@@ -40,17 +40,7 @@ fn log_from(item: &Item) -> Log {
     (log, get_n(item, "ver").unwrap_or(0))
 }
 
-/// The instant a take is counted at. Takers run on different machines with slightly different
-/// clocks, and `Window` ignores takes later than `now`, so a taker behind the others would
-/// overspend and, worse, drop their takes from the log it writes back. Counting from the latest
-/// take keeps the log monotonic and errs on the safe side (our take leaves the window a little
-/// later). `peek` counts the same way, so it answers what `take` would.
-fn counted_at(log: &[UtcTime], now: UtcTime) -> UtcTime {
-    log.iter()
-        .copied()
-        .max()
-        .map_or(now, |latest| latest.max(now))
-}
+use reelay_domain::budget::counted_at;
 
 impl DynamoStore {
     /// One compare-and-set round of `take`: `Ok(Some)` is the answer, `Ok(None)` lost the race.

@@ -351,7 +351,12 @@ impl<P: Ports> Core<P> {
         })
     }
 
-    async fn poll_render(&self, job: Job, now: UtcTime, memo: &RunMemo) -> Result<Touched, StoreError> {
+    async fn poll_render(
+        &self,
+        job: Job,
+        now: UtcTime,
+        memo: &RunMemo,
+    ) -> Result<Touched, StoreError> {
         let Some(request_id) = job.request_id.clone() else {
             let until = now.plus(self.backoff(&job, now));
             return self.offer(job, &Event::Deferred { until }).await;
