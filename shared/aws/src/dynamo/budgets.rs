@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use rand::Rng;
 use reelay_domain::UtcTime;
-use reelay_domain::budget::{Admission, BudgetKind, Window};
+use reelay_domain::budget::{Admission, BudgetKind, Window, counted_at};
 use reelay_domain::ports::{BudgetStore, StoreError};
 use tracing::{debug, warn};
 
@@ -39,8 +39,6 @@ fn log_from(item: &Item) -> Log {
         .unwrap_or_default();
     (log, get_n(item, "ver").unwrap_or(0))
 }
-
-use reelay_domain::budget::counted_at;
 
 impl DynamoStore {
     /// One compare-and-set round of `take`: `Ok(Some)` is the answer, `Ok(None)` lost the race.
