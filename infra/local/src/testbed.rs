@@ -13,17 +13,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use reelay_aws::{DynamoStore, SecretsManagerTokenVault, SystemClock};
+use reelay_aws::{DynamoStore, SecretsManagerTokenVault, SqsWorkQueue, SystemClock};
 use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::budget::Limits;
 use reelay_domain::job::Clip;
-use reelay_domain::ports::{AccountStore, Clock, TokenSet, TokenVault};
-use reelay_domain::{AccountId, TenantId};
+use reelay_domain::ports::{AccountStore, Adapters, Clock, Entropy, TokenSet, TokenVault};
+use reelay_domain::{AccountId, TenantId, UtcTime};
 use reelay_template::{ProvisionOptions, Provisioned, Template};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -293,9 +293,60 @@ impl Testbed {
         Ok(out.messages.unwrap_or_default())
     }
 
-    /// The event Lambda would deliver for `messages` of `queue_url`.
+    /// The event Lambda would deliver for `messages`.
     pub fn sqs_event(&self, messages: &[Message]) -> SqsEvent {
         reelay_aws::sqs_event_from_received(messages, None)
+    }
+
+    /// Sends to both queues as the functions do (group = account, the caller's dedup id).
+    pub fn queue(&self) -> SqsWorkQueue {
+        SqsWorkQueue::new(
+            self.sqs(),
+            Some(self.resources.render_queue_url.clone()),
+            Some(self.resources.publish_queue_url.clone()),
+        )
+    }
+
+    /// One invocation as the event source mapping makes it: a batch received from `queue_url`
+    /// (waiting up to `wait` for it) through `handler`, then every record not reported failed
+    /// deleted. An empty receive invokes nothing.
+    pub async fn deliver<F, Fut>(
+        &self,
+        queue_url: &str,
+        wait: Duration,
+        handler: F,
+    ) -> Result<Delivered, StackError>
+    where
+        F: FnOnce(SqsEvent) -> Fut,
+        Fut: Future<Output = SqsBatchResponse>,
+    {
+        let messages = self.receive(queue_url, 10, wait).await?;
+        if messages.is_empty() {
+            return Ok(Delivered {
+                messages,
+                response: SqsBatchResponse::default(),
+            });
+        }
+        let response = handler(self.sqs_event(&messages)).await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        let sqs = self.sqs();
+        for m in &messages {
+            if let (Some(id), Some(handle)) = (m.message_id(), m.receipt_handle())
+                && !failed.contains(&id)
+            {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(|e| StackError::Aws(e.to_string()))?;
+            }
+        }
+        Ok(Delivered { messages, response })
     }
 
     /// Connects `account` of `tenant` to the TikTok simulator's creator `open_id` as the OAuth
@@ -339,6 +390,72 @@ impl Testbed {
         acct.connected_at = Some(now);
         self.store().put_account(&acct).await?;
         Ok(id)
+    }
+}
+
+/// What one [`Testbed::deliver`] did.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub messages: Vec<Message>,
+    pub response: SqsBatchResponse,
+}
+
+impl Delivered {
+    /// The ids of the records reported failed.
+    pub fn failed(&self) -> Vec<String> {
+        self.response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect()
+    }
+}
+
+/// The wall clock moved forward by hand: a test reaches the end of a lease or a hold without
+/// sleeping through it (`Deps::map_ports` + [`with_clock`]). Clones share the offset.
+#[derive(Debug, Clone, Default)]
+pub struct ShiftedClock {
+    offset_ms: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl ShiftedClock {
+    /// Moves this clock (and every clone) `by` further ahead of the wall clock.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> UtcTime {
+        let offset = self.offset_ms.load(std::sync::atomic::Ordering::SeqCst);
+        UtcTime::from_millis(SystemClock.now().as_millis().saturating_add(offset))
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(duration)
+    }
+}
+
+impl Entropy for ShiftedClock {
+    fn random_u128(&self) -> u128 {
+        SystemClock.random_u128()
+    }
+}
+
+/// `ports` with another clock (Rust has no type-changing struct update yet).
+pub fn with_clock<S, Q, C, V, R, T, C2>(
+    ports: Adapters<S, Q, C, V, R, T>,
+    clock: C2,
+) -> Adapters<S, Q, C2, V, R, T> {
+    Adapters {
+        store: ports.store,
+        queue: ports.queue,
+        clock,
+        vault: ports.vault,
+        render: ports.render,
+        tiktok: ports.tiktok,
     }
 }
 
