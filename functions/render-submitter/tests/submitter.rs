@@ -11,8 +11,8 @@ use reelay_domain::job::{MediaSource, RenderRequest};
 use reelay_domain::messages::{QueueKind, WorkMessage};
 use reelay_domain::ports::{Clock, JobStore, Ports, WorkQueue};
 use reelay_domain::usecase::Core;
-use reelay_domain::{AccountId, Job, JobId, JobSource, JobState, PostMode, RequestId, TenantId};
-use reelay_local::{ShiftedClock, StackOptions, Testbed, with_clock};
+use reelay_domain::{AccountId, Job, JobId, JobState, PostMode, RequestId, TenantId};
+use reelay_local::{ShiftedClock, StackOptions, Testbed, received_job, with_clock};
 use render_submitter::{handler, wiring};
 use ssemble_sim::{ApiEndpoint, FaultKind, FaultSpec};
 
@@ -45,28 +45,20 @@ fn source(tag: &str) -> String {
     )
 }
 
-/// Stores a received job and enqueues its render message, as the client API does.
+/// A received job rendering `source`, on the render queue.
 async fn received<P: Ports>(core: &Core<P>, account: &str, source: &str) -> Job {
-    let now = core.ports.clock().now();
-    let created = Job::create(
-        JobId::generate(now, uuid::Uuid::new_v4().as_u128()),
-        TenantId::parse("tenant_a").unwrap(),
-        AccountId::parse(account).unwrap(),
-        JobSource::Render(RenderRequest {
-            media: MediaSource::FileUrl(source.to_owned()),
-            start: 0.0,
-            end: 600.0,
-            options: Default::default(),
-        }),
-        reelay_testkit::sample::post(PostMode::Direct),
-        now,
-        None,
-        now,
-        &core.settings.policy,
-    );
-    core.ports.jobs().create(&created, None).await.unwrap();
-    core.send_effects(&created.job, &created.effects).await;
-    created.job
+    let request = RenderRequest {
+        media: MediaSource::FileUrl(source.to_owned()),
+        start: 0.0,
+        end: 600.0,
+        options: Default::default(),
+    };
+    let tenant = TenantId::parse("tenant_a").unwrap();
+    let account = AccountId::parse(account).unwrap();
+    let post = reelay_testkit::sample::post(PostMode::Direct);
+    received_job(core, &tenant, &account, request, post)
+        .await
+        .unwrap()
 }
 
 async fn job<P: Ports>(core: &Core<P>, id: &JobId) -> Job {

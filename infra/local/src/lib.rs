@@ -86,5 +86,7 @@ pub use schedule::{Schedule, TickCounters, TickStats, Ticker};
 pub use sqs::{BatchResult, SqsCounters, SqsDriver, SqsSource, SqsStats};
 pub use stack::{Stack, StackError, StackOptions, Upstreams};
 pub use supervisor::{DriverStats, LocalRuntime};
-pub use testbed::{ClipOrigin, Delivered, ShiftedClock, Snapshot, Testbed, with_clock};
+pub use testbed::{
+    ClipOrigin, Delivered, ShiftedClock, Snapshot, Testbed, received_job, rendered_job, with_clock,
+};
 pub use wiring::{Resources, UpstreamUrls, Wiring, WiringError};

@@ -21,9 +21,13 @@ use axum::response::{IntoResponse, Response};
 use reelay_aws::{DynamoStore, SecretsManagerTokenVault, SqsWorkQueue, SystemClock};
 use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::budget::Limits;
-use reelay_domain::job::Clip;
-use reelay_domain::ports::{AccountStore, Adapters, Clock, Entropy, TokenSet, TokenVault};
-use reelay_domain::{AccountId, TenantId, UtcTime};
+use reelay_domain::job::{Clip, PostSettings, RenderRequest};
+use reelay_domain::lifecycle::Event;
+use reelay_domain::ports::{
+    AccountStore, Adapters, Clock, Entropy, JobStore, Ports, TokenSet, TokenVault,
+};
+use reelay_domain::usecase::{Advance, Core};
+use reelay_domain::{AccountId, Job, JobId, JobSource, RequestId, TenantId, UtcTime};
 use reelay_template::{ProvisionOptions, Provisioned, Template};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -390,6 +394,65 @@ impl Testbed {
         acct.connected_at = Some(now);
         self.store().put_account(&acct).await?;
         Ok(id)
+    }
+}
+
+/// Stores a job awaiting its render, due now, and enqueues it (what the client API does).
+pub async fn received_job<P: Ports>(
+    core: &Core<P>,
+    tenant: &TenantId,
+    account: &AccountId,
+    request: RenderRequest,
+    post: PostSettings,
+) -> Result<Job, StackError> {
+    let now = core.ports.clock().now();
+    let created = Job::create(
+        JobId::generate(now, core.ports.clock().random_u128()),
+        tenant.clone(),
+        account.clone(),
+        JobSource::Render(request),
+        post,
+        now,
+        None,
+        now,
+        &core.settings.policy,
+    );
+    core.ports.jobs().create(&created, None).await?;
+    core.send_effects(&created.job, &created.effects).await;
+    Ok(created.job)
+}
+
+/// Stores a job whose render completed with `clip` (as the Ssemble webhook leaves it): on the
+/// publish queue and `publish_queued` when `schedule_at` has come, `ready` until then.
+pub async fn rendered_job<P: Ports>(
+    core: &Core<P>,
+    tenant: &TenantId,
+    account: &AccountId,
+    post: PostSettings,
+    clip: Clip,
+    schedule_at: UtcTime,
+) -> Result<Job, StackError> {
+    let now = core.ports.clock().now();
+    let request_id = RequestId::parse(format!("{:024x}", core.ports.clock().random_u128() >> 32))
+        .map_err(|_| StackError::Missing("a request id"))?;
+    let created = Job::create(
+        JobId::generate(now, core.ports.clock().random_u128()),
+        tenant.clone(),
+        account.clone(),
+        JobSource::Rendered {
+            request_id: request_id.clone(),
+        },
+        post,
+        schedule_at,
+        None,
+        now,
+        &core.settings.policy,
+    );
+    core.ports.jobs().create(&created, None).await?;
+    let completed = Event::RenderCompleted { request_id, clip };
+    match core.advance_loaded(created.job, &completed).await? {
+        Advance::Moved(applied) => Ok(applied.job),
+        _ => Err(StackError::Missing("a render completion the job accepts")),
     }
 }
 
