@@ -20,6 +20,9 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tiktok_webhook::{DEFAULT_MAX_BODY_BYTES, Deps, handler, wiring};
 
+/// (label, TikTok-Signature, body, status, error code).
+type Case<'a> = (&'a str, Option<String>, Vec<u8>, u16, &'a str);
+
 const SCOPES: [&str; 3] = ["user.info.basic", "video.publish", "video.upload"];
 
 struct World {
@@ -205,8 +208,7 @@ async fn forged_replayed_and_malformed_deliveries_get_their_code_and_change_noth
     );
     let altered_time = good.replace(&format!("t={now}"), &format!("t={}", now - 1));
 
-    // (label, TikTok-Signature, body, status, error code)
-    let cases: Vec<(&str, Option<String>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "missing signature",
             None,
