@@ -1,11 +1,11 @@
 //! The client API (`ingest-api`) in a local run.
 //!
-//! GATED (feature `ingest`, on by default): `ingest-api` is rewritten on its own branch at the
-//! same time as this crate, so this module is written against the shape every function now has
+//! GATED (feature `ingest`, on by default): `ingest-api` is rewritten on its own branch (h-ingest)
+//! at the same time as this crate, so this module is written against that branch's API
 //! (`ingest_api::config::Config`, `ingest_api::wiring::{live, LivePorts}`, `ingest_api::Deps<P>`
-//! with `map_ports`, `ingest_api::handler(&Deps<P>, Request)`) and compiles once that branch is
-//! merged. Only [`Wiring::ingest_config`] names `Config`'s fields: if they differ, that function
-//! is the one place to change. Without the feature the stack runs with no client API route.
+//! with `map_ports`, `ingest_api::handler(&Deps<P>, Request)`) and compiles once it is merged.
+//! Only [`Wiring::ingest_config`] names `Config`'s fields. Without the feature the stack runs
+//! with no client API route (function tests depend on this crate without it).
 
 #[cfg(feature = "ingest")]
 mod hosted {
@@ -31,6 +31,7 @@ mod hosted {
                 tiktok_api_base_url: self.upstream.tiktok_api_base_url.clone(),
                 tiktok_auth_base_url: self.upstream.tiktok_auth_base_url.clone(),
                 public_base_url: Some(self.public_base_url.clone()),
+                max_body_bytes: ingest_api::config::MAX_BODY_BYTES,
                 settings: self.settings(),
             }
         }
