@@ -225,6 +225,39 @@ async fn a_wait_keeps_its_accounts_group_at_the_head_while_other_accounts_flow()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_due_in_a_second_is_waited_for_in_process_and_sent_at_its_time() {
+    let w = world().await;
+    let deps = w.live().await;
+    let account = w.connect("acct_soon", "open_soon").await;
+    let at = SystemClock.now().plus(Duration::from_millis(1500));
+    let soon = w.rendered(&deps, &account, "soon-1", at).await;
+    deps.core.reconcile_job(soon.clone()).await.unwrap();
+
+    // The wait ends at the schedule (never jittered), short enough to spend in this invocation.
+    let delivered = w
+        .bed
+        .deliver(w.queue(), WAIT, |e| handler(&deps, e, far()))
+        .await
+        .unwrap();
+    assert_eq!((delivered.messages.len(), delivered.failed().len()), (1, 0));
+    let sent = job(&deps, &soon.id).await;
+    assert!(sent.publish_id.is_some(), "{sent:?}");
+    let trail = reelay_local::progress::audit_trail(&deps.core.ports.store, &soon.id)
+        .await
+        .unwrap();
+    let started = trail
+        .iter()
+        .find(|e| e.event == "publish_started")
+        .expect("an attempt");
+    assert!(
+        started.at >= at,
+        "started at {} before its schedule {at}",
+        started.at
+    );
+    assert_eq!(w.publishes_for_title("soon-1"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_failure_brings_the_message_back_after_the_store_retry() {
     let w = world().await;
     let good = w.live().await;

@@ -12,7 +12,7 @@
 //!   [`wiring`] and decorated by [`kill`]; [`demo`], [`progress`] and [`summary`] are the
 //!   runner's (`src/bin/reelay-local.rs`) and the end-to-end tests' shared parts.
 //!
-//! Drivers take handler closures, so any function's `function_handler` plugs in without this
+//! Drivers take handler closures, so any function's `handler` plugs in without this
 //! crate depending on the functions. A runner wires them like this:
 //!
 //! ```no_run
