@@ -7,7 +7,9 @@ pub mod wiring;
 use reelay_aws::metrics;
 use reelay_domain::UtcTime;
 use reelay_domain::ports::Ports;
-use reelay_domain::usecase::{Core, RunReport};
+use reelay_domain::usecase::Core;
+/// What a run did (the domain's; re-exported as the handler's answer).
+pub use reelay_domain::usecase::RunReport;
 
 /// The name this function's metrics carry.
 pub const FUNCTION: &str = "reconciler";
