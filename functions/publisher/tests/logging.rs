@@ -1,25 +1,20 @@
-//! No token, client secret or upload URL reaches any log line — ours, the client's or the
-//! SDK's — through a publish that refreshes a refused token, uploads and follows webhooks; while
-//! the fields triage needs (publish_id, error.code, API version) are there. Its own binary: the
+//! No token, client secret or upload URL reaches any log line — ours, the clients' or the SDK's —
+//! through a publish that refreshes a refused token and uploads; while the fields triage needs
+//! (job_id, account_id, publish_id, error.code, the API version) are there. Its own binary: the
 //! tracing subscriber is global.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "../../tiktok-webhook/tests/common/mod.rs"]
-mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
-use publisher::{Deps, Settings};
-use reelay_aws::{FailureScope, FifoBatchProcessor, SystemClock, sqs_event_from_received};
-use reelay_domain::JobState;
-use reelay_domain::budget::Limits;
-use reelay_domain::job::PostMode;
-use reelay_domain::ports::TokenVault;
-use reelay_tiktok::{TikTokClient, TikTokConfig, TikTokPort};
-use secrecy::{ExposeSecret, SecretString};
+use publisher::{handler, wiring};
+use reelay_aws::SystemClock;
+use reelay_domain::job::PrivacyLevel;
+use reelay_domain::ports::{Clock, JobStore, TokenVault};
+use reelay_domain::{PostMode, PostSettings, TenantId};
+use reelay_local::{ClipOrigin, StackOptions, Testbed, rendered_job};
+use secrecy::ExposeSecret;
 use tiktok_sim::{Endpoint, FaultKind, FaultSpec};
 
 #[derive(Clone, Default)]
@@ -35,83 +30,77 @@ impl Write for Capture {
     }
 }
 
-#[tokio::test]
-async fn when_publishing_with_a_refresh_should_log_ids_and_codes_but_no_secret() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_with_a_refresh_logs_ids_and_codes_but_no_secret() {
     let capture = Capture::default();
     let writer = capture.clone();
     tracing_subscriber::fmt()
         // The simulator shares the process; its own logs are not Reelay's.
-        .with_env_filter("trace,tiktok_sim=off")
+        .with_env_filter("trace,tiktok_sim=off,ssemble_sim=off")
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .init();
 
-    let w = world(sim_config()).await;
-    let cfg = w.sim.config();
-    let mut c = TikTokConfig::new(
-        cfg.client_key,
-        SecretString::from(cfg.client_secret.clone()),
-        "https://app.example.com/oauth/callback",
-    )
-    .with_base_url(&w.sim.base_url);
-    c.chunk_policy = small_policy();
-    let port = TikTokPort::new(TikTokClient::new(c).unwrap());
-    let d = Deps {
-        jobs: w.jobs.clone(),
-        accounts: w.accounts.clone(),
-        queue: w.queue.clone(),
-        clock: SystemClock,
-        vault: w.vault.clone(),
-        refresher: port.clone(),
-        tiktok: port,
-        batches: FifoBatchProcessor::new(w.sqs.clone(), &w.publish_url)
-            .with_scope(FailureScope::RestOfGroup),
-        policy: policy(),
-        limits: Limits::default(),
-        settings: Settings::default(),
-    };
-    let account = w.connect("acct_logs", "open_logs").await;
-    let before = w
-        .vault
-        .get_tokens(&w.tenant, &account)
+    let bed = Testbed::start(&StackOptions::for_tests())
+        .await
+        .expect("testbed: start the local endpoint (infra/scripts/aws-emulator.sh start)");
+    let sim = bed.tiktok.as_ref().unwrap();
+    let client_secret = sim.config().client_secret;
+    let config = bed.wiring("http://127.0.0.1:9", None).publisher_config();
+    let deps = wiring::live(&bed.sdk, &config).await.unwrap();
+    let tenant = TenantId::parse("tenant_a").unwrap();
+    let scopes = ["user.info.basic", "video.publish", "video.upload"];
+    let account = bed
+        .connect_account(&tenant, "acct_logs", "open_logs", &scopes)
+        .await
+        .unwrap();
+    let before = bed
+        .vault()
+        .get_tokens(&tenant, &account)
         .await
         .unwrap()
         .unwrap();
-    let (clip, _) = w.clip("logs", 1_200_000, 21);
-    let job = w
-        .rendered_job(&account, post(PostMode::Direct, "logs-1"), clip)
-        .await;
-    w.sim.inject(FaultSpec {
-        endpoint: Endpoint::VideoInit,
+    let origin = ClipOrigin::start().await.unwrap();
+    let clip = origin.clip("logs", vec![3; 200 * 1024]);
+    let post = PostSettings {
+        privacy_level: Some(PrivacyLevel::SelfOnly),
+        title: Some("logs-1".into()),
+        ..reelay_testkit::sample::post(PostMode::Direct)
+    };
+    let job = rendered_job(&deps.core, &tenant, &account, post, clip, SystemClock.now())
+        .await
+        .unwrap();
+    // The stored access token is refused once: the publish refreshes it and goes on.
+    sim.inject(FaultSpec {
+        endpoint: Endpoint::CreatorInfo,
         kind: FaultKind::Error {
             status: 401,
             code: "access_token_invalid".into(),
         },
         count: 1,
     });
-    let messages = w
-        .sqs
-        .receive_message()
-        .queue_url(&w.publish_url)
-        .wait_time_seconds(2)
-        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-        .send()
+    let deadline = SystemClock.now().plus(Duration::from_secs(280));
+    let queue = &bed.resources.publish_queue_url;
+    let delivered = bed
+        .deliver(queue, Duration::from_secs(2), |e| {
+            handler(&deps, e, deadline)
+        })
         .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
-    let response = publisher::function_handler(&d, sqs_event_from_received(&messages, None)).await;
-    assert!(response.batch_item_failures.is_empty());
-    let done = w
-        .wait_for_state(&job.id, JobState::PubliclyAvailable, 30)
-        .await;
-    let after = w
-        .vault
-        .get_tokens(&w.tenant, &account)
+        .unwrap();
+    assert_eq!((delivered.messages.len(), delivered.failed().len()), (1, 0));
+    let done = deps.core.ports.store.get(&job.id).await.unwrap().unwrap();
+    let publish_id = done.publish_id.expect("published").to_string();
+    let after = bed
+        .vault()
+        .get_tokens(&tenant, &account)
         .await
         .unwrap()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_ne!(
+        after.access_token.expose_secret(),
+        before.access_token.expose_secret(),
+        "the refused token was refreshed"
+    );
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     for (what, secret) in [
@@ -119,12 +108,11 @@ async fn when_publishing_with_a_refresh_should_log_ids_and_codes_but_no_secret()
         ("old refresh token", before.refresh_token.expose_secret()),
         ("new access token", after.access_token.expose_secret()),
         ("new refresh token", after.refresh_token.expose_secret()),
-        ("client secret", cfg.client_secret.as_str()),
+        ("client secret", client_secret.as_str()),
         ("upload token", "upload_token"),
     ] {
         assert!(!logs.contains(secret), "the {what} reached the logs");
     }
-    let publish_id = done.publish_id.unwrap().to_string();
     for needed in [
         publish_id.as_str(),
         "api_version",

@@ -1,701 +1,393 @@
-//! The publisher driven by real SQS messages (local AWS endpoint) against tiktok-sim over real
-//! HTTP; every "exactly one post" claim is read from the simulator's own inspection API.
+//! The publisher as Lambda runs it: real publish-queue messages through `handler`, the
+//! function's own `wiring::live` against the local AWS endpoint and tiktok-sim over HTTP. What a
+//! publish decides (gates, budgets, compliance, the attempt record) is the domain's
+//! (reelay-testkit's suites); these prove the adapter: the batch answer, a `Wait` holding the
+//! account's group, store failures, the invocation's deadline, and the real clients end to end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../tiktok-webhook/tests/common/mod.rs"]
-mod common;
+use std::time::Duration;
 
-use std::time::{Duration, Instant};
-
-use aws_lambda_events::event::sqs::SqsBatchResponse;
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
-use common::*;
-use publisher::{Deps, Settings};
-use reelay_aws::{
-    DynamoAccountStore, DynamoJobStore, FailureScope, FifoBatchProcessor, SecretsManagerTokenVault,
-    SqsWorkQueue, SystemClock, sqs_event_from_received,
-};
-use reelay_domain::budget::Limits;
-use reelay_domain::job::{PostMode, PrivacyLevel};
+use publisher::{Deps, handler, wiring};
+use reelay_aws::SystemClock;
+use reelay_domain::job::PrivacyLevel;
 use reelay_domain::messages::{QueueKind, WorkMessage};
-use reelay_domain::ports::{Clock, JobStore, TokenVault, WorkQueue};
-use reelay_domain::{Job, JobState};
-use reelay_tiktok::{TikTokClient, TikTokConfig, TikTokPort};
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
-use tiktok_sim::{CreatorSettings, Endpoint, FaultKind, FaultSpec};
+use reelay_domain::ports::{Clock, JobStore, Ports, WorkQueue};
+use reelay_domain::{AccountId, Job, JobId, JobState, PostMode, PostSettings, TenantId, UtcTime};
+use reelay_local::{ClipOrigin, StackOptions, Testbed, rendered_job};
+use tiktok_sim::{Endpoint, FaultKind, FaultSpec};
 
-type PublisherDeps = Deps<
-    DynamoJobStore,
-    DynamoAccountStore,
-    SqsWorkQueue,
-    SystemClock,
-    SecretsManagerTokenVault,
-    TikTokPort,
-    TikTokPort,
->;
+const WAIT: Duration = Duration::from_secs(2);
+const SCOPES: [&str; 3] = ["user.info.basic", "video.publish", "video.upload"];
 
-/// The production wiring with the simulator's base URL and small chunk rules.
-fn deps(w: &World, request_timeout: Duration) -> PublisherDeps {
-    let cfg = w.sim.config();
-    let mut c = TikTokConfig::new(
-        cfg.client_key,
-        SecretString::from(cfg.client_secret),
-        "https://app.example.com/oauth/callback",
-    )
-    .with_base_url(&w.sim.base_url);
-    c.timeouts.request = request_timeout;
-    c.chunk_policy = small_policy();
-    c.upload_retry.initial_backoff = Duration::from_millis(5);
-    c.upload_retry.max_backoff = Duration::from_millis(20);
-    let port = TikTokPort::new(TikTokClient::new(c).unwrap());
-    Deps {
-        jobs: w.jobs.clone(),
-        accounts: w.accounts.clone(),
-        queue: w.queue.clone(),
-        clock: SystemClock,
-        vault: w.vault.clone(),
-        refresher: port.clone(),
-        tiktok: port,
-        batches: FifoBatchProcessor::new(w.sqs.clone(), &w.publish_url)
-            .with_scope(FailureScope::RestOfGroup),
-        policy: policy(),
-        limits: Limits::default(),
-        settings: Settings::default(),
+struct World {
+    bed: Testbed,
+    origin: ClipOrigin,
+    tenant: TenantId,
+}
+
+async fn world() -> World {
+    let mut options = StackOptions::for_tests();
+    options.tiktok_sim.seed = 11;
+    let bed = Testbed::start(&options)
+        .await
+        .expect("testbed: start the local endpoint (infra/scripts/aws-emulator.sh start)");
+    World {
+        bed,
+        origin: ClipOrigin::start().await.unwrap(),
+        tenant: TenantId::parse("tenant_a").unwrap(),
     }
 }
 
-async fn receive(w: &World) -> Vec<Message> {
-    w.sqs
-        .receive_message()
-        .queue_url(&w.publish_url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(1)
-        .message_system_attribute_names(MessageSystemAttributeName::All)
+fn far() -> UtcTime {
+    SystemClock.now().plus(Duration::from_secs(280))
+}
+
+fn post(title: &str) -> PostSettings {
+    PostSettings {
+        privacy_level: Some(PrivacyLevel::SelfOnly),
+        title: Some(title.to_owned()),
+        ..reelay_testkit::sample::post(PostMode::Direct)
+    }
+}
+
+impl World {
+    async fn live(&self) -> Deps<wiring::LivePorts> {
+        let config = self
+            .bed
+            .wiring("http://127.0.0.1:9", None)
+            .publisher_config();
+        wiring::live(&self.bed.sdk, &config).await.unwrap()
+    }
+
+    async fn connect(&self, account: &str, open_id: &str) -> AccountId {
+        let bed = &self.bed;
+        bed.connect_account(&self.tenant, account, open_id, &SCOPES)
+            .await
+            .unwrap()
+    }
+
+    /// A job of `account` whose clip (`title`, a few KB) rendered, due at `at`.
+    async fn rendered<P: Ports>(
+        &self,
+        deps: &Deps<P>,
+        account: &AccountId,
+        title: &str,
+        at: UtcTime,
+    ) -> Job {
+        let clip = self.origin.clip(title, vec![7; 64 * 1024]);
+        rendered_job(&deps.core, &self.tenant, account, post(title), clip, at)
+            .await
+            .unwrap()
+    }
+
+    fn sim(&self) -> serde_json::Value {
+        self.bed.tiktok.as_ref().unwrap().inspect()
+    }
+
+    fn publishes_for_title(&self, title: &str) -> u64 {
+        self.sim()["publishes_by_title"][title]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    fn inits(&self) -> u64 {
+        let sim = self.sim();
+        ["VideoInit", "InboxInit"]
+            .iter()
+            .map(|e| sim["requests"][e].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    fn queue(&self) -> &str {
+        &self.bed.resources.publish_queue_url
+    }
+}
+
+async fn job<P: Ports>(deps: &Deps<P>, id: &JobId) -> Job {
+    deps.core
+        .ports
+        .jobs()
+        .get(id)
+        .await
+        .unwrap()
+        .expect("job exists")
+}
+
+fn id_of(job_message: &aws_sdk_sqs::types::Message) -> String {
+    job_message.message_id().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_post_is_sent_once_and_its_message_acknowledged() {
+    let w = world().await;
+    let deps = w.live().await;
+    let account = w.connect("acct_happy", "open_happy").await;
+    let queued = w
+        .rendered(&deps, &account, "happy-1", SystemClock.now())
+        .await;
+    assert_eq!(queued.state, JobState::PublishQueued);
+
+    let delivered = w
+        .bed
+        .deliver(w.queue(), WAIT, |e| handler(&deps, e, far()))
+        .await
+        .unwrap();
+    assert_eq!((delivered.messages.len(), delivered.failed().len()), (1, 0));
+
+    let sent = job(&deps, &queued.id).await;
+    assert!(
+        !matches!(
+            sent.state,
+            JobState::PublishQueued | JobState::PublishUnknown
+        ),
+        "{sent:?}"
+    );
+    let publish_id = sent.publish_id.expect("publish_id stored").to_string();
+    let posts = w.sim()["accounts"]["open_happy"]["posts"].clone();
+    assert_eq!(
+        posts[0]["publish_id"],
+        serde_json::json!(publish_id),
+        "{posts}"
+    );
+    assert_eq!(w.publishes_for_title("happy-1"), 1);
+    assert_eq!(w.sim()["limit_violations"], serde_json::json!([]));
+
+    // A redelivered copy (a crash after the handler) finds the job past publish_queued.
+    let again = WorkMessage::new(
+        QueueKind::Publish,
+        queued.id.clone(),
+        queued.tenant_id.clone(),
+        queued.account_id.clone(),
+        queued.version,
+    );
+    w.bed.queue().send(&again, "redelivered").await.unwrap();
+    let delivered = w
+        .bed
+        .deliver(w.queue(), WAIT, |e| handler(&deps, e, far()))
+        .await
+        .unwrap();
+    assert_eq!((delivered.messages.len(), delivered.failed().len()), (1, 0));
+    assert_eq!(w.inits(), 1, "never a second init");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_keeps_its_accounts_group_at_the_head_while_other_accounts_flow() {
+    let w = world().await;
+    let deps = w.live().await;
+    let early = w.connect("acct_early", "open_early").await;
+    let other = w.connect("acct_other", "open_other").await;
+    let now = SystemClock.now();
+    // Due in 20 s and enqueued early, as the reconciler's lookahead does; then a job of the same
+    // account due now (behind it in the group), and another account's job due now.
+    let ahead = w
+        .rendered(&deps, &early, "early-1", now.plus(Duration::from_secs(20)))
+        .await;
+    assert_eq!(ahead.state, JobState::Ready);
+    deps.core.reconcile_job(ahead.clone()).await.unwrap();
+    let behind = w.rendered(&deps, &early, "early-2", now).await;
+    let flows = w.rendered(&deps, &other, "other-1", now).await;
+
+    let messages = w.bed.receive(w.queue(), 10, WAIT).await.unwrap();
+    assert_eq!(messages.len(), 3, "one batch of three");
+    let response = handler(&deps, w.bed.sqs_event(&messages), far()).await;
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    // The waiting job and the one behind it in its group are reported; the other account's is not.
+    assert_eq!(
+        failed,
+        vec![id_of(&messages[0]), id_of(&messages[1])],
+        "{messages:?}"
+    );
+    assert_eq!(job(&deps, &ahead.id).await.state, JobState::PublishQueued);
+    assert_eq!(job(&deps, &behind.id).await.state, JobState::PublishQueued);
+    assert!(job(&deps, &flows.id).await.publish_id.is_some());
+    assert_eq!(
+        (
+            w.publishes_for_title("early-1"),
+            w.publishes_for_title("early-2")
+        ),
+        (0, 0)
+    );
+
+    // The waiting head stays in flight until its schedule: its group delivers nothing, even the
+    // record released behind it.
+    let sqs = w.bed.sqs();
+    sqs.delete_message()
+        .queue_url(w.queue())
+        .receipt_handle(messages[2].receipt_handle().unwrap())
         .send()
         .await
-        .unwrap()
-        .messages
-        .unwrap_or_default()
+        .unwrap();
+    assert!(w.bed.receive(w.queue(), 10, WAIT).await.unwrap().is_empty());
 }
 
-/// One Lambda invocation; when `ack`, what the event source mapping does after it (delete
-/// what did not fail). Without `ack` it is a crash after the handler ran.
-async fn invoke(w: &World, d: &PublisherDeps, ack: bool) -> (Vec<Message>, SqsBatchResponse) {
-    let messages = receive(w).await;
-    let response = publisher::function_handler(d, sqs_event_from_received(&messages, None)).await;
-    if ack {
-        let failed: Vec<&str> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
-        for m in &messages {
-            if !failed.contains(&m.message_id().unwrap()) {
-                w.sqs
-                    .delete_message()
-                    .queue_url(&w.publish_url)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
-    }
-    (messages, response)
-}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_due_in_a_second_is_waited_for_in_process_and_sent_at_its_time() {
+    let w = world().await;
+    let deps = w.live().await;
+    let account = w.connect("acct_soon", "open_soon").await;
+    let at = SystemClock.now().plus(Duration::from_millis(1500));
+    let soon = w.rendered(&deps, &account, "soon-1", at).await;
+    deps.core.reconcile_job(soon.clone()).await.unwrap();
 
-/// Invokes until every job has left `publish_queued` (or `secs` pass).
-async fn publish_all(w: &World, d: &PublisherDeps, jobs: &[&Job], secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let mut pending = 0;
-        for j in jobs {
-            if w.job(&j.id).await.state == JobState::PublishQueued {
-                pending += 1;
-            }
-        }
-        if pending == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{pending} jobs still publish_queued"
-        );
-        invoke(w, d, true).await;
-    }
-}
-
-async fn events(w: &World, job: &Job) -> Vec<String> {
-    w.jobs
-        .audit_trail(&job.id)
+    // The wait ends at the schedule (never jittered), short enough to spend in this invocation.
+    let delivered = w
+        .bed
+        .deliver(w.queue(), WAIT, |e| handler(&deps, e, far()))
         .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.event)
-        .collect()
+        .unwrap();
+    assert_eq!((delivered.messages.len(), delivered.failed().len()), (1, 0));
+    let sent = job(&deps, &soon.id).await;
+    assert!(sent.publish_id.is_some(), "{sent:?}");
+    let trail = reelay_local::progress::audit_trail(&deps.core.ports.store, &soon.id)
+        .await
+        .unwrap();
+    let started = trail
+        .iter()
+        .find(|e| e.event == "publish_started")
+        .expect("an attempt");
+    assert!(
+        started.at >= at,
+        "started at {} before its schedule {at}",
+        started.at
+    );
+    assert_eq!(w.publishes_for_title("soon-1"), 1);
 }
 
-#[tokio::test]
-async fn when_a_direct_post_is_published_should_upload_once_and_follow_webhooks_to_publicly_available()
- {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    let account = w.connect("acct_happy", "open_happy").await;
-    let (clip, bytes) = w.clip("happy", (2 * MIB + MIB / 2) as usize, 1);
-    let job = w
-        .rendered_job(&account, post(PostMode::Direct, "happy-1"), clip)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failure_brings_the_message_back_after_the_store_retry() {
+    let w = world().await;
+    let good = w.live().await;
+    let account = w.connect("acct_store", "open_store").await;
+    let queued = w
+        .rendered(&good, &account, "store-1", SystemClock.now())
         .await;
-    publish_all(&w, &d, &[&job], 20).await;
+    let mut config = w.bed.wiring("http://127.0.0.1:9", None).publisher_config();
+    config.table_name = format!("{}-missing", config.table_name);
+    config.settings.store_retry = Duration::from_secs(2);
+    let deps = wiring::live(&w.bed.sdk, &config).await.unwrap();
 
-    let done = w
-        .wait_for_state(&job.id, JobState::PubliclyAvailable, 30)
-        .await;
-    let publish_id = done.publish_id.clone().expect("publish_id stored");
-    let trail = events(&w, &job).await;
-    for e in [
-        "publish_started",
-        "publish_accepted",
-        "upload_completed",
-        "status_observed",
-    ] {
-        assert!(trail.contains(&e.to_owned()), "{e} missing from {trail:?}");
-    }
-    assert!(done.post_ids.len() == 1, "{:?}", done.post_ids);
-    // Ground truth: one publish, every byte delivered intact.
-    assert_eq!(w.publishes_for_title("happy-1"), 1);
-    let upload = &w.sim.inspect()["uploads"][publish_id.as_str()];
-    assert_eq!(upload["complete"], json!(true));
-    assert_eq!(upload["sha256"], json!(sha256_hex(&bytes)));
-    assert_eq!(upload["total_chunk_count"], json!(2));
-    assert_eq!(w.sim.inspect()["chunk_violations"], json!([]));
-    w.assert_limits_kept();
+    let delivered = w
+        .bed
+        .deliver(w.queue(), WAIT, |e| handler(&deps, e, far()))
+        .await
+        .unwrap();
+    assert_eq!((delivered.messages.len(), delivered.failed().len()), (1, 1));
+    // Back after the store retry (2 s, jittered), not the queue's 30 s visibility timeout.
+    let back = w
+        .bed
+        .receive(w.queue(), 10, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(job(&good, &queued.id).await.state, JobState::PublishQueued);
+    assert_eq!(w.inits(), 0);
 }
 
-#[tokio::test]
-async fn when_a_draft_is_published_should_reach_the_creators_inbox() {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    let account = w.connect("acct_draft", "open_draft").await;
-    let (clip, bytes) = w.clip("draft", 1_500_000, 2);
-    let job = w
-        .rendered_job(&account, post(PostMode::Draft, "draft-1"), clip)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_time_for_an_init_nothing_is_sent_and_the_message_comes_back() {
+    let w = world().await;
+    let deps = w.live().await;
+    let account = w.connect("acct_late", "open_late").await;
+    let queued = w
+        .rendered(&deps, &account, "late-1", SystemClock.now())
         .await;
-    publish_all(&w, &d, &[&job], 20).await;
-    let job = w.wait_for_state(&job.id, JobState::Submitted, 30).await;
-    let posts = w.publishes("open_draft");
-    assert_eq!(posts.len(), 1, "{posts:?}");
-    assert_eq!(posts[0]["direct"], json!(false));
-    assert_eq!(posts[0]["status"], json!("SEND_TO_USER_INBOX"));
-    let publish_id = job.publish_id.unwrap();
+    let window = deps.core.settings.publish.init_window;
+
+    // Past the batch's margin: the record is not even started, and released at once.
+    let now = SystemClock.now();
+    let delivered = w
+        .bed
+        .deliver(w.queue(), WAIT, |e| handler(&deps, e, now))
+        .await
+        .unwrap();
+    assert_eq!((delivered.messages.len(), delivered.failed().len()), (1, 1));
+
+    // Started (more than the batch's margin left), but with less than the init window: the
+    // use case commits no attempt and the message comes back at once, not after the timeout.
+    let margin = reelay_aws::DEFAULT_DEADLINE_MARGIN;
+    assert!(
+        window > margin * 2,
+        "the test needs an init window longer than the margin"
+    );
+    let short = SystemClock.now().plus(margin * 2);
+    let delivered = w
+        .bed
+        .deliver(w.queue(), WAIT, |e| handler(&deps, e, short))
+        .await
+        .unwrap();
     assert_eq!(
-        w.sim.inspect()["uploads"][publish_id.as_str()]["sha256"],
-        json!(sha256_hex(&bytes))
+        (delivered.messages.len(), delivered.failed().len()),
+        (1, 1),
+        "released at once"
     );
-    assert_eq!(w.requests("VideoInit"), 0);
-    w.assert_limits_kept();
+    let back = w
+        .bed
+        .receive(w.queue(), 10, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        back.len(),
+        1,
+        "back after a second, not the visibility timeout"
+    );
+    let after = job(&deps, &queued.id).await;
+    assert_eq!(
+        (after.state, after.version),
+        (JobState::PublishQueued, queued.version)
+    );
+    assert_eq!(w.inits(), 0);
 }
 
-#[tokio::test]
-async fn when_a_message_is_redelivered_after_a_crash_should_not_init_again() {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    let account = w.connect("acct_redeliver", "open_redeliver").await;
-    let (clip, _) = w.clip("redeliver", 1_200_000, 3);
-    let job = w
-        .rendered_job(&account, post(PostMode::Direct, "redeliver-1"), clip)
-        .await;
-    // The handler ran but the batch was never acknowledged (the function died after it).
-    let (messages, _) = invoke(&w, &d, false).await;
-    assert_eq!(messages.len(), 1);
-    assert_ne!(w.job(&job.id).await.state, JobState::PublishQueued);
-    for m in &messages {
-        w.sqs
-            .change_message_visibility()
-            .queue_url(&w.publish_url)
-            .receipt_handle(m.receipt_handle().unwrap())
-            .visibility_timeout(0)
-            .send()
-            .await
-            .unwrap();
-    }
-    // The redelivery, and a duplicate enqueue on top (as a reconciler might send).
-    let dup = WorkMessage::new(
-        QueueKind::Publish,
-        job.id.clone(),
-        job.tenant_id.clone(),
-        job.account_id.clone(),
-        job.version,
-    );
-    w.queue.send(&dup, 99).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut seen = 0;
-    while seen < 2 {
-        assert!(Instant::now() < deadline, "redeliveries did not come");
-        let (messages, response) = invoke(&w, &d, true).await;
-        assert!(response.batch_item_failures.is_empty());
-        seen += messages.len();
-    }
-    assert_eq!(w.requests("VideoInit"), 1);
-    assert_eq!(w.publishes_for_title("redeliver-1"), 1);
-    w.assert_limits_kept();
-}
-
-#[tokio::test]
-async fn when_the_init_times_out_after_tiktok_accepted_should_go_unknown_never_reinit_and_resolve_by_webhook()
- {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_millis(1500));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_whose_answer_is_lost_goes_unknown_and_is_never_sent_again() {
+    let w = world().await;
+    let deps = w.live().await;
     let account = w.connect("acct_unknown", "open_unknown").await;
-    let (clip, _) = w.clip("unknown", 1_200_000, 4);
-    let job = w
-        .rendered_job(&account, post(PostMode::Direct, "unknown-1"), clip)
+    let queued = w
+        .rendered(&deps, &account, "unknown-1", SystemClock.now())
         .await;
-    w.sim.inject(FaultSpec {
+    w.bed.tiktok.as_ref().unwrap().inject(FaultSpec {
         endpoint: Endpoint::VideoInit,
-        kind: FaultKind::TimeoutAfterAccept { delay_ms: 4000 },
+        kind: FaultKind::DropAfterAccept,
         count: 1,
     });
-    publish_all(&w, &d, &[&job], 20).await;
-    let unknown = w.wait_for_state(&job.id, JobState::PublishUnknown, 5).await;
-    assert_eq!(unknown.publish_id, None);
+
+    let delivered = w
+        .bed
+        .deliver(w.queue(), WAIT, |e| handler(&deps, e, far()))
+        .await
+        .unwrap();
+    assert_eq!((delivered.messages.len(), delivered.failed().len()), (1, 0));
+    let unknown = job(&deps, &queued.id).await;
+    assert_eq!(
+        (unknown.state, unknown.publish_id.clone()),
+        (JobState::PublishUnknown, None)
+    );
     assert_eq!(
         w.publishes_for_title("unknown-1"),
         1,
         "TikTok did accept it"
     );
 
-    // A redelivered (or re-sent) message finds the job unknown and sends nothing.
+    // A re-sent message finds the job unknown and sends nothing.
     let again = WorkMessage::new(
         QueueKind::Publish,
-        job.id.clone(),
-        job.tenant_id.clone(),
-        job.account_id.clone(),
+        queued.id.clone(),
+        queued.tenant_id.clone(),
+        queued.account_id.clone(),
         unknown.version,
     );
-    w.queue.send(&again, 7).await.unwrap();
-    let (messages, response) = invoke(&w, &d, true).await;
-    assert_eq!((messages.len(), response.batch_item_failures.len()), (1, 0));
-    assert_eq!(w.requests("VideoInit"), 1);
-    assert_eq!(w.job(&job.id).await.state, JobState::PublishUnknown);
-
-    // TikTok's webhook names the publish we never heard of: the unknown outcome is resolved.
-    let publish_id = w.publishes("open_unknown")[0]["publish_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body = envelope(
-        "post.publish.complete",
-        "open_unknown",
-        json!({"publish_id": publish_id, "publish_type": "DIRECT_PUBLISH"}),
-    );
-    let (status, answer) = w
-        .post_webhook(Some(&w.signed(SystemClock.now().as_secs(), &body)), &body)
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["result"], json!("resolved:publish_complete"));
-    let resolved = w.job(&job.id).await;
-    assert_eq!(resolved.state, JobState::PublishComplete);
-    assert_eq!(resolved.publish_id.map(|p| p.to_string()), Some(publish_id));
-    assert_eq!(w.publishes_for_title("unknown-1"), 1);
-    w.assert_limits_kept();
-}
-
-#[tokio::test]
-async fn when_one_account_is_rate_limited_should_delay_only_that_account() {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    let a = w.connect("acct_rl_a", "open_rl_a").await;
-    let b = w.connect("acct_rl_b", "open_rl_b").await;
-    let (clip, _) = w.clip("rl", 1_200_000, 5);
-    // Account a goes first alone and meets the 429.
-    w.sim.inject(FaultSpec {
-        endpoint: Endpoint::VideoInit,
-        kind: FaultKind::RateLimit,
-        count: 1,
-    });
-    let a1 = w
-        .rendered_job(&a, post(PostMode::Direct, "rl-a1"), clip.clone())
-        .await;
-    publish_all(&w, &d, &[&a1], 20).await;
-    let a1 = w.job(&a1.id).await;
-    assert_eq!(a1.state, JobState::Ready);
-    assert_eq!(
-        a1.hold.map(|h| h.reason),
-        Some("rate_limit_exceeded".to_owned())
-    );
-    let blocked = w
-        .account(&a)
-        .await
-        .blocked_until
-        .expect("account a blocked");
-    assert!(blocked > SystemClock.now().plus(Duration::from_secs(50)));
-
-    // Both accounts get another job; b publishes while a's group waits.
-    let a2 = w
-        .rendered_job(&a, post(PostMode::Direct, "rl-a2"), clip.clone())
-        .await;
-    let b1 = w
-        .rendered_job(&b, post(PostMode::Direct, "rl-b1"), clip.clone())
-        .await;
-    let b2 = w
-        .rendered_job(&b, post(PostMode::Direct, "rl-b2"), clip)
-        .await;
-    publish_all(&w, &d, &[&b1, &b2], 30).await;
-    for j in [&b1, &b2] {
-        assert!(
-            w.job(&j.id).await.publish_id.is_some(),
-            "b's jobs were published"
-        );
-    }
-    assert_eq!(w.publishes("open_rl_b").len(), 2);
-    // a's message is held back by its group's delay: nothing was sent for a.
-    assert_eq!(w.job(&a2.id).await.state, JobState::PublishQueued);
-    assert_eq!(w.publishes("open_rl_a").len(), 0);
-    assert_eq!(w.requests("VideoInit"), 3, "one 429 for a, two posts for b");
-    w.assert_limits_kept();
-}
-
-#[tokio::test]
-async fn when_the_access_token_is_refused_should_refresh_once_retry_once_and_post_once() {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    let account = w.connect("acct_token", "open_token").await;
-    let before = w
-        .vault
-        .get_tokens(&w.tenant, &account)
-        .await
-        .unwrap()
-        .unwrap();
-    let (clip, _) = w.clip("token", 1_200_000, 6);
-    let job = w
-        .rendered_job(&account, post(PostMode::Direct, "token-1"), clip)
-        .await;
-    w.sim.inject(FaultSpec {
-        endpoint: Endpoint::VideoInit,
-        kind: FaultKind::Error {
-            status: 401,
-            code: "access_token_invalid".into(),
-        },
-        count: 1,
-    });
-    publish_all(&w, &d, &[&job], 20).await;
-    let job = w.job(&job.id).await;
-    assert!(
-        job.publish_id.is_some(),
-        "published after one refresh: {job:?}"
-    );
-    assert_eq!(w.requests("Token"), 1, "exactly one refresh");
-    assert_eq!(w.requests("VideoInit"), 2, "the refused init and one retry");
-    assert_eq!(w.publishes_for_title("token-1"), 1);
-    let after = w
-        .vault
-        .get_tokens(&w.tenant, &account)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_ne!(
-        after.access_token.expose_secret(),
-        before.access_token.expose_secret(),
-        "the rotated tokens were stored"
-    );
-    w.assert_limits_kept();
-}
-
-#[tokio::test]
-async fn when_the_daily_cap_is_hit_should_block_the_account_and_hold_the_job() {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    let account = w.connect("acct_cap", "open_cap").await;
-    let (clip, _) = w.clip("cap", 1_200_000, 7);
-    let job = w
-        .rendered_job(&account, post(PostMode::Direct, "cap-1"), clip.clone())
-        .await;
-    w.sim.inject(FaultSpec {
-        endpoint: Endpoint::VideoInit,
-        kind: FaultKind::Error {
-            status: 403,
-            code: "spam_risk_too_many_posts".into(),
-        },
-        count: 1,
-    });
-    publish_all(&w, &d, &[&job], 20).await;
-    let job = w.job(&job.id).await;
-    assert_eq!(job.state, JobState::Ready);
-    assert_eq!(
-        job.hold.map(|h| h.reason),
-        Some("spam_risk_too_many_posts".to_owned())
-    );
-    assert_eq!(
-        job.last_error.map(|e| e.code),
-        Some("spam_risk_too_many_posts".to_owned())
-    );
-    let blocked = w.account(&account).await.blocked_until.expect("blocked");
-    assert!(blocked > SystemClock.now().plus(Duration::from_secs(23 * 3600)));
-
-    // The next job of the account is held without asking TikTok anything.
-    let calls = (w.requests("CreatorInfo"), w.requests("VideoInit"));
-    let next = w
-        .rendered_job(&account, post(PostMode::Direct, "cap-2"), clip)
-        .await;
-    publish_all(&w, &d, &[&next], 20).await;
-    let next = w.job(&next.id).await;
-    assert_eq!(next.state, JobState::Ready);
-    assert_eq!(
-        next.hold.map(|h| h.reason),
-        Some("account_blocked".to_owned())
-    );
-    assert_eq!((w.requests("CreatorInfo"), w.requests("VideoInit")), calls);
-    assert_eq!(w.publishes("open_cap").len(), 0);
-    w.assert_limits_kept();
-}
-
-#[tokio::test]
-async fn when_the_privacy_level_is_not_among_the_creators_options_should_fail_without_init() {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    w.sim.upsert_creator(CreatorSettings {
-        open_id: "open_private".into(),
-        privacy_level_options: Some(vec!["SELF_ONLY".into()]),
-        ..CreatorSettings::default()
-    });
-    let account = w.connect("acct_private", "open_private").await;
-    let (clip, _) = w.clip("private", 1_200_000, 8);
-    let mut settings = post(PostMode::Direct, "private-1");
-    settings.privacy_level = Some(PrivacyLevel::PublicToEveryone);
-    let job = w.rendered_job(&account, settings, clip).await;
-    publish_all(&w, &d, &[&job], 20).await;
-    let job = w.job(&job.id).await;
-    assert_eq!(job.state, JobState::PublishFailed);
-    let error = job.last_error.clone().expect("error recorded");
-    assert_eq!(error.code, "preflight_failed");
-    assert!(
-        error.message.contains("post.privacyLevel"),
-        "{}",
-        error.message
-    );
-    assert_eq!(w.requests("VideoInit"), 0);
-    assert_eq!(w.publishes("open_private").len(), 0);
-    assert!(
-        !events(&w, &job)
-            .await
-            .contains(&"publish_started".to_owned())
-    );
-}
-
-/// Stores `job` as `publish_queued` with its schedule `ahead` of now, as the reconciler does.
-async fn enqueued_early(w: &World, job: &Job, ahead: Duration) -> reelay_domain::UtcTime {
-    let schedule_at = SystemClock.now().plus(ahead);
-    let mut applied = job
-        .apply(
-            &reelay_domain::Event::PublishDue,
-            SystemClock.now(),
-            &policy(),
-        )
-        .unwrap();
-    let reelay_domain::Step::Applied(ref mut a) = applied else {
-        panic!("not applied")
-    };
-    a.job.schedule_at = schedule_at;
-    w.jobs.save(a, job.version).await.unwrap();
-    schedule_at
-}
-
-#[tokio::test]
-async fn when_the_schedule_is_seconds_ahead_should_wait_in_process_and_init_at_it() {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    let account = w.connect("acct_early", "open_early").await;
-    let (clip, _) = w.clip("early", 1_200_000, 9);
-    let job = w
-        .rendered_job(&account, post(PostMode::Direct, "early-1"), clip)
-        .await;
-    // The reconciler enqueued it slightly early: the schedule is 1.5 s ahead, inside the
-    // in-process wait, so the same invocation publishes it at its time, not a redelivery later.
-    let schedule_at = enqueued_early(&w, &job, Duration::from_millis(1_500)).await;
-    let (messages, response) = invoke(&w, &d, true).await;
-    let done = SystemClock.now();
-    assert!(!messages.is_empty());
-    assert!(
-        response.batch_item_failures.is_empty(),
-        "the record waited in-process: {:?}",
-        response.batch_item_failures
-    );
-    assert!(w.job(&job.id).await.publish_id.is_some());
-    assert_eq!(w.publishes_for_title("early-1"), 1);
-    assert!(done >= schedule_at, "published before its schedule");
-    assert!(
-        done.since(schedule_at) < Duration::from_secs(2),
-        "published {:?} after its schedule",
-        done.since(schedule_at)
-    );
-}
-
-#[tokio::test]
-async fn when_the_schedule_is_further_ahead_should_delay_the_group_no_later_than_it() {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    let account = w.connect("acct_later", "open_later").await;
-    let (clip, _) = w.clip("later", 1_200_000, 19);
-    let job = w
-        .rendered_job(&account, post(PostMode::Direct, "later-1"), clip)
-        .await;
-    let schedule_at = enqueued_early(&w, &job, Duration::from_millis(4_600)).await;
-    let (messages, response) = invoke(&w, &d, true).await;
-    assert!(!messages.is_empty());
-    assert_eq!(
-        response.batch_item_failures.len(),
-        1,
-        "the record waits for its time"
-    );
-    assert_eq!(w.requests("CreatorInfo"), 0);
-    // Delayed by whole seconds, never jittered: the message is back before the schedule, and
-    // the in-process wait covers the rest.
-    let back = loop {
-        let got = receive(&w).await;
-        if !got.is_empty() {
-            break (SystemClock.now(), got);
-        }
-        assert!(
-            SystemClock.now() < schedule_at.plus(Duration::from_secs(3)),
-            "the message did not come back by its schedule"
-        );
-    };
-    assert!(
-        back.0 <= schedule_at,
-        "came back {:?} late",
-        back.0.since(schedule_at)
-    );
-    let response = publisher::function_handler(&d, sqs_event_from_received(&back.1, None)).await;
-    assert!(response.batch_item_failures.is_empty());
-    assert!(w.job(&job.id).await.publish_id.is_some());
-    assert_eq!(w.publishes_for_title("later-1"), 1);
-}
-
-#[tokio::test]
-async fn when_two_consumers_race_for_one_job_should_init_exactly_once() {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    let account = w.connect("acct_race", "open_race").await;
-    let (clip, _) = w.clip("race", 1_200_000, 10);
-    let job = w
-        .rendered_job(&account, post(PostMode::Direct, "race-1"), clip)
-        .await;
-    // Both read `publish_queued` and pass every check; only one can record the attempt.
-    let (a, b) = tokio::join!(
-        publisher::publish_job(&d, &job.id),
-        publisher::publish_job(&d, &job.id)
-    );
-    let outcomes = [a.unwrap(), b.unwrap()];
-    let accepted = outcomes
-        .iter()
-        .filter(|o| matches!(o, publisher::Outcome::Accepted { .. }))
-        .count();
-    assert_eq!(accepted, 1, "{outcomes:?}");
-    assert_eq!(w.requests("VideoInit"), 1);
-    assert_eq!(w.publishes_for_title("race-1"), 1);
-    w.assert_limits_kept();
-}
-
-#[tokio::test]
-async fn when_the_upload_fails_should_leave_the_publish_to_status_checks_and_never_reinit() {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    let account = w.connect("acct_upload", "open_upload").await;
-    let (clip, _) = w.clip("upload", 1_200_000, 11);
-    let job = w
-        .rendered_job(&account, post(PostMode::Direct, "upload-1"), clip)
-        .await;
-    w.sim.inject(FaultSpec {
-        endpoint: Endpoint::Upload,
-        kind: FaultKind::Status { status: 404 },
-        count: 1,
-    });
-    publish_all(&w, &d, &[&job], 20).await;
-    let job = w.job(&job.id).await;
-    assert_eq!(job.state, JobState::PublishProcessing);
-    assert!(job.publish_id.is_some());
-    assert_eq!(
-        job.last_error.map(|e| e.code),
-        Some("upload_failed".to_owned())
-    );
-    let trail = events(&w, &w.job(&job.id).await).await;
-    assert!(trail.contains(&"upload_failed".to_owned()), "{trail:?}");
-    assert_eq!(w.requests("VideoInit"), 1);
-    assert_eq!(w.publishes_for_title("upload-1"), 1);
-}
-
-#[tokio::test]
-async fn when_five_drafts_are_pending_should_hold_the_sixth_before_tiktok_refuses() {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    let account = w.connect("acct_drafts", "open_drafts").await;
-    let (clip, _) = w.clip("drafts", 1_100_000, 12);
-    let mut jobs = Vec::new();
-    for i in 0..6 {
-        jobs.push(
-            w.rendered_job(
-                &account,
-                post(PostMode::Draft, &format!("d{i}")),
-                clip.clone(),
-            )
-            .await,
-        );
-    }
-    let refs: Vec<&Job> = jobs.iter().collect();
-    publish_all(&w, &d, &refs, 60).await;
-    let mut held = Vec::new();
-    for j in &jobs {
-        let j = w.job(&j.id).await;
-        if j.publish_id.is_none() {
-            held.push(j);
-        }
-    }
-    assert_eq!(held.len(), 1, "exactly the sixth draft waits");
-    assert_eq!(held[0].state, JobState::Ready);
-    assert_eq!(
-        held[0].hold.as_ref().map(|h| h.reason.as_str()),
-        Some("pending_drafts_budget")
-    );
-    assert_eq!(
-        w.requests("InboxInit"),
-        5,
-        "TikTok was never asked for a sixth"
-    );
-    assert_eq!(w.publishes("open_drafts").len(), 5);
-    w.assert_limits_kept();
-}
-
-#[tokio::test]
-async fn when_the_refresh_token_is_dead_should_hold_the_job_and_mark_the_account_without_posting() {
-    let w = world(sim_config()).await;
-    let d = deps(&w, Duration::from_secs(5));
-    let account = w.connect("acct_dead", "open_dead").await;
-    // An expired access token and a refresh token TikTok no longer knows.
-    let mut tokens = w
-        .vault
-        .get_tokens(&w.tenant, &account)
-        .await
-        .unwrap()
-        .unwrap();
-    tokens.access_expires_at = SystemClock.now().minus(Duration::from_secs(60));
-    tokens.refresh_token = SecretString::from("rft.revoked-long-ago".to_owned());
-    w.vault
-        .put_tokens(&w.tenant, &account, &tokens)
+    w.bed.queue().send(&again, "again").await.unwrap();
+    let delivered = w
+        .bed
+        .deliver(w.queue(), WAIT, |e| handler(&deps, e, far()))
         .await
         .unwrap();
-    let (clip, _) = w.clip("dead", 1_200_000, 13);
-    let job = w
-        .rendered_job(&account, post(PostMode::Direct, "dead-1"), clip)
-        .await;
-    publish_all(&w, &d, &[&job], 20).await;
-    let job = w.job(&job.id).await;
-    assert_eq!(job.state, JobState::Ready);
-    assert_eq!(job.hold.map(|h| h.reason), Some("needs_reauth".to_owned()));
-    assert_eq!(
-        w.account(&account).await.health,
-        reelay_domain::account::AccountHealth::NeedsReauth
-    );
-    assert_eq!(w.requests("Token"), 1);
-    assert_eq!((w.requests("CreatorInfo"), w.requests("VideoInit")), (0, 0));
+    assert_eq!((delivered.messages.len(), delivered.failed().len()), (1, 0));
+    assert_eq!(w.inits(), 1);
+    assert_eq!(job(&deps, &queued.id).await.state, JobState::PublishUnknown);
 }
