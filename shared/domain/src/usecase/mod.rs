@@ -92,7 +92,7 @@ impl<P: Ports> Core<P> {
 
     /// Loads the job and offers it `event`; see [`Core::advance_loaded`].
     pub async fn advance(&self, id: &JobId, event: &Event) -> Result<Advance, StoreError> {
-        match self.ports.jobs().get(id).await? {
+        match Box::pin(self.ports.jobs().get(id)).await? {
             Some(job) => self.advance_loaded(job, event).await,
             None => Ok(Advance::NotFound),
         }
@@ -104,13 +104,13 @@ impl<P: Ports> Core<P> {
         let jobs = self.ports.jobs();
         for _ in 0..MAX_RACES {
             let now = self.ports.clock().now();
+            // The store's futures are large (an SDK transaction); boxed, they do not grow every
+            // use case's future and stack frame that awaits a transition.
             let written = match job.apply(event, now, &self.settings.policy) {
-                Ok(Step::Applied(applied)) => jobs
-                    .save(&applied, job.version)
+                Ok(Step::Applied(applied)) => Box::pin(jobs.save(&applied, job.version))
                     .await
                     .map(|()| Advance::Moved(applied)),
-                Ok(Step::Rescheduled(next)) => jobs
-                    .reschedule(&next.job)
+                Ok(Step::Rescheduled(next)) => Box::pin(jobs.reschedule(&next.job))
                     .await
                     .map(|()| Advance::Rescheduled(next)),
                 Ok(Step::Absorbed) => return Ok(Advance::Absorbed(Box::new(job))),
@@ -119,13 +119,15 @@ impl<P: Ports> Core<P> {
             match written {
                 Ok(advance) => {
                     match &advance {
-                        Advance::Moved(a) => self.send_effects(&a.job, &a.effects).await,
-                        Advance::Rescheduled(r) => self.send_effects(&r.job, &r.effects).await,
+                        Advance::Moved(a) => Box::pin(self.send_effects(&a.job, &a.effects)).await,
+                        Advance::Rescheduled(r) => {
+                            Box::pin(self.send_effects(&r.job, &r.effects)).await;
+                        }
                         _ => {}
                     }
                     return Ok(advance);
                 }
-                Err(StoreError::Conflict) => match jobs.get(&job.id).await? {
+                Err(StoreError::Conflict) => match Box::pin(jobs.get(&job.id)).await? {
                     Some(current) => job = current,
                     None => return Ok(Advance::NotFound),
                 },
@@ -152,11 +154,8 @@ impl<P: Ports> Core<P> {
                 job.version,
             );
             let nonce = job.next_check.map_or(0, |c| c.at.as_millis());
-            if let Err(e) = self
-                .ports
-                .queue()
-                .send(&message, &message.dedup_id(nonce))
-                .await
+            if let Err(e) =
+                Box::pin(self.ports.queue().send(&message, &message.dedup_id(nonce))).await
             {
                 tracing::warn!(job_id = %job.id, account_id = %job.account_id, error.message = %e,
                     "enqueue failed; the reconciler will enqueue the job at its next check");

@@ -72,6 +72,16 @@ impl<P: Ports> Core<P> {
         account: &AccountId,
         rejected: Option<&SecretString>,
     ) -> Result<SecretString, TokenError> {
+        // Boxed: the vault's and the lock's futures are large, and several use cases await this.
+        Box::pin(self.fresh_token_inner(tenant, account, rejected)).await
+    }
+
+    async fn fresh_token_inner(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        rejected: Option<&SecretString>,
+    ) -> Result<SecretString, TokenError> {
         let (clock, vault, locks) = (self.ports.clock(), self.ports.vault(), self.ports.locks());
         let cfg = self.settings.tokens;
         let owner = format!("{:032x}", clock.random_u128());

@@ -103,16 +103,17 @@ impl<P: Ports> Core<P> {
         let Some(job) = job.filter(|j| j.state == JobState::PublishQueued) else {
             return Ok(PublishOutcome::Stale);
         };
-        let prepared = match self.preflight(job, deadline).await? {
+        // Each step boxed: one step's state is on the heap while it runs, not all four at once.
+        let prepared = match Box::pin(self.preflight(job, deadline)).await? {
             Step::Go(p) => p,
             Step::Done(outcome) => return Ok(outcome),
         };
-        let attempt = match self.commit(prepared, deadline).await? {
+        let attempt = match Box::pin(self.commit(prepared, deadline)).await? {
             Step::Go(a) => a,
             Step::Done(outcome) => return Ok(outcome),
         };
-        let answer = self.send(&attempt).await;
-        Ok(self.record(attempt, answer, deadline).await)
+        let answer = Box::pin(self.send(&attempt)).await;
+        Ok(Box::pin(self.record(attempt, answer, deadline)).await)
     }
 
     /// A store failure before the commit: nothing happened yet, so the message is simply
