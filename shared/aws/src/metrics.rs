@@ -29,15 +29,25 @@ pub fn metric_line(function: &str, name: &str, value: u64, timestamp_ms: i64) ->
     line
 }
 
+/// Where metric lines go: stdout on Lambda (CloudWatch reads them there). A local runner that
+/// draws its own display on the terminal sends them to its log file instead ([`set_sink`]).
+static SINK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Sends every metric line of this process to `sink` (set once, before the first metric).
+pub fn set_sink(sink: fn(&str)) {
+    let _ = SINK.set(sink);
+}
+
 /// Prints `value` counts of `name` for `function` now (nothing for a zero count).
 pub fn emit(function: &str, name: &str, value: u64) {
     if value == 0 {
         return;
     }
-    println!(
-        "{}",
-        metric_line(function, name, value, SystemClock.now().as_millis())
-    );
+    let line = metric_line(function, name, value, SystemClock.now().as_millis()).to_string();
+    match SINK.get() {
+        Some(sink) => sink(&line),
+        None => println!("{line}"),
+    }
 }
 
 #[cfg(test)]

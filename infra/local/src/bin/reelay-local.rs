@@ -81,6 +81,8 @@ fn secret_env(name: &str) -> Option<SecretString> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logs(&args.log_file)?;
+    // The terminal is the progress display: metric lines go to the log file with the rest.
+    reelay_aws::metrics::set_sink(|line| tracing::info!(target: "metrics", "{line}"));
     let serve = args.serve || args.no_demo;
     let port = args.port.unwrap_or(if serve { 3000 } else { 0 });
 
