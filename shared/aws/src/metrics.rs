@@ -10,17 +10,33 @@ use crate::SystemClock;
 /// The namespace every Reelay metric is published under.
 pub const NAMESPACE: &str = "Reelay";
 
-/// The EMF document for `value` counts of `name`, emitted by `function` at `timestamp_ms`.
-pub fn metric_line(function: &str, name: &str, value: u64, timestamp_ms: i64) -> Value {
+/// The dimension sets every count is published under: per stage (what an alarm watches) and per
+/// stage and function (where to look). An alarm must name one of these sets exactly, or it
+/// watches a metric that never arrives (`infra/template/tests/alarms.rs` holds the template to it).
+pub const DIMENSION_SETS: [&[&str]; 2] = [&["Stage"], &["Stage", "Function"]];
+
+/// The metrics the functions count.
+pub const METRICS: [&str; 3] = ["PublishAccepted", "PublishRejected", "PublishUnknown"];
+
+/// The EMF document for `value` counts of `name`, emitted by `function` of `stage` at
+/// `timestamp_ms`.
+pub fn metric_line(
+    stage: &str,
+    function: &str,
+    name: &str,
+    value: u64,
+    timestamp_ms: i64,
+) -> Value {
     let mut line = json!({
         "_aws": {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Function"]],
+                "Dimensions": DIMENSION_SETS,
                 "Metrics": [{"Name": name, "Unit": "Count"}],
             }],
         },
+        "Stage": stage,
         "Function": function,
     });
     if let Some(map) = line.as_object_mut() {
@@ -43,7 +59,9 @@ pub fn emit(function: &str, name: &str, value: u64) {
     if value == 0 {
         return;
     }
-    let line = metric_line(function, name, value, SystemClock.now().as_millis()).to_string();
+    static STAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let stage = STAGE.get_or_init(|| std::env::var("STAGE").unwrap_or_else(|_| "local".into()));
+    let line = metric_line(stage, function, name, value, SystemClock.now().as_millis()).to_string();
     match SINK.get() {
         Some(sink) => sink(&line),
         None => println!("{line}"),
@@ -56,13 +74,20 @@ mod tests {
 
     #[test]
     fn a_count_is_a_document_cloudwatch_can_read() {
-        let line = metric_line("publisher", "PublishUnknown", 2, 1_780_000_000_000);
+        let line = metric_line("prod", "publisher", "PublishUnknown", 2, 1_780_000_000_000);
         let spec = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(spec["Namespace"], "Reelay");
         assert_eq!(spec["Metrics"][0]["Name"], "PublishUnknown");
         assert_eq!(spec["Metrics"][0]["Unit"], "Count");
         // Every dimension and metric named in the spec must be a member of the document.
-        assert_eq!(spec["Dimensions"][0][0], "Function");
+        assert_eq!(spec["Dimensions"][0][0], "Stage");
+        assert_eq!(spec["Dimensions"][1][1], "Function");
+        for set in DIMENSION_SETS {
+            for d in set {
+                assert!(line.get(*d).is_some_and(Value::is_string), "{d}");
+            }
+        }
+        assert_eq!(line["Stage"], "prod");
         assert_eq!(line["Function"], "publisher");
         assert_eq!(line["PublishUnknown"], 2);
         assert_eq!(line["_aws"]["Timestamp"], 1_780_000_000_000_i64);
