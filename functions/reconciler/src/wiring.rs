@@ -6,7 +6,7 @@ use aws_config::SdkConfig;
 use reelay_aws::{DynamoStore, SecretCache, SecretsManagerTokenVault, SqsWorkQueue, SystemClock};
 use reelay_domain::ports::{Adapters, SecretError};
 use reelay_domain::usecase::Core;
-use reelay_ssemble::{ApiError, RetryPolicy, SsembleClient, SsembleConfig};
+use reelay_ssemble::{ApiError, SsembleClient};
 use reelay_tiktok::{TikTokClient, TikTokConfig, TikTokError, TikTokPort};
 use thiserror::Error;
 
@@ -40,13 +40,9 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
     let secrets = SecretCache::from_sdk(sdk, Duration::from_secs(300));
     let key = secrets.ssemble(&config.ssemble_secret_id).await?.api_key;
     let app = secrets.tiktok_app(&config.tiktok_app_secret_id).await?;
-    // No retries inside the client: every call is charged to the budget before it is made.
-    let ssemble = SsembleClient::new(SsembleConfig {
-        retry: RetryPolicy::none(),
-        request_timeout: SSEMBLE_TIMEOUT,
-        ..SsembleConfig::new(key.clone()).with_base_url(&config.ssemble_api_base_url)
-    })
-    .map_err(|e| WiringError::Ssemble(Box::new(e)))?;
+    let ssemble =
+        reelay_ssemble::budgeted_client(&key, &config.ssemble_api_base_url, SSEMBLE_TIMEOUT)
+            .map_err(|e| WiringError::Ssemble(Box::new(e)))?;
     let mut tiktok = TikTokConfig::new(app.client_key, app.client_secret, String::new());
     tiktok.api_base_url.clone_from(&config.tiktok_api_base_url);
     let mut settings = config.settings.clone();

@@ -7,7 +7,7 @@ use reelay_aws::{DynamoStore, FifoBatchProcessor, SecretCache, SqsWorkQueue, Sys
 use reelay_domain::ports::{Adapters, SecretError};
 use reelay_domain::upstream::Unwired;
 use reelay_domain::usecase::Core;
-use reelay_ssemble::{ApiError, RetryPolicy, SsembleClient, SsembleConfig};
+use reelay_ssemble::{ApiError, SsembleClient};
 use thiserror::Error;
 
 use crate::Deps;
@@ -34,13 +34,9 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
         .ssemble(&config.ssemble_secret_id)
         .await?
         .api_key;
-    // No retries inside the client: every call is charged to the budget before it is made.
-    let ssemble = SsembleClient::new(SsembleConfig {
-        retry: RetryPolicy::none(),
-        request_timeout: SSEMBLE_TIMEOUT,
-        ..SsembleConfig::new(key.clone()).with_base_url(&config.ssemble_api_base_url)
-    })
-    .map_err(|e| WiringError::Ssemble(Box::new(e)))?;
+    let ssemble =
+        reelay_ssemble::budgeted_client(&key, &config.ssemble_api_base_url, SSEMBLE_TIMEOUT)
+            .map_err(|e| WiringError::Ssemble(Box::new(e)))?;
     let mut settings = config.settings.clone();
     settings.render.ssemble_scope = reelay_ssemble::budget_scope(&key);
     let sqs = aws_sdk_sqs::Client::new(sdk);

@@ -24,7 +24,10 @@ pub use config::{
 };
 pub use error::{ApiError, BackoffHint, Endpoint, ErrorClass, ErrorCode, RetryWait, WaitSource};
 pub use model::*;
-pub use port::{AMBIGUOUS_CODE, INVALID_OPTION_CODE, budget_scope, create_request, upstream_error};
+pub use port::{
+    AMBIGUOUS_CODE, INVALID_OPTION_CODE, budget_scope, budgeted_client, create_request,
+    upstream_error,
+};
 pub use rate_limit::RateLimitInfo;
 pub use recovery::{CreateOutcome, FindCriteria, FindOutcome};
 pub use webhook::{WebhookEvent, WebhookParseError, WebhookShort, parse_webhook};

@@ -278,6 +278,21 @@ fn progress(status: RequestStatus, failure_reason: Option<String>) -> RenderProg
     }
 }
 
+/// The client every function wires for the domain: no retries inside (each call is charged to the
+/// key's budget before it is made, so a retry would spend what was not taken), each request cut
+/// off after `timeout`.
+pub fn budgeted_client(
+    api_key: &SecretString,
+    base_url: &str,
+    timeout: Duration,
+) -> Result<SsembleClient, ApiError> {
+    SsembleClient::new(crate::SsembleConfig {
+        retry: crate::RetryPolicy::none(),
+        request_timeout: timeout,
+        ..crate::SsembleConfig::new(api_key.clone()).with_base_url(base_url)
+    })
+}
+
 /// A stable, non-secret name for the API key's budget: `ssemble:` + 16 hex digits of its
 /// SHA-256. Every function that calls Ssemble with this key must charge the same scope.
 pub fn budget_scope(api_key: &SecretString) -> String {
