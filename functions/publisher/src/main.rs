@@ -1,15 +1,24 @@
-//! Cold-start wiring only: tracing, configuration and clients (once), then the runtime.
+//! Cold start: tracing, configuration, clients once, then the runtime loop.
+
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use publisher::{function_handler, live_deps};
+use publisher::config::Config;
+use publisher::{handler, wiring};
+use reelay_domain::UtcTime;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let deps = live_deps().await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        let deps = &deps;
-        async move { Ok::<_, Error>(function_handler(deps, event.payload).await) }
+    let config = Config::from_env().inspect_err(
+        |e| tracing::error!(error.message = %e, "cold start: configuration incomplete"),
+    )?;
+    let sdk = reelay_aws::load_sdk_config().await;
+    let deps = wiring::live(&sdk, &config).await?;
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let deadline =
+            UtcTime::from_millis(i64::try_from(event.context.deadline).unwrap_or(i64::MAX));
+        Ok::<_, Error>(handler(deps, event.payload, deadline).await)
     }))
     .await
 }

@@ -1,266 +1,309 @@
-//! The render submitter against real parts: MiniStack through the SDK (resources from
-//! template.yaml under a random suffix) and ssemble-sim over real HTTP.
+//! The render submitter as Lambda runs it: real render-queue messages through `handler`, the
+//! function's own `wiring::live` against the local AWS endpoint (template.yaml's resources) and
+//! ssemble-sim over HTTP. What a submission decides is the domain's (reelay-testkit's suites);
+//! these prove the adapter: decoding, the batch answer, store failures and the deadline.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Setup, world};
 use reelay_aws::SystemClock;
-use reelay_domain::budget::{Limits, Window};
-use reelay_domain::job::ClipChoice;
-use reelay_domain::ports::Clock;
-use reelay_domain::{JobState, UtcTime};
-use ssemble_sim::{ApiEndpoint, FaultKind, FaultSpec, SimConfig, StormSpec, Tier};
+use reelay_domain::job::{MediaSource, RenderRequest};
+use reelay_domain::messages::{QueueKind, WorkMessage};
+use reelay_domain::ports::{Clock, JobStore, Ports, WorkQueue};
+use reelay_domain::usecase::Core;
+use reelay_domain::{AccountId, Job, JobId, JobSource, JobState, PostMode, RequestId, TenantId};
+use reelay_local::{ShiftedClock, StackOptions, Testbed, with_clock};
+use render_submitter::{handler, wiring};
+use ssemble_sim::{ApiEndpoint, FaultKind, FaultSpec};
 
+/// Ssemble is told to call back here; nothing listens (these tests never need the webhook).
 const NO_WEBHOOKS: &str = "http://127.0.0.1:9";
+const WAIT: Duration = Duration::from_secs(2);
 
-/// Reelay's windows on the simulator's clock (one virtual hour per real minute).
-fn scaled() -> Limits {
-    Limits::default().time_scaled(60.0)
+async fn testbed() -> Testbed {
+    let mut options = StackOptions::for_tests();
+    options.ssemble_sim.seed = 7;
+    Testbed::start(&options)
+        .await
+        .expect("testbed: start the local endpoint (infra/scripts/aws-emulator.sh start)")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_a_job_is_received_should_create_once_and_persist_the_request_id() {
-    let w = world(Setup::default()).await;
-    let deps = w.submitter(NO_WEBHOOKS, scaled());
-    let source = w.source("happy");
-    let job = w.ingest("acct_1", &source, ClipChoice::TopViralScore).await;
+/// An invocation with plenty of time left, on `clock` (the one the batch processor reads).
+fn far_on(clock: &impl Clock) -> reelay_domain::UtcTime {
+    clock.now().plus(Duration::from_secs(30))
+}
 
-    w.drain_render(&deps, 1).await;
+fn far() -> reelay_domain::UtcTime {
+    far_on(&SystemClock)
+}
 
-    let job = w.job(&job.id).await;
-    assert_eq!(job.state, JobState::Rendering);
-    assert_eq!(
-        job.request_id,
-        w.sim_request_for(&source),
-        "requestId persisted"
+/// A unique source per job, so the simulator's creates-per-source counts one job.
+fn source(tag: &str) -> String {
+    format!(
+        "https://cdn.example.com/{tag}/{}.mp4",
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Stores a received job and enqueues its render message, as the client API does.
+async fn received<P: Ports>(core: &Core<P>, account: &str, source: &str) -> Job {
+    let now = core.ports.clock().now();
+    let created = Job::create(
+        JobId::generate(now, uuid::Uuid::new_v4().as_u128()),
+        TenantId::parse("tenant_a").unwrap(),
+        AccountId::parse(account).unwrap(),
+        JobSource::Render(RenderRequest {
+            media: MediaSource::FileUrl(source.to_owned()),
+            start: 0.0,
+            end: 600.0,
+            options: Default::default(),
+        }),
+        reelay_testkit::sample::post(PostMode::Direct),
+        now,
+        None,
+        now,
+        &core.settings.policy,
     );
-    assert!(job.request_id.is_some());
-    assert_eq!(job.render_attempts, 1);
-    assert_eq!(job.webhook_token_hashes.len(), 1);
-    assert_eq!(job.webhook_token_hashes[0].len(), 64);
-    assert_eq!(w.creates_for(&source), 1);
+    core.ports.jobs().create(&created, None).await.unwrap();
+    core.send_effects(&created.job, &created.effects).await;
+    created.job
+}
 
-    // A stale copy of the message (the job is past received) is acknowledged and changes nothing.
-    w.enqueue_render_check(&job, 77).await;
-    w.drain_render(&deps, 1).await;
-    let again = w.job(&job.id).await;
-    assert_eq!(again.version, job.version);
-    assert_eq!(w.creates_for(&source), 1);
-    w.assert_no_limit_violations();
+async fn job<P: Ports>(core: &Core<P>, id: &JobId) -> Job {
+    core.ports
+        .jobs()
+        .get(id)
+        .await
+        .unwrap()
+        .expect("job exists")
+}
+
+fn creates_for(bed: &Testbed, source: &str) -> u32 {
+    let sim = bed.ssemble.as_ref().unwrap().inspect();
+    sim.creates_per_source.get(source).copied().unwrap_or(0)
+}
+
+fn sim_request_for(bed: &Testbed, source: &str) -> Option<RequestId> {
+    let sim = bed.ssemble.as_ref().unwrap().inspect();
+    let found = sim.requests.iter().find(|r| r.source == source);
+    found.map(|r| RequestId::parse(r.request_id.clone()).unwrap())
+}
+
+/// Another render message for the job, as the reconciler sends one at its next check.
+async fn resend(bed: &Testbed, job: &Job, nonce: &str) {
+    let message = WorkMessage::new(
+        QueueKind::Render,
+        job.id.clone(),
+        job.tenant_id.clone(),
+        job.account_id.clone(),
+        job.version,
+    );
+    bed.queue().send(&message, nonce).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_ssemble_answers_429_should_hold_the_job_until_the_announced_time() {
-    let w = world(Setup::default()).await;
-    let deps = w.submitter(NO_WEBHOOKS, scaled());
-    w.sim.storm(StormSpec {
-        endpoint: Some(ApiEndpoint::Create),
-        count: 1,
-        retry_after_secs: 37,
-        retry_after_header: true,
-        details_retry_after: true,
-        details_reset_at: true,
-        reset_header: true,
-    });
-    let source = w.source("storm");
-    let job = w.ingest("acct_1", &source, ClipChoice::TopViralScore).await;
-    let before = SystemClock.now();
+async fn a_received_job_is_created_once_and_a_stale_copy_changes_nothing() {
+    let bed = testbed().await;
+    let config = bed.wiring(NO_WEBHOOKS, None).render_submitter_config();
+    let deps = wiring::live(&bed.sdk, &config).await.unwrap();
+    let src = source("happy");
+    let created = received(&deps.core, "acct_1", &src).await;
 
-    w.drain_render(&deps, 1).await;
+    let queue = &bed.resources.render_queue_url;
+    let delivered = bed
+        .deliver(queue, WAIT, |e| handler(&deps, e, far()))
+        .await
+        .unwrap();
+    assert_eq!(delivered.messages.len(), 1);
+    assert!(delivered.failed().is_empty(), "{:?}", delivered.response);
 
-    let job = w.job(&job.id).await;
-    assert_eq!(job.state, JobState::Received);
-    assert_eq!(job.request_id, None);
-    let hold = job.hold.clone().expect("held");
-    assert_eq!(hold.reason, "rate_limit_exceeded");
-    let until = hold.until.expect("with a retry time");
-    let lo = before.plus(Duration::from_secs(35));
-    let hi = SystemClock.now().plus(Duration::from_secs(39));
+    let rendering = job(&deps.core, &created.id).await;
+    assert_eq!(rendering.state, JobState::Rendering);
+    assert_eq!(rendering.request_id, sim_request_for(&bed, &src));
+    assert!(rendering.request_id.is_some(), "requestId persisted");
+    assert_eq!(rendering.webhook_token_hashes.len(), 1);
+    assert_eq!(creates_for(&bed, &src), 1);
+    // The budget was taken before the call: Ssemble's limiter never had to refuse.
+    let sim = bed.ssemble.as_ref().unwrap().inspect();
     assert!(
-        until >= lo && until <= hi,
-        "retry at {until}, wanted about now + 37 s"
+        sim.limit_violations.is_empty(),
+        "{:?}",
+        sim.limit_violations
     );
-    assert_eq!(job.next_check.map(|c| c.at), Some(until));
-    assert_eq!(
-        job.last_error.as_ref().map(|e| e.code.as_str()),
-        Some("rate_limit_exceeded")
-    );
-    assert_eq!(w.creates_for(&source), 0);
 
-    // Before the hold ends, another delivery does nothing.
-    w.enqueue_render_check(&job, 78).await;
-    w.drain_render(&deps, 1).await;
-    assert_eq!(w.job(&job.id).await.version, job.version);
-    assert_eq!(w.sim.inspect().storm_429s, 1);
-    w.assert_no_limit_violations();
+    // A stale copy (the job is past received) is acknowledged and changes nothing.
+    resend(&bed, &rendering, "stale-copy").await;
+    let delivered = bed
+        .deliver(queue, WAIT, |e| handler(&deps, e, far()))
+        .await
+        .unwrap();
+    assert_eq!((delivered.messages.len(), delivered.failed().len()), (1, 0));
+    assert_eq!(
+        job(&deps.core, &created.id).await.version,
+        rendering.version
+    );
+    assert_eq!(creates_for(&bed, &src), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_a_create_outcome_is_unknown_should_look_first_next_time_and_create_only_once() {
-    // Simulator time runs at real speed here, so its createdAt and our clock agree.
-    let w = world(Setup {
-        sim: SimConfig {
-            time_scale: 1.0,
-            withhold_real_secs: 4.0,
-            ..SimConfig::default()
-        },
-        request_timeout: Duration::from_secs(1),
-    })
-    .await;
-    let deps = w.submitter(NO_WEBHOOKS, Limits::default());
-    w.sim.inject_fault(FaultSpec {
+async fn an_unknown_create_is_looked_up_at_the_next_check_and_never_created_twice() {
+    let bed = testbed().await;
+    let config = bed.wiring(NO_WEBHOOKS, None).render_submitter_config();
+    let lease = config.settings.policy.render_submit_lease;
+    let clock = ShiftedClock::default();
+    let deps = wiring::live(&bed.sdk, &config)
+        .await
+        .unwrap()
+        .map_ports(|p| with_clock(p, clock.clone()));
+    let sim = bed.ssemble.as_ref().unwrap();
+    sim.inject_fault(FaultSpec {
         endpoint: Some(ApiEndpoint::Create),
-        kind: FaultKind::TimeoutAfterAccept,
+        kind: FaultKind::DropAfterAccept,
         count: 1,
         status: None,
     });
-    let source = w.source("unknown");
-    let job = w.ingest("acct_1", &source, ClipChoice::TopViralScore).await;
+    let src = source("unknown");
+    let created = received(&deps.core, "acct_1", &src).await;
+    let queue = &bed.resources.render_queue_url;
 
-    w.drain_render(&deps, 1).await;
-
-    let first = w.job(&job.id).await;
-    assert_eq!(first.state, JobState::Received, "left in received");
-    assert_eq!(first.request_id, None);
-    assert_eq!(first.render_attempts, 1);
-    assert_eq!(w.creates_for(&source), 1, "the create did land at Ssemble");
-
-    // A delivery before the attempt's lease ends must not start a second create.
-    w.enqueue_render_check(&first, 80).await;
-    w.drain_render(&deps, 1).await;
-    assert_eq!(w.job(&job.id).await.version, first.version);
-
-    // The job's next check: the submitter looks first and finds the request.
-    tokio::time::sleep(Duration::from_millis(1700)).await;
-    w.enqueue_render_check(&first, 81).await;
-    w.drain_render(&deps, 1).await;
-
-    let job = w.job(&job.id).await;
-    assert_eq!(job.state, JobState::Rendering);
-    assert_eq!(job.request_id, w.sim_request_for(&source));
-    assert_eq!(job.render_attempts, 2);
-    assert_eq!(w.creates_for(&source), 1, "exactly one create for the job");
-    assert_eq!(
-        w.sim.inspect().credits_spent(&w.key_raw),
-        1,
-        "exactly one credit"
+    let delivered = bed
+        .deliver(queue, WAIT, |e| handler(&deps, e, far_on(&clock)))
+        .await
+        .unwrap();
+    assert!(
+        delivered.failed().is_empty(),
+        "an unknown outcome is the job's, not the queue's"
     );
-    let calls = w.calls_by_endpoint();
-    assert_eq!(calls.get("Create"), Some(&1), "{calls:?}");
-    assert!(calls.get("List").is_some_and(|n| *n >= 1), "{calls:?}");
-    w.assert_no_limit_violations();
+    let first = job(&deps.core, &created.id).await;
+    assert_eq!(
+        (first.state, first.request_id.clone()),
+        (JobState::Received, None)
+    );
+    assert_eq!(creates_for(&bed, &src), 1, "the create did land at Ssemble");
+
+    // A delivery inside the attempt's lease starts nothing.
+    resend(&bed, &first, "inside-lease").await;
+    bed.deliver(queue, WAIT, |e| handler(&deps, e, far_on(&clock)))
+        .await
+        .unwrap();
+    assert_eq!(job(&deps.core, &created.id).await.version, first.version);
+
+    // The job's next check, past the lease: the submitter looks first and finds the request.
+    clock.advance(lease + Duration::from_secs(1));
+    resend(&bed, &first, "next-check").await;
+    let delivered = bed
+        .deliver(queue, WAIT, |e| handler(&deps, e, far_on(&clock)))
+        .await
+        .unwrap();
+    assert_eq!((delivered.messages.len(), delivered.failed().len()), (1, 0));
+    let found = job(&deps.core, &created.id).await;
+    assert_eq!(found.state, JobState::Rendering);
+    assert_eq!(found.request_id, sim_request_for(&bed, &src));
+    assert_eq!(creates_for(&bed, &src), 1, "exactly one create for the job");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_the_hourly_budget_is_spent_should_hold_the_rest_and_never_exceed_ssemble_limits() {
-    let w = world(Setup {
-        sim: SimConfig {
-            time_scale: 1.0,
-            tier: Tier {
-                per_hour: 3,
-                per_day: 1000,
-            },
-            ..SimConfig::default()
-        },
-        request_timeout: Duration::from_secs(10),
-    })
-    .await;
-    let limits = Limits {
-        ssemble_hourly: Window::new(3, Duration::from_secs(3600)),
-        ..Limits::default()
-    };
-    let deps = w.submitter(NO_WEBHOOKS, limits);
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let job = w
-            .ingest(
-                &format!("acct_{i}"),
-                &w.source("budget"),
-                ClipChoice::TopViralScore,
-            )
-            .await;
-        ids.push(job.id);
-    }
-
-    w.drain_render(&deps, 5).await;
-
-    let now = SystemClock.now();
-    let mut rendering = 0;
-    let mut held = 0;
-    for id in &ids {
-        let job = w.job(id).await;
-        match job.state {
-            JobState::Rendering => rendering += 1,
-            JobState::Received => {
-                let hold = job.hold.expect("held with a reason");
-                assert_eq!(hold.reason, "ssemble_budget:ssemble_hourly");
-                assert!(hold.until.is_some_and(|u: UtcTime| u > now));
-                assert_eq!(job.render_attempts, 0, "no attempt recorded without budget");
-                held += 1;
-            }
-            other => panic!("unexpected state {other}"),
-        }
-    }
-    assert_eq!((rendering, held), (3, 2));
-    let inspection = w.sim.inspect();
-    assert_eq!(inspection.creates_per_source.values().sum::<u32>(), 3);
-    w.assert_no_limit_violations();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_a_message_is_undecodable_should_fail_it_for_the_dlq() {
-    let w = world(Setup::default()).await;
-    let deps = w.submitter(NO_WEBHOOKS, scaled());
-    w.sqs
+async fn undecodable_and_misrouted_messages_are_failed_for_the_dlq() {
+    let bed = testbed().await;
+    let config = bed.wiring(NO_WEBHOOKS, None).render_submitter_config();
+    let deps = wiring::live(&bed.sdk, &config).await.unwrap();
+    let queue = &bed.resources.render_queue_url;
+    bed.sqs()
         .send_message()
-        .queue_url(&w.render_url)
-        .message_group_id("tenant_a:acct_1")
-        .message_deduplication_id("poison-1")
-        .message_body("not a work message")
+        .queue_url(queue)
+        .message_body("{not json")
+        .message_group_id("tenant_a:acct_poison")
+        .message_deduplication_id("poison")
         .send()
         .await
         .unwrap();
-    let (n, response) = w.deliver_render(&deps).await;
-    assert_eq!(n, 1);
-    assert_eq!(response.batch_item_failures.len(), 1);
-    assert!(
-        w.sim.inspect().calls.is_empty(),
-        "no Ssemble call for poison"
+    let delivered = bed
+        .deliver(queue, WAIT, |e| handler(&deps, e, far()))
+        .await
+        .unwrap();
+    assert_eq!(delivered.messages.len(), 1);
+    assert_eq!(
+        delivered.failed().len(),
+        1,
+        "poison is reported, never dropped"
     );
+
+    // A publish message on the render queue is not this function's: failed, not acknowledged.
+    let misrouted = WorkMessage::new(
+        QueueKind::Publish,
+        JobId::generate(SystemClock.now(), 7),
+        TenantId::parse("tenant_a").unwrap(),
+        AccountId::parse("acct_misrouted").unwrap(),
+        1,
+    );
+    bed.sqs()
+        .send_message()
+        .queue_url(queue)
+        .message_body(serde_json::to_string(&misrouted).unwrap())
+        .message_group_id(misrouted.group_id())
+        .message_deduplication_id("misrouted")
+        .send()
+        .await
+        .unwrap();
+    let delivered = bed
+        .deliver(queue, WAIT, |e| handler(&deps, e, far()))
+        .await
+        .unwrap();
+    assert_eq!((delivered.messages.len(), delivered.failed().len()), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_ssemble_refuses_should_fail_a_bad_source_and_park_an_account_problem() {
-    let w = world(Setup::default()).await;
-    let deps = w.submitter(NO_WEBHOOKS, scaled());
-    // A definite, permanent refusal: the job fails with Ssemble's code.
-    let too_long = w.source("too_long");
-    let bad = w
-        .ingest("acct_1", &too_long, ClipChoice::TopViralScore)
-        .await;
-    w.drain_render(&deps, 1).await;
-    let bad = w.job(&bad.id).await;
-    assert_eq!(bad.state, JobState::RenderFailed);
-    assert_eq!(
-        bad.last_error.as_ref().map(|e| e.code.as_str()),
-        Some("video_too_long")
-    );
-    assert_eq!(w.creates_for(&too_long), 0);
+async fn a_store_failure_brings_the_message_back_after_the_store_retry() {
+    let bed = testbed().await;
+    let mut config = bed.wiring(NO_WEBHOOKS, None).render_submitter_config();
+    let good = wiring::live(&bed.sdk, &config).await.unwrap();
+    let created = received(&good.core, "acct_1", &source("store")).await;
+    // The table is gone (as far as this function can tell): every read fails.
+    config.table_name = format!("{}-missing", config.table_name);
+    config.settings.store_retry = Duration::from_secs(2);
+    let deps = wiring::live(&bed.sdk, &config).await.unwrap();
+    let queue = &bed.resources.render_queue_url;
 
-    // No credits is the operator's problem, not the job's: parked visibly, not failed.
-    w.sim.set_credits(&w.key_raw, 0);
-    let parked = w
-        .ingest("acct_2", &w.source("nocredit"), ClipChoice::TopViralScore)
-        .await;
-    w.drain_render(&deps, 1).await;
-    let parked = w.job(&parked.id).await;
-    assert_eq!(parked.state, JobState::Received);
-    let hold = parked.hold.expect("held");
-    assert_eq!(hold.reason, "insufficient_credits");
-    assert!(hold.until.is_some_and(|u| u > SystemClock.now()));
-    assert!(parked.next_check.is_some(), "its next check brings it back");
-    w.assert_no_limit_violations();
+    let delivered = bed
+        .deliver(queue, WAIT, |e| handler(&deps, e, far()))
+        .await
+        .unwrap();
+    assert_eq!((delivered.messages.len(), delivered.failed().len()), (1, 1));
+    // Not the queue's 30 s visibility timeout: the retry-after (2 s, jittered, whole seconds).
+    let back = bed
+        .receive(queue, 10, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 1, "the message came back after the store retry");
+    let attrs = back[0].attributes().unwrap();
+    let count = &attrs[&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount];
+    assert_eq!(count, "2");
+    assert_eq!(job(&good.core, &created.id).await.state, JobState::Received);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_past_the_deadline_come_back_at_once_unstarted() {
+    let bed = testbed().await;
+    let config = bed.wiring(NO_WEBHOOKS, None).render_submitter_config();
+    let deps = wiring::live(&bed.sdk, &config).await.unwrap();
+    let (a, b) = (source("late-a"), source("late-b"));
+    let first = received(&deps.core, "acct_1", &a).await;
+    let second = received(&deps.core, "acct_2", &b).await;
+    let queue = &bed.resources.render_queue_url;
+
+    // The invocation is about to end: nothing may start.
+    let now = SystemClock.now();
+    let delivered = bed
+        .deliver(queue, WAIT, |e| handler(&deps, e, now))
+        .await
+        .unwrap();
+    assert_eq!(delivered.messages.len(), 2);
+    assert_eq!(delivered.failed().len(), 2);
+    assert_eq!(creates_for(&bed, &a) + creates_for(&bed, &b), 0);
+    for created in [&first, &second] {
+        assert_eq!(job(&deps.core, &created.id).await.version, created.version);
+    }
+    // Released, not left to the visibility timeout: both are back at once.
+    let back = bed.receive(queue, 10, WAIT).await.unwrap();
+    assert_eq!(back.len(), 2);
 }

@@ -1,14 +1,20 @@
-//! Cold-start wiring only: tracing, configuration and clients (once), then the runtime.
+//! Cold start: tracing, configuration, clients once, then the runtime loop.
+
 use lambda_http::{Error, Request, service_fn};
-use tiktok_webhook::{function_handler, live_deps};
+use tiktok_webhook::config::Config;
+use tiktok_webhook::{handler, wiring};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let deps = live_deps().await?;
-    lambda_http::run(service_fn(|req: Request| {
-        let deps = &deps;
-        async move { Ok::<_, Error>(function_handler(deps, req).await) }
+    let config = Config::from_env().inspect_err(
+        |e| tracing::error!(error.message = %e, "cold start: configuration incomplete"),
+    )?;
+    let sdk = reelay_aws::load_sdk_config().await;
+    let deps = wiring::live(&sdk, &config).await?;
+    let deps = &deps;
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(handler(deps, req).await)
     }))
     .await
 }

@@ -2,7 +2,7 @@
 //! end-to-end tests go through the same routes a customer would.
 
 use reelay_domain::TenantId;
-use reelay_domain::ports::{AccountStore, StoreError};
+use reelay_domain::ports::{StoreError, TenantStore};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -39,8 +39,8 @@ impl Answer {
 }
 
 /// Creates a tenant with a fresh API key; only the key's SHA-256 is stored.
-pub async fn seed_tenant<A: AccountStore>(
-    accounts: &A,
+pub async fn seed_tenant<S: TenantStore>(
+    store: &S,
     tenant: &str,
 ) -> Result<SecretString, ClientError> {
     let tenant = TenantId::parse(tenant).map_err(|e| ClientError::Tenant(e.reason.to_owned()))?;
@@ -50,8 +50,8 @@ pub async fn seed_tenant<A: AccountStore>(
             .map(|_| format!("{:02x}", rand::random::<u8>()))
             .collect::<String>()
     ));
-    accounts
-        .put_tenant_key(&tenant, &ingest_api::api_key_hash(key.expose_secret()))
+    store
+        .put_tenant_key(&tenant, &reelay_aws::hash_api_key(&key))
         .await?;
     Ok(key)
 }

@@ -10,7 +10,8 @@
 //! gives for a crashed function: an SQS batch whose records are not deleted (they return after
 //! the visibility timeout), a 502 from API Gateway, a scheduled run that just ended.
 //!
-//! With no [`KillSwitch`] (the default) every decorator is a pass-through.
+//! With no [`KillSwitch`] (the default) every decorator is a pass-through. [`Decorate`] wraps
+//! every port of a function's `Adapters` at once.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -26,14 +27,15 @@ use tracing::warn;
 use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::budget::{Admission, BudgetKind, Window};
 use reelay_domain::compliance::CreatorInfo;
-use reelay_domain::job::{Applied, AuditEvent, Clip, Job, PostMode, PostSettings, RenderRequest};
+use reelay_domain::job::{Applied, Clip, Job, PostMode, PostSettings, RenderRequest};
+use reelay_domain::messages::WorkMessage;
 use reelay_domain::ports::{
-    AccountStore, DueJob, IdempotencyBegin, IdempotencyScope, JobFilter, JobPage, JobStore,
-    QueueError, RefreshError, SecretError, StoreError, StoredResponse, TokenRefresher, TokenSet,
-    TokenVault, WorkQueue,
+    AccountStore, Adapters, AuditPage, BudgetStore, DueJob, IdempotencyBegin, IdempotencyScope,
+    JobFilter, JobPage, JobStore, LockStore, QueueError, RefreshError, SecretError, StoreError,
+    StoredResponse, TenantStore, TokenRefresher, TokenSet, TokenVault, WorkQueue,
 };
 use reelay_domain::upstream::{
-    AuthApi, ObservedStatus, PublishApi, PublishInit, RenderApi, RenderStatus, UpstreamError,
+    AuthApi, ObservedStatus, PublishApi, PublishInit, RenderApi, RenderProgress, UpstreamError,
 };
 use reelay_domain::{AccountId, JobId, PayloadHash, PublishId, RequestId, TenantId, UtcTime};
 
@@ -181,7 +183,7 @@ pub async fn invoke<F: Future>(
     }
 }
 
-/// A port decorated with kill points after each call.
+/// A port decorated with a kill point after each call.
 #[derive(Debug, Clone)]
 pub struct Killable<T> {
     inner: T,
@@ -197,310 +199,145 @@ impl<T> Killable<T> {
         &self.inner
     }
 
-    async fn after<R>(&self, point: &str, result: R) -> R {
+    /// Makes the call, then maybe dies at `point`, right after it returned.
+    async fn call<R>(&self, point: &'static str, call: impl Future<Output = R>) -> R {
+        let result = call.await;
         if let Some(switch) = &self.switch {
             switch.at(point).await;
         }
         result
     }
-}
 
-impl<T: JobStore> JobStore for Killable<T> {
-    async fn begin_idempotent(
+    /// [`Killable::call`] with a point of its own for each outcome (an accepted side effect is
+    /// the crash that matters; a refused one is another).
+    async fn call_split<V, E>(
         &self,
-        scope: &IdempotencyScope,
-        hash: &PayloadHash,
-        now: UtcTime,
-        in_progress_until: UtcTime,
-    ) -> Result<IdempotencyBegin, StoreError> {
-        let r = self
-            .inner
-            .begin_idempotent(scope, hash, now, in_progress_until)
-            .await;
-        self.after("JobStore::begin_idempotent", r).await
-    }
-
-    async fn abandon_idempotent(&self, scope: &IdempotencyScope) -> Result<(), StoreError> {
-        let r = self.inner.abandon_idempotent(scope).await;
-        self.after("JobStore::abandon_idempotent", r).await
-    }
-
-    async fn create(
-        &self,
-        created: &Applied,
-        idempotency: Option<(&IdempotencyScope, &PayloadHash, &StoredResponse, UtcTime)>,
-    ) -> Result<(), StoreError> {
-        let r = self.inner.create(created, idempotency).await;
-        self.after("JobStore::create", r).await
-    }
-
-    async fn get(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
-        let r = self.inner.get(id).await;
-        self.after("JobStore::get", r).await
-    }
-
-    async fn audit_trail(&self, id: &JobId) -> Result<Vec<AuditEvent>, StoreError> {
-        let r = self.inner.audit_trail(id).await;
-        self.after("JobStore::audit_trail", r).await
-    }
-
-    async fn save(&self, applied: &Applied, expected_version: u64) -> Result<(), StoreError> {
-        let r = self.inner.save(applied, expected_version).await;
-        self.after("JobStore::save", r).await
-    }
-
-    async fn jobs_for_request(&self, request_id: &RequestId) -> Result<Vec<JobId>, StoreError> {
-        let r = self.inner.jobs_for_request(request_id).await;
-        self.after("JobStore::jobs_for_request", r).await
-    }
-
-    async fn job_for_publish(&self, publish_id: &PublishId) -> Result<Option<JobId>, StoreError> {
-        let r = self.inner.job_for_publish(publish_id).await;
-        self.after("JobStore::job_for_publish", r).await
-    }
-
-    async fn list(
-        &self,
-        tenant: &TenantId,
-        filter: &JobFilter,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<JobPage, StoreError> {
-        let r = self.inner.list(tenant, filter, cursor, limit).await;
-        self.after("JobStore::list", r).await
-    }
-
-    async fn due(&self, now: UtcTime, limit: u32) -> Result<Vec<DueJob>, StoreError> {
-        let r = self.inner.due(now, limit).await;
-        self.after("JobStore::due", r).await
+        accepted: &'static str,
+        refused: &'static str,
+        call: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, E> {
+        let result = call.await;
+        let point = if result.is_ok() { accepted } else { refused };
+        self.call(point, async { result }).await
     }
 }
 
-impl<T: AccountStore> AccountStore for Killable<T> {
-    async fn get_account(
-        &self,
-        tenant: &TenantId,
-        account: &AccountId,
-    ) -> Result<Option<Account>, StoreError> {
-        let r = self.inner.get_account(tenant, account).await;
-        self.after("AccountStore::get_account", r).await
-    }
+/// Decorating every port of a function at once (its `Deps::map_ports`): a pass-through when
+/// the switch is `None`. The [`Clock`](reelay_domain::ports::Clock) and entropy pass through: a
+/// process dies between calls, not inside time.
+pub trait Decorate {
+    type Output;
+    fn decorate(self, switch: Option<Arc<KillSwitch>>) -> Self::Output;
+}
 
-    async fn put_account(&self, account: &Account) -> Result<(), StoreError> {
-        let r = self.inner.put_account(account).await;
-        self.after("AccountStore::put_account", r).await
-    }
+/// A function's ports, decorated.
+pub type Decorated<P> = <P as Decorate>::Output;
 
-    async fn take(
-        &self,
-        scope: &str,
-        kind: BudgetKind,
-        window: Window,
-        now: UtcTime,
-    ) -> Result<Admission, StoreError> {
-        let r = self.inner.take(scope, kind, window, now).await;
-        self.after("AccountStore::take", r).await
-    }
+impl<S, Q, C, V, R, T> Decorate for Adapters<S, Q, C, V, R, T> {
+    type Output = Adapters<Killable<S>, Killable<Q>, C, Killable<V>, Killable<R>, Killable<T>>;
 
-    async fn block_until(
-        &self,
-        tenant: &TenantId,
-        account: &AccountId,
-        until: UtcTime,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let r = self.inner.block_until(tenant, account, until, reason).await;
-        self.after("AccountStore::block_until", r).await
-    }
-
-    async fn set_health(
-        &self,
-        tenant: &TenantId,
-        account: &AccountId,
-        health: AccountHealth,
-        reason: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let r = self.inner.set_health(tenant, account, health, reason).await;
-        self.after("AccountStore::set_health", r).await
-    }
-
-    async fn acquire_lock(
-        &self,
-        name: &str,
-        owner: &str,
-        now: UtcTime,
-        until: UtcTime,
-    ) -> Result<bool, StoreError> {
-        let r = self.inner.acquire_lock(name, owner, now, until).await;
-        self.after("AccountStore::acquire_lock", r).await
-    }
-
-    async fn release_lock(&self, name: &str, owner: &str) -> Result<(), StoreError> {
-        let r = self.inner.release_lock(name, owner).await;
-        self.after("AccountStore::release_lock", r).await
-    }
-
-    async fn take_lock(&self, name: &str, now: UtcTime) -> Result<Option<String>, StoreError> {
-        let r = self.inner.take_lock(name, now).await;
-        self.after("AccountStore::take_lock", r).await
-    }
-
-    async fn budget_remaining(
-        &self,
-        scope: &str,
-        kind: BudgetKind,
-        window: Window,
-        now: UtcTime,
-    ) -> Result<u32, StoreError> {
-        let r = self.inner.budget_remaining(scope, kind, window, now).await;
-        self.after("AccountStore::budget_remaining", r).await
-    }
-
-    async fn tenant_for_key_hash(&self, key_hash: &str) -> Result<Option<TenantId>, StoreError> {
-        let r = self.inner.tenant_for_key_hash(key_hash).await;
-        self.after("AccountStore::tenant_for_key_hash", r).await
-    }
-
-    async fn put_tenant_key(&self, tenant: &TenantId, key_hash: &str) -> Result<(), StoreError> {
-        let r = self.inner.put_tenant_key(tenant, key_hash).await;
-        self.after("AccountStore::put_tenant_key", r).await
+    fn decorate(self, switch: Option<Arc<KillSwitch>>) -> Self::Output {
+        Adapters {
+            store: Killable::new(self.store, switch.clone()),
+            queue: Killable::new(self.queue, switch.clone()),
+            clock: self.clock,
+            vault: Killable::new(self.vault, switch.clone()),
+            render: Killable::new(self.render, switch.clone()),
+            tiktok: Killable::new(self.tiktok, switch),
+        }
     }
 }
 
-impl<T: WorkQueue> WorkQueue for Killable<T> {
-    async fn send(
-        &self,
-        message: &reelay_domain::messages::WorkMessage,
-        attempt: u32,
-    ) -> Result<(), QueueError> {
-        let r = self.inner.send(message, attempt).await;
-        self.after("WorkQueue::send", r).await
-    }
+/// One `impl Trait for Killable<T>` per port trait: every listed method is the inner call with a
+/// kill point named `Trait::method` after it; methods with other points follow in braces.
+macro_rules! killable {
+    ($($port:ident {
+        $(fn $method:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*
+    } $({ $($own:tt)* })?)*) => {$(
+        impl<T: $port> $port for Killable<T> {
+            $(async fn $method(&self, $($arg: $ty),*) -> $out {
+                let point = concat!(stringify!($port), "::", stringify!($method));
+                self.call(point, self.inner.$method($($arg),*)).await
+            })*
+            $($($own)*)?
+        }
+    )*};
 }
 
-impl<T: TokenVault> TokenVault for Killable<T> {
-    async fn get_tokens(
-        &self,
-        tenant: &TenantId,
-        account: &AccountId,
-    ) -> Result<Option<TokenSet>, SecretError> {
-        let r = self.inner.get_tokens(tenant, account).await;
-        self.after("TokenVault::get_tokens", r).await
+killable! {
+    JobStore {
+        fn begin_idempotent(scope: &IdempotencyScope, hash: &PayloadHash, now: UtcTime, until: UtcTime) -> Result<IdempotencyBegin, StoreError>;
+        fn abandon_idempotent(scope: &IdempotencyScope) -> Result<(), StoreError>;
+        fn create(created: &Applied, idempotency: Option<(&IdempotencyScope, &PayloadHash, &StoredResponse, UtcTime)>) -> Result<(), StoreError>;
+        fn get(id: &JobId) -> Result<Option<Job>, StoreError>;
+        fn audit_page(id: &JobId, after: Option<u64>, limit: u32) -> Result<AuditPage, StoreError>;
+        fn save(applied: &Applied, expected_version: u64) -> Result<(), StoreError>;
+        fn reschedule(job: &Job) -> Result<(), StoreError>;
+        fn jobs_for_request(request_id: &RequestId) -> Result<Vec<JobId>, StoreError>;
+        fn job_for_publish(publish_id: &PublishId) -> Result<Option<JobId>, StoreError>;
+        fn list(tenant: &TenantId, filter: &JobFilter, cursor: Option<&str>, limit: u32) -> Result<JobPage, StoreError>;
+        fn due(now: UtcTime, limit: u32) -> Result<Vec<DueJob>, StoreError>;
     }
-
-    async fn put_tokens(
-        &self,
-        tenant: &TenantId,
-        account: &AccountId,
-        tokens: &TokenSet,
-    ) -> Result<(), SecretError> {
-        let r = self.inner.put_tokens(tenant, account, tokens).await;
-        self.after("TokenVault::put_tokens", r).await
+    AccountStore {
+        fn get_account(tenant: &TenantId, account: &AccountId) -> Result<Option<Account>, StoreError>;
+        fn put_account(account: &Account) -> Result<(), StoreError>;
+        fn account_for_open_id(open_id: &str) -> Result<Option<(TenantId, AccountId)>, StoreError>;
+        fn block_until(tenant: &TenantId, account: &AccountId, until: UtcTime, reason: &str) -> Result<(), StoreError>;
+        fn set_health(tenant: &TenantId, account: &AccountId, health: AccountHealth, reason: Option<&str>) -> Result<(), StoreError>;
     }
-}
-
-impl<T: TokenRefresher> TokenRefresher for Killable<T> {
-    async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, RefreshError> {
-        let r = self.inner.refresh(refresh_token).await;
-        self.after("TokenRefresher::refresh", r).await
+    BudgetStore {
+        fn take(scope: &str, kind: BudgetKind, window: Window, now: UtcTime) -> Result<Admission, StoreError>;
+        fn peek(scope: &str, kind: BudgetKind, window: Window, now: UtcTime) -> Result<Admission, StoreError>;
     }
-}
-
-impl<T: RenderApi> RenderApi for Killable<T> {
-    async fn submit(
-        &self,
-        request: &RenderRequest,
-        webhook_url: &str,
-    ) -> Result<RequestId, UpstreamError> {
-        let r = self.inner.submit(request, webhook_url).await;
-        let point = if r.is_ok() {
-            "RenderApi::submit(accepted)"
-        } else {
-            "RenderApi::submit(error)"
-        };
-        self.after(point, r).await
+    LockStore {
+        fn acquire_lock(name: &str, owner: &str, now: UtcTime, until: UtcTime) -> Result<bool, StoreError>;
+        fn release_lock(name: &str, owner: &str) -> Result<(), StoreError>;
+        fn take_lock(name: &str, now: UtcTime) -> Result<Option<String>, StoreError>;
     }
-
-    async fn find_submitted(
-        &self,
-        request: &RenderRequest,
-        since: UtcTime,
-    ) -> Result<Option<RequestId>, UpstreamError> {
-        let r = self.inner.find_submitted(request, since).await;
-        self.after("RenderApi::find_submitted", r).await
+    TenantStore {
+        fn tenant_for_key_hash(key_hash: &str) -> Result<Option<TenantId>, StoreError>;
+        fn put_tenant_key(tenant: &TenantId, key_hash: &str) -> Result<(), StoreError>;
     }
-
-    async fn render_status(&self, request_id: &RequestId) -> Result<RenderStatus, UpstreamError> {
-        let r = self.inner.render_status(request_id).await;
-        self.after("RenderApi::render_status", r).await
+    WorkQueue {
+        fn send(message: &WorkMessage, dedup_id: &str) -> Result<(), QueueError>;
     }
-}
-
-impl<T: PublishApi> PublishApi for Killable<T> {
-    async fn creator_info(&self, token: &SecretString) -> Result<CreatorInfo, UpstreamError> {
-        let r = self.inner.creator_info(token).await;
-        self.after("PublishApi::creator_info", r).await
+    TokenVault {
+        fn get_tokens(tenant: &TenantId, account: &AccountId) -> Result<Option<TokenSet>, SecretError>;
+        fn put_tokens(tenant: &TenantId, account: &AccountId, tokens: &TokenSet) -> Result<(), SecretError>;
     }
-
-    async fn clip_size(&self, clip: &Clip) -> Result<u64, UpstreamError> {
-        let r = self.inner.clip_size(clip).await;
-        self.after("PublishApi::clip_size", r).await
+    TokenRefresher {
+        fn refresh(refresh_token: &SecretString) -> Result<TokenSet, RefreshError>;
     }
-
-    async fn init(
-        &self,
-        token: &SecretString,
-        post: &PostSettings,
-        clip: &Clip,
-        video_size: u64,
-    ) -> Result<PublishInit, UpstreamError> {
-        let r = self.inner.init(token, post, clip, video_size).await;
-        let point = if r.is_ok() {
-            INIT_ACCEPTED
-        } else {
-            "PublishApi::init(error)"
-        };
-        self.after(point, r).await
+    RenderApi {
+        fn find_submitted(request: &RenderRequest, since: UtcTime) -> Result<Option<RequestId>, UpstreamError>;
+        fn render_progress(request_id: &RequestId) -> Result<RenderProgress, UpstreamError>;
+        fn render_clips(request_id: &RequestId) -> Result<Option<Vec<Clip>>, UpstreamError>;
+    } {
+        async fn submit(&self, request: &RenderRequest, webhook_url: &str) -> Result<RequestId, UpstreamError> {
+            let call = self.inner.submit(request, webhook_url);
+            self.call_split("RenderApi::submit(accepted)", "RenderApi::submit(error)", call).await
+        }
+        fn find_call_bound(&self) -> u32 {
+            self.inner.find_call_bound()
+        }
     }
-
-    async fn upload(
-        &self,
-        upload_url: &SecretString,
-        clip: &Clip,
-        video_size: u64,
-    ) -> Result<(), UpstreamError> {
-        let r = self.inner.upload(upload_url, clip, video_size).await;
-        self.after("PublishApi::upload", r).await
+    PublishApi {
+        fn creator_info(token: &SecretString) -> Result<CreatorInfo, UpstreamError>;
+        fn clip_size(clip: &Clip, deadline: UtcTime) -> Result<u64, UpstreamError>;
+        fn upload(upload_url: &SecretString, clip: &Clip, video_size: u64, deadline: UtcTime) -> Result<(), UpstreamError>;
+        fn status(token: &SecretString, publish_id: &PublishId) -> Result<ObservedStatus, UpstreamError>;
+    } {
+        async fn init(&self, token: &SecretString, post: &PostSettings, clip: &Clip, video_size: u64) -> Result<PublishInit, UpstreamError> {
+            let call = self.inner.init(token, post, clip, video_size);
+            self.call_split(INIT_ACCEPTED, "PublishApi::init(error)", call).await
+        }
     }
-
-    async fn status(
-        &self,
-        token: &SecretString,
-        publish_id: &PublishId,
-    ) -> Result<ObservedStatus, UpstreamError> {
-        let r = self.inner.status(token, publish_id).await;
-        self.after("PublishApi::status", r).await
-    }
-}
-
-impl<T: AuthApi> AuthApi for Killable<T> {
-    fn authorize_url(&self, state: &str, mode: PostMode) -> Result<String, UpstreamError> {
-        self.inner.authorize_url(state, mode)
-    }
-
-    async fn exchange_code(&self, code: &str) -> Result<TokenSet, UpstreamError> {
-        let r = self.inner.exchange_code(code).await;
-        self.after("AuthApi::exchange_code", r).await
-    }
-}
-
-impl<T: tiktok_webhook::OpenIdDirectory> tiktok_webhook::OpenIdDirectory for Killable<T> {
-    async fn account_for_open_id(
-        &self,
-        open_id: &str,
-    ) -> Result<Option<(TenantId, AccountId)>, StoreError> {
-        let r = self.inner.account_for_open_id(open_id).await;
-        self.after("OpenIdDirectory::account_for_open_id", r).await
+    AuthApi {
+        fn exchange_code(code: &str) -> Result<TokenSet, UpstreamError>;
+    } {
+        fn authorize_url(&self, state: &str, mode: PostMode) -> Result<String, UpstreamError> {
+            self.inner.authorize_url(state, mode)
+        }
     }
 }
 
@@ -512,11 +349,7 @@ mod tests {
     struct Echo;
 
     impl WorkQueue for Echo {
-        async fn send(
-            &self,
-            _message: &reelay_domain::messages::WorkMessage,
-            _attempt: u32,
-        ) -> Result<(), QueueError> {
+        async fn send(&self, _message: &WorkMessage, _dedup_id: &str) -> Result<(), QueueError> {
             Ok(())
         }
     }
@@ -539,7 +372,7 @@ mod tests {
         let msg = message();
         let mut after = false;
         let out = invoke(Some(&switch), "fn", async {
-            let _ = queue.send(&msg, 0).await;
+            let _ = queue.send(&msg, "d").await;
             after = true;
         })
         .await;
@@ -566,18 +399,18 @@ mod tests {
         let msg = message();
         // Outside `invoke`: seeding and inspection calls are never killed.
         let queue = Killable::new(Echo, Some(switch.clone()));
-        assert!(queue.send(&msg, 0).await.is_ok());
+        assert!(queue.send(&msg, "d").await.is_ok());
         // No switch: a pass-through.
         let plain = Killable::new(Echo, None);
         assert_eq!(
-            invoke(None, "fn", async { plain.send(&msg, 0).await.is_ok() }).await,
+            invoke(None, "fn", async { plain.send(&msg, "d").await.is_ok() }).await,
             Ok(true)
         );
         // Disabled: no kills.
         switch.set_enabled(false);
         assert_eq!(
             invoke(Some(&switch), "fn", async {
-                queue.send(&msg, 0).await.is_ok()
+                queue.send(&msg, "d").await.is_ok()
             })
             .await,
             Ok(true)

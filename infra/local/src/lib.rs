@@ -5,8 +5,11 @@
 //! - [`SqsDriver`]: Lambda's SQS event source mapping, with ReportBatchItemFailures semantics.
 //! - [`Ticker`]: an EventBridge schedule that never overlaps runs.
 //! - [`LocalRuntime`]: starts and stops them together.
-//! - [`Stack`]: the whole pipeline on top of them — provisioned resources, simulators and every
-//!   function's real handler, built in [`wiring`]; [`demo`], [`progress`] and [`summary`] are the
+//! - [`Testbed`]: the template's resources on the local endpoint and both simulators, with no
+//!   driver: what a function's own tests build its `Deps` on (through the function's
+//!   `wiring::live`, with a `Config` from [`Wiring`]).
+//! - [`Stack`]: the whole pipeline on a [`Testbed`] — every function's real handler, built in
+//!   [`wiring`] and decorated by [`kill`]; [`demo`], [`progress`] and [`summary`] are the
 //!   runner's (`src/bin/reelay-local.rs`) and the end-to-end tests' shared parts.
 //!
 //! Drivers take handler closures, so any function's `function_handler` plugs in without this
@@ -23,7 +26,7 @@
 //! };
 //! use reelay_template::Template;
 //!
-//! // Stand-ins for `function_handler(&deps, ...)` of each function crate.
+//! // Stand-ins for `handler(&deps, ...)` of each function crate.
 //! async fn ingest(_req: Request) -> Response<Body> { Response::new(Body::Empty) }
 //! async fn publish(_ev: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, lambda_runtime::Error> {
 //!     Ok(SqsBatchResponse::default())
@@ -61,6 +64,7 @@ pub mod demo;
 mod error;
 mod function;
 pub mod http;
+mod ingest;
 pub mod kill;
 mod outcome;
 pub mod progress;
@@ -69,13 +73,18 @@ pub mod sqs;
 pub mod stack;
 pub mod summary;
 mod supervisor;
+pub mod testbed;
 pub mod wiring;
 
 pub use error::LocalError;
 pub use function::{FunctionSpec, LAMBDA_MAX_TIMEOUT, LOCAL_ACCOUNT_ID, default_region};
 pub use http::{HttpCounters, HttpFront, HttpResult, HttpStats, RouteMatch, Routes};
+#[cfg(feature = "ingest")]
+pub use ingest::IngestDeps;
 pub use outcome::InvocationOutcome;
 pub use schedule::{Schedule, TickCounters, TickStats, Ticker};
 pub use sqs::{BatchResult, SqsCounters, SqsDriver, SqsSource, SqsStats};
 pub use stack::{Stack, StackError, StackOptions, Upstreams};
 pub use supervisor::{DriverStats, LocalRuntime};
+pub use testbed::{ClipOrigin, Delivered, ShiftedClock, Snapshot, Testbed, with_clock};
+pub use wiring::{Resources, UpstreamUrls, Wiring, WiringError};

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use reelay_aws::DynamoJobStore;
+use reelay_aws::DynamoStore;
 use reelay_domain::ports::{JobStore, StoreError};
-use reelay_domain::{Job, JobId, JobState};
+use reelay_domain::{AuditEvent, Job, JobId, JobState};
 
 use crate::demo::TrackedJob;
 
@@ -55,9 +55,23 @@ impl Observed {
     }
 }
 
+/// A job's whole audit trail, oldest first (every page of [`JobStore::audit_page`]).
+pub async fn audit_trail<J: JobStore>(jobs: &J, id: &JobId) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut events = Vec::new();
+    let mut after = None;
+    loop {
+        let page = jobs.audit_page(id, after, 1_000).await?;
+        events.extend(page.events);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return Ok(events),
+        }
+    }
+}
+
 /// Reads every followed job once.
 pub async fn observe(
-    jobs: &DynamoJobStore,
+    jobs: &DynamoStore,
     tracked: &[TrackedJob],
 ) -> Result<Vec<Observed>, StoreError> {
     let mut out = Vec::with_capacity(tracked.len());

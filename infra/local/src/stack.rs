@@ -1,6 +1,7 @@
-//! The whole pipeline in one process: resources provisioned from template.yaml, the Ssemble and
-//! TikTok simulators (or external upstreams), and the six functions' real handlers behind the
-//! HTTP front, two SQS event source mappings and the reconciler's schedule.
+//! The whole pipeline in one process: a [`Testbed`] (resources provisioned from template.yaml,
+//! the Ssemble and TikTok simulators or external upstreams) and every function's real handler
+//! behind the HTTP front, two SQS event source mappings and the reconciler's schedule. Each
+//! driver hands its handler the invocation's deadline: now plus the function's template timeout.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,19 +11,21 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::Request;
-use reelay_aws::{DynamoAccountStore, DynamoJobStore, SecretCache};
-use reelay_template::{ProvisionOptions, Provisioned, Template};
-use secrecy::{ExposeSecret, SecretString};
+use reelay_aws::{DynamoStore, SystemClock};
+use reelay_domain::ports::Clock;
+use reelay_template::Provisioned;
+use secrecy::SecretString;
 use serde_json::json;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::kill::{self, KillSwitch, Killed};
-use crate::wiring::{Resources, UpstreamConfig, Wiring, WiringError};
+use crate::testbed::Testbed;
+use crate::wiring::{Wiring, WiringError};
 use crate::{
-    DriverStats, HttpFront, LocalError, LocalRuntime, Routes, Schedule, SqsDriver, SqsSource,
-    Ticker,
+    DriverStats, FunctionSpec, HttpFront, LocalError, LocalRuntime, Routes, Schedule, SqsDriver,
+    SqsSource, Ticker,
 };
 
 /// Why the stack could not start.
@@ -38,14 +41,18 @@ pub enum StackError {
     Template(#[from] reelay_template::TemplateError),
     #[error("provisioning: {0}")]
     Provision(#[from] reelay_template::ProvisionError),
-    #[error("provisioned resources lack {0}")]
+    #[error("missing {0}")]
     Missing(&'static str),
     #[error("starting a simulator: {0}")]
     Simulator(#[source] std::io::Error),
     #[error("simulator configuration: {0}")]
     SimulatorConfig(#[from] serde_json::Error),
-    #[error("reading a secret back: {0}")]
+    #[error("secrets: {0}")]
     Secret(#[from] reelay_domain::ports::SecretError),
+    #[error("store: {0}")]
+    Store(#[from] reelay_domain::ports::StoreError),
+    #[error("local AWS endpoint: {0}")]
+    Aws(String),
     #[error(transparent)]
     Wiring(#[from] WiringError),
     #[error(transparent)]
@@ -133,13 +140,12 @@ pub struct Stack {
     pub provisioned: Provisioned,
     pub wiring: Wiring,
     /// Direct store access for seeding, progress and summaries (not for moving jobs).
-    pub jobs: DynamoJobStore,
-    pub accounts: DynamoAccountStore,
+    pub store: DynamoStore,
     pub started: Instant,
 }
 
 /// What API Gateway answers when the function behind it crashed mid-invocation.
-fn crashed_is_502(
+pub(crate) fn crashed_is_502(
     run: Result<lambda_http::Response<lambda_http::Body>, Killed>,
 ) -> lambda_http::Response<lambda_http::Body> {
     run.unwrap_or_else(|_| {
@@ -151,7 +157,7 @@ fn crashed_is_502(
     })
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     (0..bytes)
         .map(|_| format!("{:02x}", rand::random::<u8>()))
         .collect()
@@ -162,145 +168,15 @@ pub fn random_suffix(prefix: &str) -> String {
     format!("{prefix}{}", random_hex(4))
 }
 
+/// The invocation deadline a driver gives `spec`'s handler: now plus the function's timeout.
+fn invocation_deadline(spec: &FunctionSpec) -> reelay_domain::UtcTime {
+    SystemClock.now().plus(spec.timeout)
+}
+
 impl Stack {
     pub async fn start(options: StackOptions) -> Result<Self, StackError> {
-        let sdk = match &options.endpoint_url {
-            Some(url) => {
-                // A named local endpoint takes the local credentials too, whatever the env says.
-                aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .endpoint_url(url)
-                    .test_credentials()
-                    .region(aws_config::Region::new(crate::default_region()))
-                    .load()
-                    .await
-            }
-            None => {
-                if std::env::var("AWS_ENDPOINT_URL").map_or(true, |v| v.trim().is_empty()) {
-                    return Err(StackError::NoEndpoint);
-                }
-                aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
-            }
-        };
-        let template = Template::from_path(&options.template)?;
-        let scale = options.time_scale.max(1.0);
-
-        // Upstreams first: their credentials are seeded into the secrets.
-        let ssemble = match options.upstreams.ssemble_api_base_url {
-            Some(_) => None,
-            None => Some(
-                ssemble_sim::SsembleSim::start(options.ssemble_sim.clone())
-                    .await
-                    .map_err(StackError::Simulator)?,
-            ),
-        };
-        let tiktok = match options.upstreams.tiktok_api_base_url {
-            Some(_) => None,
-            None => Some(
-                tiktok_sim::TikTokSim::start(options.tiktok_sim.clone())
-                    .await
-                    .map_err(StackError::Simulator)?,
-            ),
-        };
-        let ssemble_url = options
-            .upstreams
-            .ssemble_api_base_url
-            .clone()
-            .or_else(|| ssemble.as_ref().map(|s| s.base_url.clone()))
-            .ok_or(StackError::Missing("a Ssemble base URL"))?;
-        let tiktok_url = options
-            .upstreams
-            .tiktok_api_base_url
-            .clone()
-            .or_else(|| tiktok.as_ref().map(|s| s.base_url.clone()))
-            .ok_or(StackError::Missing("a TikTok base URL"))?;
-        let tiktok_auth_url = options
-            .upstreams
-            .tiktok_auth_base_url
-            .clone()
-            .unwrap_or_else(|| tiktok_url.clone());
-        let ssemble_key = options
-            .upstreams
-            .ssemble_api_key
-            .clone()
-            .unwrap_or_else(|| SecretString::from(format!("sk_ssemble_{}", random_hex(16))));
-        let (client_key, client_secret) = match &tiktok {
-            Some(sim) => {
-                let cfg = sim.config();
-                (cfg.client_key, SecretString::from(cfg.client_secret))
-            }
-            None => (
-                options
-                    .upstreams
-                    .tiktok_client_key
-                    .clone()
-                    .unwrap_or_default(),
-                options
-                    .upstreams
-                    .tiktok_client_secret
-                    .clone()
-                    .unwrap_or_else(|| SecretString::from(String::new())),
-            ),
-        };
-
-        // The template's resources, with the secrets holding this run's credentials.
-        let template_vt = template
-            .queues()
-            .iter()
-            .map(|q| q.visibility_timeout_s())
-            .max()
-            .unwrap_or(60);
-        let visibility = options.visibility_timeout.unwrap_or_else(|| {
-            let scaled = (template_vt as f64 / scale).ceil() as u32;
-            scaled.clamp(10, u32::try_from(template_vt).unwrap_or(u32::MAX).max(10))
-        });
-        let mut provision = ProvisionOptions::new("local").with_visibility_timeout(visibility);
-        if let Some(suffix) = &options.suffix {
-            provision = provision.with_suffix(suffix.clone());
-        }
-        provision.secret_values.insert(
-            "SsembleSecret".into(),
-            json!({ "apiKey": ssemble_key.expose_secret() }).to_string(),
-        );
-        provision.secret_values.insert(
-            "TikTokAppSecret".into(),
-            json!({ "clientKey": client_key, "clientSecret": client_secret.expose_secret() })
-                .to_string(),
-        );
-        let provisioned = reelay_template::provision(&sdk, &template, &provision).await?;
-        let table = provisioned
-            .table("Table")
-            .ok_or(StackError::Missing("Table"))?
-            .name
-            .clone();
-        let render_queue_url = provisioned
-            .queue("RenderQueue")
-            .ok_or(StackError::Missing("RenderQueue"))?
-            .url
-            .clone();
-        let publish_queue_url = provisioned
-            .queue("PublishQueue")
-            .ok_or(StackError::Missing("PublishQueue"))?
-            .url
-            .clone();
-        let token_secret_prefix = provisioned
-            .env_var("TIKTOK_TOKEN_SECRET_PREFIX")
-            .ok_or(StackError::Missing("TIKTOK_TOKEN_SECRET_PREFIX"))?
-            .to_owned();
-        let ssemble_secret_id = provisioned
-            .secret("SsembleSecret")
-            .ok_or(StackError::Missing("SsembleSecret"))?
-            .arn
-            .clone();
-        let tiktok_secret_id = provisioned
-            .secret("TikTokAppSecret")
-            .ok_or(StackError::Missing("TikTokAppSecret"))?
-            .arn
-            .clone();
-
-        // The functions read their credentials back from Secrets Manager, as on AWS.
-        let cache = SecretCache::from_sdk(&sdk, Duration::from_secs(300));
-        let ssemble_secret = cache.ssemble(&ssemble_secret_id).await?;
-        let app_secret = cache.tiktok_app(&tiktok_secret_id).await?;
+        let bed = Testbed::start(&options).await?;
+        let scale = bed.time_scale;
 
         // Bind first: the OAuth redirect and Ssemble's webhook URL name this address.
         let listener = tokio::net::TcpListener::bind(options.http_addr)
@@ -314,72 +190,35 @@ impl Stack {
             source,
         })?;
         let api_base_url = format!("http://{addr}");
-        if let Some(sim) = &tiktok {
+        if let Some(sim) = &bed.tiktok {
             sim.patch_config(&json!({ "webhook_url": format!("{api_base_url}/webhooks/tiktok") }))?;
         }
-
-        let wiring = Wiring {
-            dynamo: aws_sdk_dynamodb::Client::new(&sdk),
-            sqs: aws_sdk_sqs::Client::new(&sdk),
-            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
-            resources: Resources {
-                table: table.clone(),
-                render_queue_url: render_queue_url.clone(),
-                publish_queue_url: publish_queue_url.clone(),
-                token_secret_prefix,
-            },
-            upstream: UpstreamConfig {
-                ssemble_api_base_url: ssemble_url,
-                ssemble_api_key: ssemble_secret.api_key,
-                tiktok_api_base_url: tiktok_url,
-                tiktok_auth_base_url: tiktok_auth_url,
-                tiktok_client_key: app_secret.client_key,
-                tiktok_client_secret: app_secret.client_secret,
-            },
-            public_base_url: api_base_url.clone(),
-            time_scale: scale,
-            base_limits: options.limits,
-            kill: options.kill.clone(),
-        };
+        let wiring = bed.wiring(api_base_url.clone(), options.kill.clone());
+        let template = &bed.template;
 
         let mut runtime = LocalRuntime::new();
-        let ingest = Arc::new(wiring.ingest()?);
-        let ssemble_hook = Arc::new(wiring.ssemble_webhook()?);
-        let tiktok_hook = Arc::new(wiring.tiktok_webhook());
-        let (k1, k2, k3) = (
-            options.kill.clone(),
-            options.kill.clone(),
-            options.kill.clone(),
-        );
-        let routes = Routes::new()
-            .function_from_template(&template, "IngestApiFunction", move |req: Request| {
-                let (deps, kill) = (ingest.clone(), k1.clone());
-                async move {
-                    crashed_is_502(
-                        kill::invoke(kill.as_ref(), "ingest-api", async {
-                            ingest_api::function_handler(&*deps, req).await
-                        })
-                        .await,
-                    )
-                }
-            })?
-            .function_from_template(&template, "SsembleWebhookFunction", move |req: Request| {
+        let ssemble_hook = Arc::new(wiring.ssemble_webhook().await?);
+        let tiktok_hook = Arc::new(wiring.tiktok_webhook().await?);
+        let (k2, k3) = (options.kill.clone(), options.kill.clone());
+        let routes = crate::ingest::route(Routes::new(), template, &wiring).await?;
+        let routes = routes
+            .function_from_template(template, "SsembleWebhookFunction", move |req: Request| {
                 let (deps, kill) = (ssemble_hook.clone(), k2.clone());
                 async move {
                     crashed_is_502(
                         kill::invoke(kill.as_ref(), "ssemble-webhook", async {
-                            ssemble_webhook::function_handler(&*deps, req).await
+                            ssemble_webhook::handler(&*deps, req).await
                         })
                         .await,
                     )
                 }
             })?
-            .function_from_template(&template, "TikTokWebhookFunction", move |req: Request| {
+            .function_from_template(template, "TikTokWebhookFunction", move |req: Request| {
                 let (deps, kill) = (tiktok_hook.clone(), k3.clone());
                 async move {
                     crashed_is_502(
                         kill::invoke(kill.as_ref(), "tiktok-webhook", async {
-                            tiktok_webhook::function_handler(&*deps, req).await
+                            tiktok_webhook::handler(&*deps, req).await
                         })
                         .await,
                     )
@@ -391,20 +230,25 @@ impl Stack {
         );
 
         let wait = Duration::from_millis(500);
-        let submitter = Arc::new(wiring.render_submitter()?);
+        let submitter = Arc::new(wiring.render_submitter().await?);
         let kill_submitter = options.kill.clone();
-        let source =
-            SqsSource::from_template(&template, "RenderSubmitterFunction", render_queue_url)?
-                .with_wait_time(wait);
+        let source = SqsSource::from_template(
+            template,
+            "RenderSubmitterFunction",
+            wiring.resources.render_queue_url.clone(),
+        )?
+        .with_wait_time(wait);
+        let spec = source.function.clone();
         let driver = SqsDriver::spawn_with(
-            wiring.sqs.clone(),
+            wiring.sqs(),
             source,
             runtime.child_token(),
             move |event: SqsEvent| {
                 let (deps, kill) = (submitter.clone(), kill_submitter.clone());
+                let deadline = invocation_deadline(&spec);
                 async move {
                     kill::invoke(kill.as_ref(), "render-submitter", async {
-                        render_submitter::function_handler(&*deps, event).await
+                        render_submitter::handler(&*deps, event, deadline).await
                     })
                     .await
                 }
@@ -413,19 +257,25 @@ impl Stack {
         .await?;
         runtime.add_sqs("render-submitter", driver);
 
-        let publisher = Arc::new(wiring.publisher()?);
+        let publisher = Arc::new(wiring.publisher().await?);
         let kill_publisher = options.kill.clone();
-        let source = SqsSource::from_template(&template, "PublisherFunction", publish_queue_url)?
-            .with_wait_time(wait);
+        let source = SqsSource::from_template(
+            template,
+            "PublisherFunction",
+            wiring.resources.publish_queue_url.clone(),
+        )?
+        .with_wait_time(wait);
+        let spec = source.function.clone();
         let driver = SqsDriver::spawn_with(
-            wiring.sqs.clone(),
+            wiring.sqs(),
             source,
             runtime.child_token(),
             move |event: SqsEvent| {
                 let (deps, kill) = (publisher.clone(), kill_publisher.clone());
+                let deadline = invocation_deadline(&spec);
                 async move {
                     kill::invoke(kill.as_ref(), "publisher", async {
-                        publisher::function_handler(&*deps, event).await
+                        publisher::handler(&*deps, event, deadline).await
                     })
                     .await
                 }
@@ -434,13 +284,13 @@ impl Stack {
         .await?;
         runtime.add_sqs("publisher", driver);
 
-        let reconciler = Arc::new(wiring.reconciler()?);
+        let reconciler = Arc::new(wiring.reconciler().await?);
         let mut schedule =
-            Schedule::from_template(&template, "ReconcilerFunction")?.fire_immediately();
+            Schedule::from_template(template, "ReconcilerFunction")?.fire_immediately();
         schedule.period = options
             .reconcile_every
             .unwrap_or_else(|| schedule.period.div_f64(scale).max(Duration::from_secs(1)));
-        let timeout = schedule.function.timeout;
+        let spec = schedule.function.clone();
         let kill_reconciler = options.kill.clone();
         runtime.add_ticker(
             "reconciler",
@@ -449,9 +299,10 @@ impl Stack {
                 runtime.child_token(),
                 move |_event: CloudWatchEvent| {
                     let (deps, kill) = (reconciler.clone(), kill_reconciler.clone());
+                    let deadline = invocation_deadline(&spec);
                     async move {
                         let run = kill::invoke(kill.as_ref(), "reconciler", async {
-                            reconciler::function_handler(&*deps, Instant::now() + timeout).await
+                            reconciler::handler(&*deps, deadline).await
                         })
                         .await;
                         match run {
@@ -470,18 +321,15 @@ impl Stack {
             ),
         );
 
-        info!(api = %api_base_url, table = %table, "local stack up");
-        let jobs = DynamoJobStore::new(wiring.dynamo.clone(), &table);
-        let accounts = DynamoAccountStore::new(wiring.dynamo.clone(), &table);
+        info!(api = %api_base_url, table = %wiring.resources.table, "local stack up");
         Ok(Self {
             runtime,
             api_base_url,
-            ssemble,
-            tiktok,
-            provisioned,
+            ssemble: bed.ssemble,
+            tiktok: bed.tiktok,
+            provisioned: bed.provisioned,
+            store: wiring.store(),
             wiring,
-            jobs,
-            accounts,
             started: Instant::now(),
         })
     }

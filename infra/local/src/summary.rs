@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use reelay_domain::ports::{AccountStore, JobStore, StoreError};
+use reelay_domain::ports::{AccountStore, StoreError};
 use reelay_domain::{AccountId, JobState, TenantId};
 use serde_json::Value;
 
-use crate::progress::Observed;
+use crate::progress::{Observed, audit_trail};
 use crate::stack::Stack;
 
 /// One job's line in the summary.
@@ -315,7 +315,7 @@ pub async fn summarize(
         }
         let open_id = match AccountId::parse(o.tracked.account_id.clone()) {
             Ok(id) => stack
-                .accounts
+                .store
                 .get_account(tenant, &id)
                 .await?
                 .and_then(|a| a.open_id),
@@ -330,7 +330,7 @@ pub async fn summarize(
     for o in observed {
         let mut ready_to_publish = None;
         if let Some(job) = &o.job {
-            let audit = stack.jobs.audit_trail(&job.id).await?;
+            let audit = audit_trail(&stack.store, &job.id).await?;
             // Ready to go: the render is done (a job due at once may skip `ready`) and the
             // schedule has come; a wait for `scheduleAt` is the client's, not Reelay's.
             let ready = audit

@@ -1,65 +1,47 @@
-//! Each function's concrete `Deps`, built the way its `main` builds them, but from the names the
-//! provisioner created, the upstream URLs of this run and a time-scaled [`Policy`] / [`Limits`]
-//! instead of process environment (no `set_var`: one process hosts every function).
+//! One wiring path for every function: its own `Config`, filled from this run's provisioned names,
+//! upstream URLs and time-scaled [`Settings`] (no process environment: one process hosts every
+//! function), built by the function's own `wiring::live`, then decorated with the run's kill
+//! switch through `Deps::map_ports`. Secrets are read back from the local endpoint by `live`,
+//! exactly as in production.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use reelay_aws::{
-    DynamoAccountStore, DynamoJobStore, FailureScope, FifoBatchProcessor, SecretsManagerTokenVault,
-    SqsWorkQueue, SystemClock, TokenRefreshConfig,
-};
+use aws_config::SdkConfig;
+use reelay_aws::DynamoStore;
 use reelay_domain::Policy;
 use reelay_domain::budget::Limits;
-use reelay_ssemble::{RetryPolicy, SsembleClient, SsembleConfig};
-use reelay_tiktok::{TikTokClient, TikTokConfig, TikTokPort};
-use secrecy::SecretString;
+use reelay_domain::usecase::Settings;
+use reelay_template::Provisioned;
 use thiserror::Error;
 
-use crate::kill::{KillSwitch, Killable};
+use crate::kill::{Decorate, Decorated, KillSwitch};
 
-// Every port is wrapped in [`Killable`]: a pass-through unless the run has a [`KillSwitch`].
-type Jobs = Killable<DynamoJobStore>;
-type Accounts = Killable<DynamoAccountStore>;
-type Queue = Killable<SqsWorkQueue>;
-type Vault = Killable<SecretsManagerTokenVault>;
-type TikTok = Killable<TikTokPort>;
-type Ssemble = Killable<SsembleClient>;
-
-/// The adapters every function shares, built once per run.
-pub type IngestDeps =
-    ingest_api::Deps<Jobs, Accounts, Queue, SystemClock, Vault, TikTok, TikTok, TikTok>;
-pub type ReconcilerDeps =
-    reconciler::Deps<Jobs, Accounts, Queue, SystemClock, Vault, TikTok, Ssemble, TikTok>;
-pub type RenderSubmitterDeps = render_submitter::Deps<Jobs, Accounts, Queue, SystemClock, Ssemble>;
-pub type SsembleWebhookDeps = ssemble_webhook::Deps<Jobs, Accounts, Queue, SystemClock, Ssemble>;
-pub type PublisherDeps = publisher::Deps<Jobs, Accounts, Queue, SystemClock, Vault, TikTok, TikTok>;
-pub type TikTokWebhookDeps = tiktok_webhook::Deps<
-    Jobs,
-    Accounts,
-    Queue,
-    SystemClock,
-    Killable<tiktok_webhook::DynamoOpenIdDirectory>,
->;
+/// Each function's `Deps` as a local run hosts it: its production ports, decorated.
+pub type RenderSubmitterDeps =
+    render_submitter::Deps<Decorated<render_submitter::wiring::LivePorts>>;
+pub type PublisherDeps = publisher::Deps<Decorated<publisher::wiring::LivePorts>>;
+pub type SsembleWebhookDeps = ssemble_webhook::Deps<Decorated<ssemble_webhook::wiring::LivePorts>>;
+pub type TikTokWebhookDeps = tiktok_webhook::Deps<Decorated<tiktok_webhook::wiring::LivePorts>>;
+pub type ReconcilerDeps = reconciler::Deps<Decorated<reconciler::wiring::LivePorts>>;
 
 #[derive(Debug, Error)]
 pub enum WiringError {
-    /// Only a client that cannot be built (bad base URL, TLS setup); the message says which.
-    #[error("Ssemble client: {0}")]
-    Ssemble(String),
-    #[error("TikTok client: {0}")]
-    TikTok(String),
-}
-
-/// Where the upstreams are and how to authenticate to them (values come from Secrets Manager).
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    pub ssemble_api_base_url: String,
-    pub ssemble_api_key: SecretString,
-    pub tiktok_api_base_url: String,
-    pub tiktok_auth_base_url: String,
-    pub tiktok_client_key: String,
-    pub tiktok_client_secret: SecretString,
+    #[error("provisioned resources lack {0}")]
+    Missing(&'static str),
+    #[error("render-submitter: {0}")]
+    RenderSubmitter(#[from] render_submitter::wiring::WiringError),
+    #[error("publisher: {0}")]
+    Publisher(#[from] publisher::wiring::WiringError),
+    #[error("ssemble-webhook: {0}")]
+    SsembleWebhook(#[from] ssemble_webhook::wiring::WiringError),
+    #[error("tiktok-webhook: {0}")]
+    TikTokWebhook(#[from] tiktok_webhook::wiring::WiringError),
+    #[error("reconciler: {0}")]
+    Reconciler(#[from] reconciler::wiring::WiringError),
+    /// Only with the `ingest` feature (see `crate::ingest`).
+    #[error("ingest-api: {0}")]
+    Ingest(String),
 }
 
 /// Physical resource names of this run (from `reelay_template::provision`).
@@ -69,16 +51,62 @@ pub struct Resources {
     pub render_queue_url: String,
     pub publish_queue_url: String,
     pub token_secret_prefix: String,
+    /// Secrets Manager ids; the secrets hold this run's upstream credentials.
+    pub ssemble_secret_id: String,
+    pub tiktok_app_secret_id: String,
 }
 
-/// Everything the six functions are built from.
+impl Resources {
+    pub fn from_provisioned(p: &Provisioned) -> Result<Self, WiringError> {
+        Ok(Self {
+            table: p
+                .table("Table")
+                .ok_or(WiringError::Missing("Table"))?
+                .name
+                .clone(),
+            render_queue_url: p
+                .queue("RenderQueue")
+                .ok_or(WiringError::Missing("RenderQueue"))?
+                .url
+                .clone(),
+            publish_queue_url: p
+                .queue("PublishQueue")
+                .ok_or(WiringError::Missing("PublishQueue"))?
+                .url
+                .clone(),
+            token_secret_prefix: p
+                .env_var("TIKTOK_TOKEN_SECRET_PREFIX")
+                .ok_or(WiringError::Missing("TIKTOK_TOKEN_SECRET_PREFIX"))?
+                .to_owned(),
+            ssemble_secret_id: p
+                .secret("SsembleSecret")
+                .ok_or(WiringError::Missing("SsembleSecret"))?
+                .arn
+                .clone(),
+            tiktok_app_secret_id: p
+                .secret("TikTokAppSecret")
+                .ok_or(WiringError::Missing("TikTokAppSecret"))?
+                .arn
+                .clone(),
+        })
+    }
+}
+
+/// Where this run's upstreams are (their credentials are in the provisioned secrets).
+#[derive(Debug, Clone)]
+pub struct UpstreamUrls {
+    pub ssemble_api_base_url: String,
+    pub tiktok_api_base_url: String,
+    pub tiktok_auth_base_url: String,
+}
+
+/// Everything the functions are built from.
 #[derive(Debug, Clone)]
 pub struct Wiring {
-    pub dynamo: aws_sdk_dynamodb::Client,
-    pub sqs: aws_sdk_sqs::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
+    /// Every function's clients come from this (a benchmark swaps in a metered endpoint here).
+    pub sdk: SdkConfig,
     pub resources: Resources,
-    pub upstream: UpstreamConfig,
+    pub upstream: UpstreamUrls,
     /// Base of Ssemble's `webhookUrl` and the OAuth redirect: this run's HTTP front.
     pub public_base_url: String,
     /// Simulated seconds per real second; 1.0 against real upstreams.
@@ -107,12 +135,13 @@ pub fn time_scaled_policy(factor: f64) -> Policy {
         publish_lease: scaled(p.publish_lease, factor, lease),
         render_submit_lease: scaled(p.render_submit_lease, factor, lease),
         queue_grace: scaled(p.queue_grace, factor, lease),
+        queue_grace_max: scaled(p.queue_grace_max, factor, lease),
         render_poll_min: scaled(p.render_poll_min, factor, tick),
         render_poll_max: scaled(p.render_poll_max, factor, tick),
         status_poll_min: scaled(p.status_poll_min, factor, tick),
         status_poll_max: scaled(p.status_poll_max, factor, tick),
-        unknown_check: scaled(p.unknown_check, factor, tick),
         hold_recheck: scaled(p.hold_recheck, factor, tick),
+        hold_recheck_max: scaled(p.hold_recheck_max, factor, tick),
         retry_backoff_base: scaled(p.retry_backoff_base, factor, tick),
         retry_backoff_max: scaled(p.retry_backoff_max, factor, tick),
         render_deadline: scaled(p.render_deadline, factor, lease),
@@ -124,7 +153,51 @@ pub fn time_scaled_policy(factor: f64) -> Policy {
     }
 }
 
+/// The production [`Settings`] on a clock `factor` times faster, with `limits` (already scaled).
+/// What measures real work (an HTTP call, a lock held over one, the reconciler's margin) keeps
+/// a real-time floor.
+pub fn time_scaled_settings(factor: f64, limits: Limits) -> Settings {
+    let d = Settings::default();
+    let second = Duration::from_secs(1);
+    let policy = time_scaled_policy(factor);
+    let mut s = Settings {
+        limits,
+        store_retry: scaled(d.store_retry, factor, second),
+        ..d.clone()
+    };
+    let p = &mut s.publish;
+    p.group_delay_cap = scaled(d.publish.group_delay_cap, factor, second);
+    p.cap_wait = scaled(d.publish.cap_wait, factor, second);
+    p.rate_limit_wait = scaled(d.publish.rate_limit_wait, factor, second);
+    p.transient_wait = scaled(d.publish.transient_wait, factor, second);
+    // The lease the commit starts must outlast the init window (the domain's rule).
+    p.init_window =
+        scaled(d.publish.init_window, factor, Duration::from_secs(5)).min(policy.publish_lease / 2);
+    s.tokens.min_validity = scaled(d.tokens.min_validity, factor, second);
+    // One tick ahead: a publish due before the next tick starts on time.
+    s.reconcile.lookahead = scaled(d.reconcile.lookahead, factor, Duration::from_secs(2));
+    s.policy = policy;
+    s
+}
+
 impl Wiring {
+    pub fn dynamo(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.sdk)
+    }
+
+    /// Direct store access (seeding, progress, summaries; not for moving jobs).
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::new(self.dynamo(), &self.resources.table)
+    }
+
     /// This run's limits with every window shrunk like the simulators' clocks.
     pub fn limits(&self) -> Limits {
         if self.time_scale > 1.0 {
@@ -138,59 +211,11 @@ impl Wiring {
         time_scaled_policy(self.time_scale)
     }
 
-    /// Token refresh timing: the lock must outlive one refresh call, so only the validity
-    /// margin shrinks.
-    pub fn tokens(&self) -> TokenRefreshConfig {
-        let d = TokenRefreshConfig::default();
-        TokenRefreshConfig {
-            min_validity: scaled(d.min_validity, self.time_scale, Duration::from_secs(1)),
-            ..d
-        }
-    }
-
-    fn killable<T>(&self, inner: T) -> Killable<T> {
-        Killable::new(inner, self.kill.clone())
-    }
-
-    fn jobs(&self) -> Jobs {
-        self.killable(DynamoJobStore::new(
-            self.dynamo.clone(),
-            &self.resources.table,
-        ))
-    }
-
-    fn accounts(&self) -> Accounts {
-        self.killable(DynamoAccountStore::new(
-            self.dynamo.clone(),
-            &self.resources.table,
-        ))
-    }
-
-    fn queue(&self) -> Queue {
-        self.killable(SqsWorkQueue::new(
-            self.sqs.clone(),
-            Some(self.resources.render_queue_url.clone()),
-            Some(self.resources.publish_queue_url.clone()),
-        ))
-    }
-
-    fn vault(&self) -> Vault {
-        self.killable(SecretsManagerTokenVault::new(
-            self.secrets.clone(),
-            &self.resources.token_secret_prefix,
-        ))
-    }
-
-    /// As the functions' `main`: no retries inside the client, every call is charged to the
-    /// budget before it is made.
-    fn ssemble(&self) -> Result<Ssemble, WiringError> {
-        SsembleClient::new(SsembleConfig {
-            retry: RetryPolicy::none(),
-            ..SsembleConfig::new(self.upstream.ssemble_api_key.clone())
-                .with_base_url(&self.upstream.ssemble_api_base_url)
-        })
-        .map(|c| self.killable(c))
-        .map_err(|e| WiringError::Ssemble(e.to_string()))
+    /// Every function's settings: time-scaled, Ssemble calling back to this run's front.
+    pub fn settings(&self) -> Settings {
+        let mut s = time_scaled_settings(self.time_scale, self.limits());
+        s.render.webhook_base_url = self.public_base_url.trim_end_matches('/').to_owned();
+        s
     }
 
     /// The OAuth redirect is this run's callback route.
@@ -198,154 +223,95 @@ impl Wiring {
         format!("{}/v1/accounts/oauth/callback", self.public_base_url)
     }
 
-    fn tiktok(&self) -> Result<TikTok, WiringError> {
-        let mut config = TikTokConfig::new(
-            self.upstream.tiktok_client_key.clone(),
-            self.upstream.tiktok_client_secret.clone(),
-            self.redirect_uri(),
-        );
-        config.api_base_url = self.upstream.tiktok_api_base_url.clone();
-        config.auth_base_url = self.upstream.tiktok_auth_base_url.clone();
-        TikTokClient::new(config)
-            .map(|c| self.killable(TikTokPort::new(c)))
-            .map_err(|e| WiringError::TikTok(e.to_string()))
+    pub fn render_submitter_config(&self) -> render_submitter::config::Config {
+        render_submitter::config::Config {
+            table_name: self.resources.table.clone(),
+            render_queue_url: self.resources.render_queue_url.clone(),
+            publish_queue_url: self.resources.publish_queue_url.clone(),
+            ssemble_secret_id: self.resources.ssemble_secret_id.clone(),
+            ssemble_api_base_url: self.upstream.ssemble_api_base_url.clone(),
+            settings: self.settings(),
+        }
     }
 
-    fn ssemble_scope(&self) -> String {
-        render_submitter::ssemble_budget_scope(&self.upstream.ssemble_api_key)
+    pub fn publisher_config(&self) -> publisher::config::Config {
+        publisher::config::Config {
+            table_name: self.resources.table.clone(),
+            publish_queue_url: self.resources.publish_queue_url.clone(),
+            tiktok_app_secret_id: self.resources.tiktok_app_secret_id.clone(),
+            tiktok_token_secret_prefix: self.resources.token_secret_prefix.clone(),
+            tiktok_api_base_url: self.upstream.tiktok_api_base_url.clone(),
+            tiktok_pull_prefix: None,
+            schedule_sleep: reelay_aws::DEFAULT_SCHEDULE_SLEEP,
+            settings: self.settings(),
+        }
     }
 
-    pub fn ingest(&self) -> Result<IngestDeps, WiringError> {
-        let tiktok = self.tiktok()?;
-        Ok(ingest_api::Deps {
-            jobs: self.jobs(),
-            accounts: self.accounts(),
-            queue: self.queue(),
-            clock: SystemClock,
-            account_routes: ingest_api::accounts::AccountDeps {
-                vault: self.vault(),
-                refresher: tiktok.clone(),
-                auth: tiktok.clone(),
-                publish: tiktok,
-                limits: self.limits(),
-                tokens: self.tokens(),
-                oauth_state_ttl: Duration::from_secs(600),
-                oauth_configured: true,
-            },
-            policy: self.policy(),
-            max_body_bytes: 64 * 1024,
-            in_progress_ttl: Duration::from_secs(30),
-            idempotency_ttl: Duration::from_secs(48 * 3600),
-        })
+    pub fn ssemble_webhook_config(&self) -> ssemble_webhook::config::Config {
+        ssemble_webhook::config::Config {
+            table_name: self.resources.table.clone(),
+            publish_queue_url: self.resources.publish_queue_url.clone(),
+            ssemble_secret_id: self.resources.ssemble_secret_id.clone(),
+            ssemble_api_base_url: self.upstream.ssemble_api_base_url.clone(),
+            settings: self.settings(),
+        }
     }
 
-    pub fn reconciler(&self) -> Result<ReconcilerDeps, WiringError> {
-        let tiktok = self.tiktok()?;
-        Ok(reconciler::Deps {
-            jobs: self.jobs(),
-            accounts: self.accounts(),
-            queue: self.queue(),
-            clock: SystemClock,
-            vault: self.vault(),
-            refresher: tiktok.clone(),
-            render: self.ssemble()?,
-            publish: tiktok,
-            policy: self.policy(),
-            limits: self.limits(),
-            tokens: self.tokens(),
-            ssemble_scope: self.ssemble_scope(),
-            page: 100,
-            safety_margin: Duration::from_secs(5),
-            // One tick ahead: a publish due before the next tick starts on time.
-            lookahead: scaled(
-                Duration::from_secs(60),
-                self.time_scale,
-                Duration::from_secs(2),
-            ),
-        })
-    }
-
-    pub fn render_submitter(&self) -> Result<RenderSubmitterDeps, WiringError> {
-        let render = self.ssemble()?;
-        Ok(render_submitter::Deps {
-            jobs: self.jobs(),
-            accounts: self.accounts(),
-            queue: self.queue(),
-            clock: SystemClock,
-            find_calls: render.inner().find_call_bound(),
-            render,
-            batches: FifoBatchProcessor::new(self.sqs.clone(), &self.resources.render_queue_url),
-            policy: self.policy(),
-            limits: self.limits(),
-            budget_scope: self.ssemble_scope(),
-            public_base_url: self.public_base_url.clone(),
-        })
-    }
-
-    pub fn ssemble_webhook(&self) -> Result<SsembleWebhookDeps, WiringError> {
-        Ok(ssemble_webhook::Deps {
-            jobs: self.jobs(),
-            accounts: self.accounts(),
-            queue: self.queue(),
-            clock: SystemClock,
-            render: self.ssemble()?,
-            policy: self.policy(),
-            limits: self.limits(),
-            budget_scope: self.ssemble_scope(),
-            max_body_bytes: ssemble_webhook::DEFAULT_MAX_BODY_BYTES,
-            work_deadline: ssemble_webhook::DEFAULT_WORK_DEADLINE,
-        })
-    }
-
-    pub fn publisher(&self) -> Result<PublisherDeps, WiringError> {
-        let tiktok = self.tiktok()?;
-        let d = publisher::Settings::default();
-        let floor = Duration::from_secs(1);
-        Ok(publisher::Deps {
-            jobs: self.jobs(),
-            accounts: self.accounts(),
-            queue: self.queue(),
-            clock: SystemClock,
-            vault: self.vault(),
-            refresher: tiktok.clone(),
-            tiktok,
-            // A delayed account must not hold back the other accounts of the same batch.
-            batches: FifoBatchProcessor::new(self.sqs.clone(), &self.resources.publish_queue_url)
-                .with_scope(FailureScope::RestOfGroup),
-            policy: self.policy(),
-            limits: self.limits(),
-            settings: publisher::Settings {
-                group_delay_cap: scaled(d.group_delay_cap, self.time_scale, floor),
-                cap_wait: scaled(d.cap_wait, self.time_scale, floor),
-                rate_limit_wait: scaled(d.rate_limit_wait, self.time_scale, floor),
-                transient_wait: scaled(d.transient_wait, self.time_scale, floor),
-                token: self.tokens(),
-            },
-        })
-    }
-
-    pub fn tiktok_webhook(&self) -> TikTokWebhookDeps {
+    pub fn tiktok_webhook_config(&self) -> tiktok_webhook::config::Config {
         // The simulator signs with its own clock, which runs `time_scale` times faster than
         // Reelay's: the replay window must cover the drift of a whole local run.
         let replay_window = if self.time_scale > 1.0 {
             Duration::from_secs(7 * 24 * 3600)
         } else {
-            tiktok_webhook::DEFAULT_REPLAY_WINDOW
+            tiktok_webhook::config::DEFAULT_REPLAY_WINDOW
         };
-        tiktok_webhook::Deps {
-            jobs: self.jobs(),
-            accounts: self.accounts(),
-            queue: self.queue(),
-            clock: SystemClock,
-            directory: self.killable(tiktok_webhook::DynamoOpenIdDirectory::new(
-                self.dynamo.clone(),
-                &self.resources.table,
-            )),
-            policy: self.policy(),
-            client_secret: self.upstream.tiktok_client_secret.clone(),
+        tiktok_webhook::config::Config {
+            table_name: self.resources.table.clone(),
+            tiktok_app_secret_id: self.resources.tiktok_app_secret_id.clone(),
+            publish_queue_url: Some(self.resources.publish_queue_url.clone()),
             replay_window,
-            max_body_bytes: tiktok_webhook::DEFAULT_MAX_BODY_BYTES,
+            settings: self.settings(),
         }
+    }
+
+    pub fn reconciler_config(&self) -> reconciler::config::Config {
+        reconciler::config::Config {
+            table_name: self.resources.table.clone(),
+            render_queue_url: self.resources.render_queue_url.clone(),
+            publish_queue_url: self.resources.publish_queue_url.clone(),
+            ssemble_secret_id: self.resources.ssemble_secret_id.clone(),
+            ssemble_api_base_url: self.upstream.ssemble_api_base_url.clone(),
+            tiktok_app_secret_id: self.resources.tiktok_app_secret_id.clone(),
+            tiktok_token_secret_prefix: self.resources.token_secret_prefix.clone(),
+            tiktok_api_base_url: self.upstream.tiktok_api_base_url.clone(),
+            settings: self.settings(),
+        }
+    }
+
+    pub async fn render_submitter(&self) -> Result<RenderSubmitterDeps, WiringError> {
+        let deps =
+            render_submitter::wiring::live(&self.sdk, &self.render_submitter_config()).await?;
+        Ok(deps.map_ports(|p| p.decorate(self.kill.clone())))
+    }
+
+    pub async fn publisher(&self) -> Result<PublisherDeps, WiringError> {
+        let deps = publisher::wiring::live(&self.sdk, &self.publisher_config()).await?;
+        Ok(deps.map_ports(|p| p.decorate(self.kill.clone())))
+    }
+
+    pub async fn ssemble_webhook(&self) -> Result<SsembleWebhookDeps, WiringError> {
+        let deps = ssemble_webhook::wiring::live(&self.sdk, &self.ssemble_webhook_config()).await?;
+        Ok(deps.map_ports(|p| p.decorate(self.kill.clone())))
+    }
+
+    pub async fn tiktok_webhook(&self) -> Result<TikTokWebhookDeps, WiringError> {
+        let deps = tiktok_webhook::wiring::live(&self.sdk, &self.tiktok_webhook_config()).await?;
+        Ok(deps.map_ports(|p| p.decorate(self.kill.clone())))
+    }
+
+    pub async fn reconciler(&self) -> Result<ReconcilerDeps, WiringError> {
+        let deps = reconciler::wiring::live(&self.sdk, &self.reconciler_config()).await?;
+        Ok(deps.map_ports(|p| p.decorate(self.kill.clone())))
     }
 }
 
@@ -364,5 +330,19 @@ mod tests {
             Policy::default().max_publish_attempts
         );
         assert_eq!(time_scaled_policy(1.0), Policy::default());
+    }
+
+    #[test]
+    fn scaled_settings_keep_the_init_window_inside_the_lease_and_unscaled_ones_are_production() {
+        let s = time_scaled_settings(60.0, Limits::default());
+        assert!(s.publish.init_window < s.policy.publish_lease);
+        assert_eq!(s.publish.group_delay_cap, Duration::from_secs(1));
+        assert_eq!(s.publish.cap_wait, Duration::from_secs(24 * 60));
+        assert_eq!(s.reconcile.lookahead, Duration::from_secs(2));
+        assert_eq!(s.tokens.lock_ttl, Settings::default().tokens.lock_ttl);
+        assert_eq!(
+            time_scaled_settings(1.0, Limits::default()),
+            Settings::default()
+        );
     }
 }

@@ -26,6 +26,7 @@
 pub mod clock;
 pub mod config;
 pub mod dynamo;
+pub mod metrics;
 pub mod secrets;
 pub mod sqs;
 

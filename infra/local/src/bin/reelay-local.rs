@@ -128,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
     out.say(format!("    logs           {}", args.log_file));
 
     let tenant = TenantId::parse("tenant_demo").map_err(|e| anyhow::anyhow!(e.reason))?;
-    let key = seed_tenant(&stack.accounts, tenant.as_str()).await?;
+    let key = seed_tenant(&stack.store, tenant.as_str()).await?;
     out.say(format!(
         "==> tenant {tenant}, API key (shown once): {}",
         key.expose_secret()
@@ -214,7 +214,7 @@ async fn run_demo(
     };
     let mut last_state = Vec::new();
     let (observed, deadline_passed) = loop {
-        let observed = progress::observe(&stack.jobs, &tracked).await?;
+        let observed = progress::observe(&stack.store, &tracked).await?;
         let lines = progress::render(&observed, started.elapsed());
         let states: Vec<_> = observed.iter().map(|o| o.state()).collect();
         let all_settled = observed.iter().all(|o| o.settled());
