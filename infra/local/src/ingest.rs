@@ -31,6 +31,7 @@ mod hosted {
                 tiktok_api_base_url: self.upstream.tiktok_api_base_url.clone(),
                 tiktok_auth_base_url: self.upstream.tiktok_auth_base_url.clone(),
                 public_base_url: Some(self.public_base_url.clone()),
+                max_body_bytes: ingest_api::config::MAX_BODY_BYTES,
                 settings: self.settings(),
             }
         }
