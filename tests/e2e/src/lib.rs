@@ -70,7 +70,7 @@ impl Harness {
         let stack = Stack::start(options).await?;
         let tenant =
             TenantId::parse("tenant_e2e").map_err(|e| HarnessError::Unexpected(e.reason.into()))?;
-        let key = seed_tenant(&stack.accounts, tenant.as_str()).await?;
+        let key = seed_tenant(&stack.store, tenant.as_str()).await?;
         let client = ApiClient::new(&stack.api_base_url, key.clone())?;
         Ok(Self {
             stack,
@@ -83,7 +83,7 @@ impl Harness {
 
     /// Another tenant of the same deployment, with its own key.
     pub async fn other_tenant(&self, tenant: &str) -> Result<ApiClient, HarnessError> {
-        let key = seed_tenant(&self.stack.accounts, tenant).await?;
+        let key = seed_tenant(&self.stack.store, tenant).await?;
         Ok(ApiClient::new(&self.stack.api_base_url, key)?)
     }
 
@@ -107,7 +107,7 @@ impl Harness {
         let id = AccountId::parse(account.to_owned())
             .map_err(|e| HarnessError::Unexpected(e.reason.into()))?;
         self.stack
-            .accounts
+            .store
             .get_account(&self.tenant, &id)
             .await?
             .and_then(|a| a.open_id)
@@ -119,7 +119,7 @@ impl Harness {
         let id = AccountId::parse(account.to_owned())
             .map_err(|e| HarnessError::Unexpected(e.reason.into()))?;
         let vault = reelay_aws::SecretsManagerTokenVault::new(
-            self.stack.wiring.secrets.clone(),
+            self.stack.wiring.secrets(),
             &self.stack.wiring.resources.token_secret_prefix,
         );
         vault
