@@ -199,9 +199,10 @@ impl<T> Killable<T> {
         &self.inner
     }
 
-    /// Makes the call, then maybe dies at `point`, right after it returned.
+    /// Makes the call, then maybe dies at `point`, right after it returned. The call is boxed:
+    /// a decorator must not add its port's whole future to every caller's state machine.
     async fn call<R>(&self, point: &'static str, call: impl Future<Output = R>) -> R {
-        let result = call.await;
+        let result = Box::pin(call).await;
         if let Some(switch) = &self.switch {
             switch.at(point).await;
         }
