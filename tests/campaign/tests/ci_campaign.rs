@@ -21,8 +21,23 @@ use reelay_local::kill::INIT_ACCEPTED;
 /// 5 min, plus setup) end it long before this on any machine that makes progress at all.
 const HANG_GUARD: Duration = Duration::from_secs(40 * 60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ci_campaign_keeps_every_promise() {
+/// Worker stack size: a debug build keeps every nested future's temporaries on the stack, and
+/// the publish path alone needs about 1.7 MiB of tokio's default 2 MiB (Lambda runs release
+/// builds). Two workers, as on the CI machine's two cores.
+const WORKER_STACK: usize = 8 * 1024 * 1024;
+
+#[test]
+fn ci_campaign_keeps_every_promise() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(WORKER_STACK)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(campaign());
+}
+
+async fn campaign() {
     let run_dir = std::env::temp_dir().join(format!("reelay-ci-campaign-{}", std::process::id()));
     let mut config = CampaignConfig::ci(run_dir.clone());
     if let Some(jobs) = std::env::var("REELAY_CAMPAIGN_JOBS")

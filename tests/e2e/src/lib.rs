@@ -286,6 +286,24 @@ impl Harness {
     }
 }
 
+/// Worker stack size of the tests' runtimes. A debug build keeps every nested future's
+/// temporaries on the stack: the publish path (the publisher's handler over `Core::publish` over
+/// the kill switch's decorators) needs about 1.7 MiB of tokio's default 2 MiB, so a slightly
+/// deeper path would abort the whole test binary. Lambda runs release builds.
+pub const WORKER_STACK: usize = 8 * 1024 * 1024;
+
+/// Runs a test on a multi-thread runtime like the tests' `#[tokio::test(flavor =
+/// "multi_thread", worker_threads = 2)]`, with [`WORKER_STACK`] per worker.
+pub fn run<T>(test: impl Future<Output = Result<T, HarnessError>>) -> Result<T, HarnessError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(WORKER_STACK)
+        .enable_all()
+        .build()
+        .map_err(|e| HarnessError::Unexpected(format!("test runtime: {e}")))?
+        .block_on(test)
+}
+
 /// Runs a test body within `limit`: a stuck pipeline fails the test instead of hanging CI.
 pub async fn within<T>(
     limit: Duration,

@@ -60,9 +60,27 @@ struct Args {
     run_dir: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Worker stack size: the campaign runs the dev profile (debug assertions on), whose nested
+/// futures keep their temporaries on the stack; the publish path alone needs about 1.7 MiB of
+/// tokio's default 2 MiB.
+const WORKER_STACK: usize = 8 * 1024 * 1024;
+
+fn main() -> ExitCode {
     let args = Args::parse();
+    match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(WORKER_STACK)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(campaign(args)),
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn campaign(args: Args) -> ExitCode {
     let run_dir = args.run_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("reelay-campaign-{}", std::process::id()))
     });
