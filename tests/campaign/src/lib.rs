@@ -74,10 +74,11 @@ pub struct CampaignConfig {
     /// tier (100 calls an hour) one key, not the faults, sets how many jobs settle in a bounded
     /// run (see the README); the CI preset uses the documented higher tier so it settles.
     pub ssemble_tier: ssemble_sim::Tier,
-    /// Faults and kills last at least this long, and until every job was submitted, the endpoint
-    /// restarted and the kill points hit (on a slow machine that takes longer)...
+    /// Upstream faults (and kills) last at least this long, and until every job was submitted,
+    /// the endpoint restarted and ten fault kinds injected; kills alone then go on until they hit
+    /// `PublishApi::init(accepted)` and another point. On a slow machine both take longer...
     pub chaos: Duration,
-    /// ...but never longer than this.
+    /// ...but never longer than this, from the start of the chaos phase.
     pub chaos_max: Duration,
     /// The drain (no faults, no kills) waits until the run is quiet, at most this long. A job
     /// still moving then is reported as unsettled, never judged: the bound is a wall-clock one.
@@ -578,6 +579,8 @@ async fn run_on(
     let submitted = AtomicBool::new(false);
     let restarted = AtomicBool::new(config.restart_after.is_none());
     let done_submits = AtomicUsize::new(0);
+    let faults_over = AtomicBool::new(false);
+    let faults_ended_at: Mutex<Option<Duration>> = Mutex::new(None);
     let chaos_over = AtomicBool::new(false);
 
     let submit_all = async {
@@ -613,7 +616,7 @@ async fn run_on(
         let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5eed);
         let mut revoked = BTreeSet::new();
         let mut held_since: Option<Instant> = None;
-        while !chaos_over.load(Ordering::Relaxed) {
+        while !faults_over.load(Ordering::Relaxed) {
             tokio::time::sleep(config.fault_every).await;
             if held_since.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
                 release_held(&stack);
@@ -664,9 +667,39 @@ async fn run_on(
         .filter(|w| **w > 0)
         .count()
         .min(10);
+    // Two phases, each waiting for what it must exercise rather than for a fixed time, so a slow
+    // machine makes them longer, never emptier. Faults: at least `chaos`, until every job was
+    // submitted, the endpoint restarted and enough fault kinds injected. Then kills alone, until
+    // a kill hit `PublishApi::init(accepted)` and another point: with the upstreams healthy again,
+    // jobs reach TikTok however slow the machine (more faults would only keep them from it).
+    // Both end at `chaos_max` at the latest.
     let chaos_clock = async {
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
+            let kinds = shared.lock().await.faults.len();
+            if submitted.load(Ordering::Relaxed)
+                && restarted.load(Ordering::Relaxed)
+                && started.elapsed() >= config.chaos
+                && kinds >= fault_kinds_wanted
+            {
+                break;
+            }
+            if started.elapsed() >= config.chaos_max {
+                warn!(
+                    chaos_s = started.elapsed().as_secs_f64(),
+                    fault_kinds = kinds,
+                    "the fault phase reached its bound"
+                );
+                break;
+            }
+        }
+        faults_over.store(true, Ordering::Relaxed);
+        *faults_ended_at.lock().await = Some(started.elapsed());
+        info!(
+            faults_s = started.elapsed().as_secs_f64(),
+            "faults over; kills go on until every kill point was hit"
+        );
+        loop {
             let at_init = kill
                 .counts()
                 .iter()
@@ -674,22 +707,19 @@ async fn run_on(
                 .map(|(_, n)| n)
                 .sum::<u64>();
             let exercised = (config.init_kill_probability <= 0.0 || at_init > 0)
-                && (config.kill_probability <= 0.0 || kill.total() > at_init)
-                && shared.lock().await.faults.len() >= fault_kinds_wanted;
-            if submitted.load(Ordering::Relaxed)
-                && restarted.load(Ordering::Relaxed)
-                && started.elapsed() >= config.chaos
-                && exercised
-            {
+                && (config.kill_probability <= 0.0 || kill.total() > at_init);
+            if exercised {
                 break;
             }
             if started.elapsed() >= config.chaos_max {
                 warn!(
                     chaos_s = started.elapsed().as_secs_f64(),
-                    "chaos reached its bound before every kill point and fault kind was hit"
+                    kills_at_init_accepted = at_init,
+                    "the kill phase reached its bound"
                 );
                 break;
             }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
         chaos_over.store(true, Ordering::Relaxed);
         kill.set_enabled(false);
@@ -712,8 +742,13 @@ async fn run_on(
             if last.elapsed() >= Duration::from_secs(10) {
                 last = Instant::now();
                 eprintln!(
-                    "[{:>5.0}s] chaos: submitted {}/{} kills {} faults {}",
+                    "[{:>5.0}s] {}: submitted {}/{} kills {} faults {}",
                     started.elapsed().as_secs_f64(),
+                    if faults_over.load(Ordering::Relaxed) {
+                        "kills"
+                    } else {
+                        "chaos"
+                    },
                     done_submits.load(Ordering::Relaxed),
                     config.jobs,
                     kill.total(),
@@ -725,6 +760,7 @@ async fn run_on(
 
     tokio::join!(submit_all, inject, restart, chaos_clock, progress);
     let chaos = started.elapsed();
+    let faults_for = faults_ended_at.into_inner().unwrap_or(chaos);
 
     // Drain: no faults, no kills; wait until nothing will move soon, or the drain's bound. The
     // bound only ends the wait: what is still moving then is reported, never judged.
@@ -807,6 +843,7 @@ async fn run_on(
         restart: shared.restart,
         logs: logs.as_deref(),
         setup,
+        faults_for,
         chaos,
         elapsed: started.elapsed(),
         wall: wall.elapsed(),

@@ -47,6 +47,7 @@ pub(crate) struct Inputs<'a> {
     pub restart: Option<RestartReport>,
     pub logs: Option<&'a LogScan>,
     pub setup: Duration,
+    pub faults_for: Duration,
     pub chaos: Duration,
     pub elapsed: Duration,
     pub wall: Duration,
@@ -107,6 +108,9 @@ pub struct Report {
     pub canary_samples: Vec<String>,
     pub webhooks_sent: usize,
     pub setup: Duration,
+    /// Upstream faults were injected for this long (from the start of the chaos phase)...
+    pub faults_for: Duration,
+    /// ...and kills went on until this.
     pub chaos: Duration,
     pub elapsed: Duration,
     pub wall: Duration,
@@ -335,6 +339,7 @@ impl Report {
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len),
             setup: i.setup,
+            faults_for: i.faults_for,
             chaos: i.chaos,
             elapsed: i.elapsed,
             wall: i.wall,
@@ -684,8 +689,9 @@ impl Report {
         }
         let _ = writeln!(
             o,
-            "\n-- time: setup {}, chaos {}, chaos+drain {}, wall {}{}",
+            "\n-- time: setup {}, faults {}, chaos (faults, then kills) {}, chaos+drain {}, wall {}{}",
             secs(self.setup),
+            secs(self.faults_for),
             secs(self.chaos),
             secs(self.elapsed),
             secs(self.wall),
