@@ -456,12 +456,20 @@ fn release_held(stack: &Stack) {
     }
 }
 
-/// The faults end with the chaos phase: held webhooks go out and TikTok's stuck publishes resume
+/// The faults end with the chaos phase: held webhooks go out, webhook faults and pending stuck
+/// renders are cleared, and TikTok's stuck publishes resume
 /// (a publish stuck for good is the processing horizon's case, days of simulated time that a
 /// bounded run cannot wait for). Returns how many stuck publishes were released.
 fn end_faults(stack: &Stack) -> usize {
     release_held(stack);
-    stack.tiktok.as_ref().map_or(0, |t| t.release_stuck())
+    if let Some(ss) = &stack.ssemble {
+        ss.stick_next_requests(0);
+    }
+    stack.tiktok.as_ref().map_or(0, |t| {
+        // Webhook faults still counting down would drop, delay or reorder the drain's webhooks.
+        t.webhook_faults(tiktok_sim::WebhookFaults::default());
+        t.release_stuck()
+    })
 }
 
 #[derive(Debug, Default)]

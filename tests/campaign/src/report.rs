@@ -241,7 +241,14 @@ impl Report {
                     *unsettled_by_state
                         .entry(job.state.as_str().to_owned())
                         .or_default() += 1;
-                    unsettled.push(describe(job));
+                    // TikTok's side of it, for diagnosis: what its status polls keep reading.
+                    let at_tiktok = job
+                        .publish_id
+                        .as_ref()
+                        .and_then(|p| publishes.get(p.as_str()))
+                        .map(|(status, ids)| format!("; TikTok: {status}, {ids} public id(s)"))
+                        .unwrap_or_default();
+                    unsettled.push(format!("{}{at_tiktok}", describe(job)));
                     if unsettled_trails.len() < 2 {
                         unsettled_trails.push(trail_line(job, &trail));
                     }
