@@ -601,7 +601,9 @@ async fn run_on(
                 async move {
                     tokio::time::sleep_until(t0 + Duration::from_secs_f64(job.n as f64 / rate))
                         .await;
-                    let r = submit(client, tag, job, Duration::from_secs(120)).await;
+                    // A careful client keeps retrying a 5xx for minutes, not seconds: a loaded machine
+                    // must not turn into jobs "not accepted".
+                    let r = submit(client, tag, job, Duration::from_secs(300)).await;
                     done.fetch_add(1, Ordering::Relaxed);
                     r
                 }
