@@ -469,7 +469,7 @@ impl Report {
         let row = |o: &mut String, what: &str, value: String, ok: bool| {
             let _ = writeln!(
                 o,
-                "{:<44} {:>10}  {}",
+                "{:<48} {:>8}  {}",
                 what,
                 value,
                 if ok { "ok" } else { "BROKEN" }
