@@ -21,7 +21,8 @@ struct Input<'a> {
     tenant: Vec<u8>,
     account: Vec<u8>,
     version: u64,
-    attempt: u32,
+    /// The enqueue's nonce (the next check written with it, in ms): any i64.
+    nonce: i64,
     other_version: u8,
     cut: usize,
 }
@@ -62,7 +63,7 @@ fuzz_target!(|input: Input<'_>| {
     let m = WorkMessage::new(kind, job_id, tenant, account, input.version);
     roundtrip(&m);
     assert!(m.group_id().len() <= 128, "MessageGroupId over SQS's 128: {}", m.group_id());
-    let dedup = m.dedup_id(input.attempt);
+    let dedup = m.dedup_id(input.nonce);
     assert!(dedup.len() <= 128, "MessageDeduplicationId over SQS's 128: {dedup}");
 
     let Ok(mut value) = serde_json::to_value(&m) else {

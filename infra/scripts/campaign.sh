@@ -5,7 +5,8 @@
 # Prints the report and exits non-zero if a promise is broken.
 #
 #   infra/scripts/campaign.sh [--ci] [--jobs N] [--accounts N] [--seed N] [--time-scale X]
-#                             [--deadline S] [--log-file PATH] ...   (every flag: --help)
+#                             [--chaos S] [--chaos-max S] [--drain S] [--log-file PATH] ...
+#                             (every flag: --help)
 #
 # The campaign starts and restarts ITS OWN MiniStack (own port, own state dir under the run
 # directory); the shared instance (.aws-emulator/ministack.port) is never stopped or reset.

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use futures::StreamExt;
-use reelay_aws::{SqsWorkQueue, SystemClock};
+use reelay_aws::{DynamoStore, SqsWorkQueue, SystemClock};
 use reelay_domain::job::ClipChoice;
-use reelay_domain::ports::{AccountStore, Clock, JobStore};
-use reelay_domain::usecase::{self, Advance};
+use reelay_domain::ports::{AccountStore, Adapters, Clock, JobStore};
+use reelay_domain::upstream::Unwired;
+use reelay_domain::usecase::{Advance, Core};
 use reelay_domain::{
-    AccountId, Clip, Event, Job, JobId, JobSource, Policy, PostMode, PostSettings, RequestId,
-    TenantId, UtcTime,
+    AccountId, Clip, Event, Job, JobId, JobSource, PostMode, PostSettings, RequestId, TenantId,
+    UtcTime,
 };
 use reelay_local::client::{ApiClient, seed_tenant};
 use reelay_local::stack::random_suffix;
@@ -47,11 +48,15 @@ pub struct Harness {
     pub tenant: TenantId,
     pub time_scale: f64,
     pub tag: String,
-    queue: SqsWorkQueue,
-    policy: Policy,
+    /// The domain's use cases on this run's table and queues, with this run's settings: what
+    /// seeds jobs the way the ssemble-webhook moves them.
+    core: Core<SeedPorts>,
     clip: Clip,
     request_id: RequestId,
 }
+
+/// Only the table, the queues and the clock: seeding calls no upstream.
+type SeedPorts = Adapters<DynamoStore, SqsWorkQueue, SystemClock, Unwired, Unwired, Unwired>;
 
 fn template() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml").to_owned()
@@ -85,14 +90,24 @@ impl Harness {
             &json!({ "webhook_url": format!("{}/webhooks/tiktok", stack.api_base_url) }),
         )?;
         let tenant = TenantId::parse("tenant_bench").map_err(|e| anyhow!(e.reason))?;
-        let key = seed_tenant(&stack.accounts, tenant.as_str()).await?;
+        let key = seed_tenant(&stack.store, tenant.as_str()).await?;
         let client = ApiClient::new(&stack.api_base_url, key)?;
         let queue = SqsWorkQueue::new(
-            stack.wiring.sqs.clone(),
+            stack.wiring.sqs(),
             Some(stack.wiring.resources.render_queue_url.clone()),
             Some(stack.wiring.resources.publish_queue_url.clone()),
         );
-        let policy = stack.wiring.policy();
+        let core = Core::new(
+            Adapters {
+                store: stack.store.clone(),
+                queue,
+                clock: SystemClock,
+                vault: Unwired,
+                render: Unwired,
+                tiktok: Unwired,
+            },
+            stack.wiring.settings(),
+        );
         let tag = reelay_local::demo::run_tag();
         let (clip, request_id) = warm_up(&stack, &client, &tenant, &tag).await?;
         Ok(Self {
@@ -103,8 +118,7 @@ impl Harness {
             tenant,
             time_scale,
             tag,
-            queue,
-            policy,
+            core,
             clip,
             request_id,
         })
@@ -126,7 +140,7 @@ impl Harness {
         let id = AccountId::parse(account.to_owned()).map_err(|e| anyhow!(e.reason))?;
         let open_id = self
             .stack
-            .accounts
+            .store
             .get_account(&self.tenant, &id)
             .await?
             .and_then(|a| a.open_id)
@@ -170,21 +184,14 @@ impl Harness {
             UtcTime::from_millis(schedule_at_ms),
             None,
             now,
-            &self.policy,
+            &self.core.settings.policy,
         );
-        self.stack.jobs.create(&created, None).await?;
+        self.stack.store.create(&created, None).await?;
         let event = Event::RenderCompleted {
+            request_id: self.request_id.clone(),
             clip: self.clip.clone(),
         };
-        let moved = usecase::advance_loaded(
-            &self.stack.jobs,
-            &self.queue,
-            &SystemClock,
-            &self.policy,
-            created.job,
-            &event,
-        )
-        .await?;
+        let moved = self.core.advance_loaded(created.job, &event).await?;
         match moved {
             Advance::Moved(_) => Ok(id),
             other => bail!("seeded job {id} did not become ready: {other:?}"),
@@ -232,7 +239,7 @@ impl Harness {
     pub async fn states(&self, ids: &[JobId]) -> String {
         let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
         for id in ids {
-            let state = match self.stack.jobs.get(id).await {
+            let state = match self.stack.store.get(id).await {
                 Ok(Some(job)) => match &job.hold {
                     Some(hold) => format!("{} ({})", job.state, hold.reason),
                     None => job.state.to_string(),
@@ -293,7 +300,7 @@ async fn warm_up(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let mut forced = false;
     loop {
-        let job = stack.jobs.get(&id).await?;
+        let job = stack.store.get(&id).await?;
         if let Some(job) = &job {
             if job.publish_id.is_some()
                 && let (Some(clip), Some(rid)) = (&job.clip, &job.request_id)

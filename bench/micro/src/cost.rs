@@ -8,6 +8,11 @@
 //! consistent read of it first (1 RRU for an item ≤ 4 KB). Nothing else — no audit item, no
 //! transaction, no index, no budget or account read — is in the floor, so the ratio shows what
 //! the design adds on top of the bare lifecycle.
+//!
+//! Two kinds of job write are measured apart: a transition (`JobStore::save`/`create`: the job,
+//! its audit item and its pointers in one `TransactWriteItems`, billed twice) and a reschedule
+//! (`JobStore::reschedule`: waiting, polling and backing off move only the next check, one
+//! conditional `PutItem` of the job item — no audit item, no transaction, no version).
 
 use std::fmt::Write as _;
 
@@ -140,6 +145,12 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
             + idle_ms.ceil() / 1e3 * f64::from(r.idle_ticks.memory_mb) / 1024.0
                 * LAMBDA_ARM_PER_GB_S);
 
+    // Job writes by kind: transitions are transactions; reschedules are the single-item puts of
+    // job items (the only single-item `PutItem` on a `JOB#` key).
+    let tx = m.get("dynamodb.TransactWriteItems");
+    let resched = m.get("dynamodb.PutItem:JOB");
+    let resched_wru = resched.capacity_units + resched.errors as f64;
+
     let states: Vec<String> = r.states.iter().map(|(s, c)| format!("{s} {c}")).collect();
     let unreported = m.dynamo_unreported();
     vec![
@@ -170,6 +181,20 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
                 }
             ),
             format!("by operation: {by_op}"),
+        ),
+        Row::info(
+            "3 cost: job writes / job",
+            format!(
+                "{:.1} transitions ({:.1} WRU incl. audit items, pointers and GSI copies, {:.1} refused), {:.1} reschedules ({:.1} WRU, {:.1} refused); the published job's trail: {} audit events",
+                tx.requests as f64 / n,
+                (tx.capacity_units + tx.errors as f64) / n,
+                tx.errors as f64 / n,
+                resched.requests as f64 / n,
+                resched_wru / n,
+                resched.errors as f64 / n,
+                r.path_transitions
+            ),
+            "transition = TransactWriteItems (job + audit item + pointers, billed 2×); reschedule = one conditional PutItem of the job item (a poll, a wait or a back-off moves only the next check: no audit item, no transaction)".to_owned(),
         ),
         Row::info(
             "3 cost: DynamoDB by item type / job",
@@ -225,7 +250,7 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
             "≤ 1.25×",
             Verdict::of(ratio <= MAX_RATIO),
             format!(
-                "floor = {} states on a published job's path × ⌈{} B item / 1 KB⌉ WRU + one consistent read per transition; the excess is audit items, transactions (2×), GSI copies, budget/account/lease/idempotency items and status reads",
+                "floor = {} states on a published job's path × ⌈{} B item / 1 KB⌉ WRU + one consistent read per transition; the excess is audit items, transactions (2×), reschedules (one job-item write each, no audit), GSI copies, budget/account/lease/idempotency items and status reads",
                 r.path_states, r.job_item_bytes
             ),
         ),

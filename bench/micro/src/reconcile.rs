@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::StreamExt as _;
-use reelay_aws::DynamoJobStore;
-use reelay_domain::budget::Limits;
+use reelay_aws::{DynamoStore, SystemClock};
 use reelay_domain::job::{MediaSource, PostMode, PostSettings, PrivacyLevel, RenderRequest};
-use reelay_domain::ports::JobStore;
+use reelay_domain::ports::{Clock as _, JobStore};
+use reelay_domain::usecase::{RunReport, Settings};
 use reelay_domain::{AccountId, Job, JobId, JobSource, Policy, TenantId, UtcTime};
 use reelay_template::{ProvisionOptions, Provisioned, ResourceKinds, Template};
 use serde_json::json;
@@ -41,7 +41,7 @@ struct Case {
     due_seeded: usize,
     wall: Duration,
     meter: Meter,
-    report: reconciler::RunReport,
+    report: RunReport,
     seed_time: Duration,
 }
 
@@ -100,7 +100,7 @@ async fn provision(
 
 /// `due` jobs created through the store an hour ago: state `received`, their render submission
 /// check long due, exactly as ingest leaves a job whose render message was lost.
-async fn seed_due(store: &DynamoJobStore, due: usize) -> anyhow::Result<JobId> {
+async fn seed_due(store: &DynamoStore, due: usize) -> anyhow::Result<JobId> {
     let tenant = TenantId::parse("tenant_bench").map_err(|e| anyhow::anyhow!(e.reason))?;
     let at = UtcTime::from_millis(now().as_millis() - 3_600_000);
     let policy = Policy::default();
@@ -216,7 +216,7 @@ async fn run_case(
     tracing::info!(seconds = t.elapsed().as_secs_f64(), "table provisioned");
     let table = tables.table("Table").context("no Table")?.name.clone();
     let client = aws_sdk_dynamodb::Client::new(direct);
-    let store = DynamoJobStore::new(client.clone(), &table);
+    let store = DynamoStore::new(client.clone(), &table);
     let seed_started = Instant::now();
     let first = seed_due(&store, due).await?;
     seed_settled(&client, &table, &first, jobs.saturating_sub(due)).await?;
@@ -229,7 +229,7 @@ async fn run_case(
             .map(str::to_owned)
             .context(format!("no {k}"))
     };
-    let cfg = reconciler::wiring::Config {
+    let cfg = reconciler::config::Config {
         table_name: table.clone(),
         render_queue_url: env("RENDER_QUEUE_URL")?,
         publish_queue_url: env("PUBLISH_QUEUE_URL")?,
@@ -247,10 +247,9 @@ async fn run_case(
             .clone(),
         tiktok_token_secret_prefix: env("TIKTOK_TOKEN_SECRET_PREFIX")?,
         tiktok_api_base_url: "http://127.0.0.1:9".into(),
-        policy: Policy::default(),
-        limits: Limits::default(),
+        settings: Settings::default(),
     };
-    let deps = reconciler::wiring::live_deps(metered, &cfg).await?;
+    let deps = reconciler::wiring::live(metered, &cfg).await?;
     let timeout = reelay_local::FunctionSpec::from_template(
         &Template::from_path(template)?,
         "ReconcilerFunction",
@@ -258,7 +257,8 @@ async fn run_case(
     .timeout;
     let before = proxy.snapshot();
     let started = Instant::now();
-    let report = reconciler::function_handler(&deps, started + timeout).await;
+    // The invocation's deadline, as Lambda gives it; the run keeps its own safety margin.
+    let report = reconciler::handler(&deps, SystemClock.now().plus(timeout)).await;
     let wall = started.elapsed();
     let meter = proxy.snapshot().since(&before);
     tracing::info!(
@@ -363,7 +363,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
     let compared = if truncated { per_job_ratio } else { ratio };
     let params = |c: &Case| {
         format!(
-            "{} jobs, {} due (state received, render check 1 h overdue); seeded in {:.0} s; real handler via reconciler::wiring::live_deps, DynamoDB/SQS through the metering proxy to MiniStack",
+            "{} jobs, {} due (state received, render check 1 h overdue); seeded in {:.0} s; real handler via reconciler::wiring::live, DynamoDB/SQS through the metering proxy to MiniStack",
             c.jobs,
             c.due_seeded,
             c.seed_time.as_secs_f64()
@@ -388,7 +388,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
             "≤ 1.2× time",
             Verdict::of(compared <= MAX_RATIO),
             if truncated {
-                "a run stopped at the function's deadline (template Timeout − 5 s margin), so the verdict uses time per handled job".to_owned()
+                "a run stopped at the function's deadline (template Timeout less settings.reconcile.safety_margin), so the verdict uses time per handled job".to_owned()
             } else {
                 "one run each, same due count; verdict on wall time".to_owned()
             },

@@ -14,8 +14,8 @@ use anyhow::Context as _;
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::Request;
-use reelay_aws::{DynamoAccountStore, DynamoJobStore};
-use reelay_domain::ports::JobStore;
+use reelay_aws::{DynamoStore, SystemClock};
+use reelay_domain::ports::{Clock as _, JobStore};
 use reelay_domain::{JobId, JobState, TenantId};
 use reelay_local::client::{ApiClient, seed_tenant};
 use reelay_local::demo::{self, DemoJob, DemoPlan, Expect};
@@ -87,6 +87,9 @@ pub struct RunResult {
     /// Distinct states a published job passed through (from its audit trail), and the stored
     /// size of its job item in bytes (the floor's inputs).
     pub path_states: usize,
+    /// Audit events of that job: its transitions, creation included (reschedules write none).
+    #[serde(default)]
+    pub path_transitions: usize,
     pub job_item_bytes: usize,
     /// Peak RSS of this process (stack, simulators and all six handlers).
     pub vm_hwm_kib: u64,
@@ -129,6 +132,24 @@ fn item_size(
         .sum()
 }
 
+/// A job's whole audit trail, page by page (the store serves it in pages).
+async fn audit_trail(
+    store: &DynamoStore,
+    id: &JobId,
+) -> anyhow::Result<Vec<reelay_domain::job::AuditEvent>> {
+    let mut trail = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.audit_page(id, after, 200).await?;
+        trail.extend(page.events);
+        match page.next_after {
+            Some(next) if after.is_none_or(|a| next > a) => after = Some(next),
+            Some(next) => anyhow::bail!("audit cursor of {id} did not advance past {next}"),
+            None => return Ok(trail),
+        }
+    }
+}
+
 pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .context("AWS_ENDPOINT_URL is not set: start the local endpoint (see README)")?;
@@ -141,7 +162,8 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     let tiktok = stack.tiktok.take();
     let api_base_url = stack.api_base_url.clone();
     let mut wiring = stack.wiring.clone();
-    let direct_dynamo = wiring.dynamo.clone();
+    let direct_dynamo = wiring.dynamo();
+    let store: DynamoStore = stack.store.clone();
     let table = wiring.resources.table.clone();
     stack
         .shutdown()
@@ -153,9 +175,9 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
         .endpoint_url(&proxy.url)
         .load()
         .await;
-    wiring.dynamo = aws_sdk_dynamodb::Client::new(&metered);
-    wiring.sqs = aws_sdk_sqs::Client::new(&metered);
-    wiring.secrets = aws_sdk_secretsmanager::Client::new(&metered);
+    // Every function's clients come from the wiring's SDK config: all of them go through the
+    // proxy now (their secrets are read through it too, at `live`).
+    wiring.sdk = metered;
 
     let rec = Arc::new(Recorder::default());
     let mut runtime = LocalRuntime::new();
@@ -178,9 +200,9 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
             }
         }
     };
-    let ingest = Arc::new(wiring.ingest()?);
-    let ssemble_hook = Arc::new(wiring.ssemble_webhook()?);
-    let tiktok_hook = Arc::new(wiring.tiktok_webhook());
+    let ingest = Arc::new(wiring.ingest().await?);
+    let ssemble_hook = Arc::new(wiring.ssemble_webhook().await?);
+    let tiktok_hook = Arc::new(wiring.tiktok_webhook().await?);
     let (m_ing, m_sw, m_tw) = (
         memory(&template, "IngestApiFunction")?,
         memory(&template, "SsembleWebhookFunction")?,
@@ -192,7 +214,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
             let (deps, rec) = (ingest.clone(), r1.clone());
             async move {
                 let t = Instant::now();
-                let r = ingest_api::function_handler(&*deps, req).await;
+                let r = ingest_api::handler(&*deps, req).await;
                 rec.record("ingest-api", m_ing, t.elapsed());
                 r
             }
@@ -201,7 +223,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
             let (deps, rec) = (ssemble_hook.clone(), r2.clone());
             async move {
                 let t = Instant::now();
-                let r = ssemble_webhook::function_handler(&*deps, req).await;
+                let r = ssemble_webhook::handler(&*deps, req).await;
                 rec.record("ssemble-webhook", m_sw, t.elapsed());
                 r
             }
@@ -210,7 +232,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
             let (deps, rec) = (tiktok_hook.clone(), r3.clone());
             async move {
                 let t = Instant::now();
-                let r = tiktok_webhook::function_handler(&*deps, req).await;
+                let r = tiktok_webhook::handler(&*deps, req).await;
                 rec.record("tiktok-webhook", m_tw, t.elapsed());
                 r
             }
@@ -221,7 +243,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     );
 
     let wait = Duration::from_millis(500);
-    let submitter = Arc::new(wiring.render_submitter()?);
+    let submitter = Arc::new(wiring.render_submitter().await?);
     let m_rs = memory(&template, "RenderSubmitterFunction")?;
     let r4 = rec.clone();
     let source = SqsSource::from_template(
@@ -230,15 +252,17 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
         wiring.resources.render_queue_url.clone(),
     )?
     .with_wait_time(wait);
+    let timeout = source.function.timeout;
     let driver = SqsDriver::spawn_with(
-        wiring.sqs.clone(),
+        wiring.sqs(),
         source,
         runtime.child_token(),
         move |event: SqsEvent| {
             let (deps, rec) = (submitter.clone(), r4.clone());
+            let deadline = SystemClock.now().plus(timeout);
             async move {
                 let t = Instant::now();
-                let r = render_submitter::function_handler(&*deps, event).await;
+                let r = render_submitter::handler(&*deps, event, deadline).await;
                 rec.record("render-submitter", m_rs, t.elapsed());
                 r
             }
@@ -247,7 +271,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     .await?;
     runtime.add_sqs("render-submitter", driver);
 
-    let publisher = Arc::new(wiring.publisher()?);
+    let publisher = Arc::new(wiring.publisher().await?);
     let m_pub = memory(&template, "PublisherFunction")?;
     let r5 = rec.clone();
     let source = SqsSource::from_template(
@@ -256,15 +280,17 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
         wiring.resources.publish_queue_url.clone(),
     )?
     .with_wait_time(wait);
+    let timeout = source.function.timeout;
     let driver = SqsDriver::spawn_with(
-        wiring.sqs.clone(),
+        wiring.sqs(),
         source,
         runtime.child_token(),
         move |event: SqsEvent| {
             let (deps, rec) = (publisher.clone(), r5.clone());
+            let deadline = SystemClock.now().plus(timeout);
             async move {
                 let t = Instant::now();
-                let r = publisher::function_handler(&*deps, event).await;
+                let r = publisher::handler(&*deps, event, deadline).await;
                 rec.record("publisher", m_pub, t.elapsed());
                 r
             }
@@ -273,7 +299,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     .await?;
     runtime.add_sqs("publisher", driver);
 
-    let reconciler = Arc::new(wiring.reconciler()?);
+    let reconciler = Arc::new(wiring.reconciler().await?);
     let m_rec = memory(&template, "ReconcilerFunction")?;
     let mut schedule = Schedule::from_template(&template, "ReconcilerFunction")?;
     schedule.period = schedule
@@ -292,8 +318,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
                 async move {
                     let before = proxy.snapshot();
                     let t = Instant::now();
-                    let report =
-                        reconciler::function_handler(&*deps, Instant::now() + timeout).await;
+                    let report = reconciler::handler(&*deps, SystemClock.now().plus(timeout)).await;
                     let took = t.elapsed();
                     if report.due == 0 {
                         // The due-index queries of an empty tick: a per-minute cost, not a per-job one.
@@ -319,10 +344,8 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     );
 
     // Tenant and accounts (OAuth through the API) before the window opens.
-    let jobs_store = DynamoJobStore::new(direct_dynamo.clone(), &table);
-    let accounts_store = DynamoAccountStore::new(direct_dynamo.clone(), &table);
     let tenant = TenantId::parse("tenant_bench").map_err(|e| anyhow::anyhow!(e.reason))?;
-    let key = seed_tenant(&accounts_store, tenant.as_str()).await?;
+    let key = seed_tenant(&store, tenant.as_str()).await?;
     let client = ApiClient::new(&api_base_url, key)?;
     let plan = DemoPlan {
         accounts: (0..w.accounts)
@@ -352,7 +375,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     let tracked = demo::submit_jobs(&client, &plan, &demo::run_tag()).await?;
     // A direct post's life ends at `publicly_available` (or another terminal state).
     let (observed, timed_out) = loop {
-        let observed = reelay_local::progress::observe(&jobs_store, &tracked).await?;
+        let observed = reelay_local::progress::observe(&store, &tracked).await?;
         let done = observed
             .iter()
             .all(|o| o.state().is_some_and(|s| s.is_terminal()) || o.parked());
@@ -379,16 +402,18 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     }
     // The floor's inputs, from a job that made it.
     let mut path_states = 0;
+    let mut path_transitions = 0;
     let mut job_item_bytes = 0;
     if let Some(done) = observed
         .iter()
         .find(|o| o.state() == Some(JobState::PubliclyAvailable))
     {
         let id = JobId::parse(&done.tracked.job_id).map_err(|e| anyhow::anyhow!(e.reason))?;
-        let trail = jobs_store.audit_trail(&id).await?;
+        let trail = audit_trail(&store, &id).await?;
         let distinct: std::collections::BTreeSet<&str> =
             trail.iter().map(|e| e.to.as_str()).collect();
         path_states = distinct.len();
+        path_transitions = trail.len();
         let item = direct_dynamo
             .get_item()
             .table_name(&table)
@@ -420,6 +445,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
         idle_ticks,
         idle_tick_meter,
         path_states,
+        path_transitions,
         job_item_bytes,
         vm_hwm_kib: crate::procfs::own_vm_hwm_kib().unwrap_or(0),
     })

@@ -1,29 +1,46 @@
-//! Judging the run: the table (every job terminal or parked with a reason, every audit record
-//! complete) and the simulators' ground truth (posts, limits, inits in flight). Nothing here
+//! Judging the run: the table (every job terminal, settled, parked with a reason, or with a next
+//! check that will move it; every audit record complete and bounded) and the simulators' ground
+//! truth (posts, limits, inits in flight, what TikTok holds for each publish). Nothing here
 //! trusts what Reelay says about itself beyond what it stored.
+//!
+//! A job still moving when the drain ends (it has a next check) breaks no promise: that every job
+//! settles within bounded simulated time is what the deterministic simulation
+//! (`tests/simulation`) proves, under manual time. A wall-clock run on a shared machine can only
+//! show that nothing is invisible, never how fast it settles.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use reelay_domain::job::{AuditEvent, Job, PostMode};
+use reelay_aws::DynamoStore;
+use reelay_domain::job::{AuditEvent, Job, NextCheck, PostMode};
 use reelay_domain::ports::{JobFilter, JobStore, StoreError};
-use reelay_domain::{JobState, TenantId, UtcTime};
-use reelay_local::Stack;
+use reelay_domain::{JobId, JobState, TenantId, UtcTime};
 use serde_json::Value;
+
+/// Audit events one job may carry: waiting, polling and backing off write none, so a longer trail
+/// means a job churning through transitions. The deterministic simulation's bound
+/// (`tests/simulation/src/run.rs`, `Config::audit_bound`).
+pub const AUDIT_BOUND: usize = 100;
 
 /// Where a job stands, from the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Standing {
-    /// Posted (direct) or in the creator's inbox (draft).
+    /// Posted (direct), or settled as far as the client is concerned: a draft in the creator's
+    /// inbox, a complete post whose public id may still come.
     Published,
     /// Terminal without a post: render_failed, publish_failed, cancelled.
     Failed(String),
-    /// Waiting for a person, with the reason shown.
+    /// Parked with a reason: `publish_unknown` with its hold (`publish_outcome_unknown`,
+    /// `processing_stuck` — still polled — or `needs_operator`), or a hold without an end (the
+    /// account's gate: re-authorisation, a banned account), rechecked without writing anything.
     Parked(String),
-    /// Held with a reason until a known time (a daily cap, a rate window): it moves on by
-    /// itself then.
+    /// Held with a reason until a known time (a daily cap, a rate window), with a next check:
+    /// it moves on by itself then.
     Waiting(String, UtcTime),
-    /// Still moving (or parked without a reason): lost if the run ends like this.
-    Moving,
+    /// Still moving, with a pending next check: not settled yet, but something will move it.
+    Unsettled(NextCheck),
+    /// Not terminal, not settled, not parked with a reason and no next check: nothing will ever
+    /// move it. A lost job.
+    Invisible,
 }
 
 fn reason(job: &Job) -> Option<String> {
@@ -41,46 +58,53 @@ fn reason(job: &Job) -> Option<String> {
     }
 }
 
+fn hold_with_reason(job: &Job) -> Option<&reelay_domain::job::Hold> {
+    job.hold.as_ref().filter(|h| !h.reason.is_empty())
+}
+
 pub fn standing(job: &Job) -> Standing {
     let draft = job.post.mode == PostMode::Draft;
     match job.state {
-        JobState::PublishComplete | JobState::PubliclyAvailable => Standing::Published,
-        JobState::Submitted if draft => Standing::Published,
-        s if s.is_terminal() => Standing::Failed(
-            reason(job).unwrap_or_else(|| format!("{} without a reason", s.as_str())),
-        ),
-        // Parked by definition (the init's outcome is unknown); the report counts those
-        // without a recorded error or hold separately.
-        JobState::PublishUnknown => Standing::Parked(
-            reason(job).unwrap_or_else(|| "init outcome unknown (no error recorded)".into()),
-        ),
-        _ if job.hold.as_ref().is_some_and(|h| h.until.is_none()) => match reason(job) {
-            Some(r) => Standing::Parked(r),
-            None => Standing::Moving,
-        },
-        _ => match (job.hold.as_ref().and_then(|h| h.until), reason(job)) {
-            (Some(until), Some(r)) if job.hold.is_some() => Standing::Waiting(r, until),
-            _ => Standing::Moving,
-        },
+        JobState::PubliclyAvailable => return Standing::Published,
+        s if s.is_terminal() => {
+            return Standing::Failed(
+                reason(job).unwrap_or_else(|| format!("{} without a reason", s.as_str())),
+            );
+        }
+        // A draft is `submitted` only once TikTok put it in the inbox (checked against TikTok by
+        // `ahead_of_tiktok`); a complete post waits only for its public id.
+        JobState::PublishComplete => return Standing::Published,
+        JobState::Submitted if draft => return Standing::Published,
+        JobState::PublishUnknown if hold_with_reason(job).is_some() => {
+            return Standing::Parked(reason(job).unwrap_or_default());
+        }
+        _ => {}
+    }
+    let held_until = hold_with_reason(job).map(|h| h.until);
+    match (held_until, job.next_check) {
+        (Some(None), _) => Standing::Parked(reason(job).unwrap_or_default()),
+        (_, None) => Standing::Invisible,
+        (Some(Some(until)), Some(_)) => Standing::Waiting(reason(job).unwrap_or_default(), until),
+        (None, Some(next)) => Standing::Unsettled(next),
     }
 }
 
-/// Nothing will move soon: no job is moving, and every waiting one waits past `horizon`.
+/// Nothing will move soon: no unsettled job is due before `horizon`, and every waiting one waits
+/// past it. (Parked, settled, failed and invisible jobs wait for nothing the drain can give.)
 pub fn quiet(jobs: &[Job], horizon: UtcTime) -> bool {
     jobs.iter().all(|j| match standing(j) {
-        Standing::Moving => false,
+        Standing::Unsettled(next) => next.at > horizon,
         Standing::Waiting(_, until) => until > horizon,
         _ => true,
     })
 }
 
 /// Every job of the tenant, read page by page from the table.
-pub async fn scan_jobs(stack: &Stack, tenant: &TenantId) -> Result<Vec<Job>, StoreError> {
+pub async fn scan_jobs(store: &DynamoStore, tenant: &TenantId) -> Result<Vec<Job>, StoreError> {
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = stack
-            .jobs
+        let page = store
             .list(tenant, &JobFilter::default(), cursor.as_deref(), 100)
             .await?;
         all.extend(page.jobs);
@@ -90,6 +114,95 @@ pub async fn scan_jobs(stack: &Stack, tenant: &TenantId) -> Result<Vec<Job>, Sto
         }
     }
     Ok(all)
+}
+
+/// A job's whole audit trail, oldest first, page by page.
+pub async fn audit_trail(store: &DynamoStore, id: &JobId) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut trail = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.audit_page(id, after, 200).await?;
+        trail.extend(page.events);
+        match page.next_after {
+            // A cursor that does not advance would loop forever: the store is broken.
+            Some(next) if after.is_some_and(|a| next <= a) => {
+                return Err(StoreError::Corrupt(format!(
+                    "audit cursor of {id} did not advance past {next}"
+                )));
+            }
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    Ok(trail)
+}
+
+/// What TikTok holds for each publish: `publish_id` → its status and public post ids.
+pub fn tiktok_publishes(inspect: &Value) -> BTreeMap<String, (String, usize)> {
+    let mut out = BTreeMap::new();
+    if let Some(accounts) = inspect.get("accounts").and_then(Value::as_object) {
+        for acct in accounts.values() {
+            for post in acct
+                .get("posts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(pid) = post.get("publish_id").and_then(Value::as_str) else {
+                    continue;
+                };
+                let status = post
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let post_ids = post
+                    .get("post_ids")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                out.insert(pid.to_owned(), (status, post_ids));
+            }
+        }
+    }
+    out
+}
+
+/// How `job` claims more than TikTok did, if it does: a draft `submitted` while its publish is
+/// not in the inbox, `publish_complete` while TikTok's status is not complete, public without a
+/// public post id, or a publish TikTok never created. Read TikTok after the table: TikTok only
+/// moves forward, so a job that was right when read is still right against a later inspection.
+/// (Lagging behind TikTok is normal; running ahead of it is a lie to the client.)
+pub fn ahead_of_tiktok(job: &Job, publishes: &BTreeMap<String, (String, usize)>) -> Option<String> {
+    let claims = matches!(
+        job.state,
+        JobState::Submitted | JobState::PublishComplete | JobState::PubliclyAvailable
+    );
+    let Some(pid) = &job.publish_id else {
+        return claims.then(|| format!("{} without a publish_id", job.state.as_str()));
+    };
+    let Some((status, post_ids)) = publishes.get(pid.as_str()) else {
+        return Some(format!(
+            "{} holds {}, which TikTok never created",
+            job.state.as_str(),
+            pid.as_str()
+        ));
+    };
+    let complete = status == "PUBLISH_COMPLETE";
+    let ahead = match job.state {
+        JobState::Submitted if job.post.mode == PostMode::Draft => {
+            !(complete || status == "SEND_TO_USER_INBOX")
+        }
+        JobState::PublishComplete => !complete,
+        JobState::PubliclyAvailable => !complete || *post_ids == 0,
+        _ => false,
+    };
+    ahead.then(|| {
+        format!(
+            "{} while TikTok has {} {status} ({post_ids} public id(s))",
+            job.state.as_str(),
+            pid.as_str()
+        )
+    })
 }
 
 /// What a job's audit record lacks (empty: complete). The record must hold the account, every
@@ -195,7 +308,8 @@ pub fn unknown_case(job: &Job, trail: &[AuditEvent], inspect: &Value) -> Option<
     let resolution = match sorted
         .iter()
         .skip(entered + 1)
-        .find(|e| e.from == Some(JobState::PublishUnknown) || e.to != JobState::PublishUnknown)
+        // Stale observations and the move to `needs_operator` stay in `publish_unknown`.
+        .find(|e| e.to != JobState::PublishUnknown)
     {
         Some(e) => format!("{} → {}", e.event, e.to.as_str()),
         None => format!(
@@ -308,7 +422,142 @@ pub fn foreign_titles(inspect: &Value, ours: &BTreeSet<String>) -> u64 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use reelay_domain::job::{Hold, JobSource};
+    use reelay_domain::lifecycle::{CheckKind, NEEDS_OPERATOR, PROCESSING_STUCK, Policy};
+    use reelay_domain::{AccountId, PublishId};
+    use reelay_testkit::sample;
     use serde_json::json;
+
+    fn at(s: i64) -> UtcTime {
+        UtcTime::from_millis(1_800_000_000_000 + s * 1000)
+    }
+
+    fn job(mode: PostMode, state: JobState) -> Job {
+        let mut job = Job::create(
+            JobId::generate(at(0), 7),
+            TenantId::parse("tenant_t").unwrap(),
+            AccountId::parse("acct_a").unwrap(),
+            JobSource::Render(sample::render_request()),
+            sample::post(mode),
+            at(0),
+            None,
+            at(0),
+            &Policy::default(),
+        )
+        .job;
+        job.state = state;
+        job
+    }
+
+    fn next(s: i64) -> Option<NextCheck> {
+        Some(NextCheck {
+            at: at(s),
+            kind: CheckKind::StatusPoll,
+        })
+    }
+
+    fn hold(reason: &str, until: Option<UtcTime>) -> Option<Hold> {
+        Some(Hold {
+            reason: reason.into(),
+            until,
+            since: Some(at(0)),
+        })
+    }
+
+    #[test]
+    fn a_job_without_a_next_check_is_invisible_unless_terminal_settled_or_parked() {
+        let mut j = job(PostMode::Direct, JobState::Uploaded);
+        j.next_check = None;
+        assert_eq!(standing(&j), Standing::Invisible);
+        j.next_check = next(10);
+        assert_eq!(standing(&j), Standing::Unsettled(next(10).unwrap()));
+
+        // Settled for the client: a draft in the inbox, a post whose public id never came.
+        let mut d = job(PostMode::Draft, JobState::Submitted);
+        d.next_check = None;
+        assert_eq!(standing(&d), Standing::Published);
+        let mut c = job(PostMode::Direct, JobState::PublishComplete);
+        c.next_check = None;
+        assert_eq!(standing(&c), Standing::Published);
+        // A direct post merely submitted is not settled.
+        let mut s = job(PostMode::Direct, JobState::Submitted);
+        s.next_check = None;
+        assert_eq!(standing(&s), Standing::Invisible);
+
+        // publish_unknown is parked with its hold (processing_stuck keeps being polled,
+        // needs_operator is not), and not without one.
+        let mut u = job(PostMode::Direct, JobState::PublishUnknown);
+        u.hold = hold(PROCESSING_STUCK, None);
+        u.next_check = next(10);
+        assert!(matches!(standing(&u), Standing::Parked(r) if r == PROCESSING_STUCK));
+        u.hold = hold(NEEDS_OPERATOR, None);
+        u.next_check = None;
+        assert!(matches!(standing(&u), Standing::Parked(_)));
+        u.hold = None;
+        assert_eq!(standing(&u), Standing::Invisible);
+
+        // A hold without an end (the account's gate) is parked; one with an end waits on its
+        // next check, and without one nothing ends it.
+        let mut r = job(PostMode::Direct, JobState::Ready);
+        r.hold = hold("account_needs_reauth", None);
+        r.next_check = next(3600);
+        assert!(matches!(standing(&r), Standing::Parked(_)));
+        r.hold = hold("", None);
+        assert_eq!(standing(&r), Standing::Unsettled(next(3600).unwrap()));
+        r.hold = hold("daily_cap", Some(at(50)));
+        assert_eq!(standing(&r), Standing::Waiting("daily_cap".into(), at(50)));
+        r.next_check = None;
+        assert_eq!(standing(&r), Standing::Invisible);
+
+        let mut f = job(PostMode::Direct, JobState::PublishFailed);
+        f.next_check = None;
+        assert!(matches!(standing(&f), Standing::Failed(_)));
+    }
+
+    #[test]
+    fn quiet_waits_for_what_is_due_before_the_horizon_only() {
+        let mut due = job(PostMode::Direct, JobState::Rendering);
+        due.next_check = next(5);
+        let mut later = job(PostMode::Direct, JobState::Rendering);
+        later.next_check = next(500);
+        assert!(!quiet(&[due.clone(), later.clone()], at(30)));
+        assert!(quiet(&[later], at(30)));
+        let mut waiting = job(PostMode::Direct, JobState::Ready);
+        waiting.hold = hold("rate_window", Some(at(20)));
+        waiting.next_check = next(20);
+        assert!(!quiet(&[waiting], at(30)));
+    }
+
+    #[test]
+    fn a_job_ahead_of_tiktok_is_caught_and_one_behind_is_not() {
+        let inspect = json!({"accounts": {"u1": {"posts": [
+            {"publish_id": "p_inbox", "status": "SEND_TO_USER_INBOX", "post_ids": []},
+            {"publish_id": "p_proc", "status": "PROCESSING_UPLOAD", "post_ids": []},
+            {"publish_id": "p_done", "status": "PUBLISH_COMPLETE", "post_ids": []},
+            {"publish_id": "p_public", "status": "PUBLISH_COMPLETE", "post_ids": ["7"]}
+        ]}}});
+        let publishes = tiktok_publishes(&inspect);
+        let with = |mode, state, pid: &str| {
+            let mut j = job(mode, state);
+            j.publish_id = Some(PublishId::parse(pid.to_owned()).unwrap());
+            ahead_of_tiktok(&j, &publishes)
+        };
+        use JobState as S;
+        use PostMode::{Direct, Draft};
+        assert!(with(Draft, S::Submitted, "p_inbox").is_none());
+        assert!(with(Draft, S::Submitted, "p_proc").is_some());
+        assert!(with(Direct, S::Submitted, "p_proc").is_none());
+        assert!(with(Direct, S::PublishComplete, "p_proc").is_some());
+        assert!(with(Direct, S::PublishComplete, "p_done").is_none());
+        assert!(with(Direct, S::PubliclyAvailable, "p_done").is_some());
+        assert!(with(Direct, S::PubliclyAvailable, "p_public").is_none());
+        // Behind TikTok is normal.
+        assert!(with(Direct, S::PublishProcessing, "p_public").is_none());
+        // A publish TikTok never created.
+        assert!(with(Direct, S::PublishProcessing, "p_other").is_some());
+        let j = job(Direct, S::PublishComplete);
+        assert!(ahead_of_tiktok(&j, &publishes).is_some());
+    }
 
     #[test]
     fn a_second_live_post_of_a_job_is_a_duplicate_but_a_failed_or_empty_one_is_not() {

@@ -74,10 +74,15 @@ pub struct CampaignConfig {
     /// tier (100 calls an hour) one key, not the faults, sets how many jobs settle in a bounded
     /// run (see the README); the CI preset uses the documented higher tier so it settles.
     pub ssemble_tier: ssemble_sim::Tier,
-    /// The whole run (after setup) must settle within this.
-    pub deadline: Duration,
-    /// Faults and kills last at least this long (and until every job was submitted).
+    /// Upstream faults (and kills) last at least this long, and until every job was submitted,
+    /// the endpoint restarted and ten fault kinds injected; kills alone then go on until they hit
+    /// `PublishApi::init(accepted)` and another point. On a slow machine both take longer...
     pub chaos: Duration,
+    /// ...but never longer than this, from the start of the chaos phase.
+    pub chaos_max: Duration,
+    /// The drain (no faults, no kills) waits until the run is quiet, at most this long. A job
+    /// still moving then is reported as unsettled, never judged: the bound is a wall-clock one.
+    pub drain: Duration,
     /// One fault is injected every this often during the chaos phase.
     pub fault_every: Duration,
     /// Chance of a kill after any port call inside an invocation.
@@ -129,8 +134,9 @@ impl CampaignConfig {
             // render deadline (6 h) below what a loaded local endpoint needs to confirm one.
             time_scale: 120.0,
             ssemble_tier: ssemble_sim::Tier::HIGHER,
-            deadline: Duration::from_secs(270),
             chaos: Duration::from_secs(45),
+            chaos_max: Duration::from_secs(240),
+            drain: Duration::from_secs(300),
             fault_every: Duration::from_millis(400),
             kill_probability: 0.01,
             // High enough that a 60-job run hits it (P(no hit) < 0.1 % with ~30 accepted inits).
@@ -153,8 +159,9 @@ impl CampaignConfig {
             jobs: 2000,
             accounts: 160,
             ssemble_tier: ssemble_sim::Tier::STANDARD,
-            deadline: Duration::from_secs(900),
             chaos: Duration::from_secs(240),
+            chaos_max: Duration::from_secs(600),
+            drain: Duration::from_secs(900),
             restart_after: Some(Duration::from_secs(90)),
             submit_concurrency: 16,
             ..Self::ci(run_dir)
@@ -449,12 +456,20 @@ fn release_held(stack: &Stack) {
     }
 }
 
-/// The faults end with the chaos phase: held webhooks go out and TikTok's stuck publishes resume
+/// The faults end with the chaos phase: held webhooks go out, webhook faults and pending stuck
+/// renders are cleared, and TikTok's stuck publishes resume
 /// (a publish stuck for good is the processing horizon's case, days of simulated time that a
 /// bounded run cannot wait for). Returns how many stuck publishes were released.
 fn end_faults(stack: &Stack) -> usize {
     release_held(stack);
-    stack.tiktok.as_ref().map_or(0, |t| t.release_stuck())
+    if let Some(ss) = &stack.ssemble {
+        ss.stick_next_requests(0);
+    }
+    stack.tiktok.as_ref().map_or(0, |t| {
+        // Webhook faults still counting down would drop, delay or reorder the drain's webhooks.
+        t.webhook_faults(tiktok_sim::WebhookFaults::default());
+        t.release_stuck()
+    })
 }
 
 #[derive(Debug, Default)]
@@ -519,7 +534,7 @@ async fn run_on(
 
     let tenant =
         TenantId::parse("tenant_campaign").map_err(|e| CampaignError::Setup(e.reason.into()))?;
-    let key = seed_tenant(&stack.accounts, tenant.as_str()).await?;
+    let key = seed_tenant(&stack.store, tenant.as_str()).await?;
     let client = ApiClient::new(&stack.api_base_url, key)?;
 
     // Accounts through the real OAuth flow, before any kill or fault.
@@ -548,7 +563,7 @@ async fn run_on(
         let id =
             AccountId::parse(account_id(i)).map_err(|e| CampaignError::Setup(e.reason.into()))?;
         if let Some(open_id) = stack
-            .accounts
+            .store
             .get_account(&tenant, &id)
             .await?
             .and_then(|a| a.open_id)
@@ -572,6 +587,8 @@ async fn run_on(
     let submitted = AtomicBool::new(false);
     let restarted = AtomicBool::new(config.restart_after.is_none());
     let done_submits = AtomicUsize::new(0);
+    let faults_over = AtomicBool::new(false);
+    let faults_ended_at: Mutex<Option<Duration>> = Mutex::new(None);
     let chaos_over = AtomicBool::new(false);
 
     let submit_all = async {
@@ -584,7 +601,9 @@ async fn run_on(
                 async move {
                     tokio::time::sleep_until(t0 + Duration::from_secs_f64(job.n as f64 / rate))
                         .await;
-                    let r = submit(client, tag, job, Duration::from_secs(120)).await;
+                    // A careful client keeps retrying a 5xx for minutes, not seconds: a loaded machine
+                    // must not turn into jobs "not accepted".
+                    let r = submit(client, tag, job, Duration::from_secs(300)).await;
                     done.fetch_add(1, Ordering::Relaxed);
                     r
                 }
@@ -607,7 +626,7 @@ async fn run_on(
         let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5eed);
         let mut revoked = BTreeSet::new();
         let mut held_since: Option<Instant> = None;
-        while !chaos_over.load(Ordering::Relaxed) {
+        while !faults_over.load(Ordering::Relaxed) {
             tokio::time::sleep(config.fault_every).await;
             if held_since.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
                 release_held(&stack);
@@ -650,18 +669,67 @@ async fn run_on(
         restarted.store(true, Ordering::Relaxed);
     };
 
+    // The kinds of fault the chaos phase waits for: ten, or every kind of a smaller mix.
+    let fault_kinds_wanted = config
+        .faults
+        .weights
+        .values()
+        .filter(|w| **w > 0)
+        .count()
+        .min(10);
+    // Two phases, each waiting for what it must exercise rather than for a fixed time, so a slow
+    // machine makes them longer, never emptier. Faults: at least `chaos`, until every job was
+    // submitted, the endpoint restarted and enough fault kinds injected. Then kills alone, until
+    // a kill hit `PublishApi::init(accepted)` and another point: with the upstreams healthy again,
+    // jobs reach TikTok however slow the machine (more faults would only keep them from it).
+    // Both end at `chaos_max` at the latest.
     let chaos_clock = async {
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
+            let kinds = shared.lock().await.faults.len();
             if submitted.load(Ordering::Relaxed)
                 && restarted.load(Ordering::Relaxed)
                 && started.elapsed() >= config.chaos
+                && kinds >= fault_kinds_wanted
             {
                 break;
             }
-            if started.elapsed() >= config.deadline {
+            if started.elapsed() >= config.chaos_max {
+                warn!(
+                    chaos_s = started.elapsed().as_secs_f64(),
+                    fault_kinds = kinds,
+                    "the fault phase reached its bound"
+                );
                 break;
             }
+        }
+        faults_over.store(true, Ordering::Relaxed);
+        *faults_ended_at.lock().await = Some(started.elapsed());
+        info!(
+            faults_s = started.elapsed().as_secs_f64(),
+            "faults over; kills go on until every kill point was hit"
+        );
+        loop {
+            let at_init = kill
+                .counts()
+                .iter()
+                .filter(|((_, p), _)| p == INIT_ACCEPTED)
+                .map(|(_, n)| n)
+                .sum::<u64>();
+            let exercised = (config.init_kill_probability <= 0.0 || at_init > 0)
+                && (config.kill_probability <= 0.0 || kill.total() > at_init);
+            if exercised {
+                break;
+            }
+            if started.elapsed() >= config.chaos_max {
+                warn!(
+                    chaos_s = started.elapsed().as_secs_f64(),
+                    kills_at_init_accepted = at_init,
+                    "the kill phase reached its bound"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
         chaos_over.store(true, Ordering::Relaxed);
         kill.set_enabled(false);
@@ -684,8 +752,13 @@ async fn run_on(
             if last.elapsed() >= Duration::from_secs(10) {
                 last = Instant::now();
                 eprintln!(
-                    "[{:>5.0}s] chaos: submitted {}/{} kills {} faults {}",
+                    "[{:>5.0}s] {}: submitted {}/{} kills {} faults {}",
                     started.elapsed().as_secs_f64(),
+                    if faults_over.load(Ordering::Relaxed) {
+                        "kills"
+                    } else {
+                        "chaos"
+                    },
                     done_submits.load(Ordering::Relaxed),
                     config.jobs,
                     kill.total(),
@@ -697,34 +770,37 @@ async fn run_on(
 
     tokio::join!(submit_all, inject, restart, chaos_clock, progress);
     let chaos = started.elapsed();
+    let faults_for = faults_ended_at.into_inner().unwrap_or(chaos);
 
-    // Drain: no faults, no kills; wait until nothing is moving or the deadline passes.
+    // Drain: no faults, no kills; wait until nothing will move soon, or the drain's bound. The
+    // bound only ends the wait: what is still moving then is reported, never judged.
+    let drain_started = Instant::now();
     let mut last_print = Instant::now();
-    let (jobs_now, deadline_passed) = loop {
-        let all = judge::scan_jobs(&stack, &tenant).await?;
-        let moving = all
-            .iter()
-            .filter(|j| judge::standing(j) == Standing::Moving)
-            .count();
+    let drain_bound_reached = loop {
+        let all = judge::scan_jobs(&stack.store, &tenant).await?;
         let accepted = shared.lock().await.accepted.len();
         // Holds ending within the next 30 s are waited for; longer ones (a daily cap) are not.
         let horizon = reelay_domain::UtcTime::from_millis(
             (chrono::Utc::now() + chrono::Duration::seconds(30)).timestamp_millis(),
         );
         if judge::quiet(&all, horizon) && all.len() >= accepted {
-            break (all, false);
+            break false;
         }
-        if started.elapsed() >= config.deadline {
-            break (all, true);
+        if drain_started.elapsed() >= config.drain {
+            break true;
         }
         if config.progress && last_print.elapsed() >= Duration::from_secs(10) {
             last_print = Instant::now();
+            let unsettled = all
+                .iter()
+                .filter(|j| matches!(judge::standing(j), Standing::Unsettled(_)))
+                .count();
             let mut states: BTreeMap<&str, usize> = BTreeMap::new();
             for j in &all {
                 *states.entry(j.state.as_str()).or_default() += 1;
             }
             eprintln!(
-                "[{:>5.0}s] drain: {} jobs in the table, {moving} moving; {states:?}",
+                "[{:>5.0}s] drain: {} jobs in the table, {unsettled} unsettled; {states:?}",
                 started.elapsed().as_secs_f64(),
                 all.len()
             );
@@ -732,12 +808,22 @@ async fn run_on(
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
 
-    let tiktok = stack
-        .tiktok
+    // Stop every driver first: the verdict reads a table nothing writes to any more, and reads
+    // TikTok after the table (TikTok only moves forward, so a job that is not ahead of TikTok
+    // when read is not ahead of a later inspection). The simulators live on in these handles.
+    let mut stack = stack;
+    let tiktok_sim = stack.tiktok.take();
+    let ssemble_sim = stack.ssemble.take();
+    let store = stack.store.clone();
+    if let Err(e) = stack.shutdown().await {
+        warn!(error = %e, "stack shutdown");
+    }
+    let jobs_now = judge::scan_jobs(&store, &tenant).await?;
+    let tiktok = tiktok_sim
         .as_ref()
         .map(|t| t.inspect())
         .unwrap_or(Value::Null);
-    let ssemble = stack.ssemble.as_ref().map(|s| s.inspect());
+    let ssemble = ssemble_sim.as_ref().map(|s| s.inspect());
     if config.progress
         && let Some(ss) = &ssemble
     {
@@ -751,11 +837,6 @@ async fn run_on(
         eprintln!("Ssemble calls by endpoint and status (simulator's record): {calls:?}");
     }
     let shared = shared.into_inner();
-    // Stop every driver first: the verdict reads a table nothing writes to any more.
-    let store = stack.jobs.clone();
-    if let Err(e) = stack.shutdown().await {
-        warn!(error = %e, "stack shutdown");
-    }
     let report = Report::build(report::Inputs {
         config,
         store: &store,
@@ -772,10 +853,11 @@ async fn run_on(
         restart: shared.restart,
         logs: logs.as_deref(),
         setup,
+        faults_for,
         chaos,
         elapsed: started.elapsed(),
         wall: wall.elapsed(),
-        deadline_passed,
+        drain_bound_reached,
         titles: jobs
             .iter()
             .filter(|j| !j.draft)
@@ -797,7 +879,10 @@ async fn restart_endpoint(
 ) -> RestartReport {
     let at = started.elapsed();
     let probe = probe::before(stack, suffix).await;
-    let jobs_before = judge::scan_jobs(stack, tenant).await.map(|j| j.len()).ok();
+    let jobs_before = judge::scan_jobs(&stack.store, tenant)
+        .await
+        .map(|j| j.len())
+        .ok();
     let downtime = endpoint.restart().await;
     let persistence = match &probe {
         Ok(p) => Some(probe::after(stack, p).await),
@@ -811,7 +896,10 @@ async fn restart_endpoint(
         }
         Err(_) => false,
     };
-    let jobs_after = judge::scan_jobs(stack, tenant).await.map(|j| j.len()).ok();
+    let jobs_after = judge::scan_jobs(&stack.store, tenant)
+        .await
+        .map(|j| j.len())
+        .ok();
     RestartReport {
         at,
         downtime: downtime.as_ref().ok().copied(),
@@ -828,7 +916,7 @@ async fn restart_endpoint(
 
 fn reelay_aws_vault(stack: &Stack) -> reelay_aws::SecretsManagerTokenVault {
     reelay_aws::SecretsManagerTokenVault::new(
-        stack.wiring.secrets.clone(),
+        stack.wiring.secrets(),
         &stack.wiring.resources.token_secret_prefix,
     )
 }

@@ -68,7 +68,8 @@ fn s(v: &str) -> AttributeValue {
 
 /// Sets up the probe just before the restart.
 pub async fn before(stack: &Stack, suffix: &str) -> Result<Probe, CampaignError> {
-    let sqs = &stack.wiring.sqs;
+    let sqs = stack.wiring.sqs();
+    let sqs = &sqs;
     let created = sqs
         .create_queue()
         .queue_name(format!("campaign-probe-{suffix}.fifo"))
@@ -125,7 +126,7 @@ pub async fn before(stack: &Stack, suffix: &str) -> Result<Probe, CampaignError>
     };
     stack
         .wiring
-        .dynamo
+        .dynamo()
         .put_item()
         .table_name(&stack.wiring.resources.table)
         .item("pk", s(PROBE_PK))
@@ -152,7 +153,8 @@ pub async fn before(stack: &Stack, suffix: &str) -> Result<Probe, CampaignError>
 /// Reads the probe back after the restart.
 pub async fn after(stack: &Stack, probe: &Probe) -> Persistence {
     let mut out = Persistence::default();
-    let sqs = &stack.wiring.sqs;
+    let sqs = stack.wiring.sqs();
+    let sqs = &sqs;
     out.queue_kept = sqs
         .get_queue_attributes()
         .queue_url(&probe.queue_url)
@@ -215,7 +217,8 @@ pub async fn after(stack: &Stack, probe: &Probe) -> Persistence {
             out.in_flight_message_kept = seen || counted > 0;
         }
     }
-    let dynamo = &stack.wiring.dynamo;
+    let dynamo = stack.wiring.dynamo();
+    let dynamo = &dynamo;
     let table = &stack.wiring.resources.table;
     out.item_kept = dynamo
         .get_item()

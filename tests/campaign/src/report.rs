@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 
-use reelay_domain::job::Job;
+use reelay_domain::job::{AuditEvent, Job};
 use reelay_domain::ports::{JobStore, StoreError};
 use reelay_local::kill::INIT_ACCEPTED;
 use serde_json::Value;
@@ -33,10 +33,12 @@ pub struct RestartReport {
 pub(crate) struct Inputs<'a> {
     pub config: &'a CampaignConfig,
     /// The table, read after the stack stopped (nothing races the scan).
-    pub store: &'a reelay_aws::DynamoJobStore,
+    pub store: &'a reelay_aws::DynamoStore,
+    /// Every job of the tenant, scanned after the stack stopped.
     pub jobs: Vec<Job>,
     pub accepted: Vec<String>,
     pub unaccepted: Vec<String>,
+    /// TikTok's inspection, taken after the table scan (TikTok only moves forward).
     pub tiktok: &'a Value,
     pub ssemble_violations: u64,
     pub ssemble_storm_429s: u64,
@@ -45,10 +47,11 @@ pub(crate) struct Inputs<'a> {
     pub restart: Option<RestartReport>,
     pub logs: Option<&'a LogScan>,
     pub setup: Duration,
+    pub faults_for: Duration,
     pub chaos: Duration,
     pub elapsed: Duration,
     pub wall: Duration,
-    pub deadline_passed: bool,
+    pub drain_bound_reached: bool,
     pub titles: BTreeSet<String>,
 }
 
@@ -68,10 +71,20 @@ pub struct Report {
     pub parked: BTreeMap<String, usize>,
     /// Held with a reason until a known time past the end of the run.
     pub waiting: BTreeMap<String, usize>,
-    /// Jobs still moving at the end (or parked without a reason), and accepted jobs missing.
-    pub lost: Vec<String>,
-    /// The audit trails of the first few lost jobs, for diagnosis.
-    pub lost_trails: Vec<String>,
+    /// Accepted (202) but absent from the table.
+    pub missing: Vec<String>,
+    /// Not terminal, settled or parked with a reason, and no next check: nothing will move them.
+    pub invisible: Vec<String>,
+    /// Still moving with a pending next check when the drain ended (not a broken promise).
+    pub unsettled: Vec<String>,
+    pub unsettled_by_state: BTreeMap<String, usize>,
+    /// Jobs whose audit trail exceeds [`judge::AUDIT_BOUND`] events.
+    pub churn: Vec<String>,
+    /// Jobs that claim more than TikTok did for their publish.
+    pub ahead: Vec<String>,
+    /// The audit trails of the first few invisible, churning, ahead or unsettled jobs.
+    pub trails: Vec<String>,
+    pub longest_trail: usize,
     pub duplicate_posts: u64,
     pub duplicate_lines: Vec<String>,
     pub max_publishes_per_job: u64,
@@ -82,8 +95,8 @@ pub struct Report {
     pub ssemble_storm_429s: u64,
     pub max_inits_in_flight: u64,
     pub unknown: Vec<UnknownCase>,
-    /// Jobs parked in `publish_unknown` whose record holds no error code or hold reason.
-    pub unknown_without_reason: usize,
+    /// Jobs in `publish_unknown` without a hold (judged like any other job by their next check).
+    pub unknown_without_hold: usize,
     pub audit_missing: Vec<String>,
     pub audit_records: usize,
     pub faults: BTreeMap<Fault, u64>,
@@ -95,20 +108,24 @@ pub struct Report {
     pub canary_samples: Vec<String>,
     pub webhooks_sent: usize,
     pub setup: Duration,
+    /// Upstream faults were injected for this long (from the start of the chaos phase)...
+    pub faults_for: Duration,
+    /// ...and kills went on until this.
     pub chaos: Duration,
     pub elapsed: Duration,
     pub wall: Duration,
-    pub deadline_passed: bool,
+    /// The drain ended at its bound rather than quiet (reported, never a verdict).
+    pub drain_bound_reached: bool,
 }
 
 /// A job and its audit trail as of one moment: re-read until they agree, so a write landing
 /// between the two reads is not reported as a gap.
 async fn consistent(
-    store: &reelay_aws::DynamoJobStore,
+    store: &reelay_aws::DynamoStore,
     job: &Job,
-) -> Result<(Job, Vec<reelay_domain::job::AuditEvent>), StoreError> {
+) -> Result<(Job, Vec<AuditEvent>), StoreError> {
     let mut fresh = job.clone();
-    let mut trail = store.audit_trail(&job.id).await?;
+    let mut trail = judge::audit_trail(store, &job.id).await?;
     for _ in 0..3 {
         if trail.iter().map(|e| e.version).max().unwrap_or(0) == fresh.version {
             break;
@@ -116,9 +133,60 @@ async fn consistent(
         if let Some(j) = store.get(&job.id).await? {
             fresh = j;
         }
-        trail = store.audit_trail(&job.id).await?;
+        trail = judge::audit_trail(store, &job.id).await?;
     }
     Ok((fresh, trail))
+}
+
+/// One line per audit event, for diagnosis.
+fn trail_line(job: &Job, trail: &[AuditEvent]) -> String {
+    let mut sorted: Vec<&AuditEvent> = trail.iter().collect();
+    sorted.sort_by_key(|e| e.version);
+    let steps: Vec<String> = sorted
+        .iter()
+        .map(|e| {
+            format!(
+                "v{} {} {}→{}{}{}",
+                e.version,
+                e.event,
+                e.from.map_or("-", |f| f.as_str()),
+                e.to.as_str(),
+                e.error_code
+                    .as_deref()
+                    .map(|c| format!(" [{c}]"))
+                    .unwrap_or_default(),
+                e.detail
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    format!(
+        "{} (v{} {}, hold {:?}, next check {:?}): {}",
+        job.id.as_str(),
+        job.version,
+        job.state.as_str(),
+        job.hold,
+        job.next_check,
+        steps.join(" | ")
+    )
+}
+
+fn describe(job: &Job) -> String {
+    format!(
+        "{} ({}) {}{}{}",
+        job.id.as_str(),
+        job.account_id.as_str(),
+        job.state.as_str(),
+        job.hold
+            .as_ref()
+            .map(|h| format!(", held: {}", h.reason))
+            .unwrap_or_default(),
+        job.next_check
+            .map(|n| format!(", next {:?} at {}", n.kind, n.at))
+            .unwrap_or_default()
+    )
 }
 
 impl Report {
@@ -128,16 +196,24 @@ impl Report {
         let mut parked = BTreeMap::new();
         let mut waiting = BTreeMap::new();
         let mut published = 0;
-        let mut lost = Vec::new();
+        let mut missing = Vec::new();
+        let mut invisible = Vec::new();
+        let mut unsettled = Vec::new();
+        let mut unsettled_by_state = BTreeMap::new();
+        let mut churn = Vec::new();
+        let mut ahead = Vec::new();
         let mut unknown = Vec::new();
         let mut audit_missing = Vec::new();
-        let mut lost_trails = Vec::new();
+        let mut broken_trails = Vec::new();
+        let mut unsettled_trails = Vec::new();
+        let mut longest_trail = 0;
         let in_table: BTreeSet<&str> = i.jobs.iter().map(|j| j.id.as_str()).collect();
         for id in &i.accepted {
             if !in_table.contains(id.as_str()) {
-                lost.push(format!("{id}: accepted (202) but not in the table"));
+                missing.push(format!("{id}: accepted (202) but not in the table"));
             }
         }
+        let publishes = judge::tiktok_publishes(i.tiktok);
         let fetched = futures::stream::iter(i.jobs.iter())
             .map(|job| consistent(i.store, job))
             .buffered(8)
@@ -147,6 +223,7 @@ impl Report {
             let (job, trail) = found?;
             let job = &job;
             *by_state.entry(job.state.as_str().to_owned()).or_default() += 1;
+            let mut is_broken = false;
             match judge::standing(job) {
                 Standing::Published => published += 1,
                 Standing::Failed(r) => *failed.entry(r).or_default() += 1,
@@ -160,57 +237,53 @@ impl Report {
                         .entry(format!("{}: {r}", job.state.as_str()))
                         .or_default() += 1
                 }
-                Standing::Moving => lost.push(format!(
-                    "{} ({}) still {}{}",
-                    job.id.as_str(),
-                    job.account_id.as_str(),
-                    job.state.as_str(),
-                    job.hold
+                Standing::Unsettled(_) => {
+                    *unsettled_by_state
+                        .entry(job.state.as_str().to_owned())
+                        .or_default() += 1;
+                    // TikTok's side of it, for diagnosis: what its status polls keep reading.
+                    let at_tiktok = job
+                        .publish_id
                         .as_ref()
-                        .map(|h| format!(", held: {}", h.reason))
-                        .unwrap_or_default()
-                )),
+                        .and_then(|p| publishes.get(p.as_str()))
+                        .map(|(status, ids)| format!("; TikTok: {status}, {ids} public id(s)"))
+                        .unwrap_or_default();
+                    unsettled.push(format!("{}{at_tiktok}", describe(job)));
+                    if unsettled_trails.len() < 2 {
+                        unsettled_trails.push(trail_line(job, &trail));
+                    }
+                }
+                Standing::Invisible => {
+                    invisible.push(describe(job));
+                    is_broken = true;
+                }
             }
-            if judge::standing(job) == Standing::Moving && lost_trails.len() < 3 {
-                let mut sorted = trail.clone();
-                sorted.sort_by_key(|e| e.version);
-                let steps: Vec<String> = sorted
-                    .iter()
-                    .map(|e| {
-                        format!(
-                            "v{} {} {}→{}{}{}",
-                            e.version,
-                            e.event,
-                            e.from.map_or("-", |f| f.as_str()),
-                            e.to.as_str(),
-                            e.error_code
-                                .as_deref()
-                                .map(|c| format!(" [{c}]"))
-                                .unwrap_or_default(),
-                            e.detail
-                                .as_deref()
-                                .map(|d| format!(" ({d})"))
-                                .unwrap_or_default(),
-                        )
-                    })
-                    .collect();
-                lost_trails.push(format!(
-                    "{} (v{} {}, hold {:?}, next check {:?}): {}",
+            longest_trail = longest_trail.max(trail.len());
+            if trail.len() > judge::AUDIT_BOUND {
+                churn.push(format!(
+                    "{}: {} audit events (bound {}), now {}",
                     job.id.as_str(),
-                    job.version,
-                    job.state.as_str(),
-                    job.hold,
-                    job.next_check,
-                    steps.join(" | ")
+                    trail.len(),
+                    judge::AUDIT_BOUND,
+                    job.state.as_str()
                 ));
+                is_broken = true;
+            }
+            if let Some(why) = judge::ahead_of_tiktok(job, &publishes) {
+                ahead.push(format!("{}: {why}", job.id.as_str()));
+                is_broken = true;
             }
             for gap in judge::audit_gaps(job, &trail) {
                 audit_missing.push(format!("{}: {gap}", job.id.as_str()));
+            }
+            if is_broken && broken_trails.len() < 3 {
+                broken_trails.push(trail_line(job, &trail));
             }
             if let Some(case) = judge::unknown_case(job, &trail, i.tiktok) {
                 unknown.push(case);
             }
         }
+        broken_trails.extend(unsettled_trails);
         let (duplicate_posts, duplicate_lines) = judge::duplicate_posts(i.tiktok);
         let violations: Vec<String> = i
             .tiktok
@@ -231,8 +304,14 @@ impl Report {
             failed,
             parked,
             waiting,
-            lost,
-            lost_trails,
+            missing,
+            invisible,
+            unsettled,
+            unsettled_by_state,
+            churn,
+            ahead,
+            trails: broken_trails,
+            longest_trail,
             duplicate_posts,
             duplicate_lines,
             max_publishes_per_job: judge::max_publishes_per_title(i.tiktok),
@@ -246,14 +325,10 @@ impl Report {
             ssemble_violations: i.ssemble_violations,
             ssemble_storm_429s: i.ssemble_storm_429s,
             max_inits_in_flight: reelay_local::summary::max_inits_in_flight(i.tiktok),
-            unknown_without_reason: i
+            unknown_without_hold: i
                 .jobs
                 .iter()
-                .filter(|j| {
-                    j.state == reelay_domain::JobState::PublishUnknown
-                        && j.hold.is_none()
-                        && j.last_error.is_none()
-                })
+                .filter(|j| j.state == reelay_domain::JobState::PublishUnknown && j.hold.is_none())
                 .count(),
             unknown,
             audit_missing,
@@ -271,10 +346,11 @@ impl Report {
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len),
             setup: i.setup,
+            faults_for: i.faults_for,
             chaos: i.chaos,
             elapsed: i.elapsed,
             wall: i.wall,
-            deadline_passed: i.deadline_passed,
+            drain_bound_reached: i.drain_bound_reached,
         })
     }
 
@@ -290,14 +366,25 @@ impl Report {
         self.kills.values().sum()
     }
 
-    /// Every promise the run broke; empty means all kept.
+    /// Every promise the run broke; empty means all kept. A job still moving when the drain
+    /// ended is not here: the deterministic simulation proves every job settles within bounded
+    /// simulated time; a wall-clock run can only prove that none is invisible.
     pub fn broken(&self) -> Vec<String> {
         let mut b = Vec::new();
         if self.duplicate_posts > 0 {
             b.push(format!("{} duplicate post(s)", self.duplicate_posts));
         }
-        if !self.lost.is_empty() {
-            b.push(format!("{} lost job(s)", self.lost.len()));
+        if !self.missing.is_empty() {
+            b.push(format!(
+                "{} accepted job(s) absent from the table",
+                self.missing.len()
+            ));
+        }
+        if !self.invisible.is_empty() {
+            b.push(format!(
+                "{} invisible job(s): not terminal, settled or parked with a reason, and no next check",
+                self.invisible.len()
+            ));
         }
         if self.tiktok_violations + self.ssemble_violations > 0 {
             b.push(format!(
@@ -315,6 +402,19 @@ impl Report {
             b.push(format!(
                 "{} audit record field(s) missing",
                 self.audit_missing.len()
+            ));
+        }
+        if !self.churn.is_empty() {
+            b.push(format!(
+                "{} job(s) with more than {} audit events",
+                self.churn.len(),
+                judge::AUDIT_BOUND
+            ));
+        }
+        if !self.ahead.is_empty() {
+            b.push(format!(
+                "{} job(s) claim more than TikTok did",
+                self.ahead.len()
             ));
         }
         if self.canary_hits.is_some_and(|h| h > 0) {
@@ -369,7 +469,7 @@ impl Report {
         let row = |o: &mut String, what: &str, value: String, ok: bool| {
             let _ = writeln!(
                 o,
-                "{:<44} {:>10}  {}",
+                "{:<48} {:>8}  {}",
                 what,
                 value,
                 if ok { "ok" } else { "BROKEN" }
@@ -383,9 +483,15 @@ impl Report {
         );
         row(
             &mut o,
-            "lost jobs (must be 0)",
-            self.lost.len().to_string(),
-            self.lost.is_empty(),
+            "accepted jobs absent from the table (0)",
+            self.missing.len().to_string(),
+            self.missing.is_empty(),
+        );
+        row(
+            &mut o,
+            "invisible jobs: no next check (must be 0)",
+            self.invisible.len().to_string(),
+            self.invisible.is_empty(),
         );
         row(
             &mut o,
@@ -404,6 +510,27 @@ impl Report {
             "audit records missing a field (must be 0)",
             self.audit_missing.len().to_string(),
             self.audit_missing.is_empty(),
+        );
+        row(
+            &mut o,
+            &format!(
+                "audit trails over {} events (must be 0)",
+                judge::AUDIT_BOUND
+            ),
+            self.churn.len().to_string(),
+            self.churn.is_empty(),
+        );
+        row(
+            &mut o,
+            "jobs claiming more than TikTok did (must be 0)",
+            self.ahead.len().to_string(),
+            self.ahead.is_empty(),
+        );
+        row(
+            &mut o,
+            "foreign publishes (must be 0)",
+            self.foreign_publishes.to_string(),
+            self.foreign_publishes == 0,
         );
         row(
             &mut o,
@@ -430,12 +557,38 @@ impl Report {
         for (r, n) in &self.waiting {
             let _ = writeln!(o, "  waiting {n:>5}  {r} (held until a known time)");
         }
-        for l in self.lost.iter().take(20) {
-            let _ = writeln!(o, "  LOST    {l}");
+        for l in self.missing.iter().take(20) {
+            let _ = writeln!(o, "  MISSING   {l}");
         }
-        for t in &self.lost_trails {
+        for l in self.invisible.iter().take(20) {
+            let _ = writeln!(o, "  INVISIBLE {l}");
+        }
+        for l in self.churn.iter().take(20) {
+            let _ = writeln!(o, "  CHURN     {l}");
+        }
+        for l in self.ahead.iter().take(20) {
+            let _ = writeln!(o, "  AHEAD     {l}");
+        }
+        let _ = writeln!(
+            o,
+            "unsettled (still moving with a next check when the drain ended; not a broken \
+             promise, the deterministic simulation proves every job settles in bounded \
+             simulated time): {} {:?}",
+            self.unsettled.len(),
+            self.unsettled_by_state
+        );
+        for l in self.unsettled.iter().take(5) {
+            let _ = writeln!(o, "  unsettled {l}");
+        }
+        for t in &self.trails {
             let _ = writeln!(o, "  trail of {t}");
         }
+        let _ = writeln!(
+            o,
+            "longest audit trail: {} events (bound {})",
+            self.longest_trail,
+            judge::AUDIT_BOUND
+        );
         for u in self.unaccepted.iter().take(5) {
             let _ = writeln!(o, "  not accepted: {u}");
         }
@@ -455,9 +608,9 @@ impl Report {
         }
         let _ = writeln!(
             o,
-            "\n-- publish_unknown: {} job(s) went through it ({} parked there with no error recorded)",
+            "\n-- publish_unknown: {} job(s) went through it ({} there now without a hold)",
             self.unknown.len(),
-            self.unknown_without_reason
+            self.unknown_without_hold
         );
         let mut resolutions: BTreeMap<String, usize> = BTreeMap::new();
         for u in &self.unknown {
@@ -543,13 +696,14 @@ impl Report {
         }
         let _ = writeln!(
             o,
-            "\n-- time: setup {}, chaos {}, chaos+drain {}, wall {}{}",
+            "\n-- time: setup {}, faults {}, chaos (faults, then kills) {}, chaos+drain {}, wall {}{}",
             secs(self.setup),
+            secs(self.faults_for),
             secs(self.chaos),
             secs(self.elapsed),
             secs(self.wall),
-            if self.deadline_passed {
-                " (DEADLINE PASSED)"
+            if self.drain_bound_reached {
+                " (the drain reached its bound before the run was quiet)"
             } else {
                 ""
             }

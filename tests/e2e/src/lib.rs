@@ -70,7 +70,7 @@ impl Harness {
         let stack = Stack::start(options).await?;
         let tenant =
             TenantId::parse("tenant_e2e").map_err(|e| HarnessError::Unexpected(e.reason.into()))?;
-        let key = seed_tenant(&stack.accounts, tenant.as_str()).await?;
+        let key = seed_tenant(&stack.store, tenant.as_str()).await?;
         let client = ApiClient::new(&stack.api_base_url, key.clone())?;
         Ok(Self {
             stack,
@@ -83,7 +83,7 @@ impl Harness {
 
     /// Another tenant of the same deployment, with its own key.
     pub async fn other_tenant(&self, tenant: &str) -> Result<ApiClient, HarnessError> {
-        let key = seed_tenant(&self.stack.accounts, tenant).await?;
+        let key = seed_tenant(&self.stack.store, tenant).await?;
         Ok(ApiClient::new(&self.stack.api_base_url, key)?)
     }
 
@@ -107,7 +107,7 @@ impl Harness {
         let id = AccountId::parse(account.to_owned())
             .map_err(|e| HarnessError::Unexpected(e.reason.into()))?;
         self.stack
-            .accounts
+            .store
             .get_account(&self.tenant, &id)
             .await?
             .and_then(|a| a.open_id)
@@ -119,7 +119,7 @@ impl Harness {
         let id = AccountId::parse(account.to_owned())
             .map_err(|e| HarnessError::Unexpected(e.reason.into()))?;
         let vault = reelay_aws::SecretsManagerTokenVault::new(
-            self.stack.wiring.secrets.clone(),
+            self.stack.wiring.secrets(),
             &self.stack.wiring.resources.token_secret_prefix,
         );
         vault
@@ -284,6 +284,24 @@ impl Harness {
             .await
             .map_err(|e| HarnessError::Unexpected(e.to_string()))
     }
+}
+
+/// Worker stack size of the tests' runtimes. A debug build keeps every nested future's
+/// temporaries on the stack: the publish path (the publisher's handler over `Core::publish` over
+/// the kill switch's decorators) needs about 1.7 MiB of tokio's default 2 MiB, so a slightly
+/// deeper path would abort the whole test binary. Lambda runs release builds.
+pub const WORKER_STACK: usize = 8 * 1024 * 1024;
+
+/// Runs a test on a multi-thread runtime like the tests' `#[tokio::test(flavor =
+/// "multi_thread", worker_threads = 2)]`, with [`WORKER_STACK`] per worker.
+pub fn run<T>(test: impl Future<Output = Result<T, HarnessError>>) -> Result<T, HarnessError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(WORKER_STACK)
+        .enable_all()
+        .build()
+        .map_err(|e| HarnessError::Unexpected(format!("test runtime: {e}")))?
+        .block_on(test)
 }
 
 /// Runs a test body within `limit`: a stuck pipeline fails the test instead of hanging CI.

@@ -27,12 +27,17 @@ struct Args {
     /// or higher (2,000/h, 20,000/day). Default: the preset's (CI higher, big standard).
     #[arg(long)]
     ssemble_tier: Option<String>,
-    /// Seconds for chaos + drain after setup.
+    /// Most seconds the drain waits for the run to be quiet (what still moves then is reported
+    /// as unsettled, not judged).
     #[arg(long)]
-    deadline: Option<u64>,
+    drain: Option<u64>,
     /// Minimum seconds of faults and kills.
     #[arg(long)]
     chaos: Option<u64>,
+    /// Most seconds of faults and kills (the chaos phase goes on past `--chaos` until every kill
+    /// point and ten fault kinds were hit).
+    #[arg(long)]
+    chaos_max: Option<u64>,
     #[arg(long)]
     kill_probability: Option<f64>,
     #[arg(long)]
@@ -55,9 +60,27 @@ struct Args {
     run_dir: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Worker stack size: the campaign runs the dev profile (debug assertions on), whose nested
+/// futures keep their temporaries on the stack; the publish path alone needs about 1.7 MiB of
+/// tokio's default 2 MiB.
+const WORKER_STACK: usize = 8 * 1024 * 1024;
+
+fn main() -> ExitCode {
     let args = Args::parse();
+    match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(WORKER_STACK)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(campaign(args)),
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn campaign(args: Args) -> ExitCode {
     let run_dir = args.run_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("reelay-campaign-{}", std::process::id()))
     });
@@ -87,11 +110,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    if let Some(v) = args.deadline {
-        c.deadline = Duration::from_secs(v);
+    if let Some(v) = args.drain {
+        c.drain = Duration::from_secs(v);
     }
     if let Some(v) = args.chaos {
         c.chaos = Duration::from_secs(v);
+        c.chaos_max = c.chaos_max.max(c.chaos);
+    }
+    if let Some(v) = args.chaos_max {
+        c.chaos_max = Duration::from_secs(v);
     }
     if let Some(v) = args.kill_probability {
         c.kill_probability = v;
