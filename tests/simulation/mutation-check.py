@@ -42,6 +42,15 @@ MUTANTS = [
                 to: JobState::PublishUnknown,""")],
     ),
     (
+        "lost-init-webhook-while-publishing-dropped",
+        "a webhook for an init whose answer is not recorded yet is answered 200 and dropped",
+        [(DOMAIN / "usecase/observe.rs",
+          """            .iter()
+            .any(|j| j.publish_id.is_none())""",
+          """            .iter()
+            .any(|j| false && j.publish_id.is_none())""")],
+    ),
+    (
         "defect-4-unknown-request-polled",
         "Ssemble's 404 for an unknown requestId is retried like an outage",
         [(DOMAIN / "usecase/render.rs",

@@ -104,6 +104,7 @@ pub fn account_view(status: &AccountStatus) -> Value {
         "health": account.health,
         "healthReason": account.health_reason,
         "blockedUntil": account.blocked_until.map(|t| t.to_rfc3339()),
+        "blockedReason": account.blocked_reason,
         "scopes": account.scopes,
         "connectedAt": account.connected_at.map(|t| t.to_rfc3339()),
         "budgets": budgets,

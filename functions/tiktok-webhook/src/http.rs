@@ -93,6 +93,7 @@ impl Handled {
                 format!("ignored:{why}")
             }
             Self::AuthorizationRemoved { parked } => format!("authorization_removed:{parked}"),
+            Self::Observed(ObserveOutcome::Later) => "later".into(),
         }
     }
 }
@@ -110,6 +111,9 @@ pub enum Refusal {
     Malformed(String),
     #[error("store unavailable: {0}")]
     Store(#[from] StoreError),
+    /// Not applicable yet (an init of the account is in flight): TikTok delivers it again.
+    #[error("not applicable yet; deliver again")]
+    Later,
 }
 
 impl Refusal {
@@ -123,6 +127,7 @@ impl Refusal {
             Self::Signature(SignatureError::Stale { .. }) => "signature_stale",
             Self::Malformed(_) => "invalid_webhook",
             Self::Store(_) => "internal_error",
+            Self::Later => "retry_later",
         }
     }
 
@@ -134,6 +139,7 @@ impl Refusal {
             Self::Malformed(_) => 400,
             // TikTok redelivers non-200 answers for 72 h.
             Self::Store(_) => 500,
+            Self::Later => 503,
         }
     }
 

@@ -13,7 +13,7 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use reelay_domain::PublishId;
 use reelay_domain::ports::{Clock, Ports};
-use reelay_domain::usecase::{Core, Observation};
+use reelay_domain::usecase::{Core, Observation, ObserveOutcome};
 use reelay_tiktok::{parse_webhook, verify_signature};
 use secrecy::SecretString;
 use tracing::{Instrument, info, info_span, warn};
@@ -101,9 +101,10 @@ async fn handle<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<Handled, Refu
                 open_id: parsed.user_openid,
                 what,
             };
-            Ok(Handled::Observed(
-                deps.core.observe_publish(&observation).await?,
-            ))
+            match deps.core.observe_publish(&observation).await? {
+                ObserveOutcome::Later => Err(Refusal::Later),
+                outcome => Ok(Handled::Observed(outcome)),
+            }
         }
         Decoded::AuthorizationRemoved { reason } => {
             span.record("event", "authorization.removed");

@@ -26,6 +26,9 @@ pub struct Account {
     pub health_reason: Option<String>,
     /// After a 429 or a cap: nothing is sent for this account before then.
     pub blocked_until: Option<UtcTime>,
+    /// The upstream's code that blocked it (`rate_limit_exceeded`, `spam_risk_too_many_posts`, …).
+    #[serde(default)]
+    pub blocked_reason: Option<String>,
     pub scopes: Vec<String>,
     pub connected_at: Option<UtcTime>,
     pub version: u64,
@@ -40,6 +43,7 @@ impl Account {
             health: AccountHealth::NeedsReauth,
             health_reason: Some("not_connected".into()),
             blocked_until: None,
+            blocked_reason: None,
             scopes: Vec::new(),
             connected_at: None,
             version: 0,
@@ -49,6 +53,16 @@ impl Account {
     /// The SQS FIFO message group: publishes for one account are serialised.
     pub fn message_group(tenant: &TenantId, account: &AccountId) -> String {
         format!("{tenant}:{account}")
+    }
+
+    /// Until when TikTok throttles this account's token (a block for one of the `delay_only`
+    /// codes, i.e. a 429): its status polls wait too. A daily cap blocks posting only.
+    pub fn throttled_until(&self, now: UtcTime, delay_only: &[String]) -> Option<UtcTime> {
+        let throttled = self
+            .blocked_reason
+            .as_ref()
+            .is_none_or(|r| delay_only.iter().any(|c| c == r));
+        self.blocked_until.filter(|t| *t > now && throttled)
     }
 
     pub fn can_publish(&self, now: UtcTime) -> bool {
@@ -92,7 +106,10 @@ pub fn publish_gate(account: Option<&Account>, mode: crate::job::PostMode, now: 
     }
     if let Some(until) = account.blocked_until.filter(|t| *t > now) {
         return Gate::Wait {
-            reason: "account_blocked".into(),
+            reason: account
+                .blocked_reason
+                .clone()
+                .unwrap_or_else(|| "account_blocked".into()),
             until,
         };
     }

@@ -660,6 +660,7 @@ impl AccountStore for MemStore {
             };
             if stored.blocked_until.is_none_or(|b| b < until) {
                 stored.blocked_until = Some(until);
+                stored.blocked_reason = Some(reason.to_owned());
                 stored.version += 1;
                 s.blocked_reasons.insert(key, reason.to_owned());
             }

@@ -110,11 +110,10 @@ impl Checker {
         };
         let id = &job.id;
         if let Some(account) = store.account(&job.tenant_id, &job.account_id)
-            && account.blocked_until.is_some_and(|until| until > at)
+            && let Some(until) = account.throttled_until(at, &policy.delay_only_codes)
         {
             self.violation(format!(
-                "{id} polled at {at} while its account is blocked until {:?}",
-                account.blocked_until
+                "{id} polled at {at} while TikTok throttles its account until {until}"
             ));
         }
         if job.publish_id.as_ref() != Some(&publish_id) {
@@ -378,6 +377,39 @@ impl Checker {
                 ));
             }
         }
+        // An init whose answer was lost: once TikTok settled that publish (and its webhooks came),
+        // the job knows it — unless another init of the same account is lost as well, where
+        // nothing can tell the two apart.
+        let jobs = store.jobs();
+        for job in jobs
+            .iter()
+            .filter(|j| j.state == S::PublishUnknown && j.publish_id.is_none())
+        {
+            let title = job.post.title.clone().unwrap_or_default();
+            let ours = tiktok.publishes_of(&title);
+            let settled = ours
+                .iter()
+                .any(|p| matches!(p.status, T::Complete | T::SentToInbox | T::Failed { .. }));
+            let alone = jobs
+                .iter()
+                .filter(|j| {
+                    j.tenant_id == job.tenant_id
+                        && j.account_id == job.account_id
+                        && j.state == S::PublishUnknown
+                        && j.publish_id.is_none()
+                })
+                .count()
+                == 1;
+            if ours.len() == 1 && settled && alone {
+                self.violation(format!(
+                    "{} is parked ({:?}) although TikTok settled its publish {} ({:?})",
+                    job.id,
+                    job.hold_reason(),
+                    ours[0].publish_id,
+                    ours[0].status
+                ));
+            }
+        }
         for job in store.jobs() {
             let published = matches!(job.state, S::PublishComplete | S::PubliclyAvailable)
                 || (job.state == S::Submitted && job.post.mode == PostMode::Draft);
@@ -394,7 +426,13 @@ impl Checker {
                 continue;
             };
             let recorded = store.publish_pointers().contains_key(&pid);
-            if p.answered && lived && recorded && p.uploads == 0 && p.bytes_at.is_none() {
+            if p.file_upload
+                && p.answered
+                && lived
+                && recorded
+                && p.uploads == 0
+                && p.bytes_at.is_none()
+            {
                 self.violation(format!(
                     "TikTok accepted {} ({}), its publisher lived and recorded it, yet no byte was sent",
                     p.publish_id, p.title

@@ -12,7 +12,7 @@ use reelay_domain::messages::QueueKind;
 use reelay_domain::ports::{Adapters, Clock};
 use reelay_domain::request::NewJob;
 use reelay_domain::usecase::{
-    Command, Core, Observation, Observed, PublishOutcome, Settings, Wait,
+    Command, Core, Observation, ObserveOutcome, Observed, PublishOutcome, Settings, Wait,
 };
 use reelay_domain::{
     AccountId, IdempotencyKey, JobId, JobSource, PayloadHash, RequestId, TenantId, UtcTime,
@@ -49,6 +49,8 @@ pub struct Config {
     /// Per step, while not calm.
     pub crash_rate: f64,
     pub stall_rate: f64,
+    /// How often a publisher dies right after TikTok accepted its init, before recording it.
+    pub init_kill_rate: f64,
     /// Audit events a job may accumulate over the whole run: a transition writes one, waiting
     /// writes none, so it is bounded by the job's real history — a few to render, at most about
     /// seven per publish attempt (5 attempts, and once more after an operator's retry), the
@@ -72,6 +74,7 @@ impl Config {
             bound: Duration::from_secs(10 * 86_400),
             crash_rate: 0.02,
             stall_rate: 0.01,
+            init_kill_rate: 0.2,
             audit_bound: 100,
             trace: false,
             max_steps: 2_000_000,
@@ -246,6 +249,7 @@ impl Sim {
         );
         let mut tiktok = TikTokSim::new(clock.clone(), chaos.clone(), TikTokFaults::default());
         tiktok.expired_upload_fails = clock.below(2) == 0;
+        tiktok.pull = clock.below(3) == 0;
         let ssemble = SsembleSim::new(clock.clone(), chaos.clone(), SsembleFaults::default(), 100);
         let mut settings = Settings::default();
         settings.render.ssemble_scope = "ssemble:sim".into();
@@ -876,6 +880,15 @@ impl Sim {
     }
 
     fn chaos_step(&mut self) {
+        // TikTok accepted an init and the publisher has not recorded it yet: die right here
+        // now and then (what the campaign calls the init-accepted kill point).
+        if let Some(id) = self.tiktok.take_just_accepted()
+            && self.chaos.roll(self.config.init_kill_rate)
+        {
+            self.report.crashes += 1;
+            self.kill(id, "crash after TikTok accepted the init");
+            return;
+        }
         if self.chaos.is_calm() || self.exec.is_empty() {
             return;
         }
@@ -1074,10 +1087,11 @@ async fn observe(
         open_id: open_id.to_owned(),
         what,
     };
-    core.observe_publish(&observation)
-        .await
-        .map(|_| ())
-        .map_err(|_| ())
+    // A store failure, or "not yet" (an init of the account in flight): TikTok delivers again.
+    match core.observe_publish(&observation).await {
+        Ok(ObserveOutcome::Later) | Err(_) => Err(()),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// A queue consumer invocation, with the FIFO rules of the batch processor: records in order, a

@@ -172,6 +172,9 @@ struct State {
     polls: Vec<(String, UtcTime)>,
     inits: u64,
     next: u64,
+    /// The invocation whose init TikTok has just accepted (the driver may kill it right there,
+    /// before it records the answer: the one crash that matters most for promise 1).
+    just_accepted: Option<u64>,
 }
 
 /// The simulated TikTok (Reelay's `PublishApi`, `TokenRefresher` and `AuthApi`).
@@ -190,6 +193,9 @@ pub struct TikTokSim {
     /// What becomes of a FILE_UPLOAD publish whose bytes never came within the upload URL's
     /// hour: TikTok does not say, so runs differ (`true`: FAILED, `false`: processing forever).
     pub expired_upload_fails: bool,
+    /// Clips come from a verified prefix: TikTok pulls them (PULL_FROM_URL), no bytes are sent,
+    /// and a publish may finish (and its webhook arrive) before Reelay has recorded it.
+    pub pull: bool,
 }
 
 fn err(class: ErrorClass, code: &str, unknown: bool) -> UpstreamError {
@@ -222,6 +228,7 @@ impl TikTokSim {
             direct_posts_per_day: 15,
             drafts_per_day: 5,
             expired_upload_fails: false,
+            pull: false,
         }
     }
 
@@ -541,6 +548,11 @@ impl TikTokSim {
         self.lock().inits
     }
 
+    /// The invocation whose init was just accepted, if one was since the last call.
+    pub fn take_just_accepted(&self) -> Option<u64> {
+        self.lock().just_accepted.take()
+    }
+
     fn choose_fate(&self, mode: PostMode, public: bool) -> Fate {
         let secs = |lo: u64, hi: u64| Duration::from_secs(lo + self.clock.below(hi - lo));
         if mode == PostMode::Draft {
@@ -727,6 +739,10 @@ impl PublishApi for TikTokSim {
         let publish_id = format!("v_{kind}_file~v2-1.{n}");
         let public = post.privacy_level == Some(PrivacyLevel::PublicToEveryone);
         let fate = self.choose_fate(post.mode, public);
+        // Pulled: TikTok has the bytes a moment later, whatever happens to the publisher.
+        let bytes_at = self
+            .pull
+            .then(|| now.plus(Duration::from_secs(1 + self.clock.below(60))));
         self.clock
             .note(|| format!("tiktok init {publish_id} for {title}"));
         s.publishes.insert(
@@ -737,8 +753,8 @@ impl PublishApi for TikTokSim {
                 title,
                 mode: post.mode,
                 created: now,
-                file_upload: true,
-                bytes_at: None,
+                file_upload: !self.pull,
+                bytes_at,
                 fate,
                 status: PublishStatus::Processing,
                 post_ids: Vec::new(),
@@ -755,12 +771,13 @@ impl PublishApi for TikTokSim {
             return Err(err(ErrorClass::Retryable, "upstream_timeout", true));
         }
         drop(s);
+        self.lock().just_accepted = self.clock.current();
+        let upload_url = (!self.pull)
+            .then(|| SecretString::from(format!("https://upload.tiktok.sim/{publish_id}")));
         Ok(PublishInit {
             publish_id: PublishId::parse(publish_id.clone())
                 .map_err(|_| err(ErrorClass::Permanent, "bad_publish_id", false))?,
-            upload_url: Some(SecretString::from(format!(
-                "https://upload.tiktok.sim/{publish_id}"
-            ))),
+            upload_url,
             log_id: Some(format!("LOG{n}")),
         })
     }

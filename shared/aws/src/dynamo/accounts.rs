@@ -58,6 +58,7 @@ fn account_from(item: &Item) -> Result<Account, StoreError> {
         health,
         health_reason: get_s(item, "health_reason").map(str::to_owned),
         blocked_until: get_n::<i64>(item, "blocked_until").map(UtcTime::from_millis),
+        blocked_reason: get_s(item, "blocked_reason").map(str::to_owned),
         scopes,
         connected_at: get_n::<i64>(item, "connected_at").map(UtcTime::from_millis),
         version: get_n(item, "ver").unwrap_or(0),
@@ -85,6 +86,9 @@ fn account_item(account: &Account) -> Item {
     }
     if let Some(v) = account.blocked_until {
         item.insert("blocked_until".to_owned(), n(v.as_millis()));
+    }
+    if let Some(v) = &account.blocked_reason {
+        item.insert("blocked_reason".to_owned(), s(v.as_str()));
     }
     if let Some(v) = account.connected_at {
         item.insert("connected_at".to_owned(), n(v.as_millis()));

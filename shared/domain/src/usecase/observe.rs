@@ -51,6 +51,11 @@ pub enum ObserveOutcome {
     Ignored {
         why: &'static str,
     },
+    /// A publish_id no job has, which cannot be attributed yet: an init of the account is in
+    /// flight (its publisher may be about to record it), or several of its inits lost their
+    /// answers. Not applied now: the sender should deliver it again (TikTok does, for 72 h, on
+    /// any non-200 answer).
+    Later,
 }
 
 /// Jobs listed per page when a use case walks one account's jobs.
@@ -122,17 +127,37 @@ impl<P: Ports> Core<P> {
             return Ok(ObserveOutcome::Ignored { why: "publish" });
         };
         tracing::Span::current().record("account_id", tracing::field::display(&account));
+        if self
+            .jobs_in(&tenant, &account, JobState::Publishing)
+            .await?
+            .iter()
+            .any(|j| j.publish_id.is_none())
+        {
+            tracing::info!(
+                "unknown publish_id while an init of the account is in flight; asking for redelivery"
+            );
+            return Ok(ObserveOutcome::Later);
+        }
         let mut unknown: Vec<Job> = self
             .jobs_in(&tenant, &account, JobState::PublishUnknown)
             .await?
             .into_iter()
             .filter(|j| j.publish_id.is_none())
             .collect();
-        let (Some(job), true) = (unknown.pop(), unknown.is_empty()) else {
-            tracing::warn!(
-                "unknown publish_id and not exactly one publish_unknown job without one; left to an operator"
-            );
-            return Ok(ObserveOutcome::Ignored { why: "publish" });
+        let job = match (unknown.pop(), unknown.is_empty()) {
+            (Some(job), true) => job,
+            (None, _) => {
+                tracing::info!("unknown publish_id and no publish_unknown job of the account");
+                return Ok(ObserveOutcome::Ignored { why: "publish" });
+            }
+            // Two inits of the account lost their answers: which one this is may become clear
+            // when the other is resolved. TikTok delivers again for 72 h; after that, an operator.
+            (Some(_), false) => {
+                tracing::warn!(
+                    "unknown publish_id and several publish_unknown jobs; asking for redelivery"
+                );
+                return Ok(ObserveOutcome::Later);
+            }
         };
         tracing::Span::current().record("job_id", tracing::field::display(&job.id));
         let accepted = Event::PublishAccepted {

@@ -392,11 +392,12 @@ impl<P: Ports> Core<P> {
             .accounts()
             .get_account(&job.tenant_id, &job.account_id)
             .await?;
-        // A 429 storm blocks the account: its polls wait too, like its publishes.
+        // TikTok throttling the account's token (a 429) holds its polls too; a daily cap does
+        // not (it limits posts, not status reads).
+        let delay_only = &self.settings.policy.delay_only_codes;
         if let Some(until) = account
             .as_ref()
-            .and_then(|a| a.blocked_until)
-            .filter(|t| *t > now)
+            .and_then(|a| a.throttled_until(now, delay_only))
         {
             return self.offer(job, &Event::Deferred { until }).await;
         }

@@ -81,18 +81,26 @@ impl<P: Ports> Core<P> {
             upload: init.upload_url.is_some(),
             upstream_log_id: init.log_id.clone(),
         };
-        let stored = match self.write_answer(attempt.job, &event).await {
-            Some(Advance::Moved(applied)) if applied.audit.event != STALE_OBSERVATION => applied,
+        let (job, upload) = match self.write_answer(attempt.job, &event).await {
+            Some(Advance::Moved(applied)) if applied.audit.event != STALE_OBSERVATION => {
+                let upload = applied.effects.contains(&Effect::UploadBytes);
+                (applied.job, upload)
+            }
+            // Recorded already, this very publish (a webhook resolved the attempt first): the
+            // bytes are still this process's to send.
+            Some(Advance::Absorbed(job))
+                if job.publish_id.as_ref() == Some(&init.publish_id)
+                    && job.state == crate::lifecycle::JobState::PublishProcessing =>
+            {
+                (*job, true)
+            }
             other => {
                 tracing::warn!(outcome = ?other.as_ref().and_then(|a| a.job()).map(|j| j.state),
                     "publish_id not recorded as this attempt's: the job moved meanwhile");
                 return PublishOutcome::Unrecorded;
             }
         };
-        let (Some(url), true) = (
-            init.upload_url.as_ref(),
-            stored.effects.contains(&Effect::UploadBytes),
-        ) else {
+        let (Some(url), true) = (init.upload_url.as_ref(), upload) else {
             return PublishOutcome::Accepted {
                 publish_id,
                 uploaded: false,
@@ -123,7 +131,7 @@ impl<P: Ports> Core<P> {
                 )
             }
         };
-        if self.write_answer(stored.job, &event).await.is_none() {
+        if self.write_answer(job, &event).await.is_none() {
             return PublishOutcome::Unrecorded;
         }
         PublishOutcome::Accepted {
