@@ -107,25 +107,3 @@ fn every_promise_holds_across_seeds() {
         failed.len()
     );
 }
-
-#[test]
-#[ignore = "a debugging aid: SIM_SEED=<n> SIM_STEPS=<n> cargo test -p reelay-simulation -- --ignored trace_one"]
-fn trace_one() {
-    let mut config = Config::seed(env_u64("SIM_SEED").unwrap_or(0));
-    config.trace = true;
-    config.max_steps = env_u64("SIM_STEPS").unwrap_or(5000);
-    let report = run(config);
-    for line in report.trace.iter().take(400) {
-        println!("{line}");
-    }
-    println!("{}", describe(&report));
-    for v in &report.violations {
-        println!("  {v}");
-    }
-    for (job, trail) in &report.audits {
-        println!("audit of {job}:");
-        for line in trail {
-            println!("    {line}");
-        }
-    }
-}
