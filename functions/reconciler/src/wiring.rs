@@ -23,7 +23,7 @@ pub type LivePorts = Adapters<
     TikTokPort,
 >;
 
-/// One poll of Ssemble waits at most this long; the run has a minute.
+/// By default one poll of Ssemble waits at most this long; the run has a minute.
 const SSEMBLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Error)]
@@ -40,13 +40,18 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
     let secrets = SecretCache::from_sdk(sdk, Duration::from_secs(300));
     let key = secrets.ssemble(&config.ssemble_secret_id).await?.api_key;
     let app = secrets.tiktok_app(&config.tiktok_app_secret_id).await?;
-    let ssemble =
-        reelay_ssemble::budgeted_client(&key, &config.ssemble_api_base_url, SSEMBLE_TIMEOUT)
+    let timeout = config
+        .settings
+        .render
+        .ssemble_timeout
+        .unwrap_or(SSEMBLE_TIMEOUT);
+    let (ssemble, scope) =
+        reelay_ssemble::domain_client(&key, &config.ssemble_api_base_url, timeout)
             .map_err(|e| WiringError::Ssemble(Box::new(e)))?;
     let mut tiktok = TikTokConfig::new(app.client_key, app.client_secret, String::new());
     tiktok.api_base_url.clone_from(&config.tiktok_api_base_url);
     let mut settings = config.settings.clone();
-    settings.render.ssemble_scope = reelay_ssemble::budget_scope(&key);
+    settings.render.ssemble_scope = scope;
     let ports = Adapters {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name),
         queue: SqsWorkQueue::new(

@@ -17,7 +17,7 @@ use crate::config::Config;
 pub type LivePorts =
     Adapters<DynamoStore, SqsWorkQueue, SystemClock, Unwired, SsembleClient, Unwired>;
 
-/// A Ssemble call made by this function waits at most this long: ten records share the
+/// By default a Ssemble call made by this function waits at most this long: ten records share the
 /// function's 30 s, and a create cut off here is an unknown outcome the next check looks up.
 const SSEMBLE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -34,11 +34,16 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
         .ssemble(&config.ssemble_secret_id)
         .await?
         .api_key;
-    let ssemble =
-        reelay_ssemble::budgeted_client(&key, &config.ssemble_api_base_url, SSEMBLE_TIMEOUT)
+    let timeout = config
+        .settings
+        .render
+        .ssemble_timeout
+        .unwrap_or(SSEMBLE_TIMEOUT);
+    let (ssemble, scope) =
+        reelay_ssemble::domain_client(&key, &config.ssemble_api_base_url, timeout)
             .map_err(|e| WiringError::Ssemble(Box::new(e)))?;
     let mut settings = config.settings.clone();
-    settings.render.ssemble_scope = reelay_ssemble::budget_scope(&key);
+    settings.render.ssemble_scope = scope;
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let ports = Adapters {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name),

@@ -17,7 +17,7 @@ use crate::{DEFAULT_MAX_BODY_BYTES, DEFAULT_WORK_DEADLINE, Deps};
 pub type LivePorts =
     Adapters<DynamoStore, SqsWorkQueue, SystemClock, Unwired, SsembleClient, Unwired>;
 
-/// Status and document must both fit the work deadline.
+/// By default: status and document must both fit the work deadline.
 const SSEMBLE_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Error)]
@@ -33,11 +33,16 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
         .ssemble(&config.ssemble_secret_id)
         .await?
         .api_key;
-    let ssemble =
-        reelay_ssemble::budgeted_client(&key, &config.ssemble_api_base_url, SSEMBLE_TIMEOUT)
+    let timeout = config
+        .settings
+        .render
+        .ssemble_timeout
+        .unwrap_or(SSEMBLE_TIMEOUT);
+    let (ssemble, scope) =
+        reelay_ssemble::domain_client(&key, &config.ssemble_api_base_url, timeout)
             .map_err(|e| WiringError::Ssemble(Box::new(e)))?;
     let mut settings = config.settings.clone();
-    settings.render.ssemble_scope = reelay_ssemble::budget_scope(&key);
+    settings.render.ssemble_scope = scope;
     let ports = Adapters {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name),
         queue: SqsWorkQueue::new(

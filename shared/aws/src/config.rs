@@ -125,6 +125,7 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
     if let Some(n) = positive_var("RECONCILE_PAGES_PER_READ")? {
         s.reconcile.pages_per_read = n;
     }
+    s.render.ssemble_timeout = secs_var("SSEMBLE_TIMEOUT_SECS")?;
     if let Some(base) = env_var_opt("PUBLIC_BASE_URL") {
         s.render.webhook_base_url = base.trim_end_matches('/').to_owned();
     }

@@ -26,7 +26,7 @@ pub use error::{ApiError, BackoffHint, Endpoint, ErrorClass, ErrorCode, RetryWai
 pub use model::*;
 pub use port::{
     AMBIGUOUS_CODE, INVALID_OPTION_CODE, budget_scope, budgeted_client, create_request,
-    upstream_error,
+    domain_client, upstream_error,
 };
 pub use rate_limit::RateLimitInfo;
 pub use recovery::{CreateOutcome, FindCriteria, FindOutcome};

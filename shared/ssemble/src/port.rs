@@ -293,6 +293,18 @@ pub fn budgeted_client(
     })
 }
 
+/// The budgeted client and the budget scope of its key, as every function wires them.
+pub fn domain_client(
+    api_key: &SecretString,
+    base_url: &str,
+    timeout: Duration,
+) -> Result<(SsembleClient, String), ApiError> {
+    Ok((
+        budgeted_client(api_key, base_url, timeout)?,
+        budget_scope(api_key),
+    ))
+}
+
 /// A stable, non-secret name for the API key's budget: `ssemble:` + 16 hex digits of its
 /// SHA-256. Every function that calls Ssemble with this key must charge the same scope.
 pub fn budget_scope(api_key: &SecretString) -> String {

@@ -111,6 +111,9 @@ pub struct RenderSettings {
     pub ssemble_scope: String,
     /// Base of the webhook URL Ssemble calls back (`…/webhooks/ssemble/{job}.{token}`).
     pub webhook_base_url: String,
+    /// How long one Ssemble request may take (`SSEMBLE_TIMEOUT_SECS`); `None` keeps each
+    /// function's own default, sized to its invocation.
+    pub ssemble_timeout: Option<Duration>,
 }
 
 /// How a reconciler run spreads its work.
