@@ -36,10 +36,7 @@ impl<P> Deps<P> {
     /// The same dependencies over other ports (a decorator such as a fault injector).
     pub fn map_ports<Q>(self, f: impl FnOnce(P) -> Q) -> Deps<Q> {
         Deps {
-            core: Core {
-                ports: f(self.core.ports),
-                settings: self.core.settings,
-            },
+            core: self.core.map_ports(f),
             max_body_bytes: self.max_body_bytes,
             oauth_configured: self.oauth_configured,
         }

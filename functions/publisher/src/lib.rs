@@ -27,10 +27,7 @@ impl<P> Deps<P> {
     /// The same function over other ports (a local runner decorates them with its kill switch).
     pub fn map_ports<Q>(self, f: impl FnOnce(P) -> Q) -> Deps<Q> {
         Deps {
-            core: Core {
-                ports: f(self.core.ports),
-                settings: self.core.settings,
-            },
+            core: self.core.map_ports(f),
             batches: self.batches,
         }
     }

@@ -37,10 +37,7 @@ impl<P> Deps<P> {
     /// The same function over other ports (a local runner decorates them with its kill switch).
     pub fn map_ports<Q>(self, f: impl FnOnce(P) -> Q) -> Deps<Q> {
         Deps {
-            core: Core {
-                ports: f(self.core.ports),
-                settings: self.core.settings,
-            },
+            core: self.core.map_ports(f),
             client_secret: self.client_secret,
             replay_window: self.replay_window,
             max_body_bytes: self.max_body_bytes,

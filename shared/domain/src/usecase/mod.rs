@@ -85,6 +85,16 @@ impl Advance {
     }
 }
 
+impl<P> Core<P> {
+    /// The same core over other ports (a local runner decorates them with its kill switch).
+    pub fn map_ports<Q>(self, f: impl FnOnce(P) -> Q) -> Core<Q> {
+        Core {
+            ports: f(self.ports),
+            settings: self.settings,
+        }
+    }
+}
+
 impl<P: Ports> Core<P> {
     pub fn new(ports: P, settings: Settings) -> Self {
         Self { ports, settings }
