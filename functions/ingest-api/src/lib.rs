@@ -17,7 +17,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use reelay_domain::TenantId;
-use reelay_domain::ports::{Clock, Ports, TenantStore};
+use reelay_domain::ports::{Clock, Ports};
 use reelay_domain::usecase::{Command, Core};
 
 use crate::error::ApiError;
@@ -98,9 +98,7 @@ async fn authenticate<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<TenantI
         .map(SecretString::from)
         .ok_or(ApiError::Unauthenticated)?;
     deps.core
-        .ports
-        .tenants()
-        .tenant_for_key_hash(&reelay_aws::hash_api_key(&key))
+        .authenticate(&key)
         .await?
         .ok_or(ApiError::Unauthenticated)
 }

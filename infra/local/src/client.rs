@@ -1,8 +1,11 @@
 //! A client of Reelay's HTTP API as a tenant uses it, plus tenant seeding. The runner and the
 //! end-to-end tests go through the same routes a customer would.
 
+use reelay_aws::SystemClock;
 use reelay_domain::TenantId;
-use reelay_domain::ports::{StoreError, TenantStore};
+use reelay_domain::ports::{Clock, StoreError, TenantStore};
+use reelay_domain::usecase::TenantError;
+use reelay_domain::usecase::tenants;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -38,22 +41,24 @@ impl Answer {
     }
 }
 
-/// Creates a tenant with a fresh API key; only the key's SHA-256 is stored.
+/// Creates the tenant (or, when it exists, issues it one more key) through the domain's tenant
+/// use cases, as `reelay-admin tenant create` does; only the key's SHA-256 is stored.
 pub async fn seed_tenant<S: TenantStore>(
     store: &S,
     tenant: &str,
 ) -> Result<SecretString, ClientError> {
     let tenant = TenantId::parse(tenant).map_err(|e| ClientError::Tenant(e.reason.to_owned()))?;
-    let key = SecretString::from(format!(
-        "rl_{}",
-        (0..20)
-            .map(|_| format!("{:02x}", rand::random::<u8>()))
-            .collect::<String>()
-    ));
-    store
-        .put_tenant_key(&tenant, &reelay_aws::hash_api_key(&key))
-        .await?;
-    Ok(key)
+    let (entropy, now) = (SystemClock, SystemClock.now());
+    let issued = match tenants::create_tenant(store, &entropy, &tenant, tenant.as_str(), now).await
+    {
+        Err(TenantError::Exists(_)) => tenants::issue_key(store, &entropy, &tenant, now).await,
+        other => other,
+    }
+    .map_err(|e| match e {
+        TenantError::Store(e) => ClientError::Store(e),
+        other => ClientError::Tenant(other.to_string()),
+    })?;
+    Ok(issued.key)
 }
 
 /// One tenant's view of the API.

@@ -34,6 +34,7 @@ use reelay_domain::ports::{
     JobFilter, JobPage, JobStore, LockStore, QueueError, RefreshError, SecretError, StoreError,
     StoredResponse, TenantStore, TokenRefresher, TokenSet, TokenVault, WorkQueue,
 };
+use reelay_domain::tenant::{ApiKey, Tenant};
 use reelay_domain::upstream::{
     AuthApi, ObservedStatus, PublishApi, PublishInit, RenderApi, RenderProgress, UpstreamError,
 };
@@ -296,8 +297,13 @@ killable! {
         fn take_lock(name: &str, now: UtcTime) -> Result<Option<String>, StoreError>;
     }
     TenantStore {
-        fn tenant_for_key_hash(key_hash: &str) -> Result<Option<TenantId>, StoreError>;
-        fn put_tenant_key(tenant: &TenantId, key_hash: &str) -> Result<(), StoreError>;
+        fn api_key(key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
+        fn put_api_key(key: &ApiKey) -> Result<(), StoreError>;
+        fn api_keys(tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError>;
+        fn end_api_key(tenant: &TenantId, key_hash: &str, at: UtcTime, revoked: bool) -> Result<(), StoreError>;
+        fn put_tenant(tenant: &Tenant) -> Result<(), StoreError>;
+        fn tenant(id: &TenantId) -> Result<Option<Tenant>, StoreError>;
+        fn tenants() -> Result<Vec<Tenant>, StoreError>;
     }
     WorkQueue {
         fn send(message: &WorkMessage, dedup_id: &str) -> Result<(), QueueError>;

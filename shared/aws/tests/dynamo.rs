@@ -8,19 +8,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{account, new_job, now, sdk, tenant, trail};
-use reelay_aws::{DynamoStore, hash_api_key};
+use reelay_aws::DynamoStore;
 use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::budget::{Admission, BudgetKind, Window};
 use reelay_domain::job::{Hold, NextCheck, Pointer};
 use reelay_domain::lifecycle::{Event, Policy};
 use reelay_domain::ports::{
     AccountStore, BudgetStore, IdempotencyBegin, IdempotencyScope, JobFilter, JobStore, LockStore,
-    StoreError, StoredResponse, TenantStore,
+    StoreError, StoredResponse,
 };
 use reelay_domain::{
     CheckKind, IdempotencyKey, JobState, PayloadHash, PublishId, RequestId, Step, UtcTime,
 };
-use secrecy::SecretString;
+use secrecy::ExposeSecret;
 
 async fn job_store() -> DynamoStore {
     common::store(&sdk().await).await
@@ -801,46 +801,28 @@ async fn accounts_keep_their_version_health_and_blocks() {
 }
 
 #[tokio::test]
-async fn tenant_api_keys_are_stored_only_as_hashes() {
+async fn tenant_keys_live_as_the_contract_says_and_are_stored_only_as_hashes() {
     let sdk = sdk().await;
     let table = common::table(&sdk).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let accounts = DynamoStore::new(client.clone(), &table);
-    let raw = "rk_live_9f8e7d6c5b4a";
-    let key_hash = hash_api_key(&SecretString::from(raw));
-    accounts
-        .put_tenant_key(&tenant("tenant_a"), &key_hash)
-        .await
-        .unwrap();
-    accounts
-        .put_tenant_key(&tenant("tenant_a"), &key_hash)
-        .await
-        .unwrap();
-    assert_eq!(
-        accounts.tenant_for_key_hash(&key_hash).await.unwrap(),
-        Some(tenant("tenant_a"))
-    );
-    assert!(matches!(
-        accounts
-            .put_tenant_key(&tenant("tenant_b"), &key_hash)
-            .await,
-        Err(StoreError::Conflict)
-    ));
-    assert!(
-        accounts
-            .put_tenant_key(&tenant("tenant_a"), raw)
-            .await
-            .is_err(),
-        "a raw key is refused"
-    );
-    assert_eq!(accounts.tenant_for_key_hash(raw).await.unwrap(), None);
-    let unknown = hash_api_key(&SecretString::from("rk_other"));
-    assert_eq!(accounts.tenant_for_key_hash(&unknown).await.unwrap(), None);
+    let store = DynamoStore::new(client.clone(), &table);
+    reelay_testkit::contract::tenant_lifecycle(&store, &reelay_aws::SystemClock).await;
 
+    let key = reelay_domain::usecase::tenants::issue_key(
+        &store,
+        &reelay_aws::SystemClock,
+        &tenant("acme"),
+        reelay_domain::UtcTime::from_secs(1_900_000_000),
+    )
+    .await
+    .unwrap();
     let scan = client.scan().table_name(&table).send().await.unwrap();
     let dump = format!("{:?}", scan.items());
-    assert!(dump.contains(&key_hash));
-    assert!(!dump.contains(raw), "the raw key is nowhere in the table");
+    assert!(dump.contains(&key.record.hash));
+    assert!(
+        !dump.contains(key.key.expose_secret()),
+        "the raw key is nowhere in the table"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

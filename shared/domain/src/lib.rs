@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod messages;
 pub mod ports;
 pub mod request;
+pub mod tenant;
 pub mod time;
 pub mod upstream;
 pub mod usecase;

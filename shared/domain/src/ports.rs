@@ -18,6 +18,7 @@ use crate::ids::{AccountId, IdempotencyKey, JobId, PayloadHash, PublishId, Reque
 use crate::job::{Applied, AuditEvent, Job};
 use crate::lifecycle::{CheckKind, JobState};
 use crate::messages::WorkMessage;
+use crate::tenant::{ApiKey, Tenant};
 use crate::time::UtcTime;
 use crate::upstream::{AuthApi, PublishApi, RenderApi};
 
@@ -275,18 +276,45 @@ pub trait LockStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 }
 
-/// Tenants' API keys, stored only as SHA-256 hashes.
+/// Tenants and their API keys, stored only as SHA-256 hashes.
 pub trait TenantStore: Send + Sync {
-    fn tenant_for_key_hash(
+    /// The key stored under `key_hash`; anything but a lowercase SHA-256 hex digest finds
+    /// nothing.
+    fn api_key(
         &self,
         key_hash: &str,
-    ) -> impl Future<Output = Result<Option<TenantId>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + Send;
 
-    fn put_tenant_key(
+    /// Stores a new key. A hash already stored is a `Conflict`; anything but a SHA-256 hex
+    /// digest is `Corrupt`, so a raw key is never stored.
+    fn put_api_key(&self, key: &ApiKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every key of the tenant, ended ones included, oldest first.
+    fn api_keys(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
+
+    /// Ends the tenant's key at `at` (`revoked`: by a revocation). `NotFound` when the tenant
+    /// has no such key.
+    fn end_api_key(
         &self,
         tenant: &TenantId,
         key_hash: &str,
+        at: UtcTime,
+        revoked: bool,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Creates the tenant; one that exists is a `Conflict`.
+    fn put_tenant(&self, tenant: &Tenant) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn tenant(
+        &self,
+        id: &TenantId,
+    ) -> impl Future<Output = Result<Option<Tenant>, StoreError>> + Send;
+
+    /// Every tenant, by id.
+    fn tenants(&self) -> impl Future<Output = Result<Vec<Tenant>, StoreError>> + Send;
 }
 
 #[derive(Debug, Error)]

@@ -290,8 +290,13 @@ pub mod calls {
     pub const LOCKS_ACQUIRE: &str = "locks.acquire_lock";
     pub const LOCKS_RELEASE: &str = "locks.release_lock";
     pub const LOCKS_TAKE: &str = "locks.take_lock";
-    pub const TENANTS_FOR_KEY_HASH: &str = "tenants.tenant_for_key_hash";
-    pub const TENANTS_PUT_KEY: &str = "tenants.put_tenant_key";
+    pub const TENANTS_API_KEY: &str = "tenants.api_key";
+    pub const TENANTS_PUT_KEY: &str = "tenants.put_api_key";
+    pub const TENANTS_KEYS: &str = "tenants.api_keys";
+    pub const TENANTS_END_KEY: &str = "tenants.end_api_key";
+    pub const TENANTS_PUT: &str = "tenants.put_tenant";
+    pub const TENANTS_GET: &str = "tenants.tenant";
+    pub const TENANTS_LIST: &str = "tenants.tenants";
     pub const QUEUE_SEND: &str = "queue.send";
     /// Awaited before the clock moves; a fault is ignored (a sleep cannot fail).
     pub const CLOCK_SLEEP: &str = "clock.sleep";
@@ -310,7 +315,7 @@ pub mod calls {
     pub const REFRESH: &str = "refresher.refresh";
 
     /// Every name above. `AuthApi::authorize_url` is synchronous and has no hook.
-    pub const ALL: [&str; 38] = [
+    pub const ALL: [&str; 43] = [
         JOBS_BEGIN_IDEMPOTENT,
         JOBS_ABANDON_IDEMPOTENT,
         JOBS_CREATE,
@@ -332,8 +337,13 @@ pub mod calls {
         LOCKS_ACQUIRE,
         LOCKS_RELEASE,
         LOCKS_TAKE,
-        TENANTS_FOR_KEY_HASH,
+        TENANTS_API_KEY,
         TENANTS_PUT_KEY,
+        TENANTS_KEYS,
+        TENANTS_END_KEY,
+        TENANTS_PUT,
+        TENANTS_GET,
+        TENANTS_LIST,
         QUEUE_SEND,
         CLOCK_SLEEP,
         VAULT_GET,

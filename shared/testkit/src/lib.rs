@@ -8,6 +8,7 @@
 //! See the crate's README for what each adapter guarantees.
 
 pub mod clock;
+pub mod contract;
 pub mod hook;
 pub mod queue;
 pub mod sample;

@@ -12,6 +12,7 @@ use reelay_domain::ports::{
     AccountStore, AuditPage, BudgetStore, DueJob, IdempotencyBegin, IdempotencyScope, JobFilter,
     JobPage, JobStore, LockStore, StoreError, StoredResponse, TenantStore,
 };
+use reelay_domain::tenant::{ApiKey, Tenant, is_sha256_hex};
 use reelay_domain::{AccountId, JobId, PayloadHash, PublishId, RequestId, TenantId, UtcTime};
 
 use crate::hook::{Hook, HookSlot, Pass, calls};
@@ -87,7 +88,8 @@ struct StoreState {
     budgets: HashMap<(String, BudgetKind), Vec<UtcTime>>,
     grants: HashMap<(String, BudgetKind), Vec<UtcTime>>,
     locks: BTreeMap<String, Lease>,
-    tenant_keys: HashMap<String, TenantId>,
+    tenant_keys: HashMap<String, ApiKey>,
+    tenants: BTreeMap<TenantId, Tenant>,
     writes: HashMap<JobId, WriteCounts>,
     calls: BTreeMap<&'static str, u64>,
 }
@@ -125,13 +127,6 @@ impl StoreState {
         self.counts(id).conflicts += 1;
         StoreError::Conflict
     }
-}
-
-fn is_sha256_hex(raw: &str) -> bool {
-    raw.len() == 64
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The cursor names the last job returned (hex of its id); the tenant comes from the caller.
@@ -794,8 +789,8 @@ impl LockStore for MemStore {
 
 impl TenantStore for MemStore {
     /// Anything but a lowercase SHA-256 hex digest finds nothing.
-    async fn tenant_for_key_hash(&self, key_hash: &str) -> Result<Option<TenantId>, StoreError> {
-        self.run(calls::TENANTS_FOR_KEY_HASH, |s| {
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.run(calls::TENANTS_API_KEY, |s| {
             if !is_sha256_hex(key_hash) {
                 return Ok(None);
             }
@@ -805,21 +800,76 @@ impl TenantStore for MemStore {
     }
 
     /// Refuses anything but a lowercase SHA-256 hex digest (`Corrupt`), so a raw key is never
-    /// stored; a hash bound to another tenant is a `Conflict`.
-    async fn put_tenant_key(&self, tenant: &TenantId, key_hash: &str) -> Result<(), StoreError> {
+    /// stored; a hash stored before is a `Conflict`.
+    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         self.run(calls::TENANTS_PUT_KEY, |s| {
-            if !is_sha256_hex(key_hash) {
+            if !is_sha256_hex(&key.hash) {
                 return Err(StoreError::Corrupt(
                     "tenant key must be a lowercase SHA-256 hex digest".into(),
                 ));
             }
-            match s.tenant_keys.get(key_hash) {
-                Some(t) if t != tenant => Err(StoreError::Conflict),
-                _ => {
-                    s.tenant_keys.insert(key_hash.to_owned(), tenant.clone());
+            if s.tenant_keys.contains_key(&key.hash) {
+                return Err(StoreError::Conflict);
+            }
+            s.tenant_keys.insert(key.hash.clone(), key.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        self.run(calls::TENANTS_KEYS, |s| {
+            let mut keys: Vec<ApiKey> = s
+                .tenant_keys
+                .values()
+                .filter(|k| &k.tenant == tenant)
+                .cloned()
+                .collect();
+            keys.sort_by(|a, b| (a.created_at, &a.hash).cmp(&(b.created_at, &b.hash)));
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn end_api_key(
+        &self,
+        tenant: &TenantId,
+        key_hash: &str,
+        at: UtcTime,
+        revoked: bool,
+    ) -> Result<(), StoreError> {
+        self.run(calls::TENANTS_END_KEY, |s| {
+            match s.tenant_keys.get_mut(key_hash) {
+                Some(k) if &k.tenant == tenant => {
+                    k.not_after = Some(at);
+                    k.revoked |= revoked;
                     Ok(())
                 }
+                _ => Err(StoreError::NotFound),
             }
+        })
+        .await
+    }
+
+    async fn put_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        self.run(calls::TENANTS_PUT, |s| {
+            if s.tenants.contains_key(&tenant.id) {
+                return Err(StoreError::Conflict);
+            }
+            s.tenants.insert(tenant.id.clone(), tenant.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
+        self.run(calls::TENANTS_GET, |s| Ok(s.tenants.get(id).cloned()))
+            .await
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.run(calls::TENANTS_LIST, |s| {
+            Ok(s.tenants.values().cloned().collect())
         })
         .await
     }

@@ -8,12 +8,12 @@ use futures::FutureExt;
 use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::job::{JobSource, PostSettings};
 use reelay_domain::ports::{AccountStore, Adapters, Entropy, JobStore, TenantStore, TokenVault};
+use reelay_domain::tenant::{ApiKey, Tenant};
 use reelay_domain::usecase::{Core, Settings};
 use reelay_domain::{
     AccountId, IdempotencyKey, Job, JobId, PostMode, RequestId, TenantId, UtcTime,
 };
 use secrecy::SecretString;
-use sha2::{Digest, Sha256};
 
 use crate::clock::{DEFAULT_START_MS, ManualClock};
 use crate::hook::{Hook, HookSlot};
@@ -178,8 +178,7 @@ pub fn api_key(tenant: &str) -> SecretString {
 
 /// SHA-256 (hex) of an API key: the form the tenant store keeps.
 pub fn api_key_hash(key: &SecretString) -> String {
-    use secrecy::ExposeSecret;
-    hex::encode(Sha256::digest(key.expose_secret().as_bytes()))
+    reelay_domain::tenant::hash_api_key(key)
 }
 
 /// Runs a world-setup call. The unhooked in-memory adapters never wait, so the future is polled
@@ -268,11 +267,24 @@ impl World {
         Core::new(self.adapters(), self.settings.clone())
     }
 
-    /// Registers the SHA-256 of [`api_key`]`(tenant)` for the tenant.
+    /// Creates the tenant and registers the SHA-256 of [`api_key`]`(tenant)` for it.
     pub fn tenant(self, tenant: &str) -> Self {
         let id = tenant_id(tenant);
-        let hash = api_key_hash(&api_key(tenant));
-        ready("put_tenant_key", self.store.put_tenant_key(&id, &hash));
+        let now = self.clock.now();
+        let record = Tenant {
+            id: id.clone(),
+            name: tenant.to_owned(),
+            created_at: now,
+        };
+        let key = ApiKey {
+            hash: api_key_hash(&api_key(tenant)),
+            tenant: id,
+            created_at: now,
+            not_after: None,
+            revoked: false,
+        };
+        ready("put_tenant", self.store.put_tenant(&record));
+        ready("put_api_key", self.store.put_api_key(&key));
         self
     }
 

@@ -11,7 +11,7 @@ use reelay_domain::job::{Applied, NextCheck, Pointer};
 use reelay_domain::lifecycle::{CheckKind, Event};
 use reelay_domain::ports::{
     AccountStore, BudgetStore, IdempotencyBegin, IdempotencyScope, JobFilter, JobStore, LockStore,
-    StoreError, StoredResponse, TenantStore,
+    StoreError, StoredResponse,
 };
 use reelay_domain::{IdempotencyKey, Job, JobState, PayloadHash, Policy, PublishId, Step, UtcTime};
 use reelay_testkit::{
@@ -679,30 +679,16 @@ fn leases_are_exclusive_until_they_expire_and_state_tokens_are_single_use() {
 }
 
 #[test]
-fn only_sha256_hex_tenant_keys_are_stored() {
+fn tenant_keys_live_as_the_contract_says() {
     let store = MemStore::new();
-    let hash = "0123456789abcdef".repeat(4);
-    block_on(store.put_tenant_key(&tenant_id(T), &hash)).unwrap();
-    assert_eq!(
-        block_on(store.tenant_for_key_hash(&hash)).unwrap(),
-        Some(tenant_id(T))
-    );
-    assert!(matches!(
-        block_on(store.put_tenant_key(&tenant_id("tenant_b"), &hash)),
-        Err(StoreError::Conflict)
+    block_on(reelay_testkit::contract::tenant_lifecycle(
+        &store,
+        &ManualClock::default(),
     ));
-    for raw in ["rk_live_secret", &hash.to_uppercase(), &hash[..63]] {
-        assert!(matches!(
-            block_on(store.put_tenant_key(&tenant_id(T), raw)),
-            Err(StoreError::Corrupt(_))
-        ));
-        assert_eq!(block_on(store.tenant_for_key_hash(raw)).unwrap(), None);
-    }
     let w = World::new().tenant(T);
     let key = reelay_testkit::api_key(T);
-    let h = reelay_testkit::world::api_key_hash(&key);
     assert_eq!(
-        block_on(w.store.tenant_for_key_hash(&h)).unwrap(),
+        block_on(w.core().authenticate(&key)).unwrap(),
         Some(tenant_id(T))
     );
 }

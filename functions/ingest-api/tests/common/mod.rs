@@ -14,8 +14,9 @@ use ingest_api::{Deps, handler};
 use lambda_http::Body;
 use reelay_aws::DynamoStore;
 use reelay_domain::ports::TenantStore;
+use reelay_domain::tenant::ApiKey;
 use reelay_domain::usecase::Settings;
-use reelay_domain::{Event, JobId, TenantId};
+use reelay_domain::{Event, JobId, TenantId, UtcTime};
 use reelay_template::{ProvisionOptions, Template};
 use serde_json::{Value, json};
 
@@ -184,10 +185,13 @@ pub async fn stack() -> Stack {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
     for (tenant, key) in [("tenant_a", KEY_A), ("tenant_b", KEY_B)] {
         store
-            .put_tenant_key(
-                &TenantId::parse(tenant).unwrap(),
-                &ingest_api::api_key_hash(key),
-            )
+            .put_api_key(&ApiKey {
+                hash: ingest_api::api_key_hash(key),
+                tenant: TenantId::parse(tenant).unwrap(),
+                created_at: UtcTime::from_secs(0),
+                not_after: None,
+                revoked: false,
+            })
             .await
             .unwrap();
     }

@@ -143,7 +143,11 @@ async fn main() -> anyhow::Result<()> {
         code = run_demo(&stack, &client, &tenant, deadline, out).await?;
     }
     if serve {
-        print_curl(&stack.api_base_url, key.expose_secret());
+        print_curl(
+            &stack.api_base_url,
+            key.expose_secret(),
+            &stack.wiring.resources.table,
+        );
         println!("==> serving until Ctrl-C");
         stack.serve_until_ctrl_c().await?;
     } else {
@@ -249,7 +253,7 @@ async fn run_demo(
     }
 }
 
-fn print_curl(api: &str, key: &str) {
+fn print_curl(api: &str, key: &str, table: &str) {
     println!();
     println!("==> try it (API key above):");
     println!("    export REELAY_API={api} REELAY_KEY={key}");
@@ -262,4 +266,7 @@ fn print_curl(api: &str, key: &str) {
     println!(
         "    curl -s $REELAY_API/v1/accounts/acct_demo_01/creator-info -H \"x-api-key: $REELAY_KEY\""
     );
+    println!("==> more tenants and keys (reelay-admin --help), in another shell:");
+    println!("    eval \"$(infra/scripts/aws-emulator.sh env)\"");
+    println!("    TABLE_NAME={table} cargo run -q -p reelay-admin -- tenant create my_tenant");
 }

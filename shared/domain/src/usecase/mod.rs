@@ -17,6 +17,7 @@ pub mod publish;
 mod reconcile;
 mod render;
 mod settings;
+pub mod tenants;
 mod tokens;
 
 pub use accounts::{
@@ -33,6 +34,7 @@ pub use render::{Confirmed, HintOutcome, SubmitOutcome, event_for, failure_code}
 pub use settings::{
     IngestSettings, PublishSettings, ReconcileSettings, RenderSettings, Settings, TokenSettings,
 };
+pub use tenants::{Rotated, TenantError};
 pub use tokens::{TokenError, refresh_lock_name};
 
 use crate::ids::JobId;

@@ -1,0 +1,295 @@
+//! `reelay-admin`: what an operator does to a stage without writing DynamoDB items by hand —
+//! create tenants, issue, list, rotate and revoke their API keys, and read a job's record.
+//!
+//! Every command is the domain's use case over the stage's table (`reelay-<stage>`, or
+//! `--table`); the AWS SDK's own configuration picks the account, region and endpoint
+//! (`AWS_ENDPOINT_URL` for the local stack). A new key is printed once, alone on stdout, so a
+//! script can capture it; everything else a command says goes to the writer it is given.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use reelay_aws::{DynamoStore, SystemClock};
+use reelay_domain::ports::{Clock, JobStore, StoreError, TenantStore};
+use reelay_domain::tenant::{ApiKey, IssuedKey};
+use reelay_domain::usecase::TenantError;
+use reelay_domain::usecase::tenants;
+use reelay_domain::{IdError, JobId, TenantId, UtcTime};
+use secrecy::ExposeSecret;
+use thiserror::Error;
+
+/// Default overlap of a rotation: a day for clients to switch to the new key.
+pub const DEFAULT_OVERLAP_HOURS: u64 = 24;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "reelay-admin",
+    version,
+    about = "Operate a Reelay stage: tenants, API keys, jobs"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which table: the stage's (`reelay-<stage>`, as template.yaml names it) or an explicit one.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The stage whose table to use (dev, prod, …).
+    #[arg(long, env = "REELAY_STAGE", conflicts_with = "table")]
+    pub stage: Option<String>,
+    /// The table itself (a local stack's is printed by `make run`).
+    #[arg(long, env = "TABLE_NAME")]
+    pub table: Option<String>,
+}
+
+impl Target {
+    pub fn table(&self) -> Result<String, AdminError> {
+        match (&self.table, &self.stage) {
+            (Some(table), _) => Ok(table.clone()),
+            (None, Some(stage)) => Ok(format!("reelay-{stage}")),
+            (None, None) => Err(AdminError::NoTarget),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Tenants: the owners of jobs, accounts and keys.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// A tenant's API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// A job's record and its audit trail.
+    #[command(subcommand)]
+    Job(JobCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Creates a tenant with its first API key, printed once on stdout.
+    Create {
+        /// Lowercase letters, digits, `-` and `_`.
+        id: String,
+        /// A name for operators (the customer's).
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Every tenant.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Issues one more key (printed once); the others keep working.
+    Issue { tenant: String },
+    /// The tenant's keys: id, created, when each ends, revoked or not. Never the keys.
+    List { tenant: String },
+    /// Issues a new key (printed once) and ends every other key after the overlap.
+    Rotate {
+        tenant: String,
+        #[arg(long, default_value_t = DEFAULT_OVERLAP_HOURS)]
+        overlap_hours: u64,
+    },
+    /// Ends a key at once (its id as `key list` shows it, at least 8 digits).
+    Revoke { tenant: String, key_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// The job's state, error, hold and next check, then its audit trail, oldest first.
+    Show {
+        job_id: String,
+        /// Audit events shown at most.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Error)]
+pub enum AdminError {
+    #[error("no table: give --stage (REELAY_STAGE) or --table (TABLE_NAME)")]
+    NoTarget,
+    #[error("{0}")]
+    Id(#[from] IdError),
+    #[error("{0}")]
+    Tenant(#[from] TenantError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("no job {0}")]
+    NoJob(String),
+    #[error("writing the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Runs `cli` against `store`: the key of a create, issue or rotate goes to `key_out` alone,
+/// everything else to `out`.
+pub async fn run(
+    cli: &Cli,
+    store: &DynamoStore,
+    out: &mut impl Write,
+    key_out: &mut impl Write,
+) -> Result<(), AdminError> {
+    let now = SystemClock.now();
+    match &cli.command {
+        Command::Tenant(TenantCommand::Create { id, name }) => {
+            let id = TenantId::parse(id.as_str())?;
+            let issued = tenants::create_tenant(store, &SystemClock, &id, name, now).await?;
+            writeln!(out, "created tenant {id}")?;
+            issued_key(&issued, out, key_out)?;
+        }
+        Command::Tenant(TenantCommand::List) => {
+            writeln!(out, "{:<40} {:<25} name", "tenant", "created")?;
+            for t in store.tenants().await? {
+                writeln!(out, "{:<40} {:<25} {}", t.id, t.created_at, t.name)?;
+            }
+        }
+        Command::Key(KeyCommand::Issue { tenant }) => {
+            let tenant = TenantId::parse(tenant.as_str())?;
+            let issued = tenants::issue_key(store, &SystemClock, &tenant, now).await?;
+            issued_key(&issued, out, key_out)?;
+        }
+        Command::Key(KeyCommand::List { tenant }) => {
+            let tenant = TenantId::parse(tenant.as_str())?;
+            writeln!(out, "{:<14} {:<25} {:<25} status", "key", "created", "ends")?;
+            for key in store.api_keys(&tenant).await? {
+                key_line(&key, now, out)?;
+            }
+        }
+        Command::Key(KeyCommand::Rotate {
+            tenant,
+            overlap_hours,
+        }) => {
+            let tenant = TenantId::parse(tenant.as_str())?;
+            let overlap = Duration::from_secs(overlap_hours.saturating_mul(3600));
+            let rotated = tenants::rotate_keys(store, &SystemClock, &tenant, now, overlap).await?;
+            for key in &rotated.ending {
+                writeln!(
+                    out,
+                    "key {} ends at {}",
+                    key.key_id(),
+                    key.not_after.unwrap_or(now)
+                )?;
+            }
+            issued_key(&rotated.issued, out, key_out)?;
+        }
+        Command::Key(KeyCommand::Revoke { tenant, key_id }) => {
+            let tenant = TenantId::parse(tenant.as_str())?;
+            let key = tenants::revoke_key(store, &tenant, key_id, now).await?;
+            writeln!(out, "revoked key {} of {tenant}", key.key_id())?;
+        }
+        Command::Job(JobCommand::Show { job_id, limit }) => {
+            let id = JobId::parse(job_id.as_str())?;
+            let job = store
+                .get(&id)
+                .await?
+                .ok_or_else(|| AdminError::NoJob(job_id.clone()))?;
+            writeln!(
+                out,
+                "job      {} (tenant {}, account {})",
+                job.id, job.tenant_id, job.account_id
+            )?;
+            writeln!(
+                out,
+                "state    {} since {} (version {})",
+                job.state.as_str(),
+                job.state_since,
+                job.version
+            )?;
+            if let Some(e) = &job.last_error {
+                writeln!(out, "error    {}: {}", e.code, e.message)?;
+            }
+            if let Some(h) = &job.hold {
+                let until = h
+                    .until
+                    .map_or_else(|| "an event lifts it".to_owned(), |t| t.to_string());
+                writeln!(out, "hold     {} until {until}", h.reason)?;
+            }
+            if let Some(n) = &job.next_check {
+                writeln!(out, "next     {:?} at {}", n.kind, n.at)?;
+            }
+            if !job.publish_ids.is_empty() {
+                let ids: Vec<&str> = job.publish_ids.iter().map(|p| p.as_str()).collect();
+                writeln!(out, "publish  {}", ids.join(", "))?;
+            }
+            let page = store.audit_page(&id, None, *limit).await?;
+            writeln!(
+                out,
+                "audit ({} events{})",
+                page.events.len(),
+                if page.next_after.is_some() {
+                    ", more"
+                } else {
+                    ""
+                }
+            )?;
+            for e in &page.events {
+                let from = e.from.map_or("-", |s| s.as_str());
+                let mut line = format!(
+                    "  v{:<4} {} {:<22} {from} -> {}",
+                    e.version,
+                    e.at,
+                    e.event,
+                    e.to.as_str()
+                );
+                for (name, value) in [
+                    (
+                        "request",
+                        e.request_id.as_ref().map(|r| r.as_str().to_owned()),
+                    ),
+                    (
+                        "publish",
+                        e.publish_id.as_ref().map(|p| p.as_str().to_owned()),
+                    ),
+                    ("error", e.error_code.clone()),
+                    ("log", e.upstream_log_id.clone()),
+                    ("detail", e.detail.clone()),
+                ] {
+                    if let Some(v) = value {
+                        line.push_str(&format!(" {name}={v}"));
+                    }
+                }
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn issued_key(
+    issued: &IssuedKey,
+    out: &mut impl Write,
+    key_out: &mut impl Write,
+) -> Result<(), AdminError> {
+    writeln!(
+        out,
+        "new key {} for {} (shown once: store it now)",
+        issued.record.key_id(),
+        issued.record.tenant
+    )?;
+    writeln!(key_out, "{}", issued.key.expose_secret())?;
+    Ok(())
+}
+
+fn key_line(key: &ApiKey, now: UtcTime, out: &mut impl Write) -> Result<(), AdminError> {
+    let ends = key
+        .not_after
+        .map_or_else(|| "-".to_owned(), |t| t.to_string());
+    let status = match (key.revoked, key.usable_at(now)) {
+        (true, _) => "revoked",
+        (false, true) => "active",
+        (false, false) => "expired",
+    };
+    writeln!(
+        out,
+        "{:<14} {:<25} {:<25} {status}",
+        key.key_id(),
+        key.created_at.to_string(),
+        ends
+    )?;
+    Ok(())
+}

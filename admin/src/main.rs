@@ -1,0 +1,35 @@
+//! `reelay-admin`: parses the command line, builds the store once, runs the command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use reelay_admin::{Cli, run};
+use reelay_aws::DynamoStore;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let table = match cli.target.table() {
+        Ok(table) => table,
+        Err(e) => {
+            eprintln!("reelay-admin: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let sdk = reelay_aws::load_sdk_config().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+    let result = run(
+        &cli,
+        &store,
+        &mut std::io::stderr().lock(),
+        &mut std::io::stdout().lock(),
+    )
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reelay-admin: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

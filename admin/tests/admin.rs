@@ -1,0 +1,179 @@
+//! The `reelay-admin` binary against a table provisioned from template.yaml on the local AWS
+//! endpoint: what an operator types, what a script captures, what the table then holds.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Output;
+
+use aws_sdk_dynamodb::Client;
+use reelay_aws::DynamoStore;
+use reelay_domain::job::PostMode;
+use reelay_domain::ports::JobStore;
+use reelay_domain::usecase::tenants::authenticate;
+use reelay_domain::{AccountId, Job, JobId, JobSource, Policy, TenantId, UtcTime};
+use reelay_template::{ProvisionOptions, ResourceKinds, Template};
+use reelay_testkit::sample;
+use secrecy::SecretString;
+
+/// Fails (never skips) without the local endpoint: these are real SDK calls.
+async fn table() -> (Client, String) {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        !endpoint.trim().is_empty(),
+        "AWS_ENDPOINT_URL is not set: run via `make test`, or `infra/scripts/aws-emulator.sh start && \
+         eval \"$(infra/scripts/aws-emulator.sh env)\"` first"
+    );
+    let sdk = reelay_aws::load_sdk_config().await;
+    let template =
+        Template::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let options = ProvisionOptions::new("test")
+        .with_suffix(suffix)
+        .with_kinds(ResourceKinds::TABLES);
+    let stack = reelay_template::provision(&sdk, &template, &options)
+        .await
+        .unwrap();
+    let name = stack.table("Table").unwrap().name.clone();
+    (Client::new(&sdk), name)
+}
+
+fn admin(table: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_reelay-admin"));
+    cmd.env_remove("TABLE_NAME").env_remove("REELAY_STAGE");
+    if let Some(table) = table {
+        cmd.args(["--table", table]);
+    }
+    cmd.args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The key a create, issue or rotate printed: alone on stdout.
+fn key_of(out: &Output) -> SecretString {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "stdout holds the key and nothing else: {stdout}"
+    );
+    assert!(lines[0].starts_with("rl_") && lines[0].len() == 67);
+    SecretString::from(lines[0].to_owned())
+}
+
+async fn who(store: &DynamoStore, key: &SecretString) -> Option<TenantId> {
+    let now = reelay_domain::ports::Clock::now(&reelay_aws::SystemClock);
+    authenticate(store, key, now).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_operator_creates_a_tenant_and_rotates_and_revokes_its_keys() {
+    let (client, table) = table().await;
+    let store = DynamoStore::new(client.clone(), &table);
+    let t = Some(table.as_str());
+
+    let created = admin(t, &["tenant", "create", "acme", "--name", "Acme Media"]);
+    let first = key_of(&created);
+    assert!(text(&created.stderr).contains("created tenant acme"));
+    assert_eq!(who(&store, &first).await.unwrap().as_str(), "acme");
+
+    let again = admin(t, &["tenant", "create", "acme"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("tenant acme already exists"));
+    assert!(again.stdout.is_empty(), "no key for a refused create");
+
+    let listed = admin(t, &["tenant", "list"]);
+    assert!(text(&listed.stderr).contains("Acme Media"));
+
+    // A day's overlap: both keys work; the listing names keys by id, never shows one.
+    let rotated = admin(t, &["key", "rotate", "acme"]);
+    let second = key_of(&rotated);
+    assert!(text(&rotated.stderr).contains("ends at"));
+    assert_eq!(who(&store, &first).await.unwrap().as_str(), "acme");
+    assert_eq!(who(&store, &second).await.unwrap().as_str(), "acme");
+    let keys = admin(t, &["key", "list", "acme"]);
+    let listing = text(&keys.stderr);
+    assert_eq!(listing.matches("active").count(), 2, "{listing}");
+    for key in [&first, &second] {
+        use secrecy::ExposeSecret;
+        assert!(!listing.contains(key.expose_secret()));
+        assert!(!text(&keys.stdout).contains(key.expose_secret()));
+    }
+
+    // No overlap: the earlier keys end now.
+    let third = key_of(&admin(
+        t,
+        &["key", "rotate", "acme", "--overlap-hours", "0"],
+    ));
+    assert_eq!(who(&store, &first).await, None);
+    assert_eq!(who(&store, &second).await, None);
+    assert_eq!(who(&store, &third).await.unwrap().as_str(), "acme");
+
+    // Revocation by the id the listing shows.
+    let listing = text(&admin(t, &["key", "list", "acme"]).stderr);
+    let active: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.ends_with("active"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(active.len(), 1, "{listing}");
+    let revoked = admin(t, &["key", "revoke", "acme", active[0]]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    assert_eq!(who(&store, &third).await, None, "revoked at once");
+    let wrong_tenant = admin(t, &["key", "revoke", "globex", active[0]]);
+    assert_eq!(wrong_tenant.status.code(), Some(1));
+    assert!(text(&wrong_tenant.stderr).contains("has no key"));
+
+    // Another key for an existing tenant; none for a missing one.
+    let fourth = key_of(&admin(t, &["key", "issue", "acme"]));
+    assert_eq!(who(&store, &fourth).await.unwrap().as_str(), "acme");
+    let missing = admin(t, &["key", "issue", "nobody"]);
+    assert!(text(&missing.stderr).contains("no tenant nobody"));
+
+    let bad = admin(t, &["tenant", "create", "Not A Slug"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("invalid tenant"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let nowhere = admin(None, &["tenant", "list"]);
+    assert_eq!(nowhere.status.code(), Some(2));
+    assert!(text(&nowhere.stderr).contains("--stage"));
+}
+
+#[tokio::test]
+async fn job_show_prints_the_record_and_its_trail() {
+    let (client, table) = table().await;
+    let store = DynamoStore::new(client, &table);
+    let now = UtcTime::from_secs(1_800_000_000);
+    let created = Job::create(
+        JobId::generate(now, 7),
+        TenantId::parse("acme").unwrap(),
+        AccountId::parse("acct_1").unwrap(),
+        JobSource::Render(sample::render_request()),
+        sample::post(PostMode::Direct),
+        now,
+        None,
+        now,
+        &Policy::default(),
+    );
+    store.create(&created, None).await.unwrap();
+    let id = created.job.id.as_str().to_owned();
+
+    let shown = admin(Some(&table), &["job", "show", &id]);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let page = text(&shown.stderr);
+    assert!(page.contains(&format!("job      {id} (tenant acme, account acct_1)")));
+    assert!(page.contains("state    received"));
+    assert!(page.contains("audit (1 events)"));
+    assert!(page.contains("v1"));
+
+    let unknown = JobId::generate(now, 8);
+    let missing = admin(Some(&table), &["job", "show", unknown.as_str()]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no job"));
+}

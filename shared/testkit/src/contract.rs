@@ -1,0 +1,158 @@
+//! Contracts every store adapter is held to, written once and run against the in-memory store
+//! (`shared/testkit/tests`) and the DynamoDB adapter on the local endpoint (`shared/aws/tests`).
+
+use std::time::Duration;
+
+use reelay_domain::ports::{Entropy, StoreError, TenantStore};
+use reelay_domain::tenant::ApiKey;
+use reelay_domain::usecase::TenantError;
+use reelay_domain::usecase::tenants::{
+    authenticate, create_tenant, issue_key, revoke_key, rotate_keys,
+};
+use reelay_domain::{TenantId, UtcTime};
+use secrecy::{ExposeSecret, SecretString};
+
+fn id(raw: &str) -> TenantId {
+    TenantId::parse(raw).unwrap_or_else(|e| panic!("tenant id {raw}: {e}"))
+}
+
+async fn who<S: TenantStore>(store: &S, key: &SecretString, at: UtcTime) -> Option<TenantId> {
+    authenticate(store, key, at)
+        .await
+        .unwrap_or_else(|e| panic!("authenticate: {e}"))
+}
+
+async fn keys<S: TenantStore>(store: &S, tenant: &TenantId) -> Vec<ApiKey> {
+    store
+        .api_keys(tenant)
+        .await
+        .unwrap_or_else(|e| panic!("api_keys: {e}"))
+}
+
+/// A tenant's keys through their whole life: created once, rotated with an overlap, revoked at
+/// once, never usable by or revocable from another tenant, never stored raw.
+pub async fn tenant_lifecycle<S: TenantStore>(store: &S, entropy: &impl Entropy) {
+    let t0 = UtcTime::from_secs(1_800_000_000);
+    let (acme, globex) = (id("acme"), id("globex"));
+    let first = create_tenant(store, entropy, &acme, "Acme Media", t0)
+        .await
+        .unwrap_or_else(|e| panic!("create acme: {e}"));
+    assert_eq!(who(store, &first.key, t0).await, Some(acme.clone()));
+    assert!(
+        matches!(
+            create_tenant(store, entropy, &acme, "again", t0).await,
+            Err(TenantError::Exists(_))
+        ),
+        "a tenant is created once"
+    );
+    assert!(matches!(
+        issue_key(store, entropy, &id("nobody"), t0).await,
+        Err(TenantError::UnknownTenant(_))
+    ));
+    let other = create_tenant(store, entropy, &globex, "Globex", t0)
+        .await
+        .unwrap_or_else(|e| panic!("create globex: {e}"));
+    assert_eq!(who(store, &other.key, t0).await, Some(globex.clone()));
+
+    // Rotation: the old key works until the overlap ends, the new one from now on.
+    let t1 = t0.plus(Duration::from_secs(60));
+    let overlap = Duration::from_secs(3600);
+    let rotated = rotate_keys(store, entropy, &acme, t1, overlap)
+        .await
+        .unwrap_or_else(|e| panic!("rotate: {e}"));
+    assert_eq!(rotated.ending.len(), 1, "the one earlier key ends");
+    assert_eq!(rotated.ending[0].hash, first.record.hash);
+    let end = t1.plus(overlap);
+    assert_eq!(
+        who(store, &first.key, end.minus(Duration::from_secs(1))).await,
+        Some(acme.clone())
+    );
+    assert_eq!(
+        who(store, &first.key, end).await,
+        None,
+        "ended with the overlap"
+    );
+    let new = rotated.issued;
+    assert_eq!(
+        who(store, &new.key, end.plus(overlap)).await,
+        Some(acme.clone())
+    );
+    assert_eq!(
+        who(store, &other.key, end).await,
+        Some(globex.clone()),
+        "another tenant's keys are untouched"
+    );
+    let listed = keys(store, &acme).await;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].not_after, Some(end));
+    assert_eq!(listed[1].not_after, None);
+
+    // Revocation: another tenant cannot name acme's key; acme's own revocation is immediate.
+    let key_id = new.record.key_id().to_owned();
+    assert!(matches!(
+        revoke_key(store, &globex, &key_id, end).await,
+        Err(TenantError::UnknownKey { .. })
+    ));
+    assert!(matches!(
+        store
+            .end_api_key(&globex, &new.record.hash, end, true)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        revoke_key(store, &acme, "abc", end).await,
+        Err(TenantError::BadKeyId(_))
+    ));
+    assert!(matches!(
+        revoke_key(store, &acme, "ffffffffffff", end).await,
+        Err(TenantError::UnknownKey { .. })
+    ));
+    let t2 = end.plus(Duration::from_secs(5));
+    let revoked = revoke_key(store, &acme, &key_id, t2)
+        .await
+        .unwrap_or_else(|e| panic!("revoke: {e}"));
+    assert!(revoked.revoked);
+    assert_eq!(who(store, &new.key, t2).await, None, "revoked at once");
+    let listed = keys(store, &acme).await;
+    assert!(listed.iter().all(|k| !k.usable_at(t2)));
+    assert!(listed.iter().any(|k| k.revoked && k.not_after == Some(t2)));
+
+    // Only hashes are names; the raw key finds nothing and cannot be stored.
+    let raw = first.key.expose_secret();
+    assert!(
+        store
+            .api_key(raw)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none()
+    );
+    let mut bad = first.record.clone();
+    bad.hash = raw.to_owned();
+    assert!(matches!(
+        store.put_api_key(&bad).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(
+        matches!(
+            store.put_api_key(&first.record).await,
+            Err(StoreError::Conflict)
+        ),
+        "a hash is stored once"
+    );
+    assert!(
+        !format!("{first:?}").contains(raw),
+        "Debug never shows a key"
+    );
+
+    let tenants = store.tenants().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["acme", "globex"]);
+    let acme_record = store
+        .tenant(&acme)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("acme is stored"));
+    assert_eq!(acme_record.name, "Acme Media");
+    assert_eq!(acme_record.created_at, t0);
+}
