@@ -1,5 +1,6 @@
 //! `reelay-admin`: what an operator does to a stage without writing DynamoDB items by hand —
-//! create tenants, issue, list, rotate and revoke their API keys, and read a job's record.
+//! create tenants, issue, list, rotate and revoke their API keys, list accounts with their
+//! health and budgets, list jobs by state across tenants, and read a job's record.
 //!
 //! Every command is the domain's use case over the stage's table (`reelay-<stage>`, or
 //! `--table`); the AWS SDK's own configuration picks the account, region and endpoint
@@ -10,12 +11,16 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use reelay_aws::{DynamoStore, SystemClock};
-use reelay_domain::ports::{Clock, JobStore, StoreError, TenantStore};
+use reelay_aws::{DynamoStore, SqsWorkQueue, SystemClock};
+use reelay_domain::ports::{
+    AccountStore, Adapters, Clock, JobFilter, JobStore, StoreError, TenantStore,
+};
 use reelay_domain::tenant::{ApiKey, IssuedKey};
+use reelay_domain::upstream::Unwired;
 use reelay_domain::usecase::TenantError;
 use reelay_domain::usecase::tenants;
-use reelay_domain::{IdError, JobId, TenantId, UtcTime};
+use reelay_domain::usecase::{AccountError, Core};
+use reelay_domain::{IdError, JobId, JobState, TenantId, UtcTime};
 use secrecy::ExposeSecret;
 use thiserror::Error;
 
@@ -64,9 +69,37 @@ pub enum Command {
     /// A tenant's API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// A tenant's TikTok accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Jobs by state, across tenants.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// A job's record and its audit trail.
     #[command(subcommand)]
     Job(JobCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Health, block (until, the upstream's code), scopes and the budgets left now.
+    List { tenant: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Newest first, per tenant: e.g. `--state publish_unknown` to see what waits for an operator.
+    List {
+        /// Only this tenant's jobs (default: every tenant's).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only jobs in this state (`publish_unknown`, `ready`, …).
+        #[arg(long)]
+        state: Option<String>,
+        /// Jobs listed at most per tenant.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,18 +155,42 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error("no job {0}")]
     NoJob(String),
+    #[error("unknown state {0:?}")]
+    BadState(String),
+    #[error("{0}")]
+    Account(#[from] AccountError),
     #[error("writing the output: {0}")]
     Output(#[from] std::io::Error),
 }
 
-/// Runs `cli` against `store`: the key of a create, issue or rotate goes to `key_out` alone,
+/// The ports an operator reaches: the stage's table, the clock; no queue, vault or upstream.
+pub type AdminPorts = Adapters<DynamoStore, SqsWorkQueue, SystemClock, Unwired, Unwired, Unwired>;
+
+/// The use cases over the stage's table, with the stage's limits (`settings_from_env`).
+pub fn core(
+    sdk: &aws_config::SdkConfig,
+    table: &str,
+) -> Result<Core<AdminPorts>, reelay_aws::ConfigError> {
+    let ports = Adapters {
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
+        queue: SqsWorkQueue::new(aws_sdk_sqs::Client::new(sdk), None, None),
+        clock: SystemClock,
+        vault: Unwired,
+        render: Unwired,
+        tiktok: Unwired,
+    };
+    Ok(Core::new(ports, reelay_aws::settings_from_env()?))
+}
+
+/// Runs `cli` on `core`: the key of a create, issue or rotate goes to `key_out` alone,
 /// everything else to `out`.
 pub async fn run(
     cli: &Cli,
-    store: &DynamoStore,
+    core: &Core<AdminPorts>,
     out: &mut impl Write,
     key_out: &mut impl Write,
 ) -> Result<(), AdminError> {
+    let store = &core.ports.store;
     let now = SystemClock.now();
     match &cli.command {
         Command::Tenant(TenantCommand::Create { id, name }) => {
@@ -181,6 +238,69 @@ pub async fn run(
             let tenant = TenantId::parse(tenant.as_str())?;
             let key = tenants::revoke_key(store, &tenant, key_id, now).await?;
             writeln!(out, "revoked key {} of {tenant}", key.key_id())?;
+        }
+        Command::Accounts(AccountsCommand::List { tenant }) => {
+            let tenant = TenantId::parse(tenant.as_str())?;
+            for account in store.accounts(&tenant).await? {
+                let status = core.account_status(&tenant, &account.account_id).await?;
+                let a = &status.account;
+                let mut line = format!("{:<24} {:<14}", a.account_id.as_str(), a.health.as_str());
+                if let Some(reason) = &a.health_reason {
+                    line.push_str(&format!(" ({reason})"));
+                }
+                if let Some(until) = a.blocked_until.filter(|t| *t > now) {
+                    let why = a.blocked_reason.as_deref().unwrap_or("-");
+                    line.push_str(&format!(" blocked until {until} ({why})"));
+                }
+                for b in &status.budgets {
+                    line.push_str(&format!(" {}={}/{}", b.kind.as_str(), b.remaining, b.limit));
+                }
+                line.push_str(&format!(" scopes={}", a.scopes.join(",")));
+                writeln!(out, "{line}")?;
+            }
+        }
+        Command::Jobs(JobsCommand::List {
+            tenant,
+            state,
+            limit,
+        }) => {
+            let state = state
+                .as_deref()
+                .map(|raw| JobState::parse(raw).ok_or_else(|| AdminError::BadState(raw.to_owned())))
+                .transpose()?;
+            let tenants = match tenant {
+                Some(t) => vec![TenantId::parse(t.as_str())?],
+                None => store.tenants().await?.into_iter().map(|t| t.id).collect(),
+            };
+            let filter = JobFilter {
+                state,
+                ..JobFilter::default()
+            };
+            writeln!(
+                out,
+                "{:<30} {:<16} {:<20} {:<20} {:<25} reason",
+                "job", "tenant", "account", "state", "since"
+            )?;
+            for tenant in &tenants {
+                let page = store.list(tenant, &filter, None, *limit).await?;
+                for job in &page.jobs {
+                    let reason = job
+                        .hold
+                        .as_ref()
+                        .map(|h| h.reason.clone())
+                        .or_else(|| job.last_error.as_ref().map(|e| e.code.clone()))
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "{:<30} {:<16} {:<20} {:<20} {:<25} {reason}",
+                        job.id.as_str(),
+                        tenant.as_str(),
+                        job.account_id.as_str(),
+                        job.state.as_str(),
+                        job.state_since.to_string()
+                    )?;
+                }
+            }
         }
         Command::Job(JobCommand::Show { job_id, limit }) => {
             let id = JobId::parse(job_id.as_str())?;

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use reelay_admin::{Cli, run};
-use reelay_aws::DynamoStore;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -17,10 +16,16 @@ async fn main() -> ExitCode {
         }
     };
     let sdk = reelay_aws::load_sdk_config().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+    let core = match reelay_admin::core(&sdk, &table) {
+        Ok(core) => core,
+        Err(e) => {
+            eprintln!("reelay-admin: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = run(
         &cli,
-        &store,
+        &core,
         &mut std::io::stderr().lock(),
         &mut std::io::stdout().lock(),
     )

@@ -6,8 +6,9 @@ use std::process::Output;
 
 use aws_sdk_dynamodb::Client;
 use reelay_aws::DynamoStore;
+use reelay_domain::account::Account;
 use reelay_domain::job::PostMode;
-use reelay_domain::ports::JobStore;
+use reelay_domain::ports::{AccountStore, JobStore};
 use reelay_domain::usecase::tenants::authenticate;
 use reelay_domain::{AccountId, Job, JobId, JobSource, Policy, TenantId, UtcTime};
 use reelay_template::{ProvisionOptions, ResourceKinds, Template};
@@ -146,9 +147,34 @@ async fn an_operator_creates_a_tenant_and_rotates_and_revokes_its_keys() {
 }
 
 #[tokio::test]
-async fn job_show_prints_the_record_and_its_trail() {
+async fn accounts_and_jobs_are_listed_and_a_job_shown_with_its_trail() {
     let (client, table) = table().await;
     let store = DynamoStore::new(client, &table);
+    let t = Some(table.as_str());
+    key_of(&admin(t, &["tenant", "create", "acme"]));
+    key_of(&admin(t, &["tenant", "create", "globex"]));
+    let mut account = Account::new(
+        TenantId::parse("acme").unwrap(),
+        AccountId::parse("acct_1").unwrap(),
+    );
+    account.scopes = vec!["video.publish".into()];
+    account.blocked_until = Some(UtcTime::from_secs(4_000_000_000));
+    account.blocked_reason = Some("spam_risk_too_many_posts".into());
+    store.put_account(&account).await.unwrap();
+
+    let accounts = admin(t, &["accounts", "list", "acme"]);
+    assert!(accounts.status.success(), "{}", text(&accounts.stderr));
+    let listing = text(&accounts.stderr);
+    assert!(listing.contains("acct_1"), "{listing}");
+    assert!(listing.contains("(spam_risk_too_many_posts)"), "{listing}");
+    assert!(listing.contains("tiktok_init="), "{listing}");
+    assert!(listing.contains("scopes=video.publish"), "{listing}");
+    let none = text(&admin(t, &["accounts", "list", "globex"]).stderr);
+    assert!(
+        !none.contains("acct_1"),
+        "another tenant's accounts: {none}"
+    );
+
     let now = UtcTime::from_secs(1_800_000_000);
     let created = Job::create(
         JobId::generate(now, 7),
@@ -163,6 +189,19 @@ async fn job_show_prints_the_record_and_its_trail() {
     );
     store.create(&created, None).await.unwrap();
     let id = created.job.id.as_str().to_owned();
+
+    let received = text(&admin(t, &["jobs", "list", "--state", "received"]).stderr);
+    assert!(
+        received.contains(&id) && received.contains("acme"),
+        "{received}"
+    );
+    let parked = text(&admin(t, &["jobs", "list", "--state", "publish_unknown"]).stderr);
+    assert!(!parked.contains(&id), "{parked}");
+    let other = text(&admin(t, &["jobs", "list", "--tenant", "globex"]).stderr);
+    assert!(!other.contains(&id), "{other}");
+    let bogus = admin(t, &["jobs", "list", "--state", "bogus"]);
+    assert_eq!(bogus.status.code(), Some(1));
+    assert!(text(&bogus.stderr).contains("unknown state"));
 
     let shown = admin(Some(&table), &["job", "show", &id]);
     assert!(shown.status.success(), "{}", text(&shown.stderr));

@@ -283,6 +283,7 @@ killable! {
     AccountStore {
         fn get_account(tenant: &TenantId, account: &AccountId) -> Result<Option<Account>, StoreError>;
         fn put_account(account: &Account) -> Result<(), StoreError>;
+        fn accounts(tenant: &TenantId) -> Result<Vec<Account>, StoreError>;
         fn account_for_open_id(open_id: &str) -> Result<Option<(TenantId, AccountId)>, StoreError>;
         fn block_until(tenant: &TenantId, account: &AccountId, until: UtcTime, reason: &str) -> Result<(), StoreError>;
         fn set_health(tenant: &TenantId, account: &AccountId, health: AccountHealth, reason: Option<&str>) -> Result<(), StoreError>;

@@ -807,6 +807,7 @@ async fn tenant_keys_live_as_the_contract_says_and_are_stored_only_as_hashes() {
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let store = DynamoStore::new(client.clone(), &table);
     reelay_testkit::contract::tenant_lifecycle(&store, &reelay_aws::SystemClock).await;
+    reelay_testkit::contract::accounts_listing(&store).await;
 
     let key = reelay_domain::usecase::tenants::issue_key(
         &store,

@@ -203,6 +203,12 @@ pub trait AccountStore: Send + Sync {
     fn put_account(&self, account: &Account)
     -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The tenant's accounts, by id (an operator's or a client's listing, never a hot path).
+    fn accounts(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<Account>, StoreError>> + Send;
+
     /// The account a TikTok user (`open_id`) is connected as; webhooks name the user only.
     fn account_for_open_id(
         &self,

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use reelay_domain::ports::{Entropy, StoreError, TenantStore};
+use reelay_domain::account::Account;
+use reelay_domain::ports::{AccountStore, Entropy, StoreError, TenantStore};
 use reelay_domain::tenant::ApiKey;
 use reelay_domain::usecase::TenantError;
 use reelay_domain::usecase::tenants::{
     authenticate, create_tenant, issue_key, revoke_key, rotate_keys,
 };
-use reelay_domain::{TenantId, UtcTime};
+use reelay_domain::{AccountId, TenantId, UtcTime};
 use secrecy::{ExposeSecret, SecretString};
 
 fn id(raw: &str) -> TenantId {
@@ -155,4 +156,36 @@ pub async fn tenant_lifecycle<S: TenantStore>(store: &S, entropy: &impl Entropy)
         .unwrap_or_else(|| panic!("acme is stored"));
     assert_eq!(acme_record.name, "Acme Media");
     assert_eq!(acme_record.created_at, t0);
+}
+
+/// A tenant's accounts are listed by id, and only that tenant's.
+pub async fn accounts_listing<S: AccountStore>(store: &S) {
+    let (a, b) = (id("tenant_list_a"), id("tenant_list_b"));
+    for (tenant, account) in [(&a, "acct_2"), (&a, "acct_1"), (&b, "acct_1")] {
+        let account = AccountId::parse(account).unwrap_or_else(|e| panic!("{e}"));
+        store
+            .put_account(&Account::new(tenant.clone(), account))
+            .await
+            .unwrap_or_else(|e| panic!("put_account: {e}"));
+    }
+    let listed = |t: &TenantId| {
+        let t = t.clone();
+        async move {
+            let mut ids: Vec<String> = store
+                .accounts(&t)
+                .await
+                .unwrap_or_else(|e| panic!("accounts: {e}"))
+                .into_iter()
+                .map(|acct| {
+                    assert_eq!(acct.tenant_id, t, "only the tenant's own accounts");
+                    acct.account_id.as_str().to_owned()
+                })
+                .collect();
+            ids.sort_unstable();
+            ids
+        }
+    };
+    assert_eq!(listed(&a).await, ["acct_1", "acct_2"]);
+    assert_eq!(listed(&b).await, ["acct_1"]);
+    assert!(listed(&id("tenant_list_c")).await.is_empty());
 }

@@ -282,6 +282,7 @@ pub mod calls {
     pub const JOBS_DUE: &str = "jobs.due";
     pub const ACCOUNTS_GET: &str = "accounts.get_account";
     pub const ACCOUNTS_PUT: &str = "accounts.put_account";
+    pub const ACCOUNTS_LIST: &str = "accounts.accounts";
     pub const ACCOUNTS_FOR_OPEN_ID: &str = "accounts.account_for_open_id";
     pub const ACCOUNTS_BLOCK_UNTIL: &str = "accounts.block_until";
     pub const ACCOUNTS_SET_HEALTH: &str = "accounts.set_health";
@@ -315,7 +316,7 @@ pub mod calls {
     pub const REFRESH: &str = "refresher.refresh";
 
     /// Every name above. `AuthApi::authorize_url` is synchronous and has no hook.
-    pub const ALL: [&str; 43] = [
+    pub const ALL: [&str; 44] = [
         JOBS_BEGIN_IDEMPOTENT,
         JOBS_ABANDON_IDEMPOTENT,
         JOBS_CREATE,
@@ -329,6 +330,7 @@ pub mod calls {
         JOBS_DUE,
         ACCOUNTS_GET,
         ACCOUNTS_PUT,
+        ACCOUNTS_LIST,
         ACCOUNTS_FOR_OPEN_ID,
         ACCOUNTS_BLOCK_UNTIL,
         ACCOUNTS_SET_HEALTH,

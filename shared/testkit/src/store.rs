@@ -598,6 +598,17 @@ impl AccountStore for MemStore {
         .await
     }
 
+    async fn accounts(&self, tenant: &TenantId) -> Result<Vec<Account>, StoreError> {
+        self.run(calls::ACCOUNTS_LIST, |s| {
+            Ok(s.accounts
+                .values()
+                .filter(|a| &a.tenant_id == tenant)
+                .cloned()
+                .collect())
+        })
+        .await
+    }
+
     /// Conditional on `account.version` (0: must not exist); stores `version + 1`. The open_id
     /// lookup follows the record: the old open_id (if it named this account) is dropped, the new
     /// one names this account (the latest connection of a TikTok user wins).

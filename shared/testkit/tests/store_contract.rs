@@ -685,6 +685,7 @@ fn tenant_keys_live_as_the_contract_says() {
         &store,
         &ManualClock::default(),
     ));
+    block_on(reelay_testkit::contract::accounts_listing(&store));
     let w = World::new().tenant(T);
     let key = reelay_testkit::api_key(T);
     assert_eq!(

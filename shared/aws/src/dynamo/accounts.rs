@@ -11,6 +11,7 @@ use reelay_domain::ports::{AccountStore, StoreError};
 use reelay_domain::{AccountId, TenantId, UtcTime};
 use tracing::debug;
 
+use super::jobs::tenant_gsi;
 use super::{DynamoStore, Item, Tx, get_n, get_s, key, n, s, unavailable};
 
 const ACCT_SK: &str = "ACCT";
@@ -77,6 +78,11 @@ fn account_item(account: &Account) -> Item {
             AttributeValue::L(account.scopes.iter().map(|x| s(x.as_str())).collect()),
         ),
         ("ver".to_owned(), n(account.version + 1)),
+        ("gsi1pk".to_owned(), s(tenant_gsi(&account.tenant_id))),
+        (
+            "gsi1sk".to_owned(),
+            s(format!("ACCT#{}", account.account_id)),
+        ),
     ]);
     if let Some(v) = &account.open_id {
         item.insert("open_id".to_owned(), s(v.as_str()));
@@ -193,6 +199,15 @@ impl AccountStore for DynamoStore {
             .as_ref()
             .map(account_from)
             .transpose()
+    }
+
+    /// A Query of `gsi1` (`TENANT#<tenant>`, `ACCT#…`): eventually consistent on AWS.
+    async fn accounts(&self, tenant: &TenantId) -> Result<Vec<Account>, StoreError> {
+        self.query_gsi1("accounts", tenant_gsi(tenant), "ACCT#")
+            .await?
+            .iter()
+            .map(account_from)
+            .collect()
     }
 
     /// `account.version` is the version the caller read (0 for a new account); the stored record

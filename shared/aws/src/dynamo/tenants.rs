@@ -62,7 +62,7 @@ fn parse_tenant(item: &Item) -> Result<Tenant, StoreError> {
 
 impl DynamoStore {
     /// Every item of a `gsi1` partition whose sort key starts with `prefix`, in key order.
-    async fn query_gsi1(
+    pub(super) async fn query_gsi1(
         &self,
         op: &'static str,
         pk: String,
