@@ -12,12 +12,14 @@ mod accounts;
 mod error;
 mod jobs;
 
+use lambda_http::http::HeaderValue;
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use secrecy::SecretString;
 use serde_json::Value;
 
 use reelay_domain::TenantId;
-use reelay_domain::ports::{Clock, Ports};
+use reelay_domain::ports::{Clock, Entropy, Ports};
 use reelay_domain::usecase::{Command, Core};
 
 use crate::error::ApiError;
@@ -43,14 +45,36 @@ impl<P> Deps<P> {
     }
 }
 
-/// The Lambda entry point: one response for every request, never an `Err`.
+/// The Lambda entry point: one response for every request, never an `Err`. Every response
+/// carries `X-Request-Id` (API Gateway's request id, the one in its access log), and so does
+/// every log line of the request, so a client's report leads to the logs.
 #[tracing::instrument(skip_all, fields(method = %req.method(), path = %path_of(&req),
-    tenant_id = tracing::field::Empty))]
+    request_id = tracing::field::Empty, tenant_id = tracing::field::Empty))]
 pub async fn handler<P: Ports>(deps: &Deps<P>, req: Request) -> Response<Body> {
-    match route(deps, &req).await {
+    let request_id = request_id_of(deps, &req);
+    tracing::Span::current().record("request_id", request_id.as_str());
+    let mut response = match route(deps, &req).await {
         Ok(response) => response,
         Err(e) => e.into_response(deps.core.ports.clock().now()),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    response
+}
+
+/// The response header naming the request.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// API Gateway's id of the request; one of our own when invoked without a gateway.
+fn request_id_of<P: Ports>(deps: &Deps<P>, req: &Request) -> String {
+    let gateway = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    gateway
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.is_ascii())
+        .unwrap_or_else(|| format!("rl-{:032x}", deps.core.ports.clock().random_u128()))
 }
 
 /// SHA-256 (hex) of an API key: the only form keys are stored and looked up in.

@@ -304,9 +304,24 @@ impl Stack {
 
     /// Hands `r` to the handler as a Lambda event, whatever the gateway would do.
     pub async fn invoke(&self, r: &Raw<'_>, route_key: &str) -> (u16, String) {
-        let event = apigw_event(r, route_key).to_string();
-        let request = lambda_http::request::from_str(&event).unwrap();
+        let event = apigw_event(r, route_key);
+        let gateway_id = event["requestContext"]["requestId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
         let response = handler(&self.deps, request).await;
+        // Every answer, success or error, names the request as API Gateway's access log does.
+        assert_eq!(
+            response
+                .headers()
+                .get(ingest_api::REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok()),
+            Some(gateway_id.as_str()),
+            "{} {}: X-Request-Id",
+            r.method,
+            r.path
+        );
         (response.status().as_u16(), body_text(response.body()))
     }
 
