@@ -11,7 +11,7 @@ use reelay_domain::budget::{Admission, BudgetKind, Window, counted_at};
 use reelay_domain::ports::{BudgetStore, StoreError};
 use tracing::{debug, warn};
 
-use super::{ATTR_PK, ATTR_SK, DynamoStore, Item, get_n, key, n, s, unavailable};
+use super::{ATTR_PK, ATTR_SK, DynamoStore, Item, get_n, n, s, unavailable};
 
 /// Compare-and-set rounds for one `take`. Each lost round means another taker wrote, so with
 /// `limit` grants per window a taker loses at most `limit` rounds before it is denied.
@@ -109,21 +109,8 @@ impl DynamoStore {
         pk: &str,
         kind: BudgetKind,
     ) -> Result<Log, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.table())
-            .set_key(Some(key(pk.to_owned(), kind.as_str())))
-            .consistent_read(true)
-            .return_consumed_capacity(self.capacity())
-            .send()
-            .await
-            .map_err(|e| {
-                self.meter.record_failed(op);
-                unavailable(e)
-            })?;
-        self.meter.record(op, out.consumed_capacity());
-        Ok(out.item.as_ref().map(log_from).unwrap_or((Vec::new(), 0)))
+        let item = self.get_item(op, pk.to_owned(), kind.as_str()).await?;
+        Ok(item.as_ref().map(log_from).unwrap_or((Vec::new(), 0)))
     }
 }
 

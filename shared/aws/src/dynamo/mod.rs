@@ -107,24 +107,49 @@ impl DynamoStore {
 
     /// Every item of a partition, following pagination (consistent reads).
     async fn query_partition(&self, op: &'static str, pk: String) -> Result<Vec<Item>, StoreError> {
+        self.query_all(op, None, "pk = :pk", [(":pk", s(pk))]).await
+    }
+
+    /// Every item of a `gsi1` partition whose sort key starts with `prefix`, in key order
+    /// (eventually consistent, as every GSI read).
+    pub(crate) async fn query_gsi1(
+        &self,
+        op: &'static str,
+        pk: String,
+        prefix: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let condition = "gsi1pk = :pk AND begins_with(gsi1sk, :prefix)";
+        let values = [(":pk", s(pk)), (":prefix", s(prefix))];
+        self.query_all(op, Some("gsi1"), condition, values).await
+    }
+
+    /// Every item a key condition selects, following pagination; consistent on the table.
+    async fn query_all<const N: usize>(
+        &self,
+        op: &'static str,
+        index: Option<&str>,
+        condition: &str,
+        values: [(&str, AttributeValue); N],
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(self.table())
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk.clone()))
+                .set_index_name(index.map(str::to_owned))
+                .consistent_read(index.is_none())
+                .key_condition_expression(condition)
                 .return_consumed_capacity(self.capacity())
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    self.meter.record_failed(op);
-                    unavailable(e)
-                })?;
+                .set_exclusive_start_key(start.take());
+            for (name, value) in &values {
+                query = query.expression_attribute_values(*name, value.clone());
+            }
+            let out = query.send().await.map_err(|e| {
+                self.meter.record_failed(op);
+                unavailable(e)
+            })?;
             self.meter.record(op, out.consumed_capacity());
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {

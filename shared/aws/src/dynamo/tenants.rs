@@ -61,41 +61,6 @@ fn parse_tenant(item: &Item) -> Result<Tenant, StoreError> {
 }
 
 impl DynamoStore {
-    /// Every item of a `gsi1` partition whose sort key starts with `prefix`, in key order.
-    pub(super) async fn query_gsi1(
-        &self,
-        op: &'static str,
-        pk: String,
-        prefix: &str,
-    ) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(self.table())
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix))
-                .return_consumed_capacity(self.capacity())
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    self.meter.record_failed(op);
-                    unavailable(e)
-                })?;
-            self.meter.record(op, out.consumed_capacity());
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(items),
-            }
-        }
-    }
-
     /// A put that must create its item: an existing one is a `Conflict`.
     async fn put_new(&self, op: &'static str, item: Item) -> Result<(), StoreError> {
         let result = self
