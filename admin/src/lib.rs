@@ -7,6 +7,8 @@
 //! (`AWS_ENDPOINT_URL` for the local stack). A new key is printed once, alone on stdout, so a
 //! script can capture it; everything else a command says goes to the writer it is given.
 
+pub mod dlq;
+
 use std::io::Write;
 use std::time::Duration;
 
@@ -49,6 +51,12 @@ pub struct Target {
     /// The table itself (a local stack's is printed by `make run`).
     #[arg(long, env = "TABLE_NAME")]
     pub table: Option<String>,
+    /// Without `--stage`: the render queue (its DLQ is read from its RedrivePolicy).
+    #[arg(long, env = "RENDER_QUEUE_URL")]
+    pub render_queue_url: Option<String>,
+    /// Without `--stage`: the publish queue.
+    #[arg(long, env = "PUBLISH_QUEUE_URL")]
+    pub publish_queue_url: Option<String>,
 }
 
 impl Target {
@@ -57,6 +65,47 @@ impl Target {
             (Some(table), _) => Ok(table.clone()),
             (None, Some(stage)) => Ok(format!("reelay-{stage}")),
             (None, None) => Err(AdminError::NoTarget),
+        }
+    }
+
+    /// The URL of `queue`: the stage's (`reelay-<stage>-<queue>.fifo`, as template.yaml names
+    /// it) or the one given.
+    pub async fn queue_url(
+        &self,
+        sqs: &aws_sdk_sqs::Client,
+        queue: QueueName,
+    ) -> Result<String, AdminError> {
+        let given = match queue {
+            QueueName::Render => &self.render_queue_url,
+            QueueName::Publish => &self.publish_queue_url,
+        };
+        if let Some(url) = given.as_ref().filter(|_| self.stage.is_none()) {
+            return Ok(url.clone());
+        }
+        let stage = self.stage.as_ref().ok_or(AdminError::NoQueue(queue))?;
+        let name = format!("reelay-{stage}-{}.fifo", queue.as_str());
+        sqs.get_queue_url()
+            .queue_name(&name)
+            .send()
+            .await
+            .map_err(|e| AdminError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?
+            .queue_url
+            .ok_or_else(|| AdminError::Queue(format!("no URL for {name}")))
+    }
+}
+
+/// Reelay's two work queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueueName {
+    Render,
+    Publish,
+}
+
+impl QueueName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Render => "render",
+            Self::Publish => "publish",
         }
     }
 }
@@ -78,6 +127,22 @@ pub enum Command {
     /// A job's record and its audit trail.
     #[command(subcommand)]
     Job(JobCommand),
+    /// A work queue's dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// How many messages the DLQ holds, and up to ten of them (account, job, receives).
+    List { queue: QueueName },
+    /// Moves messages back to the queue; the consumers re-decide each job from its state.
+    Redrive {
+        queue: QueueName,
+        /// Messages moved at most.
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +220,10 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error("no job {0}")]
     NoJob(String),
+    #[error("no {} queue: give --stage, or --{}-queue-url", .0.as_str(), .0.as_str())]
+    NoQueue(QueueName),
+    #[error("queue: {0}")]
+    Queue(String),
     #[error("unknown state {0:?}")]
     BadState(String),
     #[error("{0}")]
@@ -166,30 +235,41 @@ pub enum AdminError {
 /// The ports an operator reaches: the stage's table, the clock; no queue, vault or upstream.
 pub type AdminPorts = Adapters<DynamoStore, SqsWorkQueue, SystemClock, Unwired, Unwired, Unwired>;
 
-/// The use cases over the stage's table, with the stage's limits (`settings_from_env`).
-pub fn core(
-    sdk: &aws_config::SdkConfig,
-    table: &str,
-) -> Result<Core<AdminPorts>, reelay_aws::ConfigError> {
-    let ports = Adapters {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
-        queue: SqsWorkQueue::new(aws_sdk_sqs::Client::new(sdk), None, None),
-        clock: SystemClock,
-        vault: Unwired,
-        render: Unwired,
-        tiktok: Unwired,
-    };
-    Ok(Core::new(ports, reelay_aws::settings_from_env()?))
+/// What the commands run on, built once: the use cases over the stage's table (with the
+/// stage's limits, `settings_from_env`) and an SQS client for the dead-letter queues.
+#[derive(Debug)]
+pub struct Admin {
+    pub core: Core<AdminPorts>,
+    pub sqs: aws_sdk_sqs::Client,
 }
 
-/// Runs `cli` on `core`: the key of a create, issue or rotate goes to `key_out` alone,
-/// everything else to `out`.
+impl Admin {
+    pub fn new(sdk: &aws_config::SdkConfig, table: &str) -> Result<Self, reelay_aws::ConfigError> {
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let ports = Adapters {
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
+            queue: SqsWorkQueue::new(sqs.clone(), None, None),
+            clock: SystemClock,
+            vault: Unwired,
+            render: Unwired,
+            tiktok: Unwired,
+        };
+        Ok(Self {
+            core: Core::new(ports, reelay_aws::settings_from_env()?),
+            sqs,
+        })
+    }
+}
+
+/// Runs `cli`: the key of a create, issue or rotate goes to `key_out` alone, everything else
+/// to `out`.
 pub async fn run(
     cli: &Cli,
-    core: &Core<AdminPorts>,
+    admin: &Admin,
     out: &mut impl Write,
     key_out: &mut impl Write,
 ) -> Result<(), AdminError> {
+    let core = &admin.core;
     let store = &core.ports.store;
     let now = SystemClock.now();
     match &cli.command {
@@ -301,6 +381,25 @@ pub async fn run(
                     )?;
                 }
             }
+        }
+        Command::Dlq(DlqCommand::List { queue }) => {
+            let url = cli.target.queue_url(&admin.sqs, *queue).await?;
+            let dlq = dlq::Dlq::of(admin.sqs.clone(), &url).await?;
+            let (count, listed) = dlq.list().await?;
+            writeln!(out, "{} holds about {count} messages", dlq.url)?;
+            for m in &listed {
+                writeln!(
+                    out,
+                    "  {:<40} {:<30} receives={}",
+                    m.group, m.job, m.receives
+                )?;
+            }
+        }
+        Command::Dlq(DlqCommand::Redrive { queue, max }) => {
+            let url = cli.target.queue_url(&admin.sqs, *queue).await?;
+            let dlq = dlq::Dlq::of(admin.sqs.clone(), &url).await?;
+            let moved = dlq.redrive(*max).await?;
+            writeln!(out, "moved {moved} messages from {} back to {url}", dlq.url)?;
         }
         Command::Job(JobCommand::Show { job_id, limit }) => {
             let id = JobId::parse(job_id.as_str())?;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use reelay_admin::{Cli, run};
+use reelay_admin::{Admin, Cli, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -16,8 +16,8 @@ async fn main() -> ExitCode {
         }
     };
     let sdk = reelay_aws::load_sdk_config().await;
-    let core = match reelay_admin::core(&sdk, &table) {
-        Ok(core) => core,
+    let admin = match Admin::new(&sdk, &table) {
+        Ok(admin) => admin,
         Err(e) => {
             eprintln!("reelay-admin: {e}");
             return ExitCode::from(2);
@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
     };
     let result = run(
         &cli,
-        &core,
+        &admin,
         &mut std::io::stderr().lock(),
         &mut std::io::stdout().lock(),
     )

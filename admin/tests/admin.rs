@@ -11,12 +11,18 @@ use reelay_domain::job::PostMode;
 use reelay_domain::ports::{AccountStore, JobStore};
 use reelay_domain::usecase::tenants::authenticate;
 use reelay_domain::{AccountId, Job, JobId, JobSource, Policy, TenantId, UtcTime};
-use reelay_template::{ProvisionOptions, ResourceKinds, Template};
+use reelay_template::{ProvisionOptions, Provisioned, ResourceKinds, Template};
 use reelay_testkit::sample;
 use secrecy::SecretString;
 
 /// Fails (never skips) without the local endpoint: these are real SDK calls.
 async fn table() -> (Client, String) {
+    let (sdk, stack) = provision(ResourceKinds::TABLES).await;
+    let name = stack.table("Table").unwrap().name.clone();
+    (Client::new(&sdk), name)
+}
+
+async fn provision(kinds: ResourceKinds) -> (aws_config::SdkConfig, Provisioned) {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     assert!(
         !endpoint.trim().is_empty(),
@@ -29,17 +35,23 @@ async fn table() -> (Client, String) {
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let options = ProvisionOptions::new("test")
         .with_suffix(suffix)
-        .with_kinds(ResourceKinds::TABLES);
+        .with_kinds(kinds);
     let stack = reelay_template::provision(&sdk, &template, &options)
         .await
         .unwrap();
-    let name = stack.table("Table").unwrap().name.clone();
-    (Client::new(&sdk), name)
+    (sdk, stack)
 }
 
 fn admin(table: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_reelay-admin"));
-    cmd.env_remove("TABLE_NAME").env_remove("REELAY_STAGE");
+    for var in [
+        "TABLE_NAME",
+        "REELAY_STAGE",
+        "RENDER_QUEUE_URL",
+        "PUBLISH_QUEUE_URL",
+    ] {
+        cmd.env_remove(var);
+    }
     if let Some(table) = table {
         cmd.args(["--table", table]);
     }
@@ -215,4 +227,64 @@ async fn accounts_and_jobs_are_listed_and_a_job_shown_with_its_trail() {
     let missing = admin(Some(&table), &["job", "show", unknown.as_str()]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("no job"));
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_listed_and_redriven_to_its_accounts_group() {
+    let (sdk, stack) = provision(ResourceKinds::QUEUES).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue = stack.queue("PublishQueue").unwrap().url.clone();
+    let dlq = stack.queue("PublishDlq").unwrap().url.clone();
+    let body = r#"{"v":1,"kind":"publish","jobId":"job_dead","tenantId":"acme","accountId":"acct_1","jobVersion":3}"#;
+    sqs.send_message()
+        .queue_url(&dlq)
+        .message_body(body)
+        .message_group_id("acme:acct_1")
+        .message_deduplication_id("dead-1")
+        .send()
+        .await
+        .unwrap();
+    let with_queue = |args: &[&str]| {
+        let mut all = vec!["--publish-queue-url", queue.as_str()];
+        all.extend_from_slice(args);
+        admin(Some("unused"), &all)
+    };
+
+    let listed = with_queue(&["dlq", "list", "publish"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listing = text(&listed.stderr);
+    assert!(listing.contains("holds about 1 messages"), "{listing}");
+    assert!(
+        listing.contains("acme:acct_1") && listing.contains("job_dead"),
+        "{listing}"
+    );
+
+    let moved = with_queue(&["dlq", "redrive", "publish"]);
+    assert!(moved.status.success(), "{}", text(&moved.stderr));
+    assert!(text(&moved.stderr).contains("moved 1 messages"));
+    let back = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let messages = back.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].body(), Some(body));
+    let group = messages[0]
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId));
+    assert_eq!(
+        group.map(String::as_str),
+        Some("acme:acct_1"),
+        "its account's group"
+    );
+    let left = sqs.receive_message().queue_url(&dlq).send().await.unwrap();
+    assert!(left.messages().is_empty(), "the DLQ is empty");
+
+    let nowhere = admin(Some("unused"), &["dlq", "list", "render"]);
+    assert_eq!(nowhere.status.code(), Some(1));
+    assert!(text(&nowhere.stderr).contains("--render-queue-url"));
 }
