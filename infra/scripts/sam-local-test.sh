@@ -225,7 +225,7 @@ invoke() {
 # An HTTP answer's body as JSON, whether or not it came base64-encoded.
 BODY='(if .isBase64Encoded then (.body | @base64d) else .body end | fromjson)'
 invoke IngestApiFunction ingest-api-create-job-no-key.json \
-  ".statusCode == 401 and (${BODY} | .error.code == \"unauthenticated\")"
+  ".statusCode == 401 and (${BODY} | .error.code == \"unauthenticated\") and .headers[\"x-request-id\"] == \"id\""
 invoke SsembleWebhookFunction ssemble-webhook-forged-token.json \
   ".statusCode == 404 and (${BODY} | .error.code == \"not_found\")"
 invoke TikTokWebhookFunction tiktok-webhook-forged-signature.json \
