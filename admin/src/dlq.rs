@@ -36,18 +36,10 @@ pub struct Listed {
 impl Dlq {
     /// The DLQ of `source_url`, from its `RedrivePolicy`.
     pub async fn of(client: Client, source_url: &str) -> Result<Self, AdminError> {
-        let attrs = client
-            .get_queue_attributes()
-            .queue_url(source_url)
-            .attribute_names(QueueAttributeName::RedrivePolicy)
-            .send()
-            .await
-            .map_err(queue_error)?;
-        let policy = attrs
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+        let policy = attribute(&client, source_url, QueueAttributeName::RedrivePolicy)
+            .await?
             .ok_or_else(|| AdminError::Queue(format!("{source_url} has no dead-letter queue")))?;
-        let arn = serde_json::from_str::<Value>(policy)
+        let arn = serde_json::from_str::<Value>(&policy)
             .ok()
             .and_then(|v| v["deadLetterTargetArn"].as_str().map(str::to_owned))
             .ok_or_else(|| AdminError::Queue(format!("unreadable RedrivePolicy: {policy}")))?;
@@ -70,19 +62,14 @@ impl Dlq {
     /// SQS's approximate count, and up to ten messages (received with visibility 0, so they
     /// stay where they are).
     pub async fn list(&self) -> Result<(u64, Vec<Listed>), AdminError> {
-        let attrs = self
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .map_err(queue_error)?;
-        let count = attrs
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        let count = attribute(
+            &self.client,
+            &self.url,
+            QueueAttributeName::ApproximateNumberOfMessages,
+        )
+        .await?
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
         let out = self
             .client
             .receive_message()
@@ -172,6 +159,24 @@ impl Dlq {
     }
 }
 
-fn queue_error<E: std::error::Error + 'static>(e: aws_sdk_sqs::error::SdkError<E>) -> AdminError {
+/// One attribute of a queue, if SQS has it.
+async fn attribute(
+    client: &Client,
+    url: &str,
+    name: QueueAttributeName,
+) -> Result<Option<String>, AdminError> {
+    let out = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(name.clone())
+        .send()
+        .await
+        .map_err(queue_error)?;
+    Ok(out.attributes().and_then(|a| a.get(&name)).cloned())
+}
+
+pub(crate) fn queue_error<E: std::error::Error + 'static>(
+    e: aws_sdk_sqs::error::SdkError<E>,
+) -> AdminError {
     AdminError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
 }

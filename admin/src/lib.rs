@@ -19,9 +19,9 @@ use reelay_domain::ports::{
 };
 use reelay_domain::tenant::{ApiKey, IssuedKey};
 use reelay_domain::upstream::Unwired;
+use reelay_domain::usecase::Core;
 use reelay_domain::usecase::TenantError;
 use reelay_domain::usecase::tenants;
-use reelay_domain::usecase::{AccountError, Core};
 use reelay_domain::{IdError, JobId, JobState, TenantId, UtcTime};
 use secrecy::ExposeSecret;
 use thiserror::Error;
@@ -88,7 +88,7 @@ impl Target {
             .queue_name(&name)
             .send()
             .await
-            .map_err(|e| AdminError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?
+            .map_err(dlq::queue_error)?
             .queue_url
             .ok_or_else(|| AdminError::Queue(format!("no URL for {name}")))
     }
@@ -226,8 +226,6 @@ pub enum AdminError {
     Queue(String),
     #[error("unknown state {0:?}")]
     BadState(String),
-    #[error("{0}")]
-    Account(#[from] AccountError),
     #[error("writing the output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -321,9 +319,8 @@ pub async fn run(
         }
         Command::Accounts(AccountsCommand::List { tenant }) => {
             let tenant = TenantId::parse(tenant.as_str())?;
-            for account in store.accounts(&tenant).await? {
-                let status = core.account_status(&tenant, &account.account_id).await?;
-                let a = &status.account;
+            for a in store.accounts(&tenant).await? {
+                let budgets = core.budgets_left(&a).await?;
                 let mut line = format!("{:<24} {:<14}", a.account_id.as_str(), a.health.as_str());
                 if let Some(reason) = &a.health_reason {
                     line.push_str(&format!(" ({reason})"));
@@ -332,7 +329,7 @@ pub async fn run(
                     let why = a.blocked_reason.as_deref().unwrap_or("-");
                     line.push_str(&format!(" blocked until {until} ({why})"));
                 }
-                for b in &status.budgets {
+                for b in &budgets {
                     line.push_str(&format!(" {}={}/{}", b.kind.as_str(), b.remaining, b.limit));
                 }
                 line.push_str(&format!(" scopes={}", a.scopes.join(",")));

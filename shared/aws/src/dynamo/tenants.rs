@@ -63,30 +63,12 @@ fn parse_tenant(item: &Item) -> Result<Tenant, StoreError> {
 impl DynamoStore {
     /// A put that must create its item: an existing one is a `Conflict`.
     async fn put_new(&self, op: &'static str, item: Item) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item))
+        let put = self
+            .put(item)
             .condition_expression("attribute_not_exists(pk)")
-            .return_consumed_capacity(self.capacity())
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                self.meter.record(op, out.consumed_capacity());
-                Ok(())
-            }
-            Err(err) => {
-                self.meter.record_failed(op);
-                match err.as_service_error() {
-                    Some(e) if e.is_conditional_check_failed_exception() => {
-                        Err(StoreError::Conflict)
-                    }
-                    _ => Err(unavailable(err)),
-                }
-            }
-        }
+            .build()
+            .map_err(unavailable)?;
+        self.put_alone(op, put, None).await
     }
 }
 

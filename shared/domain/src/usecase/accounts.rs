@@ -245,7 +245,13 @@ impl<P: Ports> Core<P> {
             .get_account(tenant, account_id)
             .await?
             .ok_or(AccountError::NotFound)?;
-        let scope = Account::message_group(tenant, account_id);
+        let budgets = self.budgets_left(&account).await?;
+        Ok(AccountStatus { account, budgets })
+    }
+
+    /// The account's posting budgets left now (peeked, nothing taken).
+    pub async fn budgets_left(&self, account: &Account) -> Result<Vec<BudgetLeft>, StoreError> {
+        let scope = Account::message_group(&account.tenant_id, &account.account_id);
         let now = self.ports.clock().now();
         let mut budgets = Vec::new();
         for kind in ACCOUNT_BUDGETS {
@@ -261,7 +267,7 @@ impl<P: Ports> Core<P> {
                 window_secs: window.period.as_secs(),
             });
         }
-        Ok(AccountStatus { account, budgets })
+        Ok(budgets)
     }
 
     /// What TikTok's posting UX rules need: nickname, privacy options (shown with no default),
