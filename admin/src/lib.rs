@@ -1,6 +1,7 @@
 //! `reelay-admin`: what an operator does to a stage without writing DynamoDB items by hand —
 //! create tenants, issue, list, rotate and revoke their API keys, list accounts with their
-//! health and budgets, list jobs by state across tenants, and read a job's record.
+//! health and budgets, list jobs by state across tenants, read a job's record, cancel or retry
+//! a job as the operator, redrive a dead-letter queue, and set the stage's own secrets.
 //!
 //! Every command is the domain's use case over the stage's table (`reelay-<stage>`, or
 //! `--table`); the AWS SDK's own configuration picks the account, region and endpoint
@@ -9,21 +10,22 @@
 
 pub mod dlq;
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use reelay_aws::{DynamoStore, SqsWorkQueue, SystemClock};
+use reelay_aws::secrets::put_stage_secret;
+use reelay_aws::{DynamoStore, SqsWorkQueue, SsembleSecret, SystemClock, TikTokAppSecret};
 use reelay_domain::ports::{
-    AccountStore, Adapters, Clock, JobFilter, JobStore, StoreError, TenantStore,
+    AccountStore, Adapters, Clock, JobFilter, JobStore, SecretError, StoreError, TenantStore,
 };
 use reelay_domain::tenant::{ApiKey, IssuedKey};
 use reelay_domain::upstream::Unwired;
-use reelay_domain::usecase::Core;
 use reelay_domain::usecase::TenantError;
 use reelay_domain::usecase::tenants;
-use reelay_domain::{IdError, JobId, JobState, TenantId, UtcTime};
-use secrecy::ExposeSecret;
+use reelay_domain::usecase::{Command as JobAction, CommandError, Core};
+use reelay_domain::{Actor, IdError, Job, JobId, JobState, TenantId, UtcTime};
+use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 
 /// Default overlap of a rotation: a day for clients to switch to the new key.
@@ -130,6 +132,53 @@ pub enum Command {
     /// A work queue's dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The stage's own secrets (Ssemble's key, the TikTok app's credentials).
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Replaces a stage secret's value, read from stdin (never an argument: arguments show in
+    /// `ps` and the shell's history). Nothing is printed of it.
+    Set {
+        which: StageSecret,
+        /// The secret's name or ARN (default `reelay/<stage>/<which>`, as template.yaml names it).
+        #[arg(long)]
+        secret_id: Option<String>,
+        /// `tiktok-app`: the app's client key (not a secret: it is in every authorize URL).
+        #[arg(long, required_if_eq("which", "tiktok-app"))]
+        client_key: Option<String>,
+    },
+}
+
+/// The stage secrets the stack creates with placeholders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StageSecret {
+    /// `{"apiKey"}`: stdin is the Ssemble API key.
+    Ssemble,
+    /// `{"clientKey","clientSecret"}`: stdin is the client secret.
+    TiktokApp,
+}
+
+impl StageSecret {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ssemble => "ssemble",
+            Self::TiktokApp => "tiktok-app",
+        }
+    }
+}
+
+/// Who acts, and why: both go into the job's audit event.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// The operator's name.
+    #[arg(long, env = "REELAY_OPERATOR")]
+    pub operator: String,
+    /// Why (e.g. "creator's profile checked: no post").
+    #[arg(long)]
+    pub reason: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,6 +255,19 @@ pub enum JobCommand {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Cancels the job as the operator (any tenant's; not once publishing has started).
+    Cancel {
+        job_id: String,
+        #[command(flatten)]
+        by: OperatorArgs,
+    },
+    /// Retries a failed or operator-parked job as the operator. Refused while a post could
+    /// still appear (TikTok accepted the publish, or an init's webhooks may still arrive).
+    Retry {
+        job_id: String,
+        #[command(flatten)]
+        by: OperatorArgs,
+    },
 }
 
 #[derive(Debug, Error)]
@@ -226,6 +288,16 @@ pub enum AdminError {
     Queue(String),
     #[error("unknown state {0:?}")]
     BadState(String),
+    #[error("refused: {0}")]
+    Command(#[from] CommandError),
+    #[error("an operator's command needs --operator and a non-blank --reason")]
+    Unexplained,
+    #[error("no secret: give --stage, or --secret-id")]
+    NoSecretTarget,
+    #[error("secret {0}: {1}")]
+    Secret(String, SecretError),
+    #[error("nothing on stdin: pipe the secret's value in")]
+    NoSecretValue,
     #[error("writing the output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -234,11 +306,13 @@ pub enum AdminError {
 pub type AdminPorts = Adapters<DynamoStore, SqsWorkQueue, SystemClock, Unwired, Unwired, Unwired>;
 
 /// What the commands run on, built once: the use cases over the stage's table (with the
-/// stage's limits, `settings_from_env`) and an SQS client for the dead-letter queues.
+/// stage's limits, `settings_from_env`), an SQS client for the queues and their dead letters, a
+/// Secrets Manager client for the stage's secrets.
 #[derive(Debug)]
 pub struct Admin {
     pub core: Core<AdminPorts>,
     pub sqs: aws_sdk_sqs::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl Admin {
@@ -255,15 +329,33 @@ impl Admin {
         Ok(Self {
             core: Core::new(ports, reelay_aws::settings_from_env()?),
             sqs,
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
         })
+    }
+
+    /// The use cases with the stage's work queues, for a command whose transition may enqueue
+    /// (a retry puts the job back on its queue). Both URLs are found before anything changes.
+    pub async fn with_queues(&self, target: &Target) -> Result<Core<AdminPorts>, AdminError> {
+        let render = target.queue_url(&self.sqs, QueueName::Render).await?;
+        let publish = target.queue_url(&self.sqs, QueueName::Publish).await?;
+        let ports = Adapters {
+            store: self.core.ports.store.clone(),
+            queue: SqsWorkQueue::new(self.sqs.clone(), Some(render), Some(publish)),
+            clock: SystemClock,
+            vault: Unwired,
+            render: Unwired,
+            tiktok: Unwired,
+        };
+        Ok(Core::new(ports, self.core.settings.clone()))
     }
 }
 
 /// Runs `cli`: the key of a create, issue or rotate goes to `key_out` alone, everything else
-/// to `out`.
+/// to `out`; a secret's value is read from `input`.
 pub async fn run(
     cli: &Cli,
     admin: &Admin,
+    input: &mut impl BufRead,
     out: &mut impl Write,
     key_out: &mut impl Write,
 ) -> Result<(), AdminError> {
@@ -398,6 +490,43 @@ pub async fn run(
             let moved = dlq.redrive(*max).await?;
             writeln!(out, "moved {moved} messages from {} back to {url}", dlq.url)?;
         }
+        Command::Job(JobCommand::Cancel { job_id, by }) => {
+            operate(cli, admin, job_id, JobAction::Cancel, by, out).await?;
+        }
+        Command::Job(JobCommand::Retry { job_id, by }) => {
+            operate(cli, admin, job_id, JobAction::Retry, by, out).await?;
+        }
+        Command::Secret(SecretCommand::Set {
+            which,
+            secret_id,
+            client_key,
+        }) => {
+            let id = secret_id
+                .clone()
+                .or_else(|| {
+                    cli.target
+                        .stage
+                        .as_ref()
+                        .map(|stage| format!("reelay/{stage}/{}", which.as_str()))
+                })
+                .ok_or(AdminError::NoSecretTarget)?;
+            let value = read_secret_value(input)?;
+            let document = match which {
+                StageSecret::Ssemble => SsembleSecret { api_key: value }.document(),
+                StageSecret::TiktokApp => TikTokAppSecret {
+                    client_key: client_key.clone().unwrap_or_default(),
+                    client_secret: value,
+                }
+                .document(),
+            };
+            put_stage_secret(&admin.secrets, &id, &document)
+                .await
+                .map_err(|e| AdminError::Secret(id.clone(), e))?;
+            writeln!(
+                out,
+                "set {id}; functions read it within 5 minutes, the ingest API at its next cold start"
+            )?;
+        }
         Command::Job(JobCommand::Show { job_id, limit }) => {
             let id = JobId::parse(job_id.as_str())?;
             let job = store
@@ -474,6 +603,51 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Cancels or retries `job_id` as the operator, through the domain's table.
+async fn operate(
+    cli: &Cli,
+    admin: &Admin,
+    job_id: &str,
+    action: JobAction,
+    by: &OperatorArgs,
+    out: &mut impl Write,
+) -> Result<(), AdminError> {
+    let id = JobId::parse(job_id)?;
+    let actor = Actor::operator(&by.operator, &by.reason).ok_or(AdminError::Unexplained)?;
+    let core = admin.with_queues(&cli.target).await?;
+    let before = core
+        .ports
+        .store
+        .get(&id)
+        .await?
+        .ok_or_else(|| AdminError::NoJob(job_id.to_owned()))?;
+    let after: Job = match core.operator_command(&id, action, actor).await {
+        Err(CommandError::NotFound) => return Err(AdminError::NoJob(job_id.to_owned())),
+        other => other?,
+    };
+    writeln!(
+        out,
+        "job {id} (tenant {}): {} -> {} (version {})",
+        after.tenant_id,
+        before.state.as_str(),
+        after.state.as_str(),
+        after.version
+    )?;
+    Ok(())
+}
+
+/// The first line of `input`, trimmed; a blank one is refused.
+fn read_secret_value(input: &mut impl BufRead) -> Result<SecretString, AdminError> {
+    let mut line = String::new();
+    input.read_line(&mut line)?;
+    let value = SecretString::from(line.trim().to_owned());
+    line.clear();
+    if value.expose_secret().is_empty() {
+        return Err(AdminError::NoSecretValue);
+    }
+    Ok(value)
 }
 
 fn issued_key(

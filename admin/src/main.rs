@@ -26,6 +26,7 @@ async fn main() -> ExitCode {
     let result = run(
         &cli,
         &admin,
+        &mut std::io::stdin().lock(),
         &mut std::io::stderr().lock(),
         &mut std::io::stdout().lock(),
     )

@@ -7,10 +7,11 @@ use std::process::Output;
 use aws_sdk_dynamodb::Client;
 use reelay_aws::DynamoStore;
 use reelay_domain::account::Account;
-use reelay_domain::job::PostMode;
+use reelay_domain::job::{JobError, PostMode};
+use reelay_domain::lifecycle::{ErrorClass, Event};
 use reelay_domain::ports::{AccountStore, JobStore};
 use reelay_domain::usecase::tenants::authenticate;
-use reelay_domain::{AccountId, Job, JobId, JobSource, Policy, TenantId, UtcTime};
+use reelay_domain::{AccountId, Job, JobId, JobSource, JobState, Policy, Step, TenantId, UtcTime};
 use reelay_template::{ProvisionOptions, Provisioned, ResourceKinds, Template};
 use reelay_testkit::sample;
 use secrecy::SecretString;
@@ -287,4 +288,285 @@ async fn a_dead_letter_is_listed_and_redriven_to_its_accounts_group() {
     let nowhere = admin(Some("unused"), &["dlq", "list", "render"]);
     assert_eq!(nowhere.status.code(), Some(1));
     assert!(text(&nowhere.stderr).contains("--render-queue-url"));
+}
+
+/// Offers `event` to `job` and stores the transition, as a function would.
+async fn moved(store: &DynamoStore, job: Job, event: Event, at: UtcTime) -> Job {
+    match job.apply(&event, at, &Policy::default()).unwrap() {
+        Step::Applied(applied) => {
+            store.save(&applied, job.version).await.unwrap();
+            applied.job
+        }
+        other => panic!("{} did not move the job: {other:?}", event.name()),
+    }
+}
+
+#[tokio::test]
+async fn an_operator_retries_and_cancels_any_tenants_job_and_is_named_in_its_trail() {
+    let (sdk, stack) = provision(ResourceKinds {
+        tables: true,
+        queues: true,
+        secrets: false,
+    })
+    .await;
+    let table = stack.table("Table").unwrap().name.clone();
+    let store = DynamoStore::new(Client::new(&sdk), &table);
+    let render = stack.queue("RenderQueue").unwrap().url.clone();
+    let publish = stack.queue("PublishQueue").unwrap().url.clone();
+    let operate = |args: &[&str]| {
+        let mut all = vec![
+            "--render-queue-url",
+            render.as_str(),
+            "--publish-queue-url",
+            publish.as_str(),
+        ];
+        all.extend_from_slice(args);
+        admin(Some(&table), &all)
+    };
+    let now = UtcTime::from_secs(1_800_000_000);
+    let new_job = |n: u128| {
+        Job::create(
+            JobId::generate(now, n),
+            TenantId::parse("globex").unwrap(),
+            AccountId::parse("acct_1").unwrap(),
+            JobSource::Render(sample::render_request()),
+            sample::post(PostMode::Direct),
+            now,
+            None,
+            now,
+            &Policy::default(),
+        )
+    };
+
+    // A render Ssemble refused for good: the operator retries it, back onto the render queue.
+    let created = new_job(1);
+    store.create(&created, None).await.unwrap();
+    let failed = moved(
+        &store,
+        created.job,
+        Event::RenderSubmitRejected {
+            error: JobError {
+                code: "invalid_video_url".into(),
+                message: "scripted".into(),
+                upstream_log_id: None,
+            },
+            class: ErrorClass::Permanent,
+            retry_at: None,
+        },
+        now,
+    )
+    .await;
+    assert_eq!(failed.state, JobState::RenderFailed);
+    let id = failed.id.as_str().to_owned();
+
+    let unexplained = operate(&["job", "retry", &id, "--operator", "alice"]);
+    assert_eq!(unexplained.status.code(), Some(2), "clap wants --reason");
+    let blank = operate(&["job", "retry", &id, "--operator", "alice", "--reason", " "]);
+    assert_eq!(blank.status.code(), Some(1));
+    assert!(
+        text(&blank.stderr).contains("--reason"),
+        "{}",
+        text(&blank.stderr)
+    );
+    assert_eq!(
+        store.get(&failed.id).await.unwrap().unwrap().version,
+        failed.version,
+        "a refused command changes nothing"
+    );
+
+    let reason = "Ssemble fixed the source; ticket 42";
+    let retried = operate(&[
+        "job",
+        "retry",
+        &id,
+        "--operator",
+        "alice",
+        "--reason",
+        reason,
+    ]);
+    assert!(retried.status.success(), "{}", text(&retried.stderr));
+    assert!(
+        text(&retried.stderr).contains("(tenant globex): render_failed -> received"),
+        "{}",
+        text(&retried.stderr)
+    );
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queued = sqs
+        .receive_message()
+        .queue_url(&render)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        queued
+            .messages()
+            .iter()
+            .any(|m| m.body().is_some_and(|b| b.contains(&id))),
+        "the retried job is on the render queue"
+    );
+    let shown = text(&operate(&["job", "show", &id]).stderr);
+    assert!(
+        shown.contains(&format!("detail=by operator alice: {reason}")),
+        "{shown}"
+    );
+
+    let cancelled = operate(&[
+        "job",
+        "cancel",
+        &id,
+        "--operator",
+        "bob",
+        "--reason",
+        "spam",
+    ]);
+    assert!(cancelled.status.success(), "{}", text(&cancelled.stderr));
+    assert!(text(&cancelled.stderr).contains("-> cancelled"));
+    let again = operate(&["job", "retry", &id, "--operator", "bob", "--reason", "undo"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("refused"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    // TikTok accepted a publish that has not settled: no operator may retry it.
+    let created = new_job(2);
+    store.create(&created, None).await.unwrap();
+    let mut job = created.job;
+    let rid = reelay_domain::RequestId::parse("65f0c0ffee0000000000abcd").unwrap();
+    for event in [
+        Event::RenderSubmitStarted {
+            webhook_token_hash: "ab".repeat(32),
+        },
+        Event::RenderSubmitted {
+            request_id: rid.clone(),
+            found: false,
+        },
+        Event::RenderCompleted {
+            request_id: rid.clone(),
+            clip: sample::clip("c1", 90.0),
+        },
+        Event::PublishStarted,
+        Event::PublishAccepted {
+            attempt: 1,
+            publish_id: reelay_domain::PublishId::parse("v_pub_url~v2.7602997517160123666")
+                .unwrap(),
+            upload: false,
+            upstream_log_id: None,
+        },
+        Event::Expired,
+    ] {
+        job = moved(&store, job, event, now).await;
+    }
+    assert_eq!(job.state, JobState::PublishUnknown);
+    let id = job.id.as_str().to_owned();
+    let refused = operate(&["job", "retry", &id, "--operator", "alice", "--reason", "x"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("may still post it"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(
+        store.get(&job.id).await.unwrap().unwrap().version,
+        job.version
+    );
+
+    let missing = operate(&[
+        "job",
+        "cancel",
+        JobId::generate(now, 9).as_str(),
+        "--operator",
+        "a",
+        "--reason",
+        "b",
+    ]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no job"));
+}
+
+#[tokio::test]
+async fn a_stage_secret_is_set_from_stdin_and_never_printed() {
+    let (sdk, stack) = provision(ResourceKinds::SECRETS).await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let ssemble = stack.secret("SsembleSecret").unwrap().name.clone();
+    let app = stack.secret("TikTokAppSecret").unwrap().name.clone();
+    let set = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_reelay-admin"));
+        cmd.env_remove("REELAY_STAGE")
+            .args(["--table", "unused", "secret", "set"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let read = |id: String| {
+        let client = client.clone();
+        async move {
+            let raw = client
+                .get_secret_value()
+                .secret_id(id)
+                .send()
+                .await
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(raw.secret_string().unwrap()).unwrap()
+        }
+    };
+
+    let done = set(
+        &["ssemble", "--secret-id", &ssemble],
+        "sk_live_0123456789\n",
+    );
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    assert_eq!(read(ssemble.clone()).await["apiKey"], "sk_live_0123456789");
+    let said = format!("{}{}", text(&done.stdout), text(&done.stderr));
+    assert!(
+        said.contains(&ssemble) && !said.contains("sk_live_0123456789"),
+        "{said}"
+    );
+
+    let done = set(
+        &[
+            "tiktok-app",
+            "--secret-id",
+            &app,
+            "--client-key",
+            "awk_client",
+        ],
+        "cs_secret_987\n",
+    );
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    let doc = read(app.clone()).await;
+    assert_eq!(doc["clientKey"], "awk_client");
+    assert_eq!(doc["clientSecret"], "cs_secret_987");
+    assert!(!text(&done.stderr).contains("cs_secret_987"));
+
+    // Refusals change nothing.
+    let empty = set(&["ssemble", "--secret-id", &ssemble], "\n");
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(text(&empty.stderr).contains("nothing on stdin"));
+    let no_key = set(&["tiktok-app", "--secret-id", &app], "cs\n");
+    assert_eq!(no_key.status.code(), Some(2), "clap wants --client-key");
+    assert_eq!(read(ssemble.clone()).await["apiKey"], "sk_live_0123456789");
+    assert_eq!(read(app).await["clientSecret"], "cs_secret_987");
+    let missing = set(&["ssemble", "--secret-id", "reelay/none/ssemble"], "sk_x\n");
+    assert_eq!(missing.status.code(), Some(1));
+    let said = text(&missing.stderr);
+    assert!(
+        said.contains("secret not found") && !said.contains("sk_x"),
+        "{said}"
+    );
+    let nowhere = set(&["ssemble"], "sk_y\n");
+    assert_eq!(nowhere.status.code(), Some(1));
+    assert!(text(&nowhere.stderr).contains("--secret-id"));
 }

@@ -12,7 +12,7 @@ use reelay_aws::DynamoStore;
 use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::budget::{Admission, BudgetKind, Window};
 use reelay_domain::job::{Hold, NextCheck, Pointer};
-use reelay_domain::lifecycle::{Event, Policy};
+use reelay_domain::lifecycle::{Actor, Event, Policy};
 use reelay_domain::ports::{
     AccountStore, BudgetStore, IdempotencyBegin, IdempotencyScope, JobFilter, JobStore, LockStore,
     StoreError, StoredResponse,
@@ -350,7 +350,10 @@ async fn twenty_concurrent_saves_from_one_version_have_one_winner_and_only_its_a
     assert_eq!(trail[1].detail.as_deref(), Some(winner.as_str()));
 
     // A stale writer (still at version 1) can never overwrite.
-    let Step::Applied(stale) = job.apply(&Event::Cancel, t, &Policy::default()).unwrap() else {
+    let Step::Applied(stale) = job
+        .apply(&Event::Cancel { by: Actor::Owner }, t, &Policy::default())
+        .unwrap()
+    else {
         panic!()
     };
     assert!(matches!(

@@ -528,13 +528,13 @@ impl Job {
                 // An earlier attempt's error no longer describes the job.
                 self.last_error = None;
             }
-            Event::Retry if from == JobState::RenderFailed => {
+            Event::Retry { .. } if from == JobState::RenderFailed => {
                 self.render_attempts = 0;
                 self.render_rejections = 0;
                 self.render_delays = 0;
                 self.render_lease_until = None;
             }
-            Event::Retry => {
+            Event::Retry { .. } => {
                 self.publish_id = None;
                 self.retried_attempts = self.attempt.saturating_sub(self.delayed_attempts);
             }

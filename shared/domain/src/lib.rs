@@ -22,7 +22,7 @@ pub use ids::{
 };
 pub use job::{Applied, AuditEvent, Clip, Job, JobError, JobSource, PostMode, PostSettings, Step};
 pub use lifecycle::{
-    CheckKind, Decision, Effect, ErrorClass, Event, JobState, Policy, PublishStatus,
+    Actor, CheckKind, Decision, Effect, ErrorClass, Event, JobState, Policy, PublishStatus,
     TransitionError, Via,
 };
 pub use time::UtcTime;

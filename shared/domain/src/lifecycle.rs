@@ -266,9 +266,37 @@ pub enum Event {
     },
     /// The reconciler found the state's horizon passed (render deadline, moderation window, …).
     Expired,
-    Cancel,
+    /// An explicit decision to stop the job.
+    Cancel {
+        by: Actor,
+    },
     /// An explicit decision to try again after a failure or an unknown outcome.
-    Retry,
+    Retry {
+        by: Actor,
+    },
+}
+
+/// Who gave a command. The table's rules are the same for both (an operator cannot retry what
+/// could post twice either); the audit trail says which it was, and why an operator acted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "actor", rename_all = "snake_case")]
+pub enum Actor {
+    /// The job's tenant, through the API.
+    #[default]
+    Owner,
+    /// An operator of the stage, through `reelay-admin`.
+    Operator { name: String, reason: String },
+}
+
+impl Actor {
+    /// An operator who says who they are and why; `None` if either is blank.
+    pub fn operator(name: &str, reason: &str) -> Option<Self> {
+        let (name, reason) = (name.trim(), reason.trim());
+        (!name.is_empty() && !reason.is_empty()).then(|| Self::Operator {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        })
+    }
 }
 
 impl Event {
@@ -295,8 +323,8 @@ impl Event {
             Self::StatusObserved { .. } => "status_observed",
             Self::NoLongerPublic { .. } => "no_longer_public",
             Self::Expired => "expired",
-            Self::Cancel => "cancel",
-            Self::Retry => "retry",
+            Self::Cancel { .. } => "cancel",
+            Self::Retry { .. } => "retry",
         }
     }
 
@@ -342,6 +370,12 @@ impl Event {
             Self::NoLongerPublic { post_id, .. } => {
                 Some(format!("post {post_id} no longer public"))
             }
+            Self::Cancel {
+                by: Actor::Operator { name, reason },
+            }
+            | Self::Retry {
+                by: Actor::Operator { name, reason },
+            } => Some(format!("by operator {name}: {reason}")),
             other => other.error().map(|e| e.message),
         }
     }
@@ -890,8 +924,8 @@ impl Table<'_> {
             E::Held { reason, until } => {
                 self.hold_in(JobState::Received, reason, *until, CheckKind::SubmitRender)
             }
-            E::Cancel => self.move_to(JobState::Cancelled, Vec::new(), None),
-            E::Retry => Err(TransitionError::NotRetryable { state: self.state }),
+            E::Cancel { .. } => self.move_to(JobState::Cancelled, Vec::new(), None),
+            E::Retry { .. } => Err(TransitionError::NotRetryable { state: self.state }),
             e if e.is_observation() => Ok(Decision::Absorb),
             e => self.illegal(e),
         }
@@ -920,8 +954,8 @@ impl Table<'_> {
                 self.move_to(JobState::RenderFailed, Vec::new(), None)
             }
             E::Deferred { until } => self.deferred(*until),
-            E::Cancel => self.move_to(JobState::Cancelled, Vec::new(), None),
-            E::Retry => Err(TransitionError::NotRetryable { state: self.state }),
+            E::Cancel { .. } => self.move_to(JobState::Cancelled, Vec::new(), None),
+            E::Retry { .. } => Err(TransitionError::NotRetryable { state: self.state }),
             e if e.is_observation() => Ok(Decision::Absorb),
             e => self.illegal(e),
         }
@@ -958,8 +992,8 @@ impl Table<'_> {
                 check(self.now.plus(p.publish_lease), CheckKind::LeaseExpiry),
             ),
             (_, E::Deferred { until }) => self.deferred(*until),
-            (_, E::Cancel) => self.move_to(S::Cancelled, Vec::new(), None),
-            (_, E::Retry) => Err(TransitionError::NotRetryable { state: self.state }),
+            (_, E::Cancel { .. }) => self.move_to(S::Cancelled, Vec::new(), None),
+            (_, E::Retry { .. }) => Err(TransitionError::NotRetryable { state: self.state }),
             (_, e) if e.is_observation() => Ok(Decision::Absorb),
             (_, e) => self.illegal(e),
         }
@@ -1037,8 +1071,8 @@ impl Table<'_> {
                 _ => self.outcome_unknown(),
             },
             E::Deferred { until } => self.deferred(*until),
-            E::Cancel => Err(TransitionError::NotCancellable { state: self.state }),
-            E::Retry => Err(TransitionError::NotRetryable { state: self.state }),
+            E::Cancel { .. } => Err(TransitionError::NotCancellable { state: self.state }),
+            E::Retry { .. } => Err(TransitionError::NotRetryable { state: self.state }),
             e if e.is_observation() => Ok(Decision::Absorb),
             e => self.illegal(e),
         }
@@ -1080,18 +1114,20 @@ impl Table<'_> {
                 }),
             }),
             E::Deferred { until } => self.deferred(*until),
-            E::Cancel => Err(TransitionError::NotCancellable { state: self.state }),
-            E::Retry if job.publish_id.is_some() => Err(TransitionError::RetryCouldDuplicate {
-                why: "TikTok accepted this publish and may still post it; it is polled until it \
+            E::Cancel { .. } => Err(TransitionError::NotCancellable { state: self.state }),
+            E::Retry { .. } if job.publish_id.is_some() => {
+                Err(TransitionError::RetryCouldDuplicate {
+                    why: "TikTok accepted this publish and may still post it; it is polled until it \
                       settles",
-            }),
-            E::Retry if job.hold_reason() != Some(NEEDS_OPERATOR) => {
+                })
+            }
+            E::Retry { .. } if job.hold_reason() != Some(NEEDS_OPERATOR) => {
                 Err(TransitionError::RetryCouldDuplicate {
                     why: "the init may have reached TikTok and its webhooks can still arrive; \
                           wait until the job says needs_operator, then check the creator's profile",
                 })
             }
-            E::Retry => self.retry_publish(),
+            E::Retry { .. } => self.retry_publish(),
             e if e.is_observation() => Ok(Decision::Absorb),
             e => self.illegal(e),
         }
@@ -1149,8 +1185,8 @@ impl Table<'_> {
                 hold: job.hold.clone(),
             }),
             (_, E::Deferred { until }) => self.deferred(*until),
-            (_, E::Cancel) => Err(TransitionError::NotCancellable { state: self.state }),
-            (_, E::Retry) => Err(TransitionError::NotRetryable { state: self.state }),
+            (_, E::Cancel { .. }) => Err(TransitionError::NotCancellable { state: self.state }),
+            (_, E::Retry { .. }) => Err(TransitionError::NotRetryable { state: self.state }),
             (_, e) if e.is_observation() => Ok(Decision::Absorb),
             (_, e) => self.illegal(e),
         }
@@ -1183,9 +1219,9 @@ impl Table<'_> {
             (S::PubliclyAvailable, E::NoLongerPublic { .. }) if job.taken_down_at.is_none() => {
                 self.move_to(S::PubliclyAvailable, Vec::new(), None)
             }
-            (S::Cancelled, E::Cancel) => Ok(Decision::Absorb),
-            (_, E::Cancel) => Err(TransitionError::NotCancellable { state: self.state }),
-            (S::RenderFailed, E::Retry) => match job.source {
+            (S::Cancelled, E::Cancel { .. }) => Ok(Decision::Absorb),
+            (_, E::Cancel { .. }) => Err(TransitionError::NotCancellable { state: self.state }),
+            (S::RenderFailed, E::Retry { .. }) => match job.source {
                 JobSource::Rendered { .. } => self.move_to(
                     S::Rendering,
                     Vec::new(),
@@ -1197,8 +1233,8 @@ impl Table<'_> {
                     self.submit_check(),
                 ),
             },
-            (S::PublishFailed, E::Retry) => self.retry_publish(),
-            (_, E::Retry) => Err(TransitionError::NotRetryable { state: self.state }),
+            (S::PublishFailed, E::Retry { .. }) => self.retry_publish(),
+            (_, E::Retry { .. }) => Err(TransitionError::NotRetryable { state: self.state }),
             _ => Ok(Decision::Absorb),
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{err, job_in, now, pid};
 use reelay_domain::job::{Applied, Pointer, Rescheduled, STALE_OBSERVATION};
-use reelay_domain::lifecycle::{CheckKind, Effect, ErrorClass, Event, PublishStatus, Via};
+use reelay_domain::lifecycle::{Actor, CheckKind, Effect, ErrorClass, Event, PublishStatus, Via};
 use reelay_domain::{Job, JobState, Policy, PostMode, PublishId, Step, TransitionError, UtcTime};
 
 fn pid1() -> PublishId {
@@ -163,7 +163,11 @@ fn defect_2_a_retry_that_could_post_twice_is_refused() {
     let job = job_in(JobState::PublishProcessing, PostMode::Direct);
     let stuck = applied(&job, &Event::Expired, now()).job;
     assert!(matches!(
-        stuck.apply(&Event::Retry, now(), &Policy::default()),
+        stuck.apply(
+            &Event::Retry { by: Actor::Owner },
+            now(),
+            &Policy::default()
+        ),
         Err(TransitionError::RetryCouldDuplicate { .. })
     ));
     let parked = applied(
@@ -175,16 +179,33 @@ fn defect_2_a_retry_that_could_post_twice_is_refused() {
     assert_eq!(parked.hold_reason(), Some("needs_operator"));
     assert!(
         matches!(
-            parked.apply(&Event::Retry, now(), &Policy::default()),
+            parked.apply(
+                &Event::Retry { by: Actor::Owner },
+                now(),
+                &Policy::default()
+            ),
             Err(TransitionError::RetryCouldDuplicate { .. })
         ),
         "TikTok accepted this publish: never re-post it"
     );
 
+    let operator = Actor::operator("alice", "the creator's profile shows no post").unwrap();
+    assert!(
+        matches!(
+            parked.apply(&Event::Retry { by: operator }, now(), &Policy::default()),
+            Err(TransitionError::RetryCouldDuplicate { .. })
+        ),
+        "nor does an operator"
+    );
+
     // An init whose outcome is unknown: no retry while its webhooks may still arrive...
     let unknown = job_in(JobState::PublishUnknown, PostMode::Direct);
     assert!(matches!(
-        unknown.apply(&Event::Retry, now(), &Policy::default()),
+        unknown.apply(
+            &Event::Retry { by: Actor::Owner },
+            now(),
+            &Policy::default()
+        ),
         Err(TransitionError::RetryCouldDuplicate { .. })
     ));
     // ...and an explicit decision once it is parked for an operator.
@@ -196,7 +217,9 @@ fn defect_2_a_retry_that_could_post_twice_is_refused() {
     .job;
     assert_eq!(operator.next_check, None);
     assert_eq!(
-        applied(&operator, &Event::Retry, now()).job.state,
+        applied(&operator, &Event::Retry { by: Actor::Owner }, now())
+            .job
+            .state,
         JobState::Ready
     );
 }

@@ -2,7 +2,7 @@
 
 use reelay_domain::job::{ClipChoice, JobError, MediaSource, PostSettings, RenderRequest};
 use reelay_domain::job::{Hold, NextCheck};
-use reelay_domain::lifecycle::{ErrorClass, Event, PublishStatus, Via};
+use reelay_domain::lifecycle::{Actor, ErrorClass, Event, PublishStatus, Via};
 use reelay_domain::{
     AccountId, Clip, Job, JobId, JobSource, JobState, Policy, PostMode, PublishId, RequestId,
     TenantId, UtcTime,
@@ -195,8 +195,8 @@ pub fn every_event() -> Vec<Event> {
             post_id: "7602997517160123666".into(),
         },
         Event::Expired,
-        Event::Cancel,
-        Event::Retry,
+        Event::Cancel { by: Actor::Owner },
+        Event::Retry { by: Actor::Owner },
         Event::SubmitDue,
         Event::Deferred {
             until: now().plus(std::time::Duration::from_secs(60)),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::budget::{Admission, BudgetKind, Window};
 use reelay_domain::job::{Applied, NextCheck, Pointer};
-use reelay_domain::lifecycle::{CheckKind, Event};
+use reelay_domain::lifecycle::{Actor, CheckKind, Event};
 use reelay_domain::ports::{
     AccountStore, BudgetStore, IdempotencyBegin, IdempotencyScope, JobFilter, JobStore, LockStore,
     StoreError, StoredResponse,
@@ -51,7 +51,7 @@ fn a_transition_written_against_a_moved_job_loses_and_changes_nothing() {
     // Two workers read version 1; the first writes.
     let first = applied(&job, started(), now);
     block_on(w.store.save(&first, job.version)).unwrap();
-    let second = applied(&job, Event::Cancel, now);
+    let second = applied(&job, Event::Cancel { by: Actor::Owner }, now);
     let lost = block_on(w.store.save(&second, job.version));
     assert!(matches!(lost, Err(StoreError::Conflict)), "{lost:?}");
 
@@ -67,14 +67,14 @@ fn a_transition_written_against_a_moved_job_loses_and_changes_nothing() {
     assert_eq!((writes.transitions, writes.conflicts), (2, 1));
 
     // The right version but another old state is a lost race too (the condition is both).
-    let mut wrong_from = applied(&stored, Event::Cancel, now);
+    let mut wrong_from = applied(&stored, Event::Cancel { by: Actor::Owner }, now);
     wrong_from.audit.from = Some(JobState::Ready);
     assert!(matches!(
         block_on(w.store.save(&wrong_from, stored.version)),
         Err(StoreError::Conflict)
     ));
     // A job that does not exist cannot be saved either.
-    let mut ghost = applied(&stored, Event::Cancel, now);
+    let mut ghost = applied(&stored, Event::Cancel { by: Actor::Owner }, now);
     ghost.job.id = reelay_domain::JobId::generate(now, 99);
     assert!(matches!(
         block_on(w.store.save(&ghost, stored.version)),
@@ -199,7 +199,7 @@ fn due_lists_live_jobs_whose_check_has_come_oldest_first() {
     let lease = Policy::default().render_submit_lease;
 
     let now = start.plus(secs(10)).plus(lease);
-    let mut cancel = applied(&cancelled, Event::Cancel, now);
+    let mut cancel = applied(&cancelled, Event::Cancel { by: Actor::Owner }, now);
     // Even a terminal job that (wrongly) kept a check is not due: the index is non-terminal only.
     cancel.job.next_check = Some(NextCheck {
         at: start,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use reelay_domain::account::AccountHealth;
-use reelay_domain::lifecycle::PublishStatus;
+use reelay_domain::lifecycle::{Actor, PublishStatus};
 use reelay_domain::messages::QueueKind;
 use reelay_domain::ports::{StoredResponse, TokenVault};
 use reelay_domain::request::NewJob;
@@ -317,6 +317,38 @@ fn an_owner_cancels_a_job_and_cannot_retry_it() {
     ));
     assert!(matches!(
         block_on(core.command(&tenant_id("tenant_b"), &job.id, Command::Cancel)),
+        Err(CommandError::NotFound)
+    ));
+}
+
+#[test]
+fn an_operator_reaches_any_tenants_job_under_the_same_rules_and_is_named_in_the_audit() {
+    let w = world().tenant("tenant_b").account("tenant_b", A);
+    let core = w.core();
+    let job = w.job(JobSetup::render("tenant_b", A));
+    assert_eq!(Actor::operator(" ", "why"), None, "an operator says who");
+    assert_eq!(Actor::operator("alice", ""), None, "and why");
+    let alice = Actor::operator("alice", "customer asked by phone").unwrap();
+    let cancelled =
+        block_on(core.operator_command(&job.id, Command::Cancel, alice.clone())).unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    let trail = block_on(reelay_domain::ports::JobStore::audit_page(
+        &w.store, &job.id, None, 100,
+    ))
+    .unwrap();
+    let last = trail.events.last().unwrap();
+    assert_eq!(last.event, "cancel");
+    assert_eq!(
+        last.detail.as_deref(),
+        Some("by operator alice: customer asked by phone")
+    );
+    // The table's refusals hold for an operator too.
+    assert!(matches!(
+        block_on(core.operator_command(&job.id, Command::Retry, alice.clone())),
+        Err(CommandError::Refused(_))
+    ));
+    assert!(matches!(
+        block_on(core.operator_command(&JobId::generate(w.clock.now(), 7), Command::Cancel, alice)),
         Err(CommandError::NotFound)
     ));
 }

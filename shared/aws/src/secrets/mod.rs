@@ -31,6 +31,50 @@ pub struct TikTokAppSecret {
     pub client_secret: SecretString,
 }
 
+impl SsembleSecret {
+    /// The stored document (a secret itself, so wrapped at once).
+    pub fn document(&self) -> SecretString {
+        let doc = serde_json::json!({ "apiKey": self.api_key.expose_secret() });
+        SecretString::from(doc.to_string())
+    }
+}
+
+impl TikTokAppSecret {
+    /// The stored document (a secret itself, so wrapped at once).
+    pub fn document(&self) -> SecretString {
+        let doc = serde_json::json!({
+            "clientKey": self.client_key,
+            "clientSecret": self.client_secret.expose_secret(),
+        });
+        SecretString::from(doc.to_string())
+    }
+}
+
+/// Replaces the value of a stage secret the stack created (`reelay/<stage>/ssemble`, …): a new
+/// version becomes current; running functions read it when their cache's TTL passes.
+pub async fn put_stage_secret(
+    client: &Client,
+    id: &str,
+    document: &SecretString,
+) -> Result<(), SecretError> {
+    match client
+        .put_secret_value()
+        .secret_id(id)
+        .secret_string(document.expose_secret())
+        .send()
+        .await
+    {
+        Ok(_) => {
+            info!(secret_id = id, "stage secret replaced");
+            Ok(())
+        }
+        Err(err) => match err.as_service_error() {
+            Some(e) if e.is_resource_not_found_exception() => Err(SecretError::NotFound),
+            _ => Err(unavailable(err)),
+        },
+    }
+}
+
 /// The stored form of one account's `TokenSet`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -256,11 +300,16 @@ mod tests {
     #[test]
     fn debug_never_shows_secret_values() {
         let s: SsembleSecret = serde_json::from_str(r#"{"apiKey":"sk_live_123"}"#).unwrap();
+        let again: SsembleSecret = parse(&s.document()).unwrap();
+        assert_eq!(again.api_key.expose_secret(), "sk_live_123");
         assert!(!format!("{s:?}").contains("sk_live_123"));
         let app: TikTokAppSecret =
             serde_json::from_str(r#"{"clientKey":"ck","clientSecret":"cs_987"}"#).unwrap();
         assert!(!format!("{app:?}").contains("cs_987"));
         assert!(format!("{app:?}").contains("ck"));
+        let again: TikTokAppSecret = parse(&app.document()).unwrap();
+        assert_eq!(again.client_key, "ck");
+        assert_eq!(again.client_secret.expose_secret(), "cs_987");
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! Cancel and retry: explicit decisions of the job's owner, through the lifecycle table like
-//! everything else. Another tenant's job is indistinguishable from a missing one.
+//! Cancel and retry: explicit decisions of the job's owner or of an operator, through the
+//! lifecycle table like everything else. Another tenant's job is indistinguishable from a
+//! missing one; an operator reaches every job, under the same rules, and is named in the audit.
 
 use thiserror::Error;
 
 use crate::ids::{JobId, TenantId};
 use crate::job::Job;
-use crate::lifecycle::{Event, TransitionError};
+use crate::lifecycle::{Actor, Event, TransitionError};
 use crate::ports::{JobStore, Ports, StoreError};
 
 use super::{Advance, Core};
@@ -53,15 +54,36 @@ impl<P: Ports> Core<P> {
             .owned_job(tenant, id)
             .await?
             .ok_or(CommandError::NotFound)?;
+        self.give(job, command, Actor::Owner).await
+    }
+
+    /// Cancels or retries any tenant's job as an operator (`Actor::operator`): the same table
+    /// (a retry that could post twice is refused), the operator and the reason in the audit.
+    pub async fn operator_command(
+        &self,
+        id: &JobId,
+        command: Command,
+        by: Actor,
+    ) -> Result<Job, CommandError> {
+        let job = self
+            .ports
+            .jobs()
+            .get(id)
+            .await?
+            .ok_or(CommandError::NotFound)?;
+        self.give(job, command, by).await
+    }
+
+    async fn give(&self, job: Job, command: Command, by: Actor) -> Result<Job, CommandError> {
         let event = match command {
-            Command::Cancel => Event::Cancel,
-            Command::Retry => Event::Retry,
+            Command::Cancel => Event::Cancel { by },
+            Command::Retry => Event::Retry { by },
         };
         let from = job.state;
         match self.advance_loaded(job, &event).await? {
             Advance::Moved(applied) => {
                 tracing::info!(job_id = %applied.job.id, from = %from, to = %applied.job.state,
-                    event = event.name(), "job moved by its owner");
+                    event = event.name(), detail = event.detail(), "job moved by a command");
                 Ok(applied.job)
             }
             Advance::Rescheduled(r) => Ok(r.job),
