@@ -1,5 +1,6 @@
 //! The reconciler: on every schedule tick, [`Core::reconcile`] moves the due work forward within
-//! the run's time. This crate only runs it and counts what became unknown.
+//! the run's time. This crate only runs it and counts the run, what it failed to move and what
+//! became unknown.
 
 pub mod config;
 pub mod wiring;
@@ -33,5 +34,8 @@ impl<P> Deps<P> {
 pub async fn handler<P: Ports>(deps: &Deps<P>, deadline: UtcTime) -> RunReport {
     let report = deps.core.reconcile(deadline).await;
     metrics::emit(FUNCTION, "PublishUnknown", report.became_unknown as u64);
+    metrics::emit(FUNCTION, "ReconcileFailed", report.failed as u64);
+    // Every completed run, also an idle one: the missed-run alarm breaches on its absence.
+    metrics::emit(FUNCTION, "ReconcilerRun", 1);
     report
 }

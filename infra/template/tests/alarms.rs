@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use reelay_aws::metrics::{DIMENSION_SETS, METRICS, NAMESPACE};
 use reelay_template::Template;
+use reelay_template::expr::{Expr, sub_variables};
 
 const TEMPLATE: &str = include_str!("../../../template.yaml");
 
@@ -76,4 +77,89 @@ fn an_alarm_on_a_dimension_set_nobody_publishes_is_caught() {
             .iter()
             .any(|(_, _, dims)| !published.contains(dims))
     );
+}
+
+/// The `Ref`s to functions inside a metric-math alarm's `Errors` metrics.
+fn functions_watched_for(t: &Template, alarm: &str, metric: &str) -> BTreeSet<String> {
+    t.resources[alarm]
+        .prop("Metrics")
+        .map(|m| m.as_list())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|q| q.get("MetricStat")?.get("Metric"))
+        .filter(|m| m.get("MetricName").and_then(|n| n.as_str()) == Some(metric))
+        .flat_map(|m| m.get("Dimensions").map(|d| d.as_list()).unwrap_or_default())
+        .filter_map(|d| match d.get("Value") {
+            Some(Expr::Ref(id)) => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_function_is_in_the_errors_alarm() {
+    let t = Template::from_yaml_str(TEMPLATE).unwrap();
+    let functions: BTreeSet<String> = t.functions().iter().map(|f| f.id.to_owned()).collect();
+    assert_eq!(functions.len(), 6, "{functions:?}");
+    assert_eq!(
+        functions_watched_for(&t, "FunctionErrorsAlarm", "Errors"),
+        functions,
+        "a function missing from FunctionErrorsAlarm can crash unnoticed"
+    );
+}
+
+#[test]
+fn a_reconciler_that_stops_running_breaches() {
+    let t = Template::from_yaml_str(TEMPLATE).unwrap();
+    let alarm = &t.resources["ReconcilerMissedAlarm"];
+    assert_eq!(
+        alarm.prop("MetricName").and_then(|m| m.as_str()),
+        Some("ReconcilerRun")
+    );
+    assert_eq!(
+        alarm.prop("TreatMissingData").and_then(|m| m.as_str()),
+        Some("breaching"),
+        "no data is exactly what a reconciler that does not run produces"
+    );
+    assert_eq!(
+        alarm.prop("ComparisonOperator").and_then(|m| m.as_str()),
+        Some("LessThanThreshold")
+    );
+}
+
+/// The dashboard's body with every `${…}` replaced, parsed; and the Reelay metrics it draws.
+fn dashboard(t: &Template) -> (serde_json::Value, BTreeSet<String>) {
+    let Some(Expr::Sub { template, .. }) = t.resources["Dashboard"].prop("DashboardBody") else {
+        panic!("DashboardBody is a !Sub")
+    };
+    let mut text = template.clone();
+    for var in sub_variables(template) {
+        text = text.replace(&format!("${{{var}}}"), "x");
+    }
+    let body: serde_json::Value = serde_json::from_str(&text).expect("the body is JSON");
+    let mut drawn = BTreeSet::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        let mut namespace = String::new();
+        for row in widget["properties"]["metrics"].as_array().unwrap() {
+            let row = row.as_array().unwrap();
+            match row[0].as_str().unwrap() {
+                "." => {}
+                "..." => continue,
+                ns => namespace = ns.to_owned(),
+            }
+            if namespace == NAMESPACE {
+                drawn.insert(row[1].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    (body, drawn)
+}
+
+#[test]
+fn the_dashboard_draws_every_reelay_metric_and_only_those() {
+    let t = Template::from_yaml_str(TEMPLATE).unwrap();
+    let (body, drawn) = dashboard(&t);
+    assert!(body["widgets"].as_array().unwrap().len() >= 6);
+    let emitted: BTreeSet<String> = METRICS.iter().map(|m| (*m).to_owned()).collect();
+    assert_eq!(drawn, emitted);
 }

@@ -206,8 +206,8 @@ fn when_function_uses_sam_generated_role_should_report_it() {
 #[test]
 fn when_api_function_references_its_own_api_should_report_the_cycle() {
     let t = mutated(&[(
-        "          PUBLIC_BASE_URL: !Ref PublicBaseUrl\n",
-        "          PUBLIC_BASE_URL: !Sub https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}\n",
+        "            - !If [HasDomain, !Sub 'https://${DomainName}', '']\n",
+        "            - !If [HasDomain, !Sub 'https://${DomainName}', !Sub 'https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}']\n",
     )]);
     assert_eq!(
         check_api_cycles(&t),

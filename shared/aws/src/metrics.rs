@@ -15,8 +15,16 @@ pub const NAMESPACE: &str = "Reelay";
 /// watches a metric that never arrives (`infra/template/tests/alarms.rs` holds the template to it).
 pub const DIMENSION_SETS: [&[&str]; 2] = [&["Stage"], &["Stage", "Function"]];
 
-/// The metrics the functions count.
-pub const METRICS: [&str; 3] = ["PublishAccepted", "PublishRejected", "PublishUnknown"];
+/// The metrics the functions count: the publisher's init outcomes, jobs that entered
+/// `publish_unknown` (publisher or reconciler), and per reconciler run one `ReconcilerRun` (its
+/// absence is what the missed-run alarm watches) and the jobs it failed to move.
+pub const METRICS: [&str; 5] = [
+    "PublishAccepted",
+    "PublishRejected",
+    "PublishUnknown",
+    "ReconcilerRun",
+    "ReconcileFailed",
+];
 
 /// The EMF document for `value` counts of `name`, emitted by `function` of `stage` at
 /// `timestamp_ms`.
