@@ -269,6 +269,16 @@ fn account_refusal(e: &AccountError, now: UtcTime) -> Refusal {
             Refusal::new(400, "oauth_denied", "The creator did not authorise the app")
                 .details(json!({ "oauthError": code }))
         }
+        AccountError::OtherCreator => Refusal::new(
+            409,
+            "creator_mismatch",
+            "This account is connected to another TikTok creator; connect this creator as a new account id",
+        ),
+        AccountError::CreatorTaken => Refusal::new(
+            409,
+            "creator_already_connected",
+            "This TikTok creator is already connected as another account",
+        ),
         AccountError::NotConnected(_) => Refusal::new(
             409,
             "account_not_connected",
@@ -311,6 +321,21 @@ mod tests {
 
     fn refused(e: TransitionError) -> Refusal {
         ApiError::Command(CommandError::Refused(e)).refusal(UtcTime::from_secs(0))
+    }
+
+    #[test]
+    fn a_creator_refusal_is_a_409_that_names_no_other_account() {
+        for (e, code) in [
+            (AccountError::OtherCreator, "creator_mismatch"),
+            (AccountError::CreatorTaken, "creator_already_connected"),
+        ] {
+            let r = ApiError::Account(e).refusal(UtcTime::from_secs(0));
+            assert_eq!((r.status, r.envelope.error.code.as_str()), (409, code));
+            assert!(
+                r.envelope.error.details.is_null(),
+                "another tenant's account stays unnamed"
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,20 @@ async fn an_account_connects_through_oauth_and_a_state_works_once_only() {
     assert_eq!(account["budgets"]["tiktok_init"]["remaining"], 6);
     assert_eq!(account["budgets"]["pending_drafts"]["limit"], 5);
 
+    // acct_1 again, as another creator (the simulator signs in a new one): refused, and the
+    // account stays bound to its creator and active.
+    let again = s.authorize(KEY_A, "acct_1").await;
+    let (status, refused) = s.callback(&again).await;
+    assert_eq!(
+        (status, code(&refused)),
+        (409, "creator_mismatch"),
+        "{refused}"
+    );
+    let (_, account) = s
+        .json("GET", "/v1/accounts/acct_1", Some(KEY_A), None, None)
+        .await;
+    assert_eq!(account["health"], "active", "{account}");
+
     // A forged state, and a real one replayed, connect nothing.
     let (status, forged) = s
         .callback("/v1/accounts/oauth/callback?code=x&state=forged")

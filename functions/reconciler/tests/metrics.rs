@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use reconciler::{Deps, handler};
-use reelay_domain::ports::Clock;
 use reelay_testkit::World;
 
 static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());

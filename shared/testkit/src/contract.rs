@@ -189,3 +189,85 @@ pub async fn accounts_listing<S: AccountStore>(store: &S) {
     assert_eq!(listed(&b).await, ["acct_1"]);
     assert!(listed(&id("tenant_list_c")).await.is_empty());
 }
+
+/// The `open_id` lookup follows each account's creator, and one creator is one account: a put
+/// that would bind a creator already bound to another account (any tenant's) is a `Conflict`
+/// and writes nothing.
+pub async fn one_creator_one_account<S: AccountStore>(store: &S) {
+    let (a, b) = (id("tenant_oid_a"), id("tenant_oid_b"));
+    let acct = |raw: &str| AccountId::parse(raw).unwrap_or_else(|e| panic!("{e}"));
+    let lookup = |open_id: &'static str| async move {
+        store
+            .account_for_open_id(open_id)
+            .await
+            .unwrap_or_else(|e| panic!("account_for_open_id: {e}"))
+    };
+    let get = |t: &TenantId, raw: &str| {
+        let (t, account) = (t.clone(), acct(raw));
+        async move {
+            store
+                .get_account(&t, &account)
+                .await
+                .unwrap_or_else(|e| panic!("get_account: {e}"))
+        }
+    };
+    let mut first = Account::new(a.clone(), acct("acct_1"));
+    first.open_id = Some("oid-1".into());
+    store
+        .put_account(&first)
+        .await
+        .unwrap_or_else(|e| panic!("put_account: {e}"));
+    assert_eq!(lookup("oid-1").await, Some((a.clone(), acct("acct_1"))));
+    assert_eq!(lookup("oid-unknown").await, None);
+    assert_eq!(lookup("").await, None);
+
+    // The account's creator changes (a store-level change; the use case refuses it): the old
+    // lookup goes with it.
+    let mut first = get(&a, "acct_1").await.unwrap_or_else(|| panic!("stored"));
+    first.open_id = Some("oid-2".into());
+    store
+        .put_account(&first)
+        .await
+        .unwrap_or_else(|e| panic!("put_account: {e}"));
+    assert_eq!(lookup("oid-1").await, None);
+    assert_eq!(lookup("oid-2").await, Some((a.clone(), acct("acct_1"))));
+
+    // A put from a stale read changes neither the account nor the lookups.
+    let mut stale = first.clone();
+    stale.open_id = Some("oid-stale".into());
+    assert!(matches!(
+        store.put_account(&stale).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(lookup("oid-stale").await, None);
+
+    // Another account, of this tenant or another, cannot take oid-2: nothing is written.
+    for (tenant, raw) in [(&a, "acct_2"), (&b, "acct_1")] {
+        let mut other = Account::new(tenant.clone(), acct(raw));
+        other.open_id = Some("oid-2".into());
+        assert!(
+            matches!(store.put_account(&other).await, Err(StoreError::Conflict)),
+            "{tenant}/{raw} took another account's creator"
+        );
+        assert_eq!(get(tenant, raw).await, None, "nothing written");
+    }
+    assert_eq!(lookup("oid-2").await, Some((a.clone(), acct("acct_1"))));
+
+    // Once acct_1 lets the creator go, another account may bind it.
+    let mut first = get(&a, "acct_1").await.unwrap_or_else(|| panic!("stored"));
+    first.open_id = None;
+    store
+        .put_account(&first)
+        .await
+        .unwrap_or_else(|e| panic!("put_account: {e}"));
+    assert_eq!(lookup("oid-2").await, None);
+    let mut other = Account::new(b.clone(), acct("acct_1"));
+    other.open_id = Some("oid-2".into());
+    store
+        .put_account(&other)
+        .await
+        .unwrap_or_else(|e| panic!("put_account: {e}"));
+    assert_eq!(lookup("oid-2").await, Some((b.clone(), acct("acct_1"))));
+    let stored = get(&a, "acct_1").await.unwrap_or_else(|| panic!("stored"));
+    assert_eq!((stored.open_id, stored.version), (None, first.version + 1));
+}

@@ -611,7 +611,8 @@ impl AccountStore for MemStore {
 
     /// Conditional on `account.version` (0: must not exist); stores `version + 1`. The open_id
     /// lookup follows the record: the old open_id (if it named this account) is dropped, the new
-    /// one names this account (the latest connection of a TikTok user wins).
+    /// one names this account, unless it names another account (one creator, one account:
+    /// `Conflict`, nothing written).
     async fn put_account(&self, account: &Account) -> Result<(), StoreError> {
         self.run(calls::ACCOUNTS_PUT, |s| {
             let key = (account.tenant_id.clone(), account.account_id.clone());
@@ -621,7 +622,12 @@ impl AccountStore for MemStore {
                 (v, Some(stored)) => v == stored,
                 (_, None) => false,
             };
-            if !holds {
+            let claimed_elsewhere = account
+                .open_id
+                .as_ref()
+                .and_then(|o| s.open_ids.get(o))
+                .is_some_and(|owner| owner != &key);
+            if !holds || claimed_elsewhere {
                 return Err(StoreError::Conflict);
             }
             if let Some(old) = s.accounts.get(&key).and_then(|a| a.open_id.clone())

@@ -289,7 +289,7 @@ impl World {
     }
 
     /// An account connected for direct posts: tokens issued by the fake TikTok in the vault,
-    /// active, open_id `open-<account>`.
+    /// active, open_id `open-<tenant>-<account>` (one creator, one account).
     pub fn account(self, tenant: &str, account: &str) -> Self {
         self.account_with(tenant, account, AccountSetup::default())
     }
@@ -301,7 +301,7 @@ impl World {
             let open_id = setup
                 .open_id
                 .clone()
-                .unwrap_or_else(|| format!("open-{account}"));
+                .unwrap_or_else(|| format!("open-{tenant}-{account}"));
             let scopes: Vec<&str> = setup.scopes.iter().map(String::as_str).collect();
             let tokens = self.tiktok.issue_tokens(&open_id, &scopes);
             ready("put_tokens", self.vault.put_tokens(&t, &a, &tokens));

@@ -686,6 +686,7 @@ fn tenant_keys_live_as_the_contract_says() {
         &ManualClock::default(),
     ));
     block_on(reelay_testkit::contract::accounts_listing(&store));
+    block_on(reelay_testkit::contract::one_creator_one_account(&store));
     let w = World::new().tenant(T);
     let key = reelay_testkit::api_key(T);
     assert_eq!(

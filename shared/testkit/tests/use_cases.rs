@@ -11,8 +11,8 @@ use reelay_domain::ports::{StoredResponse, TokenVault};
 use reelay_domain::request::NewJob;
 use reelay_domain::upstream::RenderStatus;
 use reelay_domain::usecase::{
-    Command, CommandError, Confirmed, Created, HintOutcome, Observation, ObserveOutcome, Observed,
-    PublishOutcome, SubmitOutcome,
+    AccountError, Command, CommandError, Confirmed, Created, HintOutcome, Observation,
+    ObserveOutcome, Observed, PublishOutcome, SubmitOutcome,
 };
 use reelay_domain::{
     IdempotencyKey, JobId, JobSource, JobState, PayloadHash, PostMode, RequestId, UtcTime,
@@ -146,7 +146,7 @@ fn a_job_goes_from_create_to_publicly_available_with_exactly_one_init() {
     // observe_publish: TikTok's webhook says it is complete, with the post id.
     let observation = Observation {
         publish_id: reelay_domain::PublishId::parse(publish_id.as_str()).unwrap(),
-        open_id: format!("open-{A}"),
+        open_id: format!("open-{T}-{A}"),
         what: Observed::Status {
             status: PublishStatus::Complete,
             post_ids: vec!["7602997517160123666".into()],
@@ -420,6 +420,72 @@ fn connecting_an_account_takes_one_link_and_one_callback() {
     assert_eq!(w.tiktok.count("exchange_code"), 1);
 }
 
+/// Connects `account` of `tenant` as the creator `open_id` through the link and the callback.
+fn connect_as(
+    w: &World,
+    tenant: &str,
+    account: &str,
+    open_id: &str,
+) -> Result<reelay_domain::usecase::Connected, AccountError> {
+    let core = w.core();
+    let link =
+        block_on(core.connect_account(&tenant_id(tenant), &account_id(account), PostMode::Direct))
+            .unwrap();
+    let state = link
+        .authorize_url
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let tokens = w.tiktok.issue_tokens(
+        open_id,
+        &["user.info.basic", "video.publish", "video.upload"],
+    );
+    w.tiktok.push_exchange_code(Ok(tokens));
+    block_on(core.oauth_callback(&state, Some("the-code"), None))
+}
+
+#[test]
+fn the_creator_is_pinned_to_the_account_and_one_creator_is_one_account() {
+    let w = World::new().tenant(T).tenant("tenant_b");
+    let (t, a) = (tenant_id(T), account_id("acct_x"));
+    connect_as(&w, T, "acct_x", "open-alice").unwrap();
+    connect_as(&w, T, "acct_x", "open-alice").expect("the same creator reconnects");
+
+    // Another creator on the same account: refused, the stored tokens stay Alice's.
+    assert!(matches!(
+        connect_as(&w, T, "acct_x", "open-bob"),
+        Err(AccountError::OtherCreator)
+    ));
+    let tokens = block_on(w.vault.get_tokens(&t, &a)).unwrap().unwrap();
+    assert_eq!(tokens.open_id, "open-alice");
+    assert_eq!(
+        w.store.account(&t, &a).unwrap().open_id.as_deref(),
+        Some("open-alice")
+    );
+
+    // Alice as a second account, of this tenant or another: refused, nothing stored for it.
+    for (tenant, account) in [(T, "acct_z"), ("tenant_b", "acct_y")] {
+        assert!(matches!(
+            connect_as(&w, tenant, account, "open-alice"),
+            Err(AccountError::CreatorTaken)
+        ));
+        let (tenant, account) = (tenant_id(tenant), account_id(account));
+        assert!(
+            block_on(w.vault.get_tokens(&tenant, &account))
+                .unwrap()
+                .is_none()
+        );
+        let stored = w.store.account(&tenant, &account).unwrap();
+        assert_eq!(
+            (stored.open_id, stored.health),
+            (None, AccountHealth::NeedsReauth)
+        );
+    }
+    // Bob may still connect as an account of his own.
+    connect_as(&w, "tenant_b", "acct_y", "open-bob").unwrap();
+}
+
 #[test]
 fn an_accounts_status_shows_its_budgets_and_creator_info_spends_one() {
     let w = world();
@@ -454,7 +520,7 @@ fn a_revoked_authorisation_parks_the_accounts_waiting_jobs() {
     block_on(core.confirm_render(&request, None)).unwrap();
     assert_eq!(w.job_now(&job.id).state, JobState::Ready);
 
-    let parked = block_on(core.authorization_removed(&format!("open-{A}"), 1)).unwrap();
+    let parked = block_on(core.authorization_removed(&format!("open-{T}-{A}"), 1)).unwrap();
     assert_eq!(parked, Some(1));
     let account = w.store.account(&tenant_id(T), &account_id(A)).unwrap();
     assert_eq!(account.health, AccountHealth::NeedsReauth);
@@ -561,7 +627,7 @@ fn an_init_whose_answer_is_lost_is_never_resent_and_its_webhook_resolves_it() {
     let publish = w.tiktok.publishes().pop().unwrap();
     let observation = Observation {
         publish_id: publish.publish_id,
-        open_id: format!("open-{A}"),
+        open_id: format!("open-{T}-{A}"),
         what: Observed::Status {
             status: PublishStatus::Complete,
             post_ids: vec!["42".into()],

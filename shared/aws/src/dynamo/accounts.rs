@@ -109,10 +109,9 @@ fn names(item: &Item, tenant: &TenantId, account: &AccountId) -> bool {
 }
 
 impl DynamoStore {
-    /// The lookup item of `open_id`, naming `account`. The latest put wins for now; refusing a
-    /// creator's second account is a condition on this put (`attribute_not_exists(pk) OR (tenant
-    /// = :t AND account = :a)`), pushed with `Tx::push_guarded` so the caller learns it is not a
-    /// lost race.
+    /// The lookup item of `open_id`, naming `account`, unless it names another account: one
+    /// creator, one account. A lost condition is a `Conflict` (the use case checks the lookup
+    /// before and refuses; only a concurrent claim of the same creator meets this condition).
     fn claim_open_id(
         &self,
         open_id: &str,
@@ -125,7 +124,16 @@ impl DynamoStore {
             ("tenant".to_owned(), s(account.tenant_id.as_str())),
             ("account".to_owned(), s(account.account_id.as_str())),
         ]);
-        tx.put(self.put(item))
+        tx.put(
+            self.put(item)
+                .condition_expression(
+                    "attribute_not_exists(pk) OR (#tenant = :ot AND #account = :oa)",
+                )
+                .expression_attribute_names("#tenant", "tenant")
+                .expression_attribute_names("#account", "account")
+                .expression_attribute_values(":ot", s(account.tenant_id.as_str()))
+                .expression_attribute_values(":oa", s(account.account_id.as_str())),
+        )
     }
 
     /// Deletes the lookup item of `open_id` if it still names `account` (another account may

@@ -65,6 +65,13 @@ pub enum AccountError {
     OAuthState,
     #[error("authorisation refused: {0}")]
     OAuthDenied(String),
+    /// The creator who authorised is not the one the account was first connected as: pending
+    /// posts must never go to another creator.
+    #[error("the account is connected to another TikTok creator")]
+    OtherCreator,
+    /// The creator is already connected as another account (of any tenant) of this app.
+    #[error("this TikTok creator is already connected as another account")]
+    CreatorTaken,
     #[error("the account has no valid TikTok authorisation: {0}")]
     NotConnected(String),
     #[error("budget exhausted until {retry_at}")]
@@ -146,7 +153,9 @@ impl<P: Ports> Core<P> {
 
     /// TikTok sent the creator back: the single-use `state` names the account; the code becomes
     /// tokens (stored before the account says it is connected), and the account's held jobs are
-    /// looked at again.
+    /// looked at again. The creator is pinned: an account first connected as one creator is
+    /// never reconnected as another, and one creator is one account; either refusal stores
+    /// nothing.
     pub async fn oauth_callback(
         &self,
         state: &str,
@@ -187,16 +196,31 @@ impl<P: Ports> Core<P> {
                     code: e.code,
                     message: e.message,
                 })?;
+        let accounts = self.ports.accounts();
+        let stored = accounts.get_account(&tenant, &account_id).await?;
+        let pinned = stored
+            .as_ref()
+            .and_then(|a| a.open_id.as_deref())
+            .filter(|o| !o.is_empty());
+        if pinned.is_some_and(|pinned| pinned != tokens.open_id) {
+            tracing::warn!(tenant_id = %tenant, account_id = %account_id,
+                "reconnect as another creator refused");
+            return Err(AccountError::OtherCreator);
+        }
+        if let Some(owner) = accounts.account_for_open_id(&tokens.open_id).await?
+            && owner != (tenant.clone(), account_id.clone())
+        {
+            tracing::warn!(tenant_id = %tenant, account_id = %account_id,
+                "creator already connected as another account");
+            return Err(AccountError::CreatorTaken);
+        }
         self.ports
             .vault()
             .put_tokens(&tenant, &account_id, &tokens)
             .await
             .map_err(|e| AccountError::Secrets(e.to_string()))?;
-        let accounts = self.ports.accounts();
-        let mut account = accounts
-            .get_account(&tenant, &account_id)
-            .await?
-            .unwrap_or_else(|| Account::new(tenant.clone(), account_id.clone()));
+        let mut account =
+            stored.unwrap_or_else(|| Account::new(tenant.clone(), account_id.clone()));
         account.health = AccountHealth::Active;
         account.health_reason = None;
         account.open_id = Some(tokens.open_id.clone());
