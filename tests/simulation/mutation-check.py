@@ -120,6 +120,20 @@ MUTANTS = [
             } if false => Some(JobError {""")],
     ),
     (
+        "issue-12-creator-not-pinned",
+        "an account reconnects as whichever creator signs in",
+        [(DOMAIN / "usecase/accounts.rs",
+          "if pinned.is_some_and(|pinned| pinned != tokens.open_id) {",
+          "if false && pinned.is_some_and(|pinned| pinned != tokens.open_id) {")],
+    ),
+    (
+        "issue-12-creator-bound-twice",
+        "a creator bound to one account is connected as another before the store refuses it",
+        [(DOMAIN / "usecase/accounts.rs",
+          "            && owner != (tenant.clone(), account_id.clone())",
+          "            && false && owner != (tenant.clone(), account_id.clone())")],
+    ),
+    (
         "defect-7-draft-submitted-while-processing",
         "a draft is reported submitted while TikTok still answers PROCESSING_UPLOAD",
         [(DOMAIN / "lifecycle.rs",

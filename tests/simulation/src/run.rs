@@ -98,6 +98,8 @@ pub struct Report {
     pub inits: u64,
     pub creates: u64,
     pub stale_observations: u64,
+    /// Sign-ins by another creator on an account's connect link (each must change nothing).
+    pub impostors: u64,
     pub dead_letters: usize,
     pub outage_failures: u64,
     pub trace: Vec<String>,
@@ -167,6 +169,11 @@ struct Creator {
     draft_only: bool,
 }
 
+/// The account id of [`Impostor::Fresh`]: no creator's own.
+fn fresh_account() -> AccountId {
+    AccountId::parse("acct-fresh").unwrap_or_else(|_| unreachable_id())
+}
+
 /// Timed client and operator actions.
 #[derive(Debug, Clone)]
 enum Action {
@@ -175,6 +182,19 @@ enum Action {
     Cancel(usize),
     Revoke(usize),
     Reconnect(usize),
+    /// A sign-in by the wrong creator on a connect link. Must change nothing.
+    Impostor(Impostor),
+}
+
+/// Who signs in on whose connect link.
+#[derive(Debug, Clone)]
+enum Impostor {
+    /// Creator `creator` (bound to its own account) on account `account`'s link.
+    Bound { creator: usize, account: usize },
+    /// A TikTok user with no account here on account `account`'s link (only the pin refuses).
+    Stranger { open_id: String, account: usize },
+    /// Creator `creator` on a new account's first link (only "one creator, one account" does).
+    Fresh { creator: usize, account: AccountId },
 }
 
 struct Sim {
@@ -413,6 +433,33 @@ impl Sim {
                     self.actions.push((back, Action::Reconnect(i)));
                 }
             }
+        }
+        let n = self.creators.len() as u64;
+        if self.clock.below(2) == 0 {
+            let creator = self.clock.below(n) as usize;
+            let impostor = match self.clock.below(3) {
+                0 if n >= 2 => Impostor::Bound {
+                    creator,
+                    account: ((creator as u64 + 1 + self.clock.below(n - 1)) % n) as usize,
+                },
+                1 => {
+                    let open_id = "openid-stranger".to_owned();
+                    self.tiktok
+                        .add_creator(&open_id, &["user.info.basic", "video.upload"]);
+                    Impostor::Stranger {
+                        open_id,
+                        account: creator,
+                    }
+                }
+                _ => Impostor::Fresh {
+                    creator,
+                    account: fresh_account(),
+                },
+            };
+            let at = self
+                .start
+                .plus(Duration::from_secs(self.clock.below(6 * 3600)));
+            self.actions.push((at, Action::Impostor(impostor)));
         }
         self.actions.sort_by_key(|(t, _)| *t);
         // Outages of the store and the queue during the chaos phase.
@@ -657,7 +704,71 @@ impl Sim {
                 self.tiktok.restore(&open_id);
                 self.connect(i);
             }
+            Action::Impostor(impostor) => self.impostor(&impostor),
         }
+    }
+
+    /// The wrong creator signs in on a connect link, once something is bound that must refuse
+    /// it: before that, a first connection by whoever signs in is a legitimate one.
+    fn impostor(&mut self, impostor: &Impostor) {
+        let bound = |c: &Creator| {
+            self.store
+                .account(&c.tenant, &c.account)
+                .and_then(|a| a.open_id)
+                .is_some_and(|o| o == c.open_id)
+        };
+        let (open_id, target, refusable) = match impostor {
+            Impostor::Bound { creator, account } => {
+                let (who, target) = (&self.creators[*creator], &self.creators[*account]);
+                (
+                    who.open_id.clone(),
+                    target.clone(),
+                    bound(who) || bound(target),
+                )
+            }
+            Impostor::Stranger { open_id, account } => {
+                let target = &self.creators[*account];
+                (open_id.clone(), target.clone(), bound(target))
+            }
+            Impostor::Fresh { creator, account } => {
+                let who = &self.creators[*creator];
+                let target = Creator {
+                    account: account.clone(),
+                    open_id: String::new(),
+                    ..who.clone()
+                };
+                (who.open_id.clone(), target, bound(who))
+            }
+        };
+        if !refusable {
+            self.trace(|| format!("impostor {open_id} skipped: nothing bound yet"));
+            return;
+        }
+        self.trace(|| format!("{open_id} signs in on {}'s connect link", target.account));
+        self.report.impostors += 1;
+        let label = format!("impostor {open_id} on {}", target.account);
+        let core = Arc::clone(&self.core);
+        let mode = if target.draft_only {
+            PostMode::Draft
+        } else {
+            PostMode::Direct
+        };
+        self.spawn(label, None, async move {
+            if let Ok(link) = core
+                .connect_account(&target.tenant, &target.account, mode)
+                .await
+            {
+                let state = link
+                    .authorize_url
+                    .rsplit('=')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let code = format!("code-{open_id}");
+                let _ = core.oauth_callback(&state, Some(&code), None).await;
+            }
+            Done::Other
+        });
     }
 
     fn job_titled(&self, title: &str) -> Option<reelay_domain::Job> {
@@ -994,6 +1105,34 @@ impl Sim {
         );
         self.checker
             .agreement(&self.store, &self.tiktok, &self.killed);
+        // One creator, one account: whatever sign-ins happened, an account and its tokens
+        // belong to its own creator.
+        // (The fresh account has no creator of its own: nothing may be bound to it.)
+        let fresh = self.creators.first().map(|c| Creator {
+            account: fresh_account(),
+            open_id: String::new(),
+            ..c.clone()
+        });
+        for c in self.creators.iter().chain(&fresh) {
+            let bound = self
+                .store
+                .account(&c.tenant, &c.account)
+                .and_then(|a| a.open_id);
+            let tokens = self.core.ports.vault.tokens(&c.tenant, &c.account);
+            for (what, open_id) in [("account", bound), ("tokens", tokens.map(|t| t.open_id))] {
+                if let Some(other) = open_id.filter(|o| *o != c.open_id) {
+                    self.checker.violation(format!(
+                        "{}'s {what} belong to creator {other}; its own creator is {}",
+                        c.account,
+                        if c.open_id.is_empty() {
+                            "none"
+                        } else {
+                            &c.open_id
+                        }
+                    ));
+                }
+            }
+        }
         self.checker.render_reasons(&self.store, &self.ssemble);
         let jobs = self.store.jobs();
         self.report.jobs = jobs.len();

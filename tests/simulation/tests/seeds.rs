@@ -72,6 +72,7 @@ fn every_promise_holds_across_seeds() {
     let crashes: u64 = reports.iter().map(|r| r.crashes).sum();
     let inits: u64 = reports.iter().map(|r| r.inits).sum();
     let stale: u64 = reports.iter().map(|r| r.stale_observations).sum();
+    let impostors: u64 = reports.iter().map(|r| r.impostors).sum();
     let mut states = std::collections::BTreeMap::<String, usize>::new();
     for r in &reports {
         for (s, n) in &r.states {
@@ -84,7 +85,9 @@ fn every_promise_holds_across_seeds() {
             *reasons.entry(s.clone()).or_default() += n;
         }
     }
-    println!("final states {states:?}; {stale} stale observations recorded");
+    println!(
+        "final states {states:?}; {stale} stale observations recorded; {impostors} sign-ins by another creator refused"
+    );
     println!("reasons {reasons:#?}");
     println!(
         "{seeds} seeds, {jobs} jobs, {steps} steps, {crashes} crashes, {inits} inits in {:.1}s; {} failed",
