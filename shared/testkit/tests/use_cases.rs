@@ -386,12 +386,7 @@ fn connecting_an_account_takes_one_link_and_one_callback() {
     let core = w.core();
     let (t, a) = (tenant_id(T), account_id("acct_new"));
     let link = block_on(core.connect_account(&t, &a, PostMode::Direct)).unwrap();
-    let state = link
-        .authorize_url
-        .split("state=")
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let state = state_of(&link);
     assert_eq!(
         w.store.account(&t, &a).unwrap().health,
         AccountHealth::NeedsReauth
@@ -420,6 +415,15 @@ fn connecting_an_account_takes_one_link_and_one_callback() {
     assert_eq!(w.tiktok.count("exchange_code"), 1);
 }
 
+/// The single-use `state` an authorize link carries.
+fn state_of(link: &reelay_domain::usecase::ConnectLink) -> String {
+    link.authorize_url
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .to_owned()
+}
+
 /// Connects `account` of `tenant` as the creator `open_id` through the link and the callback.
 fn connect_as(
     w: &World,
@@ -431,12 +435,7 @@ fn connect_as(
     let link =
         block_on(core.connect_account(&tenant_id(tenant), &account_id(account), PostMode::Direct))
             .unwrap();
-    let state = link
-        .authorize_url
-        .split("state=")
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let state = state_of(&link);
     let tokens = w.tiktok.issue_tokens(
         open_id,
         &["user.info.basic", "video.publish", "video.upload"],

@@ -169,6 +169,29 @@ struct Creator {
     draft_only: bool,
 }
 
+/// A browser through the connect flow: `target`'s account link, signed in as `open_id`.
+async fn sign_in(core: SimCore, target: Creator, open_id: String) -> bool {
+    let mode = if target.draft_only {
+        PostMode::Draft
+    } else {
+        PostMode::Direct
+    };
+    let Ok(link) = core
+        .connect_account(&target.tenant, &target.account, mode)
+        .await
+    else {
+        return false;
+    };
+    let state = link
+        .authorize_url
+        .rsplit('=')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let code = format!("code-{open_id}");
+    core.oauth_callback(&state, Some(&code), None).await.is_ok()
+}
+
 /// The account id of [`Impostor::Fresh`]: no creator's own.
 fn fresh_account() -> AccountId {
     AccountId::parse("acct-fresh").unwrap_or_else(|_| unreachable_id())
@@ -488,24 +511,10 @@ impl Sim {
     fn connect(&mut self, i: usize) {
         let c = self.creators[i].clone();
         let core = Arc::clone(&self.core);
-        let mode = if c.draft_only {
-            PostMode::Draft
-        } else {
-            PostMode::Direct
-        };
         let label = format!("connect {}", c.account);
         let id = self.spawn(label, None, async move {
-            let Ok(link) = core.connect_account(&c.tenant, &c.account, mode).await else {
-                return Done::Client { ok: false };
-            };
-            let state = link
-                .authorize_url
-                .rsplit('=')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            let code = format!("code-{}", c.open_id);
-            let ok = core.oauth_callback(&state, Some(&code), None).await.is_ok();
+            let open_id = c.open_id.clone();
+            let ok = sign_in(core, c, open_id).await;
             Done::Client { ok }
         });
         self.calling.insert(id, (Action::Reconnect(i), 0));
@@ -748,25 +757,8 @@ impl Sim {
         self.report.impostors += 1;
         let label = format!("impostor {open_id} on {}", target.account);
         let core = Arc::clone(&self.core);
-        let mode = if target.draft_only {
-            PostMode::Draft
-        } else {
-            PostMode::Direct
-        };
         self.spawn(label, None, async move {
-            if let Ok(link) = core
-                .connect_account(&target.tenant, &target.account, mode)
-                .await
-            {
-                let state = link
-                    .authorize_url
-                    .rsplit('=')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let code = format!("code-{open_id}");
-                let _ = core.oauth_callback(&state, Some(&code), None).await;
-            }
+            let _ = sign_in(core, target, open_id).await;
             Done::Other
         });
     }
