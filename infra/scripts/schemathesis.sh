@@ -12,8 +12,9 @@
 #     Gateway (HTTP API) with 404 and no Allow header, before the function runs — the local front
 #     does the same; the handler's own 405 is unit-tested;
 #   - positive_data_acceptance: the document cannot say "the account must be connected to your
-#     tenant" or "exactly one of url/fileUrl/requestId", so schema-valid bodies legitimately get
-#     422 unknown_account / 400 validation_failed;
+#     tenant", "the requestId must be a render of your tenant's" or "exactly one of
+#     url/fileUrl/requestId", so schema-valid bodies legitimately get 422 unknown_account /
+#     404 render_not_found / 400 validation_failed;
 #   - use_after_free / ensure_resource_availability / object_level_authorization: need operation
 #     links (none in the document) or a second identity; tenant isolation has its own matrix
 #     test (functions/ingest-api/tests/isolation.rs).

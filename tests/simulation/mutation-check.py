@@ -134,6 +134,20 @@ MUTANTS = [
           "            && false && owner != (tenant.clone(), account_id.clone())")],
     ),
     (
+        "issue-12-render-not-owned",
+        "a job may publish any requestId, another tenant's included",
+        [(DOMAIN / "usecase/create_job.rs",
+          "            && !self.owns_render(tenant, request_id).await?",
+          "            && false && !self.owns_render(tenant, request_id).await?")],
+    ),
+    (
+        "issue-12-lost-create-claims-another-render",
+        "a create whose answer was lost claims a matching request that another job uses",
+        [(DOMAIN / "usecase/render.rs",
+          "                    if self.request_used_by_other(&job.id, &request_id).await? =>",
+          "                    if false && self.request_used_by_other(&job.id, &request_id).await? =>")],
+    ),
+    (
         "defect-7-draft-submitted-while-processing",
         "a draft is reported submitted while TikTok still answers PROCESSING_UPLOAD",
         [(DOMAIN / "lifecycle.rs",

@@ -190,6 +190,12 @@ fn create_refusal(e: &CreateError) -> Refusal {
             "The TikTok account is not connected to your tenant",
         )
         .details(json!({ "tiktokAccountId": id.as_str() })),
+        CreateError::UnknownRender(id) => Refusal::new(
+            404,
+            "render_not_found",
+            "No render with this requestId belongs to your tenant",
+        )
+        .details(json!({ "requestId": id.as_str() })),
         CreateError::KeyReused => Refusal::new(
             409,
             "idempotency_key_reused",

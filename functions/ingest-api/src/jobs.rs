@@ -1,5 +1,6 @@
 //! The job routes: decode, call the use case, encode.
 
+use lambda_http::http::HeaderValue;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
@@ -11,7 +12,7 @@ use reelay_domain::{AccountId, FieldError, JobId, PayloadHash, TenantId};
 
 use crate::error::ApiError;
 use crate::view::{JobView, JobWithAudit, job_page_view, seed_view};
-use crate::{Deps, encode, json_body, json_response};
+use crate::{Deps, REPLAYED_HEADER, encode, json_body, json_response};
 
 /// Page size of job lists and audit trails when the client names none, and the largest allowed.
 const DEFAULT_PAGE: u32 = 50;
@@ -55,8 +56,15 @@ pub(crate) async fn create<P: Ports>(
         .await?
     {
         Created::New { response, .. } => Ok(json_response(response.status, response.body)),
-        // The first answer, byte for byte.
-        Created::Replay(stored) => Ok(json_response(200, stored.body)),
+        // The first answer, status and body byte for byte, marked as a replay (Stripe's and
+        // Powertools' convention), so a client retrying after a lost answer sees what it missed.
+        Created::Replay(stored) => {
+            let mut response = json_response(stored.status, stored.body);
+            response
+                .headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            Ok(response)
+        }
     }
 }
 

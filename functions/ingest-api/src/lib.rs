@@ -66,6 +66,9 @@ pub async fn handler<P: Ports>(deps: &Deps<P>, req: Request) -> Response<Body> {
 /// The response header naming the request.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The response header marking an idempotent replay of a create's first answer.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
 /// API Gateway's id of the request; one of our own when invoked without a gateway.
 fn request_id_of<P: Ports>(deps: &Deps<P>, req: &Request) -> String {
     let gateway = match req.request_context_ref() {

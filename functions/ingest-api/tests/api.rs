@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use reelay_domain::job::Clip;
-use reelay_domain::{Event, JobError, RequestId};
+use reelay_domain::{Event, JobError};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,8 +157,8 @@ async fn a_key_replays_the_first_answer_byte_for_byte_and_refuses_another_body()
     assert_eq!(job["state"], "received");
     assert!(job["jobId"].as_str().unwrap().starts_with("job_"));
 
-    let (replay_status, replay) = s
-        .call(
+    let (replay_status, headers, replay) = s
+        .call_with_headers(
             "POST",
             "/v1/jobs",
             Some(KEY_A),
@@ -166,10 +166,16 @@ async fn a_key_replays_the_first_answer_byte_for_byte_and_refuses_another_body()
             Some("k-1"),
         )
         .await;
-    assert_eq!(replay_status, 200);
     assert_eq!(
-        replay, first,
-        "the replay is the first answer, byte for byte"
+        (replay_status, replay.as_str()),
+        (202, first.as_str()),
+        "the replay is the first answer, status and body"
+    );
+    assert_eq!(
+        headers
+            .get(ingest_api::REPLAYED_HEADER)
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
     );
 
     let mut other = job_body("acct_1");
@@ -180,12 +186,13 @@ async fn a_key_replays_the_first_answer_byte_for_byte_and_refuses_another_body()
     assert_eq!((status, code(&conflict)), (409, "idempotency_key_reused"));
 
     // The same body on the seed route is another request, even under the same key.
+    let (_, render) = s.own_render(KEY_A, "acct_1", "k-render").await;
     let (status, b) = s
         .json(
             "POST",
             "/api/publish/tiktok",
             Some(KEY_A),
-            Some(seed_body("acct_1")),
+            Some(seed_body("acct_1", &render)),
             Some("k-1"),
         )
         .await;
@@ -203,9 +210,14 @@ async fn a_key_replays_the_first_answer_byte_for_byte_and_refuses_another_body()
         .await;
     assert_eq!(status, 422, "tenant B has no acct_1");
 
-    assert_eq!(s.render_messages().await, 1, "one job, one render message");
+    // The keyed job and the job whose render the seed body named: one render message each.
+    assert_eq!(
+        s.render_messages().await,
+        2,
+        "one job per key, one render message each"
+    );
     let (_, list) = s.json("GET", "/v1/jobs", Some(KEY_A), None, None).await;
-    assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,18 +477,18 @@ async fn cancel_and_retry_follow_the_lifecycle_table() {
 /// init may have reached TikTok.
 async fn job_with_unknown_outcome(s: &Stack) -> String {
     s.connect(KEY_A, "acct_1").await;
+    let (_, request_id) = s.own_render(KEY_A, "acct_1", "k-render").await;
     let (status, job) = s
         .json(
             "POST",
             "/api/publish/tiktok",
             Some(KEY_A),
-            Some(seed_body("acct_1")),
+            Some(seed_body("acct_1", &request_id)),
             Some("k-unknown"),
         )
         .await;
     assert_eq!(status, 202, "{job}");
     let id = job["jobId"].as_str().unwrap().to_owned();
-    let request_id = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
     s.drive(
         &id,
         &[
@@ -635,9 +647,10 @@ async fn the_audit_trail_is_paged_oldest_first() {
 async fn the_seed_request_is_answered_in_the_seed_shape() {
     let s = stack().await;
     s.connect(KEY_A, "acct_kor_store_03").await;
+    let (_, render) = s.own_render(KEY_A, "acct_kor_store_03", "k-render").await;
     let seed = json!({
         "jobId": "job_01HT0000000000000000000000",
-        "requestId": "665a1b2c3d4e5f6a7b8c9d0e",
+        "requestId": render.as_str(),
         "tiktokAccountId": "acct_kor_store_03",
         "scheduleAt": "2026-03-10T18:00:00Z",
         "idempotencyKey": "2f182b63-312f-4290-9222-7cf6f7f8f12d"
@@ -667,8 +680,84 @@ async fn the_seed_request_is_answered_in_the_seed_shape() {
     );
     assert_eq!(body["publishId"], Value::Null);
     assert!(body["nextCheckAt"].as_str().is_some());
-    let (status, replay) = s
-        .call("POST", "/api/publish/tiktok", Some(KEY_A), Some(seed), None)
+    let (status, headers, replay) = s
+        .call_with_headers("POST", "/api/publish/tiktok", Some(KEY_A), Some(seed), None)
         .await;
-    assert_eq!((status, replay), (200, first), "byte for byte");
+    assert_eq!((status, replay), (202, first), "byte for byte");
+    assert!(headers.contains_key(ingest_api::REPLAYED_HEADER));
+}
+
+/// Renders belong to the tenant whose job made them. Tenant B, holding tenant A's real
+/// requestId, is answered as if it did not exist on both routes that take one, and nothing
+/// is written; A fans its render out to a second account without a second create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_render_answers_404_on_both_routes_and_changes_nothing() {
+    let s = stack().await;
+    s.connect(KEY_A, "acct_a1").await;
+    s.connect(KEY_A, "acct_a2").await;
+    s.connect(KEY_B, "acct_b1").await;
+    let (_, render) = s.own_render(KEY_A, "acct_a1", "a-render").await;
+
+    let mut with_source = job_body("acct_b1");
+    with_source["source"] = json!({ "requestId": render.as_str() });
+    let attempts = [
+        ("/v1/jobs", with_source),
+        ("/api/publish/tiktok", seed_body("acct_b1", &render)),
+    ];
+    for (route, body) in &attempts {
+        let before = s.snapshot().await;
+        let (status, headers, text) = s
+            .call_with_headers(
+                "POST",
+                route,
+                Some(KEY_B),
+                Some(body.clone()),
+                Some("b-steal"),
+            )
+            .await;
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (status, code(&answer)),
+            (404, "render_not_found"),
+            "{route}: {text}"
+        );
+        assert_eq!(answer["error"]["details"]["requestId"], render.as_str());
+        assert!(!headers.contains_key(ingest_api::REPLAYED_HEADER));
+        assert_eq!(
+            s.snapshot().await,
+            before,
+            "{route}: a refusal wrote something"
+        );
+    }
+    // An id nobody's job uses gets the same answer: B cannot tell a guess from A's render.
+    let (status, guess) = s
+        .json(
+            "POST",
+            "/api/publish/tiktok",
+            Some(KEY_B),
+            Some(seed_body("acct_b1", &any_render())),
+            Some("b-guess"),
+        )
+        .await;
+    assert_eq!((status, code(&guess)), (404, "render_not_found"));
+
+    // A's own fan-out is accepted and starts at `rendering` on A's render: its job only
+    // confirms the render, it never creates one (a create is made only from `received`).
+    let mut fan_out = job_body("acct_a2");
+    fan_out["source"] = json!({ "requestId": render.as_str() });
+    let (status, job) = s
+        .json(
+            "POST",
+            "/v1/jobs",
+            Some(KEY_A),
+            Some(fan_out),
+            Some("a-fan"),
+        )
+        .await;
+    assert_eq!(
+        (status, job["state"].as_str()),
+        (202, Some("rendering")),
+        "{job}"
+    );
+    assert_eq!(job["requestId"], render.as_str());
 }

@@ -78,7 +78,7 @@ async fn every_bad_request_gets_its_specific_error_and_changes_nothing() {
     huge_caption["post"]["title"] = json!(caption(2201));
     let mut huge_ascii_caption = job_body("acct_1");
     huge_ascii_caption["post"]["title"] = json!("x".repeat(100_000));
-    let mut seed_huge_caption = seed_body("acct_1");
+    let mut seed_huge_caption = seed_body("acct_1", &any_render());
     seed_huge_caption["post"] =
         json!({"mode": "direct", "privacyLevel": "SELF_ONLY", "title": caption(2202)});
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
@@ -290,7 +290,7 @@ async fn every_bad_request_gets_its_specific_error_and_changes_nothing() {
                 "/api/publish/tiktok",
                 KEY_A,
                 Some("k1"),
-                bytes(&seed_body("acct_unknown")),
+                bytes(&seed_body("acct_unknown", &any_render())),
             ),
             status: 422,
             code: "unknown_account",

@@ -16,11 +16,13 @@ struct Foreign {
     jobs: Vec<String>,
     accounts: Vec<String>,
     cursor: String,
+    /// A render of A's jobs (a real requestId, as A's job record shows it).
+    render: String,
 }
 
 /// A request body for `schema` that names foreign ids wherever the schema has an id field.
 /// A required field this test does not know fails loudly, so a new body shape gets a value here.
-fn body_for(doc: &Value, schema: &Value, account: &str, job: Option<&str>) -> Value {
+fn body_for(doc: &Value, schema: &Value, account: &str, job: Option<&str>, render: &str) -> Value {
     let schema = match schema.get("$ref").and_then(Value::as_str) {
         Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap().clone(),
         None => schema.clone(),
@@ -37,7 +39,7 @@ fn body_for(doc: &Value, schema: &Value, account: &str, job: Option<&str>) -> Va
                 Some(j) => json!(j),
                 None => continue,
             },
-            "requestId" => json!("665a1b2c3d4e5f6a7b8c9d0e"),
+            "requestId" => json!(render),
             "source" => json!({"url": "https://example.com/v.mp4", "start": 0, "end": 60}),
             "post" => {
                 json!({"mode": "direct", "privacyLevel": "SELF_ONLY", "title": "b's caption"})
@@ -109,14 +111,23 @@ fn requests(
                 None => out.push((target, None)),
                 Some(schema) => {
                     for a in &f.accounts {
-                        out.push((target.clone(), Some(body_for(doc, schema, a, None))));
+                        let b = body_for(doc, schema, a, None, &f.render);
+                        out.push((target.clone(), Some(b)));
                     }
                     // Our own account with a foreign job id: the id must not be taken over.
                     for j in &f.jobs {
-                        let b = body_for(doc, schema, own_account, Some(j));
+                        let b = body_for(doc, schema, own_account, Some(j), &f.render);
                         if b.get("jobId").is_some() {
                             out.push((target.clone(), Some(b)));
                         }
+                    }
+                    // Our own account publishing A's render: the render must not be taken.
+                    let mut b = body_for(doc, schema, own_account, None, &f.render);
+                    if b.get("source").is_some() {
+                        b["source"] = json!({ "requestId": f.render });
+                    }
+                    if b.get("source").is_some() || b.get("requestId").is_some() {
+                        out.push((target.clone(), Some(b)));
                     }
                 }
             }
@@ -158,6 +169,8 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
         assert_eq!(status, 202, "{job}");
         jobs.push(job["jobId"].as_str().unwrap().to_owned());
     }
+    // A render of A's own, on a job of its own (the matrix's jobs stay `received`).
+    let (_, render) = s.own_render(KEY_A, "acct_also_a", "a-render").await;
     let (status, page) = s
         .json("GET", "/v1/jobs?limit=1", Some(KEY_A), None, None)
         .await;
@@ -181,6 +194,7 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
         jobs: jobs.clone(),
         accounts: vec!["acct_only_a".into(), "acct_also_a".into()],
         cursor: cursor.clone(),
+        render: render.to_string(),
     };
     let doc = document();
     let mut routes = 0;
@@ -225,7 +239,7 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
                 // A's data B did not send itself.
                 let mut markers: Vec<&str> = vec![SECRET_TITLE, &cursor];
                 markers.extend(jobs.iter().map(String::as_str));
-                markers.extend(["acct_only_a", "acct_also_a"]);
+                markers.extend(["acct_only_a", "acct_also_a", render.as_str()]);
                 for m in markers.into_iter().filter(|m| !sent.contains(*m)) {
                     if text.contains(m) {
                         leaks.push(format!(
@@ -253,7 +267,10 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
                     ("connectAccount", 200) => {}
                     (_, 404) => {
                         assert!(
-                            matches!(code(&answer), "job_not_found" | "account_not_found"),
+                            matches!(
+                                code(&answer),
+                                "job_not_found" | "account_not_found" | "render_not_found"
+                            ),
                             "{id} {target}: {text}"
                         );
                         assert_eq!(before, after, "{id} {target} changed state");

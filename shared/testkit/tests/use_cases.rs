@@ -11,13 +11,15 @@ use reelay_domain::ports::{StoredResponse, TokenVault};
 use reelay_domain::request::NewJob;
 use reelay_domain::upstream::RenderStatus;
 use reelay_domain::usecase::{
-    AccountError, Command, CommandError, Confirmed, Created, HintOutcome, Observation,
+    AccountError, Command, CommandError, Confirmed, CreateError, Created, HintOutcome, Observation,
     ObserveOutcome, Observed, PublishOutcome, SubmitOutcome,
 };
 use reelay_domain::{
     IdempotencyKey, JobId, JobSource, JobState, PayloadHash, PostMode, RequestId, UtcTime,
 };
-use reelay_testkit::{AccountSetup, JobSetup, World, account_id, block_on, sample, tenant_id};
+use reelay_testkit::{
+    AccountSetup, Fault, JobSetup, World, account_id, block_on, sample, tenant_id,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -38,10 +40,14 @@ fn deadline(w: &World) -> UtcTime {
 }
 
 fn new_job(key: &str) -> (NewJob, PayloadHash) {
-    let body = json!({ "tiktokAccountId": A, "idempotencyKey": key, "kind": "render" });
+    new_job_for(A, key)
+}
+
+fn new_job_for(account: &str, key: &str) -> (NewJob, PayloadHash) {
+    let body = json!({ "tiktokAccountId": account, "idempotencyKey": key, "kind": "render" });
     let parsed = NewJob {
         job_id: None,
-        account_id: account_id(A),
+        account_id: account_id(account),
         source: JobSource::Render(sample::render_request()),
         post: sample::post(PostMode::Direct),
         schedule_at: None,
@@ -640,4 +646,132 @@ fn an_init_whose_answer_is_lost_is_never_resent_and_its_webhook_resolves_it() {
         }
     );
     assert_eq!(w.tiktok.count("init"), 1);
+}
+
+fn rendered(account: &str, key: &str, request_id: &RequestId) -> (NewJob, PayloadHash) {
+    let body =
+        json!({ "tiktokAccountId": account, "idempotencyKey": key, "requestId": request_id });
+    let parsed = NewJob {
+        job_id: None,
+        account_id: account_id(account),
+        source: JobSource::Rendered {
+            request_id: request_id.clone(),
+        },
+        post: sample::post(PostMode::Direct),
+        schedule_at: None,
+        idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
+    };
+    (parsed, PayloadHash::of(&body))
+}
+
+#[test]
+fn a_render_is_published_only_by_the_tenant_whose_job_made_it() {
+    const U: &str = "tenant_u";
+    let w = world().account(T, "acct_2").tenant(U).account(U, "acct_u");
+    let core = w.core();
+    let (first, request_id) = submitted(&w);
+
+    // The owner fans its render out to a second account: no second Ssemble create.
+    let (parsed, fp) = rendered("acct_2", "k-fan", &request_id);
+    let Created::New { job, .. } =
+        block_on(core.create_job(&tenant_id(T), parsed, &fp, answer)).unwrap()
+    else {
+        panic!("the owner's fan-out creates");
+    };
+    assert_eq!(job.state, JobState::Rendering);
+    assert_eq!(w.ssemble.count("submit"), 1);
+    let mut users = vec![first.clone(), job.id.clone()];
+    users.sort();
+    assert_eq!(w.store.request_pointers(&request_id), users);
+
+    // Another tenant, with the real requestId: refused as unknown, and nothing is written.
+    let before = (
+        w.store.jobs(),
+        w.store.total_writes(),
+        w.queue.len(QueueKind::Render),
+    );
+    let (parsed, fp) = rendered("acct_u", "k-steal", &request_id);
+    let refused = block_on(core.create_job(&tenant_id(U), parsed, &fp, answer));
+    assert!(
+        matches!(refused, Err(CreateError::UnknownRender(ref r)) if *r == request_id),
+        "{refused:?}"
+    );
+    let after = (
+        w.store.jobs(),
+        w.store.total_writes(),
+        w.queue.len(QueueKind::Render),
+    );
+    assert_eq!(after, before, "a refused create changes nothing");
+    assert_eq!(w.store.request_pointers(&request_id), users);
+    // Its key stays free: the same key with a render of its own is a first request.
+    let (parsed, fp) = new_job_for("acct_u", "k-steal");
+    assert!(matches!(
+        block_on(core.create_job(&tenant_id(U), parsed, &fp, answer)),
+        Ok(Created::New { .. })
+    ));
+
+    // An id no job of any tenant's uses (a guess, another Ssemble client's): the same answer.
+    let nobody = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
+    let (parsed, fp) = rendered(A, "k-guess", &nobody);
+    assert!(matches!(
+        block_on(core.create_job(&tenant_id(T), parsed, &fp, answer)),
+        Err(CreateError::UnknownRender(_))
+    ));
+}
+
+#[test]
+fn a_lost_create_never_claims_a_render_another_job_uses() {
+    const U: &str = "tenant_u";
+    let faults = reelay_testkit::Faults::new();
+    let w = world()
+        .tenant(U)
+        .account(U, "acct_u")
+        .with_hook(std::sync::Arc::new(faults.clone()));
+    let core = w.core();
+    // Tenant U clips a video; tenant T then clips the same one, and T's create times out
+    // without reaching Ssemble.
+    let (parsed, fp) = new_job_for("acct_u", "k-u");
+    let Created::New { job: theirs, .. } =
+        block_on(core.create_job(&tenant_id(U), parsed, &fp, answer)).unwrap()
+    else {
+        panic!("creates");
+    };
+    let Ok(SubmitOutcome::Submitted {
+        request_id: their_render,
+        ..
+    }) = block_on(core.submit_render(&theirs.id))
+    else {
+        panic!("U's render is created");
+    };
+    let (parsed, fp) = new_job("k-t");
+    let Created::New { job: ours, .. } =
+        block_on(core.create_job(&tenant_id(T), parsed, &fp, answer)).unwrap()
+    else {
+        panic!("creates");
+    };
+    faults.fail_next(reelay_testkit::calls::RENDER_SUBMIT, Fault::timeout());
+    let outcome = block_on(core.submit_render(&ours.id)).unwrap();
+    assert!(
+        matches!(outcome, SubmitOutcome::Unknown { .. }),
+        "{outcome:?}"
+    );
+
+    // The look-up finds U's request, the only one with this source and range.
+    w.ssemble
+        .push_find_submitted(Ok(Some(their_render.clone())));
+    w.clock.advance(minutes(10));
+    let outcome = block_on(core.submit_render(&ours.id)).unwrap();
+    let SubmitOutcome::Submitted { request_id, found } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_ne!(
+        request_id, their_render,
+        "another tenant's render was claimed"
+    );
+    assert!(!found, "a render of its own was created");
+    assert_eq!(
+        w.store.request_pointers(&their_render),
+        vec![theirs.id.clone()]
+    );
+    assert_eq!(w.job_now(&ours.id).request_id, Some(request_id));
 }

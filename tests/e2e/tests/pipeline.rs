@@ -535,7 +535,7 @@ fn seed_request_is_answered_in_the_seeds_shape() -> Result<(), HarnessError> {
 
             // The same key and body: the first answer again.
             let replay = h.client.post("/api/publish/tiktok", &seed, None).await?;
-            assert_eq!(replay.status, 200);
+            assert_eq!(replay.status, answer.status);
             assert_eq!(replay.body, answer.body);
 
             h.wait_for(&job_id, SETTLE, delivered).await?;

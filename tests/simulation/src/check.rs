@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use reelay_domain::lifecycle::{JobState, NEEDS_OPERATOR, Policy};
-use reelay_domain::{Job, JobId, PostMode, PublishId, RequestId, UtcTime};
+use reelay_domain::{Job, JobId, JobSource, PostMode, PublishId, RequestId, UtcTime};
 use reelay_testkit::MemStore;
 
 use crate::run::Planned;
@@ -213,12 +213,43 @@ impl Checker {
         &mut self,
         store: &MemStore,
         tiktok: &TikTokSim,
+        ssemble: &SsembleSim,
         planned: &[Planned],
         policy: &Policy,
         now: UtcTime,
     ) {
         self.audits(store, now);
         let jobs = store.jobs();
+        // A render is one tenant's: every job that uses a request is of the same tenant.
+        let mut owners: BTreeMap<&RequestId, BTreeSet<&str>> = BTreeMap::new();
+        for job in &jobs {
+            if let Some(rid) = &job.request_id {
+                owners
+                    .entry(rid)
+                    .or_default()
+                    .insert(job.tenant_id.as_str());
+            }
+        }
+        for (rid, tenants) in owners.iter().filter(|(_, t)| t.len() > 1) {
+            self.violation(format!(
+                "request {rid} is used by jobs of tenants {tenants:?}"
+            ));
+        }
+        // A job that rendered its own source holds the request its own create made (Ssemble
+        // knows which: the webhook URL it was given names the job).
+        for job in jobs
+            .iter()
+            .filter(|j| matches!(j.source, JobSource::Render(_)))
+        {
+            let Some(rid) = &job.request_id else { continue };
+            let made_for = ssemble.request(rid.as_str()).and_then(|r| r.webhook_url);
+            if !made_for.is_some_and(|url| url.contains(&format!("/{}.", job.id))) {
+                self.violation(format!(
+                    "{} holds request {rid}, another job's create",
+                    job.id
+                ));
+            }
+        }
         for p in planned {
             let n = jobs
                 .iter()
@@ -302,19 +333,26 @@ impl Checker {
         {
             let Some(rid) = &job.request_id else { continue };
             let code = job.last_error.as_ref().map(|e| e.code.clone());
-            let expected = match ssemble.request(rid.as_str()) {
-                None => Some("resource_not_found".to_owned()),
+            let not_found = "resource_not_found".to_owned();
+            let (expected, deleted) = match ssemble.request(rid.as_str()) {
+                None => (Some(not_found.clone()), false),
                 Some(r) => match r.outcome {
                     crate::ssemble::Outcome::Failed { after, reason }
                         if r.created.plus(after) <= job.state_since =>
                     {
-                        Some(reelay_domain::usecase::failure_code(&reason))
+                        (
+                            Some(reelay_domain::usecase::failure_code(&reason)),
+                            r.deleted,
+                        )
                     }
-                    _ => None,
+                    _ if r.deleted => (Some(not_found.clone()), false),
+                    _ => (None, false),
                 },
             };
+            // A failed request deleted later: its reason, or the 404 a later read saw.
             if let Some(expected) = expected
                 && code.as_deref() != Some(expected.as_str())
+                && !(deleted && code.as_deref() == Some(not_found.as_str()))
             {
                 self.violation(format!(
                     "{} render failed with {code:?}, Ssemble said {expected}",

@@ -12,7 +12,8 @@ use reelay_domain::messages::QueueKind;
 use reelay_domain::ports::{Adapters, Clock};
 use reelay_domain::request::NewJob;
 use reelay_domain::usecase::{
-    Command, Core, Observation, ObserveOutcome, Observed, PublishOutcome, Settings, Wait,
+    Command, Core, CreateError, Observation, ObserveOutcome, Observed, PublishOutcome, Settings,
+    Wait,
 };
 use reelay_domain::{
     AccountId, IdempotencyKey, JobId, JobSource, PayloadHash, RequestId, TenantId, UtcTime,
@@ -100,6 +101,9 @@ pub struct Report {
     pub stale_observations: u64,
     /// Sign-ins by another creator on an account's connect link (each must change nothing).
     pub impostors: u64,
+    /// Creates naming a render not the tenant's (another tenant's, or none of Reelay's), each
+    /// refused.
+    pub renders_refused: u64,
     pub dead_letters: usize,
     pub outage_failures: u64,
     pub trace: Vec<String>,
@@ -145,6 +149,10 @@ enum Done {
     Client {
         ok: bool,
     },
+    /// A create naming a render not the tenant's was refused, as it must be.
+    RenderRefused,
+    /// A create was judged against its tenant's ownership of the render wrongly.
+    Misjudged(String),
     Other,
 }
 
@@ -155,10 +163,23 @@ pub struct Planned {
     pub account: AccountId,
     pub title: String,
     pub id: Option<JobId>,
-    pub source: JobSource,
+    pub source: Source,
     pub mode: PostMode,
     pub at: UtcTime,
     pub key: String,
+}
+
+/// Where a planned job's clip comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A source video to render (a URL job).
+    Given(JobSource),
+    /// The render of planned job `n`: one render fanned out. Accepted only when job `n` is the
+    /// same tenant's; the client waits until job `n` shows its requestId.
+    FanOut(usize),
+    /// A requestId Reelay never made for anyone (a render made outside Reelay with the stage's
+    /// key, or a guess): refused.
+    Outside(RequestId),
 }
 
 #[derive(Debug, Clone)]
@@ -207,6 +228,8 @@ enum Action {
     Reconnect(usize),
     /// A sign-in by the wrong creator on a connect link. Must change nothing.
     Impostor(Impostor),
+    /// An operator deletes planned job `n`'s render at Ssemble: its fan-outs must fail fast.
+    Forget(usize),
 }
 
 /// Who signs in on whose connect link.
@@ -379,9 +402,13 @@ impl Sim {
             });
         }
         let jobs = 1 + self.clock.below(self.config.max_jobs);
-        let mut renders: Vec<String> = Vec::new();
+        // Planned URL jobs: the renders a later job may fan out.
+        let mut renders: Vec<usize> = Vec::new();
+        let mut creates_at: Vec<UtcTime> = Vec::new();
         for n in 0..jobs {
-            let c = self.creators[self.clock.below(self.creators.len() as u64) as usize].clone();
+            let mut same_time = None;
+            let mut c =
+                self.creators[self.clock.below(self.creators.len() as u64) as usize].clone();
             let render = RenderRequest {
                 media: MediaSource::Url(format!(
                     "https://video.sim/{}.mp4",
@@ -392,26 +419,48 @@ impl Sim {
                 options: Default::default(),
             };
             let source = match self.clock.below(10) {
-                // One render fanned out: a job publishing another job's (or nobody's) render.
-                0 | 1 if !renders.is_empty() => JobSource::Rendered {
-                    request_id: RequestId::parse(
-                        renders[self.clock.below(renders.len() as u64) as usize].clone(),
-                    )
-                    .unwrap_or_else(|_| unreachable_id()),
-                },
-                2 => {
-                    let id = self.ssemble.existing_render(&render);
-                    renders.push(id.clone());
-                    JobSource::Rendered {
-                        request_id: RequestId::parse(id).unwrap_or_else(|_| unreachable_id()),
+                // One render fanned out: a job publishing an earlier URL job's render, the same
+                // tenant's (accepted) or another tenant's (refused).
+                0 | 1 if !renders.is_empty() => {
+                    let of = renders[self.clock.below(renders.len() as u64) as usize];
+                    let same = self.clock.below(3) != 0;
+                    let owner = self.planned[of].tenant.clone();
+                    let others: Vec<&Creator> =
+                        self.creators.iter().filter(|c| c.tenant != owner).collect();
+                    if !same && !others.is_empty() {
+                        c = others[self.clock.below(others.len() as u64) as usize].clone();
+                    } else if let Some(own) = self.creators.iter().find(|x| x.tenant == owner) {
+                        c = own.clone();
+                    }
+                    Source::FanOut(of)
+                }
+                // A render made outside Reelay with the stage's key, or an id Ssemble does not
+                // know: neither is any tenant's.
+                2 => Source::Outside(
+                    RequestId::parse(self.ssemble.existing_render(&render))
+                        .unwrap_or_else(|_| unreachable_id()),
+                ),
+                3 => Source::Outside(
+                    RequestId::parse(format!("{:024x}", 0xdead_0000_u64 + n))
+                        .unwrap_or_else(|_| unreachable_id()),
+                ),
+                // Another tenant (or the same) clipping the same video as an earlier job, at
+                // about the same time: a create whose answer is lost must not claim the other
+                // job's render.
+                4 | 5 if !renders.is_empty() => {
+                    let of = renders[self.clock.below(renders.len() as u64) as usize];
+                    renders.push(n as usize);
+                    let near = creates_at[of].plus(Duration::from_secs(self.clock.below(600)));
+                    same_time = Some(near.minus(Duration::from_secs(300)).max(self.start));
+                    match &self.planned[of].source {
+                        Source::Given(given) => Source::Given(given.clone()),
+                        _ => Source::Given(JobSource::Render(render)),
                     }
                 }
-                // An id Ssemble does not know: must fail fast with Ssemble's own code.
-                3 => JobSource::Rendered {
-                    request_id: RequestId::parse(format!("{:024x}", 0xdead_0000_u64 + n))
-                        .unwrap_or_else(|_| unreachable_id()),
-                },
-                _ => JobSource::Render(render),
+                _ => {
+                    renders.push(n as usize);
+                    Source::Given(JobSource::Render(render))
+                }
             };
             // Now and then a client asks for a direct post on an account connected for drafts
             // only: it can never go, and must wait visibly (and quietly) for a new grant.
@@ -423,7 +472,9 @@ impl Sim {
             let at = self
                 .start
                 .plus(Duration::from_secs(self.clock.below(3 * 3600)));
-            let create_at = self.start.plus(Duration::from_secs(self.clock.below(1800)));
+            let create_at = same_time
+                .unwrap_or_else(|| self.start.plus(Duration::from_secs(self.clock.below(1800))));
+            creates_at.push(create_at);
             self.planned.push(Planned {
                 tenant: c.tenant.clone(),
                 account: c.account.clone(),
@@ -442,6 +493,10 @@ impl Sim {
             if self.clock.below(12) == 0 {
                 let later = create_at.plus(Duration::from_secs(self.clock.below(4 * 3600)));
                 self.actions.push((later, Action::Cancel(n as usize)));
+            }
+            if renders.last() == Some(&(n as usize)) && self.clock.below(6) == 0 {
+                let later = create_at.plus(Duration::from_secs(self.clock.below(6 * 3600)));
+                self.actions.push((later, Action::Forget(n as usize)));
             }
         }
         for (i, _) in self.creators.clone().iter().enumerate() {
@@ -663,6 +718,36 @@ impl Sim {
         match action {
             Action::Create(n) | Action::Replay(n) => {
                 let p = self.planned[n].clone();
+                // The render to publish, and whether it is the tenant's own.
+                let (source, owned) = match &p.source {
+                    Source::Given(source) => (source.clone(), true),
+                    Source::Outside(request_id) => (
+                        JobSource::Rendered {
+                            request_id: request_id.clone(),
+                        },
+                        false,
+                    ),
+                    Source::FanOut(of) => {
+                        let of = &self.planned[*of];
+                        match self.job_titled(&of.title).and_then(|j| j.request_id) {
+                            Some(request_id) => {
+                                (JobSource::Rendered { request_id }, of.tenant == p.tenant)
+                            }
+                            // The client waits for the render's id, as the demo does, for a
+                            // day at most (the job may never get one: cancelled, refused).
+                            None => {
+                                let waited = self.tries.entry(format!("{action:?}")).or_default();
+                                *waited += 1;
+                                if *waited <= 48 {
+                                    let at = self.clock.now().plus(MINUTE.saturating_mul(30));
+                                    let pos = self.actions.partition_point(|(t, _)| *t <= at);
+                                    self.actions.insert(pos, (at, action));
+                                }
+                                return;
+                            }
+                        }
+                    }
+                };
                 let core = Arc::clone(&self.core);
                 let replay = matches!(action, Action::Replay(_));
                 let id = self.spawn(
@@ -672,7 +757,7 @@ impl Sim {
                         let parsed = NewJob {
                             job_id: None,
                             account_id: p.account.clone(),
-                            source: p.source.clone(),
+                            source,
                             post: post(p.mode, &p.title),
                             schedule_at: Some(p.at),
                             idempotency_key: IdempotencyKey::parse(p.key.clone()).ok(),
@@ -686,8 +771,16 @@ impl Sim {
                                 }
                             })
                             .await;
-                        Done::Client {
-                            ok: created.is_ok(),
+                        match created {
+                            Err(CreateError::UnknownRender(_)) if !owned => Done::RenderRefused,
+                            Err(CreateError::UnknownRender(r)) => {
+                                Done::Misjudged(format!("{}: its own render {r} refused", p.title))
+                            }
+                            Ok(_) if !owned => Done::Misjudged(format!(
+                                "{}: a render not its tenant's was accepted",
+                                p.title
+                            )),
+                            other => Done::Client { ok: other.is_ok() },
                         }
                     },
                 );
@@ -714,6 +807,13 @@ impl Sim {
                 self.connect(i);
             }
             Action::Impostor(impostor) => self.impostor(&impostor),
+            Action::Forget(n) => {
+                let title = self.planned[n].title.clone();
+                if let Some(rid) = self.job_titled(&title).and_then(|j| j.request_id) {
+                    self.trace(|| format!("operator deletes {title}'s render {rid} at Ssemble"));
+                    self.ssemble.delete(rid.as_str());
+                }
+            }
         }
     }
 
@@ -840,6 +940,8 @@ impl Sim {
                 self.later.push((at, Incoming::Ssemble(w)));
             }
             Done::Client { ok: false } => self.call_again(id),
+            Done::RenderRefused => self.report.renders_refused += 1,
+            Done::Misjudged(why) => self.checker.violation(why),
             _ => {}
         }
     }
@@ -1091,6 +1193,7 @@ impl Sim {
         self.checker.finish(
             &self.store,
             &self.tiktok,
+            &self.ssemble,
             &self.planned,
             &self.core.settings.policy,
             now,

@@ -67,6 +67,8 @@ pub struct Request {
     pub outcome: Outcome,
     pub webhook_url: Option<String>,
     pub settled: bool,
+    /// Deleted (`DELETE /shorts/:id`): Ssemble answers 404 for it from then on.
+    pub deleted: bool,
 }
 
 /// A webhook Ssemble has yet to deliver: the URL Reelay gave it, and the request it names.
@@ -195,6 +197,7 @@ impl SsembleSim {
                 outcome,
                 webhook_url: url,
                 settled: false,
+                deleted: false,
             },
         );
         id
@@ -207,6 +210,14 @@ impl SsembleSim {
         self.create(&mut s, request, None, now)
     }
 
+    /// An operator deletes a request (`DELETE /shorts/:id`): processing stops, its videos are
+    /// gone, and every read of it answers 404 from now on.
+    pub fn delete(&self, request_id: &str) {
+        if let Some(r) = self.lock().requests.get_mut(request_id) {
+            r.deleted = true;
+        }
+    }
+
     /// Settles the requests whose time has come, queueing their webhooks.
     pub fn advance(&self) {
         let now = self.clock.now();
@@ -215,7 +226,7 @@ impl SsembleSim {
         let due: Vec<String> = s
             .requests
             .values()
-            .filter(|r| !r.settled)
+            .filter(|r| !r.settled && !r.deleted)
             .filter(|r| match &r.outcome {
                 Outcome::Completed { after, .. } | Outcome::Failed { after, .. } => {
                     now >= r.created.plus(*after)
@@ -315,7 +326,10 @@ impl SsembleSim {
     }
 
     pub fn knows(&self, request_id: &str) -> bool {
-        self.lock().requests.contains_key(request_id)
+        self.lock()
+            .requests
+            .get(request_id)
+            .is_some_and(|r| !r.deleted)
     }
 
     pub fn request(&self, request_id: &str) -> Option<Request> {
@@ -372,6 +386,7 @@ impl RenderApi for SsembleSim {
             .requests
             .values()
             .filter(|r| r.source == key && r.created >= since && r.webhook_url.is_some())
+            .filter(|r| !r.deleted)
             .map(|r| r.request_id.clone())
             .collect();
         match found.as_slice() {
@@ -403,7 +418,7 @@ impl RenderApi for SsembleSim {
         if self.chaos.roll(self.faults.read_5xx) {
             return Err(err(ErrorClass::Retryable, "internal_error", false));
         }
-        let Some(r) = s.requests.get(request_id.as_str()) else {
+        let Some(r) = s.requests.get(request_id.as_str()).filter(|r| !r.deleted) else {
             self.clock
                 .note(|| format!("ssemble status {request_id}: 404"));
             return Err(err(ErrorClass::Permanent, "resource_not_found", false));
@@ -433,7 +448,7 @@ impl RenderApi for SsembleSim {
         if self.chaos.roll(self.faults.read_5xx) {
             return Err(err(ErrorClass::Retryable, "internal_error", false));
         }
-        let Some(r) = s.requests.get(request_id.as_str()) else {
+        let Some(r) = s.requests.get(request_id.as_str()).filter(|r| !r.deleted) else {
             return Err(err(ErrorClass::Permanent, "resource_not_found", false));
         };
         Ok(match &r.outcome {

@@ -73,6 +73,7 @@ fn every_promise_holds_across_seeds() {
     let inits: u64 = reports.iter().map(|r| r.inits).sum();
     let stale: u64 = reports.iter().map(|r| r.stale_observations).sum();
     let impostors: u64 = reports.iter().map(|r| r.impostors).sum();
+    let refused: u64 = reports.iter().map(|r| r.renders_refused).sum();
     let mut states = std::collections::BTreeMap::<String, usize>::new();
     for r in &reports {
         for (s, n) in &r.states {
@@ -86,7 +87,7 @@ fn every_promise_holds_across_seeds() {
         }
     }
     println!(
-        "final states {states:?}; {stale} stale observations recorded; {impostors} sign-ins by another creator refused"
+        "final states {states:?}; {stale} stale observations recorded; {impostors} sign-ins by another creator refused; {refused} creates of a render not the tenant's refused"
     );
     println!("reasons {reasons:#?}");
     println!(
@@ -104,6 +105,10 @@ fn every_promise_holds_across_seeds() {
             r.seed
         );
     }
+    assert!(
+        seeds < 100 || refused > 0,
+        "no create named another tenant's render: the ownership scenario did not run"
+    );
     assert!(
         failed.is_empty(),
         "{} of {seeds} seeds broke a promise",

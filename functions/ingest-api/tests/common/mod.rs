@@ -12,11 +12,12 @@ use ingest_api::config::{Config, MAX_BODY_BYTES};
 use ingest_api::wiring::{LivePorts, live};
 use ingest_api::{Deps, handler};
 use lambda_http::Body;
+use lambda_http::http::HeaderMap;
 use reelay_aws::DynamoStore;
 use reelay_domain::ports::TenantStore;
 use reelay_domain::tenant::ApiKey;
 use reelay_domain::usecase::Settings;
-use reelay_domain::{Event, JobId, TenantId, UtcTime};
+use reelay_domain::{Event, JobId, RequestId, TenantId, UtcTime};
 use reelay_template::{ProvisionOptions, Template};
 use serde_json::{Value, json};
 
@@ -288,22 +289,34 @@ impl Stack {
     /// function is answered by the gateway itself (404), anything else by the handler. Handler
     /// answers are checked against openapi.yaml.
     pub async fn raw(&self, r: Raw<'_>) -> (u16, String) {
+        let (status, _, text) = self.raw_with_headers(r).await;
+        (status, text)
+    }
+
+    /// [`Stack::raw`], with the answer's headers.
+    pub async fn raw_with_headers(&self, r: Raw<'_>) -> (u16, HeaderMap, String) {
         let raw_path = r.path.split('?').next().unwrap_or(r.path);
         let Some((m, p)) = self
             .routes
             .iter()
             .find(|(m, p)| *m == r.method && route_matches(p, raw_path))
         else {
-            return (404, json!({"message": "Not Found"}).to_string());
+            let text = json!({"message": "Not Found"}).to_string();
+            return (404, HeaderMap::new(), text);
         };
         let route_key = format!("{m} {p}");
-        let (status, text) = self.invoke(&r, &route_key).await;
+        let (status, headers, text) = self.invoke_with_headers(&r, &route_key).await;
         self.contract.check(r.method, r.path, status, &text);
-        (status, text)
+        (status, headers, text)
     }
 
     /// Hands `r` to the handler as a Lambda event, whatever the gateway would do.
     pub async fn invoke(&self, r: &Raw<'_>, route_key: &str) -> (u16, String) {
+        let (status, _, text) = self.invoke_with_headers(r, route_key).await;
+        (status, text)
+    }
+
+    async fn invoke_with_headers(&self, r: &Raw<'_>, route_key: &str) -> (u16, HeaderMap, String) {
         let event = apigw_event(r, route_key);
         let gateway_id = event["requestContext"]["requestId"]
             .as_str()
@@ -322,7 +335,11 @@ impl Stack {
             r.method,
             r.path
         );
-        (response.status().as_u16(), body_text(response.body()))
+        (
+            response.status().as_u16(),
+            response.headers().clone(),
+            body_text(response.body()),
+        )
     }
 
     pub async fn call(
@@ -333,6 +350,19 @@ impl Stack {
         body: Option<Value>,
         idem: Option<&str>,
     ) -> (u16, String) {
+        let (status, _, text) = self.call_with_headers(method, path, key, body, idem).await;
+        (status, text)
+    }
+
+    /// [`Stack::call`], with the answer's headers.
+    pub async fn call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        idem: Option<&str>,
+    ) -> (u16, HeaderMap, String) {
         let mut headers = Vec::new();
         if let Some(k) = key {
             headers.push(("authorization", format!("Bearer {k}")));
@@ -343,7 +373,7 @@ impl Stack {
         if body.is_some() {
             headers.push(("content-type", "application/json".to_owned()));
         }
-        self.raw(Raw {
+        self.raw_with_headers(Raw {
             method,
             path,
             headers,
@@ -420,6 +450,38 @@ impl Stack {
                 event.name()
             );
         }
+    }
+
+    /// A render of the tenant of `key`'s own: a job on `account` (connected already) whose
+    /// Ssemble create the render submitter recorded, as it would. Answers the job and render.
+    pub async fn own_render(&self, key: &str, account: &str, idem: &str) -> (String, RequestId) {
+        let (status, job) = self
+            .json(
+                "POST",
+                "/v1/jobs",
+                Some(key),
+                Some(job_body(account)),
+                Some(idem),
+            )
+            .await;
+        assert_eq!(status, 202, "{job}");
+        let id = job["jobId"].as_str().unwrap().to_owned();
+        let hex = uuid::Uuid::new_v4().simple().to_string();
+        let request_id = RequestId::parse(&hex[..24]).unwrap();
+        self.drive(
+            &id,
+            &[
+                Event::RenderSubmitStarted {
+                    webhook_token_hash: "0".repeat(64),
+                },
+                Event::RenderSubmitted {
+                    request_id: request_id.clone(),
+                    found: false,
+                },
+            ],
+        )
+        .await;
+        (id, request_id)
     }
 
     /// Every item of the table (consistent read) and every queue's visible, in-flight and
@@ -502,11 +564,16 @@ pub fn job_body(account: &str) -> Value {
     })
 }
 
-pub fn seed_body(account: &str) -> Value {
+pub fn seed_body(account: &str, request_id: &RequestId) -> Value {
     json!({
-        "requestId": "665a1b2c3d4e5f6a7b8c9d0e",
+        "requestId": request_id.as_str(),
         "tiktokAccountId": account,
     })
+}
+
+/// A well-formed requestId no job uses: bodies that fail before ownership is checked.
+pub fn any_render() -> RequestId {
+    RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap()
 }
 
 /// The error code of an envelope, or a marker that makes any code assertion fail.

@@ -1,12 +1,13 @@
-//! Creating a job: once per idempotency key, for an account of the tenant's, stored with its
-//! first audit event and the answer to replay, then put on the render queue.
+//! Creating a job: once per idempotency key, for an account and (when it names one) a render of
+//! the tenant's, stored with its first audit event and the answer to replay, then put on the
+//! render queue.
 
 use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::ids::{AccountId, JobId, PayloadHash, TenantId};
-use crate::job::Job;
+use crate::ids::{AccountId, JobId, PayloadHash, RequestId, TenantId};
+use crate::job::{Job, JobSource};
 use crate::ports::{
     AccountStore, Clock, Entropy, IdempotencyBegin, IdempotencyScope, JobStore, Ports, StoreError,
     StoredResponse,
@@ -33,6 +34,10 @@ pub enum CreateError {
     KeyRequired,
     #[error("unknown account {0}")]
     UnknownAccount(AccountId),
+    /// `source.requestId` names a render that is not the tenant's (another tenant's, or one
+    /// Reelay never made): answered like an id that does not exist.
+    #[error("no render {0} belongs to this tenant")]
+    UnknownRender(RequestId),
     #[error("the idempotency key was used with another request")]
     KeyReused,
     #[error("a request with this idempotency key is in progress")]
@@ -66,6 +71,11 @@ impl<P: Ports> Core<P> {
             .is_none()
         {
             return Err(CreateError::UnknownAccount(parsed.account_id));
+        }
+        if let JobSource::Rendered { request_id } = &parsed.source
+            && !self.owns_render(tenant, request_id).await?
+        {
+            return Err(CreateError::UnknownRender(request_id.clone()));
         }
         let clock = self.ports.clock();
         let now = clock.now();

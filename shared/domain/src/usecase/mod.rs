@@ -16,6 +16,7 @@ mod observe;
 pub mod publish;
 mod reconcile;
 mod render;
+mod renders;
 mod settings;
 pub mod tenants;
 mod tokens;

@@ -224,6 +224,11 @@ impl<P: Ports> Core<P> {
                 .find_submitted(&request, job.state_since)
                 .await
             {
+                Ok(Some(request_id))
+                    if self.request_used_by_other(&job.id, &request_id).await? =>
+                {
+                    tracing::info!(request_id = %request_id, "the only match is another job's render; creating");
+                }
                 Ok(Some(request_id)) => {
                     tracing::info!(request_id = %request_id, "an earlier create was found; not creating again");
                     return self.persist_render(job, request_id, true).await;
