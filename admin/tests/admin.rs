@@ -307,6 +307,7 @@ async fn an_operator_retries_and_cancels_any_tenants_job_and_is_named_in_its_tra
         tables: true,
         queues: true,
         secrets: false,
+        keys: false,
     })
     .await;
     let table = stack.table("Table").unwrap().name.clone();

@@ -328,6 +328,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
             tables: false,
             queues: true,
             secrets: true,
+            keys: false,
         },
     )
     .await?;
