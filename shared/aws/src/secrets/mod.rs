@@ -1,7 +1,8 @@
-//! Secrets Manager: typed secret documents, a per-cold-start cache and the per-account token
-//! vault. Secret values live only in `secrecy` types: `Debug` prints `[REDACTED]`, and no error or
-//! log line carries a value. (Refreshing tokens is the domain's `Core::fresh_token`, over this
-//! vault and the store's locks.)
+//! Secrets Manager: typed secret documents, a per-cold-start cache and the old per-account token
+//! vault (account tokens now live in [`crate::vault`]; this one is its migration source). Secret
+//! values live only in `secrecy` types: `Debug` prints `[REDACTED]`, and no error or log line
+//! carries a value. (Refreshing tokens is the domain's `Core::fresh_token`, over a vault and the
+//! store's locks.)
 
 use std::collections::HashMap;
 use std::fmt;
@@ -194,9 +195,10 @@ impl SecretCache {
     }
 }
 
-/// One secret per account under the stage prefix (`reelay/<stage>/tiktok-token/`), named
-/// `<prefix><tenant>/<account>`, so key sets rotate per account and per environment. Not cached:
-/// a refresh elsewhere must be seen at once.
+/// The way tokens were kept before issue 13: one secret per account under the stage prefix
+/// (`reelay/<stage>/tiktok-token/`), named `<prefix><tenant>/<account>`, at $0.40 a month each.
+/// Kept as [`crate::DynamoTokenVault`]'s read fallback while a stage migrates. Not cached: a
+/// refresh elsewhere must be seen at once.
 #[derive(Debug, Clone)]
 pub struct SecretsManagerTokenVault {
     client: Client,
