@@ -1,7 +1,8 @@
 //! `reelay-admin`: what an operator does to a stage without writing DynamoDB items by hand —
 //! create tenants, issue, list, rotate and revoke their API keys, list accounts with their
 //! health and budgets, list jobs by state across tenants, read a job's record, cancel or retry
-//! a job as the operator, redrive a dead-letter queue, and set the stage's own secrets.
+//! a job as the operator, redrive a dead-letter queue, set the stage's own secrets, and move
+//! account tokens from their old per-account secrets into the token table.
 //!
 //! Every command is the domain's use case over the stage's table (`reelay-<stage>`, or
 //! `--table`); the AWS SDK's own configuration picks the account, region and endpoint
@@ -15,7 +16,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use reelay_aws::secrets::put_stage_secret;
-use reelay_aws::{DynamoStore, SqsWorkQueue, SsembleSecret, SystemClock, TikTokAppSecret};
+use reelay_aws::{
+    DynamoStore, DynamoTokenVault, SecretDeletion, SqsWorkQueue, SsembleSecret, SystemClock,
+    TikTokAppSecret,
+};
 use reelay_domain::ports::{
     AccountStore, Adapters, Clock, JobFilter, JobStore, SecretError, StoreError, TenantStore,
 };
@@ -24,7 +28,7 @@ use reelay_domain::upstream::Unwired;
 use reelay_domain::usecase::TenantError;
 use reelay_domain::usecase::tenants;
 use reelay_domain::usecase::{Command as JobAction, CommandError, Core};
-use reelay_domain::{Actor, IdError, Job, JobId, JobState, TenantId, UtcTime};
+use reelay_domain::{AccountId, Actor, IdError, Job, JobId, JobState, TenantId, UtcTime};
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 
@@ -135,6 +139,40 @@ pub enum Command {
     /// The stage's own secrets (Ssemble's key, the TikTok app's credentials).
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Account tokens: moving them off their old per-account secrets (issue 13).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Copies every account's tokens that still sit in an old per-account secret into the token
+    /// table (never over a pair already there), reads each copy back, and with `--delete-old`
+    /// deletes the secret (recoverable for `--recovery-days`). Without it, changes no secret:
+    /// run it once to copy and check, again with `--delete-old` to stop paying for the secrets.
+    Migrate {
+        /// Only this account, as `<tenant>/<account>` (default: every account with a secret).
+        #[arg(long)]
+        account: Option<String>,
+        /// Delete each old secret once its copy reads back from the table.
+        #[arg(long)]
+        delete_old: bool,
+        /// Days a deleted secret stays recoverable (Secrets Manager allows 7 to 30).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u8).range(7..=30))]
+        recovery_days: u8,
+        /// Delete with no recovery window at all (ForceDeleteWithoutRecovery): irreversible.
+        #[arg(long, requires = "delete_old")]
+        force_delete_without_recovery: bool,
+        /// The token table (default `reelay-<stage>-tokens`, as template.yaml names it).
+        #[arg(long, env = "TOKEN_TABLE_NAME")]
+        token_table: Option<String>,
+        /// The tokens' KMS key: the stack's `TokenKeyArn` output.
+        #[arg(long, env = "TOKEN_KEY_ID")]
+        key_id: String,
+        /// The old secrets' name prefix (default `reelay/<stage>/tiktok-token/`).
+        #[arg(long, env = "TIKTOK_TOKEN_SECRET_PREFIX")]
+        secret_prefix: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,6 +336,14 @@ pub enum AdminError {
     Secret(String, SecretError),
     #[error("nothing on stdin: pipe the secret's value in")]
     NoSecretValue,
+    #[error("no token table or secret prefix: give --stage, or --token-table and --secret-prefix")]
+    NoTokenTarget,
+    #[error("account {0:?}: expected <tenant>/<account>")]
+    BadAccount(String),
+    #[error("tokens: {0}")]
+    Tokens(SecretError),
+    #[error("{0} of {1} accounts failed to migrate (see above)")]
+    MigrationFailed(usize, usize),
     #[error("writing the output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -313,6 +359,8 @@ pub struct Admin {
     pub core: Core<AdminPorts>,
     pub sqs: aws_sdk_sqs::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// For the token vault (`tokens migrate`), which reaches its own table and KMS.
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl Admin {
@@ -330,6 +378,7 @@ impl Admin {
             core: Core::new(ports, reelay_aws::settings_from_env()?),
             sqs,
             secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            sdk: sdk.clone(),
         })
     }
 
@@ -527,6 +576,33 @@ pub async fn run(
                 "set {id}; functions read it within 5 minutes, the ingest API at its next cold start"
             )?;
         }
+        Command::Tokens(TokensCommand::Migrate {
+            account,
+            delete_old,
+            recovery_days,
+            force_delete_without_recovery,
+            token_table,
+            key_id,
+            secret_prefix,
+        }) => {
+            let stage = cli.target.stage.as_ref();
+            let table = token_table
+                .clone()
+                .or_else(|| stage.map(|s| format!("reelay-{s}-tokens")))
+                .ok_or(AdminError::NoTokenTarget)?;
+            let prefix = secret_prefix
+                .clone()
+                .or_else(|| stage.map(|s| format!("reelay/{s}/tiktok-token/")))
+                .ok_or(AdminError::NoTokenTarget)?;
+            let vault = DynamoTokenVault::from_sdk(&admin.sdk, &table, key_id)
+                .with_legacy_prefix(&admin.sdk, Some(prefix));
+            let deletion = match (delete_old, force_delete_without_recovery) {
+                (false, _) => None,
+                (true, false) => Some(SecretDeletion::RecoveryWindow(*recovery_days)),
+                (true, true) => Some(SecretDeletion::WithoutRecovery),
+            };
+            migrate_tokens(&vault, account.as_deref(), deletion, out).await?;
+        }
         Command::Job(JobCommand::Show { job_id, limit }) => {
             let id = JobId::parse(job_id.as_str())?;
             let job = store
@@ -639,6 +715,58 @@ async fn operate(
 }
 
 /// The first line of `input`, trimmed; a blank one is refused.
+/// `tokens migrate`: one line per account, then a summary; a failed account does not stop the
+/// others, and makes the command fail at the end.
+async fn migrate_tokens(
+    vault: &DynamoTokenVault,
+    account: Option<&str>,
+    deletion: Option<SecretDeletion>,
+    out: &mut impl Write,
+) -> Result<(), AdminError> {
+    let legacy = vault.legacy().ok_or(AdminError::NoTokenTarget)?;
+    let accounts = match account {
+        Some(one) => {
+            let (t, a) = one
+                .split_once('/')
+                .ok_or_else(|| AdminError::BadAccount(one.to_owned()))?;
+            vec![(TenantId::parse(t)?, AccountId::parse(a)?)]
+        }
+        None => legacy.list_accounts().await.map_err(AdminError::Tokens)?,
+    };
+    let (mut copied, mut deleted, mut failed) = (0, 0, 0);
+    for (tenant, account) in &accounts {
+        match vault.migrate_account(tenant, account, deletion).await {
+            Ok(m) => {
+                copied += usize::from(m.copied);
+                deleted += usize::from(m.secret_deleted);
+                writeln!(
+                    out,
+                    "{tenant}/{account}: {} the table; old secret {}",
+                    if m.copied {
+                        "copied into"
+                    } else {
+                        "already in"
+                    },
+                    if m.secret_deleted { "deleted" } else { "kept" },
+                )?;
+            }
+            Err(e) => {
+                failed += 1;
+                writeln!(out, "{tenant}/{account}: not migrated: {e}")?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{} accounts: {copied} copied, {deleted} old secrets deleted, {failed} failed",
+        accounts.len()
+    )?;
+    if failed > 0 {
+        return Err(AdminError::MigrationFailed(failed, accounts.len()));
+    }
+    Ok(())
+}
+
 fn read_secret_value(input: &mut impl BufRead) -> Result<SecretString, AdminError> {
     let mut line = String::new();
     input.read_line(&mut line)?;

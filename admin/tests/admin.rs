@@ -307,6 +307,7 @@ async fn an_operator_retries_and_cancels_any_tenants_job_and_is_named_in_its_tra
         tables: true,
         queues: true,
         secrets: false,
+        keys: false,
     })
     .await;
     let table = stack.table("Table").unwrap().name.clone();
@@ -569,4 +570,115 @@ async fn a_stage_secret_is_set_from_stdin_and_never_printed() {
     let nowhere = set(&["ssemble"], "sk_y\n");
     assert_eq!(nowhere.status.code(), Some(1));
     assert!(text(&nowhere.stderr).contains("--secret-id"));
+}
+
+/// Issue 13: an account whose tokens are still an old secret is copied into the token table
+/// by `tokens migrate`, the secret kept until `--delete-old`, and no token is ever printed.
+#[tokio::test]
+async fn tokens_migrate_copies_old_secrets_into_the_table_and_deletes_them_only_when_asked() {
+    use reelay_domain::ports::{TokenSet, TokenVault};
+    use secrecy::ExposeSecret;
+
+    let (sdk, stack) = provision(ResourceKinds::TOKENS).await;
+    let table = stack.table("TokenTable").unwrap().name.clone();
+    let key = stack.key("TokenKey").unwrap().arn.clone();
+    let prefix = stack
+        .env_var("TIKTOK_TOKEN_SECRET_PREFIX")
+        .unwrap()
+        .to_owned();
+    let vault = reelay_aws::DynamoTokenVault::from_sdk(&sdk, &table, &key)
+        .with_legacy_prefix(&sdk, Some(prefix.clone()));
+    let legacy = vault.legacy().unwrap().clone();
+    let tenant = TenantId::parse("tenant_m").unwrap();
+    let now = UtcTime::from_secs(1_900_000_000);
+    for (account, refresh) in [("acct_1", "rft.one-SECRET"), ("acct_2", "rft.two-SECRET")] {
+        let tokens = TokenSet {
+            access_token: SecretString::from(format!("act.{account}-SECRET")),
+            access_expires_at: now,
+            refresh_token: SecretString::from(refresh),
+            refresh_expires_at: now,
+            open_id: format!("open-{account}"),
+            scopes: vec![],
+        };
+        legacy
+            .put_tokens(&tenant, &AccountId::parse(account).unwrap(), &tokens)
+            .await
+            .unwrap();
+    }
+    let migrate = |extra: &[&str]| {
+        let mut args = vec![
+            "tokens",
+            "migrate",
+            "--token-table",
+            &table,
+            "--key-id",
+            &key,
+            "--secret-prefix",
+            &prefix,
+        ];
+        args.extend_from_slice(extra);
+        admin(Some("unused"), &args)
+    };
+
+    let first = migrate(&[]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let said = text(&first.stderr);
+    assert!(
+        said.contains("tenant_m/acct_1: copied into the table; old secret kept"),
+        "{said}"
+    );
+    assert!(
+        said.contains("2 accounts: 2 copied, 0 old secrets deleted, 0 failed"),
+        "{said}"
+    );
+    assert_eq!(
+        legacy.list_accounts().await.unwrap().len(),
+        2,
+        "no secret deleted"
+    );
+
+    let second = migrate(&["--delete-old", "--recovery-days", "7"]);
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let said = text(&second.stderr);
+    assert!(
+        said.contains("2 accounts: 0 copied, 2 old secrets deleted, 0 failed"),
+        "{said}"
+    );
+    assert!(legacy.list_accounts().await.unwrap().is_empty());
+    for (account, refresh) in [("acct_1", "rft.one-SECRET"), ("acct_2", "rft.two-SECRET")] {
+        let id = AccountId::parse(account).unwrap();
+        let stored = vault.get_tokens(&tenant, &id).await.unwrap().unwrap();
+        assert_eq!(stored.refresh_token.expose_secret(), refresh);
+    }
+    let third = migrate(&["--delete-old"]);
+    assert!(
+        text(&third.stderr).contains("0 accounts"),
+        "{}",
+        text(&third.stderr)
+    );
+
+    // Refusals: a recovery window outside 7-30, forcing without deleting, a bad account.
+    assert_eq!(
+        migrate(&["--delete-old", "--recovery-days", "3"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        migrate(&["--force-delete-without-recovery"]).status.code(),
+        Some(2)
+    );
+    let bad = migrate(&["--account", "no-slash"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let unknown = migrate(&["--account", "tenant_m/nobody"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown.stderr).contains("not migrated"),
+        "{}",
+        text(&unknown.stderr)
+    );
+    for out in [&first, &second, &third, &bad, &unknown] {
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(!all.contains("SECRET"), "a token was printed: {all}");
+    }
 }

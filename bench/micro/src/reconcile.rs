@@ -245,7 +245,13 @@ async fn run_case(
             .context("no TikTokAppSecret")?
             .arn
             .clone(),
-        tiktok_token_secret_prefix: env("TIKTOK_TOKEN_SECRET_PREFIX")?,
+        token_table_name: tables
+            .table("TokenTable")
+            .context("no TokenTable")?
+            .name
+            .clone(),
+        token_key_id: env("TOKEN_KEY_ID")?,
+        tiktok_token_secret_prefix: Some(env("TIKTOK_TOKEN_SECRET_PREFIX")?),
         tiktok_api_base_url: "http://127.0.0.1:9".into(),
         settings: Settings::default(),
     };
@@ -328,6 +334,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
             tables: false,
             queues: true,
             secrets: true,
+            keys: true,
         },
     )
     .await?;

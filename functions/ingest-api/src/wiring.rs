@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use reelay_aws::{DynamoStore, SecretCache, SecretsManagerTokenVault, SqsWorkQueue, SystemClock};
+use reelay_aws::{DynamoStore, DynamoTokenVault, SecretCache, SqsWorkQueue, SystemClock};
 use reelay_domain::ports::{Adapters, SecretError};
 use reelay_domain::upstream::Unwired;
 use reelay_domain::usecase::Core;
@@ -16,7 +16,7 @@ use crate::config::Config;
 /// The ports the client API runs on: the table for every store port, the render queue, the wall
 /// clock, the token vault and TikTok (creator_info, token refresh, OAuth). It never renders.
 pub type LivePorts =
-    Adapters<DynamoStore, SqsWorkQueue, SystemClock, SecretsManagerTokenVault, Unwired, TikTokPort>;
+    Adapters<DynamoStore, SqsWorkQueue, SystemClock, DynamoTokenVault, Unwired, TikTokPort>;
 
 #[derive(Debug, Error)]
 pub enum WiringError {
@@ -59,10 +59,8 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
             None,
         ),
         clock: SystemClock,
-        vault: SecretsManagerTokenVault::new(
-            aws_sdk_secretsmanager::Client::new(sdk),
-            &config.tiktok_token_secret_prefix,
-        ),
+        vault: DynamoTokenVault::from_sdk(sdk, &config.token_table_name, &config.token_key_id)
+            .with_legacy_prefix(sdk, config.tiktok_token_secret_prefix.clone()),
         render: Unwired,
         tiktok,
     };

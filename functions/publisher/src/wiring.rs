@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use reelay_aws::{
-    DynamoStore, FailureScope, FifoBatchProcessor, SecretCache, SecretsManagerTokenVault,
-    SqsWorkQueue, SystemClock,
+    DynamoStore, DynamoTokenVault, FailureScope, FifoBatchProcessor, SecretCache, SqsWorkQueue,
+    SystemClock,
 };
 use reelay_domain::ports::{Adapters, SecretError};
 use reelay_domain::upstream::Unwired;
@@ -18,7 +18,7 @@ use crate::config::Config;
 
 /// The publisher reaches the store, the publish queue, the token vault and TikTok; never Ssemble.
 pub type LivePorts =
-    Adapters<DynamoStore, SqsWorkQueue, SystemClock, SecretsManagerTokenVault, Unwired, TikTokPort>;
+    Adapters<DynamoStore, SqsWorkQueue, SystemClock, DynamoTokenVault, Unwired, TikTokPort>;
 
 #[derive(Debug, Error)]
 pub enum WiringError {
@@ -44,10 +44,8 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name),
         queue: SqsWorkQueue::new(sqs.clone(), None, Some(config.publish_queue_url.clone())),
         clock: SystemClock,
-        vault: SecretsManagerTokenVault::new(
-            aws_sdk_secretsmanager::Client::new(sdk),
-            &config.tiktok_token_secret_prefix,
-        ),
+        vault: DynamoTokenVault::from_sdk(sdk, &config.token_table_name, &config.token_key_id)
+            .with_legacy_prefix(sdk, config.tiktok_token_secret_prefix.clone()),
         render: Unwired,
         tiktok,
     };

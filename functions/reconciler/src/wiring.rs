@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use reelay_aws::{DynamoStore, SecretCache, SecretsManagerTokenVault, SqsWorkQueue, SystemClock};
+use reelay_aws::{DynamoStore, DynamoTokenVault, SecretCache, SqsWorkQueue, SystemClock};
 use reelay_domain::ports::{Adapters, SecretError};
 use reelay_domain::usecase::Core;
 use reelay_ssemble::{ApiError, SsembleClient};
@@ -14,14 +14,8 @@ use crate::Deps;
 use crate::config::Config;
 
 /// The reconciler reaches everything: it polls Ssemble and TikTok and re-enqueues both queues.
-pub type LivePorts = Adapters<
-    DynamoStore,
-    SqsWorkQueue,
-    SystemClock,
-    SecretsManagerTokenVault,
-    SsembleClient,
-    TikTokPort,
->;
+pub type LivePorts =
+    Adapters<DynamoStore, SqsWorkQueue, SystemClock, DynamoTokenVault, SsembleClient, TikTokPort>;
 
 /// By default one poll of Ssemble waits at most this long; the run has a minute.
 const SSEMBLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,10 +54,8 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
             Some(config.publish_queue_url.clone()),
         ),
         clock: SystemClock,
-        vault: SecretsManagerTokenVault::new(
-            aws_sdk_secretsmanager::Client::new(sdk),
-            &config.tiktok_token_secret_prefix,
-        ),
+        vault: DynamoTokenVault::from_sdk(sdk, &config.token_table_name, &config.token_key_id)
+            .with_legacy_prefix(sdk, config.tiktok_token_secret_prefix.clone()),
         render: ssemble,
         tiktok: TikTokPort::new(TikTokClient::new(tiktok)?),
     };

@@ -20,7 +20,7 @@ type Shifted = reelay_domain::ports::Adapters<
     reelay_aws::DynamoStore,
     reelay_aws::SqsWorkQueue,
     ShiftedClock,
-    reelay_aws::SecretsManagerTokenVault,
+    reelay_aws::DynamoTokenVault,
     reelay_ssemble::SsembleClient,
     reelay_tiktok::TikTokPort,
 >;

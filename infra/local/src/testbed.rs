@@ -18,7 +18,7 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use reelay_aws::{DynamoStore, SecretsManagerTokenVault, SqsWorkQueue, SystemClock};
+use reelay_aws::{DynamoStore, DynamoTokenVault, SqsWorkQueue, SystemClock};
 use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::budget::Limits;
 use reelay_domain::job::{Clip, PostSettings, RenderRequest};
@@ -222,34 +222,35 @@ impl Testbed {
         aws_sdk_sqs::Client::new(&self.sdk)
     }
 
-    pub fn vault(&self) -> SecretsManagerTokenVault {
-        SecretsManagerTokenVault::new(
-            aws_sdk_secretsmanager::Client::new(&self.sdk),
-            &self.resources.token_secret_prefix,
-        )
+    /// The account tokens, as the functions are wired to read them.
+    pub fn vault(&self) -> DynamoTokenVault {
+        self.resources.vault(&self.sdk)
     }
 
-    /// Every table item (sorted) and every queue's counts, read without taking a message.
+    /// Every item of both tables (sorted; token items as stored, encrypted) and every queue's
+    /// counts, read without taking a message.
     pub async fn snapshot(&self) -> Result<Snapshot, StackError> {
         let ddb = aws_sdk_dynamodb::Client::new(&self.sdk);
         let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = ddb
-                .scan()
-                .table_name(&self.resources.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StackError::Aws(e.to_string()))?;
-            for item in out.items() {
-                let sorted: BTreeMap<_, _> = item.iter().collect();
-                items.push(format!("{sorted:?}"));
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
+        for table in [&self.resources.table, &self.resources.token_table] {
+            let mut start = None;
+            loop {
+                let out = ddb
+                    .scan()
+                    .table_name(table)
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| StackError::Aws(e.to_string()))?;
+                for item in out.items() {
+                    let sorted: BTreeMap<_, _> = item.iter().collect();
+                    items.push(format!("{table} {sorted:?}"));
+                }
+                match out.last_evaluated_key {
+                    Some(k) if !k.is_empty() => start = Some(k),
+                    _ => break,
+                }
             }
         }
         items.sort();

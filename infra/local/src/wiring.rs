@@ -50,6 +50,10 @@ pub struct Resources {
     pub table: String,
     pub render_queue_url: String,
     pub publish_queue_url: String,
+    /// The account tokens' table and KMS key (`TokenTable`, `TokenKey`).
+    pub token_table: String,
+    pub token_key_id: String,
+    /// The old per-account token secrets: still read on a miss, as while a stage migrates.
     pub token_secret_prefix: String,
     /// Secrets Manager ids; the secrets hold this run's upstream credentials.
     pub ssemble_secret_id: String,
@@ -57,6 +61,12 @@ pub struct Resources {
 }
 
 impl Resources {
+    /// The token vault the functions are wired with, from these names.
+    pub fn vault(&self, sdk: &SdkConfig) -> reelay_aws::DynamoTokenVault {
+        reelay_aws::DynamoTokenVault::from_sdk(sdk, &self.token_table, &self.token_key_id)
+            .with_legacy_prefix(sdk, Some(self.token_secret_prefix.clone()))
+    }
+
     pub fn from_provisioned(p: &Provisioned) -> Result<Self, WiringError> {
         Ok(Self {
             table: p
@@ -73,6 +83,16 @@ impl Resources {
                 .queue("PublishQueue")
                 .ok_or(WiringError::Missing("PublishQueue"))?
                 .url
+                .clone(),
+            token_table: p
+                .table("TokenTable")
+                .ok_or(WiringError::Missing("TokenTable"))?
+                .name
+                .clone(),
+            token_key_id: p
+                .key("TokenKey")
+                .ok_or(WiringError::Missing("TokenKey"))?
+                .arn
                 .clone(),
             token_secret_prefix: p
                 .env_var("TIKTOK_TOKEN_SECRET_PREFIX")
@@ -193,6 +213,11 @@ impl Wiring {
         aws_sdk_secretsmanager::Client::new(&self.sdk)
     }
 
+    /// The account tokens as the functions read them (the token table, the old secrets behind).
+    pub fn vault(&self) -> reelay_aws::DynamoTokenVault {
+        self.resources.vault(&self.sdk)
+    }
+
     /// Direct store access (seeding, progress, summaries; not for moving jobs).
     pub fn store(&self) -> DynamoStore {
         DynamoStore::new(self.dynamo(), &self.resources.table)
@@ -239,7 +264,9 @@ impl Wiring {
             table_name: self.resources.table.clone(),
             publish_queue_url: self.resources.publish_queue_url.clone(),
             tiktok_app_secret_id: self.resources.tiktok_app_secret_id.clone(),
-            tiktok_token_secret_prefix: self.resources.token_secret_prefix.clone(),
+            token_table_name: self.resources.token_table.clone(),
+            token_key_id: self.resources.token_key_id.clone(),
+            tiktok_token_secret_prefix: Some(self.resources.token_secret_prefix.clone()),
             tiktok_api_base_url: self.upstream.tiktok_api_base_url.clone(),
             tiktok_pull_prefix: None,
             schedule_sleep: reelay_aws::DEFAULT_SCHEDULE_SLEEP,
@@ -282,7 +309,9 @@ impl Wiring {
             ssemble_secret_id: self.resources.ssemble_secret_id.clone(),
             ssemble_api_base_url: self.upstream.ssemble_api_base_url.clone(),
             tiktok_app_secret_id: self.resources.tiktok_app_secret_id.clone(),
-            tiktok_token_secret_prefix: self.resources.token_secret_prefix.clone(),
+            token_table_name: self.resources.token_table.clone(),
+            token_key_id: self.resources.token_key_id.clone(),
+            tiktok_token_secret_prefix: Some(self.resources.token_secret_prefix.clone()),
             tiktok_api_base_url: self.upstream.tiktok_api_base_url.clone(),
             settings: self.settings(),
         }

@@ -1,7 +1,7 @@
 //! Reads template.yaml: provisions its resources into a local AWS endpoint and checks its rules.
 //!
 //! template.yaml is the one source of truth for names and shapes: tests and the local stack get
-//! their table, queues and secrets from here rather than from a second, hand-kept list.
+//! their tables, queues, secrets and keys from here rather than from a second, hand-kept list.
 
 pub mod expr;
 pub mod model;
@@ -11,8 +11,8 @@ pub mod rules;
 
 pub use model::Template;
 pub use provision::{
-    ProvisionError, ProvisionOptions, Provisioned, ProvisionedQueue, ProvisionedSecret,
-    ProvisionedTable, ResourceKinds, provision,
+    ProvisionError, ProvisionOptions, Provisioned, ProvisionedKey, ProvisionedQueue,
+    ProvisionedSecret, ProvisionedTable, ResourceKinds, provision,
 };
 pub use rules::{Violation, check};
 

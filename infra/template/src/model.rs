@@ -12,6 +12,7 @@ pub const FUNCTION: &str = "AWS::Serverless::Function";
 pub const QUEUE: &str = "AWS::SQS::Queue";
 pub const TABLE: &str = "AWS::DynamoDB::Table";
 pub const SECRET: &str = "AWS::SecretsManager::Secret";
+pub const KMS_KEY: &str = "AWS::KMS::Key";
 pub const ROLE: &str = "AWS::IAM::Role";
 pub const LOG_GROUP: &str = "AWS::Logs::LogGroup";
 

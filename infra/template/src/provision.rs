@@ -1,5 +1,6 @@
-//! Creates in an AWS(-compatible) endpoint exactly the table, queues and secrets template.yaml
-//! declares, so local runs and tests use the deployed shape instead of a second hand-kept list.
+//! Creates in an AWS(-compatible) endpoint exactly the tables, queues, secrets and KMS keys
+//! template.yaml declares, so local runs and tests use the deployed shape instead of a second
+//! hand-kept list.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -10,7 +11,7 @@ use aws_sdk_dynamodb::types as ddb;
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::expr::Expr;
-use crate::model::{QUEUE, SECRET, TABLE, Template};
+use crate::model::{KMS_KEY, QUEUE, SECRET, TABLE, Template};
 use crate::resolve::{Physical, ResolveError, Resolver};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,8 @@ pub struct ResourceKinds {
     pub tables: bool,
     pub queues: bool,
     pub secrets: bool,
+    /// KMS keys (the account tokens' key).
+    pub keys: bool,
 }
 
 impl ResourceKinds {
@@ -59,21 +62,32 @@ impl ResourceKinds {
         tables: true,
         queues: true,
         secrets: true,
+        keys: true,
     };
     pub const TABLES: Self = Self {
         tables: true,
         queues: false,
         secrets: false,
+        keys: false,
     };
     pub const QUEUES: Self = Self {
         tables: false,
         queues: true,
         secrets: false,
+        keys: false,
     };
     pub const SECRETS: Self = Self {
         tables: false,
         queues: false,
         secrets: true,
+        keys: false,
+    };
+    /// What the token vault needs: its table and key, and the old secrets it migrates from.
+    pub const TOKENS: Self = Self {
+        tables: true,
+        queues: false,
+        secrets: true,
+        keys: true,
     };
 }
 
@@ -184,6 +198,14 @@ pub struct ProvisionedSecret {
     pub arn: String,
 }
 
+/// A KMS key, found again on a re-run by its alias (keys have no name of their own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionedKey {
+    pub alias: String,
+    pub key_id: String,
+    pub arn: String,
+}
+
 /// Physical ids of what was provisioned, by logical id, plus the functions' environment.
 #[derive(Debug, Clone)]
 pub struct Provisioned {
@@ -193,6 +215,7 @@ pub struct Provisioned {
     pub tables: BTreeMap<String, ProvisionedTable>,
     pub queues: BTreeMap<String, ProvisionedQueue>,
     pub secrets: BTreeMap<String, ProvisionedSecret>,
+    pub keys: BTreeMap<String, ProvisionedKey>,
     env: Vec<(String, String)>,
     /// Keys left out of [`Provisioned::env_vars`]: they resolve only on AWS (the HTTP API's URL)
     /// or to different values in different functions; see [`Provisioned::function_env`].
@@ -230,6 +253,10 @@ impl Provisioned {
 
     pub fn secret(&self, id: &str) -> Option<&ProvisionedSecret> {
         self.secrets.get(id)
+    }
+
+    pub fn key(&self, id: &str) -> Option<&ProvisionedKey> {
+        self.keys.get(id)
     }
 }
 
@@ -280,6 +307,7 @@ pub async fn provision(
         tables: BTreeMap::new(),
         queues: BTreeMap::new(),
         secrets: BTreeMap::new(),
+        keys: BTreeMap::new(),
         env: Vec::new(),
         unresolved_env: Vec::new(),
         function_env: BTreeMap::new(),
@@ -367,6 +395,27 @@ pub async fn provision(
                 },
             );
             out.secrets.insert(id.to_owned(), secret);
+        }
+    }
+
+    if options.kinds.keys {
+        let client = aws_sdk_kms::Client::new(sdk_config);
+        for id in template.ids_of(KMS_KEY) {
+            // Like a name, the alias is stage-scoped: parallel copies never share a key.
+            let alias = format!("alias/reelay-{scope}/{id}");
+            let key = provision_key(&client, template, &resolver, id, &alias).await?;
+            // `!Ref Key` is the key id, `!GetAtt Key.Arn` its ARN, as on AWS.
+            resolver.set_resource(
+                id,
+                Physical {
+                    reference: key.key_id.clone(),
+                    attributes: BTreeMap::from([
+                        ("Arn".to_owned(), key.arn.clone()),
+                        ("KeyId".to_owned(), key.key_id.clone()),
+                    ]),
+                },
+            );
+            out.keys.insert(id.to_owned(), key);
         }
     }
 
@@ -840,6 +889,107 @@ async fn provision_secret(
         name: name.to_owned(),
         arn,
     })
+}
+
+/// Creates the key with the template's spec and usage, or finds it by its alias. The key policy
+/// is not applied: it names IAM roles that exist only on AWS, and the local endpoint does not
+/// evaluate key policies (infra/template's rules check it instead).
+async fn provision_key(
+    client: &aws_sdk_kms::Client,
+    template: &Template,
+    resolver: &Resolver<'_>,
+    id: &str,
+    alias: &str,
+) -> Result<ProvisionedKey, ProvisionError> {
+    let found = |out: &aws_sdk_kms::operation::describe_key::DescribeKeyOutput| {
+        out.key_metadata().map(|m| ProvisionedKey {
+            alias: alias.to_owned(),
+            key_id: m.key_id().to_owned(),
+            arn: m.arn().unwrap_or_default().to_owned(),
+        })
+    };
+    match client.describe_key().key_id(alias).send().await {
+        Ok(out) => {
+            if let Some(key) = found(&out) {
+                return Ok(key);
+            }
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_not_found_exception()) => {}
+        Err(e) => return Err(aws_err("KMS", "DescribeKey", alias)(e)),
+    }
+    let resource = template
+        .resources
+        .get(id)
+        .ok_or_else(|| ProvisionError::Template {
+            resource: id.to_owned(),
+            reason: "missing".into(),
+        })?;
+    let prop = |name: &str| {
+        resource
+            .prop(name)
+            .and_then(Expr::as_str)
+            .map(str::to_owned)
+    };
+    let mut create = client
+        .create_key()
+        .set_key_spec(prop("KeySpec").map(|v| aws_sdk_kms::types::KeySpec::from(v.as_str())))
+        .set_key_usage(
+            prop("KeyUsage").map(|v| aws_sdk_kms::types::KeyUsageType::from(v.as_str())),
+        );
+    if let Some(description) = resource.prop("Description") {
+        let text = resolver
+            .resolve(description)
+            .map_err(|source| ProvisionError::Resolve {
+                what: format!("{id}.Description"),
+                source,
+            })?;
+        create = create.description(text);
+    }
+    let created = create
+        .send()
+        .await
+        .map_err(aws_err("KMS", "CreateKey", id))?;
+    let meta = created.key_metadata().ok_or_else(|| ProvisionError::Aws {
+        service: "KMS",
+        operation: "CreateKey",
+        resource: id.to_owned(),
+        message: "no KeyMetadata in the answer".into(),
+    })?;
+    let key = ProvisionedKey {
+        alias: alias.to_owned(),
+        key_id: meta.key_id().to_owned(),
+        arn: meta.arn().unwrap_or_default().to_owned(),
+    };
+    let aliased = client
+        .create_alias()
+        .alias_name(alias)
+        .target_key_id(&key.key_id)
+        .send()
+        .await;
+    match aliased {
+        Ok(_) => Ok(key),
+        // A concurrent run with the same suffix won: use its key (ours stays unused).
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_already_exists_exception()) =>
+        {
+            let out = client
+                .describe_key()
+                .key_id(alias)
+                .send()
+                .await
+                .map_err(aws_err("KMS", "DescribeKey", alias))?;
+            found(&out).ok_or_else(|| ProvisionError::Aws {
+                service: "KMS",
+                operation: "DescribeKey",
+                resource: alias.to_owned(),
+                message: "no KeyMetadata in the answer".into(),
+            })
+        }
+        Err(e) => Err(aws_err("KMS", "CreateAlias", alias)(e)),
+    }
 }
 
 #[cfg(test)]

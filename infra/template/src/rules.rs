@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::expr::Expr;
-use crate::model::{Function, LOG_GROUP, QUEUE, ROLE, SECRET, TABLE, Template};
+use crate::model::{Function, KMS_KEY, LOG_GROUP, QUEUE, ROLE, SECRET, TABLE, Template};
 use crate::resolve::Resolver;
 
 /// AWS's guidance for SQS event sources: a message must stay hidden for several invocations'
@@ -82,6 +82,24 @@ pub enum Violation {
         function: String,
         api: String,
     },
+    /// A key policy lets a principal encrypt or decrypt that is not the role of a function
+    /// configured with the key (the account root included: that would let any IAM policy grant it).
+    KeyUseNotNeeded {
+        key: String,
+        statement: String,
+        principal: String,
+    },
+    /// A function is configured with a key whose policy does not let its role use it.
+    KeyUseMissing {
+        function: String,
+        key: String,
+    },
+    /// A key policy statement with a wildcard action or a non-`Allow` shape this crate cannot judge.
+    KeyPolicyInexact {
+        key: String,
+        statement: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -129,6 +147,23 @@ impl fmt::Display for Violation {
                     "{policy}: `{resource}` names an index the table does not have"
                 )
             }
+            Violation::KeyUseNotNeeded {
+                key,
+                statement,
+                principal,
+            } => write!(
+                f,
+                "{key}[{statement}]: lets `{principal}` use the key, which no function configured with it runs as"
+            ),
+            Violation::KeyUseMissing { function, key } => write!(
+                f,
+                "{function}: is configured with {key}, whose key policy does not let its role use it"
+            ),
+            Violation::KeyPolicyInexact {
+                key,
+                statement,
+                reason,
+            } => write!(f, "{key}[{statement}]: {reason}"),
             Violation::ApiCycle { function, api } => write!(
                 f,
                 "{function}: is an integration of {api} and also references it (dependency cycle)"
@@ -169,6 +204,113 @@ pub fn check(t: &Template) -> Vec<Violation> {
     out.extend(check_statement_shapes(t));
     out.extend(check_action_services(t));
     out.extend(check_api_cycles(t));
+    out.extend(check_key_users(t));
+    out
+}
+
+/// KMS actions that use a key's material (or hand it on): only the roles that need them.
+const KEY_USE_ACTIONS: [&str; 8] = [
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:CreateGrant",
+    "kms:ImportKeyMaterial",
+];
+
+/// A key's policy alone decides who may use it (KMS consults IAM policies only where the key
+/// policy allows the account): every principal allowed to use a key must be the role of a
+/// function whose environment names that key, and every such role must be allowed.
+pub fn check_key_users(t: &Template) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for key in t.ids_of(KMS_KEY) {
+        let Some(resource) = t.resources.get(key) else {
+            continue;
+        };
+        let users: BTreeMap<String, String> = t
+            .functions()
+            .iter()
+            .filter(|f| f.environment.values().any(|v| v.references().contains(key)))
+            .filter_map(|f| Some((f.role_id()?.to_owned(), f.id.to_owned())))
+            .collect();
+        let statements = resource
+            .prop("KeyPolicy")
+            .and_then(|p| p.get("Statement"))
+            .map(Expr::as_list)
+            .unwrap_or_default();
+        let mut allowed: BTreeSet<String> = BTreeSet::new();
+        for (i, s) in statements.into_iter().enumerate() {
+            let label = s
+                .get("Sid")
+                .and_then(Expr::as_str)
+                .map_or_else(|| i.to_string(), str::to_owned);
+            let inexact = |reason: String| Violation::KeyPolicyInexact {
+                key: key.to_owned(),
+                statement: label.clone(),
+                reason,
+            };
+            if s.get("Effect").and_then(Expr::as_str) != Some("Allow") {
+                out.push(inexact("not an Allow statement".into()));
+                continue;
+            }
+            if s.get("NotAction").is_some() || s.get("NotPrincipal").is_some() {
+                out.push(inexact("uses NotAction or NotPrincipal".into()));
+                continue;
+            }
+            let actions: Vec<String> = s
+                .get("Action")
+                .map(Expr::as_list)
+                .unwrap_or_default()
+                .into_iter()
+                .map(text)
+                .collect();
+            if let Some(a) = actions.iter().find(|a| a.contains('*')) {
+                out.push(inexact(format!("wildcard action `{a}`")));
+                continue;
+            }
+            if !actions
+                .iter()
+                .any(|a| KEY_USE_ACTIONS.contains(&a.as_str()))
+            {
+                continue;
+            }
+            let principals = match s.get("Principal") {
+                Some(p) => p.get("AWS").map(Expr::as_list).unwrap_or_else(|| vec![p]),
+                None => Vec::new(),
+            };
+            for p in principals {
+                let role = p
+                    .references()
+                    .into_iter()
+                    .find(|r| t.resources.get(r).is_some_and(|x| x.kind == ROLE));
+                match role {
+                    Some(role) if users.contains_key(&role) => {
+                        allowed.insert(role);
+                    }
+                    Some(role) => out.push(Violation::KeyUseNotNeeded {
+                        key: key.to_owned(),
+                        statement: label.clone(),
+                        principal: role,
+                    }),
+                    None => out.push(Violation::KeyUseNotNeeded {
+                        key: key.to_owned(),
+                        statement: label.clone(),
+                        principal: text(p),
+                    }),
+                }
+            }
+        }
+        for (role, function) in &users {
+            if !allowed.contains(role) {
+                out.push(Violation::KeyUseMissing {
+                    function: function.clone(),
+                    key: key.to_owned(),
+                });
+            }
+        }
+    }
     out
 }
 

@@ -1,7 +1,7 @@
 //! The rules hold on the real template.yaml, and each one fails on a template mutated to break it.
 #![allow(clippy::unwrap_used)]
 use reelay_template::rules::{
-    check_action_services, check_api_cycles, check_fifo_dlqs, check_no_wildcards,
+    check_action_services, check_api_cycles, check_fifo_dlqs, check_key_users, check_no_wildcards,
     check_policy_scope, check_redrive_policies, check_statement_shapes, check_visibility_timeouts,
 };
 use reelay_template::{Template, Violation, check};
@@ -139,7 +139,7 @@ fn when_prefix_wildcard_is_not_stage_scoped_should_report_it() {
     )]);
     assert!(check_no_wildcards(&t).iter().any(|v| matches!(
         v,
-        Violation::WildcardResource { policy, .. } if policy == "IngestApiRole.ingest-api[AccountTokens]"
+        Violation::WildcardResource { policy, .. } if policy == "IngestApiRole.ingest-api[LegacyAccountTokens]"
     )));
 }
 
@@ -163,15 +163,15 @@ fn when_role_names_a_resource_its_function_does_not_use_should_report_it() {
 #[test]
 fn when_function_lacks_the_token_prefix_its_role_grants_should_report_it() {
     let t = mutated(&[(
-        "          PUBLISH_QUEUE_URL: !Ref PublishQueue\n          TIKTOK_APP_SECRET_ID: !Ref TikTokAppSecret\n          TIKTOK_TOKEN_SECRET_PREFIX: !Sub reelay/${Stage}/tiktok-token/\n          TIKTOK_API_BASE_URL",
-        "          PUBLISH_QUEUE_URL: !Ref PublishQueue\n          TIKTOK_APP_SECRET_ID: !Ref TikTokAppSecret\n          TIKTOK_API_BASE_URL",
+        "          TIKTOK_TOKEN_SECRET_PREFIX: !Sub reelay/${Stage}/tiktok-token/\n          TIKTOK_API_BASE_URL: !Ref TikTokApiBaseUrl\n          TIKTOK_PULL_PREFIX",
+        "          TIKTOK_API_BASE_URL: !Ref TikTokApiBaseUrl\n          TIKTOK_PULL_PREFIX",
     )]);
     let violations = check_policy_scope(&t);
     assert!(
         violations.iter().any(|v| matches!(
             v,
             Violation::ResourceNotUsed { function, policy, .. }
-                if function == "PublisherFunction" && policy == "PublisherRole.publisher[AccountTokens]"
+                if function == "PublisherFunction" && policy == "PublisherRole.publisher[LegacyAccountTokens]"
         )),
         "{violations:?}"
     );
@@ -304,8 +304,8 @@ fn when_action_targets_another_services_resource_should_report_it() {
     );
     // Literal ARNs are checked by their service field.
     let t = mutated(&[(
-        "                  - secretsmanager:CreateSecret\n",
-        "                  - dynamodb:Scan\n",
+        "                Action: secretsmanager:GetSecretValue\n                Resource: !Sub arn:${AWS::Partition}:secretsmanager",
+        "                Action: dynamodb:Scan\n                Resource: !Sub arn:${AWS::Partition}:secretsmanager",
     )]);
     let v = check_action_services(&t);
     assert_eq!(v.len(), 1, "{v:?}");
@@ -359,4 +359,160 @@ fn each_function_is_granted_exactly_the_resources_it_uses() {
         assert_eq!(granted_non_log, used_grantable, "{}", f.id);
         assert!(!granted_non_log.is_empty(), "{} is granted nothing", f.id);
     }
+}
+
+/// The roles whose inline statements grant `action` on a resource matching `on` (a logical id or
+/// a literal ARN fragment).
+fn roles_granting(t: &Template, action: &str, on: &str) -> std::collections::BTreeSet<String> {
+    reelay_template::rules::statements(t)
+        .into_iter()
+        .filter(|(_, stmts)| {
+            stmts.iter().any(|s| {
+                s.actions.iter().any(|a| a.as_str() == Some(action))
+                    && s.resources
+                        .iter()
+                        .any(|r| r.references().contains(on) || format!("{r:?}").contains(on))
+            })
+        })
+        .map(|(role, _)| role)
+        .collect()
+}
+
+/// Issue 13: the tokens' key and table are for the roles that handled token secrets, and only
+/// those; the per-account secrets are only read any more (migration), never created or written.
+#[test]
+fn only_the_token_roles_may_use_the_token_key_and_table() {
+    let t = Template::from_yaml_str(TEMPLATE).unwrap();
+    assert_eq!(check_key_users(&t), vec![]);
+    let token_roles: std::collections::BTreeSet<String> =
+        ["IngestApiRole", "PublisherRole", "ReconcilerRole"]
+            .map(String::from)
+            .into();
+    assert_eq!(
+        roles_granting(&t, "secretsmanager:GetSecretValue", "tiktok-token/*"),
+        token_roles
+    );
+    assert_eq!(
+        roles_granting(&t, "dynamodb:GetItem", "TokenTable"),
+        token_roles
+    );
+    assert_eq!(
+        roles_granting(&t, "dynamodb:PutItem", "TokenTable"),
+        token_roles
+    );
+    for write in [
+        "secretsmanager:CreateSecret",
+        "secretsmanager:PutSecretValue",
+    ] {
+        assert!(
+            roles_granting(&t, write, "tiktok-token/*").is_empty(),
+            "{write}"
+        );
+    }
+    // The key policy's users are exactly those roles, for data keys of this purpose only.
+    let key = &t.resources["TokenKey"];
+    let stmts = key
+        .prop("KeyPolicy")
+        .unwrap()
+        .get("Statement")
+        .unwrap()
+        .as_list();
+    let users = stmts
+        .iter()
+        .find(|s| s.get("Sid").and_then(|x| x.as_str()) == Some("TokenRoles"))
+        .unwrap();
+    let principals: std::collections::BTreeSet<String> = users
+        .get("Principal")
+        .unwrap()
+        .references()
+        .into_iter()
+        .collect();
+    assert_eq!(principals, token_roles);
+    let actions: Vec<_> = users
+        .get("Action")
+        .unwrap()
+        .as_list()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(actions, ["kms:GenerateDataKey", "kms:Decrypt"]);
+    assert!(format!("{:?}", users.get("Condition")).contains("kms:EncryptionContext:purpose"));
+    assert_eq!(
+        key.prop("EnableKeyRotation").and_then(|v| v.as_bool()),
+        Some(true)
+    );
+    // The table: on demand, point-in-time recovery, encrypted at rest, kept on stack deletion.
+    let table = &t.resources["TokenTable"];
+    assert_eq!(
+        table.prop("BillingMode").and_then(|v| v.as_str()),
+        Some("PAY_PER_REQUEST")
+    );
+    assert_eq!(
+        table
+            .prop("PointInTimeRecoverySpecification")
+            .and_then(|p| p.get("PointInTimeRecoveryEnabled"))
+            .and_then(|v| v.as_bool()),
+        Some(true)
+    );
+    assert_eq!(
+        table
+            .prop("SSESpecification")
+            .and_then(|p| p.get("SSEEnabled"))
+            .and_then(|v| v.as_bool()),
+        Some(true)
+    );
+    assert!(
+        TEMPLATE
+            .contains("  TokenTable:\n    Type: AWS::DynamoDB::Table\n    DeletionPolicy: Retain")
+    );
+}
+
+#[test]
+fn when_the_key_policy_lets_another_role_or_the_account_use_the_key_should_report_it() {
+    let t = mutated(&[(
+        "                - !GetAtt ReconcilerRole.Arn\n            Action: [kms:GenerateDataKey, kms:Decrypt]",
+        "                - !GetAtt ReconcilerRole.Arn\n                - !GetAtt TikTokWebhookRole.Arn\n            Action: [kms:GenerateDataKey, kms:Decrypt]",
+    )]);
+    assert_eq!(
+        check_key_users(&t),
+        vec![Violation::KeyUseNotNeeded {
+            key: "TokenKey".into(),
+            statement: "TokenRoles".into(),
+            principal: "TikTokWebhookRole".into(),
+        }]
+    );
+    // The account root with Decrypt would let any IAM policy in the account grant it.
+    let t = mutated(&[(
+        "              - kms:DescribeKey\n",
+        "              - kms:DescribeKey\n              - kms:Decrypt\n",
+    )]);
+    let v = check_key_users(&t);
+    assert!(
+        matches!(&v[..], [Violation::KeyUseNotNeeded { statement, principal, .. }]
+            if statement == "Administer" && principal.ends_with(":root")),
+        "{v:?}"
+    );
+    let t = mutated(&[(
+        "              - kms:DescribeKey\n",
+        "              - kms:*\n",
+    )]);
+    assert!(matches!(
+        &check_key_users(&t)[..],
+        [Violation::KeyPolicyInexact { statement, .. }] if statement == "Administer"
+    ));
+}
+
+#[test]
+fn when_a_token_function_may_not_use_the_key_should_report_it() {
+    let t = mutated(&[(
+        "                - !GetAtt ReconcilerRole.Arn\n            Action: [kms:GenerateDataKey, kms:Decrypt]",
+        "            Action: [kms:GenerateDataKey, kms:Decrypt]",
+    )]);
+    assert_eq!(
+        check_key_users(&t),
+        vec![Violation::KeyUseMissing {
+            function: "ReconcilerFunction".into(),
+            key: "TokenKey".into(),
+        }]
+    );
 }

@@ -1,4 +1,4 @@
-//! DynamoDB, SQS FIFO and Secrets Manager adapters behind the domain's ports.
+//! DynamoDB, SQS FIFO, Secrets Manager and KMS-encrypted token adapters behind the domain's ports.
 //!
 //! Every client comes from one `aws_config::SdkConfig` loaded from the environment
 //! ([`load_sdk_config`]), so the same code talks to AWS, MiniStack or DynamoDB Local depending
@@ -14,7 +14,7 @@
 //! let store = reelay_aws::DynamoStore::from_env(&sdk)?;              // TABLE_NAME
 //! let queue = reelay_aws::SqsWorkQueue::from_env(&sdk);              // RENDER_QUEUE_URL / PUBLISH_QUEUE_URL
 //! let batches = reelay_aws::FifoBatchProcessor::from_env(&sdk, "PUBLISH_QUEUE_URL")?;
-//! let vault = reelay_aws::SecretsManagerTokenVault::from_env(&sdk)?; // TIKTOK_TOKEN_SECRET_PREFIX
+//! let vault = reelay_aws::DynamoTokenVault::from_env(&sdk)?;  // TOKEN_TABLE_NAME, TOKEN_KEY_ID
 //! let secrets = reelay_aws::SecretCache::from_sdk(&sdk, Duration::from_secs(300));
 //! let ssemble = secrets.ssemble(&env_var("SSEMBLE_SECRET_ID")?).await?;
 //! // `store` is the `S`, `reelay_aws::SystemClock` the clock of `reelay_domain::ports::Adapters`.
@@ -29,6 +29,7 @@ pub mod dynamo;
 pub mod metrics;
 pub mod secrets;
 pub mod sqs;
+pub mod vault;
 
 pub use clock::SystemClock;
 pub use config::{
@@ -36,9 +37,12 @@ pub use config::{
     settings_from_env, ssemble_limits_from_env,
 };
 pub use dynamo::{CapacityMeter, DUE_SHARDS, DynamoStore, MeterSnapshot, OpStats, hash_api_key};
-pub use secrets::{SecretCache, SecretsManagerTokenVault, SsembleSecret, TikTokAppSecret};
+pub use secrets::{
+    SecretCache, SecretDeletion, SecretsManagerTokenVault, SsembleSecret, TikTokAppSecret,
+};
 pub use sqs::{
     DEFAULT_DEADLINE_MARGIN, DEFAULT_SCHEDULE_SLEEP, FailureScope, FifoBatchProcessor,
     RecordFailure, RecordMeta, SqsWorkQueue, decode_work_message, delay_visibility,
     sqs_event_from_received,
 };
+pub use vault::{DynamoTokenVault, Migrated};

@@ -34,6 +34,10 @@ const NEW_REFRESH: &str = "rft.NEW-SECRET-0d1e2f";
 const NEWER_ACCESS: &str = "act.NEWER-SECRET-5e6f70";
 const NEWER_REFRESH: &str = "rft.NEWER-SECRET-8a9b0c";
 const API_KEY: &str = "sk_live_SECRET-3a4b5c";
+const VAULT_ACCESS: &str = "act.VAULT-SECRET-91a2b3";
+const VAULT_REFRESH: &str = "rft.VAULT-SECRET-c4d5e6";
+const VAULT_NEW_ACCESS: &str = "act.VAULT-SECRET-f7a8b9";
+const VAULT_NEW_REFRESH: &str = "rft.VAULT-SECRET-0c1d2e";
 
 fn set(access: &str, refresh: &str, valid_secs: i64) -> TokenSet {
     TokenSet {
@@ -55,6 +59,7 @@ impl TokenRefresher for Refresher {
         match refresh_token.expose_secret() {
             OLD_REFRESH => Ok(set(NEW_ACCESS, NEW_REFRESH, 7200)),
             NEW_REFRESH => Ok(set(NEWER_ACCESS, NEWER_REFRESH, 7200)),
+            VAULT_REFRESH => Ok(set(VAULT_NEW_ACCESS, VAULT_NEW_REFRESH, 7200)),
             _ => Err(RefreshError::Rejected),
         }
     }
@@ -112,7 +117,36 @@ async fn no_secret_value_appears_in_any_log_line_even_at_trace() {
     let ssemble = cache.ssemble(&id).await.unwrap();
     tracing::info!(secret = ?ssemble, tokens = ?vault.get_tokens(&t, &a).await.unwrap(), "debug output of the secret types");
 
+    // The KMS-envelope vault, from an old secret through a migration and a refresh.
+    let tokens = common::token_vault(&sdk).await;
+    let (t2, a2) = (tenant("tenant_v"), account("acct_v"));
+    tokens
+        .legacy()
+        .unwrap()
+        .put_tokens(&t2, &a2, &set(VAULT_ACCESS, VAULT_REFRESH, -1))
+        .await
+        .unwrap();
+    let core = token_core(
+        &sdk,
+        common::store(&sdk).await,
+        tokens.clone(),
+        Arc::new(Refresher),
+    );
+    let token = core.fresh_token(&t2, &a2, None).await.unwrap();
+    assert_eq!(token.expose_secret(), VAULT_NEW_ACCESS);
+    let back = tokens.get_tokens(&t2, &a2).await.unwrap().unwrap();
+    tracing::info!(vault = ?tokens, tokens = ?back, "debug output of the vault");
+
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("account tokens migrated") && logs.contains("GenerateDataKey"),
+        "the vault's and KMS's trace lines are captured"
+    );
+    // KMS's answers carry the plaintext data key as `Plaintext`: never logged, not even at TRACE.
+    assert!(
+        !logs.contains("\"Plaintext\""),
+        "a KMS plaintext reached the logs"
+    );
     assert!(logs.contains("access token refreshed"), "the capture works");
     assert!(logs.contains("REDACTED"), "secret types print as redacted");
     for secret in [
@@ -123,6 +157,10 @@ async fn no_secret_value_appears_in_any_log_line_even_at_trace() {
         NEWER_ACCESS,
         NEWER_REFRESH,
         API_KEY,
+        VAULT_ACCESS,
+        VAULT_REFRESH,
+        VAULT_NEW_ACCESS,
+        VAULT_NEW_REFRESH,
     ] {
         let tail = secret.rsplit('-').next().unwrap();
         assert!(

@@ -919,9 +919,6 @@ async fn restart_endpoint(
     }
 }
 
-fn reelay_aws_vault(stack: &Stack) -> reelay_aws::SecretsManagerTokenVault {
-    reelay_aws::SecretsManagerTokenVault::new(
-        stack.wiring.secrets(),
-        &stack.wiring.resources.token_secret_prefix,
-    )
+fn reelay_aws_vault(stack: &Stack) -> reelay_aws::DynamoTokenVault {
+    stack.wiring.vault()
 }

@@ -118,10 +118,7 @@ impl Harness {
     pub async fn access_token(&self, account: &str) -> Result<SecretString, HarnessError> {
         let id = AccountId::parse(account.to_owned())
             .map_err(|e| HarnessError::Unexpected(e.reason.into()))?;
-        let vault = reelay_aws::SecretsManagerTokenVault::new(
-            self.stack.wiring.secrets(),
-            &self.stack.wiring.resources.token_secret_prefix,
-        );
+        let vault = self.stack.wiring.vault();
         vault
             .get_tokens(&self.tenant, &id)
             .await?

@@ -1,4 +1,4 @@
-//! Pins the DynamoDB, SQS FIFO and Secrets Manager behaviours Reelay relies on, against the local AWS endpoint.
+//! Pins the DynamoDB, SQS FIFO, Secrets Manager and KMS behaviours Reelay relies on, against the local AWS endpoint.
 //!
 //! Every test provisions its own copy of template.yaml's resources under a random suffix, so the
 //! suite runs in parallel against one emulator and exercises the template's shapes too.
@@ -18,6 +18,7 @@ pub enum Service {
     DynamoDb,
     Sqs,
     SecretsManager,
+    Kms,
 }
 
 impl Service {
@@ -26,6 +27,7 @@ impl Service {
             Service::DynamoDb => "AWS_ENDPOINT_URL_DYNAMODB",
             Service::Sqs => "AWS_ENDPOINT_URL_SQS",
             Service::SecretsManager => "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            Service::Kms => "AWS_ENDPOINT_URL_KMS",
         }
     }
 }

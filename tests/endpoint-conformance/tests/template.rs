@@ -8,7 +8,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use endpoint_conformance::{Service, sdk_config, template, unique_suffix};
 use reelay_template::{ProvisionOptions, provision};
 
-const FUNCTION_ENV: [&str; 12] = [
+const FUNCTION_ENV: [&str; 14] = [
     "STAGE",
     "TABLE_NAME",
     "RENDER_QUEUE_URL",
@@ -18,6 +18,8 @@ const FUNCTION_ENV: [&str; 12] = [
     "SSEMBLE_SECRET_ID",
     "TIKTOK_APP_SECRET_ID",
     "TIKTOK_TOKEN_SECRET_PREFIX",
+    "TOKEN_TABLE_NAME",
+    "TOKEN_KEY_ID",
     "SSEMBLE_API_BASE_URL",
     "TIKTOK_API_BASE_URL",
     "TIKTOK_AUTH_BASE_URL",
@@ -45,6 +47,10 @@ async fn template_provision_creates_the_declared_shapes_and_is_idempotent() {
     let second = provision(&config, &t, &options).await.unwrap();
     assert_eq!(first.env_vars(), second.env_vars());
     assert_eq!(first.queues, second.queues);
+    assert_eq!(
+        first.keys, second.keys,
+        "a re-run finds the key by its alias"
+    );
 
     let env = first.env_vars();
     let keys: BTreeSet<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
@@ -112,6 +118,48 @@ async fn template_provision_creates_the_declared_shapes_and_is_idempotent() {
     assert_eq!(
         indexes,
         BTreeSet::from(["due".to_owned(), "gsi1".to_owned()])
+    );
+
+    // The token table (one hash key) and its key, which the token functions are configured with.
+    let tokens = ddb
+        .describe_table()
+        .table_name(first.env_var("TOKEN_TABLE_NAME").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let keys: Vec<_> = tokens
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name().to_owned())
+        .collect();
+    assert_eq!(keys, vec!["pk"]);
+    assert!(tokens.global_secondary_indexes().is_empty());
+    let key = first.key("TokenKey").unwrap();
+    assert_eq!(first.env_var("TOKEN_KEY_ID"), Some(key.arn.as_str()));
+    let meta = aws_sdk_kms::Client::new(&config)
+        .describe_key()
+        .key_id(&key.alias)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    assert_eq!(meta.key_id(), key.key_id);
+    assert_eq!(
+        meta.key_spec(),
+        Some(&aws_sdk_kms::types::KeySpec::SymmetricDefault)
+    );
+    assert_eq!(
+        meta.key_usage(),
+        Some(&aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
+    );
+    assert!(meta.enabled());
+    assert!(
+        env_of(&first, "TikTokWebhookFunction", "TOKEN_KEY_ID").is_none()
+            && env_of(&first, "RenderSubmitterFunction", "TOKEN_TABLE_NAME").is_none(),
+        "only the token functions are configured with the tokens"
     );
 
     // Queues: FIFO, explicit dedup, visibility and redrive to the declared DLQ by its real ARN.

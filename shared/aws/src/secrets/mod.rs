@@ -1,7 +1,8 @@
-//! Secrets Manager: typed secret documents, a per-cold-start cache and the per-account token
-//! vault. Secret values live only in `secrecy` types: `Debug` prints `[REDACTED]`, and no error or
-//! log line carries a value. (Refreshing tokens is the domain's `Core::fresh_token`, over this
-//! vault and the store's locks.)
+//! Secrets Manager: typed secret documents, a per-cold-start cache and the old per-account token
+//! vault (account tokens now live in [`crate::vault`]; this one is its migration source). Secret
+//! values live only in `secrecy` types: `Debug` prints `[REDACTED]`, and no error or log line
+//! carries a value. (Refreshing tokens is the domain's `Core::fresh_token`, over a vault and the
+//! store's locks.)
 
 use std::collections::HashMap;
 use std::fmt;
@@ -75,10 +76,11 @@ pub async fn put_stage_secret(
     }
 }
 
-/// The stored form of one account's `TokenSet`.
+/// The stored form of one account's `TokenSet` (the same JSON in a secret and, encrypted, in the
+/// token table, so migrating copies it unchanged).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TokenDocument {
+pub(crate) struct TokenDocument {
     access_token: SecretString,
     access_expires_at: UtcTime,
     refresh_token: SecretString,
@@ -102,7 +104,7 @@ impl From<TokenDocument> for TokenSet {
 }
 
 /// The JSON stored for a token set; a secret itself, so it is wrapped at once.
-fn token_document(t: &TokenSet) -> SecretString {
+pub(crate) fn token_document(t: &TokenSet) -> SecretString {
     let doc = serde_json::json!({
         "accessToken": t.access_token.expose_secret(),
         "accessExpiresAt": t.access_expires_at.to_string(),
@@ -129,7 +131,7 @@ async fn read_secret(client: &Client, id: &str) -> Result<Option<SecretString>, 
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(raw: &SecretString) -> Result<T, SecretError> {
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(raw: &SecretString) -> Result<T, SecretError> {
     // serde's message could quote the value: it is dropped, only the fact is reported.
     serde_json::from_str(raw.expose_secret()).map_err(|_| SecretError::Malformed)
 }
@@ -193,9 +195,10 @@ impl SecretCache {
     }
 }
 
-/// One secret per account under the stage prefix (`reelay/<stage>/tiktok-token/`), named
-/// `<prefix><tenant>/<account>`, so key sets rotate per account and per environment. Not cached:
-/// a refresh elsewhere must be seen at once.
+/// The way tokens were kept before issue 13: one secret per account under the stage prefix
+/// (`reelay/<stage>/tiktok-token/`), named `<prefix><tenant>/<account>`, at $0.40 a month each.
+/// Kept as [`crate::DynamoTokenVault`]'s read fallback while a stage migrates. Not cached: a
+/// refresh elsewhere must be seen at once.
 #[derive(Debug, Clone)]
 pub struct SecretsManagerTokenVault {
     client: Client,
@@ -220,6 +223,98 @@ impl SecretsManagerTokenVault {
 
     pub fn secret_name(&self, tenant: &TenantId, account: &AccountId) -> String {
         format!("{}{tenant}/{account}", self.prefix)
+    }
+}
+
+/// How an old per-account token secret is deleted once its tokens are in the token table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretDeletion {
+    /// Recoverable for this many days (Secrets Manager allows 7–30): the default way.
+    RecoveryWindow(u8),
+    /// `ForceDeleteWithoutRecovery`: gone at once. Only when an operator asks for it by name.
+    WithoutRecovery,
+}
+
+impl Default for SecretDeletion {
+    fn default() -> Self {
+        Self::RecoveryWindow(30)
+    }
+}
+
+impl SecretsManagerTokenVault {
+    /// Requests deletion of the account's token secret; `false` if there was none.
+    pub async fn delete_tokens(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        how: SecretDeletion,
+    ) -> Result<bool, SecretError> {
+        let name = self.secret_name(tenant, account);
+        // Deleting a secret already scheduled for deletion is an error: report it as done.
+        match self.client.describe_secret().secret_id(&name).send().await {
+            Ok(d) if d.deleted_date().is_some() => return Ok(false),
+            Ok(_) => {}
+            Err(err) => match err.as_service_error() {
+                Some(e) if e.is_resource_not_found_exception() => return Ok(false),
+                _ => return Err(unavailable(err)),
+            },
+        }
+        let mut req = self.client.delete_secret().secret_id(&name);
+        req = match how {
+            SecretDeletion::RecoveryWindow(days) => {
+                if !(7..=30).contains(&days) {
+                    return Err(SecretError::Unavailable(
+                        format!("recovery window {days} days: Secrets Manager allows 7 to 30")
+                            .into(),
+                    ));
+                }
+                req.recovery_window_in_days(i64::from(days))
+            }
+            SecretDeletion::WithoutRecovery => req.force_delete_without_recovery(true),
+        };
+        match req.send().await {
+            Ok(_) => {
+                info!(tenant_id = %tenant, account_id = %account, ?how, "account token secret deleted");
+                Ok(true)
+            }
+            Err(err) => match err.as_service_error() {
+                Some(e) if e.is_resource_not_found_exception() => Ok(false),
+                _ => Err(unavailable(err)),
+            },
+        }
+    }
+
+    /// Every account that still has a token secret under the prefix (secrets pending deletion
+    /// are not listed): what a migration has left to do.
+    pub async fn list_accounts(&self) -> Result<Vec<(TenantId, AccountId)>, SecretError> {
+        use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
+        let filter = Filter::builder()
+            .key(FilterNameStringType::Name)
+            .values(&self.prefix)
+            .build();
+        let mut pages = self
+            .client
+            .list_secrets()
+            .filters(filter)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            for s in page.map_err(unavailable)?.secret_list() {
+                // The Name filter matches prefixes of words too: keep only `<prefix><t>/<a>`.
+                let parsed = s
+                    .name()
+                    .and_then(|n| n.strip_prefix(self.prefix.as_str()))
+                    .and_then(|rest| rest.split_once('/'))
+                    .and_then(|(t, a)| Some((TenantId::parse(t).ok()?, AccountId::parse(a).ok()?)));
+                if let Some(ids) = parsed {
+                    out.push(ids);
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 }
 

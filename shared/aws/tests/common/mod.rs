@@ -85,6 +85,28 @@ pub async fn fifo_queue(sdk: &SdkConfig, visibility_secs: u32) -> FifoQueue {
     }
 }
 
+/// The template's token table and key under a fresh stage, as the functions are configured with
+/// them, with the old per-account secrets under their template prefix as the migration source.
+pub async fn token_vault(sdk: &SdkConfig) -> reelay_aws::DynamoTokenVault {
+    let stack = provision(sdk, ResourceKinds::TOKENS, None).await;
+    let env = stack
+        .function_env("PublisherFunction")
+        .expect("PublisherFunction in template.yaml");
+    let var = |k: &str| {
+        env.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{k} in PublisherFunction's environment"))
+    };
+    assert_eq!(
+        var("TOKEN_TABLE_NAME"),
+        stack.table("TokenTable").unwrap().name
+    );
+    assert_eq!(var("TOKEN_KEY_ID"), stack.key("TokenKey").unwrap().arn);
+    reelay_aws::DynamoTokenVault::from_sdk(sdk, &var("TOKEN_TABLE_NAME"), &var("TOKEN_KEY_ID"))
+        .with_legacy_prefix(sdk, Some(var("TIKTOK_TOKEN_SECRET_PREFIX")))
+}
+
 /// The token-secret prefix the template gives the functions (`reelay/<stage>/tiktok-token/`).
 pub async fn token_prefix(sdk: &SdkConfig) -> String {
     let stack = provision(sdk, ResourceKinds::SECRETS, None).await;
@@ -279,23 +301,23 @@ pub async fn trail<S: reelay_domain::ports::JobStore>(
 /// The domain core over the real adapters: DynamoDB, Secrets Manager, the system clock, and a
 /// TikTok whose only wired part is the token endpoint `refresher` (posting and OAuth answer
 /// `not_wired`). Refresh timings shortened so waiting tasks poll quickly.
-pub type TokenCore<R> = reelay_domain::usecase::Core<
+pub type TokenCore<R, V = reelay_aws::SecretsManagerTokenVault> = reelay_domain::usecase::Core<
     reelay_domain::ports::Adapters<
         reelay_aws::DynamoStore,
         reelay_aws::SqsWorkQueue,
         reelay_aws::SystemClock,
-        reelay_aws::SecretsManagerTokenVault,
+        V,
         reelay_domain::upstream::Unwired,
         OnlyRefresh<R>,
     >,
 >;
 
-pub fn token_core<R: reelay_domain::ports::TokenRefresher>(
+pub fn token_core<R: reelay_domain::ports::TokenRefresher, V: reelay_domain::ports::TokenVault>(
     sdk: &SdkConfig,
     store: reelay_aws::DynamoStore,
-    vault: reelay_aws::SecretsManagerTokenVault,
+    vault: V,
     refresher: std::sync::Arc<R>,
-) -> TokenCore<R> {
+) -> TokenCore<R, V> {
     let settings = reelay_domain::usecase::Settings {
         tokens: reelay_domain::usecase::TokenSettings {
             min_validity: Duration::from_secs(300),
