@@ -1,6 +1,6 @@
 //! The KMS behaviour the token vault (`reelay_aws::vault`) relies on: data keys for AES-256, and
 //! an encryption context that binds each data key to its tenant and account. What the local
-//! endpoint does not check (see notes-vault.md) is not asserted here: the vault's AES-GCM layer
+//! endpoint does not check (see ../KMS.md) is not asserted here: the vault's AES-GCM layer
 //! covers it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
