@@ -8,7 +8,10 @@ use reelay_domain::ports::Ports;
 use reelay_domain::{AccountId, PostMode, TenantId};
 
 use crate::error::ApiError;
-use crate::view::{account_view, connect_view, connected_view, creator_info_view};
+use crate::jobs::{DEFAULT_PAGE, MAX_PAGE, int_param};
+use crate::view::{
+    account_page_view, account_view, connect_view, connected_view, creator_info_view,
+};
 use crate::{Deps, json_body, json_response};
 
 /// `POST /v1/accounts/connect` `{"tiktokAccountId", "mode"?}` → the authorize link.
@@ -89,6 +92,38 @@ pub(crate) async fn callback<P: Ports>(
 /// An account id from the path; one that cannot exist is simply not found.
 fn account_id(raw: &str) -> Result<AccountId, ApiError> {
     AccountId::parse(raw).map_err(|_| ApiError::AccountNotFound)
+}
+
+/// `GET /v1/accounts?limit=&after=`: the tenant's accounts by id, each with its health and the
+/// budgets left now; `nextAfter` in the answer continues the listing.
+pub(crate) async fn list<P: Ports>(
+    deps: &Deps<P>,
+    req: &Request,
+    tenant: &TenantId,
+) -> Result<Response<Body>, ApiError> {
+    let params = req.query_string_parameters();
+    let mut errors = Vec::new();
+    let limit = int_param(
+        req,
+        "limit",
+        1..=MAX_PAGE,
+        "must be an integer from 1 to 100",
+        &mut errors,
+    );
+    let after = params.first("after").and_then(|raw| {
+        AccountId::parse(raw)
+            .map_err(|e| errors.push(ApiError::field("after", e.reason)))
+            .ok()
+    });
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let limit = limit.unwrap_or(DEFAULT_PAGE) as usize;
+    let page = deps
+        .core
+        .list_accounts(tenant, after.as_ref(), limit)
+        .await?;
+    Ok(json_response(200, account_page_view(&page).to_string()))
 }
 
 /// `GET /v1/accounts/{id}`: connection health and the budgets left now.

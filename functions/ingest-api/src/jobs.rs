@@ -15,8 +15,8 @@ use crate::view::{JobView, JobWithAudit, job_page_view, seed_view};
 use crate::{Deps, REPLAYED_HEADER, encode, json_body, json_response};
 
 /// Page size of job lists and audit trails when the client names none, and the largest allowed.
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 100;
+pub(crate) const DEFAULT_PAGE: u32 = 50;
+pub(crate) const MAX_PAGE: u32 = 100;
 
 /// The two create routes: the API's own and the seed's, each with its answer shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,7 @@ pub(crate) async fn create<P: Ports>(
 }
 
 /// Reads an optional integer query parameter in `range`, or records why it is not one.
-fn int_param<T: std::str::FromStr + PartialOrd + Copy>(
+pub(crate) fn int_param<T: std::str::FromStr + PartialOrd + Copy>(
     req: &Request,
     name: &str,
     range: std::ops::RangeInclusive<T>,

@@ -110,6 +110,7 @@ async fn route<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<Response<Body>
         Endpoint::CancelJob(id) => jobs::command(deps, &tenant, id, Command::Cancel).await,
         Endpoint::RetryJob(id) => jobs::command(deps, &tenant, id, Command::Retry).await,
         Endpoint::ConnectAccount => accounts::connect(deps, req, &tenant).await,
+        Endpoint::ListAccounts => accounts::list(deps, req, &tenant).await,
         Endpoint::GetAccount(id) => accounts::status(deps, &tenant, id).await,
         Endpoint::CreatorInfo(id) => accounts::creator_info(deps, &tenant, id).await,
         Endpoint::OAuthCallback => Err(routes::RouteError::NoRoute.into()),

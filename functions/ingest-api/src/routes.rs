@@ -23,12 +23,13 @@ pub enum Endpoint<'a> {
     SeedPublish,
     ConnectAccount,
     OAuthCallback,
+    ListAccounts,
     GetAccount(&'a str),
     CreatorInfo(&'a str),
 }
 
 impl Endpoint<'_> {
-    pub const OPERATION_IDS: [&'static str; 10] = [
+    pub const OPERATION_IDS: [&'static str; 11] = [
         "createJob",
         "listJobs",
         "getJob",
@@ -37,6 +38,7 @@ impl Endpoint<'_> {
         "seedPublish",
         "connectAccount",
         "oauthCallback",
+        "listAccounts",
         "getAccount",
         "getCreatorInfo",
     ];
@@ -51,6 +53,7 @@ impl Endpoint<'_> {
             Self::SeedPublish => "seedPublish",
             Self::ConnectAccount => "connectAccount",
             Self::OAuthCallback => "oauthCallback",
+            Self::ListAccounts => "listAccounts",
             Self::GetAccount(_) => "getAccount",
             Self::CreatorInfo(_) => "getCreatorInfo",
         }
@@ -71,12 +74,14 @@ pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, RouteErr
         ["api", "publish", "tiktok"] if post => Endpoint::SeedPublish,
         ["v1", "accounts", "connect"] if post => Endpoint::ConnectAccount,
         ["v1", "accounts", "oauth", "callback"] if get => Endpoint::OAuthCallback,
+        ["v1", "accounts"] if get => Endpoint::ListAccounts,
         ["v1", "accounts", id] if get && *id != "connect" => Endpoint::GetAccount(id),
         ["v1", "accounts", id, "creator-info"] if get => Endpoint::CreatorInfo(id),
         ["v1", "jobs"]
         | ["v1", "jobs", _]
         | ["v1", "jobs", _, "cancel" | "retry"]
         | ["api", "publish", "tiktok"]
+        | ["v1", "accounts"]
         | ["v1", "accounts", _]
         | ["v1", "accounts", _, "creator-info"]
         | ["v1", "accounts", "oauth", "callback"] => return Err(RouteError::MethodNotAllowed),

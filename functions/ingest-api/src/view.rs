@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use reelay_domain::compliance::CreatorInfo;
 use reelay_domain::job::{Hold, JobError};
 use reelay_domain::ports::JobPage;
-use reelay_domain::usecase::{AccountStatus, ConnectLink, Connected};
+use reelay_domain::usecase::{AccountPage, AccountStatus, ConnectLink, Connected};
 use reelay_domain::{AccountId, AuditEvent, Job, JobSource};
 
 #[derive(Debug, Serialize)]
@@ -108,6 +108,13 @@ pub fn account_view(status: &AccountStatus) -> Value {
         "scopes": account.scopes,
         "connectedAt": account.connected_at.map(|t| t.to_rfc3339()),
         "budgets": budgets,
+    })
+}
+
+pub fn account_page_view(page: &AccountPage) -> Value {
+    json!({
+        "accounts": page.accounts.iter().map(account_view).collect::<Vec<_>>(),
+        "nextAfter": page.next_after.as_ref().map(|a| a.as_str()),
     })
 }
 

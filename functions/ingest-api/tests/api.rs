@@ -761,3 +761,63 @@ async fn another_tenants_render_answers_404_on_both_routes_and_changes_nothing()
     );
     assert_eq!(job["requestId"], render.as_str());
 }
+
+/// A tenant lists its own accounts, in pages, each with health and budgets; another tenant's
+/// never appear, and a bad page parameter is a validation error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_are_listed_in_pages_with_their_budgets() {
+    let s = stack().await;
+    for account in ["acct_l3", "acct_l1", "acct_l2"] {
+        s.connect(KEY_A, account).await;
+    }
+    s.connect(KEY_B, "acct_lb").await;
+
+    let (status, first) = s
+        .json("GET", "/v1/accounts?limit=2", Some(KEY_A), None, None)
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let ids = |page: &Value| -> Vec<String> {
+        page["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["tiktokAccountId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), ["acct_l1", "acct_l2"]);
+    assert_eq!(first["nextAfter"], "acct_l2");
+    let account = &first["accounts"][0];
+    assert_eq!(account["health"], "active");
+    assert!(
+        account["budgets"]
+            .as_object()
+            .is_some_and(|b| !b.is_empty()),
+        "{account}"
+    );
+
+    let (status, rest) = s
+        .json(
+            "GET",
+            "/v1/accounts?limit=2&after=acct_l2",
+            Some(KEY_A),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(ids(&rest), ["acct_l3"]);
+    assert_eq!(rest["nextAfter"], Value::Null);
+
+    let (status, theirs) = s.json("GET", "/v1/accounts", Some(KEY_B), None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(ids(&theirs), ["acct_lb"]);
+
+    for bad in ["/v1/accounts?limit=0", "/v1/accounts?after=not%20an%20id"] {
+        let (status, body) = s.json("GET", bad, Some(KEY_A), None, None).await;
+        assert_eq!(
+            (status, code(&body)),
+            (400, "validation_failed"),
+            "{bad}: {body}"
+        );
+    }
+}

@@ -263,6 +263,19 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
                         assert!(listed.iter().all(|j| *j == own_job), "{target}: {listed:?}");
                         assert_eq!(before, after, "{id} {target} changed state");
                     }
+                    ("listAccounts", 200) => {
+                        let listed: Vec<&str> = answer["accounts"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|a| a["tiktokAccountId"].as_str().unwrap())
+                            .collect();
+                        assert!(
+                            listed.iter().all(|a| *a == "acct_only_b"),
+                            "{target}: {listed:?}"
+                        );
+                        assert_eq!(before, after, "{id} {target} changed state");
+                    }
                     // Connecting happens in B's own namespace: B gets its own authorize link.
                     ("connectAccount", 200) => {}
                     (_, 404) => {

@@ -54,6 +54,14 @@ pub struct AccountStatus {
     pub budgets: Vec<BudgetLeft>,
 }
 
+/// One page of a tenant's accounts.
+#[derive(Debug, Clone)]
+pub struct AccountPage {
+    pub accounts: Vec<AccountStatus>,
+    /// The last account id of this page when more follow: the next page starts after it.
+    pub next_after: Option<AccountId>,
+}
+
 #[derive(Debug, Error)]
 pub enum AccountError {
     #[error("account not found")]
@@ -271,6 +279,36 @@ impl<P: Ports> Core<P> {
             .ok_or(AccountError::NotFound)?;
         let budgets = self.budgets_left(&account).await?;
         Ok(AccountStatus { account, budgets })
+    }
+
+    /// A page of the tenant's accounts by id, after `after`, each with its budgets left now.
+    /// Budgets are read for the page only, so a tenant with thousands of accounts pages them.
+    pub async fn list_accounts(
+        &self,
+        tenant: &TenantId,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> Result<AccountPage, StoreError> {
+        let mut all = self.ports.accounts().accounts(tenant).await?;
+        all.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        let mut rest = all
+            .into_iter()
+            .filter(|a| after.is_none_or(|after| a.account_id > *after))
+            .peekable();
+        let mut accounts = Vec::new();
+        while accounts.len() < limit.max(1) {
+            let Some(account) = rest.next() else { break };
+            let budgets = self.budgets_left(&account).await?;
+            accounts.push(AccountStatus { account, budgets });
+        }
+        let next_after = rest
+            .peek()
+            .and_then(|_| accounts.last())
+            .map(|s| s.account.account_id.clone());
+        Ok(AccountPage {
+            accounts,
+            next_after,
+        })
     }
 
     /// The account's posting budgets left now (peeked, nothing taken).

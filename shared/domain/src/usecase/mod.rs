@@ -22,7 +22,7 @@ pub mod tenants;
 mod tokens;
 
 pub use accounts::{
-    AccountError, AccountStatus, BudgetLeft, ConnectLink, Connected, CreatorInfoError,
+    AccountError, AccountPage, AccountStatus, BudgetLeft, ConnectLink, Connected, CreatorInfoError,
     OAUTH_STATE_LOCK_PREFIX,
 };
 pub use budgets::{Denied, SSEMBLE_CREATE_BUDGETS, SSEMBLE_LIST_BUDGETS, SSEMBLE_STATUS_BUDGETS};
