@@ -503,12 +503,12 @@ async fn a_stage_secret_is_set_from_stdin_and_never_printed() {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        // A refusal by clap exits before reading stdin: on a loaded machine the write can come
+        // after the exit and meet a closed pipe. The exit status is what the test judges.
+        match child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.unwrap(),
+        }
         child.wait_with_output().unwrap()
     };
     let read = |id: String| {
