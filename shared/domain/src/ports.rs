@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -348,6 +348,16 @@ pub struct TokenSet {
     pub refresh_expires_at: UtcTime,
     pub open_id: String,
     pub scopes: Vec<String>,
+}
+
+impl TokenSet {
+    /// Every vault refuses to store a set without a refresh token: the account would be lost.
+    pub fn check_storable(&self) -> Result<(), SecretError> {
+        if self.refresh_token.expose_secret().trim().is_empty() {
+            return Err(SecretError::EmptyRefreshToken);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Error)]

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use reelay_domain::ports::{SecretError, TokenSet, TokenVault};
 use reelay_domain::{AccountId, TenantId};
-use secrecy::ExposeSecret;
 
 use crate::hook::{Hook, HookSlot, calls};
 
@@ -88,9 +87,7 @@ impl TokenVault for MemVault {
             Ok(after) => after,
             Err(fault) => return Err(fault.secret_error(calls::VAULT_PUT)),
         };
-        if tokens.refresh_token.expose_secret().trim().is_empty() {
-            return Err(SecretError::EmptyRefreshToken);
-        }
+        tokens.check_storable()?;
         {
             let mut s = self.state();
             s.puts += 1;

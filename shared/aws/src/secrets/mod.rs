@@ -338,9 +338,7 @@ impl TokenVault for SecretsManagerTokenVault {
         account: &AccountId,
         tokens: &TokenSet,
     ) -> Result<(), SecretError> {
-        if tokens.refresh_token.expose_secret().trim().is_empty() {
-            return Err(SecretError::EmptyRefreshToken);
-        }
+        tokens.check_storable()?;
         let name = self.secret_name(tenant, account);
         let doc = token_document(tokens);
         for _ in 0..2 {

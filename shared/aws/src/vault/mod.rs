@@ -36,7 +36,7 @@ use aws_sdk_kms::primitives::Blob as KmsBlob;
 use aws_sdk_kms::types::DataKeySpec;
 use reelay_domain::ports::{Clock, SecretError, TokenSet, TokenVault};
 use reelay_domain::{AccountId, TenantId};
-use secrecy::{ExposeSecret, SecretSlice};
+use secrecy::SecretSlice;
 use tracing::{info, warn};
 
 use crate::secrets::{
@@ -402,9 +402,7 @@ impl TokenVault for DynamoTokenVault {
         account: &AccountId,
         tokens: &TokenSet,
     ) -> Result<(), SecretError> {
-        if tokens.refresh_token.expose_secret().trim().is_empty() {
-            return Err(SecretError::EmptyRefreshToken);
-        }
+        tokens.check_storable()?;
         let item = self.seal(tenant, account, tokens).await?;
         self.dynamo
             .put_item()
