@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::jobs::{DEFAULT_PAGE, MAX_PAGE, int_param};
 use crate::view::{
     account_page_view, account_view, connect_view, connected_view, creator_info_view,
+    disconnected_view,
 };
 use crate::{Deps, json_body, json_response};
 
@@ -137,6 +138,20 @@ pub(crate) async fn status<P: Ports>(
         .account_status(tenant, &account_id(raw_id)?)
         .await?;
     Ok(json_response(200, account_view(&status).to_string()))
+}
+
+/// `DELETE /v1/accounts/{id}`: disconnects the account (see `Core::disconnect_account`). Sending
+/// it again finishes what a lost answer left undone.
+pub(crate) async fn disconnect<P: Ports>(
+    deps: &Deps<P>,
+    tenant: &TenantId,
+    raw_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let done = deps
+        .core
+        .disconnect_account(tenant, &account_id(raw_id)?)
+        .await?;
+    Ok(json_response(200, disconnected_view(&done).to_string()))
 }
 
 /// `GET /v1/accounts/{id}/creator-info`.

@@ -190,6 +190,18 @@ fn create_refusal(e: &CreateError) -> Refusal {
             "The TikTok account is not connected to your tenant",
         )
         .details(json!({ "tiktokAccountId": id.as_str() })),
+        CreateError::DirectPostNotAuthorized(id) => Refusal::new(
+            422,
+            "direct_post_not_authorized",
+            "The creator connected this account for drafts only (no video.publish): send the post with mode 'draft', or connect the account again with mode 'direct'",
+        )
+        .details(json!({ "tiktokAccountId": id.as_str(), "field": "post.mode", "requiredScope": reelay_domain::account::DIRECT_POST_SCOPE })),
+        CreateError::AccountDisconnected(id) => Refusal::new(
+            422,
+            "account_disconnected",
+            "The account was disconnected; connect it again before creating jobs for it",
+        )
+        .details(json!({ "tiktokAccountId": id.as_str() })),
         CreateError::UnknownRender(id) => Refusal::new(
             404,
             "render_not_found",

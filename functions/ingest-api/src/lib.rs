@@ -112,6 +112,7 @@ async fn route<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<Response<Body>
         Endpoint::ConnectAccount => accounts::connect(deps, req, &tenant).await,
         Endpoint::ListAccounts => accounts::list(deps, req, &tenant).await,
         Endpoint::GetAccount(id) => accounts::status(deps, &tenant, id).await,
+        Endpoint::DisconnectAccount(id) => accounts::disconnect(deps, &tenant, id).await,
         Endpoint::CreatorInfo(id) => accounts::creator_info(deps, &tenant, id).await,
         Endpoint::OAuthCallback => Err(routes::RouteError::NoRoute.into()),
     }

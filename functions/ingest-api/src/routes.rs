@@ -25,11 +25,12 @@ pub enum Endpoint<'a> {
     OAuthCallback,
     ListAccounts,
     GetAccount(&'a str),
+    DisconnectAccount(&'a str),
     CreatorInfo(&'a str),
 }
 
 impl Endpoint<'_> {
-    pub const OPERATION_IDS: [&'static str; 11] = [
+    pub const OPERATION_IDS: [&'static str; 12] = [
         "createJob",
         "listJobs",
         "getJob",
@@ -40,6 +41,7 @@ impl Endpoint<'_> {
         "oauthCallback",
         "listAccounts",
         "getAccount",
+        "disconnectAccount",
         "getCreatorInfo",
     ];
 
@@ -55,6 +57,7 @@ impl Endpoint<'_> {
             Self::OAuthCallback => "oauthCallback",
             Self::ListAccounts => "listAccounts",
             Self::GetAccount(_) => "getAccount",
+            Self::DisconnectAccount(_) => "disconnectAccount",
             Self::CreatorInfo(_) => "getCreatorInfo",
         }
     }
@@ -64,7 +67,7 @@ impl Endpoint<'_> {
 /// `MethodNotAllowed`.
 pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, RouteError> {
     let segments: Vec<&'a str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let (get, post) = (method == "GET", method == "POST");
+    let (get, post, delete) = (method == "GET", method == "POST", method == "DELETE");
     let endpoint = match segments.as_slice() {
         ["v1", "jobs"] if post => Endpoint::CreateJob,
         ["v1", "jobs"] if get => Endpoint::ListJobs,
@@ -76,6 +79,7 @@ pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, RouteErr
         ["v1", "accounts", "oauth", "callback"] if get => Endpoint::OAuthCallback,
         ["v1", "accounts"] if get => Endpoint::ListAccounts,
         ["v1", "accounts", id] if get && *id != "connect" => Endpoint::GetAccount(id),
+        ["v1", "accounts", id] if delete && *id != "connect" => Endpoint::DisconnectAccount(id),
         ["v1", "accounts", id, "creator-info"] if get => Endpoint::CreatorInfo(id),
         ["v1", "jobs"]
         | ["v1", "jobs", _]

@@ -4,10 +4,11 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use reelay_domain::compliance::CreatorInfo;
 use reelay_domain::job::{Hold, JobError};
 use reelay_domain::ports::JobPage;
-use reelay_domain::usecase::{AccountPage, AccountStatus, ConnectLink, Connected};
+use reelay_domain::usecase::{
+    AccountPage, AccountStatus, ConnectLink, Connected, CreatorSettings, Disconnected,
+};
 use reelay_domain::{AccountId, AuditEvent, Job, JobSource};
 
 #[derive(Debug, Serialize)]
@@ -118,6 +119,19 @@ pub fn account_page_view(page: &AccountPage) -> Value {
     })
 }
 
+/// A disconnect's answer: the account as it now stands and what happened to its jobs.
+pub fn disconnected_view(done: &Disconnected) -> Value {
+    json!({
+        "tiktokAccountId": done.account.account_id.as_str(),
+        "health": done.account.health,
+        "healthReason": done.account.health_reason,
+        "cancelledJobs": done.cancelled,
+        "inFlightJobs": done.in_flight,
+        "creatorReleased": done.creator_released,
+        "revokedAtTikTok": done.revoked,
+    })
+}
+
 pub fn connect_view(link: &ConnectLink) -> Value {
     json!({
         "tiktokAccountId": link.account_id.as_str(),
@@ -134,10 +148,29 @@ pub fn connected_view(connected: &Connected) -> Value {
     })
 }
 
-/// What a posting UI needs. `privacyLevelDefault` is always null: TikTok forbids a default.
-pub fn creator_info_view(account: &AccountId, info: &CreatorInfo) -> Value {
+/// What a posting UI needs. `privacyLevelDefault` is always null: TikTok forbids a default. An
+/// account connected for drafts only answers `mode: draft` with nothing TikTok would have said:
+/// the creator chooses privacy and interactions in the app.
+pub fn creator_info_view(account: &AccountId, settings: &CreatorSettings) -> Value {
+    let CreatorSettings::Queried(info) = settings else {
+        return json!({
+            "tiktokAccountId": account.as_str(),
+            "mode": "draft",
+            "nickname": Value::Null,
+            "username": Value::Null,
+            "privacyLevelOptions": [],
+            "privacyLevelDefault": Value::Null,
+            "commentDisabled": false,
+            "duetDisabled": false,
+            "stitchDisabled": false,
+            "maxVideoPostDurationSec": Value::Null,
+            "canPost": true,
+            "cannotPostReason": Value::Null,
+        });
+    };
     json!({
         "tiktokAccountId": account.as_str(),
+        "mode": "direct",
         "nickname": info.nickname,
         "username": info.username,
         "privacyLevelOptions": info.privacy_level_options,

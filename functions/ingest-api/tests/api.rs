@@ -821,3 +821,138 @@ async fn accounts_are_listed_in_pages_with_their_budgets() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drafts_only_account_refuses_direct_posts_and_a_disconnect_cancels_revokes_and_releases()
+{
+    let s = stack().await;
+    let callback = s.authorize_for(KEY_A, "acct_d", "draft").await;
+    let (status, connected) = s.callback(&callback).await;
+    assert_eq!(status, 200, "{connected}");
+    assert!(
+        !connected["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "video.publish"),
+        "{connected}"
+    );
+
+    // A direct post can never go: refused, nothing written.
+    let before = s.snapshot().await;
+    let (status, refused) = s
+        .json(
+            "POST",
+            "/v1/jobs",
+            Some(KEY_A),
+            Some(job_body("acct_d")),
+            Some("d-direct"),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (422, "direct_post_not_authorized"),
+        "{refused}"
+    );
+    assert_eq!(
+        refused["error"]["details"]["requiredScope"],
+        "video.publish"
+    );
+    assert_eq!(s.snapshot().await, before, "a refusal changes nothing");
+
+    // creator_info is answered without TikTok (its creator_info needs video.publish).
+    let (status, info) = s
+        .json(
+            "GET",
+            "/v1/accounts/acct_d/creator-info",
+            Some(KEY_A),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(
+        (info["mode"].as_str(), info["nickname"].as_null()),
+        (Some("draft"), Some(()))
+    );
+    let (_, account) = s
+        .json("GET", "/v1/accounts/acct_d", Some(KEY_A), None, None)
+        .await;
+    let budget = &account["budgets"]["tiktok_creator_info"];
+    assert_eq!(budget["remaining"], budget["limit"], "{account}");
+
+    // A draft is accepted (same key: the refusal did not claim it).
+    let mut draft = job_body("acct_d");
+    draft["post"] = json!({"mode": "draft"});
+    let (status, job) = s
+        .json(
+            "POST",
+            "/v1/jobs",
+            Some(KEY_A),
+            Some(draft),
+            Some("d-direct"),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+
+    // Another tenant cannot disconnect it.
+    let before = s.snapshot().await;
+    let (status, other) = s
+        .json("DELETE", "/v1/accounts/acct_d", Some(KEY_B), None, None)
+        .await;
+    assert_eq!((status, code(&other)), (404, "account_not_found"));
+    assert_eq!(s.snapshot().await, before);
+
+    let (status, done) = s
+        .json("DELETE", "/v1/accounts/acct_d", Some(KEY_A), None, None)
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["health"], "disconnected");
+    assert_eq!(done["cancelledJobs"], 1);
+    assert_eq!(done["inFlightJobs"], 0);
+    assert_eq!(done["revokedAtTikTok"], true);
+    assert_eq!(done["creatorReleased"], true);
+    let id = job["jobId"].as_str().unwrap();
+    let (_, cancelled) = s
+        .json("GET", &format!("/v1/jobs/{id}"), Some(KEY_A), None, None)
+        .await;
+    assert_eq!(cancelled["state"], "cancelled");
+    assert_eq!(cancelled["error"]["code"], "account_disconnected");
+    let (status, refused) = s
+        .json(
+            "POST",
+            "/v1/jobs",
+            Some(KEY_A),
+            Some(job_body("acct_d")),
+            Some("d-after"),
+        )
+        .await;
+    assert_eq!((status, code(&refused)), (422, "account_disconnected"));
+
+    // Again: safe, nothing more to do.
+    let (status, again) = s
+        .json("DELETE", "/v1/accounts/acct_d", Some(KEY_A), None, None)
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (
+            again["cancelledJobs"].as_u64(),
+            again["revokedAtTikTok"].as_bool()
+        ),
+        (Some(0), Some(false))
+    );
+
+    // Connected again (the simulator signs in another creator: the old one was released).
+    let connected = s.connect(KEY_A, "acct_d").await;
+    assert_eq!(connected["health"], "active");
+    let (status, job) = s
+        .json(
+            "POST",
+            "/v1/jobs",
+            Some(KEY_A),
+            Some(job_body("acct_d")),
+            Some("d-back"),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+}

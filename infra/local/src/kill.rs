@@ -328,6 +328,7 @@ killable! {
     TokenVault {
         fn get_tokens(tenant: &TenantId, account: &AccountId) -> Result<Option<TokenSet>, SecretError>;
         fn put_tokens(tenant: &TenantId, account: &AccountId, tokens: &TokenSet) -> Result<(), SecretError>;
+        fn remove_tokens(tenant: &TenantId, account: &AccountId) -> Result<(), SecretError>;
     }
     TokenRefresher {
         fn refresh(refresh_token: &SecretString) -> Result<TokenSet, RefreshError>;
@@ -358,6 +359,7 @@ killable! {
     }
     AuthApi {
         fn exchange_code(code: &str) -> Result<TokenSet, UpstreamError>;
+        fn revoke(access_token: &SecretString) -> Result<(), UpstreamError>;
     } {
         fn authorize_url(&self, state: &str, mode: PostMode) -> Result<String, UpstreamError> {
             self.inner.authorize_url(state, mode)

@@ -126,6 +126,12 @@ async fn tokens_round_trip_encrypted_and_an_empty_refresh_token_is_refused() {
             .unwrap()
             .is_none()
     );
+
+    // A disconnect deletes the item; deleting what is not there is no error.
+    vault.remove_tokens(&t, &a).await.unwrap();
+    assert!(vault.get_tokens(&t, &a).await.unwrap().is_none());
+    assert!(raw_item(&sdk, &vault, &t, &a).await.is_none());
+    vault.remove_tokens(&t, &a).await.unwrap();
 }
 
 #[tokio::test]

@@ -14,6 +14,9 @@ pub enum AccountHealth {
     NeedsReauth,
     /// TikTok banned the creator from posting.
     Banned,
+    /// The tenant disconnected the account (`DELETE /v1/accounts/{id}`): its tokens are gone and
+    /// the creator is no longer pinned; connecting it again makes it active.
+    Disconnected,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +68,17 @@ impl Account {
         self.blocked_until.filter(|t| *t > now && throttled)
     }
 
+    /// Whether the creator granted direct posting (`video.publish`); without it only drafts go.
+    pub fn may_post_directly(&self) -> bool {
+        self.scopes.iter().any(|s| s == DIRECT_POST_SCOPE)
+    }
+
+    /// Connected for drafts only: the creator authorised the app without `video.publish`. An
+    /// account not yet connected is not (its scopes are not known yet).
+    pub fn drafts_only(&self) -> bool {
+        self.connected_at.is_some() && !self.may_post_directly()
+    }
+
     pub fn can_publish(&self, now: UtcTime) -> bool {
         self.health == AccountHealth::Active && self.blocked_until.is_none_or(|t| t <= now)
     }
@@ -113,9 +127,7 @@ pub fn publish_gate(account: Option<&Account>, mode: crate::job::PostMode, now: 
             until,
         };
     }
-    if mode == crate::job::PostMode::Direct
-        && !account.scopes.iter().any(|s| s == DIRECT_POST_SCOPE)
-    {
+    if mode == crate::job::PostMode::Direct && !account.may_post_directly() {
         return Gate::Park {
             reason: "scope_not_authorized".into(),
         };
@@ -124,11 +136,19 @@ pub fn publish_gate(account: Option<&Account>, mode: crate::job::PostMode, now: 
 }
 
 impl AccountHealth {
+    pub const ALL: [AccountHealth; 4] = [
+        Self::Active,
+        Self::NeedsReauth,
+        Self::Banned,
+        Self::Disconnected,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Active => "active",
             Self::NeedsReauth => "needs_reauth",
             Self::Banned => "banned",
+            Self::Disconnected => "disconnected",
         }
     }
 }

@@ -286,6 +286,8 @@ pub enum Actor {
     Owner,
     /// An operator of the stage, through `reelay-admin`.
     Operator { name: String, reason: String },
+    /// The job's tenant disconnected its account (`DELETE /v1/accounts/{id}`).
+    AccountDisconnected,
 }
 
 impl Actor {
@@ -338,6 +340,13 @@ impl Event {
             | Self::PublishOutcomeUnknown { error, .. }
             | Self::PreflightFailed { error }
             | Self::UploadFailed { error, .. } => Some(error.clone()),
+            Self::Cancel {
+                by: Actor::AccountDisconnected,
+            } => Some(JobError {
+                code: crate::usecase::DISCONNECTED.into(),
+                message: "the account was disconnected before the job started publishing".into(),
+                upstream_log_id: None,
+            }),
             Self::StatusObserved {
                 status: PublishStatus::Failed { reason },
                 upstream_log_id,

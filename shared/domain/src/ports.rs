@@ -387,6 +387,13 @@ pub trait TokenVault: Send + Sync {
         account: &AccountId,
         tokens: &TokenSet,
     ) -> impl Future<Output = Result<(), SecretError>> + Send;
+
+    /// Deletes the account's tokens (a disconnected account); none stored is no error.
+    fn remove_tokens(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> impl Future<Output = Result<(), SecretError>> + Send;
 }
 
 #[derive(Debug, Error)]

@@ -184,6 +184,13 @@ pub trait AuthApi: Send + Sync {
         &self,
         code: &str,
     ) -> impl Future<Output = Result<TokenSet, UpstreamError>> + Send;
+
+    /// Revokes the creator's authorisation of the app (TikTok's `oauth/revoke` of an access
+    /// token): a disconnected account's tokens stop working at TikTok too.
+    fn revoke(
+        &self,
+        access_token: &SecretString,
+    ) -> impl Future<Output = Result<(), UpstreamError>> + Send;
 }
 
 /// The code of every call to a port a function did not wire.
@@ -268,6 +275,9 @@ impl AuthApi for Unwired {
     async fn exchange_code(&self, _: &str) -> Result<TokenSet, UpstreamError> {
         Err(not_wired())
     }
+    async fn revoke(&self, _: &SecretString) -> Result<(), UpstreamError> {
+        Err(not_wired())
+    }
 }
 
 impl TokenVault for Unwired {
@@ -284,6 +294,9 @@ impl TokenVault for Unwired {
         _: &AccountId,
         _: &TokenSet,
     ) -> Result<(), SecretError> {
+        Err(SecretError::NotFound)
+    }
+    async fn remove_tokens(&self, _: &TenantId, _: &AccountId) -> Result<(), SecretError> {
         Err(SecretError::NotFound)
     }
 }

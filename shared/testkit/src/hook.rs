@@ -303,6 +303,7 @@ pub mod calls {
     pub const CLOCK_SLEEP: &str = "clock.sleep";
     pub const VAULT_GET: &str = "vault.get_tokens";
     pub const VAULT_PUT: &str = "vault.put_tokens";
+    pub const VAULT_REMOVE: &str = "vault.remove_tokens";
     pub const RENDER_SUBMIT: &str = "render.submit";
     pub const RENDER_FIND_SUBMITTED: &str = "render.find_submitted";
     pub const RENDER_PROGRESS: &str = "render.render_progress";
@@ -313,10 +314,11 @@ pub mod calls {
     pub const PUBLISH_UPLOAD: &str = "publish.upload";
     pub const PUBLISH_STATUS: &str = "publish.status";
     pub const AUTH_EXCHANGE_CODE: &str = "auth.exchange_code";
+    pub const AUTH_REVOKE: &str = "auth.revoke";
     pub const REFRESH: &str = "refresher.refresh";
 
     /// Every name above. `AuthApi::authorize_url` is synchronous and has no hook.
-    pub const ALL: [&str; 44] = [
+    pub const ALL: [&str; 46] = [
         JOBS_BEGIN_IDEMPOTENT,
         JOBS_ABANDON_IDEMPOTENT,
         JOBS_CREATE,
@@ -350,6 +352,7 @@ pub mod calls {
         CLOCK_SLEEP,
         VAULT_GET,
         VAULT_PUT,
+        VAULT_REMOVE,
         RENDER_SUBMIT,
         RENDER_FIND_SUBMITTED,
         RENDER_PROGRESS,
@@ -360,6 +363,7 @@ pub mod calls {
         PUBLISH_UPLOAD,
         PUBLISH_STATUS,
         AUTH_EXCHANGE_CODE,
+        AUTH_REVOKE,
         REFRESH,
     ];
 }

@@ -85,6 +85,9 @@ pub enum TikTokCall {
     Refresh {
         refresh_token: String,
     },
+    Revoke {
+        token: String,
+    },
 }
 
 impl TikTokCall {
@@ -99,6 +102,7 @@ impl TikTokCall {
             Self::AuthorizeUrl { .. } => "authorize_url",
             Self::ExchangeCode { .. } => "exchange_code",
             Self::Refresh { .. } => "refresh",
+            Self::Revoke { .. } => "revoke",
         }
     }
 }
@@ -626,6 +630,19 @@ impl AuthApi for FakeTikTok {
             }
         };
         finish(after, calls::AUTH_EXCHANGE_CODE, answer)
+    }
+
+    /// Recorded; TikTok answers a revoke of a token it does not know with success too.
+    async fn revoke(&self, access_token: &SecretString) -> Result<(), UpstreamError> {
+        let after = self.enter(calls::AUTH_REVOKE).await?;
+        let now = self.clock.now();
+        self.state().record(
+            now,
+            TikTokCall::Revoke {
+                token: token_tag(access_token),
+            },
+        );
+        finish(after, calls::AUTH_REVOKE, Ok(()))
     }
 }
 

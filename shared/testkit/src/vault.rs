@@ -99,4 +99,20 @@ impl TokenVault for MemVault {
             None => Ok(()),
         }
     }
+
+    async fn remove_tokens(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<(), SecretError> {
+        let after = match self.hook.pass(calls::VAULT_REMOVE).await {
+            Ok(after) => after,
+            Err(fault) => return Err(fault.secret_error(calls::VAULT_REMOVE)),
+        };
+        self.remove(tenant, account);
+        match after {
+            Some(fault) => Err(fault.secret_error(calls::VAULT_REMOVE)),
+            None => Ok(()),
+        }
+    }
 }

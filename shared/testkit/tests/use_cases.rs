@@ -11,8 +11,8 @@ use reelay_domain::ports::{StoredResponse, TokenVault};
 use reelay_domain::request::NewJob;
 use reelay_domain::upstream::RenderStatus;
 use reelay_domain::usecase::{
-    AccountError, Command, CommandError, Confirmed, CreateError, Created, HintOutcome, Observation,
-    ObserveOutcome, Observed, PublishOutcome, SubmitOutcome,
+    AccountError, Command, CommandError, Confirmed, CreateError, Created, CreatorSettings,
+    HintOutcome, Observation, ObserveOutcome, Observed, PublishOutcome, SubmitOutcome,
 };
 use reelay_domain::{
     IdempotencyKey, JobId, JobSource, JobState, PayloadHash, PostMode, RequestId, UtcTime,
@@ -501,7 +501,9 @@ fn an_accounts_status_shows_its_budgets_and_creator_info_spends_one() {
     assert_eq!(status.budgets.len(), 5);
     assert!(status.budgets.iter().all(|b| b.remaining == b.limit));
 
-    let info = block_on(core.creator_info(&t, &a)).unwrap();
+    let CreatorSettings::Queried(info) = block_on(core.creator_info(&t, &a)).unwrap() else {
+        panic!("a direct account's creator_info is asked of TikTok");
+    };
     assert!(!info.privacy_level_options.is_empty());
     assert_eq!(w.tiktok.count("creator_info"), 1);
     let status = block_on(core.account_status(&t, &a)).unwrap();
@@ -774,4 +776,137 @@ fn a_lost_create_never_claims_a_render_another_job_uses() {
         vec![theirs.id.clone()]
     );
     assert_eq!(w.job_now(&ours.id).request_id, Some(request_id));
+}
+
+#[test]
+fn a_direct_post_for_a_drafts_only_account_is_refused_at_create_and_its_creator_info_needs_no_call()
+{
+    let w = World::new()
+        .tenant(T)
+        .account_with(T, A, AccountSetup::draft_only());
+    let core = w.core();
+    let (t, a) = (tenant_id(T), account_id(A));
+    let before = w.store.calls();
+    let (parsed, fp) = new_job("k-direct");
+    assert!(matches!(
+        block_on(core.create_job(&t, parsed, &fp, answer)),
+        Err(CreateError::DirectPostNotAuthorized(id)) if id == a
+    ));
+    assert!(w.store.jobs().is_empty(), "nothing written");
+    assert!(w.queue.take(QueueKind::Render).is_none(), "nothing queued");
+    assert_eq!(
+        w.store
+            .calls()
+            .get(reelay_testkit::calls::JOBS_BEGIN_IDEMPOTENT),
+        before.get(reelay_testkit::calls::JOBS_BEGIN_IDEMPOTENT),
+        "refused before the idempotency key is claimed: a draft with the same key may follow"
+    );
+    let (mut draft, fp) = new_job("k-direct");
+    draft.post = sample::post(PostMode::Draft);
+    assert!(matches!(
+        block_on(core.create_job(&t, draft, &fp, answer)),
+        Ok(Created::New { .. })
+    ));
+
+    assert_eq!(
+        block_on(core.creator_info(&t, &a)).unwrap(),
+        CreatorSettings::DraftsOnly
+    );
+    assert_eq!(w.tiktok.count("creator_info"), 0, "TikTok is not asked");
+    let status = block_on(core.account_status(&t, &a)).unwrap();
+    let info_budget = status
+        .budgets
+        .iter()
+        .find(|b| b.kind == reelay_domain::budget::BudgetKind::TikTokCreatorInfo)
+        .unwrap();
+    assert_eq!(info_budget.remaining, info_budget.limit, "no budget taken");
+}
+
+#[test]
+fn disconnecting_cancels_what_has_not_started_leaves_what_is_at_tiktok_and_is_safe_to_repeat() {
+    let w = world();
+    let core = w.core();
+    let (t, a) = (tenant_id(T), account_id(A));
+    // One job at TikTok, one waiting for its schedule, one with a publish message on the queue.
+    let at_tiktok = queued(&w);
+    assert!(matches!(
+        block_on(core.publish(&at_tiktok, deadline(&w))).unwrap(),
+        PublishOutcome::Accepted { .. }
+    ));
+    let later = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0f").unwrap();
+    w.ssemble.complete(&later, vec![sample::clip("c", 5.0)]);
+    let waiting =
+        w.job(JobSetup::rendered(T, A, &later).schedule_at(w.clock.now().plus(minutes(60))));
+    let now = RequestId::parse("665a1b2c3d4e5f6a7b8c9d10").unwrap();
+    w.ssemble.complete(&now, vec![sample::clip("c", 5.0)]);
+    let on_queue = w.job(JobSetup::rendered(T, A, &now));
+    block_on(core.confirm_render(&later, None)).unwrap();
+    block_on(core.confirm_render(&now, None)).unwrap();
+    assert_eq!(w.job_now(&on_queue.id).state, JobState::PublishQueued);
+    let message = w.queue.take(QueueKind::Publish).expect("queued");
+
+    let done = block_on(core.disconnect_account(&t, &a)).unwrap();
+    assert_eq!((done.cancelled, done.in_flight), (2, 1));
+    assert!(done.revoked);
+    assert!(
+        !done.creator_released,
+        "a job is in flight: its webhook needs the creator"
+    );
+    assert_eq!(done.account.health, AccountHealth::Disconnected);
+    assert_eq!(w.tiktok.count("revoke"), 1);
+    assert!(block_on(w.vault.get_tokens(&t, &a)).unwrap().is_none());
+    for id in [&waiting.id, &on_queue.id] {
+        let job = w.job_now(id);
+        assert_eq!(job.state, JobState::Cancelled);
+        assert_eq!(
+            job.last_error.map(|e| e.code),
+            Some("account_disconnected".into())
+        );
+    }
+    // The message that was already on the queue finds a cancelled job: no init.
+    let inits = w.tiktok.count("init");
+    let _ = block_on(core.publish(&message.message.job_id, deadline(&w)));
+    assert_eq!(w.tiktok.count("init"), inits);
+    // Nothing new is accepted for it.
+    let (parsed, fp) = new_job("k-after");
+    assert!(matches!(
+        block_on(core.create_job(&t, parsed, &fp, answer)),
+        Err(CreateError::AccountDisconnected(_))
+    ));
+    // The job at TikTok still settles through its webhook.
+    let publish = w.tiktok.publishes().pop().unwrap();
+    let observation = Observation {
+        publish_id: publish.publish_id,
+        open_id: format!("open-{T}-{A}"),
+        what: Observed::Status {
+            status: PublishStatus::Complete,
+            post_ids: vec!["42".into()],
+        },
+    };
+    block_on(core.observe_publish(&observation)).unwrap();
+    assert_eq!(w.job_now(&at_tiktok).state, JobState::PubliclyAvailable);
+
+    // Again: nothing more to cancel or revoke, and now the creator is released.
+    let again = block_on(core.disconnect_account(&t, &a)).unwrap();
+    assert_eq!((again.cancelled, again.in_flight), (0, 0));
+    assert!(!again.revoked && again.creator_released);
+    assert_eq!(w.tiktok.count("revoke"), 1);
+    let stored = w.store.account(&t, &a).unwrap();
+    assert_eq!((stored.open_id, stored.scopes.len()), (None, 0));
+    // The account connects again, as another creator, and takes jobs again.
+    connect_as(&w, T, A, "open-someone-new").unwrap();
+    assert_eq!(
+        w.store.account(&t, &a).unwrap().health,
+        AccountHealth::Active
+    );
+    let (parsed, fp) = new_job("k-back");
+    assert!(matches!(
+        block_on(core.create_job(&t, parsed, &fp, answer)),
+        Ok(Created::New { .. })
+    ));
+    // Another tenant's account id answers not found and changes nothing.
+    assert!(matches!(
+        block_on(core.disconnect_account(&tenant_id("tenant_b"), &a)),
+        Err(AccountError::NotFound)
+    ));
 }

@@ -370,6 +370,14 @@ impl AuthApi for TikTokPort {
             .map_err(|e| upstream_error(&e))?;
         Ok(token_set(&t, now()))
     }
+
+    async fn revoke(&self, access_token: &SecretString) -> Result<(), UpstreamError> {
+        self.client
+            .revoke(access_token)
+            .await
+            .map(|_| ())
+            .map_err(|e| upstream_error(&e))
+    }
 }
 
 impl TokenRefresher for TikTokPort {

@@ -104,6 +104,8 @@ pub struct Report {
     /// Creates naming a render not the tenant's (another tenant's, or none of Reelay's), each
     /// refused.
     pub renders_refused: u64,
+    /// Direct posts for accounts connected for drafts only, each refused at create.
+    pub direct_refused: u64,
     pub dead_letters: usize,
     pub outage_failures: u64,
     pub trace: Vec<String>,
@@ -151,6 +153,8 @@ enum Done {
     },
     /// A create naming a render not the tenant's was refused, as it must be.
     RenderRefused,
+    /// A direct post for a drafts-only account was refused, as it must be.
+    DirectRefused,
     /// A create was judged against its tenant's ownership of the render wrongly.
     Misjudged(String),
     Other,
@@ -271,6 +275,10 @@ struct Sim {
     /// Client calls in flight, with how many times each was tried: a failed or lost one is
     /// made again, as a client would.
     calling: BTreeMap<u64, (Action, u32)>,
+    /// Creators whose sign-in completed (their account's scopes are known to Reelay).
+    connected: std::collections::BTreeSet<usize>,
+    /// Planned creates that were accepted (a replay answers the first answer).
+    accepted: std::collections::BTreeSet<usize>,
     tries: BTreeMap<String, u32>,
     next_operator: UtcTime,
     /// Invocations that died before they finished (crashes, Lambda timeouts).
@@ -361,6 +369,8 @@ impl Sim {
             later: Vec::new(),
             delivering: BTreeMap::new(),
             calling: BTreeMap::new(),
+            connected: Default::default(),
+            accepted: Default::default(),
             tries: BTreeMap::new(),
             next_operator: start,
             killed: BTreeSet::new(),
@@ -463,7 +473,7 @@ impl Sim {
                 }
             };
             // Now and then a client asks for a direct post on an account connected for drafts
-            // only: it can never go, and must wait visibly (and quietly) for a new grant.
+            // only: it can never go, and is refused at create.
             let mode = if (c.draft_only && self.clock.below(5) != 0) || self.clock.below(4) == 0 {
                 PostMode::Draft
             } else {
@@ -748,6 +758,18 @@ impl Sim {
                         }
                     }
                 };
+                // A direct post for an account connected for drafts only can never go: refused
+                // once the sign-in completed (before, Reelay does not know the scopes yet), unless
+                // an earlier create with the key was accepted (a replay answers that).
+                let creator = self
+                    .creators
+                    .iter()
+                    .position(|c| c.tenant == p.tenant && c.account == p.account);
+                let drafts_only = p.mode == PostMode::Direct
+                    && creator.is_some_and(|i| self.creators[i].draft_only);
+                let must_refuse = drafts_only
+                    && creator.is_some_and(|i| self.connected.contains(&i))
+                    && !self.accepted.contains(&n);
                 let core = Arc::clone(&self.core);
                 let replay = matches!(action, Action::Replay(_));
                 let id = self.spawn(
@@ -772,6 +794,16 @@ impl Sim {
                             })
                             .await;
                         match created {
+                            Err(CreateError::DirectPostNotAuthorized(_)) if drafts_only => {
+                                Done::DirectRefused
+                            }
+                            Err(CreateError::DirectPostNotAuthorized(_)) => Done::Misjudged(
+                                format!("{}: a direct post refused on a direct account", p.title),
+                            ),
+                            Ok(_) if must_refuse => Done::Misjudged(format!(
+                                "{}: a direct post accepted for a drafts-only account",
+                                p.title
+                            )),
                             Err(CreateError::UnknownRender(_)) if !owned => Done::RenderRefused,
                             Err(CreateError::UnknownRender(r)) => {
                                 Done::Misjudged(format!("{}: its own render {r} refused", p.title))
@@ -914,6 +946,17 @@ impl Sim {
     fn done(&mut self, id: u64, label: &str, out: Done) {
         let kind = self.finished(id);
         self.delivering.remove(&id);
+        if let Done::Client { ok: true } = out {
+            match self.calling.get(&id) {
+                Some((Action::Reconnect(i), _)) => {
+                    self.connected.insert(*i);
+                }
+                Some((Action::Create(n) | Action::Replay(n), _)) => {
+                    self.accepted.insert(*n);
+                }
+                _ => {}
+            }
+        }
         if !matches!(out, Done::Client { ok: false }) {
             self.calling.remove(&id);
         }
@@ -941,6 +984,7 @@ impl Sim {
             }
             Done::Client { ok: false } => self.call_again(id),
             Done::RenderRefused => self.report.renders_refused += 1,
+            Done::DirectRefused => self.report.direct_refused += 1,
             Done::Misjudged(why) => self.checker.violation(why),
             _ => {}
         }

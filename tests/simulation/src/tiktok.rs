@@ -901,4 +901,19 @@ impl AuthApi for TikTokSim {
         }
         Ok(self.mint(&mut s, &open_id, now))
     }
+    /// The creator's grants stop working (TikTok's revoke removes the authorisation).
+    async fn revoke(&self, access_token: &SecretString) -> Result<(), UpstreamError> {
+        let _ = self.chaos.point("auth.revoke").await;
+        let mut s = self.lock();
+        let open_id = s
+            .tokens
+            .get(access_token.expose_secret())
+            .map(|t| t.open_id.clone());
+        if let Some(open_id) = open_id {
+            for t in s.tokens.values_mut().filter(|t| t.open_id == open_id) {
+                t.valid = false;
+            }
+        }
+        Ok(())
+    }
 }

@@ -74,6 +74,7 @@ fn every_promise_holds_across_seeds() {
     let stale: u64 = reports.iter().map(|r| r.stale_observations).sum();
     let impostors: u64 = reports.iter().map(|r| r.impostors).sum();
     let refused: u64 = reports.iter().map(|r| r.renders_refused).sum();
+    let direct_refused: u64 = reports.iter().map(|r| r.direct_refused).sum();
     let mut states = std::collections::BTreeMap::<String, usize>::new();
     for r in &reports {
         for (s, n) in &r.states {
@@ -87,7 +88,7 @@ fn every_promise_holds_across_seeds() {
         }
     }
     println!(
-        "final states {states:?}; {stale} stale observations recorded; {impostors} sign-ins by another creator refused; {refused} creates of a render not the tenant's refused"
+        "final states {states:?}; {stale} stale observations recorded; {impostors} sign-ins by another creator refused; {refused} creates of a render not the tenant's refused; {direct_refused} direct posts for drafts-only accounts refused"
     );
     println!("reasons {reasons:#?}");
     println!(

@@ -399,12 +399,17 @@ impl Stack {
     /// Asks for an authorize link and follows it to TikTok (the simulator), which sends the
     /// creator back at once: answers the callback request TikTok's redirect names.
     pub async fn authorize(&self, key: &str, account: &str) -> String {
+        self.authorize_for(key, account, "direct").await
+    }
+
+    /// [`Self::authorize`] for `mode` (`direct` or `draft`).
+    pub async fn authorize_for(&self, key: &str, account: &str, mode: &str) -> String {
         let (status, body) = self
             .json(
                 "POST",
                 "/v1/accounts/connect",
                 Some(key),
-                Some(json!({"tiktokAccountId": account})),
+                Some(json!({"tiktokAccountId": account, "mode": mode})),
                 None,
             )
             .await;

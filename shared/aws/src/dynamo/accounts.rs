@@ -30,12 +30,7 @@ fn health_str(h: AccountHealth) -> &'static str {
 }
 
 fn parse_health(raw: &str) -> Option<AccountHealth> {
-    match raw {
-        "active" => Some(AccountHealth::Active),
-        "needs_reauth" => Some(AccountHealth::NeedsReauth),
-        "banned" => Some(AccountHealth::Banned),
-        _ => None,
-    }
+    AccountHealth::ALL.into_iter().find(|h| h.as_str() == raw)
 }
 
 fn account_from(item: &Item) -> Result<Account, StoreError> {
@@ -352,11 +347,7 @@ mod tests {
 
     #[test]
     fn health_round_trips() {
-        for h in [
-            AccountHealth::Active,
-            AccountHealth::NeedsReauth,
-            AccountHealth::Banned,
-        ] {
+        for h in AccountHealth::ALL {
             assert_eq!(parse_health(health_str(h)), Some(h));
         }
     }

@@ -383,6 +383,18 @@ impl TokenVault for SecretsManagerTokenVault {
             "token secret kept appearing and disappearing".into(),
         ))
     }
+
+    /// The old per-account secret, deleted with the shortest recovery window (7 days): the pair
+    /// in it was revoked with the account, and an operator may still recover a mistake.
+    async fn remove_tokens(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<(), SecretError> {
+        Self::delete_tokens(self, tenant, account, SecretDeletion::RecoveryWindow(7))
+            .await
+            .map(|_| ())
+    }
 }
 
 #[cfg(test)]

@@ -414,4 +414,23 @@ impl TokenVault for DynamoTokenVault {
         info!(tenant_id = %tenant, account_id = %account, "account tokens stored");
         Ok(())
     }
+
+    /// Deletes the table's item. An old per-account secret (a stage still migrating) is left to
+    /// `reelay-admin tokens migrate --delete-old`: the functions may not delete secrets, and the
+    /// pair in it was revoked at TikTok with the account.
+    async fn remove_tokens(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<(), SecretError> {
+        self.dynamo
+            .delete_item()
+            .table_name(&self.table)
+            .key(ATTR_PK, AttributeValue::S(Self::item_key(tenant, account)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        info!(tenant_id = %tenant, account_id = %account, "account tokens deleted");
+        Ok(())
+    }
 }

@@ -404,5 +404,8 @@ mod only_refresh {
         async fn exchange_code(&self, code: &str) -> Result<TokenSet, UpstreamError> {
             Unwired.exchange_code(code).await
         }
+        async fn revoke(&self, token: &SecretString) -> Result<(), UpstreamError> {
+            Unwired.revoke(token).await
+        }
     }
 }

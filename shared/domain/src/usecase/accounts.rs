@@ -92,6 +92,16 @@ pub enum AccountError {
     Store(#[from] StoreError),
 }
 
+/// What a posting UI can show for an account.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreatorSettings {
+    /// TikTok's creator_info, asked now.
+    Queried(CreatorInfo),
+    /// Connected for drafts only: no direct post; the creator sets privacy and interactions in
+    /// the TikTok app when finishing the draft. Nothing was asked of TikTok.
+    DraftsOnly,
+}
+
 /// [`AccountError`] under the name the creator-info route uses.
 pub type CreatorInfoError = AccountError;
 
@@ -333,17 +343,23 @@ impl<P: Ports> Core<P> {
     }
 
     /// What TikTok's posting UX rules need: nickname, privacy options (shown with no default),
-    /// interaction toggles, the longest allowed video. Charged to the account's budget.
+    /// interaction toggles, the longest allowed video. Charged to the account's budget. An
+    /// account connected for drafts only is answered without a call: TikTok's creator_info
+    /// needs `video.publish`, and in a draft the creator chooses those settings in the app.
     pub async fn creator_info(
         &self,
         tenant: &TenantId,
         account_id: &AccountId,
-    ) -> Result<CreatorInfo, AccountError> {
-        self.ports
+    ) -> Result<CreatorSettings, AccountError> {
+        let account = self
+            .ports
             .accounts()
             .get_account(tenant, account_id)
             .await?
             .ok_or(AccountError::NotFound)?;
+        if account.health == AccountHealth::Active && account.drafts_only() {
+            return Ok(CreatorSettings::DraftsOnly);
+        }
         let scope = Account::message_group(tenant, account_id);
         if let Some(denied) = self
             .take_budgets(&scope, &[BudgetKind::TikTokCreatorInfo], 1)
@@ -361,6 +377,7 @@ impl<P: Ports> Core<P> {
             .publish()
             .creator_info(&token)
             .await
+            .map(CreatorSettings::Queried)
             .map_err(|e| AccountError::Upstream {
                 code: e.code,
                 message: e.message,

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::account::AccountHealth;
 use crate::ids::{AccountId, JobId, PayloadHash, RequestId, TenantId};
-use crate::job::{Job, JobSource};
+use crate::job::{Job, JobSource, PostMode};
 use crate::ports::{
     AccountStore, Clock, Entropy, IdempotencyBegin, IdempotencyScope, JobStore, Ports, StoreError,
     StoredResponse,
@@ -34,6 +35,14 @@ pub enum CreateError {
     KeyRequired,
     #[error("unknown account {0}")]
     UnknownAccount(AccountId),
+    /// A direct post for an account its creator connected for drafts only (no `video.publish`):
+    /// it could never go, so it is refused instead of accepted and parked.
+    #[error("account {0} is connected for drafts only")]
+    DirectPostNotAuthorized(AccountId),
+    /// The tenant disconnected the account: nothing more is accepted for it until it is
+    /// connected again.
+    #[error("account {0} is disconnected")]
+    AccountDisconnected(AccountId),
     /// `source.requestId` names a render that is not the tenant's (another tenant's, or one
     /// Reelay never made): answered like an id that does not exist.
     #[error("no render {0} belongs to this tenant")]
@@ -63,14 +72,19 @@ impl<P: Ports> Core<P> {
             .idempotency_key
             .clone()
             .ok_or(CreateError::KeyRequired)?;
-        if self
+        let Some(account) = self
             .ports
             .accounts()
             .get_account(tenant, &parsed.account_id)
             .await?
-            .is_none()
-        {
+        else {
             return Err(CreateError::UnknownAccount(parsed.account_id));
+        };
+        if account.health == AccountHealth::Disconnected {
+            return Err(CreateError::AccountDisconnected(parsed.account_id));
+        }
+        if parsed.post.mode == PostMode::Direct && account.drafts_only() {
+            return Err(CreateError::DirectPostNotAuthorized(parsed.account_id));
         }
         if let JobSource::Rendered { request_id } = &parsed.source
             && !self.owns_render(tenant, request_id).await?

@@ -12,6 +12,7 @@ mod accounts;
 mod budgets;
 mod commands;
 mod create_job;
+mod disconnect;
 mod observe;
 pub mod publish;
 mod reconcile;
@@ -23,11 +24,12 @@ mod tokens;
 
 pub use accounts::{
     AccountError, AccountPage, AccountStatus, BudgetLeft, ConnectLink, Connected, CreatorInfoError,
-    OAUTH_STATE_LOCK_PREFIX,
+    CreatorSettings, OAUTH_STATE_LOCK_PREFIX,
 };
 pub use budgets::{Denied, SSEMBLE_CREATE_BUDGETS, SSEMBLE_LIST_BUDGETS, SSEMBLE_STATUS_BUDGETS};
 pub use commands::{Command, CommandError};
 pub use create_job::{CreateError, Created};
+pub use disconnect::{DISCONNECTED, Disconnected};
 pub use observe::{Observation, ObserveOutcome, Observed};
 pub use publish::{PublishOutcome, Wait};
 pub use reconcile::{Reconciled, RunReport, round_robin};

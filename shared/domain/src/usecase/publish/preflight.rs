@@ -1,6 +1,6 @@
 //! Step 1: everything checked before an attempt is committed. Nothing here can post.
 
-use crate::account::{AccountHealth, DIRECT_POST_SCOPE, Gate, publish_gate};
+use crate::account::{Account, AccountHealth, Gate, publish_gate};
 use crate::budget::BudgetKind;
 use crate::compliance::{self, CreatorInfo};
 use crate::job::{Job, PostMode};
@@ -62,9 +62,7 @@ impl<P: Ports> Core<P> {
         };
         // creator_info needs video.publish: an account connected for drafts only sends its
         // drafts without it (the creator chooses privacy and interactions in the app).
-        let can_query = account
-            .as_ref()
-            .is_some_and(|a| a.scopes.iter().any(|s| s == DIRECT_POST_SCOPE));
+        let can_query = account.as_ref().is_some_and(Account::may_post_directly);
         let creator = if can_query {
             let mut answer = None;
             for round in 0..2 {
