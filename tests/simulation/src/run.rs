@@ -106,6 +106,8 @@ pub struct Report {
     pub renders_refused: u64,
     /// Direct posts for accounts connected for drafts only, each refused at create.
     pub direct_refused: u64,
+    /// Accounts disconnected by their tenant (`DELETE /v1/accounts/{id}`).
+    pub disconnects: u64,
     pub dead_letters: usize,
     pub outage_failures: u64,
     pub trace: Vec<String>,
@@ -234,6 +236,8 @@ enum Action {
     Impostor(Impostor),
     /// An operator deletes planned job `n`'s render at Ssemble: its fan-outs must fail fast.
     Forget(usize),
+    /// The tenant disconnects creator `i`'s account (`DELETE /v1/accounts/{id}`).
+    Disconnect(usize),
 }
 
 /// Who signs in on whose connect link.
@@ -279,6 +283,8 @@ struct Sim {
     connected: std::collections::BTreeSet<usize>,
     /// Planned creates that were accepted (a replay answers the first answer).
     accepted: std::collections::BTreeSet<usize>,
+    /// Creators whose account a disconnect has been started for.
+    disconnecting: std::collections::BTreeSet<usize>,
     tries: BTreeMap<String, u32>,
     next_operator: UtcTime,
     /// Invocations that died before they finished (crashes, Lambda timeouts).
@@ -371,6 +377,7 @@ impl Sim {
             calling: BTreeMap::new(),
             connected: Default::default(),
             accepted: Default::default(),
+            disconnecting: Default::default(),
             tries: BTreeMap::new(),
             next_operator: start,
             killed: BTreeSet::new(),
@@ -523,7 +530,25 @@ impl Sim {
             }
         }
         let n = self.creators.len() as u64;
-        if self.clock.below(2) == 0 {
+        let impostor = self.clock.below(2) == 0;
+        if !impostor {
+            // The tenant disconnects an account now and then (not in a seed with an impostor:
+            // a released creator may legitimately be signed in anywhere, which would blur the
+            // impostor's judgement), and most come back.
+            for i in 0..self.creators.len() {
+                if self.clock.below(6) == 0 {
+                    let at = self
+                        .start
+                        .plus(Duration::from_secs(self.clock.below(5 * 3600)));
+                    self.actions.push((at, Action::Disconnect(i)));
+                    if self.clock.below(3) != 0 {
+                        let back = at.plus(Duration::from_secs(600 + self.clock.below(10 * 3600)));
+                        self.actions.push((back, Action::Reconnect(i)));
+                    }
+                }
+            }
+        }
+        if impostor {
             let creator = self.clock.below(n) as usize;
             let impostor = match self.clock.below(3) {
                 0 if n >= 2 => Impostor::Bound {
@@ -770,6 +795,7 @@ impl Sim {
                 let must_refuse = drafts_only
                     && creator.is_some_and(|i| self.connected.contains(&i))
                     && !self.accepted.contains(&n);
+                let disconnected = creator.is_some_and(|i| self.disconnecting.contains(&i));
                 let core = Arc::clone(&self.core);
                 let replay = matches!(action, Action::Replay(_));
                 let id = self.spawn(
@@ -802,6 +828,11 @@ impl Sim {
                             ),
                             Ok(_) if must_refuse => Done::Misjudged(format!(
                                 "{}: a direct post accepted for a drafts-only account",
+                                p.title
+                            )),
+                            Err(CreateError::AccountDisconnected(_)) if disconnected => Done::Other,
+                            Err(CreateError::AccountDisconnected(_)) => Done::Misjudged(format!(
+                                "{}: refused as disconnected, but nobody disconnected it",
                                 p.title
                             )),
                             Err(CreateError::UnknownRender(_)) if !owned => Done::RenderRefused,
@@ -839,6 +870,22 @@ impl Sim {
                 self.connect(i);
             }
             Action::Impostor(impostor) => self.impostor(&impostor),
+            Action::Disconnect(i) => {
+                let c = self.creators[i].clone();
+                self.connected.remove(&i);
+                self.disconnecting.insert(i);
+                self.report.disconnects += 1;
+                let core = Arc::clone(&self.core);
+                let id = self.spawn(
+                    format!("tenant disconnects {}", c.account),
+                    None,
+                    async move {
+                        let done = core.disconnect_account(&c.tenant, &c.account).await;
+                        Done::Client { ok: done.is_ok() }
+                    },
+                );
+                self.calling.insert(id, (action, 0));
+            }
             Action::Forget(n) => {
                 let title = self.planned[n].title.clone();
                 if let Some(rid) = self.job_titled(&title).and_then(|j| j.request_id) {

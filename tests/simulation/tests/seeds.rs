@@ -75,6 +75,7 @@ fn every_promise_holds_across_seeds() {
     let impostors: u64 = reports.iter().map(|r| r.impostors).sum();
     let refused: u64 = reports.iter().map(|r| r.renders_refused).sum();
     let direct_refused: u64 = reports.iter().map(|r| r.direct_refused).sum();
+    let disconnects: u64 = reports.iter().map(|r| r.disconnects).sum();
     let mut states = std::collections::BTreeMap::<String, usize>::new();
     for r in &reports {
         for (s, n) in &r.states {
@@ -88,7 +89,7 @@ fn every_promise_holds_across_seeds() {
         }
     }
     println!(
-        "final states {states:?}; {stale} stale observations recorded; {impostors} sign-ins by another creator refused; {refused} creates of a render not the tenant's refused; {direct_refused} direct posts for drafts-only accounts refused"
+        "final states {states:?}; {stale} stale observations recorded; {impostors} sign-ins by another creator refused; {refused} creates of a render not the tenant's refused; {direct_refused} direct posts for drafts-only accounts refused; {disconnects} accounts disconnected"
     );
     println!("reasons {reasons:#?}");
     println!(
