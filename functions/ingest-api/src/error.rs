@@ -134,6 +134,11 @@ impl ApiError {
             ),
             Self::Create(e) => create_refusal(e),
             Self::Command(CommandError::NotFound) => job_not_found(),
+            Self::Command(CommandError::Invalid(fields)) => Refusal {
+                status: 400,
+                envelope: ErrorEnvelope::validation(fields.clone()),
+                retry_after: None,
+            },
             Self::Command(CommandError::Refused(e)) => transition_refusal(e),
             Self::Command(CommandError::Store(e)) | Self::Store(e) => store_refusal(e),
             Self::Account(e) => account_refusal(e, now),
@@ -261,6 +266,12 @@ fn transition_refusal(e: &TransitionError) -> Refusal {
             "An attempt of this job is in flight; look at the job again after it ends",
         )
         .details(json!({ "until": until.to_rfc3339() })),
+        TransitionError::NotAmendable { state } => Refusal::new(
+            409,
+            "not_amendable",
+            "The job has started publishing or finished; its schedule and caption can no longer be changed",
+        )
+        .details(json!({ "state": state })),
         TransitionError::Illegal { state, .. } => Refusal::new(
             409,
             "invalid_state",
@@ -379,6 +390,12 @@ mod tests {
             (
                 TransitionError::AttemptInFlight { until: at },
                 "attempt_in_flight",
+            ),
+            (
+                TransitionError::NotAmendable {
+                    state: JobState::Publishing,
+                },
+                "not_amendable",
             ),
             (
                 TransitionError::Illegal {

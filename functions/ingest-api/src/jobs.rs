@@ -177,6 +177,21 @@ pub(crate) async fn get<P: Ports>(
     Ok(json_response(200, encode(&view)))
 }
 
+/// `PATCH /v1/jobs/{id}` `{"scheduleAt"?, "post"?: {"title"?}}`: until the job starts
+/// publishing; afterwards 409 `not_amendable` with the job's state.
+pub(crate) async fn amend<P: Ports>(
+    deps: &Deps<P>,
+    req: &Request,
+    tenant: &TenantId,
+    raw_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let body = json_body(deps, req)?;
+    let id = JobId::parse(raw_id).map_err(|_| ApiError::JobNotFound)?;
+    let amendment = request::parse_amendment(&body).map_err(ApiError::Invalid)?;
+    let job = deps.core.amend(tenant, &id, amendment).await?;
+    Ok(json_response(200, encode(&JobView::new(&job))))
+}
+
 /// Cancel and retry: the owner's decisions, refused by the lifecycle table where they could do
 /// harm (a retry that could post twice).
 pub(crate) async fn command<P: Ports>(

@@ -107,6 +107,7 @@ async fn route<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<Response<Body>
         Endpoint::SeedPublish => jobs::create(deps, req, &tenant, jobs::Route::Seed).await,
         Endpoint::ListJobs => jobs::list(deps, req, &tenant).await,
         Endpoint::GetJob(id) => jobs::get(deps, req, &tenant, id).await,
+        Endpoint::AmendJob(id) => jobs::amend(deps, req, &tenant, id).await,
         Endpoint::CancelJob(id) => jobs::command(deps, &tenant, id, Command::Cancel).await,
         Endpoint::RetryJob(id) => jobs::command(deps, &tenant, id, Command::Retry).await,
         Endpoint::ConnectAccount => accounts::connect(deps, req, &tenant).await,

@@ -18,6 +18,7 @@ pub enum Endpoint<'a> {
     CreateJob,
     ListJobs,
     GetJob(&'a str),
+    AmendJob(&'a str),
     CancelJob(&'a str),
     RetryJob(&'a str),
     SeedPublish,
@@ -30,10 +31,11 @@ pub enum Endpoint<'a> {
 }
 
 impl Endpoint<'_> {
-    pub const OPERATION_IDS: [&'static str; 12] = [
+    pub const OPERATION_IDS: [&'static str; 13] = [
         "createJob",
         "listJobs",
         "getJob",
+        "amendJob",
         "cancelJob",
         "retryJob",
         "seedPublish",
@@ -50,6 +52,7 @@ impl Endpoint<'_> {
             Self::CreateJob => "createJob",
             Self::ListJobs => "listJobs",
             Self::GetJob(_) => "getJob",
+            Self::AmendJob(_) => "amendJob",
             Self::CancelJob(_) => "cancelJob",
             Self::RetryJob(_) => "retryJob",
             Self::SeedPublish => "seedPublish",
@@ -72,6 +75,7 @@ pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, RouteErr
         ["v1", "jobs"] if post => Endpoint::CreateJob,
         ["v1", "jobs"] if get => Endpoint::ListJobs,
         ["v1", "jobs", id] if get => Endpoint::GetJob(id),
+        ["v1", "jobs", id] if method == "PATCH" => Endpoint::AmendJob(id),
         ["v1", "jobs", id, "cancel"] if post => Endpoint::CancelJob(id),
         ["v1", "jobs", id, "retry"] if post => Endpoint::RetryJob(id),
         ["api", "publish", "tiktok"] if post => Endpoint::SeedPublish,

@@ -956,3 +956,109 @@ async fn a_drafts_only_account_refuses_direct_posts_and_a_disconnect_cancels_rev
         .await;
     assert_eq!(status, 202, "{job}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_rescheduled_and_recaptioned_until_it_starts_publishing() {
+    let s = stack().await;
+    s.connect(KEY_A, "acct_p").await;
+    let (status, job) = s
+        .json(
+            "POST",
+            "/v1/jobs",
+            Some(KEY_A),
+            Some(job_body("acct_p")),
+            Some("p-1"),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let path = format!("/v1/jobs/{}", job["jobId"].as_str().unwrap());
+
+    let (status, moved) = s
+        .json(
+            "PATCH",
+            &path,
+            Some(KEY_A),
+            Some(
+                json!({"scheduleAt": "2030-01-02T03:04:05Z", "post": {"title": "a new #caption"}}),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["scheduleAt"], "2030-01-02T03:04:05Z");
+    assert_eq!(moved["post"]["title"], "a new #caption");
+    assert_eq!(moved["state"], "received");
+    let (_, read) = s.json("GET", &path, Some(KEY_A), None, None).await;
+    let events: Vec<&str> = read["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert!(events.contains(&"amend"), "{events:?}");
+
+    // Bad input: specific errors, nothing changed.
+    let before = s.snapshot().await;
+    for (body, field) in [
+        (json!({}), ""),
+        (json!({"scheduleAt": "tomorrow"}), "scheduleAt"),
+        (
+            json!({"post": {"mode": "draft", "title": "x"}}),
+            "post.mode",
+        ),
+        (json!({"tiktokAccountId": "acct_other"}), "tiktokAccountId"),
+    ] {
+        let (status, refused) = s
+            .json("PATCH", &path, Some(KEY_A), Some(body.clone()), None)
+            .await;
+        assert_eq!(
+            (status, code(&refused)),
+            (400, "validation_failed"),
+            "{body}"
+        );
+        assert_eq!(
+            refused["error"]["details"]["fields"][0]["field"], field,
+            "{body}: {refused}"
+        );
+    }
+    // Another tenant's job: not found.
+    let (status, other) = s
+        .json(
+            "PATCH",
+            &path,
+            Some(KEY_B),
+            Some(json!({"scheduleAt": "2030-01-02T03:04:05Z"})),
+            None,
+        )
+        .await;
+    assert_eq!((status, code(&other)), (404, "job_not_found"));
+    assert_eq!(s.snapshot().await, before, "refusals change nothing");
+
+    // A job that can no longer change (cancelled here; publishing alike): 409 with the state.
+    s.drive(
+        job["jobId"].as_str().unwrap(),
+        &[Event::RenderSubmitStarted {
+            webhook_token_hash: "h".into(),
+        }],
+    )
+    .await;
+    let (status, cancelled) = s
+        .json("POST", &format!("{path}/cancel"), Some(KEY_A), None, None)
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    let (status, refused) = s
+        .json(
+            "PATCH",
+            &path,
+            Some(KEY_A),
+            Some(json!({"scheduleAt": "2030-01-02T03:04:05Z"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (409, "not_amendable"),
+        "{refused}"
+    );
+    assert_eq!(refused["error"]["details"]["state"], "cancelled");
+}

@@ -41,6 +41,10 @@ fn body_for(doc: &Value, schema: &Value, account: &str, job: Option<&str>, rende
             },
             "requestId" => json!(render),
             "source" => json!({"url": "https://example.com/v.mp4", "start": 0, "end": 60}),
+            // A create's whole post, or an amendment's caption only.
+            "post" if schema.pointer("/properties/post/$ref").is_none() => {
+                json!({"title": "b's caption"})
+            }
             "post" => {
                 json!({"mode": "direct", "privacyLevel": "SELF_ONLY", "title": "b's caption"})
             }

@@ -518,6 +518,14 @@ impl Job {
                 self.clip = Some(clip.clone());
                 self.last_error = None;
             }
+            Event::Amend { schedule_at, title } => {
+                if let Some(at) = schedule_at {
+                    self.schedule_at = *at;
+                }
+                if let Some(title) = title {
+                    self.post.title = Some(title.clone());
+                }
+            }
             // A new attempt: the previous attempt's publish is no longer the job's.
             Event::PublishStarted => self.publish_id = None,
             Event::PublishAccepted { publish_id, .. } => {

@@ -274,6 +274,13 @@ pub enum Event {
     Retry {
         by: Actor,
     },
+    /// The owner moves the job's `scheduleAt` or changes its caption before it starts publishing.
+    Amend {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schedule_at: Option<UtcTime>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+    },
 }
 
 /// Who gave a command. The table's rules are the same for both (an operator cannot retry what
@@ -327,6 +334,7 @@ impl Event {
             Self::Expired => "expired",
             Self::Cancel { .. } => "cancel",
             Self::Retry { .. } => "retry",
+            Self::Amend { .. } => "amend",
         }
     }
 
@@ -385,6 +393,16 @@ impl Event {
             | Self::Retry {
                 by: Actor::Operator { name, reason },
             } => Some(format!("by operator {name}: {reason}")),
+            Self::Amend { schedule_at, title } => Some(
+                [
+                    schedule_at.map(|at| format!("scheduleAt {}", at.to_rfc3339())),
+                    title.as_ref().map(|_| "caption changed".to_owned()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; "),
+            ),
             other => other.error().map(|e| e.message),
         }
     }
@@ -485,6 +503,9 @@ pub enum TransitionError {
     /// A render submission or publish attempt is in flight until its lease ends.
     #[error("an attempt is in flight until {until}")]
     AttemptInFlight { until: UtcTime },
+    /// The job has started publishing (or finished): its schedule and caption are final.
+    #[error("a job in state {state} can no longer be changed")]
+    NotAmendable { state: JobState },
 }
 
 /// Timing and retry policy. Every figure is configuration.
@@ -664,6 +685,9 @@ pub fn decide(
         policy,
         state: job.state,
     };
+    if let Event::Amend { schedule_at, .. } = event {
+        return t.amend(*schedule_at);
+    }
     match job.state {
         JobState::Received => t.received(event),
         JobState::Rendering => t.rendering(event),
@@ -832,6 +856,45 @@ impl Table<'_> {
 
     /// Onto the publish queue. The hold (if any) stays in view until an attempt starts, so a
     /// publisher that holds the job again for the same reason continues its back-off.
+    // ── amend: the owner changes the schedule or caption before publishing starts ──────
+    fn amend(&self, schedule_at: Option<UtcTime>) -> Decided {
+        use JobState as S;
+        let at = schedule_at.unwrap_or(self.job.schedule_at);
+        let keep = || {
+            Ok(Decision::Move {
+                to: self.state,
+                effects: Vec::new(),
+                next_check: self.job.next_check,
+                hold: self.job.hold.clone(),
+            })
+        };
+        match self.state {
+            // Rendering decides on the (new) schedule when the render completes.
+            S::Received | S::Rendering => keep(),
+            // A hold stays; the job goes no earlier than both the hold's check and the schedule.
+            S::Ready if self.job.hold.is_some() => Ok(Decision::Move {
+                to: S::Ready,
+                effects: Vec::new(),
+                next_check: check(
+                    self.job.next_check.map_or(at, |c| c.at.max(at)),
+                    CheckKind::PublishAt,
+                ),
+                hold: self.job.hold.clone(),
+            }),
+            S::Ready if at <= self.now => self.queue_publish(),
+            // Later: back to waiting; a publish message already on the queue finds the job
+            // `ready` and is dropped, since only `publish_queued` starts an attempt.
+            S::Ready | S::PublishQueued if at > self.now => Ok(Decision::Move {
+                to: S::Ready,
+                effects: Vec::new(),
+                next_check: check(at, CheckKind::PublishAt),
+                hold: self.job.hold.clone(),
+            }),
+            S::PublishQueued => keep(),
+            state => Err(TransitionError::NotAmendable { state }),
+        }
+    }
+
     fn queue_publish(&self) -> Decided {
         Ok(Decision::Move {
             to: JobState::PublishQueued,

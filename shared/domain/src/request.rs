@@ -98,6 +98,65 @@ fn http_url(raw: &str, field: &str, errors: &mut Errors) {
 
 /// Parses `POST /v1/jobs`. `header_key` is the `Idempotency-Key` header, which wins over a body
 /// field of the same meaning only if they agree.
+/// `post.title`: TikTok's caption, within its length limit.
+fn title(m: &Map<String, Value>, errors: &mut Errors) -> Option<String> {
+    let title = string(m, "title", "post.title", errors);
+    if let Some(t) = &title
+        && t.encode_utf16().count() > MAX_TITLE_UTF16
+    {
+        errors.add("post.title", "must be at most 2200 UTF-16 code units");
+    }
+    title
+}
+
+fn schedule_at(root: &Map<String, Value>, errors: &mut Errors) -> Option<UtcTime> {
+    string(root, "scheduleAt", "scheduleAt", errors).and_then(|raw| {
+        UtcTime::parse(&raw)
+            .map_err(|_| {
+                errors.add(
+                    "scheduleAt",
+                    "must be RFC 3339 with a zone offset, e.g. 2026-03-10T18:00:00Z",
+                )
+            })
+            .ok()
+    })
+}
+
+/// A validated `PATCH /v1/jobs/{id}`: what to change before the job starts publishing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Amendment {
+    pub schedule_at: Option<UtcTime>,
+    pub title: Option<String>,
+}
+
+/// Parses `{"scheduleAt"?, "post"?: {"title"?}}`; at least one change is required.
+pub fn parse_amendment(body: &Value) -> Result<Amendment, Vec<FieldError>> {
+    let mut errors = Errors::default();
+    let Some(root) = obj(body, "", &mut errors) else {
+        return Err(errors.0);
+    };
+    unknown_keys(root, &["scheduleAt", "post"], "", &mut errors);
+    let schedule_at = schedule_at(root, &mut errors);
+    let title = match root.get("post") {
+        None => None,
+        Some(v) => obj(v, "post", &mut errors).and_then(|m| {
+            unknown_keys(m, &["title"], "post.", &mut errors);
+            if matches!(m.get("title"), None | Some(Value::Null)) {
+                errors.add("post.title", "is required when post is given");
+            }
+            title(m, &mut errors)
+        }),
+    };
+    if errors.0.is_empty() && schedule_at.is_none() && title.is_none() {
+        errors.add("", "change scheduleAt, post.title or both");
+    }
+    if errors.0.is_empty() {
+        Ok(Amendment { schedule_at, title })
+    } else {
+        Err(errors.0)
+    }
+}
+
 pub fn parse_create_job(body: &Value, header_key: Option<&str>) -> Result<NewJob, Vec<FieldError>> {
     let mut errors = Errors::default();
     let Some(root) = obj(body, "", &mut errors) else {
@@ -131,16 +190,7 @@ pub fn parse_create_job(body: &Value, header_key: Option<&str>) -> Result<NewJob
             None
         }
     };
-    let schedule_at = string(root, "scheduleAt", "scheduleAt", &mut errors).and_then(|raw| {
-        UtcTime::parse(&raw)
-            .map_err(|_| {
-                errors.add(
-                    "scheduleAt",
-                    "must be RFC 3339 with a zone offset, e.g. 2026-03-10T18:00:00Z",
-                )
-            })
-            .ok()
-    });
+    let schedule_at = schedule_at(root, &mut errors);
     let idempotency_key = idempotency(root, header_key, &mut errors);
     let source = match root.get("source") {
         Some(v) => parse_source(v, &mut errors),
@@ -385,12 +435,7 @@ fn parse_post(v: &Value, errors: &mut Errors) -> Option<PostSettings> {
             })
             .ok()
     });
-    let title = string(m, "title", "post.title", errors);
-    if let Some(t) = &title
-        && t.encode_utf16().count() > MAX_TITLE_UTF16
-    {
-        errors.add("post.title", "must be at most 2200 UTF-16 code units");
-    }
+    let title = title(m, errors);
     let post = PostSettings {
         mode: mode.unwrap_or(PostMode::Direct),
         privacy_level,
@@ -615,6 +660,36 @@ mod tests {
         let mut bad = seed.clone();
         bad.as_object_mut().unwrap().remove("requestId");
         assert_eq!(fields(parse_seed_publish(&bad, None)), vec!["requestId"]);
+    }
+
+    #[test]
+    fn an_amendment_changes_something_and_only_what_may_change() {
+        let ok = parse_amendment(&json!({"scheduleAt": "2026-03-10T18:00:00Z"})).unwrap();
+        assert_eq!(ok.schedule_at, UtcTime::parse("2026-03-10T18:00:00Z").ok());
+        assert_eq!(ok.title, None);
+        let ok = parse_amendment(&json!({"post": {"title": "new #caption"}})).unwrap();
+        assert_eq!(ok.title.as_deref(), Some("new #caption"));
+        let field = |v: Value| -> Vec<String> {
+            parse_amendment(&v)
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        assert_eq!(field(json!({})), vec![""]);
+        assert_eq!(field(json!({"post": {}})), vec!["post.title"]);
+        assert_eq!(field(json!({"post": {"title": null}})), vec!["post.title"]);
+        assert_eq!(
+            field(
+                json!({"scheduleAt": "tomorrow", "post": {"title": 5, "mode": "draft"}, "jobId": "x"})
+            ),
+            vec!["jobId", "scheduleAt", "post.mode", "post.title"]
+        );
+        assert_eq!(
+            field(json!({"post": {"title": "😀".repeat(1101)}})),
+            vec!["post.title"]
+        );
+        assert_eq!(field(json!([1])), vec![""]);
     }
 
     #[test]

@@ -204,5 +204,9 @@ pub fn every_event() -> Vec<Event> {
         Event::PreflightFailed {
             error: err("privacy_level_option_mismatch"),
         },
+        Event::Amend {
+            schedule_at: Some(now().plus(std::time::Duration::from_secs(3600))),
+            title: Some("a new caption".into()),
+        },
     ]
 }

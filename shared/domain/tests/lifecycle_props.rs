@@ -101,7 +101,7 @@ fn about(attempt: u32, fate: Fate, pick: u8, via: Via) -> Event {
 }
 
 fn general(pick: u8) -> Event {
-    match pick % 8 {
+    match pick % 9 {
         0 => Event::PublishDue,
         1 | 2 => Event::PublishStarted,
         3 => Event::LeaseExpired,
@@ -113,8 +113,13 @@ fn general(pick: u8) -> Event {
         6 => Event::Deferred {
             until: now().plus(Duration::from_secs(60)),
         },
-        _ => Event::PreflightFailed {
+        7 => Event::PreflightFailed {
             error: err("privacy_level_option_mismatch"),
+        },
+        // The owner moves the schedule (to the past or ahead) and the caption at any moment.
+        _ => Event::Amend {
+            schedule_at: Some(now().plus(Duration::from_secs(u64::from(pick) * 30))),
+            title: Some(format!("caption {pick}")),
         },
     }
 }

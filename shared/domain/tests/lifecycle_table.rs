@@ -14,7 +14,8 @@ use reelay_domain::{JobState, Policy, PostMode, Step, TransitionError};
 /// `complete` = publish_complete, `public` = publicly_available, `unknown` = publish_unknown,
 /// `r_failed`/`p_failed` = render/publish_failed); `wait` only its next check moves (no version,
 /// no audit); `stale` recorded as an observation of another attempt, not applied; `·` absorbed;
-/// `✗` illegal; `nocancel`/`noretry` refused; `nodup` a retry refused because it could post twice.
+/// `✗` illegal; `nocancel`/`noretry` refused; `nodup` a retry refused because it could post twice; `noamend` an amendment refused once
+/// publishing started.
 ///
 /// column  1: submit_started
 /// column  2: submitted
@@ -39,22 +40,23 @@ use reelay_domain::{JobState, Policy, PostMode, Step, TransitionError};
 /// column 21: submit_due
 /// column 22: deferred
 /// column 23: preflight_failed
+/// column 24: amend (an hour ahead)
 #[rustfmt::skip]
 const EXPECTED: &[(&str, &str)] = &[
-    ("received", "received rendering received stale stale stale ✗ received ✗ stale stale stale ✗ stale stale stale stale ✗ cancelled noretry wait wait ✗"),
-    ("rendering", "✗ ✗ ✗ wait ready r_failed ✗ ✗ ✗ stale stale stale ✗ stale stale stale stale r_failed cancelled noretry ✗ · ✗"),
-    ("ready", "✗ ✗ ✗ · · · queued ready ✗ stale stale stale ✗ stale stale stale stale ✗ cancelled noretry ✗ wait ✗"),
-    ("publish_queued", "✗ ✗ ✗ · · · wait ready publishing stale stale stale ✗ stale stale stale stale ✗ cancelled noretry ✗ wait p_failed"),
-    ("publishing", "✗ ✗ ✗ · · · ✗ ✗ ✗ processing ready unknown unknown stale stale stale stale ✗ nocancel noretry ✗ wait ✗"),
-    ("publish_processing", "✗ ✗ ✗ · · · ✗ ✗ ✗ · ✗ ✗ ✗ uploaded processing complete · unknown nocancel noretry ✗ wait ✗"),
-    ("uploaded", "✗ ✗ ✗ · · · ✗ ✗ ✗ · ✗ ✗ ✗ · · complete · unknown nocancel noretry ✗ wait ✗"),
-    ("submitted", "✗ ✗ ✗ · · · ✗ ✗ ✗ · ✗ ✗ ✗ · · complete · unknown nocancel noretry ✗ wait ✗"),
-    ("publish_complete", "✗ ✗ ✗ · · · ✗ ✗ ✗ · ✗ ✗ ✗ · · · complete complete nocancel noretry ✗ wait ✗"),
-    ("publicly_available", "· · · · · · · · · · · · · · · · public · nocancel noretry · · ·"),
-    ("publish_unknown", "✗ ✗ ✗ · · · ✗ ✗ ✗ processing ready · · stale stale stale stale unknown nocancel nodup ✗ wait ✗"),
-    ("render_failed", "· · · · · · · · · · · · · stale stale stale stale · nocancel received · · ·"),
-    ("publish_failed", "· · · · · · · · · · · · · · · · · · nocancel ready · · ·"),
-    ("cancelled", "· · · · · · · · · · · · · stale stale stale stale · · noretry · · ·"),
+    ("received", "received rendering received stale stale stale ✗ received ✗ stale stale stale ✗ stale stale stale stale ✗ cancelled noretry wait wait ✗ received"),
+    ("rendering", "✗ ✗ ✗ wait ready r_failed ✗ ✗ ✗ stale stale stale ✗ stale stale stale stale r_failed cancelled noretry ✗ · ✗ rendering"),
+    ("ready", "✗ ✗ ✗ · · · queued ready ✗ stale stale stale ✗ stale stale stale stale ✗ cancelled noretry ✗ wait ✗ ready"),
+    ("publish_queued", "✗ ✗ ✗ · · · wait ready publishing stale stale stale ✗ stale stale stale stale ✗ cancelled noretry ✗ wait p_failed ready"),
+    ("publishing", "✗ ✗ ✗ · · · ✗ ✗ ✗ processing ready unknown unknown stale stale stale stale ✗ nocancel noretry ✗ wait ✗ noamend"),
+    ("publish_processing", "✗ ✗ ✗ · · · ✗ ✗ ✗ · ✗ ✗ ✗ uploaded processing complete · unknown nocancel noretry ✗ wait ✗ noamend"),
+    ("uploaded", "✗ ✗ ✗ · · · ✗ ✗ ✗ · ✗ ✗ ✗ · · complete · unknown nocancel noretry ✗ wait ✗ noamend"),
+    ("submitted", "✗ ✗ ✗ · · · ✗ ✗ ✗ · ✗ ✗ ✗ · · complete · unknown nocancel noretry ✗ wait ✗ noamend"),
+    ("publish_complete", "✗ ✗ ✗ · · · ✗ ✗ ✗ · ✗ ✗ ✗ · · · complete complete nocancel noretry ✗ wait ✗ noamend"),
+    ("publicly_available", "· · · · · · · · · · · · · · · · public · nocancel noretry · · · noamend"),
+    ("publish_unknown", "✗ ✗ ✗ · · · ✗ ✗ ✗ processing ready · · stale stale stale stale unknown nocancel nodup ✗ wait ✗ noamend"),
+    ("render_failed", "· · · · · · · · · · · · · stale stale stale stale · nocancel received · · · noamend"),
+    ("publish_failed", "· · · · · · · · · · · · · · · · · · nocancel ready · · · noamend"),
+    ("cancelled", "· · · · · · · · · · · · · stale stale stale stale · · noretry · · · noamend"),
 ];
 
 /// Expands the table's short names into state names.
@@ -101,6 +103,7 @@ fn outcome(state: JobState, event: &Event) -> String {
         Err(TransitionError::NotRetryable { .. }) => "noretry".into(),
         Err(TransitionError::RetryCouldDuplicate { .. }) => "nodup".into(),
         Err(TransitionError::AttemptInFlight { .. }) => "inflight".into(),
+        Err(TransitionError::NotAmendable { .. }) => "noamend".into(),
     }
 }
 
@@ -136,7 +139,7 @@ fn print_the_table_on_request() {
 fn every_state_event_pair_matches_the_written_table() {
     assert_eq!(EXPECTED.len(), JobState::ALL.len());
     let events = every_event();
-    assert_eq!(events.len(), 23);
+    assert_eq!(events.len(), 24);
     let mut mismatches = Vec::new();
     for (row, state) in EXPECTED.iter().zip(JobState::ALL) {
         assert_eq!(row.0, state.as_str());

@@ -8,7 +8,7 @@ use reelay_domain::account::AccountHealth;
 use reelay_domain::lifecycle::{Actor, PublishStatus};
 use reelay_domain::messages::QueueKind;
 use reelay_domain::ports::{StoredResponse, TokenVault};
-use reelay_domain::request::NewJob;
+use reelay_domain::request::{Amendment, NewJob};
 use reelay_domain::upstream::RenderStatus;
 use reelay_domain::usecase::{
     AccountError, Command, CommandError, Confirmed, CreateError, Created, CreatorSettings,
@@ -908,5 +908,101 @@ fn disconnecting_cancels_what_has_not_started_leaves_what_is_at_tiktok_and_is_sa
     assert!(matches!(
         block_on(core.disconnect_account(&tenant_id("tenant_b"), &a)),
         Err(AccountError::NotFound)
+    ));
+}
+
+#[test]
+fn an_owner_moves_a_jobs_schedule_and_caption_until_it_starts_publishing() {
+    let w = world();
+    let core = w.core();
+    let tenant = tenant_id(T);
+    let request = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
+    w.ssemble.complete(&request, vec![sample::clip("c", 5.0)]);
+    let start = w.clock.now();
+    let job = w.job(JobSetup::rendered(T, A, &request).schedule_at(start.plus(minutes(60))));
+    block_on(core.confirm_render(&request, None)).unwrap();
+    assert_eq!(w.job_now(&job.id).state, JobState::Ready);
+    let amend = |schedule_at: Option<UtcTime>, title: Option<&str>| {
+        block_on(core.amend(
+            &tenant,
+            &job.id,
+            Amendment {
+                schedule_at,
+                title: title.map(str::to_owned),
+            },
+        ))
+    };
+
+    // Later, with a new caption: still waiting, for the new time.
+    let later = amend(Some(start.plus(minutes(120))), Some("new #caption")).unwrap();
+    assert_eq!(later.state, JobState::Ready);
+    assert_eq!(
+        later.next_check.map(|c| c.at),
+        Some(start.plus(minutes(120)))
+    );
+    assert_eq!(later.post.title.as_deref(), Some("new #caption"));
+    // Now: queued at once.
+    let now = amend(Some(start), None).unwrap();
+    assert_eq!(now.state, JobState::PublishQueued);
+    let stale = w.queue.take(QueueKind::Publish).expect("queued");
+    // Later again while queued: back to waiting; the message already sent starts nothing.
+    let back = amend(Some(start.plus(minutes(30))), None).unwrap();
+    assert_eq!(back.state, JobState::Ready);
+    let _ = block_on(core.publish(&stale.message.job_id, deadline(&w)));
+    assert_eq!(w.tiktok.count("init"), 0, "a stale message sends nothing");
+    assert_eq!(w.job_now(&job.id).state, JobState::Ready);
+
+    // At the new time it goes, with the new caption.
+    w.clock.advance(minutes(31));
+    block_on(core.reconcile(deadline(&w)));
+    let message = w
+        .queue
+        .take(QueueKind::Publish)
+        .expect("queued at the new time");
+    assert!(matches!(
+        block_on(core.publish(&message.message.job_id, deadline(&w))).unwrap(),
+        PublishOutcome::Accepted { .. }
+    ));
+    let inits = w.tiktok.inits();
+    assert_eq!(inits.len(), 1);
+    assert_eq!(inits[0].post.title.as_deref(), Some("new #caption"));
+
+    // Started publishing: final.
+    assert!(matches!(
+        amend(Some(start.plus(minutes(600))), None),
+        Err(CommandError::Refused(
+            reelay_domain::TransitionError::NotAmendable { .. }
+        ))
+    ));
+    let amends = w
+        .store
+        .audit_trail(&job.id)
+        .iter()
+        .filter(|e| e.event == "amend")
+        .count();
+    assert_eq!(amends, 3, "each change is audited");
+    // Another tenant's job is not found; a draft has no caption to change.
+    assert!(matches!(
+        block_on(core.amend(
+            &tenant_id("tenant_b"),
+            &job.id,
+            Amendment {
+                schedule_at: Some(start),
+                title: None
+            }
+        )),
+        Err(CommandError::NotFound)
+    ));
+    let draft = w.job(JobSetup::render(T, A).draft());
+    assert!(matches!(
+        block_on(core.amend(
+            &tenant,
+            &draft.id,
+            Amendment {
+                schedule_at: None,
+                title: Some("x".into())
+            }
+        )),
+        Err(CommandError::Invalid(_))
     ));
 }

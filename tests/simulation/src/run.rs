@@ -108,6 +108,8 @@ pub struct Report {
     pub direct_refused: u64,
     /// Accounts disconnected by their tenant (`DELETE /v1/accounts/{id}`).
     pub disconnects: u64,
+    /// `scheduleAt` changes asked for (`PATCH /v1/jobs/{id}`), whatever the answer.
+    pub reschedules: u64,
     pub dead_letters: usize,
     pub outage_failures: u64,
     pub trace: Vec<String>,
@@ -238,6 +240,9 @@ enum Action {
     Forget(usize),
     /// The tenant disconnects creator `i`'s account (`DELETE /v1/accounts/{id}`).
     Disconnect(usize),
+    /// The client moves planned job `n`'s `scheduleAt` (`PATCH /v1/jobs/{id}`; the caption is
+    /// how the sim finds a job, so it stays).
+    Reschedule(usize),
 }
 
 /// Who signs in on whose connect link.
@@ -510,6 +515,10 @@ impl Sim {
             if self.clock.below(12) == 0 {
                 let later = create_at.plus(Duration::from_secs(self.clock.below(4 * 3600)));
                 self.actions.push((later, Action::Cancel(n as usize)));
+            }
+            for _ in 0..self.clock.below(3) {
+                let later = create_at.plus(Duration::from_secs(self.clock.below(3 * 3600)));
+                self.actions.push((later, Action::Reschedule(n as usize)));
             }
             if renders.last() == Some(&(n as usize)) && self.clock.below(6) == 0 {
                 let later = create_at.plus(Duration::from_secs(self.clock.below(6 * 3600)));
@@ -870,6 +879,27 @@ impl Sim {
                 self.connect(i);
             }
             Action::Impostor(impostor) => self.impostor(&impostor),
+            Action::Reschedule(n) => {
+                let title = self.planned[n].title.clone();
+                if let Some(job) = self.job_titled(&title) {
+                    // Anywhere from an hour ago (go now) to three hours ahead.
+                    let at = self
+                        .clock
+                        .now()
+                        .plus(Duration::from_secs(self.clock.below(4 * 3600)))
+                        .minus(Duration::from_secs(3600));
+                    self.report.reschedules += 1;
+                    let core = Arc::clone(&self.core);
+                    self.spawn(format!("client reschedules {title}"), None, async move {
+                        let amendment = reelay_domain::request::Amendment {
+                            schedule_at: Some(at),
+                            title: None,
+                        };
+                        let _ = core.amend(&job.tenant_id, &job.id, amendment).await;
+                        Done::Other
+                    });
+                }
+            }
             Action::Disconnect(i) => {
                 let c = self.creators[i].clone();
                 self.connected.remove(&i);

@@ -76,6 +76,7 @@ fn every_promise_holds_across_seeds() {
     let refused: u64 = reports.iter().map(|r| r.renders_refused).sum();
     let direct_refused: u64 = reports.iter().map(|r| r.direct_refused).sum();
     let disconnects: u64 = reports.iter().map(|r| r.disconnects).sum();
+    let reschedules: u64 = reports.iter().map(|r| r.reschedules).sum();
     let mut states = std::collections::BTreeMap::<String, usize>::new();
     for r in &reports {
         for (s, n) in &r.states {
@@ -89,7 +90,7 @@ fn every_promise_holds_across_seeds() {
         }
     }
     println!(
-        "final states {states:?}; {stale} stale observations recorded; {impostors} sign-ins by another creator refused; {refused} creates of a render not the tenant's refused; {direct_refused} direct posts for drafts-only accounts refused; {disconnects} accounts disconnected"
+        "final states {states:?}; {stale} stale observations recorded; {impostors} sign-ins by another creator refused; {refused} creates of a render not the tenant's refused; {direct_refused} direct posts for drafts-only accounts refused; {disconnects} accounts disconnected; {reschedules} reschedules"
     );
     println!("reasons {reasons:#?}");
     println!(

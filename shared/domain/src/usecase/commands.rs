@@ -1,13 +1,16 @@
-//! Cancel and retry: explicit decisions of the job's owner or of an operator, through the
-//! lifecycle table like everything else. Another tenant's job is indistinguishable from a
-//! missing one; an operator reaches every job, under the same rules, and is named in the audit.
+//! Cancel, retry and amend: explicit decisions of the job's owner (cancel and retry also of an
+//! operator), through the lifecycle table like everything else. Another tenant's job is
+//! indistinguishable from a missing one; an operator reaches every job, under the same rules,
+//! and is named in the audit.
 
 use thiserror::Error;
 
+use crate::envelope::FieldError;
 use crate::ids::{JobId, TenantId};
-use crate::job::Job;
+use crate::job::{Job, PostMode};
 use crate::lifecycle::{Actor, Event, TransitionError};
 use crate::ports::{JobStore, Ports, StoreError};
+use crate::request::Amendment;
 
 use super::{Advance, Core};
 
@@ -15,6 +18,9 @@ use super::{Advance, Core};
 pub enum CommandError {
     #[error("job not found")]
     NotFound,
+    /// The command's own fields are invalid for this job (e.g. a caption for a draft).
+    #[error("invalid request")]
+    Invalid(Vec<FieldError>),
     #[error(transparent)]
     Refused(#[from] TransitionError),
     #[error(transparent)]
@@ -74,11 +80,41 @@ impl<P: Ports> Core<P> {
         self.give(job, command, by).await
     }
 
+    /// Moves the tenant's job's `scheduleAt` or changes its caption while it has not started
+    /// publishing (the table refuses afterwards). A draft has no caption to change: the creator
+    /// writes it in the app.
+    pub async fn amend(
+        &self,
+        tenant: &TenantId,
+        id: &JobId,
+        amendment: Amendment,
+    ) -> Result<Job, CommandError> {
+        let job = self
+            .owned_job(tenant, id)
+            .await?
+            .ok_or(CommandError::NotFound)?;
+        if job.post.mode == PostMode::Draft && amendment.title.is_some() {
+            return Err(CommandError::Invalid(vec![FieldError {
+                field: "post.title".into(),
+                message: "does not apply to a draft: the creator writes it in the app".into(),
+            }]));
+        }
+        let event = Event::Amend {
+            schedule_at: amendment.schedule_at,
+            title: amendment.title,
+        };
+        self.offer_command(job, event).await
+    }
+
     async fn give(&self, job: Job, command: Command, by: Actor) -> Result<Job, CommandError> {
         let event = match command {
             Command::Cancel => Event::Cancel { by },
             Command::Retry => Event::Retry { by },
         };
+        self.offer_command(job, event).await
+    }
+
+    async fn offer_command(&self, job: Job, event: Event) -> Result<Job, CommandError> {
         let from = job.state;
         match self.advance_loaded(job, &event).await? {
             Advance::Moved(applied) => {
