@@ -24,3 +24,6 @@ pub const LAMBDA_ARM_PER_GB_S: f64 = 0.000_013_333_4;
 pub const SECRETS_PER_CALL: f64 = 0.05 / 1e4;
 /// API Gateway HTTP API: per request (first 300 million a month).
 pub const HTTP_API_PER_REQUEST: f64 = 1.00 / 1e6;
+/// KMS: per request ($0.03 per 10,000 symmetric requests: the token vault's GenerateDataKey and
+/// Decrypt).
+pub const KMS_PER_REQUEST: f64 = 0.03 / 1e4;
