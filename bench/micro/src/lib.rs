@@ -8,6 +8,8 @@ pub mod coldstart;
 #[cfg(feature = "bench")]
 pub mod cost;
 #[cfg(feature = "bench")]
+pub mod lambdalog;
+#[cfg(feature = "bench")]
 pub mod meter;
 #[cfg(feature = "bench")]
 pub mod prices;
@@ -21,3 +23,5 @@ pub mod reconcile;
 pub mod report;
 #[cfg(feature = "bench")]
 pub mod stackrun;
+#[cfg(feature = "bench")]
+pub mod storage;
