@@ -4,6 +4,8 @@
 //! and goal (see README.md); nothing here is a timed test.
 
 #[cfg(feature = "bench")]
+pub mod bill;
+#[cfg(feature = "bench")]
 pub mod coldstart;
 #[cfg(feature = "bench")]
 pub mod cost;

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use reelay_bench_micro::report::{self, Row};
 use std::time::Duration;
 
-use reelay_bench_micro::{coldstart, cost, lambdalog, pubmem, reconcile, stackrun};
+use reelay_bench_micro::{bill, coldstart, cost, lambdalog, pubmem, reconcile, stackrun};
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -34,7 +34,8 @@ enum Command {
     Coldstart(ColdstartArgs),
     /// 5. One reconciler run over 100k jobs with 1 % due against 1k jobs all due.
     Reconciler(ReconcilerArgs),
-    /// 3. Per published job: DynamoDB units, SQS requests, Lambda invocations and GB-s, $ per 1,000.
+    /// 3. Per published job: DynamoDB units, SQS requests, Lambda invocations and GB-s, $ per 1,000;
+    ///    then the whole bill a day at 100, 1,000 and 10,000 accounts.
     Cost(CostArgs),
     /// 6. Peak RSS of the stack child publishing one 500 MiB clip, against a 2 MiB one.
     PublisherMemory(PublisherMemoryArgs),
@@ -222,5 +223,9 @@ async fn cost_rows(a: CostArgs, template: &std::path::Path) -> anyhow::Result<Ve
         "{} direct posts over {} accounts through the whole local stack (MiniStack + simulators, clock ×60, 2 MiB clips); every AWS call metered",
         a.jobs, a.accounts
     );
-    Ok(cost::rows(&result, &params))
+    let parsed = reelay_template::Template::from_path(template)
+        .with_context(|| format!("reading {}", template.display()))?;
+    let mut rows = cost::rows(&result, &params);
+    rows.extend(bill::rows(&result, &parsed).context("whole-bill model")?);
+    Ok(rows)
 }
