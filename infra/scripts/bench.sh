@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Reelay's benchmark suite (`make bench`): prints figures, asserts nothing. Installs and starts the
 # local AWS endpoint if it is not running, then runs, each comparing side by side in one run:
-#   bench/micro (reelay-bench-micro all): 3 cost per published job, 4 cold start and footprint
-#     against a hello-world lambda_runtime binary, 5 reconciler 100k/1 % due against 1k all due,
-#     6 publisher memory streaming a 500 MiB clip;
+#   bench/micro (reelay-bench-micro all): 3 cost per published job and the whole AWS bill a day at
+#     100/1,000/10,000 accounts, 4 cold start and footprint against a hello-world lambda_runtime
+#     binary, 5 reconciler 100k/1 % due against 1k all due, 6 publisher memory streaming a 500 MiB
+#     clip;
 #   bench/load (reelay-bench-load all): 1 saturation against a naive one-queue baseline,
 #     2 isolation with 10 % of accounts throttled, 7 scheduling precision.
 # Output also goes to target/bench/<UTC time>.txt. Flags after `--micro`/`--load` pass through.

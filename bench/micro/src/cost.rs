@@ -1,5 +1,5 @@
-//! Cost per published job: what the real stack asked of DynamoDB, SQS, Secrets Manager and
-//! Lambda while a batch of direct posts went from `POST /v1/jobs` to `publicly_available`,
+//! Cost per published job: what the real stack asked of DynamoDB, SQS, Secrets Manager, KMS
+//! and Lambda while a batch of direct posts went from `POST /v1/jobs` to `publicly_available`,
 //! priced at the list prices in [`crate::prices`], and held against the floor the state
 //! machine needs.
 //!
@@ -23,19 +23,51 @@ use crate::stackrun::{FunctionTimes, RunResult};
 /// Goal from the issue: measured DynamoDB cost within 1.25× the floor.
 const MAX_RATIO: f64 = 1.25;
 
-/// Priced figures of one run, per published job.
-#[derive(Debug, Clone, Copy)]
-struct PerJob {
-    rru: f64,
-    wru: f64,
-    sqs: f64,
-    secrets: f64,
-    http: f64,
-    lambda_requests: f64,
-    gb_s: f64,
+/// Figures of one run, per published job: what [`rows`] prices and what the whole bill
+/// ([`crate::bill`]) scales.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PerJob {
+    pub rru: f64,
+    /// Write units, refused conditional writes counted at 1 WRU each.
+    pub wru: f64,
+    /// SQS requests, empty receives (idle polls) excluded.
+    pub sqs: f64,
+    pub secrets: f64,
+    pub kms: f64,
+    /// HTTP API requests: invocations of the functions behind it.
+    pub http: f64,
+    pub lambda_requests: f64,
+    pub gb_s: f64,
 }
 
+/// The functions behind the HTTP API (one API request per invocation).
+pub const HTTP_FUNCTIONS: [&str; 3] = ["ingest-api", "ssemble-webhook", "tiktok-webhook"];
+
 impl PerJob {
+    /// Divides the run's window by its published jobs (at least one).
+    pub fn from_run(r: &RunResult) -> Self {
+        let n = published(r).max(1) as f64;
+        let m = &r.meter;
+        let http_invocations: usize = HTTP_FUNCTIONS
+            .iter()
+            .filter_map(|f| r.functions.get(*f))
+            .map(FunctionTimes::invocations)
+            .sum();
+        // Refused conditional writes are billed on AWS (≥ 1 WRU each) but carry no figure here:
+        // counted at 1 WRU each, a lower bound.
+        let failed_writes = m.dynamo_failed_writes() as f64;
+        Self {
+            rru: m.dynamo_read_units() / n,
+            wru: (m.dynamo_write_units() + failed_writes) / n,
+            sqs: m.sqs_requests().saturating_sub(m.sqs_empty_receives()) as f64 / n,
+            secrets: m.secrets_requests() as f64 / n,
+            kms: m.kms_requests() as f64 / n,
+            http: http_invocations as f64 / n,
+            lambda_requests: sum_fn(r, |f| f.invocations() as f64) / n,
+            gb_s: sum_fn(r, FunctionTimes::billed_gb_s) / n,
+        }
+    }
+
     fn dynamo_usd(&self) -> f64 {
         self.rru * DYNAMO_PER_RRU + self.wru * DYNAMO_PER_WRU
     }
@@ -44,10 +76,16 @@ impl PerJob {
         self.dynamo_usd()
             + self.sqs * SQS_FIFO_PER_REQUEST
             + self.secrets * SECRETS_PER_CALL
+            + self.kms * KMS_PER_REQUEST
             + self.http * HTTP_API_PER_REQUEST
             + self.lambda_requests * LAMBDA_PER_REQUEST
             + self.gb_s * per_gb_s
     }
+}
+
+/// Jobs of the run that reached `publicly_available`.
+pub fn published(r: &RunResult) -> usize {
+    r.states.get("publicly_available").copied().unwrap_or(0)
 }
 
 fn sum_fn(r: &RunResult, f: impl Fn(&FunctionTimes) -> f64) -> f64 {
@@ -55,27 +93,10 @@ fn sum_fn(r: &RunResult, f: impl Fn(&FunctionTimes) -> f64) -> f64 {
 }
 
 pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
-    let published = r.states.get("publicly_available").copied().unwrap_or(0);
-    let n = published.max(1) as f64;
+    let n = published(r).max(1) as f64;
     let m = &r.meter;
-    let sqs_busy = m.sqs_requests() - m.sqs_empty_receives();
-    let http_invocations: usize = ["ingest-api", "ssemble-webhook", "tiktok-webhook"]
-        .iter()
-        .filter_map(|f| r.functions.get(*f))
-        .map(FunctionTimes::invocations)
-        .sum();
-    // Refused conditional writes are billed on AWS (≥ 1 WRU each) but carry no figure here:
-    // counted at 1 WRU each, a lower bound.
     let failed_writes = m.dynamo_failed_writes() as f64;
-    let per = PerJob {
-        rru: m.dynamo_read_units() / n,
-        wru: (m.dynamo_write_units() + failed_writes) / n,
-        sqs: sqs_busy as f64 / n,
-        secrets: m.secrets_requests() as f64 / n,
-        http: http_invocations as f64 / n,
-        lambda_requests: sum_fn(r, |f| f.invocations() as f64) / n,
-        gb_s: sum_fn(r, FunctionTimes::billed_gb_s) / n,
-    };
+    let per = PerJob::from_run(r);
     let wcu_per_state = (r.job_item_bytes as f64 / 1024.0).ceil().max(1.0);
     let floor_wru = r.path_states as f64 * wcu_per_state;
     let floor_rru = r.path_states.saturating_sub(1) as f64;
@@ -221,24 +242,25 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
         Row::info(
             "3 cost: other / job",
             format!(
-                "{:.2} Secrets Manager calls, {:.2} HTTP API requests",
-                per.secrets, per.http
+                "{:.2} Secrets Manager calls, {:.2} KMS calls, {:.2} HTTP API requests",
+                per.secrets, per.kms, per.http
             ),
             "HTTP API = ingest + webhook invocations".to_owned(),
         ),
         Row::info(
             "3 cost: $ / 1,000 published jobs",
             format!(
-                "arm64 ${:.4}, x86_64 ${:.4} (DynamoDB ${:.4}, SQS ${:.4}, Lambda arm64 ${:.4}, Secrets ${:.4}, HTTP API ${:.4})",
+                "arm64 ${:.4}, x86_64 ${:.4} (DynamoDB ${:.4}, SQS ${:.4}, Lambda arm64 ${:.4}, Secrets ${:.4}, KMS ${:.4}, HTTP API ${:.4})",
                 1e3 * per.total_usd(LAMBDA_ARM_PER_GB_S),
                 1e3 * per.total_usd(LAMBDA_X86_PER_GB_S),
                 1e3 * per.dynamo_usd(),
                 1e3 * per.sqs * SQS_FIFO_PER_REQUEST,
                 1e3 * (per.lambda_requests * LAMBDA_PER_REQUEST + per.gb_s * LAMBDA_ARM_PER_GB_S),
                 1e3 * per.secrets * SECRETS_PER_CALL,
+                1e3 * per.kms * KMS_PER_REQUEST,
                 1e3 * per.http * HTTP_API_PER_REQUEST
             ),
-            format!("list prices {PRICES_AS_OF}: DynamoDB on-demand $0.125/M RRU, $0.625/M WRU; SQS FIFO $0.50/M; Lambda $0.20/M + $0.0000133334 (arm64) / $0.0000166667 (x86) per GB-s; Secrets Manager $0.05/10k; HTTP API $1.00/M"),
+            format!("list prices {PRICES_AS_OF}: DynamoDB on-demand $0.125/M RRU, $0.625/M WRU; SQS FIFO $0.50/M; Lambda $0.20/M + $0.0000133334 (arm64) / $0.0000166667 (x86) per GB-s; Secrets Manager $0.05/10k; KMS $0.03/10k; HTTP API $1.00/M"),
         ),
         Row::new(
             "3 cost: ratio to floor",

@@ -4,9 +4,13 @@
 //! and goal (see README.md); nothing here is a timed test.
 
 #[cfg(feature = "bench")]
+pub mod bill;
+#[cfg(feature = "bench")]
 pub mod coldstart;
 #[cfg(feature = "bench")]
 pub mod cost;
+#[cfg(feature = "bench")]
+pub mod lambdalog;
 #[cfg(feature = "bench")]
 pub mod meter;
 #[cfg(feature = "bench")]
@@ -21,3 +25,5 @@ pub mod reconcile;
 pub mod report;
 #[cfg(feature = "bench")]
 pub mod stackrun;
+#[cfg(feature = "bench")]
+pub mod storage;

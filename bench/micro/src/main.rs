@@ -7,7 +7,10 @@ use clap::{Parser, Subcommand};
 use reelay_bench_micro::report::{self, Row};
 use std::time::Duration;
 
-use reelay_bench_micro::{coldstart, cost, pubmem, reconcile, stackrun};
+use reelay_bench_micro::{bill, coldstart, cost, lambdalog, pubmem, reconcile, stackrun};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
@@ -31,7 +34,8 @@ enum Command {
     Coldstart(ColdstartArgs),
     /// 5. One reconciler run over 100k jobs with 1 % due against 1k jobs all due.
     Reconciler(ReconcilerArgs),
-    /// 3. Per published job: DynamoDB units, SQS requests, Lambda invocations and GB-s, $ per 1,000.
+    /// 3. Per published job: DynamoDB units, SQS requests, Lambda invocations and GB-s, $ per 1,000;
+    ///    then the whole bill a day at 100, 1,000 and 10,000 accounts.
     Cost(CostArgs),
     /// 6. Peak RSS of the stack child publishing one 500 MiB clip, against a 2 MiB one.
     PublisherMemory(PublisherMemoryArgs),
@@ -107,19 +111,28 @@ struct ReconcilerArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,reelay_bench_micro=info")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
     let template = args
         .template
         .clone()
         .unwrap_or_else(|| workspace_root().join("template.yaml"));
+    // The harness' own messages go to stderr; a second layer counts what the functions would log
+    // on Lambda (only inside their invocations, at the template's level: see lambdalog).
+    let lambda_level = reelay_template::Template::from_path(&template)
+        .map(|t| lambdalog::app_log_level(&t))
+        .unwrap_or(tracing::level_filters::LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                        tracing_subscriber::EnvFilter::new("warn,reelay_bench_micro=info")
+                    }),
+                ),
+        )
+        .with(lambdalog::layer(lambda_level))
+        .init();
     let started = std::time::Instant::now();
     let rows: Vec<Row> = match args.command {
         Command::Coldstart(a) => coldstart_rows(a, &template).await?,
@@ -210,5 +223,9 @@ async fn cost_rows(a: CostArgs, template: &std::path::Path) -> anyhow::Result<Ve
         "{} direct posts over {} accounts through the whole local stack (MiniStack + simulators, clock ×60, 2 MiB clips); every AWS call metered",
         a.jobs, a.accounts
     );
-    Ok(cost::rows(&result, &params))
+    let parsed = reelay_template::Template::from_path(template)
+        .with_context(|| format!("reading {}", template.display()))?;
+    let mut rows = cost::rows(&result, &params);
+    rows.extend(bill::rows(&result, &parsed).context("whole-bill model")?);
+    Ok(rows)
 }

@@ -1,6 +1,6 @@
 //! A metering proxy in front of the local AWS endpoint.
 //!
-//! Every DynamoDB, SQS and Secrets Manager request of whatever runs behind it (the whole local
+//! Every DynamoDB, SQS, Secrets Manager and KMS request of whatever runs behind it (the whole local
 //! stack, a reconciler run) passes through here, so the counts are the SDK's real traffic, not
 //! the subset one adapter happens to meter. DynamoDB requests get `ReturnConsumedCapacity=INDEXES`
 //! added, and the endpoint's reported units (table and GSI shares) are summed per operation.
@@ -163,6 +163,11 @@ impl Meter {
         self.service_total("secretsmanager.", |_, v| v.requests as f64) as u64
     }
 
+    /// KMS requests (the token vault: `GenerateDataKey` per token write, `Decrypt` per read).
+    pub fn kms_requests(&self) -> u64 {
+        self.service_total("kms.", |_, v| v.requests as f64) as u64
+    }
+
     pub fn get(&self, key: &str) -> OpCount {
         self.ops.get(key).cloned().unwrap_or_default()
     }
@@ -253,7 +258,7 @@ impl Drop for MeterProxy {
     }
 }
 
-fn target(headers: &HeaderMap) -> Option<(String, String)> {
+fn target_of(headers: &HeaderMap) -> Option<(String, String)> {
     let t = headers.get("x-amz-target")?.to_str().ok()?;
     let (prefix, op) = t.split_once('.')?;
     let service = if prefix.starts_with("DynamoDB") {
@@ -262,6 +267,9 @@ fn target(headers: &HeaderMap) -> Option<(String, String)> {
         "sqs"
     } else if prefix.eq_ignore_ascii_case("secretsmanager") {
         "secretsmanager"
+    } else if prefix == "TrentService" {
+        // KMS (the token vault's GenerateDataKey and Decrypt).
+        "kms"
     } else {
         "other"
     };
@@ -368,7 +376,7 @@ async fn forward_inner(
     headers: HeaderMap,
     body: Bytes,
 ) -> anyhow::Result<Response> {
-    let (service, op) = match target(&headers) {
+    let (service, op) = match target_of(&headers) {
         Some(t) => t,
         None => match query_action(&body) {
             Some(a) => ("sqs".to_owned(), a),
@@ -497,4 +505,47 @@ async fn forward_inner(
         out.headers_mut().append(k, v.clone());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn headers(target: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-target", target.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn each_service_is_told_apart_by_its_target() {
+        for (target, service, op) in [
+            ("DynamoDB_20120810.GetItem", "dynamodb", "GetItem"),
+            ("AmazonSQS.SendMessage", "sqs", "SendMessage"),
+            (
+                "secretsmanager.GetSecretValue",
+                "secretsmanager",
+                "GetSecretValue",
+            ),
+            ("TrentService.GenerateDataKey", "kms", "GenerateDataKey"),
+            ("TrentService.Decrypt", "kms", "Decrypt"),
+        ] {
+            assert_eq!(
+                target_of(&headers(target)),
+                Some((service.to_owned(), op.to_owned()))
+            );
+        }
+        let mut m = Meter::default();
+        m.ops.entry("kms.Decrypt".to_owned()).or_default().requests = 3;
+        m.ops
+            .entry("kms.GenerateDataKey".to_owned())
+            .or_default()
+            .requests = 1;
+        m.ops
+            .entry("secretsmanager.GetSecretValue".to_owned())
+            .or_default()
+            .requests = 2;
+        assert_eq!((m.kms_requests(), m.secrets_requests()), (4, 2));
+    }
 }

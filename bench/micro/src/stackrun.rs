@@ -27,7 +27,9 @@ use reelay_local::{
 use reelay_template::Template;
 use serde::{Deserialize, Serialize};
 
+use crate::lambdalog::{self, LogCount, LogTotals};
 use crate::meter::{Meter, MeterProxy};
+use crate::storage::{self, StorageScan};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -42,7 +44,7 @@ pub struct Workload {
 }
 
 /// One function's invocations in the metered window.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FunctionTimes {
     pub memory_mb: i32,
     pub durations_ms: Vec<f64>,
@@ -93,6 +95,39 @@ pub struct RunResult {
     pub job_item_bytes: usize,
     /// Peak RSS of this process (stack, simulators and all six handlers).
     pub vm_hwm_kib: u64,
+    /// What the functions would have written to CloudWatch Logs in the window, per function
+    /// ([`lambdalog`]); reconciler ticks that found nothing due under [`IDLE_RECONCILER`].
+    #[serde(default)]
+    pub logs: LogTotals,
+    /// Bytes the publisher uploaded to TikTok (FILE_UPLOAD): data out of AWS on Lambda.
+    #[serde(default)]
+    pub upload_bytes: u64,
+    /// One forced token refresh per account after the window, metered on its own.
+    #[serde(default)]
+    pub refresh: RefreshProbe,
+    /// What the window left stored in DynamoDB.
+    #[serde(default)]
+    pub storage: StorageScan,
+}
+
+/// The log bucket of reconciler ticks that found nothing due.
+pub const IDLE_RECONCILER: &str = "reconciler-idle";
+/// The log bucket of the refresh probe.
+pub const TOKEN_REFRESH: &str = "token-refresh";
+
+/// Token refreshes forced after the window (the stored access token offered as just refused by
+/// TikTok, so `fresh_token` refreshes it under the account's lock), through the publisher's own
+/// wiring and the metering proxy: what one refresh costs, which the window does not show
+/// (TikTok's access tokens live 24 h; a run lasts minutes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RefreshProbe {
+    pub attempted: u64,
+    /// Refreshes that stored a new token set.
+    pub refreshed: u64,
+    pub meter: Meter,
+    pub logs: LogCount,
+    /// Their durations at the publisher's memory (a refresh runs inside a publisher invocation).
+    pub times: FunctionTimes,
 }
 
 #[derive(Debug, Default)]
@@ -113,23 +148,6 @@ impl Recorder {
 
 fn memory(template: &Template, id: &str) -> anyhow::Result<i32> {
     Ok(FunctionSpec::from_template(template, id)?.memory_mb)
-}
-
-/// Approximate DynamoDB item size: attribute names plus values (strings and numbers as text).
-fn item_size(
-    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-) -> usize {
-    use aws_sdk_dynamodb::types::AttributeValue as V;
-    item.iter()
-        .map(|(k, v)| {
-            k.len()
-                + match v {
-                    V::S(s) | V::N(s) => s.len(),
-                    V::Bool(_) => 1,
-                    other => format!("{other:?}").len(),
-                }
-        })
-        .sum()
 }
 
 /// A job's whole audit trail, page by page (the store serves it in pages).
@@ -153,6 +171,8 @@ async fn audit_trail(
 pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .context("AWS_ENDPOINT_URL is not set: start the local endpoint (see README)")?;
+    // EMF lines are counted as the functions' log output (they would go to stdout on Lambda).
+    reelay_aws::metrics::set_sink(lambdalog::metric_sink);
     let template = Template::from_path(&w.template)?;
     let mut options = StackOptions::local(&w.template, w.time_scale);
     options.suffix = Some(random_suffix("bm"));
@@ -163,6 +183,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     let api_base_url = stack.api_base_url.clone();
     let mut wiring = stack.wiring.clone();
     let direct_dynamo = wiring.dynamo();
+    let direct_vault = wiring.vault();
     let store: DynamoStore = stack.store.clone();
     let table = wiring.resources.table.clone();
     stack
@@ -214,7 +235,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
             let (deps, rec) = (ingest.clone(), r1.clone());
             async move {
                 let t = Instant::now();
-                let r = ingest_api::handler(&*deps, req).await;
+                let r = lambdalog::invoke("ingest-api", ingest_api::handler(&*deps, req)).await;
                 rec.record("ingest-api", m_ing, t.elapsed());
                 r
             }
@@ -223,7 +244,8 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
             let (deps, rec) = (ssemble_hook.clone(), r2.clone());
             async move {
                 let t = Instant::now();
-                let r = ssemble_webhook::handler(&*deps, req).await;
+                let r = lambdalog::invoke("ssemble-webhook", ssemble_webhook::handler(&*deps, req))
+                    .await;
                 rec.record("ssemble-webhook", m_sw, t.elapsed());
                 r
             }
@@ -232,7 +254,8 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
             let (deps, rec) = (tiktok_hook.clone(), r3.clone());
             async move {
                 let t = Instant::now();
-                let r = tiktok_webhook::handler(&*deps, req).await;
+                let r =
+                    lambdalog::invoke("tiktok-webhook", tiktok_webhook::handler(&*deps, req)).await;
                 rec.record("tiktok-webhook", m_tw, t.elapsed());
                 r
             }
@@ -262,7 +285,11 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
             let deadline = SystemClock.now().plus(timeout);
             async move {
                 let t = Instant::now();
-                let r = render_submitter::handler(&*deps, event, deadline).await;
+                let r = lambdalog::invoke(
+                    "render-submitter",
+                    render_submitter::handler(&*deps, event, deadline),
+                )
+                .await;
                 rec.record("render-submitter", m_rs, t.elapsed());
                 r
             }
@@ -272,6 +299,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     runtime.add_sqs("render-submitter", driver);
 
     let publisher = Arc::new(wiring.publisher().await?);
+    let refresher = publisher.clone();
     let m_pub = memory(&template, "PublisherFunction")?;
     let r5 = rec.clone();
     let source = SqsSource::from_template(
@@ -290,7 +318,8 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
             let deadline = SystemClock.now().plus(timeout);
             async move {
                 let t = Instant::now();
-                let r = publisher::handler(&*deps, event, deadline).await;
+                let r = lambdalog::invoke("publisher", publisher::handler(&*deps, event, deadline))
+                    .await;
                 rec.record("publisher", m_pub, t.elapsed());
                 r
             }
@@ -317,10 +346,16 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
                 let (deps, rec, proxy) = (reconciler.clone(), r6.clone(), p6.clone());
                 async move {
                     let before = proxy.snapshot();
+                    let logs_before = lambdalog::count_of("reconciler");
                     let t = Instant::now();
-                    let report = reconciler::handler(&*deps, SystemClock.now().plus(timeout)).await;
+                    let report = lambdalog::invoke(
+                        "reconciler",
+                        reconciler::handler(&*deps, SystemClock.now().plus(timeout)),
+                    )
+                    .await;
                     let took = t.elapsed();
                     if report.due == 0 {
+                        lambdalog::reassign_since("reconciler", &logs_before, IDLE_RECONCILER);
                         // The due-index queries of an empty tick: a per-minute cost, not a per-job one.
                         let d = proxy.snapshot().since(&before);
                         if let Ok(mut idle) = rec.idle.lock() {
@@ -364,6 +399,12 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     demo::connect_accounts(&client, &plan).await?;
     // Let the connect flow's invocations finish, then open the window.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let (table_keys, table_indexes) = storage::table_shape(&template, "Table");
+    let (token_keys, token_indexes) = storage::table_shape(&template, "TokenTable");
+    let token_table = wiring.resources.token_table.clone();
+    let table_before = storage::scan(&direct_dynamo, &table, &table_keys).await?;
+    let tokens_before = storage::scan(&direct_dynamo, &token_table, &token_keys).await?;
+    lambdalog::reset();
     if let Ok(mut t) = rec.times.lock() {
         t.clear();
     }
@@ -391,7 +432,29 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
     let meter = proxy.snapshot().since(&before);
     let functions = rec.times.lock().map(|t| t.clone()).unwrap_or_default();
     let (idle_ticks, idle_tick_meter) = rec.idle.lock().map(|i| i.clone()).unwrap_or_default();
+    let logs = lambdalog::snapshot();
     runtime.shutdown().await?;
+
+    let now_s = chrono::Utc::now().timestamp();
+    let mut storage = StorageScan::default();
+    storage.add_table(
+        &table_before,
+        &storage::scan(&direct_dynamo, &table, &table_keys).await?,
+        &table_indexes,
+        now_s,
+    );
+    storage.add_table(
+        &tokens_before,
+        &storage::scan(&direct_dynamo, &token_table, &token_keys).await?,
+        &token_indexes,
+        now_s,
+    );
+    let upload_bytes = tiktok.as_ref().map_or(0, |t| {
+        t.inspect()["uploads"].as_object().map_or(0, |u| {
+            u.values().filter_map(|v| v["received"].as_u64()).sum()
+        })
+    });
+    let refresh = refresh_probe(&refresher, &direct_vault, &tenant, &plan, &proxy, m_pub).await?;
 
     let mut states = BTreeMap::new();
     for o in &observed {
@@ -429,7 +492,7 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
             .await?
             .item
             .unwrap_or_default();
-        job_item_bytes = item_size(&item);
+        job_item_bytes = storage::item_bytes(&item) as usize;
     }
     drop(ssemble);
     drop(tiktok);
@@ -448,5 +511,60 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
         path_transitions,
         job_item_bytes,
         vm_hwm_kib: crate::procfs::own_vm_hwm_kib().unwrap_or(0),
+        logs,
+        upload_bytes,
+        refresh,
+        storage,
     })
+}
+
+/// One forced refresh per connected account, each metered and timed on its own (nothing else
+/// runs: the drivers are stopped).
+async fn refresh_probe<P: reelay_domain::ports::Ports>(
+    publisher: &publisher::Deps<P>,
+    direct_vault: &reelay_aws::DynamoTokenVault,
+    tenant: &TenantId,
+    plan: &DemoPlan,
+    proxy: &MeterProxy,
+    memory_mb: i32,
+) -> anyhow::Result<RefreshProbe> {
+    use reelay_domain::ports::TokenVault as _;
+    let mut probe = RefreshProbe {
+        times: FunctionTimes {
+            memory_mb,
+            durations_ms: Vec::new(),
+        },
+        ..RefreshProbe::default()
+    };
+    let before = proxy.snapshot();
+    let logs_before = lambdalog::count_of(TOKEN_REFRESH);
+    for (name, _) in &plan.accounts {
+        let account = reelay_domain::AccountId::parse(name.as_str())
+            .map_err(|e| anyhow::anyhow!(e.reason))?;
+        let Some(stored) = direct_vault.get_tokens(tenant, &account).await? else {
+            continue;
+        };
+        probe.attempted += 1;
+        let t = Instant::now();
+        let fresh = lambdalog::invoke(
+            TOKEN_REFRESH,
+            publisher
+                .core
+                .fresh_token(tenant, &account, Some(&stored.access_token)),
+        )
+        .await;
+        probe
+            .times
+            .durations_ms
+            .push(t.elapsed().as_secs_f64() * 1e3);
+        match fresh {
+            Ok(_) => probe.refreshed += 1,
+            Err(e) => {
+                tracing::warn!(account = %name, error.message = %e, "refresh probe: no refresh")
+            }
+        }
+    }
+    probe.meter = proxy.snapshot().since(&before);
+    probe.logs = lambdalog::count_of(TOKEN_REFRESH).since(&logs_before);
+    Ok(probe)
 }
