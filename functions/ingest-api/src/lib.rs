@@ -63,6 +63,19 @@ pub async fn handler<P: Ports>(deps: &Deps<P>, req: Request) -> Response<Body> {
     response
 }
 
+/// This API's OpenAPI document, as built into the binary (the same file the tests hold the
+/// routes, the template and Schemathesis to).
+pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
+
+fn openapi_document() -> Response<Body> {
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/yaml")
+        .header("cache-control", "public, max-age=300")
+        .body(Body::Text(OPENAPI_YAML.to_owned()))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
 /// The response header naming the request.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -100,6 +113,10 @@ async fn route<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<Response<Body>
     if endpoint == Endpoint::OAuthCallback {
         return accounts::callback(deps, req).await;
     }
+    // The API's own description, for client generators: public like any published spec.
+    if endpoint == Endpoint::OpenApi {
+        return Ok(openapi_document());
+    }
     let tenant = authenticate(deps, req).await?;
     tracing::Span::current().record("tenant_id", tenant.as_str());
     match endpoint {
@@ -115,7 +132,7 @@ async fn route<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<Response<Body>
         Endpoint::GetAccount(id) => accounts::status(deps, &tenant, id).await,
         Endpoint::DisconnectAccount(id) => accounts::disconnect(deps, &tenant, id).await,
         Endpoint::CreatorInfo(id) => accounts::creator_info(deps, &tenant, id).await,
-        Endpoint::OAuthCallback => Err(routes::RouteError::NoRoute.into()),
+        Endpoint::OAuthCallback | Endpoint::OpenApi => Err(routes::RouteError::NoRoute.into()),
     }
 }
 

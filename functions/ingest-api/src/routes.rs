@@ -28,10 +28,11 @@ pub enum Endpoint<'a> {
     GetAccount(&'a str),
     DisconnectAccount(&'a str),
     CreatorInfo(&'a str),
+    OpenApi,
 }
 
 impl Endpoint<'_> {
-    pub const OPERATION_IDS: [&'static str; 13] = [
+    pub const OPERATION_IDS: [&'static str; 14] = [
         "createJob",
         "listJobs",
         "getJob",
@@ -45,6 +46,7 @@ impl Endpoint<'_> {
         "getAccount",
         "disconnectAccount",
         "getCreatorInfo",
+        "getOpenApi",
     ];
 
     pub fn operation_id(&self) -> &'static str {
@@ -62,6 +64,7 @@ impl Endpoint<'_> {
             Self::GetAccount(_) => "getAccount",
             Self::DisconnectAccount(_) => "disconnectAccount",
             Self::CreatorInfo(_) => "getCreatorInfo",
+            Self::OpenApi => "getOpenApi",
         }
     }
 }
@@ -85,6 +88,7 @@ pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, RouteErr
         ["v1", "accounts", id] if get && *id != "connect" => Endpoint::GetAccount(id),
         ["v1", "accounts", id] if delete && *id != "connect" => Endpoint::DisconnectAccount(id),
         ["v1", "accounts", id, "creator-info"] if get => Endpoint::CreatorInfo(id),
+        ["v1", "openapi.yaml"] if get => Endpoint::OpenApi,
         ["v1", "jobs"]
         | ["v1", "jobs", _]
         | ["v1", "jobs", _, "cancel" | "retry"]
@@ -92,7 +96,8 @@ pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, RouteErr
         | ["v1", "accounts"]
         | ["v1", "accounts", _]
         | ["v1", "accounts", _, "creator-info"]
-        | ["v1", "accounts", "oauth", "callback"] => return Err(RouteError::MethodNotAllowed),
+        | ["v1", "accounts", "oauth", "callback"]
+        | ["v1", "openapi.yaml"] => return Err(RouteError::MethodNotAllowed),
         _ => return Err(RouteError::NoRoute),
     };
     Ok(endpoint)

@@ -1062,3 +1062,22 @@ async fn a_job_is_rescheduled_and_recaptioned_until_it_starts_publishing() {
     );
     assert_eq!(refused["error"]["details"]["state"], "cancelled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_served_without_a_key_and_is_the_one_the_tests_hold() {
+    let s = stack().await;
+    let before = s.snapshot().await;
+    let (status, headers, text) = s
+        .call_with_headers("GET", "/v1/openapi.yaml", None, None, None)
+        .await;
+    assert_eq!(status, 200, "{text:.200}");
+    assert_eq!(headers["content-type"], "application/yaml");
+    assert!(headers.contains_key("x-request-id"));
+    let served: Value = serde_norway::from_str(&text).unwrap();
+    assert_eq!(served, document(), "the served document is openapi.yaml");
+    assert_eq!(
+        served["paths"]["/v1/openapi.yaml"]["get"]["operationId"],
+        "getOpenApi"
+    );
+    assert_eq!(s.snapshot().await, before);
+}
