@@ -30,17 +30,19 @@ pub(crate) async fn create<P: Ports>(
     req: &Request,
     tenant: &TenantId,
     route: Route,
+    request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let body = json_body(deps, req)?;
     let header_key = req
         .headers()
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok());
-    let parsed: NewJob = match route {
+    let mut parsed: NewJob = match route {
         Route::Jobs => request::parse_create_job(&body, header_key),
         Route::Seed => request::parse_seed_publish(&body, header_key),
     }
     .map_err(ApiError::Invalid)?;
+    parsed.api_request_id = Some(request_id.to_owned());
     // The route is part of the fingerprint: the same body on the other route is another request.
     let fingerprint = PayloadHash::of(&json!({ "route": format!("{route:?}"), "body": body }));
     let answer = |job: &reelay_domain::Job| StoredResponse {

@@ -53,7 +53,7 @@ impl<P> Deps<P> {
 pub async fn handler<P: Ports>(deps: &Deps<P>, req: Request) -> Response<Body> {
     let request_id = request_id_of(deps, &req);
     tracing::Span::current().record("request_id", request_id.as_str());
-    let mut response = match route(deps, &req).await {
+    let mut response = match route(deps, &req, &request_id).await {
         Ok(response) => response,
         Err(e) => e.into_response(deps.core.ports.clock().now()),
     };
@@ -107,7 +107,11 @@ fn path_of(req: &Request) -> &str {
     }
 }
 
-async fn route<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn route<P: Ports>(
+    deps: &Deps<P>,
+    req: &Request,
+    request_id: &str,
+) -> Result<Response<Body>, ApiError> {
     let endpoint = routes::resolve(req.method().as_str(), path_of(req))?;
     // TikTok sends the creator's browser here: the single-use OAuth state authenticates it.
     if endpoint == Endpoint::OAuthCallback {
@@ -120,8 +124,12 @@ async fn route<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<Response<Body>
     let tenant = authenticate(deps, req).await?;
     tracing::Span::current().record("tenant_id", tenant.as_str());
     match endpoint {
-        Endpoint::CreateJob => jobs::create(deps, req, &tenant, jobs::Route::Jobs).await,
-        Endpoint::SeedPublish => jobs::create(deps, req, &tenant, jobs::Route::Seed).await,
+        Endpoint::CreateJob => {
+            jobs::create(deps, req, &tenant, jobs::Route::Jobs, request_id).await
+        }
+        Endpoint::SeedPublish => {
+            jobs::create(deps, req, &tenant, jobs::Route::Seed, request_id).await
+        }
         Endpoint::ListJobs => jobs::list(deps, req, &tenant).await,
         Endpoint::GetJob(id) => jobs::get(deps, req, &tenant, id).await,
         Endpoint::AmendJob(id) => jobs::amend(deps, req, &tenant, id).await,

@@ -32,6 +32,8 @@ pub struct JobView<'a> {
     pub taken_down_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The request that created the job (`X-Request-Id`).
+    pub api_request_id: Option<&'a str>,
 }
 
 impl<'a> JobView<'a> {
@@ -57,6 +59,7 @@ impl<'a> JobView<'a> {
             taken_down_at: job.taken_down_at.map(|t| t.to_rfc3339()),
             created_at: job.created_at.to_rfc3339(),
             updated_at: job.updated_at.to_rfc3339(),
+            api_request_id: job.api_request_id.as_deref(),
         }
     }
 }

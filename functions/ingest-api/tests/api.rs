@@ -1081,3 +1081,37 @@ async fn the_openapi_document_is_served_without_a_key_and_is_the_one_the_tests_h
     );
     assert_eq!(s.snapshot().await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_that_created_a_job_is_named_on_the_job_and_its_first_audit_event() {
+    let s = stack().await;
+    s.connect(KEY_A, "acct_r").await;
+    let (status, headers, text) = s
+        .call_with_headers(
+            "POST",
+            "/v1/jobs",
+            Some(KEY_A),
+            Some(job_body("acct_r")),
+            Some("r-1"),
+        )
+        .await;
+    assert_eq!(status, 202, "{text}");
+    let request_id = headers["x-request-id"].to_str().unwrap().to_owned();
+    let job: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(job["apiRequestId"], request_id.as_str());
+    let (_, read) = s
+        .json(
+            "GET",
+            &format!("/v1/jobs/{}", job["jobId"].as_str().unwrap()),
+            Some(KEY_A),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(read["audit"][0]["apiRequestId"], request_id.as_str());
+    assert_eq!(
+        read["apiRequestId"],
+        request_id.as_str(),
+        "the GET's own id is another"
+    );
+}

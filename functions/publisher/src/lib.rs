@@ -45,6 +45,7 @@ pub async fn handler<P: Ports>(
         .process_until(event, core.ports.clock(), deadline, |message, meta| {
             let span = info_span!("publish", job_id = %message.job_id,
                 account_id = %message.account_id, message_id = %meta.message_id,
+                api_request_id = message.api_request_id.as_deref().unwrap_or(""),
                 receive_count = meta.receive_count, api_version = reelay_tiktok::API_VERSION);
             async move {
                 if message.kind != QueueKind::Publish {

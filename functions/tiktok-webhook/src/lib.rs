@@ -53,7 +53,8 @@ pub async fn handler<P: Ports>(deps: &Deps<P>, req: Request) -> Response<Body> {
         event = tracing::field::Empty,
         publish_id = tracing::field::Empty,
         job_id = tracing::field::Empty,
-        account_id = tracing::field::Empty
+        account_id = tracing::field::Empty,
+        api_request_id = tracing::field::Empty
     );
     match handle(deps, &req).instrument(span).await {
         Ok(handled) => http::received(&handled),

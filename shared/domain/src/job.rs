@@ -152,6 +152,10 @@ pub struct AuditEvent {
     pub error_code: Option<String>,
     pub upstream_log_id: Option<String>,
     pub detail: Option<String>,
+    /// The API request (`X-Request-Id`) that caused this event, for events a client's request
+    /// made (the creation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +168,10 @@ pub struct Job {
     pub post: PostSettings,
     pub schedule_at: UtcTime,
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The API request (`X-Request-Id`) that created the job: carried on its queue messages and
+    /// on the pipeline's log lines about it, so a client's report leads to every step.
+    #[serde(default)]
+    pub api_request_id: Option<String>,
     pub state: JobState,
     /// Bumped by every stored transition; writes are conditional on it.
     pub version: u64,
@@ -280,6 +288,7 @@ impl Job {
             post,
             schedule_at,
             idempotency_key,
+            api_request_id: None,
             state,
             version: 1,
             state_since: now,
@@ -315,6 +324,7 @@ impl Job {
             error_code: None,
             upstream_log_id: None,
             detail: None,
+            api_request_id: None,
         };
         let pointers = request_id.into_iter().map(Pointer::Request).collect();
         Applied {
@@ -414,6 +424,7 @@ impl Job {
             error_code: event_error.or(fallback).map(|e| e.code),
             upstream_log_id: event.upstream_log_id(),
             detail: event.detail(),
+            api_request_id: None,
         };
         Ok(Step::Applied(Box::new(Applied {
             job,
@@ -447,6 +458,7 @@ impl Job {
             error_code: None,
             upstream_log_id: event.upstream_log_id(),
             detail: Some(format!("{}: {why}", event.name())),
+            api_request_id: None,
         };
         Step::Applied(Box::new(Applied {
             job,

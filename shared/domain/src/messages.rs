@@ -48,6 +48,10 @@ pub struct WorkMessage {
     pub account_id: AccountId,
     /// The job version that produced the message.
     pub job_version: u64,
+    /// The API request that created the job (`X-Request-Id`), for the consumers' log lines.
+    /// Optional and additive: version 1 consumers ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_request_id: Option<String>,
 }
 
 impl WorkMessage {
@@ -67,7 +71,15 @@ impl WorkMessage {
             tenant_id,
             account_id,
             job_version,
+            api_request_id: None,
         }
+    }
+
+    /// The message naming the API request that created its job.
+    #[must_use]
+    pub fn for_request(mut self, api_request_id: Option<&str>) -> Self {
+        self.api_request_id = api_request_id.map(str::to_owned);
+        self
     }
 
     /// Parses a queue record body. Lives with the envelope (not the SQS adapter) so the decoder

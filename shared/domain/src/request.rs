@@ -25,6 +25,8 @@ pub struct NewJob {
     /// `None` means as soon as possible.
     pub schedule_at: Option<UtcTime>,
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The API request that asks for it (`X-Request-Id`), set by the adapter.
+    pub api_request_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -214,6 +216,7 @@ pub fn parse_create_job(body: &Value, header_key: Option<&str>) -> Result<NewJob
             post,
             schedule_at,
             idempotency_key,
+            api_request_id: None,
         }),
         _ => Err(errors.0),
     }

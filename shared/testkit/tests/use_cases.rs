@@ -52,6 +52,7 @@ fn new_job_for(account: &str, key: &str) -> (NewJob, PayloadHash) {
         post: sample::post(PostMode::Direct),
         schedule_at: None,
         idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
+        api_request_id: Some(format!("req-{key}")),
     };
     (parsed, PayloadHash::of(&body))
 }
@@ -662,6 +663,7 @@ fn rendered(account: &str, key: &str, request_id: &RequestId) -> (NewJob, Payloa
         post: sample::post(PostMode::Direct),
         schedule_at: None,
         idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
+        api_request_id: None,
     };
     (parsed, PayloadHash::of(&body))
 }
@@ -1005,4 +1007,43 @@ fn an_owner_moves_a_jobs_schedule_and_caption_until_it_starts_publishing() {
         )),
         Err(CommandError::Invalid(_))
     ));
+}
+
+#[test]
+fn the_api_request_that_created_a_job_is_on_its_creation_audit_and_its_queue_messages() {
+    let w = world();
+    let core = w.core();
+    let (parsed, fp) = new_job("k-origin");
+    let Created::New { job, .. } =
+        block_on(core.create_job(&tenant_id(T), parsed, &fp, answer)).unwrap()
+    else {
+        panic!("a new key creates");
+    };
+    assert_eq!(job.api_request_id.as_deref(), Some("req-k-origin"));
+    let trail = w.store.audit_trail(&job.id);
+    assert_eq!(trail[0].api_request_id.as_deref(), Some("req-k-origin"));
+    let render = w.queue.take(QueueKind::Render).expect("render queued");
+    assert_eq!(
+        render.message.api_request_id.as_deref(),
+        Some("req-k-origin")
+    );
+    // Later steps carry it on: the publish message of the same job names it too.
+    let SubmitOutcome::Submitted { request_id, .. } =
+        block_on(core.submit_render(&job.id)).unwrap()
+    else {
+        panic!("submitted");
+    };
+    w.ssemble
+        .complete(&request_id, vec![sample::clip("c", 5.0)]);
+    block_on(core.confirm_render(&request_id, None)).unwrap();
+    let publish = w.queue.take(QueueKind::Publish).expect("publish queued");
+    assert_eq!(
+        publish.message.api_request_id.as_deref(),
+        Some("req-k-origin")
+    );
+    let later = w.store.audit_trail(&job.id);
+    assert!(
+        later.len() > 1 && later[1..].iter().all(|e| e.api_request_id.is_none()),
+        "only the event the request caused names it"
+    );
 }

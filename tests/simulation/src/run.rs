@@ -818,6 +818,7 @@ impl Sim {
                             post: post(p.mode, &p.title),
                             schedule_at: Some(p.at),
                             idempotency_key: IdempotencyKey::parse(p.key.clone()).ok(),
+                            api_request_id: Some(format!("sim-req-{}", p.title)),
                         };
                         let fingerprint = PayloadHash::of(&serde_json::json!({ "title": p.title }));
                         let created = core

@@ -113,11 +113,12 @@ impl<P: Ports> Core<P> {
                 });
             }
         }
+        let parsed_request = parsed.api_request_id.clone();
         let id = parsed
             .job_id
             .clone()
             .unwrap_or_else(|| JobId::generate(now, clock.random_u128()));
-        let created = Job::create(
+        let mut created = Job::create(
             id,
             tenant.clone(),
             parsed.account_id,
@@ -128,6 +129,8 @@ impl<P: Ports> Core<P> {
             now,
             &self.settings.policy,
         );
+        created.job.api_request_id.clone_from(&parsed_request);
+        created.audit.api_request_id = parsed_request;
         let response = answer(&created.job);
         let expires = now.plus(ttl.idempotency_ttl);
         let stored = self
@@ -146,7 +149,8 @@ impl<P: Ports> Core<P> {
             });
         }
         tracing::info!(job_id = %created.job.id, account_id = %created.job.account_id,
-            state = %created.job.state, "job accepted");
+            state = %created.job.state,
+            api_request_id = created.job.api_request_id.as_deref().unwrap_or(""), "job accepted");
         self.send_effects(&created.job, &created.effects).await;
         Ok(Created::New {
             job: Box::new(created.job),

@@ -167,7 +167,8 @@ impl<P: Ports> Core<P> {
                 job.tenant_id.clone(),
                 job.account_id.clone(),
                 job.version,
-            );
+            )
+            .for_request(job.api_request_id.as_deref());
             let nonce = job.next_check.map_or(0, |c| c.at.as_millis());
             if let Err(e) =
                 Box::pin(self.ports.queue().send(&message, &message.dedup_id(nonce))).await

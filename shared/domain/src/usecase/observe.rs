@@ -160,6 +160,9 @@ impl<P: Ports> Core<P> {
             }
         };
         tracing::Span::current().record("job_id", tracing::field::display(&job.id));
+        if let Some(origin) = &job.api_request_id {
+            tracing::Span::current().record("api_request_id", origin.as_str());
+        }
         let accepted = Event::PublishAccepted {
             attempt: job.attempt,
             publish_id: observation.publish_id.clone(),

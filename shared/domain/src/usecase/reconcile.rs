@@ -224,7 +224,20 @@ impl<P: Ports> Core<P> {
         self.reconcile_one(job, &RunMemo::default()).await
     }
 
+    /// One due job, its log lines carrying the job, its account and the API request that
+    /// created it.
     async fn reconcile_one(&self, job: Job, memo: &RunMemo) -> Result<Reconciled, StoreError> {
+        let span = tracing::info_span!("reconcile_job", job_id = %job.id,
+            account_id = %job.account_id,
+            api_request_id = job.api_request_id.as_deref().unwrap_or(""));
+        tracing::Instrument::instrument(self.reconcile_one_in_span(job, memo), span).await
+    }
+
+    async fn reconcile_one_in_span(
+        &self,
+        job: Job,
+        memo: &RunMemo,
+    ) -> Result<Reconciled, StoreError> {
         let now = self.ports.clock().now();
         let lookahead = self.settings.reconcile.lookahead;
         // The index may lag the item; the job itself says what is due.
