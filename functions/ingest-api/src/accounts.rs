@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use reelay_domain::ports::Ports;
 use reelay_domain::{AccountId, PostMode, TenantId};
+use url::Url;
 
 use crate::error::ApiError;
 use crate::jobs::{DEFAULT_PAGE, MAX_PAGE, int_param};
@@ -25,14 +26,47 @@ pub(crate) async fn connect<P: Ports>(
     if !deps.oauth_configured {
         return Err(ApiError::OAuthNotConfigured);
     }
-    let (account_id, mode) = parse_connect(&body)?;
-    let link = deps.core.connect_account(tenant, &account_id, mode).await?;
+    let (account_id, mode, return_url) = parse_connect(&body)?;
+    let link = deps
+        .core
+        .connect_account_returning(
+            tenant,
+            &account_id,
+            mode,
+            return_url.as_ref().map(Url::as_str),
+        )
+        .await?;
     Ok(json_response(200, connect_view(&link).to_string()))
+}
+
+/// Longest `returnUrl` accepted.
+const MAX_RETURN_URL: usize = 2048;
+
+/// A `returnUrl`: absolute https (http only to a loopback host, for local development), no
+/// credentials in it. The creator's browser is sent there after the callback.
+fn return_url(raw: &str) -> Result<Url, &'static str> {
+    if raw.len() > MAX_RETURN_URL {
+        return Err("must be at most 2048 characters");
+    }
+    let url = Url::parse(raw).map_err(|_| "must be an absolute URL")?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err("must be an https URL"),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials");
+    }
+    Ok(url)
 }
 
 /// The document says `additionalProperties: false` and a string `mode`: a typo'd field or a mode
 /// of the wrong type is refused, never read as the default (direct).
-fn parse_connect(body: &Value) -> Result<(AccountId, PostMode), ApiError> {
+fn parse_connect(body: &Value) -> Result<(AccountId, PostMode, Option<Url>), ApiError> {
     let Some(fields) = body.as_object() else {
         return Err(ApiError::Invalid(vec![ApiError::field(
             "",
@@ -41,7 +75,7 @@ fn parse_connect(body: &Value) -> Result<(AccountId, PostMode), ApiError> {
     };
     let mut errors: Vec<_> = fields
         .keys()
-        .filter(|k| !["tiktokAccountId", "mode"].contains(&k.as_str()))
+        .filter(|k| !["tiktokAccountId", "mode", "returnUrl"].contains(&k.as_str()))
         .map(|k| ApiError::field(k, "is not a known field"))
         .collect();
     let account = match fields.get("tiktokAccountId") {
@@ -66,8 +100,18 @@ fn parse_connect(body: &Value) -> Result<(AccountId, PostMode), ApiError> {
             None
         }
     };
+    let return_url = match fields.get("returnUrl") {
+        None => None,
+        Some(Value::String(raw)) => return_url(raw)
+            .map_err(|why| errors.push(ApiError::field("returnUrl", why)))
+            .ok(),
+        Some(_) => {
+            errors.push(ApiError::field("returnUrl", "must be a string"));
+            None
+        }
+    };
     match (account, mode) {
-        (Some(account), Some(mode)) if errors.is_empty() => Ok((account, mode)),
+        (Some(account), Some(mode)) if errors.is_empty() => Ok((account, mode, return_url)),
         _ => Err(ApiError::Invalid(errors)),
     }
 }
@@ -79,15 +123,44 @@ pub(crate) async fn callback<P: Ports>(
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let params = req.query_string_parameters();
-    let connected = deps
+    let outcome = deps
         .core
-        .oauth_callback(
+        .oauth_callback_returning(
             params.first("state").unwrap_or(""),
             params.first("code"),
             params.first("error"),
         )
-        .await?;
-    Ok(json_response(200, connected_view(&connected).to_string()))
+        .await;
+    // A link issued with a returnUrl sends the creator back to the client's app, with the
+    // outcome in the query; without one (or with a state we do not know) the answer is JSON.
+    let Some(mut back) = outcome
+        .return_url
+        .as_deref()
+        .and_then(|u| Url::parse(u).ok())
+    else {
+        let connected = outcome.result?;
+        return Ok(json_response(200, connected_view(&connected).to_string()));
+    };
+    {
+        let mut query = back.query_pairs_mut();
+        match &outcome.result {
+            Ok(connected) => query
+                .append_pair("status", "connected")
+                .append_pair("tiktokAccountId", connected.account_id.as_str()),
+            Err(e) => query
+                .append_pair("status", "error")
+                .append_pair("error", &ApiError::account_code(e)),
+        };
+    }
+    if let Err(e) = &outcome.result {
+        tracing::info!(error.message = %e, "OAuth callback refused; creator sent back to the client");
+    }
+    Ok(Response::builder()
+        .status(302)
+        .header("location", back.as_str())
+        .header("cache-control", "no-store")
+        .body(Body::Empty)
+        .unwrap_or_else(|_| Response::new(Body::Empty)))
 }
 
 /// An account id from the path; one that cannot exist is simply not found.
@@ -166,4 +239,31 @@ pub(crate) async fn creator_info<P: Ports>(
         200,
         creator_info_view(&account, &info).to_string(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::return_url;
+
+    #[test]
+    fn a_return_url_is_https_or_loopback_http_without_credentials() {
+        for ok in [
+            "https://app.example.com/back?x=1",
+            "http://localhost:3000/cb",
+            "http://127.0.0.1/cb",
+        ] {
+            assert!(return_url(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("http://app.example.com/", "must be an https URL"),
+            ("javascript:alert(1)", "must be an https URL"),
+            ("https://u:p@app.example.com/", "must not carry credentials"),
+            ("https://u@app.example.com/", "must not carry credentials"),
+            ("app.example.com/back", "must be an absolute URL"),
+        ] {
+            assert_eq!(return_url(bad).err(), Some(why), "{bad}");
+        }
+        let long = format!("https://app.example.com/{}", "a".repeat(2048));
+        assert!(return_url(&long).is_err());
+    }
 }

@@ -72,6 +72,14 @@ impl ApiError {
         }
     }
 
+    /// The `error.code` an account refusal answers with (for a redirect that carries it).
+    pub(crate) fn account_code(e: &AccountError) -> String {
+        account_refusal(e, UtcTime::from_secs(0))
+            .envelope
+            .error
+            .code
+    }
+
     /// The answer: `now` turns an absolute wait into a `Retry-After`.
     pub(crate) fn into_response(self, now: UtcTime) -> Response<Body> {
         let refusal = self.refusal(now);

@@ -1115,3 +1115,87 @@ async fn the_request_that_created_a_job_is_named_on_the_job_and_its_first_audit_
         "the GET's own id is another"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_url_sends_the_creator_back_to_the_clients_app_with_the_outcome() {
+    let s = stack().await;
+    let link = |account: &str, url: &str| json!({"tiktokAccountId": account, "returnUrl": url});
+    // Bad return URLs: refused with the field, nothing written.
+    let before = s.snapshot().await;
+    for bad in [
+        "http://app.example.com/back",
+        "ftp://app.example.com/back",
+        "https://user:pw@app.example.com/back",
+        "/relative/path",
+    ] {
+        let (status, body) = s
+            .json(
+                "POST",
+                "/v1/accounts/connect",
+                Some(KEY_A),
+                Some(link("acct_ret", bad)),
+                None,
+            )
+            .await;
+        assert_eq!((status, code(&body)), (400, "validation_failed"), "{bad}");
+        assert_eq!(body["error"]["details"]["fields"][0]["field"], "returnUrl");
+    }
+    assert_eq!(s.snapshot().await, before);
+
+    let (status, body) = s
+        .json(
+            "POST",
+            "/v1/accounts/connect",
+            Some(KEY_A),
+            Some(link(
+                "acct_ret",
+                "https://app.example.com/tiktok/back?team=7",
+            )),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, headers, _) = callback_of(&s, &body).await;
+    assert_eq!(status, 302);
+    assert_eq!(
+        headers["location"],
+        "https://app.example.com/tiktok/back?team=7&status=connected&tiktokAccountId=acct_ret"
+    );
+    let (_, account) = s
+        .json("GET", "/v1/accounts/acct_ret", Some(KEY_A), None, None)
+        .await;
+    assert_eq!(account["health"], "active");
+
+    // A refusal after the state is known goes back too, with the error code.
+    let (_, body) = s
+        .json(
+            "POST",
+            "/v1/accounts/connect",
+            Some(KEY_A),
+            Some(link("acct_ret", "http://localhost:5173/back")),
+            None,
+        )
+        .await;
+    let (status, headers, _) = callback_of(&s, &body).await;
+    assert_eq!(status, 302);
+    assert_eq!(
+        headers["location"],
+        "http://localhost:5173/back?status=error&error=creator_mismatch"
+    );
+}
+
+/// Follows an authorize link through TikTok (the simulator) and delivers the callback it
+/// redirects to, answering with the headers.
+async fn callback_of(s: &Stack, body: &Value) -> (u16, reqwest::header::HeaderMap, String) {
+    let authorize = body["authorizeUrl"].as_str().unwrap().to_owned();
+    let resp = s.http.get(&authorize).send().await.unwrap();
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let path = location.strip_prefix(PUBLIC_BASE_URL).unwrap().to_owned();
+    s.raw_with_headers(Raw {
+        method: "GET",
+        path: &path,
+        headers: Vec::new(),
+        body: None,
+    })
+    .await
+}

@@ -39,6 +39,14 @@ pub struct Connected {
     pub lifted: usize,
 }
 
+/// What an OAuth callback did, and where the creator's browser goes next (the link's return URL,
+/// if it had one and the state was valid).
+#[derive(Debug)]
+pub struct CallbackOutcome {
+    pub return_url: Option<String>,
+    pub result: Result<Connected, AccountError>,
+}
+
 /// One budget of an account, as it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BudgetLeft {
@@ -130,6 +138,20 @@ impl<P: Ports> Core<P> {
         account_id: &AccountId,
         mode: PostMode,
     ) -> Result<ConnectLink, AccountError> {
+        self.connect_account_returning(tenant, account_id, mode, None)
+            .await
+    }
+
+    /// [`Self::connect_account`], binding `return_url` (an absolute URL without spaces, checked
+    /// by the caller) to the single-use state: after the callback the creator's browser is sent
+    /// there, so it lands back in the client's app.
+    pub async fn connect_account_returning(
+        &self,
+        tenant: &TenantId,
+        account_id: &AccountId,
+        mode: PostMode,
+        return_url: Option<&str>,
+    ) -> Result<ConnectLink, AccountError> {
         let accounts = self.ports.accounts();
         if accounts.get_account(tenant, account_id).await?.is_none() {
             match accounts
@@ -144,7 +166,13 @@ impl<P: Ports> Core<P> {
         let now = clock.now();
         let state = format!("{:032x}{:032x}", clock.random_u128(), clock.random_u128());
         let expires_at = now.plus(self.settings.ingest.oauth_state_ttl);
-        let owner = Account::message_group(tenant, account_id);
+        let group = Account::message_group(tenant, account_id);
+        let owner = match return_url {
+            Some(url) if !url.is_empty() && !url.contains(char::is_whitespace) => {
+                format!("{group} {url}")
+            }
+            _ => group,
+        };
         if !self
             .ports
             .locks()
@@ -180,6 +208,31 @@ impl<P: Ports> Core<P> {
         code: Option<&str>,
         error: Option<&str>,
     ) -> Result<Connected, AccountError> {
+        self.oauth_callback_returning(state, code, error)
+            .await
+            .result
+    }
+
+    /// [`Self::oauth_callback`] with the return URL the link was issued with (known once the
+    /// state is valid, so also for a refusal after that).
+    pub async fn oauth_callback_returning(
+        &self,
+        state: &str,
+        code: Option<&str>,
+        error: Option<&str>,
+    ) -> CallbackOutcome {
+        let mut return_url = None;
+        let result = self.finish_oauth(state, code, error, &mut return_url).await;
+        CallbackOutcome { return_url, result }
+    }
+
+    async fn finish_oauth(
+        &self,
+        state: &str,
+        code: Option<&str>,
+        error: Option<&str>,
+        return_url: &mut Option<String>,
+    ) -> Result<Connected, AccountError> {
         if state.is_empty() || state.len() > 256 {
             return Err(AccountError::OAuthState);
         }
@@ -192,7 +245,12 @@ impl<P: Ports> Core<P> {
         else {
             return Err(AccountError::OAuthState);
         };
-        let Some((tenant, account_id)) = owner
+        let (group, url) = match owner.split_once(' ') {
+            Some((group, url)) => (group.to_owned(), Some(url.to_owned())),
+            None => (owner, None),
+        };
+        *return_url = url;
+        let Some((tenant, account_id)) = group
             .split_once(':')
             .and_then(|(t, a)| Some((TenantId::parse(t).ok()?, AccountId::parse(a).ok()?)))
         else {

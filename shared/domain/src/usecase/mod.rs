@@ -23,8 +23,8 @@ pub mod tenants;
 mod tokens;
 
 pub use accounts::{
-    AccountError, AccountPage, AccountStatus, BudgetLeft, ConnectLink, Connected, CreatorInfoError,
-    CreatorSettings, OAUTH_STATE_LOCK_PREFIX,
+    AccountError, AccountPage, AccountStatus, BudgetLeft, CallbackOutcome, ConnectLink, Connected,
+    CreatorInfoError, CreatorSettings, OAUTH_STATE_LOCK_PREFIX,
 };
 pub use budgets::{Denied, SSEMBLE_CREATE_BUDGETS, SSEMBLE_LIST_BUDGETS, SSEMBLE_STATUS_BUDGETS};
 pub use commands::{Command, CommandError};
