@@ -100,6 +100,15 @@ pub enum Violation {
         statement: String,
         reason: String,
     },
+    /// A key policy lets a template parameter's principal (the operator's role) use the key
+    /// other than as the function roles do: present when the parameter is empty, other actions,
+    /// or without their encryption-context condition.
+    OperatorKeyUse {
+        key: String,
+        statement: String,
+        parameter: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -158,6 +167,15 @@ impl fmt::Display for Violation {
             Violation::KeyUseMissing { function, key } => write!(
                 f,
                 "{function}: is configured with {key}, whose key policy does not let its role use it"
+            ),
+            Violation::OperatorKeyUse {
+                key,
+                statement,
+                parameter,
+                reason,
+            } => write!(
+                f,
+                "{key}: key policy statement {statement} lets parameter {parameter}'s principal use the key but {reason}"
             ),
             Violation::KeyPolicyInexact {
                 key,
@@ -220,9 +238,39 @@ const KEY_USE_ACTIONS: [&str; 8] = [
     "kms:ImportKeyMaterial",
 ];
 
+/// What an operator's role may do with a key: exactly what the function roles do with it.
+const OPERATOR_KEY_ACTIONS: [&str; 2] = ["kms:GenerateDataKey", "kms:Decrypt"];
+
+/// The parameter a condition tests for being set: `!Not [!Equals [!Ref P, '']]` (either order).
+fn condition_sets(t: &Template, condition: &str) -> Option<String> {
+    let Some(Expr::Fn { name, args }) = t.conditions.get(condition) else {
+        return None;
+    };
+    if name != "Not" {
+        return None;
+    }
+    let inner = args.as_list();
+    let [Expr::Fn { name: eq, args }] = inner.as_slice() else {
+        return None;
+    };
+    let operands = args.as_list();
+    match (eq.as_str(), operands.as_slice()) {
+        ("Equals", [Expr::Ref(p), Expr::String(e)] | [Expr::String(e), Expr::Ref(p)])
+            if e.is_empty() =>
+        {
+            Some(p.clone())
+        }
+        _ => None,
+    }
+}
+
 /// A key's policy alone decides who may use it (KMS consults IAM policies only where the key
 /// policy allows the account): every principal allowed to use a key must be the role of a
-/// function whose environment names that key, and every such role must be allowed.
+/// function whose environment names that key, and every such role must be allowed. The one
+/// other user allowed is an operator's role given as a template parameter (empty by default),
+/// in a statement that exists only when the parameter is set (`!If [<condition>, {..},
+/// !Ref AWS::NoValue]` with the condition `!Not [!Equals [!Ref P, '']]`), with exactly the
+/// functions' data-key actions and the same condition as the function roles' statement.
 pub fn check_key_users(t: &Template) -> Vec<Violation> {
     let mut out = Vec::new();
     for key in t.ids_of(KMS_KEY) {
@@ -241,7 +289,32 @@ pub fn check_key_users(t: &Template) -> Vec<Violation> {
             .map(Expr::as_list)
             .unwrap_or_default();
         let mut allowed: BTreeSet<String> = BTreeSet::new();
-        for (i, s) in statements.into_iter().enumerate() {
+        // The function roles' conditions, and each operator statement's (label, parameter,
+        // condition), compared once every statement is read.
+        let mut function_conditions: Vec<Option<&Expr>> = Vec::new();
+        let mut operators: Vec<(String, String, Option<&Expr>)> = Vec::new();
+        for (i, item) in statements.into_iter().enumerate() {
+            // A conditional statement: judged as written, and knowing its guard.
+            let (s, guard) = match item {
+                Expr::If {
+                    condition,
+                    then,
+                    otherwise,
+                } if matches!(otherwise.as_ref(), Expr::Ref(r) if r == "AWS::NoValue") => {
+                    (then.as_ref(), Some(condition.as_str()))
+                }
+                Expr::If { .. } => {
+                    out.push(Violation::KeyPolicyInexact {
+                        key: key.to_owned(),
+                        statement: i.to_string(),
+                        reason:
+                            "a conditional statement must be absent otherwise (`!Ref AWS::NoValue`)"
+                                .into(),
+                    });
+                    continue;
+                }
+                other => (other, None),
+            };
             let label = s
                 .get("Sid")
                 .and_then(Expr::as_str)
@@ -280,7 +353,36 @@ pub fn check_key_users(t: &Template) -> Vec<Violation> {
                 Some(p) => p.get("AWS").map(Expr::as_list).unwrap_or_else(|| vec![p]),
                 None => Vec::new(),
             };
+            let mut grants_a_function = false;
             for p in principals {
+                if let Expr::Ref(parameter) = p
+                    && t.parameters.contains_key(parameter)
+                {
+                    let operator = |reason: &str| Violation::OperatorKeyUse {
+                        key: key.to_owned(),
+                        statement: label.clone(),
+                        parameter: parameter.clone(),
+                        reason: reason.to_owned(),
+                    };
+                    let default = t.parameters[parameter.as_str()].default.as_deref();
+                    if default != Some("") {
+                        out.push(operator("its default is not empty"));
+                    }
+                    if guard.and_then(|c| condition_sets(t, c)).as_ref() != Some(parameter) {
+                        out.push(operator(
+                            "the statement is not absent when the parameter is empty",
+                        ));
+                    }
+                    let exact: BTreeSet<&str> = actions.iter().map(String::as_str).collect();
+                    if exact != BTreeSet::from(OPERATOR_KEY_ACTIONS) {
+                        out.push(operator(&format!(
+                            "its actions are not exactly {}",
+                            OPERATOR_KEY_ACTIONS.join(", ")
+                        )));
+                    }
+                    operators.push((label.clone(), parameter.clone(), s.get("Condition")));
+                    continue;
+                }
                 let role = p
                     .references()
                     .into_iter()
@@ -288,6 +390,7 @@ pub fn check_key_users(t: &Template) -> Vec<Violation> {
                 match role {
                     Some(role) if users.contains_key(&role) => {
                         allowed.insert(role);
+                        grants_a_function = true;
                     }
                     Some(role) => out.push(Violation::KeyUseNotNeeded {
                         key: key.to_owned(),
@@ -300,6 +403,23 @@ pub fn check_key_users(t: &Template) -> Vec<Violation> {
                         principal: text(p),
                     }),
                 }
+            }
+            if grants_a_function {
+                function_conditions.push(s.get("Condition"));
+            }
+        }
+        for (statement, parameter, condition) in operators {
+            let same = condition.is_some()
+                && !function_conditions.is_empty()
+                && function_conditions.iter().all(|c| *c == condition);
+            if !same {
+                out.push(Violation::OperatorKeyUse {
+                    key: key.to_owned(),
+                    statement,
+                    parameter,
+                    reason: "its condition is not the function roles' (the encryption context)"
+                        .into(),
+                });
             }
         }
         for (role, function) in &users {

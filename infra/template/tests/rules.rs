@@ -516,3 +516,114 @@ fn when_a_token_function_may_not_use_the_key_should_report_it() {
         }]
     );
 }
+
+/// Issue 13: the operator's role (`OperatorRoleArn`, empty by default) may use the token key
+/// only when given, with exactly the functions' actions and encryption-context condition.
+#[test]
+fn the_operator_role_may_use_the_token_key_only_when_the_parameter_is_set() {
+    let t = Template::from_yaml_str(TEMPLATE).unwrap();
+    assert_eq!(check_key_users(&t), vec![]);
+    assert_eq!(t.parameters["OperatorRoleArn"].default.as_deref(), Some(""));
+    let none = reelay_template::resolve::Resolver::new(&t, &Default::default());
+    assert!(!none.condition("HasOperatorRole").unwrap());
+    let given = std::collections::BTreeMap::from([(
+        "OperatorRoleArn".to_owned(),
+        "arn:aws:iam::123456789012:role/reelay-operator".to_owned(),
+    )]);
+    let some = reelay_template::resolve::Resolver::new(&t, &given);
+    assert!(some.condition("HasOperatorRole").unwrap());
+}
+
+#[test]
+fn when_the_operator_statement_is_not_exactly_the_parameters_should_report_it() {
+    let operator = |v: &[Violation]| -> Vec<String> {
+        v.iter()
+            .map(|v| match v {
+                Violation::OperatorKeyUse {
+                    key,
+                    statement,
+                    parameter,
+                    reason,
+                } => {
+                    assert_eq!(
+                        (key.as_str(), statement.as_str(), parameter.as_str()),
+                        ("TokenKey", "OperatorRole", "OperatorRoleArn")
+                    );
+                    reason.clone()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    // Present whatever the parameter says (guarded by another parameter's condition).
+    let t = mutated(&[(
+        "          - !If\n            - HasOperatorRole",
+        "          - !If\n            - HasAlarmTopic",
+    )]);
+    assert_eq!(
+        operator(&check_key_users(&t)),
+        ["the statement is not absent when the parameter is empty"]
+    );
+    // Unconditional: with the parameter empty the key policy would name an empty principal.
+    let conditional = "          - !If\n            - HasOperatorRole\n            - Sid: OperatorRole\n              Effect: Allow\n              Principal: {AWS: !Ref OperatorRoleArn}\n              Action: [kms:GenerateDataKey, kms:Decrypt]\n              Resource: '*'\n              Condition:\n                StringEquals:\n                  kms:EncryptionContext:purpose: reelay-tiktok-token\n            - !Ref AWS::NoValue\n";
+    let unconditional = "          - Sid: OperatorRole\n            Effect: Allow\n            Principal: {AWS: !Ref OperatorRoleArn}\n            Action: [kms:GenerateDataKey, kms:Decrypt]\n            Resource: '*'\n            Condition:\n              StringEquals:\n                kms:EncryptionContext:purpose: reelay-tiktok-token\n";
+    let t = mutated(&[(conditional, unconditional)]);
+    assert_eq!(
+        operator(&check_key_users(&t)),
+        ["the statement is not absent when the parameter is empty"]
+    );
+    // An !If whose other branch is a statement: not a shape this check judges.
+    let t = mutated(&[(
+        "            - !Ref AWS::NoValue\n\n  # ----",
+        "            - {Sid: Other, Effect: Allow, Principal: {AWS: !Ref OperatorRoleArn}, Action: kms:DescribeKey, Resource: '*'}\n\n  # ----",
+    )]);
+    assert!(
+        matches!(&check_key_users(&t)[..], [Violation::KeyPolicyInexact { reason, .. }]
+            if reason.contains("AWS::NoValue")),
+        "{:?}",
+        check_key_users(&t)
+    );
+    // More than the data-key actions `tokens migrate` needs.
+    let t = mutated(&[(
+        "              Action: [kms:GenerateDataKey, kms:Decrypt]",
+        "              Action: [kms:GenerateDataKey, kms:Decrypt, kms:ReEncryptFrom]",
+    )]);
+    assert_eq!(
+        operator(&check_key_users(&t)),
+        ["its actions are not exactly kms:GenerateDataKey, kms:Decrypt"]
+    );
+    // Another purpose, or none: not the function roles' encryption-context condition.
+    let t = mutated(&[(
+        "                  kms:EncryptionContext:purpose: reelay-tiktok-token\n            - !Ref AWS::NoValue",
+        "                  kms:EncryptionContext:purpose: anything\n            - !Ref AWS::NoValue",
+    )]);
+    assert_eq!(
+        operator(&check_key_users(&t)),
+        ["its condition is not the function roles' (the encryption context)"]
+    );
+    let t = mutated(&[(
+        "              Resource: '*'\n              Condition:\n                StringEquals:\n                  kms:EncryptionContext:purpose: reelay-tiktok-token\n            - !Ref AWS::NoValue",
+        "              Resource: '*'\n            - !Ref AWS::NoValue",
+    )]);
+    assert_eq!(
+        operator(&check_key_users(&t)),
+        ["its condition is not the function roles' (the encryption context)"]
+    );
+    // A default role: the key would have a user nobody chose.
+    let t = mutated(&[(
+        "  OperatorRoleArn:\n    Type: String\n    Default: ''",
+        "  OperatorRoleArn:\n    Type: String\n    Default: arn:aws:iam::123456789012:role/ops",
+    )]);
+    assert_eq!(operator(&check_key_users(&t)), ["its default is not empty"]);
+    // A literal role instead of the parameter is just another user.
+    let t = mutated(&[(
+        "Principal: {AWS: !Ref OperatorRoleArn}",
+        "Principal: {AWS: 'arn:aws:iam::123456789012:role/ops'}",
+    )]);
+    assert!(
+        matches!(&check_key_users(&t)[..], [Violation::KeyUseNotNeeded { statement, principal, .. }]
+            if statement == "OperatorRole" && principal.ends_with("role/ops")),
+        "{:?}",
+        check_key_users(&t)
+    );
+}
