@@ -219,6 +219,22 @@ pub fn check(t: &Template) -> Vec<Violation> {
     out.extend(check_redrive_policies(t));
     out.extend(check_no_wildcards(t));
     out.extend(check_policy_scope(t));
+    // A statement or an environment variable may depend on a parameter (`!If`): the scope must
+    // hold for every allowed value, not only the defaults.
+    for (name, p) in &t.parameters {
+        for value in p
+            .allowed_values
+            .iter()
+            .filter(|v| p.default.as_ref() != Some(*v))
+        {
+            let with = BTreeMap::from([(name.clone(), value.clone())]);
+            for v in check_policy_scope_with(t, &with) {
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+        }
+    }
     out.extend(check_statement_shapes(t));
     out.extend(check_action_services(t));
     out.extend(check_api_cycles(t));
@@ -522,6 +538,9 @@ pub struct Statement<'t> {
     pub resources: Vec<&'t Expr>,
     /// The statement as written, for the rules that look past `Action`/`Resource`.
     pub raw: &'t Expr,
+    /// The condition of `!If [<condition>, <statement>, !Ref AWS::NoValue]`: the statement
+    /// exists only when it holds.
+    pub guard: Option<&'t str>,
 }
 
 /// Inline statements of every `AWS::IAM::Role` and of every function's SAM `Policies`.
@@ -565,7 +584,17 @@ fn doc_statements<'t>(doc: Option<&'t Expr>, prefix: &str) -> Vec<Statement<'t>>
     items
         .into_iter()
         .enumerate()
-        .map(|(i, s)| {
+        .map(|(i, item)| {
+            let (s, guard) = match item {
+                Expr::If {
+                    condition,
+                    then,
+                    otherwise,
+                } if matches!(otherwise.as_ref(), Expr::Ref(r) if r == "AWS::NoValue") => {
+                    (then.as_ref(), Some(condition.as_str()))
+                }
+                other => (other, None),
+            };
             let sid = s
                 .get("Sid")
                 .and_then(Expr::as_str)
@@ -575,6 +604,7 @@ fn doc_statements<'t>(doc: Option<&'t Expr>, prefix: &str) -> Vec<Statement<'t>>
                 actions: s.get("Action").map(Expr::as_list).unwrap_or_default(),
                 resources: s.get("Resource").map(Expr::as_list).unwrap_or_default(),
                 raw: s,
+                guard,
             }
         })
         .collect()
@@ -656,8 +686,51 @@ fn used_resources(t: &Template, f: &Function<'_>, resolver: &Resolver<'_>) -> BT
 /// Each function's policies name only what it uses; index ARNs name existing indexes; literal
 /// (prefix) ARNs must extend a name prefix the function is configured with.
 pub fn check_policy_scope(t: &Template) -> Vec<Violation> {
-    let resolver = Resolver::new(t, &BTreeMap::new());
-    let all = statements(t);
+    check_policy_scope_with(t, &BTreeMap::new())
+}
+
+/// The resolved literal resources (no resource of the template named) of `stmts`, without their
+/// trailing `*`: the name prefixes they grant.
+fn literal_prefixes(
+    t: &Template,
+    resolver: &Resolver<'_>,
+    stmts: &[&Statement<'_>],
+) -> Vec<String> {
+    stmts
+        .iter()
+        .flat_map(|s| s.resources.iter())
+        .filter(|r| !r.references().iter().any(|n| t.is_resource(n)))
+        .map(|r| {
+            resolver
+                .resolve(r)
+                .unwrap_or_else(|_| text(r))
+                .trim_end_matches('*')
+                .to_owned()
+        })
+        .collect()
+}
+
+/// [`check_policy_scope`] with parameters overridden: statements under `!If` exist only when
+/// their condition holds, environment variables take their values for these parameters, and an
+/// environment variable a literal grant covers with the defaults must still be covered (or be
+/// gone) with these.
+pub fn check_policy_scope_with(
+    t: &Template,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<Violation> {
+    let defaults = Resolver::new(t, &BTreeMap::new());
+    let resolver = Resolver::new(t, overrides);
+    let active = |r: &Resolver<'_>, s: &Statement<'_>| {
+        s.guard.is_none_or(|c| r.condition(c).unwrap_or(true))
+    };
+    let every = statements(t);
+    let all: BTreeMap<String, Vec<&Statement<'_>>> = every
+        .iter()
+        .map(|(owner, stmts)| {
+            let on: Vec<&Statement<'_>> = stmts.iter().filter(|s| active(&resolver, s)).collect();
+            (owner.clone(), on)
+        })
+        .collect();
     let mut out = Vec::new();
     for f in t.functions() {
         let owner = match f.role_id() {
@@ -694,7 +767,31 @@ pub fn check_policy_scope(t: &Template) -> Vec<Violation> {
                 });
             }
         }
-        for s in all.get(&owner).into_iter().flatten() {
+        let by_default: Vec<&Statement<'_>> = every
+            .get(&owner)
+            .into_iter()
+            .flatten()
+            .filter(|s| active(&defaults, s))
+            .collect();
+        let mine: &[&Statement<'_>] = all.get(&owner).map_or(&[], Vec::as_slice);
+        let covered_by_default = literal_prefixes(t, &defaults, &by_default);
+        let covered = literal_prefixes(t, &resolver, mine);
+        for (name, value) in &f.environment {
+            let (Ok(was), Ok(is)) = (defaults.resolve(value), resolver.resolve(value)) else {
+                continue;
+            };
+            if !was.is_empty()
+                && !is.is_empty()
+                && covered_by_default.iter().any(|p| p.ends_with(&was))
+                && !covered.iter().any(|p| p.ends_with(&is))
+            {
+                out.push(Violation::MissingGrant {
+                    function: f.id.to_owned(),
+                    resource: format!("{name} ({is}*)"),
+                });
+            }
+        }
+        for s in mine {
             for r in &s.resources {
                 let named: Vec<String> = r
                     .references()
