@@ -664,7 +664,11 @@ fn legacy_token_secrets_disabled_removes_the_grant_and_the_prefix() {
         if let Some(v) = f.environment.get("TIKTOK_TOKEN_SECRET_PREFIX") {
             prefixed.push(f.id.to_owned());
             assert!(enabled.resolve(v).unwrap().ends_with("/tiktok-token/"));
-            assert!(disabled.resolve(v).is_err(), "AWS::NoValue: unset");
+            assert_eq!(
+                disabled.resolve(v),
+                Err(reelay_template::resolve::ResolveError::NoValue),
+                "unset"
+            );
         }
     }
     assert_eq!(
