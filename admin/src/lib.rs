@@ -173,9 +173,13 @@ pub struct ReconcileArgs {
     #[arg(long, env = "TOKEN_TABLE_NAME")]
     pub token_table: Option<String>,
     /// The old per-account token secrets' prefix, read on a miss while accounts migrate
-    /// (default `reelay/<stage>/tiktok-token/`; none without `--stage`).
+    /// (default `reelay/<stage>/tiktok-token/`; none without `--stage`; empty: none).
     #[arg(long, env = "TIKTOK_TOKEN_SECRET_PREFIX")]
     pub secret_prefix: Option<String>,
+    /// Read no old token secret, as the functions of a stage deployed with
+    /// `LegacyTokenSecrets=disabled`.
+    #[arg(long, conflicts_with = "secret_prefix")]
+    pub no_legacy_secrets: bool,
     /// The Ssemble API key's secret (default `reelay/<stage>/ssemble`).
     #[arg(long, env = "SSEMBLE_SECRET_ID")]
     pub ssemble_secret_id: Option<String>,
@@ -852,10 +856,11 @@ async fn reconcile_now(
             format!("reelay-{s}-tokens")
         })?,
         token_key_id: args.key_id.clone(),
-        tiktok_token_secret_prefix: args
-            .secret_prefix
-            .clone()
-            .or_else(|| stage.map(|s| format!("reelay/{s}/tiktok-token/"))),
+        tiktok_token_secret_prefix: match &args.secret_prefix {
+            _ if args.no_legacy_secrets => None,
+            Some(given) => Some(given.clone()).filter(|p| !p.is_empty()),
+            None => stage.map(|s| format!("reelay/{s}/tiktok-token/")),
+        },
         tiktok_api_base_url: args.tiktok_api_base_url.clone(),
         settings: admin.core.settings.clone(),
     };

@@ -843,13 +843,16 @@ async fn reconcile_now_moves_a_due_job_at_once_and_prints_the_report() {
     );
 
     // Run again: nothing is due any more (every due job left with its next check moved).
-    let again = reconcile(&[]);
+    let again = reconcile(&["--no-legacy-secrets"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(
         text(&again.stderr).contains("due       0"),
         "{}",
         text(&again.stderr)
     );
+
+    let both = reconcile(&["--no-legacy-secrets", "--secret-prefix", "reelay/x/"]);
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
 
     // Failures: a stage secret that is not there (exit 1), names that cannot be derived (exit 1).
     let broken = reconcile_with("reelay/nowhere/ssemble", &[]);
