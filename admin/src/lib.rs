@@ -1,8 +1,9 @@
 //! `reelay-admin`: what an operator does to a stage without writing DynamoDB items by hand —
 //! create tenants, issue, list, rotate and revoke their API keys, list accounts with their
 //! health and budgets, list jobs by state across tenants, read a job's record, cancel or retry
-//! a job as the operator, redrive a dead-letter queue, set the stage's own secrets, and move
-//! account tokens from their old per-account secrets into the token table.
+//! a job as the operator, redrive a dead-letter queue, set the stage's own secrets, move
+//! account tokens from their old per-account secrets into the token table, and run the
+//! reconciler once, now.
 //!
 //! Every command is the domain's use case over the stage's table (`reelay-<stage>`, or
 //! `--table`); the AWS SDK's own configuration picks the account, region and endpoint
@@ -142,6 +143,55 @@ pub enum Command {
     /// Account tokens: moving them off their old per-account secrets (issue 13).
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// The reconciler: one run, now, instead of waiting for the schedule (issue 11).
+    #[command(subcommand)]
+    Reconcile(ReconcileCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReconcileCommand {
+    /// One reconciler run in this process, with the reconciler function's own wiring and use
+    /// case: every due job is moved on (re-enqueued, polled, expired) as the scheduled run
+    /// would, then the run's report is printed. Fails if the run failed to move a job.
+    Now(ReconcileArgs),
+}
+
+/// What the reconciler function reads from its environment (template.yaml
+/// `ReconcilerFunction`): with `--stage`, every name follows the template's; the token key's ARN
+/// is the stack's `TokenKeyArn` output, as for `tokens migrate`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// The run stops before this many seconds (less the reconciler's safety margin); what is
+    /// left stays due for the next run.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=900))]
+    pub max_seconds: u64,
+    /// The tokens' KMS key: the stack's `TokenKeyArn` output (TikTok status polls may refresh a
+    /// token).
+    #[arg(long, env = "TOKEN_KEY_ID")]
+    pub key_id: String,
+    /// The token table (default `reelay-<stage>-tokens`).
+    #[arg(long, env = "TOKEN_TABLE_NAME")]
+    pub token_table: Option<String>,
+    /// The old per-account token secrets' prefix, read on a miss while accounts migrate
+    /// (default `reelay/<stage>/tiktok-token/`; none without `--stage`; empty: none).
+    #[arg(long, env = "TIKTOK_TOKEN_SECRET_PREFIX")]
+    pub secret_prefix: Option<String>,
+    /// Read no old token secret, as the functions of a stage deployed with
+    /// `LegacyTokenSecrets=disabled`.
+    #[arg(long, conflicts_with = "secret_prefix")]
+    pub no_legacy_secrets: bool,
+    /// The Ssemble API key's secret (default `reelay/<stage>/ssemble`).
+    #[arg(long, env = "SSEMBLE_SECRET_ID")]
+    pub ssemble_secret_id: Option<String>,
+    /// The TikTok app's secret (default `reelay/<stage>/tiktok-app`).
+    #[arg(long, env = "TIKTOK_APP_SECRET_ID")]
+    pub tiktok_app_secret_id: Option<String>,
+    /// Ssemble's API (the stack's `SsembleApiBaseUrl` parameter, when it was changed).
+    #[arg(long, env = "SSEMBLE_API_BASE_URL", default_value = reelay_ssemble::DEFAULT_BASE_URL)]
+    pub ssemble_api_base_url: String,
+    /// TikTok's API (the stack's `TikTokApiBaseUrl` parameter, when it was changed).
+    #[arg(long, env = "TIKTOK_API_BASE_URL", default_value = reconciler::config::DEFAULT_TIKTOK_API_BASE_URL)]
+    pub tiktok_api_base_url: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -344,6 +394,12 @@ pub enum AdminError {
     Tokens(SecretError),
     #[error("{0} of {1} accounts failed to migrate (see above)")]
     MigrationFailed(usize, usize),
+    #[error("no {0}: give --stage, or --{0}")]
+    NoReconcileTarget(&'static str),
+    #[error("reconciler: {0}")]
+    Wiring(#[from] reconciler::wiring::WiringError),
+    #[error("the run failed to move {0} due jobs (they stay due; the log lines above name them)")]
+    ReconcileFailed(usize),
     #[error("writing the output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -603,6 +659,9 @@ pub async fn run(
             };
             migrate_tokens(&vault, account.as_deref(), deletion, out).await?;
         }
+        Command::Reconcile(ReconcileCommand::Now(args)) => {
+            reconcile_now(cli, admin, args, out).await?;
+        }
         Command::Job(JobCommand::Show { job_id, limit }) => {
             let id = JobId::parse(job_id.as_str())?;
             let job = store
@@ -714,7 +773,6 @@ async fn operate(
     Ok(())
 }
 
-/// The first line of `input`, trimmed; a blank one is refused.
 /// `tokens migrate`: one line per account, then a summary; a failed account does not stop the
 /// others, and makes the command fail at the end.
 async fn migrate_tokens(
@@ -767,6 +825,92 @@ async fn migrate_tokens(
     Ok(())
 }
 
+/// `reconcile now`: the reconciler function's wiring from the stage's names (or the ones given)
+/// and its use case, run once with a deadline; the report is printed whatever it says, and a job
+/// the run failed to move makes the command fail.
+async fn reconcile_now(
+    cli: &Cli,
+    admin: &Admin,
+    args: &ReconcileArgs,
+    out: &mut impl Write,
+) -> Result<(), AdminError> {
+    let stage = cli.target.stage.as_deref();
+    let named = |given: &Option<String>, flag: &'static str, default: fn(&str) -> String| {
+        given
+            .clone()
+            .or_else(|| stage.map(default))
+            .ok_or(AdminError::NoReconcileTarget(flag))
+    };
+    let config = reconciler::config::Config {
+        table_name: cli.target.table()?,
+        render_queue_url: cli.target.queue_url(&admin.sqs, QueueName::Render).await?,
+        publish_queue_url: cli.target.queue_url(&admin.sqs, QueueName::Publish).await?,
+        ssemble_secret_id: named(&args.ssemble_secret_id, "ssemble-secret-id", |s| {
+            format!("reelay/{s}/ssemble")
+        })?,
+        ssemble_api_base_url: args.ssemble_api_base_url.clone(),
+        tiktok_app_secret_id: named(&args.tiktok_app_secret_id, "tiktok-app-secret-id", |s| {
+            format!("reelay/{s}/tiktok-app")
+        })?,
+        token_table_name: named(&args.token_table, "token-table", |s| {
+            format!("reelay-{s}-tokens")
+        })?,
+        token_key_id: args.key_id.clone(),
+        tiktok_token_secret_prefix: match &args.secret_prefix {
+            _ if args.no_legacy_secrets => None,
+            Some(given) => Some(given.clone()).filter(|p| !p.is_empty()),
+            None => stage.map(|s| format!("reelay/{s}/tiktok-token/")),
+        },
+        tiktok_api_base_url: args.tiktok_api_base_url.clone(),
+        settings: admin.core.settings.clone(),
+    };
+    let deps = reconciler::wiring::live(&admin.sdk, &config).await?;
+    let started = SystemClock.now();
+    let deadline = started.plus(Duration::from_secs(args.max_seconds));
+    writeln!(
+        out,
+        "reconciling {} (at most {} s)",
+        config.table_name, args.max_seconds
+    )?;
+    // The use case itself, not the function's handler: an operator's run is not the schedule's,
+    // so it emits no `ReconcilerRun` metric (the missed-run alarm watches the schedule).
+    let report = deps.core.reconcile(deadline).await;
+    write_report(&report, SystemClock.now().since(started), out)?;
+    if report.failed > 0 {
+        return Err(AdminError::ReconcileFailed(report.failed));
+    }
+    Ok(())
+}
+
+/// A run's report, one figure a line.
+fn write_report(
+    report: &reconciler::RunReport,
+    took: Duration,
+    out: &mut impl Write,
+) -> Result<(), AdminError> {
+    writeln!(out, "  due       {}", report.due)?;
+    writeln!(
+        out,
+        "  moved     {} ({} to publish_unknown)",
+        report.moved, report.became_unknown
+    )?;
+    writeln!(out, "  deferred  {}", report.deferred)?;
+    writeln!(out, "  skipped   {}", report.skipped)?;
+    writeln!(out, "  failed    {}", report.failed)?;
+    writeln!(
+        out,
+        "done in {:.1} s{}",
+        took.as_secs_f64(),
+        if report.out_of_time {
+            "; stopped at the deadline: due work is left (run it again, or let the schedule)"
+        } else {
+            ""
+        }
+    )?;
+    Ok(())
+}
+
+/// The first line of `input`, trimmed; a blank one is refused.
 fn read_secret_value(input: &mut impl BufRead) -> Result<SecretString, AdminError> {
     let mut line = String::new();
     input.read_line(&mut line)?;

@@ -4,9 +4,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use reelay_admin::{Admin, Cli, run};
+use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // The use cases' own warnings (e.g. a job `reconcile now` failed to move, and why) on
+    // stderr; RUST_LOG widens them.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .init();
     let cli = Cli::parse();
     let table = match cli.target.table() {
         Ok(table) => table,

@@ -50,6 +50,13 @@ fn admin(table: Option<&str>, args: &[&str]) -> Output {
         "REELAY_STAGE",
         "RENDER_QUEUE_URL",
         "PUBLISH_QUEUE_URL",
+        "TOKEN_KEY_ID",
+        "TOKEN_TABLE_NAME",
+        "TIKTOK_TOKEN_SECRET_PREFIX",
+        "SSEMBLE_SECRET_ID",
+        "TIKTOK_APP_SECRET_ID",
+        "SSEMBLE_API_BASE_URL",
+        "TIKTOK_API_BASE_URL",
     ] {
         cmd.env_remove(var);
     }
@@ -680,5 +687,202 @@ async fn tokens_migrate_copies_old_secrets_into_the_table_and_deletes_them_only_
     for out in [&first, &second, &third, &bad, &unknown] {
         let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert!(!all.contains("SECRET"), "a token was printed: {all}");
+    }
+}
+
+/// Issue 11: `reconcile now` runs the reconciler function's own wiring and use case once, here
+/// and now: a job whose render message was lost (its submission check long due) is moved and
+/// put back on the render queue, and the run's report is printed.
+#[tokio::test]
+async fn reconcile_now_moves_a_due_job_at_once_and_prints_the_report() {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        !endpoint.trim().is_empty(),
+        "AWS_ENDPOINT_URL is not set: start the local endpoint first"
+    );
+    let sdk = reelay_aws::load_sdk_config().await;
+    let template =
+        Template::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let mut options = ProvisionOptions::new("test")
+        .with_suffix(uuid::Uuid::new_v4().simple().to_string()[..12].to_owned())
+        .with_kinds(ResourceKinds::ALL);
+    options.secret_values.insert(
+        "SsembleSecret".into(),
+        r#"{"apiKey":"sk_ssemble_admin_test"}"#.into(),
+    );
+    options.secret_values.insert(
+        "TikTokAppSecret".into(),
+        r#"{"clientKey":"admin_client","clientSecret":"admin_secret"}"#.into(),
+    );
+    let stack = reelay_template::provision(&sdk, &template, &options)
+        .await
+        .unwrap();
+    let table = stack.table("Table").unwrap().name.clone();
+    let store = DynamoStore::new(Client::new(&sdk), &table);
+    let render = stack.queue("RenderQueue").unwrap().url.clone();
+    let publish = stack.queue("PublishQueue").unwrap().url.clone();
+    let ssemble = stack.secret("SsembleSecret").unwrap().arn.clone();
+    let app = stack.secret("TikTokAppSecret").unwrap().arn.clone();
+    let tokens = stack.table("TokenTable").unwrap().name.clone();
+    let key = stack.key("TokenKey").unwrap().arn.clone();
+    let reconcile_with = |ssemble: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--render-queue-url",
+            render.as_str(),
+            "--publish-queue-url",
+            publish.as_str(),
+            "reconcile",
+            "now",
+            "--key-id",
+            key.as_str(),
+            "--token-table",
+            tokens.as_str(),
+            "--ssemble-secret-id",
+            ssemble,
+            "--tiktok-app-secret-id",
+            app.as_str(),
+            // The due job needs no upstream call; an unroutable address would show if one were made.
+            "--ssemble-api-base-url",
+            "http://127.0.0.1:9",
+            "--tiktok-api-base-url",
+            "http://127.0.0.1:9",
+        ];
+        args.extend_from_slice(extra);
+        admin(Some(&table), &args)
+    };
+    let reconcile = |extra: &[&str]| reconcile_with(&ssemble, extra);
+
+    // Nothing due: an idle run succeeds and says so.
+    let idle = reconcile(&[]);
+    assert!(idle.status.success(), "{}", text(&idle.stderr));
+    assert!(
+        text(&idle.stderr).contains("due       0"),
+        "{}",
+        text(&idle.stderr)
+    );
+
+    // Two due jobs. One created an hour ago and never submitted (what ingest leaves when its
+    // render message is lost): the run puts it back on the render queue and looks again later.
+    // One rendering for 8 hours, past the 6-hour render deadline: the run moves it on (expired)
+    // without asking Ssemble.
+    let now = reelay_domain::ports::Clock::now(&reelay_aws::SystemClock);
+    let job = |n: u128, at: UtcTime| {
+        Job::create(
+            JobId::generate(at, n),
+            TenantId::parse("acme").unwrap(),
+            AccountId::parse("acct_1").unwrap(),
+            JobSource::Render(sample::render_request()),
+            sample::post(PostMode::Direct),
+            at,
+            None,
+            at,
+            &Policy::default(),
+        )
+    };
+    let hour_ago = UtcTime::from_millis(now.as_millis() - 3_600_000);
+    let lost = job(11, hour_ago);
+    store.create(&lost, None).await.unwrap();
+    let lost = lost.job.id;
+    let long_ago = UtcTime::from_millis(now.as_millis() - 8 * 3_600_000);
+    let stale = job(12, long_ago);
+    store.create(&stale, None).await.unwrap();
+    let stale = moved(
+        &store,
+        stale.job,
+        Event::RenderSubmitted {
+            request_id: reelay_domain::RequestId::parse("65f0c0ffee0000000000beef").unwrap(),
+            found: false,
+        },
+        long_ago,
+    )
+    .await;
+    assert_eq!(stale.state, JobState::Rendering);
+
+    let ran = reconcile(&["--max-seconds", "30"]);
+    let said = text(&ran.stderr);
+    assert!(ran.status.success(), "{said}");
+    assert!(said.contains(&format!("reconciling {table}")), "{said}");
+    assert!(said.contains("due       2"), "{said}");
+    assert!(
+        said.contains("moved     1 (0 to publish_unknown)"),
+        "{said}"
+    );
+    assert!(said.contains("deferred  1"), "{said}");
+    assert!(said.contains("failed    0"), "{said}");
+    assert!(ran.stdout.is_empty(), "the report goes to stderr");
+
+    let expired = store.get(&stale.id).await.unwrap().unwrap();
+    assert_ne!(
+        expired.state,
+        JobState::Rendering,
+        "the stale render moved on"
+    );
+    assert!(expired.version > stale.version);
+    let requeued = store.get(&lost).await.unwrap().unwrap();
+    assert!(
+        requeued.next_check.is_some_and(|c| c.at > now),
+        "its next check moved: {:?}",
+        requeued.next_check
+    );
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queued = sqs
+        .receive_message()
+        .queue_url(&render)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<String> = queued
+        .messages()
+        .iter()
+        .filter_map(|m| m.body().map(str::to_owned))
+        .collect();
+    assert!(
+        bodies.iter().any(|b| b.contains(lost.as_str())),
+        "the lost job is back on the render queue: {bodies:?}"
+    );
+
+    // Run again: nothing is due any more (every due job left with its next check moved).
+    let again = reconcile(&["--no-legacy-secrets"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("due       0"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let both = reconcile(&["--no-legacy-secrets", "--secret-prefix", "reelay/x/"]);
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
+
+    // Failures: a stage secret that is not there (exit 1), names that cannot be derived (exit 1).
+    let broken = reconcile_with("reelay/nowhere/ssemble", &[]);
+    assert_eq!(broken.status.code(), Some(1), "{}", text(&broken.stderr));
+    assert!(
+        text(&broken.stderr).contains("reconciler: secret"),
+        "{}",
+        text(&broken.stderr)
+    );
+    let unnamed = admin(
+        Some(&table),
+        &[
+            "--render-queue-url",
+            &render,
+            "--publish-queue-url",
+            &publish,
+            "reconcile",
+            "now",
+            "--key-id",
+            &key,
+        ],
+    );
+    assert_eq!(unnamed.status.code(), Some(1));
+    assert!(
+        text(&unnamed.stderr).contains("give --stage, or --ssemble-secret-id"),
+        "{}",
+        text(&unnamed.stderr)
+    );
+    for out in [&idle, &ran, &again, &broken, &unnamed] {
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(!all.contains("admin_secret"), "a secret was printed: {all}");
     }
 }

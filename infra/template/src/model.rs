@@ -24,6 +24,8 @@ const SQS_DEFAULT_VISIBILITY_S: u64 = 30;
 #[derive(Debug, Clone)]
 pub struct Parameter {
     pub default: Option<String>,
+    /// `AllowedValues`, when the parameter has them (the rules check every one).
+    pub allowed_values: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,7 +74,21 @@ impl Template {
             .into_iter()
             .map(|(name, p)| {
                 let default = p.get("Default").and_then(Expr::as_str).map(str::to_owned);
-                (name, Parameter { default })
+                let allowed_values = p
+                    .get("AllowedValues")
+                    .map(Expr::as_list)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(Expr::as_str)
+                    .map(str::to_owned)
+                    .collect();
+                (
+                    name,
+                    Parameter {
+                        default,
+                        allowed_values,
+                    },
+                )
             })
             .collect();
         let function_globals = root

@@ -446,8 +446,13 @@ fn environment(template: &Template, resolver: &Resolver<'_>, out: &Provisioned) 
     for f in template.functions() {
         let mut env = Vec::new();
         for (key, value) in &f.environment {
+            let resolved = resolver.resolve(value);
+            // `!If [.., !Ref AWS::NoValue]` false: the function has no such variable.
+            if resolved == Err(ResolveError::NoValue) {
+                continue;
+            }
             let entry = seen.entry(key.clone()).or_default();
-            match resolver.resolve(value) {
+            match resolved {
                 Ok(v) if v.is_empty() => {
                     entry.1 = true;
                     env.push((key.clone(), v));
@@ -996,6 +1001,42 @@ async fn provision_key(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// `LegacyTokenSecrets=disabled` leaves the token functions without the old secrets'
+    /// prefix: absent, not "only on AWS".
+    #[test]
+    fn when_an_env_var_is_no_value_should_be_absent_not_unresolved() {
+        let t = Template::from_yaml_str(include_str!("../../../template.yaml")).unwrap();
+        let out = Provisioned {
+            stage: "local".into(),
+            scope: "local".into(),
+            tables: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            env: Vec::new(),
+            unresolved_env: Vec::new(),
+            function_env: BTreeMap::new(),
+        };
+        let key = "TIKTOK_TOKEN_SECRET_PREFIX";
+        let enabled = environment(&t, &Resolver::new(&t, &BTreeMap::new()), &out);
+        assert!(
+            enabled
+                .union
+                .iter()
+                .any(|(k, v)| k == key && v == "reelay/dev/tiktok-token/")
+        );
+        let off = BTreeMap::from([("LegacyTokenSecrets".to_owned(), "disabled".to_owned())]);
+        let disabled = environment(&t, &Resolver::new(&t, &off), &out);
+        assert!(!disabled.union.iter().any(|(k, _)| k == key));
+        assert!(!disabled.unresolved.iter().any(|k| k == key));
+        assert!(
+            disabled
+                .per_function
+                .values()
+                .all(|env| env.iter().all(|(k, _)| k != key))
+        );
+    }
 
     #[test]
     fn when_logical_id_is_camel_case_should_become_env_key() {

@@ -16,6 +16,9 @@ pub enum ResolveError {
     UnknownCondition(String),
     #[error("unsupported value for {0}")]
     Unsupported(&'static str),
+    /// `!Ref AWS::NoValue`: the property (an environment variable, a statement) is absent.
+    #[error("AWS::NoValue (absent)")]
+    NoValue,
 }
 
 /// What a `Ref` and each `GetAtt` attribute of a resource resolve to.
@@ -85,6 +88,7 @@ impl<'t> Resolver<'t> {
         match expr {
             Expr::String(s) | Expr::Number(s) => Ok(s.clone()),
             Expr::Bool(b) => Ok(b.to_string()),
+            Expr::Ref(name) if name == "AWS::NoValue" => Err(ResolveError::NoValue),
             Expr::Ref(name) => self.lookup(name, None),
             Expr::GetAtt {
                 resource,
@@ -218,6 +222,20 @@ Resources:
         );
         let r = Resolver::new(&t, &BTreeMap::from([("Url".into(), "http://x".into())]));
         assert!(r.condition("HasUrl").unwrap());
+    }
+
+    #[test]
+    fn when_a_condition_is_false_with_no_value_should_be_absent() {
+        let t = Template::from_yaml_str(T).unwrap();
+        let value = Expr::If {
+            condition: "HasUrl".into(),
+            then: Box::new(Expr::Ref("Url".into())),
+            otherwise: Box::new(Expr::Ref("AWS::NoValue".into())),
+        };
+        let r = Resolver::new(&t, &BTreeMap::new());
+        assert_eq!(r.resolve(&value), Err(ResolveError::NoValue));
+        let r = Resolver::new(&t, &BTreeMap::from([("Url".into(), "http://x".into())]));
+        assert_eq!(r.resolve(&value).unwrap(), "http://x");
     }
 
     #[test]

@@ -100,6 +100,15 @@ pub enum Violation {
         statement: String,
         reason: String,
     },
+    /// A key policy lets a template parameter's principal (the operator's role) use the key
+    /// other than as the function roles do: present when the parameter is empty, other actions,
+    /// or without their encryption-context condition.
+    OperatorKeyUse {
+        key: String,
+        statement: String,
+        parameter: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -159,6 +168,15 @@ impl fmt::Display for Violation {
                 f,
                 "{function}: is configured with {key}, whose key policy does not let its role use it"
             ),
+            Violation::OperatorKeyUse {
+                key,
+                statement,
+                parameter,
+                reason,
+            } => write!(
+                f,
+                "{key}: key policy statement {statement} lets parameter {parameter}'s principal use the key but {reason}"
+            ),
             Violation::KeyPolicyInexact {
                 key,
                 statement,
@@ -201,6 +219,22 @@ pub fn check(t: &Template) -> Vec<Violation> {
     out.extend(check_redrive_policies(t));
     out.extend(check_no_wildcards(t));
     out.extend(check_policy_scope(t));
+    // A statement or an environment variable may depend on a parameter (`!If`): the scope must
+    // hold for every allowed value, not only the defaults.
+    for (name, p) in &t.parameters {
+        for value in p
+            .allowed_values
+            .iter()
+            .filter(|v| p.default.as_ref() != Some(*v))
+        {
+            let with = BTreeMap::from([(name.clone(), value.clone())]);
+            for v in check_policy_scope_with(t, &with) {
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+        }
+    }
     out.extend(check_statement_shapes(t));
     out.extend(check_action_services(t));
     out.extend(check_api_cycles(t));
@@ -220,9 +254,39 @@ const KEY_USE_ACTIONS: [&str; 8] = [
     "kms:ImportKeyMaterial",
 ];
 
+/// What an operator's role may do with a key: exactly what the function roles do with it.
+const OPERATOR_KEY_ACTIONS: [&str; 2] = ["kms:GenerateDataKey", "kms:Decrypt"];
+
+/// The parameter a condition tests for being set: `!Not [!Equals [!Ref P, '']]` (either order).
+fn condition_sets(t: &Template, condition: &str) -> Option<String> {
+    let Some(Expr::Fn { name, args }) = t.conditions.get(condition) else {
+        return None;
+    };
+    if name != "Not" {
+        return None;
+    }
+    let inner = args.as_list();
+    let [Expr::Fn { name: eq, args }] = inner.as_slice() else {
+        return None;
+    };
+    let operands = args.as_list();
+    match (eq.as_str(), operands.as_slice()) {
+        ("Equals", [Expr::Ref(p), Expr::String(e)] | [Expr::String(e), Expr::Ref(p)])
+            if e.is_empty() =>
+        {
+            Some(p.clone())
+        }
+        _ => None,
+    }
+}
+
 /// A key's policy alone decides who may use it (KMS consults IAM policies only where the key
 /// policy allows the account): every principal allowed to use a key must be the role of a
-/// function whose environment names that key, and every such role must be allowed.
+/// function whose environment names that key, and every such role must be allowed. The one
+/// other user allowed is an operator's role given as a template parameter (empty by default),
+/// in a statement that exists only when the parameter is set (`!If [<condition>, {..},
+/// !Ref AWS::NoValue]` with the condition `!Not [!Equals [!Ref P, '']]`), with exactly the
+/// functions' data-key actions and the same condition as the function roles' statement.
 pub fn check_key_users(t: &Template) -> Vec<Violation> {
     let mut out = Vec::new();
     for key in t.ids_of(KMS_KEY) {
@@ -241,7 +305,32 @@ pub fn check_key_users(t: &Template) -> Vec<Violation> {
             .map(Expr::as_list)
             .unwrap_or_default();
         let mut allowed: BTreeSet<String> = BTreeSet::new();
-        for (i, s) in statements.into_iter().enumerate() {
+        // The function roles' conditions, and each operator statement's (label, parameter,
+        // condition), compared once every statement is read.
+        let mut function_conditions: Vec<Option<&Expr>> = Vec::new();
+        let mut operators: Vec<(String, String, Option<&Expr>)> = Vec::new();
+        for (i, item) in statements.into_iter().enumerate() {
+            // A conditional statement: judged as written, and knowing its guard.
+            let (s, guard) = match item {
+                Expr::If {
+                    condition,
+                    then,
+                    otherwise,
+                } if matches!(otherwise.as_ref(), Expr::Ref(r) if r == "AWS::NoValue") => {
+                    (then.as_ref(), Some(condition.as_str()))
+                }
+                Expr::If { .. } => {
+                    out.push(Violation::KeyPolicyInexact {
+                        key: key.to_owned(),
+                        statement: i.to_string(),
+                        reason:
+                            "a conditional statement must be absent otherwise (`!Ref AWS::NoValue`)"
+                                .into(),
+                    });
+                    continue;
+                }
+                other => (other, None),
+            };
             let label = s
                 .get("Sid")
                 .and_then(Expr::as_str)
@@ -280,7 +369,36 @@ pub fn check_key_users(t: &Template) -> Vec<Violation> {
                 Some(p) => p.get("AWS").map(Expr::as_list).unwrap_or_else(|| vec![p]),
                 None => Vec::new(),
             };
+            let mut grants_a_function = false;
             for p in principals {
+                if let Expr::Ref(parameter) = p
+                    && t.parameters.contains_key(parameter)
+                {
+                    let operator = |reason: &str| Violation::OperatorKeyUse {
+                        key: key.to_owned(),
+                        statement: label.clone(),
+                        parameter: parameter.clone(),
+                        reason: reason.to_owned(),
+                    };
+                    let default = t.parameters[parameter.as_str()].default.as_deref();
+                    if default != Some("") {
+                        out.push(operator("its default is not empty"));
+                    }
+                    if guard.and_then(|c| condition_sets(t, c)).as_ref() != Some(parameter) {
+                        out.push(operator(
+                            "the statement is not absent when the parameter is empty",
+                        ));
+                    }
+                    let exact: BTreeSet<&str> = actions.iter().map(String::as_str).collect();
+                    if exact != BTreeSet::from(OPERATOR_KEY_ACTIONS) {
+                        out.push(operator(&format!(
+                            "its actions are not exactly {}",
+                            OPERATOR_KEY_ACTIONS.join(", ")
+                        )));
+                    }
+                    operators.push((label.clone(), parameter.clone(), s.get("Condition")));
+                    continue;
+                }
                 let role = p
                     .references()
                     .into_iter()
@@ -288,6 +406,7 @@ pub fn check_key_users(t: &Template) -> Vec<Violation> {
                 match role {
                     Some(role) if users.contains_key(&role) => {
                         allowed.insert(role);
+                        grants_a_function = true;
                     }
                     Some(role) => out.push(Violation::KeyUseNotNeeded {
                         key: key.to_owned(),
@@ -300,6 +419,23 @@ pub fn check_key_users(t: &Template) -> Vec<Violation> {
                         principal: text(p),
                     }),
                 }
+            }
+            if grants_a_function {
+                function_conditions.push(s.get("Condition"));
+            }
+        }
+        for (statement, parameter, condition) in operators {
+            let same = condition.is_some()
+                && !function_conditions.is_empty()
+                && function_conditions.iter().all(|c| *c == condition);
+            if !same {
+                out.push(Violation::OperatorKeyUse {
+                    key: key.to_owned(),
+                    statement,
+                    parameter,
+                    reason: "its condition is not the function roles' (the encryption context)"
+                        .into(),
+                });
             }
         }
         for (role, function) in &users {
@@ -402,6 +538,9 @@ pub struct Statement<'t> {
     pub resources: Vec<&'t Expr>,
     /// The statement as written, for the rules that look past `Action`/`Resource`.
     pub raw: &'t Expr,
+    /// The condition of `!If [<condition>, <statement>, !Ref AWS::NoValue]`: the statement
+    /// exists only when it holds.
+    pub guard: Option<&'t str>,
 }
 
 /// Inline statements of every `AWS::IAM::Role` and of every function's SAM `Policies`.
@@ -445,7 +584,17 @@ fn doc_statements<'t>(doc: Option<&'t Expr>, prefix: &str) -> Vec<Statement<'t>>
     items
         .into_iter()
         .enumerate()
-        .map(|(i, s)| {
+        .map(|(i, item)| {
+            let (s, guard) = match item {
+                Expr::If {
+                    condition,
+                    then,
+                    otherwise,
+                } if matches!(otherwise.as_ref(), Expr::Ref(r) if r == "AWS::NoValue") => {
+                    (then.as_ref(), Some(condition.as_str()))
+                }
+                other => (other, None),
+            };
             let sid = s
                 .get("Sid")
                 .and_then(Expr::as_str)
@@ -455,6 +604,7 @@ fn doc_statements<'t>(doc: Option<&'t Expr>, prefix: &str) -> Vec<Statement<'t>>
                 actions: s.get("Action").map(Expr::as_list).unwrap_or_default(),
                 resources: s.get("Resource").map(Expr::as_list).unwrap_or_default(),
                 raw: s,
+                guard,
             }
         })
         .collect()
@@ -536,8 +686,51 @@ fn used_resources(t: &Template, f: &Function<'_>, resolver: &Resolver<'_>) -> BT
 /// Each function's policies name only what it uses; index ARNs name existing indexes; literal
 /// (prefix) ARNs must extend a name prefix the function is configured with.
 pub fn check_policy_scope(t: &Template) -> Vec<Violation> {
-    let resolver = Resolver::new(t, &BTreeMap::new());
-    let all = statements(t);
+    check_policy_scope_with(t, &BTreeMap::new())
+}
+
+/// The resolved literal resources (no resource of the template named) of `stmts`, without their
+/// trailing `*`: the name prefixes they grant.
+fn literal_prefixes(
+    t: &Template,
+    resolver: &Resolver<'_>,
+    stmts: &[&Statement<'_>],
+) -> Vec<String> {
+    stmts
+        .iter()
+        .flat_map(|s| s.resources.iter())
+        .filter(|r| !r.references().iter().any(|n| t.is_resource(n)))
+        .map(|r| {
+            resolver
+                .resolve(r)
+                .unwrap_or_else(|_| text(r))
+                .trim_end_matches('*')
+                .to_owned()
+        })
+        .collect()
+}
+
+/// [`check_policy_scope`] with parameters overridden: statements under `!If` exist only when
+/// their condition holds, environment variables take their values for these parameters, and an
+/// environment variable a literal grant covers with the defaults must still be covered (or be
+/// gone) with these.
+pub fn check_policy_scope_with(
+    t: &Template,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<Violation> {
+    let defaults = Resolver::new(t, &BTreeMap::new());
+    let resolver = Resolver::new(t, overrides);
+    let active = |r: &Resolver<'_>, s: &Statement<'_>| {
+        s.guard.is_none_or(|c| r.condition(c).unwrap_or(true))
+    };
+    let every = statements(t);
+    let all: BTreeMap<String, Vec<&Statement<'_>>> = every
+        .iter()
+        .map(|(owner, stmts)| {
+            let on: Vec<&Statement<'_>> = stmts.iter().filter(|s| active(&resolver, s)).collect();
+            (owner.clone(), on)
+        })
+        .collect();
     let mut out = Vec::new();
     for f in t.functions() {
         let owner = match f.role_id() {
@@ -574,7 +767,31 @@ pub fn check_policy_scope(t: &Template) -> Vec<Violation> {
                 });
             }
         }
-        for s in all.get(&owner).into_iter().flatten() {
+        let by_default: Vec<&Statement<'_>> = every
+            .get(&owner)
+            .into_iter()
+            .flatten()
+            .filter(|s| active(&defaults, s))
+            .collect();
+        let mine: &[&Statement<'_>] = all.get(&owner).map_or(&[], Vec::as_slice);
+        let covered_by_default = literal_prefixes(t, &defaults, &by_default);
+        let covered = literal_prefixes(t, &resolver, mine);
+        for (name, value) in &f.environment {
+            let (Ok(was), Ok(is)) = (defaults.resolve(value), resolver.resolve(value)) else {
+                continue;
+            };
+            if !was.is_empty()
+                && !is.is_empty()
+                && covered_by_default.iter().any(|p| p.ends_with(&was))
+                && !covered.iter().any(|p| p.ends_with(&is))
+            {
+                out.push(Violation::MissingGrant {
+                    function: f.id.to_owned(),
+                    resource: format!("{name} ({is}*)"),
+                });
+            }
+        }
+        for s in mine {
             for r in &s.resources {
                 let named: Vec<String> = r
                     .references()

@@ -1,8 +1,9 @@
 //! The rules hold on the real template.yaml, and each one fails on a template mutated to break it.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 use reelay_template::rules::{
     check_action_services, check_api_cycles, check_fifo_dlqs, check_key_users, check_no_wildcards,
-    check_policy_scope, check_redrive_policies, check_statement_shapes, check_visibility_timeouts,
+    check_policy_scope, check_policy_scope_with, check_redrive_policies, check_statement_shapes,
+    check_visibility_timeouts,
 };
 use reelay_template::{Template, Violation, check};
 
@@ -134,8 +135,8 @@ fn when_statement_has_wildcard_action_or_resource_should_report_both() {
 #[test]
 fn when_prefix_wildcard_is_not_stage_scoped_should_report_it() {
     let t = mutated(&[(
-        "secret:reelay/${Stage}/tiktok-token/*\n\n  SsembleWebhookRole",
-        "secret:reelay/*\n\n  SsembleWebhookRole",
+        "secret:reelay/${Stage}/tiktok-token/*\n                - !Ref AWS::NoValue\n\n  SsembleWebhookRole",
+        "secret:reelay/*\n                - !Ref AWS::NoValue\n\n  SsembleWebhookRole",
     )]);
     assert!(check_no_wildcards(&t).iter().any(|v| matches!(
         v,
@@ -163,7 +164,7 @@ fn when_role_names_a_resource_its_function_does_not_use_should_report_it() {
 #[test]
 fn when_function_lacks_the_token_prefix_its_role_grants_should_report_it() {
     let t = mutated(&[(
-        "          TIKTOK_TOKEN_SECRET_PREFIX: !Sub reelay/${Stage}/tiktok-token/\n          TIKTOK_API_BASE_URL: !Ref TikTokApiBaseUrl\n          TIKTOK_PULL_PREFIX",
+        "          TIKTOK_TOKEN_SECRET_PREFIX: !If [HasLegacyTokenSecrets, !Sub 'reelay/${Stage}/tiktok-token/', !Ref AWS::NoValue]\n          TIKTOK_API_BASE_URL: !Ref TikTokApiBaseUrl\n          TIKTOK_PULL_PREFIX",
         "          TIKTOK_API_BASE_URL: !Ref TikTokApiBaseUrl\n          TIKTOK_PULL_PREFIX",
     )]);
     let violations = check_policy_scope(&t);
@@ -304,8 +305,8 @@ fn when_action_targets_another_services_resource_should_report_it() {
     );
     // Literal ARNs are checked by their service field.
     let t = mutated(&[(
-        "                Action: secretsmanager:GetSecretValue\n                Resource: !Sub arn:${AWS::Partition}:secretsmanager",
-        "                Action: dynamodb:Scan\n                Resource: !Sub arn:${AWS::Partition}:secretsmanager",
+        "                  Action: secretsmanager:GetSecretValue\n                  Resource: !Sub arn:${AWS::Partition}:secretsmanager",
+        "                  Action: dynamodb:Scan\n                  Resource: !Sub arn:${AWS::Partition}:secretsmanager",
     )]);
     let v = check_action_services(&t);
     assert_eq!(v.len(), 1, "{v:?}");
@@ -515,4 +516,213 @@ fn when_a_token_function_may_not_use_the_key_should_report_it() {
             key: "TokenKey".into(),
         }]
     );
+}
+
+/// Issue 13: the operator's role (`OperatorRoleArn`, empty by default) may use the token key
+/// only when given, with exactly the functions' actions and encryption-context condition.
+#[test]
+fn the_operator_role_may_use_the_token_key_only_when_the_parameter_is_set() {
+    let t = Template::from_yaml_str(TEMPLATE).unwrap();
+    assert_eq!(check_key_users(&t), vec![]);
+    assert_eq!(t.parameters["OperatorRoleArn"].default.as_deref(), Some(""));
+    let none = reelay_template::resolve::Resolver::new(&t, &Default::default());
+    assert!(!none.condition("HasOperatorRole").unwrap());
+    let given = std::collections::BTreeMap::from([(
+        "OperatorRoleArn".to_owned(),
+        "arn:aws:iam::123456789012:role/reelay-operator".to_owned(),
+    )]);
+    let some = reelay_template::resolve::Resolver::new(&t, &given);
+    assert!(some.condition("HasOperatorRole").unwrap());
+}
+
+#[test]
+fn when_the_operator_statement_is_not_exactly_the_parameters_should_report_it() {
+    let operator = |v: &[Violation]| -> Vec<String> {
+        v.iter()
+            .map(|v| match v {
+                Violation::OperatorKeyUse {
+                    key,
+                    statement,
+                    parameter,
+                    reason,
+                } => {
+                    assert_eq!(
+                        (key.as_str(), statement.as_str(), parameter.as_str()),
+                        ("TokenKey", "OperatorRole", "OperatorRoleArn")
+                    );
+                    reason.clone()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    // Present whatever the parameter says (guarded by another parameter's condition).
+    let t = mutated(&[(
+        "          - !If\n            - HasOperatorRole",
+        "          - !If\n            - HasAlarmTopic",
+    )]);
+    assert_eq!(
+        operator(&check_key_users(&t)),
+        ["the statement is not absent when the parameter is empty"]
+    );
+    // Unconditional: with the parameter empty the key policy would name an empty principal.
+    let conditional = "          - !If\n            - HasOperatorRole\n            - Sid: OperatorRole\n              Effect: Allow\n              Principal: {AWS: !Ref OperatorRoleArn}\n              Action: [kms:GenerateDataKey, kms:Decrypt]\n              Resource: '*'\n              Condition:\n                StringEquals:\n                  kms:EncryptionContext:purpose: reelay-tiktok-token\n            - !Ref AWS::NoValue\n";
+    let unconditional = "          - Sid: OperatorRole\n            Effect: Allow\n            Principal: {AWS: !Ref OperatorRoleArn}\n            Action: [kms:GenerateDataKey, kms:Decrypt]\n            Resource: '*'\n            Condition:\n              StringEquals:\n                kms:EncryptionContext:purpose: reelay-tiktok-token\n";
+    let t = mutated(&[(conditional, unconditional)]);
+    assert_eq!(
+        operator(&check_key_users(&t)),
+        ["the statement is not absent when the parameter is empty"]
+    );
+    // An !If whose other branch is a statement: not a shape this check judges.
+    let t = mutated(&[(
+        "reelay-tiktok-token\n            - !Ref AWS::NoValue\n",
+        "reelay-tiktok-token\n            - {Sid: Other, Effect: Allow, Principal: {AWS: !Ref OperatorRoleArn}, Action: kms:DescribeKey, Resource: '*'}\n",
+    )]);
+    assert!(
+        matches!(&check_key_users(&t)[..], [Violation::KeyPolicyInexact { reason, .. }]
+            if reason.contains("AWS::NoValue")),
+        "{:?}",
+        check_key_users(&t)
+    );
+    // More than the data-key actions `tokens migrate` needs.
+    let t = mutated(&[(
+        "              Action: [kms:GenerateDataKey, kms:Decrypt]",
+        "              Action: [kms:GenerateDataKey, kms:Decrypt, kms:ReEncryptFrom]",
+    )]);
+    assert_eq!(
+        operator(&check_key_users(&t)),
+        ["its actions are not exactly kms:GenerateDataKey, kms:Decrypt"]
+    );
+    // Another purpose, or none: not the function roles' encryption-context condition.
+    let t = mutated(&[(
+        "                  kms:EncryptionContext:purpose: reelay-tiktok-token\n            - !Ref AWS::NoValue",
+        "                  kms:EncryptionContext:purpose: anything\n            - !Ref AWS::NoValue",
+    )]);
+    assert_eq!(
+        operator(&check_key_users(&t)),
+        ["its condition is not the function roles' (the encryption context)"]
+    );
+    let t = mutated(&[(
+        "              Resource: '*'\n              Condition:\n                StringEquals:\n                  kms:EncryptionContext:purpose: reelay-tiktok-token\n            - !Ref AWS::NoValue",
+        "              Resource: '*'\n            - !Ref AWS::NoValue",
+    )]);
+    assert_eq!(
+        operator(&check_key_users(&t)),
+        ["its condition is not the function roles' (the encryption context)"]
+    );
+    // A default role: the key would have a user nobody chose.
+    let t = mutated(&[(
+        "  OperatorRoleArn:\n    Type: String\n    Default: ''",
+        "  OperatorRoleArn:\n    Type: String\n    Default: arn:aws:iam::123456789012:role/ops",
+    )]);
+    assert_eq!(operator(&check_key_users(&t)), ["its default is not empty"]);
+    // A literal role instead of the parameter is just another user.
+    let t = mutated(&[(
+        "Principal: {AWS: !Ref OperatorRoleArn}",
+        "Principal: {AWS: 'arn:aws:iam::123456789012:role/ops'}",
+    )]);
+    assert!(
+        matches!(&check_key_users(&t)[..], [Violation::KeyUseNotNeeded { statement, principal, .. }]
+            if statement == "OperatorRole" && principal.ends_with("role/ops")),
+        "{:?}",
+        check_key_users(&t)
+    );
+}
+
+fn legacy_disabled() -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([("LegacyTokenSecrets".to_owned(), "disabled".to_owned())])
+}
+
+/// Issue 13: once `tokens migrate` reports 0, `LegacyTokenSecrets=disabled` removes the old
+/// secrets' read grant from the three token roles and `TIKTOK_TOKEN_SECRET_PREFIX` from their
+/// functions; the scope rule holds both ways.
+#[test]
+fn legacy_token_secrets_disabled_removes_the_grant_and_the_prefix() {
+    let t = Template::from_yaml_str(TEMPLATE).unwrap();
+    assert_eq!(
+        t.parameters["LegacyTokenSecrets"].default.as_deref(),
+        Some("enabled")
+    );
+    assert_eq!(check_policy_scope_with(&t, &legacy_disabled()), vec![]);
+    let enabled = reelay_template::resolve::Resolver::new(&t, &Default::default());
+    let disabled = reelay_template::resolve::Resolver::new(&t, &legacy_disabled());
+    let mut legacy = 0;
+    for stmts in reelay_template::rules::statements(&t).values() {
+        for s in stmts
+            .iter()
+            .filter(|s| s.label.ends_with("[LegacyAccountTokens]"))
+        {
+            legacy += 1;
+            let guard = s.guard.expect("the legacy grant is conditional");
+            assert!(enabled.condition(guard).unwrap());
+            assert!(!disabled.condition(guard).unwrap());
+        }
+    }
+    assert_eq!(legacy, 3, "one per token role");
+    let mut prefixed = Vec::new();
+    for f in t.functions() {
+        if let Some(v) = f.environment.get("TIKTOK_TOKEN_SECRET_PREFIX") {
+            prefixed.push(f.id.to_owned());
+            assert!(enabled.resolve(v).unwrap().ends_with("/tiktok-token/"));
+            assert_eq!(
+                disabled.resolve(v),
+                Err(reelay_template::resolve::ResolveError::NoValue),
+                "unset"
+            );
+        }
+    }
+    assert_eq!(
+        prefixed,
+        [
+            "IngestApiFunction",
+            "PublisherFunction",
+            "ReconcilerFunction"
+        ]
+    );
+}
+
+#[test]
+fn when_the_prefix_outlives_its_grant_or_the_grant_its_prefix_should_report_it() {
+    // The ingest function keeps the prefix when disabled, but its role loses the grant.
+    let t = mutated(&[(
+        "          TIKTOK_TOKEN_SECRET_PREFIX: !If [HasLegacyTokenSecrets, !Sub 'reelay/${Stage}/tiktok-token/', !Ref AWS::NoValue]",
+        "          TIKTOK_TOKEN_SECRET_PREFIX: !Sub reelay/${Stage}/tiktok-token/",
+    )]);
+    assert_eq!(
+        check_policy_scope(&t),
+        vec![],
+        "the defaults alone do not show it"
+    );
+    let expected = Violation::MissingGrant {
+        function: "IngestApiFunction".into(),
+        resource: "TIKTOK_TOKEN_SECRET_PREFIX (reelay/dev/tiktok-token/*)".into(),
+    };
+    assert_eq!(
+        check_policy_scope_with(&t, &legacy_disabled()),
+        vec![expected.clone()]
+    );
+    assert_eq!(check(&t), vec![expected], "check tries every allowed value");
+
+    // The ingest role keeps the grant when disabled, but its function loses the prefix.
+    let t = mutated(&[
+        (
+            "  IsProd: !Equals [!Ref Stage, prod]\n",
+            "  IsProd: !Equals [!Ref Stage, prod]\n  Always: !Equals [a, a]\n",
+        ),
+        (
+            "                - HasLegacyTokenSecrets\n",
+            "                - Always\n",
+        ),
+    ]);
+    assert_eq!(check_policy_scope(&t), vec![]);
+    let expected = Violation::ResourceNotUsed {
+        function: "IngestApiFunction".into(),
+        policy: "IngestApiRole.ingest-api[LegacyAccountTokens]".into(),
+        resource: "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:reelay/${Stage}/tiktok-token/*".into(),
+    };
+    assert_eq!(
+        check_policy_scope_with(&t, &legacy_disabled()),
+        vec![expected.clone()]
+    );
+    assert_eq!(check(&t), vec![expected]);
 }
