@@ -80,6 +80,12 @@ impl ApiError {
             .code
     }
 
+    /// The status and envelope this refusal answers with (a batch item's answer).
+    pub(crate) fn status_and_envelope(&self, now: UtcTime) -> (u16, ErrorEnvelope) {
+        let refusal = self.refusal(now);
+        (refusal.status, refusal.envelope)
+    }
+
     /// The answer: `now` turns an absolute wait into a `Retry-After`.
     pub(crate) fn into_response(self, now: UtcTime) -> Response<Body> {
         let refusal = self.refusal(now);

@@ -5,7 +5,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
 use reelay_domain::lifecycle::JobState;
-use reelay_domain::ports::{JobFilter, JobStore, Ports, StoredResponse};
+use reelay_domain::ports::{Clock, JobFilter, JobStore, Ports, StoredResponse};
 use reelay_domain::request::{self, NewJob};
 use reelay_domain::usecase::{Command, Created};
 use reelay_domain::{AccountId, FieldError, JobId, PayloadHash, TenantId};
@@ -177,6 +177,93 @@ pub(crate) async fn get<P: Ports>(
         audit_next_after: page.next_after,
     };
     Ok(json_response(200, encode(&view)))
+}
+
+/// `POST /v1/jobs:batch` `{"jobs": [...], "dryRun"?}`: each item is a create of its own (its own
+/// idempotency key, its own answer, in order); with `dryRun` nothing is written and each item
+/// that would be accepted says when it could publish at the earliest.
+pub(crate) async fn batch<P: Ports>(
+    deps: &Deps<P>,
+    req: &Request,
+    tenant: &TenantId,
+    request_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let body = json_body(deps, req)?;
+    let batch = request::parse_batch(&body, reelay_domain::usecase::MAX_BATCH_ITEMS)
+        .map_err(ApiError::Invalid)?;
+    let now = deps.core.ports.clock().now();
+    let refused = |index: usize, e: ApiError| {
+        let (status, envelope) = e.status_and_envelope(now);
+        json!({ "index": index, "status": status, "error": envelope.error })
+    };
+    let mut results = Vec::with_capacity(batch.items.len());
+    if batch.dry_run {
+        let valid: Vec<(usize, NewJob)> = batch
+            .items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| item.as_ref().ok().map(|job| (i, job.clone())))
+            .collect();
+        let jobs: Vec<NewJob> = valid.iter().map(|(_, job)| job.clone()).collect();
+        let mut plans = deps.core.preview_batch(tenant, &jobs).await?.into_iter();
+        for (index, item) in batch.items.into_iter().enumerate() {
+            results.push(match item {
+                Err(fields) => refused(index, ApiError::Invalid(fields)),
+                Ok(_) => match plans.next() {
+                    Some(Ok(plan)) => json!({
+                        "index": index,
+                        "status": 202,
+                        "plan": {
+                            "earliestAt": plan.earliest_at.to_rfc3339(),
+                            "waitsFor": plan.waits_for.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+                            "rendersFirst": plan.renders_first,
+                        }
+                    }),
+                    Some(Err(e)) => refused(index, e.into()),
+                    None => refused(index, ApiError::Store(reelay_domain::ports::StoreError::Corrupt("unplanned".into()))),
+                },
+            });
+        }
+    } else {
+        for (index, item) in batch.items.into_iter().enumerate() {
+            let outcome = match item {
+                Err(fields) => Err(ApiError::Invalid(fields)),
+                Ok(mut parsed) => {
+                    parsed.api_request_id = Some(request_id.to_owned());
+                    // The fingerprint a single create of the same body has: one key, one request,
+                    // whichever route carried it.
+                    let fingerprint = PayloadHash::of(
+                        &json!({ "route": format!("{:?}", Route::Jobs), "body": body["jobs"][index] }),
+                    );
+                    deps.core
+                        .create_job(tenant, parsed, &fingerprint, |job| StoredResponse {
+                            status: 202,
+                            body: encode(&JobView::new(job)),
+                        })
+                        .await
+                        .map_err(ApiError::from)
+                }
+            };
+            results.push(match outcome {
+                Ok(Created::New { response, .. }) => json!({
+                    "index": index,
+                    "status": response.status,
+                    "job": serde_json::from_str::<serde_json::Value>(&response.body).unwrap_or_default(),
+                }),
+                Ok(Created::Replay(stored)) => json!({
+                    "index": index,
+                    "status": stored.status,
+                    "replayed": true,
+                    "job": serde_json::from_str::<serde_json::Value>(&stored.body).unwrap_or_default(),
+                }),
+                Err(e) => refused(index, e),
+            });
+        }
+    }
+    Ok(json_response(
+        200,
+        json!({ "dryRun": batch.dry_run, "results": results }).to_string(),
+    ))
 }
 
 /// `PATCH /v1/jobs/{id}` `{"scheduleAt"?, "post"?: {"title"?}}`: until the job starts

@@ -130,6 +130,7 @@ async fn route<P: Ports>(
         Endpoint::SeedPublish => {
             jobs::create(deps, req, &tenant, jobs::Route::Seed, request_id).await
         }
+        Endpoint::CreateJobs => jobs::batch(deps, req, &tenant, request_id).await,
         Endpoint::ListJobs => jobs::list(deps, req, &tenant).await,
         Endpoint::GetJob(id) => jobs::get(deps, req, &tenant, id).await,
         Endpoint::AmendJob(id) => jobs::amend(deps, req, &tenant, id).await,

@@ -16,6 +16,7 @@ pub enum RouteError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint<'a> {
     CreateJob,
+    CreateJobs,
     ListJobs,
     GetJob(&'a str),
     AmendJob(&'a str),
@@ -32,8 +33,9 @@ pub enum Endpoint<'a> {
 }
 
 impl Endpoint<'_> {
-    pub const OPERATION_IDS: [&'static str; 14] = [
+    pub const OPERATION_IDS: [&'static str; 15] = [
         "createJob",
+        "createJobs",
         "listJobs",
         "getJob",
         "amendJob",
@@ -52,6 +54,7 @@ impl Endpoint<'_> {
     pub fn operation_id(&self) -> &'static str {
         match self {
             Self::CreateJob => "createJob",
+            Self::CreateJobs => "createJobs",
             Self::ListJobs => "listJobs",
             Self::GetJob(_) => "getJob",
             Self::AmendJob(_) => "amendJob",
@@ -76,6 +79,7 @@ pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, RouteErr
     let (get, post, delete) = (method == "GET", method == "POST", method == "DELETE");
     let endpoint = match segments.as_slice() {
         ["v1", "jobs"] if post => Endpoint::CreateJob,
+        ["v1", "jobs:batch"] if post => Endpoint::CreateJobs,
         ["v1", "jobs"] if get => Endpoint::ListJobs,
         ["v1", "jobs", id] if get => Endpoint::GetJob(id),
         ["v1", "jobs", id] if method == "PATCH" => Endpoint::AmendJob(id),
@@ -90,6 +94,7 @@ pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, RouteErr
         ["v1", "accounts", id, "creator-info"] if get => Endpoint::CreatorInfo(id),
         ["v1", "openapi.yaml"] if get => Endpoint::OpenApi,
         ["v1", "jobs"]
+        | ["v1", "jobs:batch"]
         | ["v1", "jobs", _]
         | ["v1", "jobs", _, "cancel" | "retry"]
         | ["api", "publish", "tiktok"]

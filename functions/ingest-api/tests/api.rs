@@ -1199,3 +1199,86 @@ async fn callback_of(s: &Stack, body: &Value) -> (u16, reqwest::header::HeaderMa
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answers_each_item_in_order_and_a_dry_run_writes_nothing() {
+    let s = stack().await;
+    s.connect(KEY_A, "acct_bt").await;
+    let item = |key: &str| {
+        let mut job = job_body("acct_bt");
+        job["idempotencyKey"] = json!(key);
+        job
+    };
+    let mut bad = item("bt-bad");
+    bad["post"]["privacyLevel"] = json!("EVERYONE_PLEASE");
+    let mut unknown = item("bt-unknown");
+    unknown["tiktokAccountId"] = json!("acct_nobody");
+
+    // Preview first: plans for the two good items, the errors a create would give, no write.
+    let before = s.snapshot().await;
+    let body =
+        json!({"jobs": [item("bt-1"), bad.clone(), item("bt-2"), unknown.clone()], "dryRun": true});
+    let (status, preview) = s
+        .json("POST", "/v1/jobs:batch", Some(KEY_A), Some(body), None)
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["dryRun"], true);
+    let statuses = |answer: &Value| -> Vec<u64> {
+        answer["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(statuses(&preview), [202, 400, 202, 422]);
+    assert!(preview["results"][0]["plan"]["earliestAt"].is_string());
+    assert_eq!(preview["results"][0]["plan"]["rendersFirst"], true);
+    assert_eq!(preview["results"][1]["error"]["code"], "validation_failed");
+    assert_eq!(preview["results"][3]["error"]["code"], "unknown_account");
+    assert_eq!(s.snapshot().await, before, "a preview writes nothing");
+
+    // For real: the same answers, jobs created; sent again, the created ones replay.
+    let body = json!({"jobs": [item("bt-1"), bad, item("bt-2"), unknown]});
+    let (status, created) = s
+        .json(
+            "POST",
+            "/v1/jobs:batch",
+            Some(KEY_A),
+            Some(body.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(statuses(&created), [202, 400, 202, 422]);
+    let first = created["results"][0]["job"]["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, again) = s
+        .json("POST", "/v1/jobs:batch", Some(KEY_A), Some(body), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(again["results"][0]["replayed"], true);
+    assert_eq!(again["results"][0]["job"]["jobId"], first.as_str());
+    // The same key and body on the single route is the same request.
+    let (status, _, text) = s
+        .call_with_headers("POST", "/v1/jobs", Some(KEY_A), Some(item("bt-1")), None)
+        .await;
+    assert_eq!(status, 202, "{text}");
+    assert!(text.contains(&first));
+
+    // The envelope is refused whole.
+    let before = s.snapshot().await;
+    let (status, refused) = s
+        .json(
+            "POST",
+            "/v1/jobs:batch",
+            Some(KEY_A),
+            Some(json!({"jobs": []})),
+            None,
+        )
+        .await;
+    assert_eq!((status, code(&refused)), (400, "validation_failed"));
+    assert_eq!(s.snapshot().await, before);
+}

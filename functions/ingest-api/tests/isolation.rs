@@ -49,7 +49,15 @@ fn body_for(doc: &Value, schema: &Value, account: &str, job: Option<&str>, rende
                 json!({"mode": "direct", "privacyLevel": "SELF_ONLY", "title": "b's caption"})
             }
             "mode" => json!("direct"),
-            "scheduleAt" | "idempotencyKey" => continue,
+            // A batch: one create of the same kind, with its own key.
+            "jobs" => {
+                let items = schema.pointer("/properties/jobs/items").unwrap();
+                let mut item = body_for(doc, items, account, job, render);
+                item["idempotencyKey"] =
+                    json!(format!("iso-batch-{account}-{}", job.unwrap_or("-")));
+                json!([item])
+            }
+            "scheduleAt" | "idempotencyKey" | "dryRun" => continue,
             other => {
                 let required = schema["required"]
                     .as_array()
@@ -282,6 +290,27 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
                     }
                     // Connecting happens in B's own namespace: B gets its own authorize link.
                     ("connectAccount", 200) => {}
+                    // A batch answers per item: A's accounts, renders and job ids are refused
+                    // as a single create refuses them; B's own account may create in B's space.
+                    ("createJobs", 200) => {
+                        for r in answer["results"].as_array().unwrap() {
+                            let own = body.as_ref().is_some_and(|b| {
+                                b["jobs"][0]["tiktokAccountId"] == "acct_only_b"
+                                    && b["jobs"][0].get("jobId").is_none()
+                                    && b["jobs"][0]["source"].get("requestId").is_none()
+                            });
+                            match r["status"].as_u64() {
+                                Some(202) => assert!(own, "{target}: {r}"),
+                                _ => assert!(
+                                    matches!(
+                                        r["error"]["code"].as_str(),
+                                        Some("unknown_account" | "render_not_found" | "job_exists")
+                                    ),
+                                    "{target}: {r}"
+                                ),
+                            }
+                        }
+                    }
                     (_, 404) => {
                         assert!(
                             matches!(

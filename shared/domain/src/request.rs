@@ -124,6 +124,53 @@ fn schedule_at(root: &Map<String, Value>, errors: &mut Errors) -> Option<UtcTime
     })
 }
 
+/// A parsed `POST /v1/jobs:batch`: each item parsed as a create (its own refusal, if any), and
+/// whether it is a preview.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub items: Vec<Result<NewJob, Vec<FieldError>>>,
+    pub dry_run: bool,
+}
+
+/// Parses `{"jobs": [create, ...], "dryRun"?: bool}`: the envelope's errors refuse the whole
+/// batch; an item's own errors are that item's answer. Each item names its `idempotencyKey`
+/// in its body (a batch has no header per item); a preview needs none.
+pub fn parse_batch(body: &Value, max_items: usize) -> Result<Batch, Vec<FieldError>> {
+    let mut errors = Errors::default();
+    let Some(root) = obj(body, "", &mut errors) else {
+        return Err(errors.0);
+    };
+    unknown_keys(root, &["jobs", "dryRun"], "", &mut errors);
+    let dry_run = boolean(root, "dryRun", "dryRun", &mut errors);
+    let items = match root.get("jobs") {
+        Some(Value::Array(items)) if items.is_empty() => {
+            errors.add("jobs", "must hold at least one job");
+            Vec::new()
+        }
+        Some(Value::Array(items)) if items.len() > max_items => {
+            errors.add("jobs", format!("must hold at most {max_items} jobs"));
+            Vec::new()
+        }
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| parse_create_job(item, None))
+            .collect(),
+        Some(_) => {
+            errors.add("jobs", "must be an array");
+            Vec::new()
+        }
+        None => {
+            errors.add("jobs", "is required");
+            Vec::new()
+        }
+    };
+    if errors.0.is_empty() {
+        Ok(Batch { items, dry_run })
+    } else {
+        Err(errors.0)
+    }
+}
+
 /// A validated `PATCH /v1/jobs/{id}`: what to change before the job starts publishing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Amendment {
@@ -693,6 +740,32 @@ mod tests {
             vec!["post.title"]
         );
         assert_eq!(field(json!([1])), vec![""]);
+    }
+
+    #[test]
+    fn a_batch_refuses_its_envelope_whole_and_answers_each_item_on_its_own() {
+        let ok = parse_batch(&json!({"jobs": [direct(), {"post": 1}], "dryRun": true}), 3).unwrap();
+        assert!(ok.dry_run);
+        assert!(ok.items[0].is_ok());
+        assert!(ok.items[1].is_err(), "an item's own errors are its answer");
+        let field = |v: Value| -> Vec<String> {
+            parse_batch(&v, 2)
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        assert_eq!(field(json!({"jobs": []})), vec!["jobs"]);
+        assert_eq!(
+            field(json!({"jobs": [direct(), direct(), direct()]})),
+            vec!["jobs"]
+        );
+        assert_eq!(field(json!({"jobs": {}})), vec!["jobs"]);
+        assert_eq!(field(json!({"dryRun": "yes"})), vec!["dryRun", "jobs"]);
+        assert_eq!(
+            field(json!({"jobs": [direct()], "extra": 1})),
+            vec!["extra"]
+        );
     }
 
     #[test]

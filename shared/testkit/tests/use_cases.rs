@@ -1047,3 +1047,50 @@ fn the_api_request_that_created_a_job_is_on_its_creation_audit_and_its_queue_mes
         "only the event the request caused names it"
     );
 }
+
+#[test]
+fn a_batch_preview_plans_each_post_against_the_budgets_left_and_writes_nothing() {
+    let w = world();
+    let core = w.core();
+    let init = w
+        .settings
+        .limits
+        .window(reelay_domain::budget::BudgetKind::TikTokInit);
+    let now = w.clock.now();
+    // init.limit + 1 direct posts on one account, all for now: the last waits for the window.
+    let mut items: Vec<NewJob> = (0..=init.limit)
+        .map(|n| new_job(&format!("b-{n}")).0)
+        .collect();
+    items.push(new_job_for("acct_nobody", "b-unknown").0);
+    let before = w.store.calls();
+    let plans = block_on(core.preview_batch(&tenant_id(T), &items)).unwrap();
+    assert_eq!(plans.len(), items.len());
+    for plan in &plans[..init.limit as usize] {
+        let plan = plan.as_ref().unwrap();
+        assert_eq!(plan.earliest_at, now, "{plan:?}");
+        assert!(plan.renders_first);
+        assert!(plan.waits_for.is_empty());
+    }
+    let last = plans[init.limit as usize].as_ref().unwrap();
+    assert!(last.earliest_at >= now.plus(init.period), "{last:?}");
+    assert_eq!(
+        last.waits_for,
+        vec![reelay_domain::budget::BudgetKind::TikTokInit]
+    );
+    assert!(matches!(
+        plans.last(),
+        Some(Err(CreateError::UnknownAccount(_)))
+    ));
+    // Nothing written, nothing taken, nothing queued.
+    assert!(w.store.jobs().is_empty());
+    assert!(w.queue.take(QueueKind::Render).is_none());
+    let writes = |calls: &std::collections::BTreeMap<&str, u64>| {
+        [
+            reelay_testkit::calls::BUDGETS_TAKE,
+            reelay_testkit::calls::JOBS_CREATE,
+            reelay_testkit::calls::JOBS_BEGIN_IDEMPOTENT,
+        ]
+        .map(|c| calls.get(c).copied().unwrap_or(0))
+    };
+    assert_eq!(writes(&w.store.calls()), writes(&before));
+}

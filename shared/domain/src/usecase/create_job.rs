@@ -58,6 +58,38 @@ pub enum CreateError {
 }
 
 impl<P: Ports> Core<P> {
+    /// Whether `tenant` may create `parsed` at all, before anything is claimed or written: its
+    /// account exists and is not disconnected, a direct post has the scope it needs, and a
+    /// named render is the tenant's own. A batch's preview asks the same.
+    pub(crate) async fn admit(
+        &self,
+        tenant: &TenantId,
+        parsed: &NewJob,
+    ) -> Result<(), CreateError> {
+        let Some(account) = self
+            .ports
+            .accounts()
+            .get_account(tenant, &parsed.account_id)
+            .await?
+        else {
+            return Err(CreateError::UnknownAccount(parsed.account_id.clone()));
+        };
+        if account.health == AccountHealth::Disconnected {
+            return Err(CreateError::AccountDisconnected(parsed.account_id.clone()));
+        }
+        if parsed.post.mode == PostMode::Direct && account.drafts_only() {
+            return Err(CreateError::DirectPostNotAuthorized(
+                parsed.account_id.clone(),
+            ));
+        }
+        if let JobSource::Rendered { request_id } = &parsed.source
+            && !self.owns_render(tenant, request_id).await?
+        {
+            return Err(CreateError::UnknownRender(request_id.clone()));
+        }
+        Ok(())
+    }
+
     /// Creates the job `parsed` describes for `tenant`. `fingerprint` identifies the request (the
     /// same key with another fingerprint is refused); `answer` renders the response stored for
     /// replays, from the job as created.
@@ -72,25 +104,7 @@ impl<P: Ports> Core<P> {
             .idempotency_key
             .clone()
             .ok_or(CreateError::KeyRequired)?;
-        let Some(account) = self
-            .ports
-            .accounts()
-            .get_account(tenant, &parsed.account_id)
-            .await?
-        else {
-            return Err(CreateError::UnknownAccount(parsed.account_id));
-        };
-        if account.health == AccountHealth::Disconnected {
-            return Err(CreateError::AccountDisconnected(parsed.account_id));
-        }
-        if parsed.post.mode == PostMode::Direct && account.drafts_only() {
-            return Err(CreateError::DirectPostNotAuthorized(parsed.account_id));
-        }
-        if let JobSource::Rendered { request_id } = &parsed.source
-            && !self.owns_render(tenant, request_id).await?
-        {
-            return Err(CreateError::UnknownRender(request_id.clone()));
-        }
+        self.admit(tenant, &parsed).await?;
         let clock = self.ports.clock();
         let now = clock.now();
         let ttl = self.settings.ingest;

@@ -9,6 +9,7 @@
 //! effects to the queue.
 
 mod accounts;
+mod batch;
 mod budgets;
 mod commands;
 mod create_job;
@@ -26,6 +27,7 @@ pub use accounts::{
     AccountError, AccountPage, AccountStatus, BudgetLeft, CallbackOutcome, ConnectLink, Connected,
     CreatorInfoError, CreatorSettings, OAUTH_STATE_LOCK_PREFIX,
 };
+pub use batch::{MAX_BATCH_ITEMS, PostPlan};
 pub use budgets::{Denied, SSEMBLE_CREATE_BUDGETS, SSEMBLE_LIST_BUDGETS, SSEMBLE_STATUS_BUDGETS};
 pub use commands::{Command, CommandError};
 pub use create_job::{CreateError, Created};

@@ -1,0 +1,182 @@
+//! Many creates in one request (`POST /v1/jobs:batch`), and their preview (`dryRun`): each item
+//! is checked exactly as a single create would be, and for the ones that would be accepted the
+//! preview says when each post could go out at the earliest, given what is left now of the
+//! account's budgets (daily direct-post cap, pending drafts, TikTok's init window) and of the
+//! stage's Ssemble render budget. The preview writes nothing and takes nothing.
+
+use std::collections::BTreeMap;
+
+use crate::budget::{Admission, BudgetKind, Window};
+use crate::ids::{AccountId, TenantId};
+use crate::job::{JobSource, PostMode};
+use crate::ports::{BudgetStore, Clock, Ports, StoreError};
+use crate::request::NewJob;
+use crate::time::UtcTime;
+
+use super::budgets::SSEMBLE_CREATE_BUDGETS;
+use super::{Core, CreateError};
+
+/// The most items one batch may hold.
+pub const MAX_BATCH_ITEMS: usize = 100;
+
+/// When an item of a previewed batch could publish at the earliest, and what it waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostPlan {
+    /// The earliest moment the post could be sent to TikTok; a render adds its own time.
+    pub earliest_at: UtcTime,
+    /// The budgets that push it past its `scheduleAt` (e.g. `direct_posts_daily`), in the
+    /// order they were met; empty when it can go at its schedule.
+    pub waits_for: Vec<BudgetKind>,
+    /// Whether a render must come first (a source to clip, not an existing render).
+    pub renders_first: bool,
+}
+
+/// What is left of one budget now, and how it refills.
+#[derive(Debug, Clone, Copy)]
+struct Left {
+    kind: BudgetKind,
+    remaining: u32,
+    window: Window,
+}
+
+impl Left {
+    /// How long the `n`-th (0-based) unit asked from now waits: nothing while units are left,
+    /// then one window per `limit` units beyond (a sliding window refills within a period).
+    fn wait_for(&self, n: u32) -> Option<std::time::Duration> {
+        if n < self.remaining {
+            return None;
+        }
+        let over = n - self.remaining;
+        let periods = over / self.window.limit.max(1) + 1;
+        Some(self.window.period.saturating_mul(periods))
+    }
+}
+
+impl<P: Ports> Core<P> {
+    /// Checks every item as `create_job` would and plans the accepted ones; nothing is written.
+    /// Items keep their order; a refusal is the error a create would have answered.
+    pub async fn preview_batch(
+        &self,
+        tenant: &TenantId,
+        items: &[NewJob],
+    ) -> Result<Vec<Result<PostPlan, CreateError>>, StoreError> {
+        let now = self.ports.clock().now();
+        let mut checked = Vec::with_capacity(items.len());
+        for item in items {
+            checked.push(match self.admit(tenant, item).await {
+                Ok(_) => Ok(()),
+                Err(CreateError::Store(e)) => return Err(e),
+                Err(e) => Err(e),
+            });
+        }
+        // The stage's Ssemble create budget is shared by every render of the batch.
+        let ssemble_scope = self.settings.render.ssemble_scope.clone();
+        let mut ssemble = Vec::new();
+        for kind in SSEMBLE_CREATE_BUDGETS {
+            ssemble.push(self.left(&ssemble_scope, kind, now).await?);
+        }
+        // Per account: its budgets, and how many of the batch's posts it has met so far, in the
+        // order they are scheduled.
+        let mut order: Vec<usize> = (0..items.len()).filter(|i| checked[*i].is_ok()).collect();
+        order.sort_by_key(|i| (items[*i].schedule_at.unwrap_or(now), *i));
+        let mut accounts: BTreeMap<AccountId, [Left; 3]> = BTreeMap::new();
+        let mut used: BTreeMap<(AccountId, BudgetKind), u32> = BTreeMap::new();
+        let mut renders = 0u32;
+        let mut plans: BTreeMap<usize, PostPlan> = BTreeMap::new();
+        for i in order {
+            let item = &items[i];
+            let account = &item.account_id;
+            if !accounts.contains_key(account) {
+                let scope = crate::account::Account::message_group(tenant, account);
+                let budgets = [
+                    self.left(&scope, BudgetKind::TikTokInit, now).await?,
+                    self.left(&scope, BudgetKind::DirectPostsDaily, now).await?,
+                    self.left(&scope, BudgetKind::PendingDrafts, now).await?,
+                ];
+                accounts.insert(account.clone(), budgets);
+            }
+            let Some([init, daily, drafts]) = accounts.get(account).copied() else {
+                continue;
+            };
+            let cap = match item.post.mode {
+                PostMode::Direct => daily,
+                PostMode::Draft => drafts,
+            };
+            let mut earliest = item.schedule_at.unwrap_or(now).max(now);
+            let mut waits_for = Vec::new();
+            let renders_first = matches!(item.source, JobSource::Render(_));
+            let mut needs: Vec<(Left, u32)> = Vec::new();
+            if renders_first {
+                needs.extend(ssemble.iter().map(|l| (*l, renders)));
+                renders += 1;
+            }
+            for left in [init, cap] {
+                let n = used.entry((account.clone(), left.kind)).or_default();
+                needs.push((left, *n));
+                *n += 1;
+            }
+            for (left, n) in needs {
+                if let Some(wait) = left.wait_for(n) {
+                    earliest = earliest.max(now.plus(wait));
+                    waits_for.push(left.kind);
+                }
+            }
+            plans.insert(
+                i,
+                PostPlan {
+                    earliest_at: earliest,
+                    waits_for,
+                    renders_first,
+                },
+            );
+        }
+        Ok(checked
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                c.and_then(|()| {
+                    plans
+                        .remove(&i)
+                        .ok_or(CreateError::Store(StoreError::Corrupt(
+                            "an accepted item was not planned".into(),
+                        )))
+                })
+            })
+            .collect())
+    }
+
+    /// What a take of `kind` in `scope` would leave now, without taking.
+    async fn left(&self, scope: &str, kind: BudgetKind, now: UtcTime) -> Result<Left, StoreError> {
+        let window = self.settings.limits.window(kind);
+        let remaining = match self.ports.budgets().peek(scope, kind, window, now).await? {
+            Admission::Granted { remaining } => remaining.saturating_add(1),
+            Admission::Denied { .. } => 0,
+        };
+        Ok(Left {
+            kind,
+            remaining,
+            window,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_unit_waits_one_window_per_limit_beyond_what_is_left() {
+        let left = Left {
+            kind: BudgetKind::TikTokInit,
+            remaining: 2,
+            window: Window::new(6, Duration::from_secs(60)),
+        };
+        assert_eq!(left.wait_for(0), None);
+        assert_eq!(left.wait_for(1), None);
+        assert_eq!(left.wait_for(2), Some(Duration::from_secs(60)));
+        assert_eq!(left.wait_for(7), Some(Duration::from_secs(60)));
+        assert_eq!(left.wait_for(8), Some(Duration::from_secs(120)));
+    }
+}
