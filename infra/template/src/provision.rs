@@ -224,6 +224,21 @@ pub struct Provisioned {
 }
 
 impl Provisioned {
+    /// Nothing provisioned yet, for `stage` under the name scope `scope`.
+    fn empty(stage: String, scope: String) -> Self {
+        Self {
+            stage,
+            scope,
+            tables: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            env: Vec::new(),
+            unresolved_env: Vec::new(),
+            function_env: BTreeMap::new(),
+        }
+    }
+
     /// The union of the functions' `Environment` resolved against what was provisioned (a key
     /// whose value differs between functions is left out, see `unresolved_env`), plus
     /// `<QUEUE_ID>_URL` / `<QUEUE_ID>_ARN` for every queue (DLQs included), in a stable order.
@@ -301,17 +316,7 @@ pub async fn provision(
             Ok(name)
         };
 
-    let mut out = Provisioned {
-        stage: options.stage.clone(),
-        scope: scope.clone(),
-        tables: BTreeMap::new(),
-        queues: BTreeMap::new(),
-        secrets: BTreeMap::new(),
-        keys: BTreeMap::new(),
-        env: Vec::new(),
-        unresolved_env: Vec::new(),
-        function_env: BTreeMap::new(),
-    };
+    let mut out = Provisioned::empty(options.stage.clone(), scope.clone());
 
     if options.kinds.tables {
         let client = aws_sdk_dynamodb::Client::new(sdk_config);
@@ -1007,17 +1012,7 @@ mod tests {
     #[test]
     fn when_an_env_var_is_no_value_should_be_absent_not_unresolved() {
         let t = Template::from_yaml_str(include_str!("../../../template.yaml")).unwrap();
-        let out = Provisioned {
-            stage: "local".into(),
-            scope: "local".into(),
-            tables: BTreeMap::new(),
-            queues: BTreeMap::new(),
-            secrets: BTreeMap::new(),
-            keys: BTreeMap::new(),
-            env: Vec::new(),
-            unresolved_env: Vec::new(),
-            function_env: BTreeMap::new(),
-        };
+        let out = Provisioned::empty("local".into(), "local".into());
         let key = "TIKTOK_TOKEN_SECRET_PREFIX";
         let enabled = environment(&t, &Resolver::new(&t, &BTreeMap::new()), &out);
         assert!(

@@ -280,6 +280,21 @@ fn condition_sets(t: &Template, condition: &str) -> Option<String> {
     }
 }
 
+/// A policy statement written `!If [Cond, statement, !Ref AWS::NoValue]`: the statement and its
+/// guard (present only when `Cond` holds); any other item as it is, unguarded.
+fn guarded(item: &Expr) -> (&Expr, Option<&str>) {
+    match item {
+        Expr::If {
+            condition,
+            then,
+            otherwise,
+        } if matches!(otherwise.as_ref(), Expr::Ref(r) if r == "AWS::NoValue") => {
+            (then.as_ref(), Some(condition.as_str()))
+        }
+        other => (other, None),
+    }
+}
+
 /// A key's policy alone decides who may use it (KMS consults IAM policies only where the key
 /// policy allows the account): every principal allowed to use a key must be the role of a
 /// function whose environment names that key, and every such role must be allowed. The one
@@ -311,26 +326,17 @@ pub fn check_key_users(t: &Template) -> Vec<Violation> {
         let mut operators: Vec<(String, String, Option<&Expr>)> = Vec::new();
         for (i, item) in statements.into_iter().enumerate() {
             // A conditional statement: judged as written, and knowing its guard.
-            let (s, guard) = match item {
-                Expr::If {
-                    condition,
-                    then,
-                    otherwise,
-                } if matches!(otherwise.as_ref(), Expr::Ref(r) if r == "AWS::NoValue") => {
-                    (then.as_ref(), Some(condition.as_str()))
-                }
-                Expr::If { .. } => {
-                    out.push(Violation::KeyPolicyInexact {
-                        key: key.to_owned(),
-                        statement: i.to_string(),
-                        reason:
-                            "a conditional statement must be absent otherwise (`!Ref AWS::NoValue`)"
-                                .into(),
-                    });
-                    continue;
-                }
-                other => (other, None),
-            };
+            let (s, guard) = guarded(item);
+            if guard.is_none() && matches!(item, Expr::If { .. }) {
+                out.push(Violation::KeyPolicyInexact {
+                    key: key.to_owned(),
+                    statement: i.to_string(),
+                    reason:
+                        "a conditional statement must be absent otherwise (`!Ref AWS::NoValue`)"
+                            .into(),
+                });
+                continue;
+            }
             let label = s
                 .get("Sid")
                 .and_then(Expr::as_str)
@@ -585,16 +591,7 @@ fn doc_statements<'t>(doc: Option<&'t Expr>, prefix: &str) -> Vec<Statement<'t>>
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let (s, guard) = match item {
-                Expr::If {
-                    condition,
-                    then,
-                    otherwise,
-                } if matches!(otherwise.as_ref(), Expr::Ref(r) if r == "AWS::NoValue") => {
-                    (then.as_ref(), Some(condition.as_str()))
-                }
-                other => (other, None),
-            };
+            let (s, guard) = guarded(item);
             let sid = s
                 .get("Sid")
                 .and_then(Expr::as_str)
