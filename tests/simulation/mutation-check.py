@@ -134,6 +134,13 @@ MUTANTS = [
           "            && false && owner != (tenant.clone(), account_id.clone())")],
     ),
     (
+        "issue-10-orphan-failure-closes-unknown",
+        "a FAILED webhook for a publish no job holds closes the account's one unknown attempt",
+        [(DOMAIN / "usecase/observe.rs",
+          "        if matches!(\n            event,\n            Event::StatusObserved {",
+          "        if false && matches!(\n            event,\n            Event::StatusObserved {")],
+    ),
+    (
         "issue-12-render-not-owned",
         "a job may publish any requestId, another tenant's included",
         [(DOMAIN / "usecase/create_job.rs",

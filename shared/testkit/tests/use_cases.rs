@@ -1094,3 +1094,59 @@ fn a_batch_preview_plans_each_post_against_the_budgets_left_and_writes_nothing()
     };
     assert_eq!(writes(&w.store.calls()), writes(&before));
 }
+
+#[test]
+fn a_failed_status_for_a_publish_no_job_holds_never_closes_an_unknown_attempt() {
+    // Seed 1966: another job's abandoned attempt (its init answer lost, then retried by an
+    // operator) FAILED at TikTok; its late webhook must not be read as this job's attempt
+    // failing, or a second init goes out while this job's own init may still post.
+    let faults = reelay_testkit::Faults::new();
+    let w = world().with_hook(std::sync::Arc::new(faults.clone()));
+    let job = queued(&w);
+    let core = w.core();
+    faults.fail_next(
+        reelay_testkit::calls::PUBLISH_INIT,
+        reelay_testkit::Fault::lost_response(),
+    );
+    block_on(core.publish(&job, deadline(&w))).unwrap();
+    assert_eq!(w.job_now(&job).state, JobState::PublishUnknown);
+    let orphan = Observation {
+        publish_id: reelay_domain::PublishId::parse("v_pub_file~v2-1.999999").unwrap(),
+        open_id: format!("open-{T}-{A}"),
+        what: Observed::Status {
+            status: PublishStatus::Failed {
+                reason: "internal".into(),
+            },
+            post_ids: vec![],
+        },
+    };
+    let outcome = block_on(core.observe_publish(&orphan)).unwrap();
+    assert!(
+        matches!(outcome, ObserveOutcome::Ignored { .. }),
+        "{outcome:?}"
+    );
+    for _ in 0..6 {
+        w.clock.advance(minutes(30));
+        block_on(core.reconcile(deadline(&w)));
+    }
+    let after = w.job_now(&job);
+    assert_eq!(after.state, JobState::PublishUnknown, "still unknown");
+    assert_eq!(after.publish_id, None, "the orphan was not linked");
+    assert_eq!(w.tiktok.count("init"), 1, "no second init");
+    // Its own publish still resolves it.
+    let own = w.tiktok.publishes().pop().unwrap();
+    let observation = Observation {
+        publish_id: own.publish_id,
+        open_id: format!("open-{T}-{A}"),
+        what: Observed::Status {
+            status: PublishStatus::Complete,
+            post_ids: vec!["42".into()],
+        },
+    };
+    assert_eq!(
+        block_on(core.observe_publish(&observation)).unwrap(),
+        ObserveOutcome::Resolved {
+            job_state: JobState::PubliclyAvailable
+        }
+    );
+}

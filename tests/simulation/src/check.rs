@@ -341,6 +341,9 @@ impl Checker {
 
     /// At the end, a failed render carries Ssemble's own reason.
     pub fn render_reasons(&mut self, store: &MemStore, ssemble: &SsembleSim) {
+        /// How soon after a deletion a rendering job's polls must have seen the 404: a few of
+        /// the longest render-poll intervals (15 min), budget waits included.
+        const DELETE_SEEN_WITHIN: std::time::Duration = std::time::Duration::from_secs(3600);
         for job in store
             .jobs()
             .into_iter()
@@ -359,6 +362,15 @@ impl Checker {
                             Some(reelay_domain::usecase::failure_code(&reason)),
                             r.deleted,
                         )
+                    }
+                    // Deleted shortly before the job's render deadline: the expiry may come
+                    // before the next poll sees the 404 (seed 1679), and both are true.
+                    _ if r.deleted
+                        && code.as_deref() == Some("deadline_exceeded")
+                        && r.deleted_at
+                            .is_some_and(|at| at.plus(DELETE_SEEN_WITHIN) > job.state_since) =>
+                    {
+                        (None, false)
                     }
                     _ if r.deleted => (Some(not_found.clone()), false),
                     _ => (None, false),

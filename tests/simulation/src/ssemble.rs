@@ -69,6 +69,8 @@ pub struct Request {
     pub settled: bool,
     /// Deleted (`DELETE /shorts/:id`): Ssemble answers 404 for it from then on.
     pub deleted: bool,
+    /// When it was deleted.
+    pub deleted_at: Option<UtcTime>,
 }
 
 /// A webhook Ssemble has yet to deliver: the URL Reelay gave it, and the request it names.
@@ -198,6 +200,7 @@ impl SsembleSim {
                 webhook_url: url,
                 settled: false,
                 deleted: false,
+                deleted_at: None,
             },
         );
         id
@@ -213,8 +216,10 @@ impl SsembleSim {
     /// An operator deletes a request (`DELETE /shorts/:id`): processing stops, its videos are
     /// gone, and every read of it answers 404 from now on.
     pub fn delete(&self, request_id: &str) {
+        let now = self.clock.now();
         if let Some(r) = self.lock().requests.get_mut(request_id) {
             r.deleted = true;
+            r.deleted_at = Some(now);
         }
     }
 

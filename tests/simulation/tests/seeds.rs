@@ -36,6 +36,12 @@ fn every_promise_holds_across_seeds() {
         for line in &report.trace {
             println!("{line}");
         }
+        for (job, trail) in &report.audits {
+            println!("audit of {job}:");
+            for line in trail {
+                println!("  {line}");
+            }
+        }
         println!("{}", describe(&report));
         assert!(
             report.ok(),

@@ -163,6 +163,24 @@ impl<P: Ports> Core<P> {
         if let Some(origin) = &job.api_request_id {
             tracing::Span::current().record("api_request_id", origin.as_str());
         }
+        // The publish is this job's only by inference (the account's one unknown init). A post
+        // that exists cannot be made twice by believing it; a FAILED can: it would close this
+        // job's attempt and start another, while the FAILED may be an abandoned attempt's (an
+        // operator retried that job) and this job's own init may still post. Only a publish_id
+        // the job holds can say its attempt failed; until then it stays publish_unknown.
+        if matches!(
+            event,
+            Event::StatusObserved {
+                status: PublishStatus::Failed { .. },
+                ..
+            }
+        ) {
+            tracing::warn!(job_id = %job.id, publish_id = %observation.publish_id,
+                "a FAILED status for a publish no job holds cannot close this job's unknown attempt");
+            return Ok(ObserveOutcome::Ignored {
+                why: "unattributed_failure",
+            });
+        }
         let accepted = Event::PublishAccepted {
             attempt: job.attempt,
             publish_id: observation.publish_id.clone(),
