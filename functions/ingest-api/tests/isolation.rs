@@ -51,7 +51,7 @@ fn body_for(doc: &Value, schema: &Value, account: &str, job: Option<&str>, rende
             "mode" => json!("direct"),
             // A batch: one create of the same kind, with its own key.
             "jobs" => {
-                let items = schema.pointer("/properties/jobs/items").unwrap();
+                let items = &json!({"$ref": "#/components/schemas/CreateJob"});
                 let mut item = body_for(doc, items, account, job, render);
                 item["idempotencyKey"] =
                     json!(format!("iso-batch-{account}-{}", job.unwrap_or("-")));

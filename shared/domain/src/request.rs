@@ -141,7 +141,15 @@ pub fn parse_batch(body: &Value, max_items: usize) -> Result<Batch, Vec<FieldErr
         return Err(errors.0);
     };
     unknown_keys(root, &["jobs", "dryRun"], "", &mut errors);
-    let dry_run = boolean(root, "dryRun", "dryRun", &mut errors);
+    // Strictly a boolean when present: a null is not read as false (the document says boolean).
+    let dry_run = match root.get("dryRun") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.add("dryRun", "must be true or false");
+            false
+        }
+    };
     let items = match root.get("jobs") {
         Some(Value::Array(items)) if items.is_empty() => {
             errors.add("jobs", "must hold at least one job");
@@ -151,10 +159,18 @@ pub fn parse_batch(body: &Value, max_items: usize) -> Result<Batch, Vec<FieldErr
             errors.add("jobs", format!("must hold at most {max_items} jobs"));
             Vec::new()
         }
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| parse_create_job(item, None))
-            .collect(),
+        Some(Value::Array(items)) => {
+            // Not even an object is the batch's own error; an object is answered as a create.
+            for (i, item) in items.iter().enumerate() {
+                if !item.is_object() {
+                    errors.add(&format!("jobs[{i}]"), "must be an object");
+                }
+            }
+            items
+                .iter()
+                .map(|item| parse_create_job(item, None))
+                .collect()
+        }
         Some(_) => {
             errors.add("jobs", "must be an array");
             Vec::new()
@@ -761,7 +777,12 @@ mod tests {
             vec!["jobs"]
         );
         assert_eq!(field(json!({"jobs": {}})), vec!["jobs"]);
+        assert_eq!(field(json!({"jobs": [direct(), 1]})), vec!["jobs[1]"]);
         assert_eq!(field(json!({"dryRun": "yes"})), vec!["dryRun", "jobs"]);
+        assert_eq!(
+            field(json!({"dryRun": null, "jobs": [direct()]})),
+            vec!["dryRun"]
+        );
         assert_eq!(
             field(json!({"jobs": [direct()], "extra": 1})),
             vec!["extra"]
