@@ -201,6 +201,10 @@ pub fn parse_amendment(body: &Value) -> Result<Amendment, Vec<FieldError>> {
         return Err(errors.0);
     };
     unknown_keys(root, &["scheduleAt", "post"], "", &mut errors);
+    // A change names its value: a null is not read as "no change".
+    if root.get("scheduleAt").is_some_and(Value::is_null) {
+        errors.add("scheduleAt", "must be a string");
+    }
     let schedule_at = schedule_at(root, &mut errors);
     let title = match root.get("post") {
         None => None,
@@ -744,6 +748,10 @@ mod tests {
         };
         assert_eq!(field(json!({})), vec![""]);
         assert_eq!(field(json!({"post": {}})), vec!["post.title"]);
+        assert_eq!(
+            field(json!({"scheduleAt": null, "post": {"title": "x"}})),
+            vec!["scheduleAt"]
+        );
         assert_eq!(field(json!({"post": {"title": null}})), vec!["post.title"]);
         assert_eq!(
             field(
