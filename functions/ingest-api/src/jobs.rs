@@ -2,7 +2,7 @@
 
 use lambda_http::http::HeaderValue;
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use reelay_domain::lifecycle::JobState;
 use reelay_domain::ports::{Clock, JobFilter, JobStore, Ports, StoredResponse};
@@ -25,6 +25,26 @@ pub(crate) enum Route {
     Seed,
 }
 
+impl Route {
+    /// What identifies a create's request: the route is part of it (the same body on the other
+    /// route is another request); a batch item is a `Jobs` create of its own body, so a key
+    /// replays alike whichever of the two carried it.
+    fn fingerprint(self, body: &Value) -> PayloadHash {
+        PayloadHash::of(&json!({ "route": format!("{self:?}"), "body": body }))
+    }
+
+    /// The answer stored for replays: the route's own shape of the job as created.
+    fn answer(self, job: &reelay_domain::Job) -> StoredResponse {
+        StoredResponse {
+            status: 202,
+            body: match self {
+                Self::Jobs => encode(&JobView::new(job)),
+                Self::Seed => encode(&seed_view(job)),
+            },
+        }
+    }
+}
+
 pub(crate) async fn create<P: Ports>(
     deps: &Deps<P>,
     req: &Request,
@@ -43,18 +63,11 @@ pub(crate) async fn create<P: Ports>(
     }
     .map_err(ApiError::Invalid)?;
     parsed.api_request_id = Some(request_id.to_owned());
-    // The route is part of the fingerprint: the same body on the other route is another request.
-    let fingerprint = PayloadHash::of(&json!({ "route": format!("{route:?}"), "body": body }));
-    let answer = |job: &reelay_domain::Job| StoredResponse {
-        status: 202,
-        body: match route {
-            Route::Jobs => encode(&JobView::new(job)),
-            Route::Seed => encode(&seed_view(job)),
-        },
-    };
     match deps
         .core
-        .create_job(tenant, parsed, &fingerprint, answer)
+        .create_job(tenant, parsed, &route.fingerprint(&body), |job| {
+            route.answer(job)
+        })
         .await?
     {
         Created::New { response, .. } => Ok(json_response(response.status, response.body)),
@@ -198,13 +211,11 @@ pub(crate) async fn batch<P: Ports>(
     };
     let mut results = Vec::with_capacity(batch.items.len());
     if batch.dry_run {
-        let valid: Vec<(usize, NewJob)> = batch
+        let jobs: Vec<NewJob> = batch
             .items
             .iter()
-            .enumerate()
-            .filter_map(|(i, item)| item.as_ref().ok().map(|job| (i, job.clone())))
+            .filter_map(|item| item.as_ref().ok().cloned())
             .collect();
-        let jobs: Vec<NewJob> = valid.iter().map(|(_, job)| job.clone()).collect();
         let mut plans = deps.core.preview_batch(tenant, &jobs).await?.into_iter();
         for (index, item) in batch.items.into_iter().enumerate() {
             results.push(match item {
@@ -230,32 +241,24 @@ pub(crate) async fn batch<P: Ports>(
                 Err(fields) => Err(ApiError::Invalid(fields)),
                 Ok(mut parsed) => {
                     parsed.api_request_id = Some(request_id.to_owned());
-                    // The fingerprint a single create of the same body has: one key, one request,
-                    // whichever route carried it.
-                    let fingerprint = PayloadHash::of(
-                        &json!({ "route": format!("{:?}", Route::Jobs), "body": body["jobs"][index] }),
-                    );
+                    let fingerprint = Route::Jobs.fingerprint(&body["jobs"][index]);
                     deps.core
-                        .create_job(tenant, parsed, &fingerprint, |job| StoredResponse {
-                            status: 202,
-                            body: encode(&JobView::new(job)),
-                        })
+                        .create_job(tenant, parsed, &fingerprint, |job| Route::Jobs.answer(job))
                         .await
                         .map_err(ApiError::from)
                 }
             };
+            let created = |stored: &StoredResponse, replayed: bool| {
+                let job: Value = serde_json::from_str(&stored.body).unwrap_or_default();
+                let mut answer = json!({ "index": index, "status": stored.status, "job": job });
+                if replayed {
+                    answer["replayed"] = json!(true);
+                }
+                answer
+            };
             results.push(match outcome {
-                Ok(Created::New { response, .. }) => json!({
-                    "index": index,
-                    "status": response.status,
-                    "job": serde_json::from_str::<serde_json::Value>(&response.body).unwrap_or_default(),
-                }),
-                Ok(Created::Replay(stored)) => json!({
-                    "index": index,
-                    "status": stored.status,
-                    "replayed": true,
-                    "job": serde_json::from_str::<serde_json::Value>(&stored.body).unwrap_or_default(),
-                }),
+                Ok(Created::New { response, .. }) => created(&response, false),
+                Ok(Created::Replay(stored)) => created(&stored, true),
                 Err(e) => refused(index, e),
             });
         }

@@ -155,34 +155,22 @@ pub fn connected_view(connected: &Connected) -> Value {
 /// account connected for drafts only answers `mode: draft` with nothing TikTok would have said:
 /// the creator chooses privacy and interactions in the app.
 pub fn creator_info_view(account: &AccountId, settings: &CreatorSettings) -> Value {
-    let CreatorSettings::Queried(info) = settings else {
-        return json!({
-            "tiktokAccountId": account.as_str(),
-            "mode": "draft",
-            "nickname": Value::Null,
-            "username": Value::Null,
-            "privacyLevelOptions": [],
-            "privacyLevelDefault": Value::Null,
-            "commentDisabled": false,
-            "duetDisabled": false,
-            "stitchDisabled": false,
-            "maxVideoPostDurationSec": Value::Null,
-            "canPost": true,
-            "cannotPostReason": Value::Null,
-        });
+    let info = match settings {
+        CreatorSettings::Queried(info) => Some(info),
+        CreatorSettings::DraftsOnly => None,
     };
     json!({
         "tiktokAccountId": account.as_str(),
-        "mode": "direct",
-        "nickname": info.nickname,
-        "username": info.username,
-        "privacyLevelOptions": info.privacy_level_options,
+        "mode": if info.is_some() { "direct" } else { "draft" },
+        "nickname": info.map(|i| &i.nickname),
+        "username": info.and_then(|i| i.username.as_ref()),
+        "privacyLevelOptions": info.map_or(&[][..], |i| &i.privacy_level_options[..]),
         "privacyLevelDefault": Value::Null,
-        "commentDisabled": info.comment_disabled,
-        "duetDisabled": info.duet_disabled,
-        "stitchDisabled": info.stitch_disabled,
-        "maxVideoPostDurationSec": info.max_video_post_duration_sec,
-        "canPost": info.cannot_post_reason.is_none(),
-        "cannotPostReason": info.cannot_post_reason,
+        "commentDisabled": info.is_some_and(|i| i.comment_disabled),
+        "duetDisabled": info.is_some_and(|i| i.duet_disabled),
+        "stitchDisabled": info.is_some_and(|i| i.stitch_disabled),
+        "maxVideoPostDurationSec": info.and_then(|i| i.max_video_post_duration_sec),
+        "canPost": info.is_none_or(|i| i.cannot_post_reason.is_none()),
+        "cannotPostReason": info.and_then(|i| i.cannot_post_reason.as_ref()),
     })
 }
