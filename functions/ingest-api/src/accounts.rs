@@ -1,6 +1,7 @@
 //! The account routes: connect a TikTok account through OAuth, its health and budgets, and the
 //! creator settings a client UI needs to follow TikTok's posting rules.
 
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::Value;
 
@@ -23,9 +24,7 @@ pub(crate) async fn connect<P: Ports>(
     tenant: &TenantId,
 ) -> Result<Response<Body>, ApiError> {
     let body = json_body(deps, req)?;
-    if !deps.oauth_configured {
-        return Err(ApiError::OAuthNotConfigured);
-    }
+    let redirect = oauth_redirect(deps, req)?;
     let (account_id, mode, return_url) = parse_connect(&body)?;
     let link = deps
         .core
@@ -34,9 +33,39 @@ pub(crate) async fn connect<P: Ports>(
             &account_id,
             mode,
             return_url.as_ref().map(Url::as_str),
+            &redirect,
         )
         .await?;
     Ok(json_response(200, connect_view(&link).to_string()))
+}
+
+/// The OAuth callback's URL, as TikTok must send the creator back to it: under the configured
+/// public base, else on the domain this request reached API Gateway on (a host API Gateway
+/// routed by, not a client's header). The callback, arriving there, derives the same URL, which
+/// the code exchange must repeat. Neither (a direct invoke): connecting is not configured.
+fn oauth_redirect<P>(deps: &Deps<P>, req: &Request) -> Result<String, ApiError> {
+    let base = match &deps.public_base_url {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+                .domain_name
+                .as_deref()
+                .filter(|host| is_host_name(host))
+                .map(|host| format!("https://{host}"))
+                .ok_or(ApiError::OAuthNotConfigured)?,
+            _ => return Err(ApiError::OAuthNotConfigured),
+        },
+    };
+    Ok(format!("{base}/v1/accounts/oauth/callback"))
+}
+
+/// A DNS name as API Gateway reports its domain: letters, digits, dots and hyphens.
+fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
 /// Longest `returnUrl` accepted.
@@ -122,6 +151,7 @@ pub(crate) async fn callback<P: Ports>(
     deps: &Deps<P>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
+    let redirect = oauth_redirect(deps, req)?;
     let params = req.query_string_parameters();
     let outcome = deps
         .core
@@ -129,6 +159,7 @@ pub(crate) async fn callback<P: Ports>(
             params.first("state").unwrap_or(""),
             params.first("code"),
             params.first("error"),
+            &redirect,
         )
         .await;
     // A link issued with a returnUrl sends the creator back to the client's app, with the

@@ -24,8 +24,8 @@ pub struct Config {
     pub tiktok_token_secret_prefix: Option<String>,
     pub tiktok_api_base_url: String,
     pub tiktok_auth_base_url: String,
-    /// Base of the OAuth redirect (`…/v1/accounts/oauth/callback`). TikTok needs a fixed redirect
-    /// URI, so `None` disables connecting accounts (`oauth_not_configured`).
+    /// Base of the OAuth redirect (`…/v1/accounts/oauth/callback`), e.g. a custom domain. `None`:
+    /// the domain API Gateway received the request on (the stage's `execute-api` URL).
     pub public_base_url: Option<String>,
     pub max_body_bytes: usize,
     pub settings: Settings,
@@ -49,12 +49,5 @@ impl Config {
             max_body_bytes: MAX_BODY_BYTES,
             settings: settings_from_env()?,
         })
-    }
-
-    /// Where TikTok sends the creator back after authorising, if connecting is configured.
-    pub fn oauth_redirect_uri(&self) -> Option<String> {
-        self.public_base_url
-            .as_deref()
-            .map(|base| format!("{}/v1/accounts/oauth/callback", base.trim_end_matches('/')))
     }
 }

@@ -144,7 +144,7 @@ impl ApiError {
             Self::OAuthNotConfigured => Refusal::new(
                 503,
                 "oauth_not_configured",
-                "Set the stack's PublicBaseUrl so TikTok can redirect creators back",
+                "No OAuth callback URL: set PUBLIC_BASE_URL, or call through API Gateway, whose domain is the callback's",
             ),
             Self::Create(e) => create_refusal(e),
             Self::Command(CommandError::NotFound) => job_not_found(),

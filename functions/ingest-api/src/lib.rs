@@ -30,8 +30,10 @@ use crate::routes::Endpoint;
 pub struct Deps<P> {
     pub core: Core<P>,
     pub max_body_bytes: usize,
-    /// False when no public base URL is configured: TikTok needs a fixed redirect URI.
-    pub oauth_configured: bool,
+    /// `PUBLIC_BASE_URL`, the OAuth callback's base when set (a custom domain). Without it the
+    /// callback is on the domain API Gateway received the request on, which is the stage's
+    /// fixed `execute-api` URL, so a first deploy can connect accounts.
+    pub public_base_url: Option<String>,
 }
 
 impl<P> Deps<P> {
@@ -40,7 +42,7 @@ impl<P> Deps<P> {
         Deps {
             core: self.core.map_ports(f),
             max_body_bytes: self.max_body_bytes,
-            oauth_configured: self.oauth_configured,
+            public_base_url: self.public_base_url,
         }
     }
 }

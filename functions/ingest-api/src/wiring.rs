@@ -40,12 +40,7 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
             id: config.tiktok_app_secret_id.clone(),
             source,
         })?;
-    let redirect = config.oauth_redirect_uri();
-    let mut tiktok = TikTokConfig::new(
-        app.client_key,
-        app.client_secret,
-        redirect.clone().unwrap_or_default(),
-    );
+    let mut tiktok = TikTokConfig::new(app.client_key, app.client_secret);
     tiktok.api_base_url.clone_from(&config.tiktok_api_base_url);
     tiktok
         .auth_base_url
@@ -67,6 +62,6 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
     Ok(Deps {
         core: Core::new(ports, config.settings.clone()),
         max_body_bytes: config.max_body_bytes,
-        oauth_configured: redirect.is_some(),
+        public_base_url: config.public_base_url.clone(),
     })
 }

@@ -104,13 +104,22 @@ async fn an_account_connects_through_oauth_and_a_state_works_once_only() {
     assert_eq!((status, code(&other)), (404, "account_not_found"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connecting_without_a_public_base_url_is_refused_before_anything_is_written() {
-    let s = stack().await;
-    let mut deps = s.deps.clone();
-    deps.oauth_configured = false;
-    let before = s.snapshot().await;
-    let event = apigw_event(
+/// Delivers `event` (an API Gateway event) to the handler with `deps`, answering status and body.
+async fn handle_with(
+    deps: &ingest_api::Deps<impl reelay_domain::ports::Ports>,
+    event: &Value,
+) -> (u16, Value) {
+    let response = ingest_api::handler(
+        deps,
+        lambda_http::request::from_str(&event.to_string()).unwrap(),
+    )
+    .await;
+    let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null);
+    (response.status().as_u16(), body)
+}
+
+fn connect_event(domain: Option<&str>, account: &str) -> Value {
+    let mut event = apigw_event(
         &Raw {
             method: "POST",
             path: "/v1/accounts/connect",
@@ -118,25 +127,90 @@ async fn connecting_without_a_public_base_url_is_refused_before_anything_is_writ
                 ("authorization", format!("Bearer {KEY_A}")),
                 ("content-type", "application/json".into()),
             ],
-            body: Some(
-                json!({"tiktokAccountId": "acct_1"})
-                    .to_string()
-                    .into_bytes(),
-            ),
+            body: Some(json!({"tiktokAccountId": account}).to_string().into_bytes()),
         },
         "POST /v1/accounts/connect",
     );
-    let response = ingest_api::handler(
-        &deps,
-        lambda_http::request::from_str(&event.to_string()).unwrap(),
-    )
-    .await;
-    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
-    assert_eq!(
-        (response.status().as_u16(), code(&body)),
-        (503, "oauth_not_configured")
-    );
+    match domain {
+        Some(domain) => event["requestContext"]["domainName"] = json!(domain),
+        None => drop(
+            event["requestContext"]
+                .as_object_mut()
+                .unwrap()
+                .remove("domainName"),
+        ),
+    }
+    event
+}
+
+/// Neither a configured base nor a gateway domain (a direct invoke): there is no callback URL to
+/// give TikTok, so nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_without_a_public_base_url_or_gateway_domain_is_refused_before_anything_is_written()
+ {
+    let s = stack().await;
+    let mut deps = s.deps.clone();
+    deps.public_base_url = None;
+    let before = s.snapshot().await;
+    let (status, body) = handle_with(&deps, &connect_event(None, "acct_1")).await;
+    assert_eq!((status, code(&body)), (503, "oauth_not_configured"));
     assert_eq!(before, s.snapshot().await);
+}
+
+/// A first deploy (no PublicBaseUrl, no custom domain): the callback URL is the one API Gateway
+/// received the request on, and the TikTok simulator — which, like TikTok, refuses an exchange
+/// whose redirect differs from the link's — completes the connection through it. A callback
+/// that reached the API on another domain cannot finish it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_deploy_connects_accounts_through_the_gateway_domain() {
+    let s = stack().await;
+    let mut deps = s.deps.clone();
+    deps.public_base_url = None;
+    let domain = "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com";
+    let base = format!("https://{domain}");
+    let follow = |link: &Value| {
+        let authorize = link["authorizeUrl"].as_str().unwrap().to_owned();
+        let http = s.http.clone();
+        async move {
+            let resp = http.get(&authorize).send().await.unwrap();
+            resp.headers()["location"].to_str().unwrap().to_owned()
+        }
+    };
+    let callback_event = |path: &str, domain: &str| {
+        let mut event = apigw_event(
+            &Raw {
+                method: "GET",
+                path,
+                headers: Vec::new(),
+                body: None,
+            },
+            "GET /v1/accounts/oauth/callback",
+        );
+        event["requestContext"]["domainName"] = json!(domain);
+        event
+    };
+
+    let (status, link) = handle_with(&deps, &connect_event(Some(domain), "acct_fd")).await;
+    assert_eq!(status, 200, "{link}");
+    let location = follow(&link).await;
+    let path = location
+        .strip_prefix(&base)
+        .unwrap_or_else(|| panic!("TikTok sent the creator elsewhere: {location}"));
+    assert!(path.starts_with("/v1/accounts/oauth/callback?"), "{path}");
+    let (status, connected) = handle_with(&deps, &callback_event(path, domain)).await;
+    assert_eq!(status, 200, "{connected}");
+    assert_eq!(connected["health"], "active");
+
+    // The same flow whose callback arrives on another domain: TikTok refuses the exchange.
+    let (_, link) = handle_with(&deps, &connect_event(Some(domain), "acct_fd2")).await;
+    let location = follow(&link).await;
+    let path = location.strip_prefix(&base).unwrap().to_owned();
+    let (status, refused) = handle_with(&deps, &callback_event(&path, "other.example.com")).await;
+    assert!(status >= 400, "{status} {refused}");
+    let (_, account) = s
+        .json("GET", "/v1/accounts/acct_fd2", Some(KEY_A), None, None)
+        .await;
+    assert_eq!(account["health"], "needs_reauth", "{account}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

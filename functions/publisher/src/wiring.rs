@@ -33,7 +33,7 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
         .tiktok_app(&config.tiktok_app_secret_id)
         .await?;
     // The publisher never sends a browser to TikTok: no redirect URI.
-    let tiktok = TikTokConfig::new(app.client_key, app.client_secret, String::new())
+    let tiktok = TikTokConfig::new(app.client_key, app.client_secret)
         .with_base_url(&config.tiktok_api_base_url);
     let mut tiktok = TikTokPort::new(TikTokClient::new(tiktok)?);
     if let Some(prefix) = &config.tiktok_pull_prefix {

@@ -42,7 +42,7 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
     let (ssemble, scope) =
         reelay_ssemble::domain_client(&key, &config.ssemble_api_base_url, timeout)
             .map_err(|e| WiringError::Ssemble(Box::new(e)))?;
-    let mut tiktok = TikTokConfig::new(app.client_key, app.client_secret, String::new());
+    let mut tiktok = TikTokConfig::new(app.client_key, app.client_secret);
     tiktok.api_base_url.clone_from(&config.tiktok_api_base_url);
     let mut settings = config.settings.clone();
     settings.render.ssemble_scope = scope;

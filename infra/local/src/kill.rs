@@ -358,11 +358,11 @@ killable! {
         }
     }
     AuthApi {
-        fn exchange_code(code: &str) -> Result<TokenSet, UpstreamError>;
+        fn exchange_code(code: &str, redirect_uri: &str) -> Result<TokenSet, UpstreamError>;
         fn revoke(access_token: &SecretString) -> Result<(), UpstreamError>;
     } {
-        fn authorize_url(&self, state: &str, mode: PostMode) -> Result<String, UpstreamError> {
-            self.inner.authorize_url(state, mode)
+        fn authorize_url(&self, state: &str, mode: PostMode, redirect_uri: &str) -> Result<String, UpstreamError> {
+            self.inner.authorize_url(state, mode, redirect_uri)
         }
     }
 }

@@ -243,11 +243,6 @@ impl Wiring {
         s
     }
 
-    /// The OAuth redirect is this run's callback route.
-    pub fn redirect_uri(&self) -> String {
-        format!("{}/v1/accounts/oauth/callback", self.public_base_url)
-    }
-
     pub fn render_submitter_config(&self) -> render_submitter::config::Config {
         render_submitter::config::Config {
             table_name: self.resources.table.clone(),

@@ -179,10 +179,21 @@ pub trait PublishApi: Send + Sync {
 
 /// The OAuth side of TikTok, for connecting accounts.
 pub trait AuthApi: Send + Sync {
-    fn authorize_url(&self, state: &str, mode: PostMode) -> Result<String, UpstreamError>;
+    /// The creator's authorize link. `redirect_uri` is this API's own callback URL, as the
+    /// connecting request reached it (TikTok checks it against the app's registered URIs).
+    fn authorize_url(
+        &self,
+        state: &str,
+        mode: PostMode,
+        redirect_uri: &str,
+    ) -> Result<String, UpstreamError>;
+
+    /// The callback's code as tokens; `redirect_uri` must be the one the link carried (the
+    /// callback's own URL), or TikTok refuses the exchange.
     fn exchange_code(
         &self,
         code: &str,
+        redirect_uri: &str,
     ) -> impl Future<Output = Result<TokenSet, UpstreamError>> + Send;
 
     /// Revokes the creator's authorisation of the app (TikTok's `oauth/revoke` of an access
@@ -269,10 +280,10 @@ impl PublishApi for Unwired {
 }
 
 impl AuthApi for Unwired {
-    fn authorize_url(&self, _: &str, _: PostMode) -> Result<String, UpstreamError> {
+    fn authorize_url(&self, _: &str, _: PostMode, _: &str) -> Result<String, UpstreamError> {
         Err(not_wired())
     }
-    async fn exchange_code(&self, _: &str) -> Result<TokenSet, UpstreamError> {
+    async fn exchange_code(&self, _: &str, _: &str) -> Result<TokenSet, UpstreamError> {
         Err(not_wired())
     }
     async fn revoke(&self, _: &SecretString) -> Result<(), UpstreamError> {

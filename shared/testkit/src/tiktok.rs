@@ -78,9 +78,11 @@ pub enum TikTokCall {
     },
     AuthorizeUrl {
         mode: PostMode,
+        redirect_uri: String,
     },
     ExchangeCode {
         code: String,
+        redirect_uri: String,
     },
     Refresh {
         refresh_token: String,
@@ -587,9 +589,20 @@ impl PublishApi for FakeTikTok {
 
 impl AuthApi for FakeTikTok {
     /// Synchronous, so no hook: always a link carrying `state`.
-    fn authorize_url(&self, state: &str, mode: PostMode) -> Result<String, UpstreamError> {
+    fn authorize_url(
+        &self,
+        state: &str,
+        mode: PostMode,
+        redirect_uri: &str,
+    ) -> Result<String, UpstreamError> {
         let now = self.clock.now();
-        self.state().record(now, TikTokCall::AuthorizeUrl { mode });
+        self.state().record(
+            now,
+            TikTokCall::AuthorizeUrl {
+                mode,
+                redirect_uri: redirect_uri.to_owned(),
+            },
+        );
         let scope = match mode {
             PostMode::Direct => DIRECT_SCOPES.join(","),
             PostMode::Draft => DIRECT_SCOPES[..2].join(","),
@@ -599,7 +612,11 @@ impl AuthApi for FakeTikTok {
         ))
     }
 
-    async fn exchange_code(&self, code: &str) -> Result<TokenSet, UpstreamError> {
+    async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenSet, UpstreamError> {
         let after = self.enter(calls::AUTH_EXCHANGE_CODE).await?;
         let now = self.clock.now();
         let answer = {
@@ -608,6 +625,7 @@ impl AuthApi for FakeTikTok {
                 now,
                 TikTokCall::ExchangeCode {
                     code: code.to_owned(),
+                    redirect_uri: redirect_uri.to_owned(),
                 },
             );
             match s.exchange.pop_front() {

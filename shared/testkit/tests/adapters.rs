@@ -206,14 +206,15 @@ fn tiktok_answers_its_scripts_then_defaults_and_records_token_tags_only() {
     assert!(info.cannot_post_reason.is_none());
     assert!(
         tiktok
-            .authorize_url("st4te", PostMode::Draft)
+            .authorize_url("st4te", PostMode::Draft, "https://api.test/cb")
             .unwrap()
             .contains("state=st4te")
     );
     assert!(matches!(
         tiktok.calls().last().unwrap().call,
         TikTokCall::AuthorizeUrl {
-            mode: PostMode::Draft
+            mode: PostMode::Draft,
+            ..
         }
     ));
 }
@@ -276,7 +277,7 @@ fn refresh_tokens_rotate_and_the_old_one_stops_working() {
         block_on(hooked.refresh(&third.refresh_token)).is_ok(),
         "the fault spent nothing"
     );
-    let exchanged = block_on(tiktok.exchange_code("code")).unwrap();
+    let exchanged = block_on(tiktok.exchange_code("code", "https://api.test/cb")).unwrap();
     assert!(block_on(tiktok.refresh(&exchanged.refresh_token)).is_ok());
 }
 

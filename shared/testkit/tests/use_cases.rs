@@ -18,7 +18,7 @@ use reelay_domain::{
     IdempotencyKey, JobId, JobSource, JobState, PayloadHash, PostMode, RequestId, UtcTime,
 };
 use reelay_testkit::{
-    AccountSetup, Fault, JobSetup, World, account_id, block_on, sample, tenant_id,
+    AccountSetup, Fault, JobSetup, TikTokCall, World, account_id, block_on, sample, tenant_id,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -392,14 +392,15 @@ fn connecting_an_account_takes_one_link_and_one_callback() {
     let w = World::new().tenant(T);
     let core = w.core();
     let (t, a) = (tenant_id(T), account_id("acct_new"));
-    let link = block_on(core.connect_account(&t, &a, PostMode::Direct)).unwrap();
+    let link = block_on(core.connect_account(&t, &a, PostMode::Direct, REDIRECT)).unwrap();
     let state = state_of(&link);
     assert_eq!(
         w.store.account(&t, &a).unwrap().health,
         AccountHealth::NeedsReauth
     );
 
-    let connected = block_on(core.oauth_callback(&state, Some("the-code"), None)).unwrap();
+    let connected =
+        block_on(core.oauth_callback(&state, Some("the-code"), None, REDIRECT)).unwrap();
     assert_eq!(
         (connected.tenant.clone(), connected.account_id.clone()),
         (t.clone(), a.clone())
@@ -416,11 +417,26 @@ fn connecting_an_account_takes_one_link_and_one_callback() {
         Some((t.clone(), a.clone()))
     );
     assert!(
-        block_on(core.oauth_callback(&state, Some("the-code"), None)).is_err(),
+        block_on(core.oauth_callback(&state, Some("the-code"), None, REDIRECT)).is_err(),
         "the state is single-use"
     );
     assert_eq!(w.tiktok.count("exchange_code"), 1);
+    // The link and the exchange name the callback URL the requests came through.
+    let redirects: Vec<_> = w
+        .tiktok
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c.call {
+            TikTokCall::AuthorizeUrl { redirect_uri, .. }
+            | TikTokCall::ExchangeCode { redirect_uri, .. } => Some(redirect_uri),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(redirects, vec![REDIRECT.to_owned(), REDIRECT.to_owned()]);
 }
+
+/// The API's OAuth callback URL in these tests.
+const REDIRECT: &str = "https://api.reelay.test/v1/accounts/oauth/callback";
 
 /// The single-use `state` an authorize link carries.
 fn state_of(link: &reelay_domain::usecase::ConnectLink) -> String {
@@ -439,16 +455,20 @@ fn connect_as(
     open_id: &str,
 ) -> Result<reelay_domain::usecase::Connected, AccountError> {
     let core = w.core();
-    let link =
-        block_on(core.connect_account(&tenant_id(tenant), &account_id(account), PostMode::Direct))
-            .unwrap();
+    let link = block_on(core.connect_account(
+        &tenant_id(tenant),
+        &account_id(account),
+        PostMode::Direct,
+        REDIRECT,
+    ))
+    .unwrap();
     let state = state_of(&link);
     let tokens = w.tiktok.issue_tokens(
         open_id,
         &["user.info.basic", "video.publish", "video.upload"],
     );
     w.tiktok.push_exchange_code(Ok(tokens));
-    block_on(core.oauth_callback(&state, Some("the-code"), None))
+    block_on(core.oauth_callback(&state, Some("the-code"), None, REDIRECT))
 }
 
 #[test]

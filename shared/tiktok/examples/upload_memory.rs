@@ -87,12 +87,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let sim = TikTokSim::start(SimConfig::default()).await?;
     let cfg = sim.config();
     let client = TikTokClient::new(
-        TikTokConfig::new(
-            cfg.client_key,
-            SecretString::from(cfg.client_secret),
-            "https://app.invalid/cb",
-        )
-        .with_base_url(&sim.base_url),
+        TikTokConfig::new(cfg.client_key, SecretString::from(cfg.client_secret))
+            .with_base_url(&sim.base_url),
     )?;
     let tokens = sim.mint_tokens("bench", &["video.publish"]);
     let token = SecretString::from(

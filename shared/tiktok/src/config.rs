@@ -11,7 +11,6 @@ pub struct TikTokConfig {
     pub auth_base_url: String,
     pub client_key: String,
     pub client_secret: SecretString,
-    pub redirect_uri: String,
     pub timeouts: Timeouts,
     pub chunk_policy: ChunkPolicy,
     pub upload_retry: UploadRetryPolicy,
@@ -21,17 +20,14 @@ pub struct TikTokConfig {
 
 impl TikTokConfig {
     /// Production base URLs and the documented defaults.
-    pub fn new(
-        client_key: impl Into<String>,
-        client_secret: SecretString,
-        redirect_uri: impl Into<String>,
-    ) -> Self {
+    /// The OAuth redirect is not here: it is the API's own callback URL as each request
+    /// reached it, passed to [`crate::TikTokClient::authorize_url`] and `exchange_code`.
+    pub fn new(client_key: impl Into<String>, client_secret: SecretString) -> Self {
         Self {
             api_base_url: "https://open.tiktokapis.com".into(),
             auth_base_url: "https://www.tiktok.com".into(),
             client_key: client_key.into(),
             client_secret,
-            redirect_uri: redirect_uri.into(),
             timeouts: Timeouts::default(),
             chunk_policy: ChunkPolicy::default(),
             upload_retry: UploadRetryPolicy::default(),

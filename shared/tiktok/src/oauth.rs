@@ -55,8 +55,13 @@ struct RawToken {
 
 impl TikTokClient {
     /// The browser authorize URL; `scopes` are joined with commas, `state` must be unguessable and checked
-    /// on the callback.
-    pub fn authorize_url(&self, scopes: &[&str], state: &str) -> Result<String, TikTokError> {
+    /// on the callback, `redirect_uri` one of the app's registered redirect URIs.
+    pub fn authorize_url(
+        &self,
+        scopes: &[&str],
+        state: &str,
+        redirect_uri: &str,
+    ) -> Result<String, TikTokError> {
         let base = format!(
             "{}/v2/auth/authorize/",
             self.cfg.auth_base_url.trim_end_matches('/')
@@ -66,15 +71,16 @@ impl TikTokClient {
             .append_pair("client_key", &self.cfg.client_key)
             .append_pair("response_type", "code")
             .append_pair("scope", &scopes.join(","))
-            .append_pair("redirect_uri", &self.cfg.redirect_uri)
+            .append_pair("redirect_uri", redirect_uri)
             .append_pair("state", state);
         Ok(url.into())
     }
 
-    /// `authorization_code` grant.
+    /// `authorization_code` grant; `redirect_uri` must be the authorize link's.
     pub async fn exchange_code(
         &self,
         code: &str,
+        redirect_uri: &str,
         code_verifier: Option<&str>,
     ) -> Result<TokenSet, TikTokError> {
         let mut form = vec![
@@ -82,7 +88,7 @@ impl TikTokClient {
             ("client_secret", self.cfg.client_secret.expose_secret()),
             ("code", code),
             ("grant_type", "authorization_code"),
-            ("redirect_uri", self.cfg.redirect_uri.as_str()),
+            ("redirect_uri", redirect_uri),
         ];
         if let Some(v) = code_verifier {
             form.push(("code_verifier", v));

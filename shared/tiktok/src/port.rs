@@ -351,21 +351,30 @@ impl PublishApi for TikTokPort {
 }
 
 impl AuthApi for TikTokPort {
-    fn authorize_url(&self, state: &str, mode: PostMode) -> Result<String, UpstreamError> {
+    fn authorize_url(
+        &self,
+        state: &str,
+        mode: PostMode,
+        redirect_uri: &str,
+    ) -> Result<String, UpstreamError> {
         // Direct posting asks for drafts too, so one connection serves both kinds of job.
         let scopes: &[&str] = match mode {
             PostMode::Direct => &["user.info.basic", "video.publish", "video.upload"],
             PostMode::Draft => &["user.info.basic", "video.upload"],
         };
         self.client
-            .authorize_url(scopes, state)
+            .authorize_url(scopes, state, redirect_uri)
             .map_err(|e| upstream_error(&e))
     }
 
-    async fn exchange_code(&self, code: &str) -> Result<DomainTokenSet, UpstreamError> {
+    async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<DomainTokenSet, UpstreamError> {
         let t = self
             .client
-            .exchange_code(code, None)
+            .exchange_code(code, redirect_uri, None)
             .await
             .map_err(|e| upstream_error(&e))?;
         Ok(token_set(&t, now()))

@@ -27,7 +27,7 @@ use crate::exec::Executor;
 use crate::faults::{Chaos, Part};
 use crate::queue::{Delivery, QueueConfig, SimQueue};
 use crate::ssemble::{SsembleFaults, SsembleSim};
-use crate::tiktok::{TikTokFaults, TikTokSim, WebhookKind};
+use crate::tiktok::{REGISTERED_REDIRECT, TikTokFaults, TikTokSim, WebhookKind};
 
 pub type SimPorts = Adapters<MemStore, SimQueue, SimClock, MemVault, SsembleSim, TikTokSim>;
 pub type SimCore = Arc<Core<SimPorts>>;
@@ -206,7 +206,7 @@ async fn sign_in(core: SimCore, target: Creator, open_id: String) -> bool {
         PostMode::Direct
     };
     let Ok(link) = core
-        .connect_account(&target.tenant, &target.account, mode)
+        .connect_account(&target.tenant, &target.account, mode, REGISTERED_REDIRECT)
         .await
     else {
         return false;
@@ -218,7 +218,9 @@ async fn sign_in(core: SimCore, target: Creator, open_id: String) -> bool {
         .unwrap_or_default()
         .to_owned();
     let code = format!("code-{open_id}");
-    core.oauth_callback(&state, Some(&code), None).await.is_ok()
+    core.oauth_callback(&state, Some(&code), None, REGISTERED_REDIRECT)
+        .await
+        .is_ok()
 }
 
 /// The account id of [`Impostor::Fresh`]: no creator's own.

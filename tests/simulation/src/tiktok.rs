@@ -886,13 +886,32 @@ impl TokenRefresher for TikTokSim {
     }
 }
 
+/// The one redirect URI the simulated app registered: the API's OAuth callback.
+pub const REGISTERED_REDIRECT: &str = "https://api.reelay.sim/v1/accounts/oauth/callback";
+
 impl AuthApi for TikTokSim {
-    fn authorize_url(&self, state: &str, _mode: PostMode) -> Result<String, UpstreamError> {
+    fn authorize_url(
+        &self,
+        state: &str,
+        _mode: PostMode,
+        redirect_uri: &str,
+    ) -> Result<String, UpstreamError> {
+        if redirect_uri != REGISTERED_REDIRECT {
+            return Err(err(ErrorClass::Permanent, "invalid_request", false));
+        }
         Ok(format!("https://tiktok.sim/authorize?state={state}"))
     }
 
-    async fn exchange_code(&self, code: &str) -> Result<TokenSet, UpstreamError> {
+    async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenSet, UpstreamError> {
         let _ = self.chaos.point("auth.exchange_code").await;
+        // TikTok refuses an exchange whose redirect is not the app's registered one (the link's).
+        if redirect_uri != REGISTERED_REDIRECT {
+            return Err(err(ErrorClass::Permanent, "invalid_request", false));
+        }
         let now = self.clock.now();
         let open_id = code.strip_prefix("code-").unwrap_or_default().to_owned();
         let mut s = self.lock();

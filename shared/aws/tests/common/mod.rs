@@ -398,11 +398,20 @@ mod only_refresh {
     }
 
     impl<R: Send + Sync> AuthApi for OnlyRefresh<R> {
-        fn authorize_url(&self, state: &str, mode: PostMode) -> Result<String, UpstreamError> {
-            Unwired.authorize_url(state, mode)
+        fn authorize_url(
+            &self,
+            state: &str,
+            mode: PostMode,
+            redirect_uri: &str,
+        ) -> Result<String, UpstreamError> {
+            Unwired.authorize_url(state, mode, redirect_uri)
         }
-        async fn exchange_code(&self, code: &str) -> Result<TokenSet, UpstreamError> {
-            Unwired.exchange_code(code).await
+        async fn exchange_code(
+            &self,
+            code: &str,
+            redirect_uri: &str,
+        ) -> Result<TokenSet, UpstreamError> {
+            Unwired.exchange_code(code, redirect_uri).await
         }
         async fn revoke(&self, token: &SecretString) -> Result<(), UpstreamError> {
             Unwired.revoke(token).await

@@ -131,14 +131,16 @@ const ACCOUNT_BUDGETS: [BudgetKind; 5] = [
 
 impl<P: Ports> Core<P> {
     /// Creates the account (not yet connected) if new, and an authorize link whose single-use
-    /// `state` binds the callback to it.
+    /// `state` binds the callback to it. `redirect_uri` is the API's callback URL as this
+    /// request reached it; the callback, arriving there, passes the same URL back.
     pub async fn connect_account(
         &self,
         tenant: &TenantId,
         account_id: &AccountId,
         mode: PostMode,
+        redirect_uri: &str,
     ) -> Result<ConnectLink, AccountError> {
-        self.connect_account_returning(tenant, account_id, mode, None)
+        self.connect_account_returning(tenant, account_id, mode, None, redirect_uri)
             .await
     }
 
@@ -151,6 +153,7 @@ impl<P: Ports> Core<P> {
         account_id: &AccountId,
         mode: PostMode,
         return_url: Option<&str>,
+        redirect_uri: &str,
     ) -> Result<ConnectLink, AccountError> {
         let accounts = self.ports.accounts();
         if accounts.get_account(tenant, account_id).await?.is_none() {
@@ -181,14 +184,14 @@ impl<P: Ports> Core<P> {
         {
             return Err(AccountError::Conflict);
         }
-        let authorize_url =
-            self.ports
-                .auth()
-                .authorize_url(&state, mode)
-                .map_err(|e| AccountError::Upstream {
-                    code: e.code,
-                    message: e.message,
-                })?;
+        let authorize_url = self
+            .ports
+            .auth()
+            .authorize_url(&state, mode, redirect_uri)
+            .map_err(|e| AccountError::Upstream {
+                code: e.code,
+                message: e.message,
+            })?;
         tracing::info!(account_id = %account_id, "authorize link issued");
         Ok(ConnectLink {
             account_id: account_id.clone(),
@@ -201,14 +204,15 @@ impl<P: Ports> Core<P> {
     /// tokens (stored before the account says it is connected), and the account's held jobs are
     /// looked at again. The creator is pinned: an account first connected as one creator is
     /// never reconnected as another, and one creator is one account; either refusal stores
-    /// nothing.
+    /// nothing. `redirect_uri` is the callback's own URL (the one the link sent TikTok).
     pub async fn oauth_callback(
         &self,
         state: &str,
         code: Option<&str>,
         error: Option<&str>,
+        redirect_uri: &str,
     ) -> Result<Connected, AccountError> {
-        self.oauth_callback_returning(state, code, error)
+        self.oauth_callback_returning(state, code, error, redirect_uri)
             .await
             .result
     }
@@ -220,9 +224,12 @@ impl<P: Ports> Core<P> {
         state: &str,
         code: Option<&str>,
         error: Option<&str>,
+        redirect_uri: &str,
     ) -> CallbackOutcome {
         let mut return_url = None;
-        let result = self.finish_oauth(state, code, error, &mut return_url).await;
+        let result = self
+            .finish_oauth(state, code, error, redirect_uri, &mut return_url)
+            .await;
         CallbackOutcome { return_url, result }
     }
 
@@ -231,6 +238,7 @@ impl<P: Ports> Core<P> {
         state: &str,
         code: Option<&str>,
         error: Option<&str>,
+        redirect_uri: &str,
         return_url: &mut Option<String>,
     ) -> Result<Connected, AccountError> {
         if state.is_empty() || state.len() > 256 {
@@ -263,15 +271,15 @@ impl<P: Ports> Core<P> {
         let code = code
             .filter(|c| !c.is_empty() && c.len() <= 1024)
             .ok_or(AccountError::OAuthState)?;
-        let tokens =
-            self.ports
-                .auth()
-                .exchange_code(code)
-                .await
-                .map_err(|e| AccountError::Upstream {
-                    code: e.code,
-                    message: e.message,
-                })?;
+        let tokens = self
+            .ports
+            .auth()
+            .exchange_code(code, redirect_uri)
+            .await
+            .map_err(|e| AccountError::Upstream {
+                code: e.code,
+                message: e.message,
+            })?;
         let accounts = self.ports.accounts();
         let stored = accounts.get_account(&tenant, &account_id).await?;
         let pinned = stored

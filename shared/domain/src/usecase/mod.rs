@@ -204,8 +204,8 @@ fn use_cases_are_send<P: Ports>(
     send(core.command(tenant, id, Command::Retry));
     send(core.observe_publish(observation));
     send(core.authorization_removed("open_id", 1));
-    send(core.oauth_callback("state", None, None));
-    send(core.connect_account(tenant, account, crate::job::PostMode::Draft));
+    send(core.oauth_callback("state", None, None, ""));
+    send(core.connect_account(tenant, account, crate::job::PostMode::Draft, ""));
     send(core.account_status(tenant, account));
     send(core.creator_info(tenant, account));
 }

@@ -50,14 +50,13 @@ pub async fn start(cfg: SimConfig) -> SimHandle {
     TikTokSim::start(cfg).await.unwrap()
 }
 
+/// The app's OAuth callback URL in these tests.
+pub const REDIRECT: &str = "https://app.example.com/oauth/callback";
+
 pub fn client(sim: &SimHandle, tweak: impl FnOnce(&mut TikTokConfig)) -> TikTokClient {
     let cfg = sim.config();
-    let mut c = TikTokConfig::new(
-        cfg.client_key,
-        SecretString::from(cfg.client_secret),
-        "https://app.example.com/oauth/callback",
-    )
-    .with_base_url(&sim.base_url);
+    let mut c = TikTokConfig::new(cfg.client_key, SecretString::from(cfg.client_secret))
+        .with_base_url(&sim.base_url);
     c.timeouts.request = Duration::from_secs(5);
     c.timeouts.upload_chunk = Duration::from_secs(10);
     c.chunk_policy = small_policy();

@@ -38,7 +38,7 @@ async fn when_code_is_exchanged_and_refreshed_should_rotate_and_kill_the_old_ref
     let sim = start(sim_config()).await;
     let client = client(&sim, |_| {});
     let url = client
-        .authorize_url(&["user.info.basic", "video.publish"], "st4te-123")
+        .authorize_url(&["user.info.basic", "video.publish"], "st4te-123", REDIRECT)
         .unwrap();
     assert!(
         url.contains("scope=user.info.basic%2Cvideo.publish"),
@@ -52,7 +52,7 @@ async fn when_code_is_exchanged_and_refreshed_should_rotate_and_kill_the_old_ref
     );
     let code = param(&back, "code").unwrap();
 
-    let first = client.exchange_code(&code, None).await.unwrap();
+    let first = client.exchange_code(&code, REDIRECT, None).await.unwrap();
     assert!(first.access_token.expose_secret().starts_with("act."));
     assert!(first.has_scope("video.publish") && !first.has_scope("video.upload"));
     assert_eq!(first.expires_in, 7200);
@@ -60,7 +60,10 @@ async fn when_code_is_exchanged_and_refreshed_should_rotate_and_kill_the_old_ref
     assert!(first.log_id.is_some());
     client.creator_info(&first.access_token).await.unwrap();
 
-    let reused = client.exchange_code(&code, None).await.unwrap_err();
+    let reused = client
+        .exchange_code(&code, REDIRECT, None)
+        .await
+        .unwrap_err();
     assert_eq!(oauth_error(&reused).0, "invalid_grant");
     assert_eq!(oauth_error(&reused).1, ErrorClass::NeedsUser);
 
@@ -110,7 +113,10 @@ async fn when_oauth_errors_arrive_with_http_200_should_still_be_errors() {
     assert!(err.log_id().is_some());
     assert!(!format!("{err:?} {err}").contains("wrong"), "secret leaked");
     let good = client(&sim, |_| {});
-    let err = good.exchange_code("code.nope", None).await.unwrap_err();
+    let err = good
+        .exchange_code("code.nope", REDIRECT, None)
+        .await
+        .unwrap_err();
     assert_eq!(
         oauth_error(&err),
         ("invalid_grant", ErrorClass::NeedsUser, 200)
@@ -121,7 +127,10 @@ async fn when_oauth_errors_arrive_with_http_200_should_still_be_errors() {
 async fn when_user_denies_should_redirect_with_error_and_state() {
     let sim = start(sim_config()).await;
     let client = client(&sim, |_| {});
-    let url = client.authorize_url(&["video.publish"], "s1").unwrap() + "&deny=1";
+    let url = client
+        .authorize_url(&["video.publish"], "s1", REDIRECT)
+        .unwrap()
+        + "&deny=1";
     let back = authorize(&sim, &url).await;
     assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
     assert_eq!(param(&back, "state").as_deref(), Some("s1"));
@@ -157,4 +166,23 @@ async fn when_access_token_expires_should_refresh_then_retry() {
     assert_eq!(err.class(), Some(ErrorClass::RefreshThenRetry));
     let fresh = client.refresh(&rt).await.unwrap();
     client.creator_info(&fresh.access_token).await.unwrap();
+}
+
+/// The redirect is per request now (the API's callback URL as the request reached it), so the
+/// one the exchange sends must be the link's: TikTok refuses any other, and the code stays
+/// unusable for a second try.
+#[tokio::test]
+async fn when_the_exchange_names_another_redirect_than_the_link_should_be_refused() {
+    let sim = start(sim_config()).await;
+    let client = client(&sim, |_| {});
+    let url = client
+        .authorize_url(&["video.publish"], "s2", REDIRECT)
+        .unwrap();
+    assert!(url.contains("redirect_uri=https%3A%2F%2Fapp.example.com%2Foauth%2Fcallback"));
+    let code = param(&authorize(&sim, &url).await, "code").unwrap();
+    let err = client
+        .exchange_code(&code, "https://elsewhere.example.com/oauth/callback", None)
+        .await
+        .unwrap_err();
+    assert_eq!(oauth_error(&err).0, "invalid_request");
 }
