@@ -64,6 +64,10 @@ pub struct Target {
     /// Without `--stage`: the publish queue.
     #[arg(long, env = "PUBLISH_QUEUE_URL")]
     pub publish_queue_url: Option<String>,
+    /// The stage's CloudFormation stack, whose outputs name what the template does not name
+    /// after the stage (default `reelay-<stage>`, as samconfig.toml names each stage's stack).
+    #[arg(long, env = "REELAY_STACK_NAME")]
+    pub stack_name: Option<String>,
 }
 
 impl Target {
@@ -73,6 +77,24 @@ impl Target {
             (None, Some(stage)) => Ok(format!("reelay-{stage}")),
             (None, None) => Err(AdminError::NoTarget),
         }
+    }
+
+    /// The tokens' KMS key: `given`, else the stage stack's `TokenKeyArn` output (a key has no
+    /// name to derive from the stage, and its ARN is what the functions are configured with).
+    pub async fn token_key(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        given: Option<&String>,
+    ) -> Result<String, AdminError> {
+        if let Some(key) = given.filter(|k| !k.trim().is_empty()) {
+            return Ok(key.clone());
+        }
+        let stack = match (&self.stack_name, &self.stage) {
+            (Some(stack), _) => stack.clone(),
+            (None, Some(stage)) => format!("reelay-{stage}"),
+            (None, None) => return Err(AdminError::NoTokenKey),
+        };
+        stack_output(sdk, &stack, "TokenKeyArn").await
     }
 
     /// The URL of `queue`: the stage's (`reelay-<stage>-<queue>.fifo`, as template.yaml names
@@ -158,17 +180,17 @@ pub enum ReconcileCommand {
 
 /// What the reconciler function reads from its environment (template.yaml
 /// `ReconcilerFunction`): with `--stage`, every name follows the template's; the token key's ARN
-/// is the stack's `TokenKeyArn` output, as for `tokens migrate`.
+/// is read from the stack's `TokenKeyArn` output, as for `tokens migrate`.
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
     /// The run stops before this many seconds (less the reconciler's safety margin); what is
     /// left stays due for the next run.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=900))]
     pub max_seconds: u64,
-    /// The tokens' KMS key: the stack's `TokenKeyArn` output (TikTok status polls may refresh a
-    /// token).
+    /// The tokens' KMS key (TikTok status polls may refresh a token); default with `--stage`:
+    /// the stack's `TokenKeyArn` output.
     #[arg(long, env = "TOKEN_KEY_ID")]
-    pub key_id: String,
+    pub key_id: Option<String>,
     /// The token table (default `reelay-<stage>-tokens`).
     #[arg(long, env = "TOKEN_TABLE_NAME")]
     pub token_table: Option<String>,
@@ -216,9 +238,9 @@ pub enum TokensCommand {
         /// The token table (default `reelay-<stage>-tokens`, as template.yaml names it).
         #[arg(long, env = "TOKEN_TABLE_NAME")]
         token_table: Option<String>,
-        /// The tokens' KMS key: the stack's `TokenKeyArn` output.
+        /// The tokens' KMS key; default with `--stage`: the stack's `TokenKeyArn` output.
         #[arg(long, env = "TOKEN_KEY_ID")]
-        key_id: String,
+        key_id: Option<String>,
         /// The old secrets' name prefix (default `reelay/<stage>/tiktok-token/`).
         #[arg(long, env = "TIKTOK_TOKEN_SECRET_PREFIX")]
         secret_prefix: Option<String>,
@@ -396,6 +418,10 @@ pub enum AdminError {
     MigrationFailed(usize, usize),
     #[error("no {0}: give --stage, or --{0}")]
     NoReconcileTarget(&'static str),
+    #[error("no token key: give --stage (its stack's TokenKeyArn output), or --key-id")]
+    NoTokenKey,
+    #[error("stack {stack}: {problem}")]
+    Stack { stack: String, problem: String },
     #[error("reconciler: {0}")]
     Wiring(#[from] reconciler::wiring::WiringError),
     #[error("the run failed to move {0} due jobs (they stay due; the log lines above name them)")]
@@ -650,7 +676,8 @@ pub async fn run(
                 .clone()
                 .or_else(|| stage.map(|s| format!("reelay/{s}/tiktok-token/")))
                 .ok_or(AdminError::NoTokenTarget)?;
-            let vault = DynamoTokenVault::from_sdk(&admin.sdk, &table, key_id)
+            let key_id = cli.target.token_key(&admin.sdk, key_id.as_ref()).await?;
+            let vault = DynamoTokenVault::from_sdk(&admin.sdk, &table, &key_id)
                 .with_legacy_prefix(&admin.sdk, Some(prefix));
             let deletion = match (delete_old, force_delete_without_recovery) {
                 (false, _) => None,
@@ -855,7 +882,10 @@ async fn reconcile_now(
         token_table_name: named(&args.token_table, "token-table", |s| {
             format!("reelay-{s}-tokens")
         })?,
-        token_key_id: args.key_id.clone(),
+        token_key_id: cli
+            .target
+            .token_key(&admin.sdk, args.key_id.as_ref())
+            .await?,
         tiktok_token_secret_prefix: match &args.secret_prefix {
             _ if args.no_legacy_secrets => None,
             Some(given) => Some(given.clone()).filter(|p| !p.is_empty()),
@@ -954,4 +984,39 @@ fn key_line(key: &ApiKey, now: UtcTime, out: &mut impl Write) -> Result<(), Admi
         ends
     )?;
     Ok(())
+}
+
+/// The value of the output `key` of the CloudFormation stack `stack`.
+async fn stack_output(
+    sdk: &aws_config::SdkConfig,
+    stack: &str,
+    key: &str,
+) -> Result<String, AdminError> {
+    let problem = |problem: String| AdminError::Stack {
+        stack: stack.to_owned(),
+        problem,
+    };
+    let described = aws_sdk_cloudformation::Client::new(sdk)
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| {
+            problem(format!(
+                "cannot describe it ({}); give --stack-name or the value itself",
+                aws_sdk_cloudformation::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    described
+        .stacks()
+        .first()
+        .and_then(|s| {
+            s.outputs()
+                .iter()
+                .find(|o| o.output_key() == Some(key))
+                .and_then(|o| o.output_value())
+        })
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| problem(format!("no output {key}")))
 }

@@ -57,6 +57,7 @@ fn admin(table: Option<&str>, args: &[&str]) -> Output {
         "TIKTOK_APP_SECRET_ID",
         "SSEMBLE_API_BASE_URL",
         "TIKTOK_API_BASE_URL",
+        "REELAY_STACK_NAME",
     ] {
         cmd.env_remove(var);
     }
@@ -688,6 +689,114 @@ async fn tokens_migrate_copies_old_secrets_into_the_table_and_deletes_them_only_
         let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert!(!all.contains("SECRET"), "a token was printed: {all}");
     }
+}
+
+/// Issue 11: with `--stage`, the token key is the stage stack's `TokenKeyArn` output, so an
+/// operator pastes no ARN: `tokens migrate` seals the copy under the key a real CloudFormation
+/// stack (on the local endpoint) names. Without a stage or a key, or with a stage that has no
+/// stack, the command says what to give and changes nothing.
+#[tokio::test]
+async fn with_a_stage_the_token_key_is_read_from_the_stacks_outputs() {
+    use reelay_domain::ports::{TokenSet, TokenVault};
+    use secrecy::ExposeSecret;
+
+    let (sdk, stack) = provision(ResourceKinds::TOKENS).await;
+    let table = stack.table("TokenTable").unwrap().name.clone();
+    let prefix = stack
+        .env_var("TIKTOK_TOKEN_SECRET_PREFIX")
+        .unwrap()
+        .to_owned();
+    let legacy = reelay_aws::DynamoTokenVault::from_sdk(&sdk, &table, "unused")
+        .with_legacy_prefix(&sdk, Some(prefix.clone()))
+        .legacy()
+        .unwrap()
+        .clone();
+    let (tenant, account) = (
+        TenantId::parse("tenant_s").unwrap(),
+        AccountId::parse("acct_s").unwrap(),
+    );
+    let now = UtcTime::from_secs(1_900_000_000);
+    let tokens = TokenSet {
+        access_token: SecretString::from("act.s-SECRET"),
+        access_expires_at: now,
+        refresh_token: SecretString::from("rft.s-SECRET"),
+        refresh_expires_at: now,
+        open_id: "open-s".into(),
+        scopes: vec![],
+    };
+    legacy.put_tokens(&tenant, &account, &tokens).await.unwrap();
+
+    let stage = format!("s{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    let body = serde_json::json!({
+        "Resources": {"TokenKey": {"Type": "AWS::KMS::Key",
+                                   "Properties": {"Description": "reelay test token key"}}},
+        "Outputs": {"TokenKeyArn": {"Value": {"Fn::GetAtt": ["TokenKey", "Arn"]}}},
+    });
+    cfn.create_stack()
+        .stack_name(format!("reelay-{stage}"))
+        .template_body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut key = None;
+    for _ in 0..100 {
+        let described = cfn
+            .describe_stacks()
+            .stack_name(format!("reelay-{stage}"))
+            .send()
+            .await
+            .unwrap();
+        let s = &described.stacks()[0];
+        if s.stack_status().map(|st| st.as_str()) == Some("CREATE_COMPLETE") {
+            key = s.outputs()[0].output_value().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let key = key.expect("the stack was created");
+
+    let migrate = |target: &[&str]| {
+        let mut args = target.to_vec();
+        args.extend([
+            "tokens",
+            "migrate",
+            "--token-table",
+            &table,
+            "--secret-prefix",
+            &prefix,
+        ]);
+        admin(None, &args)
+    };
+    let nothing = migrate(&["--table", "unused"]);
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(
+        text(&nothing.stderr).contains("--key-id"),
+        "{}",
+        text(&nothing.stderr)
+    );
+    let no_stack = migrate(&["--stage", "nostackhere"]);
+    assert_eq!(no_stack.status.code(), Some(1));
+    assert!(
+        text(&no_stack.stderr).contains("stack reelay-nostackhere"),
+        "{}",
+        text(&no_stack.stderr)
+    );
+    let vault = reelay_aws::DynamoTokenVault::from_sdk(&sdk, &table, &key);
+    assert!(
+        vault.get_tokens(&tenant, &account).await.unwrap().is_none(),
+        "nothing copied yet"
+    );
+
+    let done = migrate(&["--stage", &stage]);
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    assert!(
+        text(&done.stderr).contains("1 accounts: 1 copied"),
+        "{}",
+        text(&done.stderr)
+    );
+    let copied = vault.get_tokens(&tenant, &account).await.unwrap().unwrap();
+    assert_eq!(copied.refresh_token.expose_secret(), "rft.s-SECRET");
 }
 
 /// Issue 11: `reconcile now` runs the reconciler function's own wiring and use case once, here
