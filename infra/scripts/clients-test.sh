@@ -134,6 +134,9 @@ show_runner_output() {
 }
 
 step "starting the local stack (no demo; its own tables and queues)"
+# Created before the runner starts: the loop below reads it at once (a missing file would end
+# the script under set -e before the background shell has opened it).
+: >"${WORK}/stdout"
 "${BIN}" --no-demo --port 0 --log-file "${WORK}/reelay-local.log" >"${WORK}/stdout" 2>&1 &
 RUNNER_PID=$!
 API="" KEY=""
@@ -149,18 +152,24 @@ echo "    API ${API}" >&2
 export REELAY_API="${API}" REELAY_KEY="${KEY}"
 
 # --- the tests ---------------------------------------------------------------------------
+# The key must not reach the console or the reports even when a test fails: pytest prints a
+# failing test's arguments (the client, whose repr holds the Authorization header) in its long
+# tracebacks, hence --tb=short, and every line is filtered for the key (rl_ + 64 hex digits) and
+# any long hex run that could be part of it.
+redact() { sed -u -E -e "s/${KEY}/<redacted key>/g" -e 's/rl_[0-9a-f]+/rl_<redacted>/g' -e 's/[0-9a-f]{24,}/<redacted hex>/g'; }
 declare -A RESULT
 if wants typescript; then
   step "TypeScript client against the local stack (node --test)"
   status=0
-  node --test --test-reporter=spec "${TS}/out/client.test.js" 2>&1 | tee "${WORK}/typescript.out" || status=$?
+  node --test --test-reporter=spec "${TS}/out/client.test.js" 2>&1 | redact | tee "${WORK}/typescript.out" || status=$?
   RESULT[typescript]="${status}"
 fi
 if wants python; then
   step "Python client against the local stack (pytest)"
   status=0
-  PYTHONPATH="${PY}" PYTHONDONTWRITEBYTECODE=1 "${PY_VENV}/bin/pytest" -p no:cacheprovider -q \
-    --junitxml "${WORK}/python.xml" "${SRC}/python/test_client.py" 2>&1 | tee "${WORK}/python.out" || status=$?
+  PYTHONPATH="${PY}" PYTHONDONTWRITEBYTECODE=1 "${PY_VENV}/bin/pytest" -p no:cacheprovider -q --tb=short \
+    --junitxml "${WORK}/python.xml" "${SRC}/python/test_client.py" 2>&1 | redact | tee "${WORK}/python.out" || status=$?
+  [[ ! -f "${WORK}/python.xml" ]] || { redact <"${WORK}/python.xml" >"${WORK}/python.xml.tmp" && mv "${WORK}/python.xml.tmp" "${WORK}/python.xml"; }
   RESULT[python]="${status}"
 fi
 

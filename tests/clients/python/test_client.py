@@ -136,6 +136,7 @@ def test_create_read_list_replay(tenant: AuthenticatedClient) -> None:
     assert isinstance(listed.parsed, ListJobsResponse200), listed.content
     assert job.job_id in [j.job_id for j in listed.parsed.jobs]
     assert all(j.tiktok_account_id == ACCOUNT for j in listed.parsed.jobs)
+    assert listed.parsed.next_cursor is None, "one page holds this account's jobs"
 
     # The same key and body: the first answer again, marked as a replay; nothing new is created.
     replay = create_job.sync_detailed(client=tenant, body=job_body(1), idempotency_key=key)

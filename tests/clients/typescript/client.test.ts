@@ -13,6 +13,22 @@ type Job = components["schemas"]["Job"];
 type ApiError = components["schemas"]["Error"];
 type CreateJob = components["schemas"]["CreateJob"];
 
+// openapi-fetch checks types at compile time only. So that an answer missing a property of the
+// document still fails at run time, every property of the generated Job type is listed here, the
+// compiler holds the list to exactly keyof Job, and each answer is checked to carry them all.
+const JOB_KEYS = [
+  "jobId", "apiRequestId", "tiktokAccountId", "state", "source", "post", "scheduleAt", "requestId",
+  "publishId", "postIds", "attempt", "hold", "error", "nextCheckAt", "takenDownAt", "createdAt", "updatedAt",
+] as const satisfies readonly (keyof Job)[];
+const jobKeysExhaustive: [Exclude<keyof Job, (typeof JOB_KEYS)[number]>] extends [never] ? true : never = true;
+function assertJob(job: Job | undefined, what: string): Job {
+  assert.ok(job, `${what}: no job in the answer`);
+  assert.ok(jobKeysExhaustive);
+  const missing = JOB_KEYS.filter((k) => !(k in job));
+  assert.deepEqual(missing, [], `${what}: properties of Job missing from the answer`);
+  return job;
+}
+
 const api = process.env.REELAY_API;
 const key = process.env.REELAY_KEY;
 if (!api || !key) throw new Error("REELAY_API and REELAY_KEY must be set");
@@ -82,8 +98,7 @@ test("create a job, read it back, find it in the list, replay it", async () => {
     body: jobBody(1),
   });
   assert.equal(created.response.status, 202, JSON.stringify(created.error));
-  const job: Job | undefined = created.data;
-  assert.ok(job);
+  const job = assertJob(created.data, "POST /v1/jobs");
   assert.match(job.jobId, /^job_[0-9A-HJKMNP-TV-Z]{26}$/);
   assert.equal(job.tiktokAccountId, account);
   assert.equal(job.attempt, 0);
@@ -95,6 +110,7 @@ test("create a job, read it back, find it in the list, replay it", async () => {
     params: { path: { jobId: job.jobId }, query: { auditLimit: 10 } },
   });
   assert.ok(read.data, `GET job answered HTTP ${read.response.status}`);
+  assertJob(read.data, "GET /v1/jobs/{jobId}");
   assert.equal(read.data.jobId, job.jobId);
   assert.equal(read.data.tiktokAccountId, account);
   assert.equal(read.data.createdAt, job.createdAt);
@@ -109,7 +125,9 @@ test("create a job, read it back, find it in the list, replay it", async () => {
     listed.data.jobs.some((j) => j.jobId === job.jobId),
     "the new job is listed under its account",
   );
+  listed.data.jobs.forEach((j) => assertJob(j, "GET /v1/jobs"));
   assert.ok(listed.data.jobs.every((j) => j.tiktokAccountId === account));
+  assert.equal(listed.data.nextCursor, null, "one page holds this account's jobs");
 
   // The same key and body: the first answer again, marked as a replay; nothing new is created.
   const replay = await tenant.POST("/v1/jobs", {
