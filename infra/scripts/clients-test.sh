@@ -97,7 +97,7 @@ if wants python; then
     exit 1
   fi
   MYPYPATH="${PY}" "${PY_VENV}/bin/mypy" --config-file "${SRC}/python/mypy.ini" \
-    --cache-dir "${WORK}/mypy-cache" "${SRC}/python/test_client.py" ||
+    --cache-dir "${TOOLS}/mypy-cache" "${SRC}/python/test_client.py" ||
     { echo "!! the Python test does not type-check against the client generated from ${SPEC}" >&2; exit 1; }
 fi
 
@@ -116,6 +116,7 @@ infra/scripts/aws-emulator.sh start >/dev/null
 eval "$(infra/scripts/aws-emulator.sh env)"
 
 RUNNER_PID=""
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
   if [[ -n "${RUNNER_PID}" ]] && kill -0 "${RUNNER_PID}" 2>/dev/null; then
     kill -INT "${RUNNER_PID}" 2>/dev/null || true
