@@ -1,4 +1,4 @@
-.PHONY: run test bench campaign fuzz schemathesis sam-build
+.PHONY: run test bench campaign fuzz schemathesis clients-test sam-build
 
 # Reelay's main job locally: local AWS endpoint + simulators + the pipeline.
 run:
@@ -23,6 +23,10 @@ fuzz:
 # Schemathesis against functions/ingest-api/openapi.yaml on the local stack.
 schemathesis:
 	infra/scripts/schemathesis.sh $(ARGS)
+
+# Generated TypeScript and Python clients (from openapi.yaml) driving the local stack.
+clients-test:
+	infra/scripts/clients-test.sh $(ARGS)
 
 sam-build:
 	eval "$$(infra/scripts/tools.sh env)" && sam build --config-env local
