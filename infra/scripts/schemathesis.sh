@@ -73,6 +73,9 @@ cleanup() {
 trap cleanup EXIT
 
 echo "==> starting the local stack (no demo; its own tables and queues)" >&2
+# Created here: the background job opens it only once forked, and reading a file that does not
+# exist yet would end this script (set -e, pipefail) under load.
+: >"${WORK}/stdout"
 "${BIN}" --no-demo --port 0 --log-file "${WORK}/reelay-local.log" >"${WORK}/stdout" 2>&1 &
 RUNNER_PID=$!
 API="" KEY=""

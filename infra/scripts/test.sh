@@ -5,7 +5,8 @@
 # Steps: fmt check, clippy -D warnings, the template rules, `sam validate --lint` and cfn-lint,
 # every cargo test (unit, property, simulator, endpoint conformance, adapters) against MiniStack,
 # then the DynamoDB suites again with DynamoDB pointed at AWS's DynamoDB Local, then Schemathesis
-# against openapi.yaml (infra/scripts/schemathesis.sh), then the sam local tier
+# against openapi.yaml (infra/scripts/schemathesis.sh), then the generated TypeScript and Python
+# clients against the local stack (infra/scripts/clients-test.sh), then the sam local tier
 # (infra/scripts/sam-local-test.sh: sam build + sam local invoke of all six functions).
 # The CI-sized fault campaign (tests/campaign/tests) and the security suites (bad input, tenant
 # isolation, IAM rules) are ordinary cargo tests, so they run in the workspace step.
@@ -70,6 +71,9 @@ step "Schemathesis: every operation of openapi.yaml on the local stack, with and
 LOCAL_BIN="${CARGO_TARGET_DIR:-${ROOT}/target}/debug/reelay-local"
 if [[ -x "${LOCAL_BIN}" ]]; then export REELAY_LOCAL_BIN="${LOCAL_BIN}"; fi
 SCHEMATHESIS_MAX_TIME="${SCHEMATHESIS_MAX_TIME:-40}" infra/scripts/schemathesis.sh
+
+step "generated clients: TypeScript and Python from openapi.yaml against the local stack"
+infra/scripts/clients-test.sh
 
 step "sam local tier: sam build (x86_64) and sam local invoke of every function"
 infra/scripts/sam-local-test.sh
