@@ -111,6 +111,8 @@ pub fn account_view(status: &AccountStatus) -> Value {
         "blockedReason": account.blocked_reason,
         "scopes": account.scopes,
         "connectedAt": account.connected_at.map(|t| t.to_rfc3339()),
+        "authorizationExpiresAt": account.authorization_expires_at.map(|t| t.to_rfc3339()),
+        "pendingDrafts": status.pending_drafts,
         "budgets": budgets,
     })
 }

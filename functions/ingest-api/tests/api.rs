@@ -26,6 +26,11 @@ async fn an_account_connects_through_oauth_and_a_state_works_once_only() {
     assert_eq!(account["health"], "active");
     assert_eq!(account["budgets"]["tiktok_init"]["remaining"], 6);
     assert_eq!(account["budgets"]["pending_drafts"]["limit"], 5);
+    assert_eq!(account["pendingDrafts"], 0);
+    // TikTok's refresh token (180 days in the simulator) bounds the authorisation.
+    let expires = account["authorizationExpiresAt"].as_str().unwrap();
+    let connected_at = account["connectedAt"].as_str().unwrap();
+    assert!(expires > connected_at, "{account}");
 
     // acct_1 again, as another creator (the simulator signs in a new one): refused, and the
     // account stays bound to its creator and active.

@@ -34,6 +34,11 @@ pub struct Account {
     pub blocked_reason: Option<String>,
     pub scopes: Vec<String>,
     pub connected_at: Option<UtcTime>,
+    /// When the creator's authorisation ends (TikTok's refresh token expires): the creator must
+    /// connect again before then. As TikTok gave it at the connect; TikTok counts it from the
+    /// first issuance and a refresh does not extend it, so this is never later than the truth.
+    #[serde(default)]
+    pub authorization_expires_at: Option<UtcTime>,
     pub version: u64,
 }
 
@@ -49,6 +54,7 @@ impl Account {
             blocked_reason: None,
             scopes: Vec::new(),
             connected_at: None,
+            authorization_expires_at: None,
             version: 0,
         }
     }

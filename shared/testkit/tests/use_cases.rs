@@ -408,6 +408,12 @@ fn connecting_an_account_takes_one_link_and_one_callback() {
     let account = w.store.account(&t, &a).unwrap();
     assert_eq!(account.health, AccountHealth::Active);
     let open_id = account.open_id.clone().unwrap();
+    // The creator must reconnect before the refresh token TikTok issued at the connect expires.
+    let tokens = block_on(w.vault.get_tokens(&t, &a)).unwrap().unwrap();
+    assert_eq!(
+        account.authorization_expires_at,
+        Some(tokens.refresh_expires_at)
+    );
     assert!(block_on(w.vault.get_tokens(&t, &a)).unwrap().is_some());
     assert_eq!(
         block_on(reelay_domain::ports::AccountStore::account_for_open_id(
@@ -588,6 +594,35 @@ fn a_draft_only_account_posts_drafts_without_creator_info() {
             .starts_with("v_inbox_file")
     );
     assert_ne!(w.job_now(&job.id).state, JobState::PublishQueued);
+
+    // In the creator's inbox: the account's status counts it as a pending draft until the
+    // creator finishes it.
+    let t = tenant_id(T);
+    let a = account_id(A);
+    assert_eq!(
+        block_on(core.account_status(&t, &a))
+            .unwrap()
+            .pending_drafts,
+        0
+    );
+    let observation = Observation {
+        publish_id: inits[0].publish_id.clone().unwrap(),
+        open_id: w.store.account(&t, &a).unwrap().open_id.unwrap(),
+        what: Observed::Status {
+            status: PublishStatus::SentToInbox,
+            post_ids: Vec::new(),
+        },
+    };
+    block_on(core.observe_publish(&observation)).unwrap();
+    assert_eq!(w.job_now(&job.id).state, JobState::Submitted);
+    assert_eq!(
+        block_on(core.account_status(&t, &a))
+            .unwrap()
+            .pending_drafts,
+        1
+    );
+    let page = block_on(core.list_accounts(&t, None, 10)).unwrap();
+    assert_eq!(page.accounts[0].pending_drafts, 1);
 }
 
 /// A job whose render is done and whose publish message is waiting.

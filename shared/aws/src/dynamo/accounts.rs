@@ -57,6 +57,7 @@ fn account_from(item: &Item) -> Result<Account, StoreError> {
         blocked_reason: get_s(item, "blocked_reason").map(str::to_owned),
         scopes,
         connected_at: get_n::<i64>(item, "connected_at").map(UtcTime::from_millis),
+        authorization_expires_at: get_n::<i64>(item, "auth_expires_at").map(UtcTime::from_millis),
         version: get_n(item, "ver").unwrap_or(0),
     })
 }
@@ -93,6 +94,9 @@ fn account_item(account: &Account) -> Item {
     }
     if let Some(v) = account.connected_at {
         item.insert("connected_at".to_owned(), n(v.as_millis()));
+    }
+    if let Some(v) = account.authorization_expires_at {
+        item.insert("auth_expires_at".to_owned(), n(v.as_millis()));
     }
     item
 }

@@ -60,6 +60,10 @@ pub struct BudgetLeft {
 pub struct AccountStatus {
     pub account: Account,
     pub budgets: Vec<BudgetLeft>,
+    /// Drafts delivered to the creator's TikTok inbox and not yet finished there (draft jobs
+    /// in `submitted`, TikTok's `SEND_TO_USER_INBOX`): TikTok refuses new drafts while too many
+    /// wait.
+    pub pending_drafts: usize,
 }
 
 /// One page of a tenant's accounts.
@@ -310,6 +314,7 @@ impl<P: Ports> Core<P> {
         account.open_id = Some(tokens.open_id.clone());
         account.scopes = tokens.scopes.clone();
         account.connected_at = Some(now);
+        account.authorization_expires_at = Some(tokens.refresh_expires_at);
         accounts.put_account(&account).await?;
         tracing::info!(tenant_id = %tenant, account_id = %account_id, "account connected");
         let lifted = self.lift_holds(&tenant, &account_id).await?;
@@ -353,8 +358,23 @@ impl<P: Ports> Core<P> {
             .get_account(tenant, account_id)
             .await?
             .ok_or(AccountError::NotFound)?;
+        Ok(self.status_of(account).await?)
+    }
+
+    /// An account with its budgets left now and its drafts waiting for the creator.
+    async fn status_of(&self, account: Account) -> Result<AccountStatus, StoreError> {
         let budgets = self.budgets_left(&account).await?;
-        Ok(AccountStatus { account, budgets })
+        let pending_drafts = self
+            .jobs_in(&account.tenant_id, &account.account_id, JobState::Submitted)
+            .await?
+            .iter()
+            .filter(|j| j.post.mode == PostMode::Draft)
+            .count();
+        Ok(AccountStatus {
+            account,
+            budgets,
+            pending_drafts,
+        })
     }
 
     /// A page of the tenant's accounts by id, after `after`, each with its budgets left now.
@@ -374,8 +394,7 @@ impl<P: Ports> Core<P> {
         let mut accounts = Vec::new();
         while accounts.len() < limit.max(1) {
             let Some(account) = rest.next() else { break };
-            let budgets = self.budgets_left(&account).await?;
-            accounts.push(AccountStatus { account, budgets });
+            accounts.push(self.status_of(account).await?);
         }
         let next_after = rest
             .peek()
