@@ -1,7 +1,6 @@
 //! The account routes: connect a TikTok account through OAuth, its health and budgets, and the
 //! creator settings a client UI needs to follow TikTok's posting rules.
 
-use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::Value;
 
@@ -15,7 +14,7 @@ use crate::view::{
     account_page_view, account_view, connect_view, connected_view, creator_info_view,
     disconnected_view,
 };
-use crate::{Deps, json_body, json_response};
+use crate::{Deps, json_body, json_response, public_base};
 
 /// `POST /v1/accounts/connect` `{"tiktokAccountId", "mode"?}` → the authorize link.
 pub(crate) async fn connect<P: Ports>(
@@ -39,33 +38,12 @@ pub(crate) async fn connect<P: Ports>(
     Ok(json_response(200, connect_view(&link).to_string()))
 }
 
-/// The OAuth callback's URL, as TikTok must send the creator back to it: under the configured
-/// public base, else on the domain this request reached API Gateway on (a host API Gateway
-/// routed by, not a client's header). The callback, arriving there, derives the same URL, which
-/// the code exchange must repeat. Neither (a direct invoke): connecting is not configured.
+/// The OAuth callback's URL, as TikTok must send the creator back to it: under this API's
+/// public base ([`public_base`]). The callback, arriving there, derives the same URL, which the
+/// code exchange must repeat. Without a base (a direct invoke) connecting is not configured.
 fn oauth_redirect<P>(deps: &Deps<P>, req: &Request) -> Result<String, ApiError> {
-    let base = match &deps.public_base_url {
-        Some(base) => base.trim_end_matches('/').to_owned(),
-        None => match req.request_context_ref() {
-            Some(RequestContext::ApiGatewayV2(ctx)) => ctx
-                .domain_name
-                .as_deref()
-                .filter(|host| is_host_name(host))
-                .map(|host| format!("https://{host}"))
-                .ok_or(ApiError::OAuthNotConfigured)?,
-            _ => return Err(ApiError::OAuthNotConfigured),
-        },
-    };
+    let base = public_base(deps, req).ok_or(ApiError::OAuthNotConfigured)?;
     Ok(format!("{base}/v1/accounts/oauth/callback"))
-}
-
-/// A DNS name as API Gateway reports its domain: letters, digits, dots and hyphens.
-fn is_host_name(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
 /// Longest `returnUrl` accepted.

@@ -69,13 +69,56 @@ pub async fn handler<P: Ports>(deps: &Deps<P>, req: Request) -> Response<Body> {
 /// routes, the template and Schemathesis to).
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
 
-fn openapi_document() -> Response<Body> {
+/// The `servers` entry of [`OPENAPI_YAML`] that names the stage it is served from.
+const LOCAL_SERVER: &str = "  - url: http://127.0.0.1:3000\n    description: make run\n";
+
+/// The document, its server entry naming `base` (the stage it was fetched from) when known, so
+/// a client generated from a stage's URL calls that stage.
+fn openapi_document(base: Option<&str>) -> Response<Body> {
+    let text = match base {
+        Some(base) => OPENAPI_YAML.replacen(
+            LOCAL_SERVER,
+            &format!(
+                "  - url: '{}'\n    description: this stage\n",
+                base.replace('\'', "''")
+            ),
+            1,
+        ),
+        None => OPENAPI_YAML.to_owned(),
+    };
     Response::builder()
         .status(200)
         .header("content-type", "application/yaml")
         .header("cache-control", "public, max-age=300")
-        .body(Body::Text(OPENAPI_YAML.to_owned()))
+        .body(Body::Text(text))
         .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+/// The base URL clients reach this API on: the configured public base (a custom domain), else
+/// the domain this request reached API Gateway on — a host API Gateway routed by, not a
+/// client's header; the stage's fixed `execute-api` URL on a first deploy. `None` for a direct
+/// invoke.
+pub(crate) fn public_base<P>(deps: &Deps<P>, req: &Request) -> Option<String> {
+    if let Some(base) = &deps.public_base_url {
+        return Some(base.trim_end_matches('/').to_owned());
+    }
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .domain_name
+            .as_deref()
+            .filter(|host| is_host_name(host))
+            .map(|host| format!("https://{host}")),
+        _ => None,
+    }
+}
+
+/// A DNS name as API Gateway reports its domain: letters, digits, dots and hyphens.
+fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
 /// The response header naming the request.
@@ -121,7 +164,7 @@ async fn route<P: Ports>(
     }
     // The API's own description, for client generators: public like any published spec.
     if endpoint == Endpoint::OpenApi {
-        return Ok(openapi_document());
+        return Ok(openapi_document(public_base(deps, req).as_deref()));
     }
     let tenant = authenticate(deps, req).await?;
     tracing::Span::current().record("tenant_id", tenant.as_str());
@@ -203,7 +246,32 @@ fn encode(view: &impl serde::Serialize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use super::*;
+
+    fn served(base: Option<&str>) -> serde_json::Value {
+        let response = openapi_document(base);
+        serde_norway::from_slice(response.body().as_ref()).unwrap()
+    }
+
+    /// The document names the stage it was fetched from, so a generated client calls that stage;
+    /// fails if openapi.yaml's server entry no longer matches the one replaced.
+    #[test]
+    fn the_served_document_names_the_stage_it_came_from() {
+        let base = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com";
+        let doc = served(Some(base));
+        assert_eq!(doc["servers"][0]["url"], base);
+        assert_eq!(doc["servers"].as_array().unwrap().len(), 1);
+        let mut unchanged = doc.clone();
+        unchanged["servers"] = served(None)["servers"].clone();
+        assert_eq!(unchanged, served(None), "only the server entry differs");
+        assert_eq!(
+            served(Some("https://x'y"))["servers"][0]["url"],
+            "https://x'y"
+        );
+    }
+
     #[test]
     fn a_key_is_looked_up_by_its_sha256() {
         assert_eq!(

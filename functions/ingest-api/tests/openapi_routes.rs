@@ -112,3 +112,44 @@ fn every_error_code_the_handler_can_give_is_documented() {
         );
     }
 }
+
+/// Every example in the document is valid against the schema it illustrates: a generated client's
+/// docs and Schemathesis's explicit examples never show a body the API would not accept or send.
+#[test]
+fn every_example_matches_its_schema() {
+    let doc = document();
+    let mut checked = 0;
+    let mut visit = vec![doc.clone()];
+    while let Some(node) = visit.pop() {
+        let Some(map) = node.as_object() else {
+            if let Some(items) = node.as_array() {
+                visit.extend(items.iter().cloned());
+            }
+            continue;
+        };
+        if let Some(schema) = map.get("schema") {
+            let mut examples: Vec<serde_json::Value> =
+                map.get("example").cloned().into_iter().collect();
+            if let Some(named) = map.get("examples").and_then(|e| e.as_object()) {
+                examples.extend(named.values().map(|e| e["value"].clone()));
+            }
+            for example in examples {
+                let mut wrapper = doc.as_object().unwrap().clone();
+                wrapper.insert("allOf".into(), serde_json::json!([schema]));
+                let validator =
+                    jsonschema::draft202012::new(&serde_json::Value::Object(wrapper)).unwrap();
+                let errors: Vec<String> = validator
+                    .iter_errors(&example)
+                    .map(|e| format!("{e} at {}", e.instance_path()))
+                    .collect();
+                assert!(
+                    errors.is_empty(),
+                    "example {example} does not match: {errors:?}"
+                );
+                checked += 1;
+            }
+        }
+        visit.extend(map.values().cloned());
+    }
+    assert!(checked >= 4, "only {checked} examples found");
+}
