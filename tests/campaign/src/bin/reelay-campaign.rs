@@ -49,6 +49,10 @@ struct Args {
     no_restart: bool,
     #[arg(long)]
     no_faults: bool,
+    /// Share of jobs whose source Ssemble fails to render (1.0: none renders, so no init
+    /// reaches TikTok and the run must top itself up to exercise the init kill).
+    #[arg(long)]
+    bad_source_share: Option<f64>,
     /// The level every log line is captured and scanned at.
     #[arg(long, default_value = "trace")]
     log_filter: String,
@@ -100,6 +104,9 @@ async fn campaign(args: Args) -> ExitCode {
     }
     if let Some(v) = args.time_scale {
         c.time_scale = v;
+    }
+    if let Some(v) = args.bad_source_share {
+        c.bad_source_share = v;
     }
     match args.ssemble_tier.as_deref() {
         None => {}
