@@ -1,15 +1,37 @@
 //! Every alarm on Reelay's own metrics watches a metric the code emits, under a dimension set the
 //! code publishes: an alarm filtering on dimensions no metric line carries can never fire (the
 //! `PublishUnknown` alarm once filtered on `Stage` while the lines carried only `Function`).
+//! What is emitted is read back from a line the code writes, not from its constants, so a change
+//! to the emitter's namespace or dimension sets fails here too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 
-use reelay_aws::metrics::{DIMENSION_SETS, METRICS, NAMESPACE};
+use reelay_aws::metrics::{METRICS, NAMESPACE, metric_line};
 use reelay_template::Template;
 use reelay_template::expr::{Expr, sub_variables};
 
 const TEMPLATE: &str = include_str!("../../../template.yaml");
+
+/// The namespace and dimension sets of the line the code writes for one count of `metric`.
+fn emitted(metric: &str) -> (String, Vec<BTreeSet<String>>) {
+    let line = metric_line("prod", "publisher", metric, 1, 0).to_string();
+    let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let spec = &doc["_aws"]["CloudWatchMetrics"][0];
+    let sets = spec["Dimensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|set| {
+            set.as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect();
+    (spec["Namespace"].as_str().unwrap().to_owned(), sets)
+}
 
 /// (alarm id, metric name, dimension names) of every alarm in Reelay's namespace.
 fn reelay_alarms(t: &Template) -> Vec<(String, String, BTreeSet<String>)> {
@@ -40,14 +62,15 @@ fn every_reelay_alarm_watches_a_metric_and_dimension_set_the_code_emits() {
         !alarms.is_empty(),
         "the template alarms on Reelay's metrics"
     );
-    let published: Vec<BTreeSet<String>> = DIMENSION_SETS
-        .iter()
-        .map(|set| set.iter().map(|d| (*d).to_owned()).collect())
-        .collect();
     for (id, metric, dims) in alarms {
         assert!(
             METRICS.contains(&metric.as_str()),
             "{id}: {metric} is never emitted"
+        );
+        let (namespace, published) = emitted(&metric);
+        assert_eq!(
+            namespace, NAMESPACE,
+            "{id}: {metric} is written under {namespace}"
         );
         assert!(
             published.contains(&dims),
@@ -68,14 +91,10 @@ fn an_alarm_on_a_dimension_set_nobody_publishes_is_caught() {
         "the alarm's dimension is where this test expects it"
     );
     let t = Template::from_yaml_str(&text).unwrap();
-    let published: Vec<BTreeSet<String>> = DIMENSION_SETS
-        .iter()
-        .map(|set| set.iter().map(|d| (*d).to_owned()).collect())
-        .collect();
     assert!(
         reelay_alarms(&t)
             .iter()
-            .any(|(_, _, dims)| !published.contains(dims))
+            .any(|(_, metric, dims)| !emitted(metric).1.contains(dims))
     );
 }
 
