@@ -2,7 +2,8 @@
 //! API URL (template.yaml deployed to the local AWS endpoint, the functions running as Lambda
 //! functions there), followed in the stage's table and judged, as `make run` judges, by the
 //! simulators' ground truth asked over HTTP. Hosts no function: every move is the deployed
-//! stack's. Exits non-zero when a promise breaks or a job is still moving at the deadline.
+//! stack's. Exits non-zero when a promise breaks, a job is still moving at the deadline, or a
+//! job did not end as the demo meant it (published once; the bad source render_failed).
 //!
 //! The tenant's API key comes from `REELAY_API_KEY` (what `reelay-admin tenant create` printed)
 //! and is never printed.
@@ -12,9 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use reelay_aws::DynamoStore;
-use reelay_domain::TenantId;
+use reelay_domain::{JobState, TenantId};
 use reelay_local::client::ApiClient;
-use reelay_local::demo::{self, DemoPlan};
+use reelay_local::demo::{self, DemoPlan, Expect};
 use reelay_local::progress::{self, Display};
 use reelay_local::summary;
 use secrecy::SecretString;
@@ -153,7 +154,27 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("==> summary (deployed stack)");
     print!("{}", summary.render());
-    let broken = summary.broken_promises();
+    let mut broken = summary.broken_promises();
+    // make run judges promises only; this is a test of the deployed stack as well, so a job
+    // must also end as the demo meant it: published (a draft in the inbox), or, for the bad
+    // source, render_failed. A stage whose secrets or upstreams are wrong fails here.
+    for j in &summary.jobs {
+        let o = &j.observed;
+        let as_meant = match o.tracked.expect {
+            Expect::Publish => o.published() && j.posts == Some(1),
+            Expect::RenderFail => o.state() == Some(JobState::RenderFailed),
+        };
+        if !as_meant {
+            broken.push(format!(
+                "{} ({}, {}) ended {} ({} post(s)), not as the demo meant it",
+                o.tracked.job_id,
+                o.tracked.account_id,
+                o.tracked.label,
+                o.state().map_or("missing", |s| s.as_str()),
+                j.posts.map_or("?".into(), |p| p.to_string()),
+            ));
+        }
+    }
     if broken.is_empty() {
         println!("==> every promise kept");
         Ok(())
