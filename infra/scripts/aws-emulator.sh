@@ -31,7 +31,8 @@ case "${KIND}" in
     RESET_PATH="/_ministack/reset"
     ;;
   ministack-sam)
-    PINS="ministack==${MINISTACK_VERSION} aws-sam-translator==${SAM_TRANSLATOR_VERSION}"
+    # docker: MiniStack's client for LAMBDA_EXECUTOR=docker (deploy-local.sh --docker); unused otherwise.
+    PINS="ministack==${MINISTACK_VERSION} aws-sam-translator==${SAM_TRANSLATOR_VERSION} docker==7.2.0"
     HEALTH_PATH="/_ministack/health"
     RESET_PATH="/_ministack/reset"
     ;;

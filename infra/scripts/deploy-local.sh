@@ -15,8 +15,13 @@
 #   - PublicBaseUrl is a local relay to the API's execute-api host (what a custom domain is on
 #     AWS: README "The stable URL TikTok needs").
 #
-#   infra/scripts/deploy-local.sh [--no-build] [--deadline SECONDS] [--keep]
+#   infra/scripts/deploy-local.sh [--no-build] [--docker] [--deadline SECONDS] [--keep]
 #     --no-build   deploy the existing .aws-sam/build (sam build --config-env local) as it is
+#     --docker     MiniStack runs each function in a container (LAMBDA_EXECUTOR=docker) on the
+#                  private engine (infra/scripts/docker-private.sh, root: it adds a bridge), in
+#                  an image with the RIE made locally; the simulators listen on the bridge
+#                  address so the containers reach them. Default: MiniStack's own executor, the
+#                  bootstrap as a host process behind MiniStack's Runtime API.
 #     --deadline   seconds the demo jobs get to settle (default 600; the clock is real)
 #     --keep       leave the endpoint, simulators and relay running at the end, passed or
 #                  failed (it prints how to reach and stop them)
@@ -30,16 +35,19 @@ cd "${ROOT}"
 BUILD=1
 DEADLINE=600
 KEEP=0
+DOCKER=0
+STARTED_ENGINE=0
 while (($#)); do
   case "$1" in
     --no-build) BUILD=0 ;;
     --keep) KEEP=1 ;;
+    --docker) DOCKER=1 ;;
     --deadline)
       DEADLINE="$2"
       shift
       ;;
     -h | --help)
-      sed -n '2,27p' "$0"
+      sed -n '2,32p' "$0"
       exit 0
       ;;
     *)
@@ -108,6 +116,8 @@ cleanup() {
     wait "${pid}" 2>/dev/null
   done
   infra/scripts/aws-emulator.sh stop >/dev/null 2>&1
+  # The engine last: the function containers go with it.
+  if ((STARTED_ENGINE)); then infra/scripts/docker-private.sh stop >/dev/null 2>&1; fi
   if ((rc != 0)); then
     echo "deploy-local FAILED; logs kept in ${WORK} and ${RUN_DIR}/ministack-sam.log" >&2
   else
@@ -127,11 +137,34 @@ if infra/scripts/aws-emulator.sh status >/dev/null 2>&1; then
   trap - EXIT
   exit 1
 fi
+UPSTREAM_HOST=127.0.0.1
+CHECK_MODE=""
+if ((DOCKER)); then
+  timed "install private engine" infra/scripts/docker-private.sh install
+  if ! infra/scripts/docker-private.sh status >/dev/null 2>&1; then
+    STARTED_ENGINE=1
+  fi
+  timed "start engine, Lambda image with the RIE" infra/scripts/docker-private.sh start
+  infra/scripts/docker-private.sh lambda-image
+  # MiniStack's environment: its docker client's engine, and the executor.
+  eval "$(infra/scripts/docker-private.sh env)"
+  export DOCKER_HOST LAMBDA_EXECUTOR=docker
+  UPSTREAM_HOST="$(infra/scripts/docker-private.sh gateway)"
+  CHECK_MODE=docker
+fi
 mkdir -p "${RUN_DIR}"
 : >"${RUN_DIR}/ministack-sam.log"
 timed "start MiniStack" infra/scripts/aws-emulator.sh start >/dev/null
 eval "$(infra/scripts/aws-emulator.sh env)"
 EMU_PORT="${AWS_ENDPOINT_URL##*:}"
+if ((DOCKER)); then
+  # MiniStack hands a container AWS_ENDPOINT_URL=http://host.docker.internal:<its port>, that
+  # host being the bridge's address; MiniStack itself listens on 127.0.0.1 only.
+  "${PY}" infra/scripts/deploy_local.py relay "${UPSTREAM_HOST}" "${EMU_PORT}" \
+    >"${WORK}/relay.out" 2>"${WORK}/relay.err" &
+  PIDS+=($!)
+  first_line "${WORK}/relay.out" "${PIDS[-1]}" >/dev/null
+fi
 timed "cargo build (reelay-admin, simulators, driver)" \
   cargo build --quiet --locked -p reelay-admin -p ssemble-sim -p tiktok-sim -p reelay-local --bins
 ADMIN=("${TARGET}/debug/reelay-admin" --stage "${STAGE}")
@@ -152,12 +185,13 @@ TIKTOK_CLIENT_KEY="deploy_local_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 TIKTOK_CLIENT_SECRET="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
 # The simulator takes any well-formed key (a placeholder secret is not one, so a stage secret
 # left unset fails the renders); TikTok's app credentials go through the environment.
-"${TARGET}/debug/ssemble-sim" --seed 1 --clip-bytes 2097152 \
+"${TARGET}/debug/ssemble-sim" --host "${UPSTREAM_HOST}" --seed 1 --clip-bytes 2097152 \
   >"${WORK}/ssemble.out" 2>"${WORK}/ssemble.err" &
 PIDS+=($!)
 SSEMBLE_API_BASE_URL="$(first_line "${WORK}/ssemble.out" "${PIDS[-1]}")"
 TIKTOK_SIM_CLIENT_KEY="${TIKTOK_CLIENT_KEY}" TIKTOK_SIM_CLIENT_SECRET="${TIKTOK_CLIENT_SECRET}" \
-  "${TARGET}/debug/tiktok-sim" --seed 1 --webhook-url "${PUBLIC_BASE_URL}/webhooks/tiktok" \
+  "${TARGET}/debug/tiktok-sim" --host "${UPSTREAM_HOST}" --seed 1 \
+  --webhook-url "${PUBLIC_BASE_URL}/webhooks/tiktok" \
   >"${WORK}/tiktok.out" 2>"${WORK}/tiktok.err" &
 PIDS+=($!)
 TIKTOK_API_BASE_URL="$(first_line "${WORK}/tiktok.out" "${PIDS[-1]}")"
@@ -231,7 +265,7 @@ step "operator's view: reelay-admin on the deployed stage"
 "${ADMIN[@]}" jobs list --state render_failed
 
 step "the deployed stack's schedule, event source mappings, logs, metrics and dashboard"
-timed "checks" "${PY}" infra/scripts/deploy_local.py check "${STACK}" "${DEPLOY_T0_MS}"
+timed "checks" "${PY}" infra/scripts/deploy_local.py check "${STACK}" "${DEPLOY_T0_MS}" ${CHECK_MODE}
 
 printf '\n%s\n' "deploy-local tier (stack ${STACK} on ${AWS_ENDPOINT_URL}):"
 printf '  %s\n' "${RESULTS[@]}"

@@ -8,9 +8,12 @@ shell; none of them changes what the stack itself deployed, and each prints what
                                  SAM generated (MiniStack's AWS::ApiGatewayV2::Api ignores Body)
   proxy PORT API_ID EMU_PORT     the stage's stable public URL (the PublicBaseUrl a custom domain
                                  would be): 127.0.0.1:PORT -> the API's execute-api host
+  relay HOST PORT                HOST:PORT -> 127.0.0.1:PORT over TCP (--docker: the endpoint on the
+                                 engine's bridge, where MiniStack tells containers to find it)
   outputs STACK                  the stack's outputs as shell `export` lines
-  check STACK SINCE_MS           after the demo: what the deployed stack's schedule, event source
-                                 mappings, logs, metrics and dashboard show; exits 1 on a failed check
+  check STACK SINCE_MS [docker]  after the demo: what the deployed stack's schedule, event source
+                                 mappings, logs, metrics and dashboard show; with `docker`, that every
+                                 function ran under the RIE in a container; exits 1 on a failed check
 """
 
 import http.client
@@ -147,6 +150,36 @@ def cmd_proxy(port, api_id, emu_port):
     server.serve_forever()
 
 
+def cmd_relay(host, port):
+    import asyncio
+
+    async def pipe(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(client_reader, client_writer):
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", int(port))
+        except OSError:
+            client_writer.close()
+            return
+        await asyncio.gather(pipe(client_reader, up_writer), pipe(up_reader, client_writer))
+
+    async def main():
+        server = await asyncio.start_server(handle, host, int(port))
+        print(f"{host}:{port} -> 127.0.0.1:{port}", flush=True)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
 def cmd_outputs(stack):
     cf = boto3.client("cloudformation")
     outputs = cf.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
@@ -165,7 +198,7 @@ def log_events(logs, group, since_ms):
         kwargs["nextToken"] = token
 
 
-def cmd_check(stack, since_ms):
+def cmd_check(stack, since_ms, mode=""):
     since_ms = int(since_ms)
     cf, lam, logs, cw = (boto3.client(s) for s in ("cloudformation", "lambda", "logs", "cloudwatch"))
     resources = stack_resources(cf, stack)
@@ -187,11 +220,13 @@ def cmd_check(stack, since_ms):
     while (not any(e["message"].startswith("START RequestId:") for e in log_events(logs, reconciler_group, since_ms))
            and time.time() * 1000 < since_ms + 150_000):
         time.sleep(5)
-    emf, invocations = {}, {}
+    emf, invocations, rie = {}, {}, {}
     for logical, name in sorted(functions.items()):
         events = log_events(logs, f"/aws/lambda/{name}", since_ms)
         starts = [e for e in events if e["message"].startswith("START RequestId:")]
         invocations[logical] = len(starts)
+        # The Runtime Interface Emulator's own lines: the bootstrap ran in a container under it.
+        rie[logical] = sum("(rapid) INVOKE START" in e["message"] for e in events)
         for e in events:
             msg = e["message"].strip()
             if not (msg.startswith("{") and '"_aws"' in msg):
@@ -216,11 +251,20 @@ def cmd_check(stack, since_ms):
         check(invocations.get(fn, 0) >= 1,
               f"HTTP API invoked {functions[fn]} {invocations.get(fn, 0)} times")
 
+    if mode == "docker":
+        for fn, n in sorted(rie.items()):
+            check(n >= 1, f"{functions[fn]} ran in a container under the RIE ({n} '(rapid) INVOKE START' lines)")
     print("      embedded-metric (EMF) lines in the functions' logs, summed:")
     for (ns, name), total in sorted(emf.items()):
         print(f"        {ns}/{name}: {total}")
-    check(emf.get(("Reelay", "ReconcilerRun"), 0) >= 1, "EMF Reelay/ReconcilerRun in the reconciler's log")
-    check(emf.get(("Reelay", "PublishAccepted"), 0) >= 1, "EMF Reelay/PublishAccepted in the publisher's log")
+    for name, where in (("ReconcilerRun", "reconciler"), ("PublishAccepted", "publisher")):
+        what = f"EMF Reelay/{name} in the {where}'s log"
+        if mode == "docker" and emf.get(("Reelay", name), 0) == 0:
+            # MiniStack's docker executor reads a container's log right after the answer, so a
+            # function's last lines can be lost (DEPLOY-LOCAL.md, gap 8): reported, not judged.
+            print(f"  [lost] {what}: none captured (the docker executor's log capture, gap 8)")
+            continue
+        check(emf.get(("Reelay", name), 0) >= 1, what)
     extracted = cw.list_metrics(Namespace="Reelay")["Metrics"]
     print(f"      CloudWatch metrics in namespace Reelay (extracted from EMF): {len(extracted)}"
           " (MiniStack does not extract EMF; see infra/DEPLOY-LOCAL.md)")
@@ -255,6 +299,7 @@ COMMANDS = {
     "template": cmd_template,
     "routes": cmd_routes,
     "proxy": cmd_proxy,
+    "relay": cmd_relay,
     "outputs": cmd_outputs,
     "check": cmd_check,
 }
