@@ -1,4 +1,4 @@
-.PHONY: run test bench campaign fuzz schemathesis clients-test sam-build
+.PHONY: run test bench campaign fuzz schemathesis clients-test sam-build deploy-local
 
 # Reelay's main job locally: local AWS endpoint + simulators + the pipeline.
 run:
@@ -30,3 +30,8 @@ clients-test:
 
 sam-build:
 	eval "$$(infra/scripts/tools.sh env)" && sam build --config-env local
+
+# template.yaml deployed to the local AWS endpoint (sam deploy), the demo batch through the
+# deployed API, the going-live steps as a test (infra/scripts/deploy-local.sh; infra/DEPLOY-LOCAL.md).
+deploy-local:
+	infra/scripts/deploy-local.sh $(ARGS)

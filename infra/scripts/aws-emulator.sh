@@ -2,6 +2,9 @@
 # Local AWS-compatible endpoint (DynamoDB, SQS FIFO, Secrets Manager) for tests and the local demo.
 # Default: MiniStack (pinned); AWS_EMULATOR=moto switches to moto server. Everything lives under
 # .aws-emulator/ (git-ignored); only the process this script started is ever signalled.
+# AWS_EMULATOR=ministack-sam is the same MiniStack in a venv of its own with the SAM translator
+# (CloudFormation's AWS::Serverless transform), started with AWS_ENDPOINT_URL naming itself so the
+# Lambda functions it runs call it back: the deploy-local tier (infra/scripts/deploy-local.sh).
 #
 #   infra/scripts/aws-emulator.sh install|start|env|stop|reset|status
 #   eval "$(infra/scripts/aws-emulator.sh env)"
@@ -18,10 +21,18 @@ STATE_DIR="${ROOT}/.aws-emulator"
 KIND="${AWS_EMULATOR:-ministack}"
 MINISTACK_VERSION="1.5.33"
 MOTO_PINS="moto[dynamodb,events]==5.2.5 flask flask-cors"
+# The SAM CLI's own translator version (infra/scripts/tools.sh pins aws-sam-cli 1.170.0).
+SAM_TRANSLATOR_VERSION="1.115.0"
 
 case "${KIND}" in
   ministack)
     PINS="ministack==${MINISTACK_VERSION}"
+    HEALTH_PATH="/_ministack/health"
+    RESET_PATH="/_ministack/reset"
+    ;;
+  ministack-sam)
+    # docker: MiniStack's client for LAMBDA_EXECUTOR=docker (deploy-local.sh --docker); unused otherwise.
+    PINS="ministack==${MINISTACK_VERSION} aws-sam-translator==${SAM_TRANSLATOR_VERSION} docker==7.2.0"
     HEALTH_PATH="/_ministack/health"
     RESET_PATH="/_ministack/reset"
     ;;
@@ -31,7 +42,7 @@ case "${KIND}" in
     RESET_PATH="/moto-api/reset"
     ;;
   *)
-    echo "AWS_EMULATOR must be ministack or moto, got '${KIND}'" >&2
+    echo "AWS_EMULATOR must be ministack, ministack-sam or moto, got '${KIND}'" >&2
     exit 2
     ;;
 esac
@@ -94,6 +105,13 @@ start() {
     # exec: $! is the server itself, so stop signals exactly that process.
     (cd "${RUN_DIR}" && exec env TMPDIR="${TMP_DIR}" GATEWAY_PORT="${port}" BIND_HOST=127.0.0.1 \
       LOG_LEVEL=WARNING "${persist[@]}" "${VENV}/bin/ministack") >>"${LOG_FILE}" 2>&1 &
+  elif [[ "${KIND}" == "ministack-sam" ]]; then
+    # MiniStack gives a provided.* function its own environment plus the function's variables,
+    # and overrides AWS_ENDPOINT_URL with its own: the functions' SDK calls come back here.
+    (cd "${RUN_DIR}" && exec env TMPDIR="${TMP_DIR}" GATEWAY_PORT="${port}" BIND_HOST=127.0.0.1 \
+      LOG_LEVEL=WARNING AWS_ENDPOINT_URL="http://127.0.0.1:${port}" AWS_ACCESS_KEY_ID=test \
+      AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+      "${persist[@]}" "${VENV}/bin/ministack") >>"${LOG_FILE}" 2>&1 &
   else
     (cd "${RUN_DIR}" && TMPDIR="${TMP_DIR}" \
       exec "${VENV}/bin/moto_server" -H 127.0.0.1 -p "${port}") >"${LOG_FILE}" 2>&1 &
@@ -173,7 +191,7 @@ case "${1:-}" in
   reset) reset ;;
   status) status ;;
   *)
-    echo "usage: $0 {install|start|env|stop|reset|status}  (AWS_EMULATOR=ministack|moto)" >&2
+    echo "usage: $0 {install|start|env|stop|reset|status}  (AWS_EMULATOR=ministack|ministack-sam|moto)" >&2
     exit 2
     ;;
 esac

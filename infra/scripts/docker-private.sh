@@ -6,7 +6,7 @@
 # touching iptables. `start` also makes the Lambda base image SAM builds its runtime image FROM
 # (no registry here): busybox + the host's glibc, imported as public.ecr.aws/lambda/provided:al2023-x86_64.
 #
-#   infra/scripts/docker-private.sh install|start|env|stop|status|base-image|gateway
+#   infra/scripts/docker-private.sh install|start|env|stop|status|base-image|lambda-image|gateway
 #   eval "$(infra/scripts/docker-private.sh env)"
 set -euo pipefail
 
@@ -163,6 +163,50 @@ base_image() {
   echo "base image ${BASE_IMAGE} made locally" >&2
 }
 
+# The image MiniStack runs a provided.* function in under LAMBDA_EXECUTOR=docker
+# (public.ecr.aws/lambda/provided:al2023): the base image above plus the Lambda Runtime Interface
+# Emulator from the SAM CLI wheel (infra/scripts/tools.sh install) and the official image's
+# entrypoint contract (the handler name first; the RIE runs /var/runtime/bootstrap).
+LAMBDA_IMAGE="public.ecr.aws/lambda/provided:al2023"
+LAMBDA_IMAGE_REVISION="1"
+lambda_image() {
+  base_image
+  if [[ "$(docker_cli image inspect --format '{{index .Config.Labels "org.reelay.lambda-image"}}' \
+    "${LAMBDA_IMAGE}" 2>/dev/null)" == "${LAMBDA_IMAGE_REVISION}" ]]; then
+    return 0
+  fi
+  local rie ctx="${STATE_DIR}/lambda-image"
+  rie="$(ls "${ROOT}"/.tools/venv/lib/python3*/site-packages/samcli/local/rapid/aws-lambda-rie-x86_64 2>/dev/null | head -n1)"
+  [[ -n "${rie}" ]] || {
+    echo "no aws-lambda-rie-x86_64: run infra/scripts/tools.sh install first" >&2
+    return 1
+  }
+  rm -rf "${ctx}"
+  mkdir -p "${ctx}"
+  cp "${rie}" "${ctx}/aws-lambda-rie"
+  cat >"${ctx}/lambda-entrypoint.sh" <<'SH'
+#!/bin/sh
+if [ $# -ne 1 ]; then echo "entrypoint requires the handler name to be the first argument" 1>&2; exit 142; fi
+export _HANDLER="$1"
+if [ -z "${AWS_LAMBDA_RUNTIME_API}" ]; then
+  exec /usr/local/bin/aws-lambda-rie /var/runtime/bootstrap
+else
+  exec /var/runtime/bootstrap
+fi
+SH
+  chmod 755 "${ctx}/aws-lambda-rie" "${ctx}/lambda-entrypoint.sh"
+  cat >"${ctx}/Dockerfile" <<DOCKERFILE
+FROM ${BASE_IMAGE}
+COPY aws-lambda-rie /usr/local/bin/aws-lambda-rie
+COPY lambda-entrypoint.sh /lambda-entrypoint.sh
+LABEL org.reelay.lambda-image=${LAMBDA_IMAGE_REVISION}
+ENTRYPOINT ["/lambda-entrypoint.sh"]
+DOCKERFILE
+  docker_cli build -q -t "${LAMBDA_IMAGE}" "${ctx}" >/dev/null
+  rm -rf "${ctx}"
+  echo "Lambda image ${LAMBDA_IMAGE} (with the RIE) made locally" >&2
+}
+
 print_env() {
   if ! running_pid >/dev/null; then
     echo "the private docker engine is not running: run '$0 start' first" >&2
@@ -220,9 +264,10 @@ case "${1:-}" in
   stop) stop ;;
   status) status ;;
   base-image) base_image ;;
+  lambda-image) lambda_image ;;
   gateway) gateway ;;
   *)
-    echo "usage: $0 {install|start|env|stop|status|base-image|gateway}" >&2
+    echo "usage: $0 {install|start|env|stop|status|base-image|lambda-image|gateway}" >&2
     exit 2
     ;;
 esac

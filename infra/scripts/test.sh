@@ -7,7 +7,9 @@
 # then the DynamoDB suites again with DynamoDB pointed at AWS's DynamoDB Local, then Schemathesis
 # against openapi.yaml (infra/scripts/schemathesis.sh), then the generated TypeScript and Python
 # clients against the local stack (infra/scripts/clients-test.sh), then the sam local tier
-# (infra/scripts/sam-local-test.sh: sam build + sam local invoke of all six functions).
+# (infra/scripts/sam-local-test.sh: sam build + sam local invoke of all six functions), then the
+# deploy-local tier (infra/scripts/deploy-local.sh: the same build deployed to MiniStack with
+# sam deploy, the going-live steps and the demo through the deployed API).
 # The CI-sized fault campaign (tests/campaign/tests) and the security suites (bad input, tenant
 # isolation, IAM rules) are ordinary cargo tests, so they run in the workspace step.
 set -euo pipefail
@@ -77,5 +79,9 @@ infra/scripts/clients-test.sh
 
 step "sam local tier: sam build (x86_64) and sam local invoke of every function"
 infra/scripts/sam-local-test.sh
+
+step "deploy-local tier: sam deploy of template.yaml to MiniStack, the going-live steps and the demo through the deployed API"
+# The sam local tier just built .aws-sam/build (sam build --config-env local): deployed as it is.
+infra/scripts/deploy-local.sh --no-build
 
 step "all checks passed in ${SECONDS}s"

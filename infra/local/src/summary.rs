@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use reelay_aws::DynamoStore;
 use reelay_domain::ports::{AccountStore, StoreError};
 use reelay_domain::{AccountId, JobState, TenantId};
 use serde_json::Value;
@@ -296,26 +297,77 @@ pub async fn summarize(
     };
     let ssemble_violations = match &stack.ssemble {
         Some(sim) => Some(sim.inspect().limit_violations.len() as u64),
-        None => {
-            let base = &stack.wiring.upstream.ssemble_api_base_url;
-            remote_inspect(base.trim_end_matches('/').trim_end_matches("/api/v1"))
-                .await
-                .and_then(|v| {
-                    v.get("limitViolations")
-                        .and_then(Value::as_array)
-                        .map(|a| a.len() as u64)
-                })
-        }
+        None => remote_ssemble_violations(&stack.wiring.upstream.ssemble_api_base_url).await,
     };
+    summarize_from(
+        &stack.store,
+        tiktok,
+        ssemble_violations,
+        tenant,
+        observed,
+        elapsed,
+        deadline_passed,
+    )
+    .await
+}
 
+/// The summary of a stack this process does not host (a deployed one): the store is the
+/// stage's table, the simulators are asked over HTTP (`None` where an upstream has no
+/// inspection API, and the summary says n/a).
+pub async fn summarize_remote(
+    store: &DynamoStore,
+    tiktok_api_base_url: &str,
+    ssemble_api_base_url: &str,
+    tenant: &TenantId,
+    observed: Vec<Observed>,
+    elapsed: Duration,
+    deadline_passed: bool,
+) -> Result<Summary, StoreError> {
+    let tiktok = remote_inspect(tiktok_api_base_url).await;
+    let ssemble_violations = remote_ssemble_violations(ssemble_api_base_url).await;
+    summarize_from(
+        store,
+        tiktok,
+        ssemble_violations,
+        tenant,
+        observed,
+        elapsed,
+        deadline_passed,
+    )
+    .await
+}
+
+/// Limit violations the Ssemble simulator counted, asked over HTTP at its root.
+async fn remote_ssemble_violations(api_base_url: &str) -> Option<u64> {
+    remote_inspect(
+        api_base_url
+            .trim_end_matches('/')
+            .trim_end_matches("/api/v1"),
+    )
+    .await
+    .and_then(|v| {
+        v.get("limitViolations")
+            .and_then(Value::as_array)
+            .map(|a| a.len() as u64)
+    })
+}
+
+async fn summarize_from(
+    store: &DynamoStore,
+    tiktok: Option<Value>,
+    ssemble_violations: Option<u64>,
+    tenant: &TenantId,
+    observed: Vec<Observed>,
+    elapsed: Duration,
+    deadline_passed: bool,
+) -> Result<Summary, StoreError> {
     let mut open_ids: BTreeMap<String, Option<String>> = BTreeMap::new();
     for o in &observed {
         if open_ids.contains_key(&o.tracked.account_id) {
             continue;
         }
         let open_id = match AccountId::parse(o.tracked.account_id.clone()) {
-            Ok(id) => stack
-                .store
+            Ok(id) => store
                 .get_account(tenant, &id)
                 .await?
                 .and_then(|a| a.open_id),
@@ -330,7 +382,7 @@ pub async fn summarize(
     for o in observed {
         let mut ready_to_publish = None;
         if let Some(job) = &o.job {
-            let audit = audit_trail(&stack.store, &job.id).await?;
+            let audit = audit_trail(store, &job.id).await?;
             // Ready to go: the render is done (a job due at once may skip `ready`) and the
             // schedule has come; a wait for `scheduleAt` is the client's, not Reelay's.
             let ready = audit

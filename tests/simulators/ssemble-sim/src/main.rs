@@ -6,9 +6,13 @@ use ssemble_sim::{SimConfig, SsembleSim, Tier};
 #[derive(Debug, Parser)]
 #[command(about = "Ssemble AI Clipping API simulator")]
 struct Args {
-    /// Port on 127.0.0.1 (0 = any free port).
+    /// Port (0 = any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// Address to listen on; clip file URLs name it too (a container reaches the simulator on
+    /// a bridge address, not on 127.0.0.1).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
     /// Seed for ids, clip counts and scores.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -53,8 +57,7 @@ async fn main() -> std::io::Result<()> {
         webhook_secret: args.webhook_secret,
         ..SimConfig::default()
     };
-    let handle =
-        SsembleSim::start_on(cfg, std::net::SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
+    let handle = SsembleSim::start_on(cfg, std::net::SocketAddr::new(args.host, args.port)).await?;
     println!("{}", handle.base_url);
     tokio::signal::ctrl_c().await?;
     handle.shutdown().await;
