@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reelay_aws::DynamoStore;
 use reelay_domain::ports::{JobStore, StoreError};
@@ -175,5 +175,38 @@ impl Display {
             let _ = writeln!(out, "{}", lines.join(" |"));
         }
         let _ = out.flush();
+    }
+}
+
+/// Follows `tracked` until every job settled or `deadline` (from `started`) passed, redrawing
+/// the display (on a terminal every `tick`, otherwise only when a state changed): the jobs as
+/// last observed, and whether the deadline ended the wait.
+pub async fn follow(
+    store: &DynamoStore,
+    tracked: &[TrackedJob],
+    display: &mut Display,
+    started: Instant,
+    deadline: Duration,
+) -> Result<(Vec<Observed>, bool), StoreError> {
+    let tick = if display.is_tty() {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(3)
+    };
+    let mut last_state = Vec::new();
+    loop {
+        let observed = observe(store, tracked).await?;
+        let lines = render(&observed, started.elapsed());
+        let states: Vec<_> = observed.iter().map(Observed::state).collect();
+        let all_settled = observed.iter().all(Observed::settled);
+        let late = started.elapsed() >= deadline;
+        if display.is_tty() || states != last_state || all_settled || late {
+            display.draw(&lines);
+        }
+        last_state = states;
+        if all_settled || late {
+            return Ok((observed, late && !all_settled));
+        }
+        tokio::time::sleep(tick).await;
     }
 }

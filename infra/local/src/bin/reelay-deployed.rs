@@ -118,27 +118,8 @@ async fn main() -> anyhow::Result<()> {
 
     let deadline = Duration::from_secs(args.deadline);
     let mut display = Display::new(banner);
-    let tick = if display.is_tty() {
-        Duration::from_millis(500)
-    } else {
-        Duration::from_secs(5)
-    };
-    let mut last_state = Vec::new();
-    let (observed, deadline_passed) = loop {
-        let observed = progress::observe(&store, &tracked).await?;
-        let lines = progress::render(&observed, started.elapsed());
-        let states: Vec<_> = observed.iter().map(|o| o.state()).collect();
-        let all_settled = observed.iter().all(|o| o.settled());
-        let late = started.elapsed() >= deadline;
-        if display.is_tty() || states != last_state || all_settled || late {
-            display.draw(&lines);
-        }
-        last_state = states;
-        if all_settled || late {
-            break (observed, late && !all_settled);
-        }
-        tokio::time::sleep(tick).await;
-    };
+    let (observed, deadline_passed) =
+        progress::follow(&store, &tracked, &mut display, started, deadline).await?;
     // Let late webhooks and moderation land, so the inspection sees the final picture.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let summary = summary::summarize_remote(
