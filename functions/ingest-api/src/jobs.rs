@@ -2,6 +2,7 @@
 
 use lambda_http::http::HeaderValue;
 use lambda_http::{Body, Request, RequestExt, Response};
+use reelay_aws::metrics;
 use serde_json::{Value, json};
 
 use reelay_domain::lifecycle::JobState;
@@ -70,7 +71,10 @@ pub(crate) async fn create<P: Ports>(
         })
         .await?
     {
-        Created::New { response, .. } => Ok(json_response(response.status, response.body)),
+        Created::New { response, .. } => {
+            metrics::emit(crate::FUNCTION, "JobsCreated", 1);
+            Ok(json_response(response.status, response.body))
+        }
         // The first answer, status and body byte for byte, marked as a replay (Stripe's and
         // Powertools' convention), so a client retrying after a lost answer sees what it missed.
         Created::Replay(stored) => {
@@ -257,7 +261,10 @@ pub(crate) async fn batch<P: Ports>(
                 answer
             };
             results.push(match outcome {
-                Ok(Created::New { response, .. }) => created(&response, false),
+                Ok(Created::New { response, .. }) => {
+                    metrics::emit(crate::FUNCTION, "JobsCreated", 1);
+                    created(&response, false)
+                }
                 Ok(Created::Replay(stored)) => created(&stored, true),
                 Err(e) => refused(index, e),
             });

@@ -121,6 +121,9 @@ fn is_host_name(host: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
+/// This function's name in its metrics' `Function` dimension.
+pub const FUNCTION: &str = "ingest-api";
+
 /// The response header naming the request.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 

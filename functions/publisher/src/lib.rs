@@ -58,7 +58,10 @@ pub async fn handler<P: Ports>(
                         info!(outcome = ?outcome, "publish message handled");
                         Ok(())
                     }
-                    Err(wait) => Err(delay(wait)),
+                    Err(wait) => {
+                        metrics::emit(FUNCTION, "PublishWaits", 1);
+                        Err(delay(wait))
+                    }
                 }
             }
             .instrument(span)

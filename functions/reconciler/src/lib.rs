@@ -35,6 +35,8 @@ pub async fn handler<P: Ports>(deps: &Deps<P>, deadline: UtcTime) -> RunReport {
     let report = deps.core.reconcile(deadline).await;
     metrics::emit(FUNCTION, "PublishUnknown", report.became_unknown as u64);
     metrics::emit(FUNCTION, "ReconcileFailed", report.failed as u64);
+    metrics::emit(FUNCTION, "ReconcileDue", report.due as u64);
+    metrics::emit(FUNCTION, "ReconcileMoved", report.moved as u64);
     // Every completed run, also an idle one: the missed-run alarm breaches on its absence.
     metrics::emit(FUNCTION, "ReconcilerRun", 1);
     report

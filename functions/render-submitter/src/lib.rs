@@ -5,11 +5,11 @@ pub mod config;
 pub mod wiring;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use reelay_aws::{FifoBatchProcessor, RecordFailure};
+use reelay_aws::{FifoBatchProcessor, RecordFailure, metrics};
 use reelay_domain::UtcTime;
 use reelay_domain::messages::QueueKind;
 use reelay_domain::ports::Ports;
-use reelay_domain::usecase::Core;
+use reelay_domain::usecase::{Core, SubmitOutcome};
 use tracing::{Instrument, info, info_span, warn};
 
 /// What the function runs on, built once per cold start ([`wiring::live`]).
@@ -50,6 +50,7 @@ pub async fn handler<P: Ports>(
                 }
                 match core.submit_render(&message.job_id).await {
                     Ok(outcome) => {
+                        count(&outcome);
                         info!(outcome = ?outcome, "render message handled");
                         Ok(())
                     }
@@ -66,4 +67,17 @@ pub async fn handler<P: Ports>(
             .instrument(span)
         })
         .await
+}
+
+/// This function's name in its metrics' `Function` dimension.
+pub const FUNCTION: &str = "render-submitter";
+
+fn count(outcome: &SubmitOutcome) {
+    let name = match outcome {
+        SubmitOutcome::Submitted { .. } => "RendersSubmitted",
+        SubmitOutcome::Rejected { .. } => "RendersRejected",
+        SubmitOutcome::Held { .. } => "RenderWaits",
+        _ => return,
+    };
+    metrics::emit(FUNCTION, name, 1);
 }

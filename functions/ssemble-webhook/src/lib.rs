@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
+use reelay_aws::metrics;
 use reelay_domain::JobId;
 use reelay_domain::ports::{Clock, JobStore, Ports, StoreError};
 use reelay_domain::usecase::{Core, HintOutcome};
@@ -53,7 +54,17 @@ pub async fn handler<P: Ports>(deps: &Deps<P>, req: Request) -> Response<Body> {
         account_id = tracing::field::Empty,
         request_id = tracing::field::Empty
     );
-    match handle(deps, &req).instrument(span).await {
+    let handled = handle(deps, &req).instrument(span).await;
+    metrics::emit(
+        FUNCTION,
+        if handled.is_ok() {
+            "WebhooksAccepted"
+        } else {
+            "WebhooksRejected"
+        },
+        1,
+    );
+    match handled {
         Ok(outcome) => http::received(&outcome),
         Err(refusal) => {
             if let Refusal::Store(e) = &refusal {
@@ -109,3 +120,6 @@ async fn authentic<P: Ports>(
     let job = core.ports.jobs().get(job_id).await?;
     Ok(job.is_some_and(|j| j.webhook_token_matches(token.expose_secret())))
 }
+
+/// This function's name in its metrics' `Function` dimension.
+pub const FUNCTION: &str = "ssemble-webhook";

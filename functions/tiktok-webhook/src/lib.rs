@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
+use reelay_aws::metrics;
 use reelay_domain::PublishId;
 use reelay_domain::ports::{Clock, Ports};
 use reelay_domain::usecase::{Core, Observation, ObserveOutcome};
@@ -56,7 +57,17 @@ pub async fn handler<P: Ports>(deps: &Deps<P>, req: Request) -> Response<Body> {
         account_id = tracing::field::Empty,
         api_request_id = tracing::field::Empty
     );
-    match handle(deps, &req).instrument(span).await {
+    let handled = handle(deps, &req).instrument(span).await;
+    metrics::emit(
+        FUNCTION,
+        if handled.is_ok() {
+            "WebhooksAccepted"
+        } else {
+            "WebhooksRejected"
+        },
+        1,
+    );
+    match handled {
         Ok(handled) => http::received(&handled),
         Err(refusal) => {
             warn!(error.code = refusal.code(), error.message = %refusal, "tiktok webhook refused");
@@ -123,3 +134,6 @@ async fn handle<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<Handled, Refu
         }
     }
 }
+
+/// This function's name in its metrics' `Function` dimension.
+pub const FUNCTION: &str = "tiktok-webhook";

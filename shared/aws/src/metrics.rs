@@ -32,14 +32,27 @@ pub const NAMESPACE: &str = "Reelay";
 /// watches a metric that never arrives (`infra/template/tests/alarms.rs` holds the template to it).
 pub const DIMENSION_SETS: [&[&str]; 2] = [&["Stage"], &["Stage", "Function"]];
 
-/// The metrics the functions count: the publisher's init outcomes, jobs that entered
-/// `publish_unknown` (publisher or reconciler), and per reconciler run one `ReconcilerRun` (its
-/// absence is what the missed-run alarm watches) and the jobs it failed to move.
-pub const METRICS: [&str; 5] = [
+/// The metrics the functions count: jobs created (ingest API); renders submitted, refused by
+/// Ssemble, and held (Ssemble's budget spent, or an operator's hold) by the render submitter;
+/// the publisher's init outcomes and its waits (an account's budget, cap or schedule); jobs that
+/// entered `publish_unknown` (publisher or reconciler); webhooks accepted, and refused or failed
+/// (a failure asks for a redelivery), told apart by `Function`; per reconciler run one
+/// `ReconcilerRun` (its absence is what the missed-run alarm watches) and the jobs it found due,
+/// moved, and failed to move.
+pub const METRICS: [&str; 14] = [
+    "JobsCreated",
+    "RendersSubmitted",
+    "RendersRejected",
+    "RenderWaits",
     "PublishAccepted",
     "PublishRejected",
     "PublishUnknown",
+    "PublishWaits",
+    "WebhooksAccepted",
+    "WebhooksRejected",
     "ReconcilerRun",
+    "ReconcileDue",
+    "ReconcileMoved",
     "ReconcileFailed",
 ];
 
