@@ -11,7 +11,7 @@ use reelay_domain::ports::{StoredResponse, TokenVault};
 use reelay_domain::request::{Amendment, NewJob};
 use reelay_domain::upstream::RenderStatus;
 use reelay_domain::usecase::{
-    AccountError, Command, CommandError, Confirmed, CreateError, Created, CreatorSettings,
+    AccountError, Command, CommandError, Confirmed, Core, CreateError, Created, CreatorSettings,
     HintOutcome, Observation, ObserveOutcome, Observed, PublishOutcome, SubmitOutcome,
 };
 use reelay_domain::{
@@ -307,6 +307,79 @@ fn reconcile_job_moves_one_due_job_and_skips_one_not_due() {
     assert!(
         w.queue.len(QueueKind::Render) >= 1,
         "re-enqueued for submission"
+    );
+}
+
+/// Before every write of the hooked core, changes the job through another (unhooked) core, so
+/// each of the hooked core's writes loses its race, as when webhooks keep moving the job.
+#[derive(Default)]
+struct Contended(std::sync::Mutex<Option<Box<dyn Fn() -> reelay_testkit::HookFuture + Send>>>);
+
+impl reelay_testkit::Hook for Contended {
+    fn before(&self, call: &'static str) -> reelay_testkit::HookFuture {
+        let writes = [
+            reelay_testkit::calls::JOBS_SAVE,
+            reelay_testkit::calls::JOBS_RESCHEDULE,
+        ];
+        match self.0.lock().unwrap().as_ref() {
+            Some(race) if writes.contains(&call) => race(),
+            _ => Box::pin(async { Ok(()) }),
+        }
+    }
+}
+
+/// A job others keep moving while the reconciler is at it (every retry of its write loses) is
+/// not a failure of the run: a busy stage's races would otherwise trip the failed-run alarm and
+/// make `reconcile now` exit 1. The job stays due for the next run.
+#[test]
+fn a_job_moved_concurrently_is_skipped_by_the_run_not_failed() {
+    let hook = std::sync::Arc::new(Contended::default());
+    let w = world().with_hook(hook.clone());
+    let job = w.job(JobSetup::render(T, A));
+    w.clock.advance(minutes(3));
+    let other = Core::new(
+        reelay_domain::ports::Adapters {
+            store: w.store.clone(),
+            queue: w.queue.clone(),
+            clock: w.clock.clone(),
+            vault: w.vault.clone(),
+            render: w.ssemble.clone(),
+            tiktok: w.tiktok.clone(),
+        },
+        w.core().settings.clone(),
+    );
+    let id = job.id.clone();
+    let races = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = races.clone();
+    *hook.0.lock().unwrap() = Some(Box::new(move || {
+        let (other, id) = (other.clone(), id.clone());
+        let n = counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            let title = Some(format!("moved elsewhere {n}"));
+            other
+                .amend(
+                    &tenant_id(T),
+                    &id,
+                    Amendment {
+                        schedule_at: None,
+                        title,
+                    },
+                )
+                .await
+                .unwrap();
+            Ok(())
+        })
+    }));
+    let report = block_on(w.core().reconcile(deadline(&w)));
+    assert!(
+        races.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+        "the writes raced"
+    );
+    assert_eq!((report.failed, report.skipped), (0, 1), "{report:?}");
+    assert_eq!(
+        w.job_now(&job.id).state,
+        JobState::Received,
+        "left for the next run"
     );
 }
 

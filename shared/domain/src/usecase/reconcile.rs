@@ -192,6 +192,13 @@ impl<P: Ports> Core<P> {
                         progressed = true;
                     }
                     Ok(Reconciled::Skipped) => report.skipped += 1,
+                    // Someone else (a webhook, a consumer) moved the job first: not a failure,
+                    // or a busy stage's normal races would trip the failed-run alarm. The job is
+                    // re-read from the index next run if it is still due.
+                    Err(StoreError::Conflict) => {
+                        report.skipped += 1;
+                        tracing::debug!(job_id = %item.job_id, "moved concurrently; left to the next run");
+                    }
                     Err(e) => {
                         report.failed += 1;
                         tracing::warn!(job_id = %item.job_id, error.message = %e, "reconcile failed; the job stays due");
