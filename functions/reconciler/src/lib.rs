@@ -37,6 +37,9 @@ pub async fn handler<P: Ports>(deps: &Deps<P>, deadline: UtcTime) -> RunReport {
     metrics::emit(FUNCTION, "ReconcileFailed", report.failed as u64);
     metrics::emit(FUNCTION, "ReconcileDue", report.due as u64);
     metrics::emit(FUNCTION, "ReconcileMoved", report.moved as u64);
+    metrics::emit(FUNCTION, "RendersConfirmed", report.rendered as u64);
+    metrics::emit(FUNCTION, "RendersFailed", report.render_failed as u64);
+    metrics::emit(FUNCTION, "ReconcileLag", report.lag_ms);
     // Every completed run, also an idle one: the missed-run alarm breaches on its absence.
     metrics::emit(FUNCTION, "ReconcilerRun", 1);
     report

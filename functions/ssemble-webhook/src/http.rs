@@ -86,7 +86,7 @@ pub fn received(outcome: &HintOutcome) -> Response<Body> {
         HintOutcome::PendingSubmission => "pending_submission",
         HintOutcome::OtherRequest => "other_request",
         HintOutcome::AlreadySettled => "already_settled",
-        HintOutcome::Confirmed => "confirmed",
+        HintOutcome::Confirmed { .. } => "confirmed",
         HintOutcome::Deferred => "deferred",
     };
     json_response(

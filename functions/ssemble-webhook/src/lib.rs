@@ -65,7 +65,13 @@ pub async fn handler<P: Ports>(deps: &Deps<P>, req: Request) -> Response<Body> {
         1,
     );
     match handled {
-        Ok(outcome) => http::received(&outcome),
+        Ok(outcome) => {
+            if let HintOutcome::Confirmed { rendered, failed } = outcome {
+                metrics::emit(FUNCTION, "RendersConfirmed", rendered as u64);
+                metrics::emit(FUNCTION, "RendersFailed", failed as u64);
+            }
+            http::received(&outcome)
+        }
         Err(refusal) => {
             if let Refusal::Store(e) = &refusal {
                 warn!(error.message = %e, "ssemble webhook failed; asking for redelivery");

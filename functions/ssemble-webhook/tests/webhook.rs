@@ -280,6 +280,9 @@ async fn forged_deliveries_get_their_code_and_change_nothing() {
     let job = w.rendering("acct_1", "forged").await;
     let other = w.rendering("acct_2", "other").await;
     let (genuine_path, genuine_body) = w.delivery_for(&job).await;
+    // The other job's genuine delivery too, before the front starts handling deliveries: one
+    // arriving later would be confirmed mid-case and show as a forged delivery changing state.
+    w.delivery_for(&other).await;
     w.forward.store(true, Ordering::SeqCst);
     let token = genuine_path.rsplit('.').next().unwrap().to_owned();
     assert_eq!(token.len(), 32, "{genuine_path}");

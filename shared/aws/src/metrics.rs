@@ -38,12 +38,15 @@ pub const DIMENSION_SETS: [&[&str]; 2] = [&["Stage"], &["Stage", "Function"]];
 /// entered `publish_unknown` (publisher or reconciler); webhooks accepted, and refused or failed
 /// (a failure asks for a redelivery), told apart by `Function`; per reconciler run one
 /// `ReconcilerRun` (its absence is what the missed-run alarm watches) and the jobs it found due,
-/// moved, and failed to move.
-pub const METRICS: [&str; 14] = [
+/// moved, and failed to move, and its lag (how overdue the most overdue job it looked at was);
+/// jobs whose render was confirmed done or failed, by the Ssemble webhook or the reconciler.
+pub const METRICS: [&str; 17] = [
     "JobsCreated",
     "RendersSubmitted",
     "RendersRejected",
     "RenderWaits",
+    "RendersConfirmed",
+    "RendersFailed",
     "PublishAccepted",
     "PublishRejected",
     "PublishUnknown",
@@ -54,10 +57,20 @@ pub const METRICS: [&str; 14] = [
     "ReconcileDue",
     "ReconcileMoved",
     "ReconcileFailed",
+    "ReconcileLag",
 ];
 
-/// The EMF document for `value` counts of `name`, emitted by `function` of `stage` at
-/// `timestamp_ms`.
+/// The unit of `name`: the reconciler's lag is a time in milliseconds, every other metric a count.
+pub fn unit_of(name: &str) -> &'static str {
+    if name == "ReconcileLag" {
+        "Milliseconds"
+    } else {
+        "Count"
+    }
+}
+
+/// The EMF document for `value` (in [`unit_of`] `name`) of `name`, emitted by `function` of
+/// `stage` at `timestamp_ms`.
 pub fn metric_line(
     stage: &str,
     function: &str,
@@ -71,7 +84,7 @@ pub fn metric_line(
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": DIMENSION_SETS,
-                "Metrics": [{"Name": name, "Unit": "Count"}],
+                "Metrics": [{"Name": name, "Unit": unit_of(name)}],
             }],
         },
         "Stage": stage,
@@ -117,6 +130,21 @@ mod tests {
         let line = metric_line("prod", "publisher", name, value, 1_780_000_000_000).to_string();
         assert!(!line.contains('\n'), "one line: {line}");
         serde_json::from_str(&line).unwrap_or_default()
+    }
+
+    /// The lag is a time: CloudWatch would sum and chart it as a count otherwise.
+    #[test]
+    fn the_reconcilers_lag_is_in_milliseconds_and_everything_else_a_count() {
+        for name in METRICS {
+            let unit =
+                printed(name, 1)["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"].clone();
+            let want = if name == "ReconcileLag" {
+                "Milliseconds"
+            } else {
+                "Count"
+            };
+            assert_eq!(unit, want, "{name}");
+        }
     }
 
     #[test]

@@ -225,7 +225,10 @@ fn a_ssemble_webhook_is_confirmed_with_ssemble_and_a_wrong_token_changes_nothing
     let token = SecretString::from(token.to_owned());
     assert_eq!(
         block_on(core.render_hint(&job_id, &token, Some(&request_id), at)).unwrap(),
-        HintOutcome::Confirmed
+        HintOutcome::Confirmed {
+            rendered: 1,
+            failed: 0
+        }
     );
     // Due now: straight on to the publish queue.
     assert_eq!(w.job_now(&job_id).state, JobState::PublishQueued);
@@ -247,6 +250,11 @@ fn reconcile_confirms_renders_queues_publishes_and_polls_status_to_the_end() {
     // The render poll is due at once: the run confirms it and the ready job is queued.
     let report = block_on(core.reconcile(deadline(&w)));
     assert!(report.moved >= 1, "{report:?}");
+    assert_eq!(
+        (report.rendered, report.render_failed),
+        (1, 0),
+        "{report:?}"
+    );
     let after = w.job_now(&job.id);
     assert!(
         matches!(after.state, JobState::Ready | JobState::PublishQueued),
@@ -308,6 +316,26 @@ fn reconcile_job_moves_one_due_job_and_skips_one_not_due() {
         w.queue.len(QueueKind::Render) >= 1,
         "re-enqueued for submission"
     );
+}
+
+/// A run reports how overdue its most overdue job was (the lag alarmable as `ReconcileLag`), and
+/// a render that failed at Ssemble as a failed render.
+#[test]
+fn a_run_reports_its_lag_and_the_renders_it_failed() {
+    let w = world();
+    let request = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
+    w.ssemble.fail(&request, "Video download failed: 403");
+    let job = w.job(JobSetup::rendered(T, A, &request));
+    let due_at = w.job_now(&job.id).next_check.unwrap().at;
+    w.clock.advance_to(due_at.plus(minutes(7)));
+    let report = block_on(w.core().reconcile(deadline(&w)));
+    assert_eq!(w.job_now(&job.id).state, JobState::RenderFailed);
+    assert_eq!(
+        (report.rendered, report.render_failed),
+        (0, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.lag_ms, 7 * 60 * 1000, "{report:?}");
 }
 
 /// Before every write of the hooked core, changes the job through another (unhooked) core, so

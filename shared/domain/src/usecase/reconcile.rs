@@ -36,6 +36,12 @@ pub struct RunReport {
     pub failed: usize,
     /// Jobs this run moved to `publish_unknown` (a publisher died mid-init, a stuck publish).
     pub became_unknown: usize,
+    /// Jobs whose render this run confirmed done (on to publishing) or failed.
+    pub rendered: usize,
+    pub render_failed: usize,
+    /// How late the most overdue job this run looked at was, in milliseconds: the reconciler's
+    /// lag behind its due work.
+    pub lag_ms: u64,
     /// Stopped early to stay inside the function's timeout.
     pub out_of_time: bool,
 }
@@ -67,7 +73,7 @@ enum Touched {
 /// What reconciling one due job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reconciled {
-    Moved { unknown: bool },
+    Moved { from: JobState, to: JobState },
     Deferred,
     Skipped,
 }
@@ -181,10 +187,21 @@ impl<P: Ports> Core<P> {
                     continue;
                 };
                 report.due += 1;
+                if item.at <= started {
+                    let late = started.as_millis().saturating_sub(item.at.as_millis());
+                    report.lag_ms = report.lag_ms.max(u64::try_from(late).unwrap_or(0));
+                }
                 match result {
-                    Ok(Reconciled::Moved { unknown }) => {
+                    Ok(Reconciled::Moved { from, to }) => {
                         report.moved += 1;
-                        report.became_unknown += usize::from(unknown);
+                        report.became_unknown += usize::from(
+                            to == JobState::PublishUnknown && from != JobState::PublishUnknown,
+                        );
+                        report.rendered += usize::from(
+                            from == JobState::Rendering
+                                && matches!(to, JobState::Ready | JobState::PublishQueued),
+                        );
+                        report.render_failed += usize::from(to == JobState::RenderFailed);
                         progressed = true;
                     }
                     Ok(Reconciled::Deferred) => {
@@ -262,9 +279,7 @@ impl<P: Ports> Core<P> {
         let result = match self.reconcile_due(job, check.kind, now, memo).await? {
             Touched::Moved(to) => {
                 tracing::info!(job_id = %id, from = %from, to = %to, "reconciled");
-                Reconciled::Moved {
-                    unknown: to == JobState::PublishUnknown && from != JobState::PublishUnknown,
-                }
+                Reconciled::Moved { from, to }
             }
             Touched::Rescheduled => Reconciled::Deferred,
             Touched::Nothing => {

@@ -75,8 +75,9 @@ pub enum HintOutcome {
     OtherRequest,
     /// Confirmed already (or cancelled): a duplicate or late delivery spends no budget.
     AlreadySettled,
-    /// Confirmed with Ssemble and applied.
-    Confirmed,
+    /// Confirmed with Ssemble and applied: `rendered` of the render's jobs moved on with a clip,
+    /// `failed` of them failed with Ssemble's reason.
+    Confirmed { rendered: usize, failed: usize },
     /// Could not confirm now; the job's poll is brought forward to `until`.
     Deferred,
 }
@@ -505,7 +506,24 @@ impl<P: Ports> Core<P> {
                 self.advance_loaded(job, &Event::Deferred { until }).await?;
                 Ok(HintOutcome::Deferred)
             }
-            Confirmed::Answered { .. } | Confirmed::Refused { .. } => Ok(HintOutcome::Confirmed),
+            Confirmed::Answered { status, moved, .. } => Ok(match status {
+                RenderStatus::Completed { .. } => HintOutcome::Confirmed {
+                    rendered: moved,
+                    failed: 0,
+                },
+                RenderStatus::Failed { .. } | RenderStatus::Cancelled => HintOutcome::Confirmed {
+                    rendered: 0,
+                    failed: moved,
+                },
+                RenderStatus::Pending => HintOutcome::Confirmed {
+                    rendered: 0,
+                    failed: 0,
+                },
+            }),
+            Confirmed::Refused { jobs, .. } => Ok(HintOutcome::Confirmed {
+                rendered: 0,
+                failed: jobs,
+            }),
         }
     }
 }
