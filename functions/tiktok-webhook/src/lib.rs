@@ -58,15 +58,7 @@ pub async fn handler<P: Ports>(deps: &Deps<P>, req: Request) -> Response<Body> {
         api_request_id = tracing::field::Empty
     );
     let handled = handle(deps, &req).instrument(span).await;
-    metrics::emit(
-        FUNCTION,
-        if handled.is_ok() {
-            "WebhooksAccepted"
-        } else {
-            "WebhooksRejected"
-        },
-        1,
-    );
+    metrics::webhook(FUNCTION, handled.is_ok());
     match handled {
         Ok(handled) => http::received(&handled),
         Err(refusal) => {

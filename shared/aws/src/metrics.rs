@@ -119,6 +119,17 @@ pub fn emit(function: &str, name: &str, value: u64) {
     }
 }
 
+/// One webhook delivery of `function`: accepted, or refused or failed (a failure asks for a
+/// redelivery).
+pub fn webhook(function: &str, accepted: bool) {
+    let name = if accepted {
+        "WebhooksAccepted"
+    } else {
+        "WebhooksRejected"
+    };
+    emit(function, name, 1);
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
