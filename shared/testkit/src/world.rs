@@ -267,6 +267,12 @@ impl World {
         Core::new(self.adapters(), self.settings.clone())
     }
 
+    /// The use cases over the world's own, unhooked handles: another actor a hook can run (a
+    /// webhook moving a job while the hooked core is at it).
+    pub fn unhooked_core(&self) -> MemCore {
+        Core::new(self.unhooked(), self.settings.clone())
+    }
+
     /// Creates the tenant and registers the SHA-256 of [`api_key`]`(tenant)` for it.
     pub fn tenant(self, tenant: &str) -> Self {
         let id = tenant_id(tenant);

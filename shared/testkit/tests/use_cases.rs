@@ -11,7 +11,7 @@ use reelay_domain::ports::{StoredResponse, TokenVault};
 use reelay_domain::request::{Amendment, NewJob};
 use reelay_domain::upstream::RenderStatus;
 use reelay_domain::usecase::{
-    AccountError, Command, CommandError, Confirmed, Core, CreateError, Created, CreatorSettings,
+    AccountError, Command, CommandError, Confirmed, CreateError, Created, CreatorSettings,
     HintOutcome, Observation, ObserveOutcome, Observed, PublishOutcome, SubmitOutcome,
 };
 use reelay_domain::{
@@ -365,17 +365,7 @@ fn a_job_moved_concurrently_is_skipped_by_the_run_not_failed() {
     let w = world().with_hook(hook.clone());
     let job = w.job(JobSetup::render(T, A));
     w.clock.advance(minutes(3));
-    let other = Core::new(
-        reelay_domain::ports::Adapters {
-            store: w.store.clone(),
-            queue: w.queue.clone(),
-            clock: w.clock.clone(),
-            vault: w.vault.clone(),
-            render: w.ssemble.clone(),
-            tiktok: w.tiktok.clone(),
-        },
-        w.core().settings.clone(),
-    );
+    let other = w.unhooked_core();
     let id = job.id.clone();
     let races = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = races.clone();
