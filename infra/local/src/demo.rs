@@ -185,6 +185,27 @@ pub async fn submit_jobs(
     Ok(tracked)
 }
 
+/// The plan's seed publish, if it has one: the first submitted job's render to the plan's
+/// `seed_to` account ([`seed_publish`]), with the route's answer.
+pub async fn seed_planned(
+    client: &ApiClient,
+    plan: &DemoPlan,
+    tracked: &[TrackedJob],
+    tag: &str,
+    wait: Duration,
+) -> Result<Option<(TrackedJob, Value)>, ClientError> {
+    let (Some(to), Some(first)) = (plan.seed_to, tracked.first()) else {
+        return Ok(None);
+    };
+    let (account, _) = plan
+        .accounts
+        .get(to)
+        .ok_or_else(|| ClientError::Protocol("the seed publish names no account".into()))?;
+    seed_publish(client, first, account, tag, wait)
+        .await
+        .map(Some)
+}
+
 /// Waits until `source` has a Ssemble `requestId`, then publishes that render to `account`
 /// through the seed's route (`POST /api/publish/tiktok`, the seed's request shape).
 pub async fn seed_publish(

@@ -104,13 +104,9 @@ async fn main() -> anyhow::Result<()> {
         "==> submitted {} jobs through POST /v1/jobs",
         tracked.len()
     ));
-    if let (Some(to), Some(first)) = (plan.seed_to, tracked.first().cloned()) {
-        let (account, _) = plan
-            .accounts
-            .get(to)
-            .context("the seed publish names no account")?;
-        let (job, answer) =
-            demo::seed_publish(&client, &first, account, &tag, Duration::from_secs(120)).await?;
+    if let Some((job, answer)) =
+        demo::seed_planned(&client, &plan, &tracked, &tag, Duration::from_secs(120)).await?
+    {
         say("==> POST /api/publish/tiktok (the seed's route, existing requestId) answered:".into());
         say(format!("    {answer}"));
         tracked.push(job);

@@ -198,13 +198,9 @@ async fn run_demo(
         "==> submitted {} jobs through POST /v1/jobs",
         tracked.len()
     ));
-    if let (Some(to), Some(first)) = (plan.seed_to, tracked.first().cloned()) {
-        let (account, _) = plan
-            .accounts
-            .get(to)
-            .context("the seed publish names no account")?;
-        let (job, answer) =
-            demo::seed_publish(client, &first, account, &tag, Duration::from_secs(60)).await?;
+    if let Some((job, answer)) =
+        demo::seed_planned(client, &plan, &tracked, &tag, Duration::from_secs(60)).await?
+    {
         out.say(
             "==> POST /api/publish/tiktok (the seed's route, existing requestId) answered:".into(),
         );
