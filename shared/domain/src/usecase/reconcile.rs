@@ -397,9 +397,17 @@ impl<P: Ports> Core<P> {
             return self.offer(job, &Event::Deferred { until }).await;
         };
         if !memo.first_confirmation(&request_id) {
-            // Another due job of the same render asked Ssemble in this run; its answer reached
-            // every job of the render.
-            return Ok(Touched::Nothing);
+            // Another due job of the same render asks Ssemble in this run and offers its answer
+            // to every job of the render. Should that run end before reaching this job, it is
+            // looked at again at the render's own poll cadence, not a stale check's back-off
+            // (which could outlast the render's deadline and lose Ssemble's reason).
+            let p = &self.settings.policy;
+            let until = now.plus(p.poll_after(
+                now.since(job.state_since),
+                p.render_poll_min,
+                p.render_poll_max,
+            ));
+            return self.offer(job, &Event::Deferred { until }).await;
         }
         let deadline = now.plus(self.settings.reconcile.safety_margin);
         match self.confirm_render(&request_id, Some(deadline)).await? {
