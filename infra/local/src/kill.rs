@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use reelay_domain::account::{Account, AccountHealth};
-use reelay_domain::budget::{Admission, BudgetKind, Window};
+use reelay_domain::budget::{Admission, BudgetKind, Denied, Window};
 use reelay_domain::compliance::CreatorInfo;
 use reelay_domain::job::{Applied, Clip, Job, PostMode, PostSettings, RenderRequest};
 use reelay_domain::messages::WorkMessage;
@@ -305,8 +305,8 @@ killable! {
         fn set_health(tenant: &TenantId, account: &AccountId, health: AccountHealth, reason: Option<&str>) -> Result<(), StoreError>;
     }
     BudgetStore {
-        fn take(scope: &str, kind: BudgetKind, window: Window, now: UtcTime) -> Result<Admission, StoreError>;
-        fn peek(scope: &str, kind: BudgetKind, window: Window, now: UtcTime) -> Result<Admission, StoreError>;
+        fn take(scope: &str, windows: &[(BudgetKind, Window)], units: u32, now: UtcTime) -> Result<Option<Denied>, StoreError>;
+        fn peek(scope: &str, windows: &[(BudgetKind, Window)], now: UtcTime) -> Result<Vec<Admission>, StoreError>;
     }
     LockStore {
         fn acquire_lock(name: &str, owner: &str, now: UtcTime, until: UtcTime) -> Result<bool, StoreError>;

@@ -583,53 +583,180 @@ async fn list_filters_by_account_and_state_and_pages_with_an_opaque_cursor() {
     ));
 }
 
+/// 100 takers at once on an open bucket: each take is one write, and none of them races
+/// another while the window has room (the old log item lost ~58 writes a job to such races).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_hundred_concurrent_takes_on_a_six_per_minute_window_grant_exactly_six() {
-    let accounts = job_store().await;
-    let accounts = Arc::new(accounts);
-    let window = Window::new(6, Duration::from_secs(60));
+async fn a_hundred_concurrent_takes_of_three_windows_are_a_write_each_and_never_overspend() {
+    let store = Arc::new(job_store().await);
     let t = now();
-    let tasks: Vec<_> = (0..100)
-        .map(|i| {
-            let accounts = accounts.clone();
-            tokio::spawn(async move {
-                let at = t.plus(Duration::from_millis(i % 7));
-                accounts
-                    .take("tenant_a:acct_1", BudgetKind::TikTokInit, window, at)
-                    .await
-                    .unwrap()
-            })
-        })
-        .collect();
-    let results: Vec<Admission> = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap())
-        .collect();
-    let granted = results
-        .iter()
-        .filter(|a| matches!(a, Admission::Granted { .. }))
-        .count();
-    assert_eq!(granted, 6, "never overspent, never underspent");
-    for a in &results {
-        if let Admission::Denied { retry_at } = a {
-            assert!(*retry_at > t.plus(Duration::from_secs(60)));
+    let three = |minute: u32| {
+        [
+            (
+                BudgetKind::SsembleStatus,
+                Window::new(minute, Duration::from_secs(60)),
+            ),
+            (
+                BudgetKind::SsembleHourly,
+                Window::new(1_000, Duration::from_secs(3_600)),
+            ),
+            (
+                BudgetKind::SsembleDaily,
+                Window::new(1_000, Duration::from_secs(86_400)),
+            ),
+        ]
+    };
+    let race = |scope: &'static str, minute: u32| {
+        let store = store.clone();
+        async move {
+            let windows = three(minute);
+            // The bucket is opened first; the hundred then all take in it.
+            assert_eq!(store.take(scope, &windows, 1, t).await.unwrap(), None);
+            let before = store.meter().snapshot();
+            let tasks: Vec<_> = (0..100u64)
+                .map(|i| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let at = t.plus(Duration::from_millis(i % 7));
+                        store.take(scope, &windows, 1, at).await.unwrap()
+                    })
+                })
+                .collect();
+            let answers: Vec<_> = futures::future::join_all(tasks)
+                .await
+                .into_iter()
+                .map(|r| r.unwrap())
+                .collect();
+            let after = store.meter().snapshot();
+            let writes = after.requests_of("take") - before.requests_of("take");
+            let refused = after.failed_of("take") - before.failed_of("take");
+            (answers, writes, refused)
         }
+    };
+
+    // Room for all: 100 grants, 100 writes, not one refused.
+    let (answers, writes, refused) = race("key-roomy", 500).await;
+    assert!(answers.iter().all(Option::is_none), "{answers:?}");
+    assert_eq!((writes, refused), (100, 0));
+
+    // Room for 59 more: exactly 59 granted; a refusal never spent the hour or the day.
+    let (answers, writes, refused) = race("key-full", 60).await;
+    let granted = answers.iter().filter(|a| a.is_none()).count();
+    assert_eq!(granted, 59, "never overspent, never underspent");
+    for denied in answers.iter().flatten() {
+        assert_eq!(denied.kind, BudgetKind::SsembleStatus);
+        assert!(denied.retry_at >= t.plus(Duration::from_secs(60)));
     }
-    // Another budget of the same account is independent; the window slides.
-    let other = accounts
-        .take("tenant_a:acct_1", BudgetKind::TikTokStatus, window, t)
+    assert!(refused <= 41, "{refused} refused of {writes}");
+    let left = store
+        .peek("key-full", &three(60)[1..], t.plus(Duration::from_secs(61)))
         .await
         .unwrap();
-    assert!(matches!(other, Admission::Granted { remaining: 5 }));
+    assert_eq!(
+        left,
+        vec![
+            Admission::Granted { remaining: 939 },
+            Admission::Granted { remaining: 939 }
+        ]
+    );
+    // Another window of the scope is independent; the window slides.
+    let list = [(
+        BudgetKind::SsembleList,
+        Window::new(6, Duration::from_secs(60)),
+    )];
+    assert_eq!(store.take("key-full", &list, 1, t).await.unwrap(), None);
     let later = t.plus(Duration::from_secs(61));
-    assert!(matches!(
-        accounts
-            .take("tenant_a:acct_1", BudgetKind::TikTokInit, window, later)
+    assert_eq!(
+        store.take("key-full", &three(60), 1, later).await.unwrap(),
+        None
+    );
+}
+
+/// A budget kept in the earlier layout (one item per window, a `log` of take instants) is
+/// counted when the window is first taken in the new one, and the tally item keeps only the
+/// buckets still inside its window.
+#[tokio::test]
+async fn a_budget_in_the_earlier_layout_is_counted_and_the_tally_stays_bounded() {
+    let sdk = sdk().await;
+    let store = job_store().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let t = now();
+    let log: Vec<_> = (0..6)
+        .map(|i| {
+            aws_sdk_dynamodb::types::AttributeValue::N(
+                t.minus(Duration::from_secs(30 - i)).as_millis().to_string(),
+            )
+        })
+        .collect();
+    client
+        .put_item()
+        .table_name(store.table())
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("BUDGET#legacy".into()),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("tiktok_init".into()),
+        )
+        .item(
+            "t",
+            aws_sdk_dynamodb::types::AttributeValue::S("budget".into()),
+        )
+        .item("log", aws_sdk_dynamodb::types::AttributeValue::L(log))
+        .item(
+            "ver",
+            aws_sdk_dynamodb::types::AttributeValue::N("6".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let init = [(
+        BudgetKind::TikTokInit,
+        Window::new(6, Duration::from_secs(60)),
+    )];
+    let Some(denied) = store.take("legacy", &init, 1, t).await.unwrap() else {
+        panic!("six earlier takes were forgotten")
+    };
+    assert!(denied.retry_at >= t.plus(Duration::from_secs(30)));
+    assert_eq!(
+        store
+            .take("legacy", &init, 1, denied.retry_at)
             .await
             .unwrap(),
-        Admission::Granted { .. }
-    ));
+        None
+    );
+
+    // Takes spread over three minutes: the item holds only the last minute's buckets.
+    let scope = "bounded";
+    for i in 0..36u64 {
+        let at = t.plus(Duration::from_secs(i * 5));
+        let _ = store.take(scope, &init, 1, at).await.unwrap();
+    }
+    let item = client
+        .get_item()
+        .table_name(store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("BUDGET#{scope}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("tally".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let slots: Vec<_> = item
+        .keys()
+        .filter(|k| {
+            k.starts_with("ti") && k[2..].chars().all(|c| c.is_ascii_digit()) && k.len() > 2
+        })
+        .collect();
+    // One take every 5 s, six a minute at most: at most 12 buckets of the last minute.
+    assert!(!slots.is_empty() && slots.len() <= 13, "{slots:?}");
 }
 
 #[tokio::test]
@@ -1386,13 +1513,15 @@ async fn the_open_id_lookup_is_one_get_and_one_creator_is_one_account() {
 #[tokio::test]
 async fn peek_answers_what_take_would_and_writes_nothing() {
     let store = job_store().await;
-    let window = Window::new(3, Duration::from_secs(60));
+    let windows = [(
+        BudgetKind::TikTokInit,
+        Window::new(3, Duration::from_secs(60)),
+    )];
     let t = now();
-    let kind = BudgetKind::TikTokInit;
     for i in 0..5u64 {
         let at = t.plus(Duration::from_millis(i * 10));
         let before = store.meter().snapshot();
-        let peeked = store.peek("acct", kind, window, at).await.unwrap();
+        let peeked = store.peek("acct", &windows, at).await.unwrap();
         let after = store.meter().snapshot();
         assert_eq!(after.requests() - before.requests(), 1, "one read");
         assert_eq!(
@@ -1402,45 +1531,21 @@ async fn peek_answers_what_take_would_and_writes_nothing() {
         );
         assert_eq!(
             peeked,
-            store.peek("acct", kind, window, at).await.unwrap(),
+            store.peek("acct", &windows, at).await.unwrap(),
             "peeking takes nothing"
         );
-        let taken = store.take("acct", kind, window, at).await.unwrap();
-        assert_eq!(peeked, taken, "take {i}");
+        let taken = store.take("acct", &windows, 1, at).await.unwrap();
+        let as_peek = match taken {
+            None => peeked[0],
+            Some(d) => Admission::Denied {
+                retry_at: d.retry_at,
+            },
+        };
+        assert_eq!(peeked, vec![as_peek], "take {i}");
     }
-    let expected_retry = t
-        .plus(Duration::from_secs(60))
-        .plus(Duration::from_millis(1));
-    assert_eq!(
-        store
-            .peek("acct", kind, window, t.plus(Duration::from_secs(1)))
-            .await
-            .unwrap(),
-        Admission::Denied {
-            retry_at: expected_retry
-        }
-    );
-    // A clock behind the latest take is counted from that take, like `take` does.
-    assert_eq!(
-        store
-            .peek("acct", kind, window, t.minus(Duration::from_secs(30)))
-            .await
-            .unwrap(),
-        Admission::Denied {
-            retry_at: expected_retry
-        }
-    );
-    assert_eq!(
-        store
-            .peek("acct", kind, window, expected_retry)
-            .await
-            .unwrap(),
-        Admission::Granted { remaining: 0 }
-    );
-    assert_eq!(
-        store.peek("other", kind, window, t).await.unwrap(),
-        Admission::Granted { remaining: 2 }
-    );
     let snap = store.meter().snapshot();
     assert_eq!(snap.requests_of("take"), 3, "only the granted takes wrote");
+    assert_eq!(snap.failed_of("take"), 0, "a refusal is read, not written");
+    // The whole contract, as the in-memory store holds it.
+    reelay_testkit::contract::budgets(&store).await;
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::account::{Account, AccountHealth};
-use crate::budget::{Admission, BudgetKind, Window};
+use crate::budget::{Admission, BudgetKind, Denied, Window};
 use crate::ids::{AccountId, IdempotencyKey, JobId, PayloadHash, PublishId, RequestId, TenantId};
 use crate::job::{Applied, AuditEvent, Job};
 use crate::lifecycle::{CheckKind, JobState};
@@ -233,27 +233,28 @@ pub trait AccountStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Sliding-window budgets (TikTok per account token, Ssemble per API key).
+/// Sliding-window budgets (TikTok per account token, Ssemble per API key), kept as
+/// [`crate::budget::Tally`]s and changed only by the [`crate::budget::Step`]s the domain plans.
 pub trait BudgetStore: Send + Sync {
-    /// Takes one unit atomically: never overspent under concurrency. `scope` is the account
-    /// (`tenant:account`) or the API key the budget belongs to.
+    /// Takes `units` of every window in `windows` at once, or nothing: never overspent under
+    /// concurrency, and no unit spent in one window when another refuses. `scope` is the account
+    /// (`tenant:account`) or the API key the budgets belong to. `Some` names the refusal.
     fn take(
         &self,
         scope: &str,
-        kind: BudgetKind,
-        window: Window,
+        windows: &[(BudgetKind, Window)],
+        units: u32,
         now: UtcTime,
-    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Denied>, StoreError>> + Send;
 
-    /// What a take would answer at `now`, without taking (`Granted::remaining` counts the
-    /// units left after that one take).
+    /// What a take of one unit of each window would answer at `now`, in `windows`' order,
+    /// without taking (`Granted::remaining` counts the units left after that one take).
     fn peek(
         &self,
         scope: &str,
-        kind: BudgetKind,
-        window: Window,
+        windows: &[(BudgetKind, Window)],
         now: UtcTime,
-    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Admission>, StoreError>> + Send;
 }
 
 /// Leases and single-use tokens.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use reelay_domain::UtcTime;
-use reelay_domain::budget::{Admission, BudgetKind, Limits};
+use reelay_domain::budget::{BudgetKind, Limits, Tally};
 
 /// Takes at `attempts` (ms, ascending) against TikTok's init window with `margin`; returns the
 /// granted instants.
@@ -14,10 +14,12 @@ fn granted(attempts: &[u64], margin: Duration) -> Vec<UtcTime> {
         ..Limits::default()
     };
     let window = limits.window(BudgetKind::TikTokInit);
+    let mut tally: Option<Tally> = None;
     let mut log = Vec::new();
     for ms in attempts {
         let now = UtcTime::from_millis(*ms as i64);
-        if let Admission::Granted { .. } = window.admit(&log, now) {
+        if let Ok((step, _)) = window.plan(tally.as_ref(), 1, now) {
+            tally.get_or_insert_with(Tally::default).apply(&step);
             log.push(now);
         }
     }
@@ -82,11 +84,12 @@ proptest! {
 
 #[test]
 fn without_the_margin_a_late_call_can_overspend_the_upstream_window() {
-    // The failure the margin exists for: six takes, then a seventh exactly one window after the
-    // first; the first reached TikTok 400 ms after its take, so TikTok counts seven in 60 s.
+    // The failure the margin exists for: six takes, the first at the end of its half-second
+    // bucket, then a seventh as soon as that bucket has left the window, 60.001 s later; the
+    // first reached TikTok 400 ms after its take, so TikTok counts seven in 60 s.
     let attempts: Vec<u64> = (0..6)
-        .map(|i| 1_000_000 + i * 1_000)
-        .chain([1_060_001])
+        .map(|i| 1_000_499 + i * 1_000)
+        .chain([1_060_500])
         .collect();
     let no_margin = granted(&attempts, Duration::ZERO);
     assert_eq!(no_margin.len(), 7);

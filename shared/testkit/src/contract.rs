@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use reelay_domain::account::Account;
-use reelay_domain::ports::{AccountStore, Entropy, StoreError, TenantStore};
+use reelay_domain::budget::{Admission, BudgetKind, Denied, Window};
+use reelay_domain::ports::{AccountStore, BudgetStore, Entropy, StoreError, TenantStore};
 use reelay_domain::tenant::ApiKey;
 use reelay_domain::usecase::TenantError;
 use reelay_domain::usecase::tenants::{
@@ -270,4 +271,114 @@ pub async fn one_creator_one_account<S: AccountStore>(store: &S) {
     assert_eq!(lookup("oid-2").await, Some((b.clone(), acct("acct_1"))));
     let stored = get(&a, "acct_1").await.unwrap_or_else(|| panic!("stored"));
     assert_eq!((stored.open_id, stored.version), (None, first.version + 1));
+}
+
+async fn take<S: BudgetStore>(
+    store: &S,
+    scope: &str,
+    windows: &[(BudgetKind, Window)],
+    units: u32,
+    now: UtcTime,
+) -> Option<Denied> {
+    store
+        .take(scope, windows, units, now)
+        .await
+        .unwrap_or_else(|e| panic!("take: {e}"))
+}
+
+async fn peek<S: BudgetStore>(
+    store: &S,
+    scope: &str,
+    windows: &[(BudgetKind, Window)],
+    now: UtcTime,
+) -> Vec<Admission> {
+    store
+        .peek(scope, windows, now)
+        .await
+        .unwrap_or_else(|e| panic!("peek: {e}"))
+}
+
+/// Budgets as every store keeps them: a take of several windows is whole or nothing, a peek
+/// answers what a take would and takes nothing, a lagging clock takes in the latest bucket,
+/// scopes and windows are independent, and a refusal names when the take will fit.
+pub async fn budgets<S: BudgetStore>(store: &S) {
+    let t0 = UtcTime::from_secs(1_800_000_000);
+    let at = |ms: u64| t0.plus(Duration::from_millis(ms));
+    let minute = Window::new(2, Duration::from_secs(60));
+    let hour = Window::new(3, Duration::from_secs(3_600));
+    let both = &[
+        (BudgetKind::SsembleCreate, minute),
+        (BudgetKind::SsembleHourly, hour),
+    ];
+    let hourly = &both[1..];
+    // Two takes of both windows; the third is refused by the minute window alone.
+    assert_eq!(take(store, "key", both, 1, at(0)).await, None);
+    assert_eq!(
+        peek(store, "key", both, at(10)).await,
+        vec![
+            Admission::Granted { remaining: 0 },
+            Admission::Granted { remaining: 1 }
+        ]
+    );
+    assert_eq!(take(store, "key", both, 1, at(10)).await, None);
+    let refused = take(store, "key", both, 1, at(20)).await;
+    let Some(Denied { kind, retry_at }) = refused else {
+        panic!("a third take in one minute was granted")
+    };
+    assert_eq!(kind, BudgetKind::SsembleCreate);
+    assert!(retry_at >= at(60_000), "{retry_at}");
+    assert!(retry_at <= at(60_000 + 500), "{retry_at}");
+    // The refusal spent nothing of the hour: one unit is still there.
+    assert_eq!(
+        peek(store, "key", hourly, at(30)).await,
+        vec![Admission::Granted { remaining: 0 }]
+    );
+    // A peek is what the take answers, and takes nothing.
+    assert_eq!(
+        peek(store, "key", both, at(20)).await,
+        vec![
+            Admission::Denied { retry_at },
+            Admission::Granted { remaining: 0 }
+        ]
+    );
+    // Two units at once never fit where one is left; one does, once the minute has refilled.
+    let Some(two) = take(store, "key", both, 2, retry_at).await else {
+        panic!("two units granted where the hour had one")
+    };
+    assert_eq!(two.kind, BudgetKind::SsembleHourly);
+    assert_eq!(take(store, "key", both, 1, retry_at).await, None);
+    assert!(
+        take(store, "key", both, 1, retry_at).await.is_some(),
+        "hour spent"
+    );
+
+    // A clock 30 s behind the latest take neither overspends nor loses the earlier takes.
+    let init = &[(BudgetKind::TikTokInit, minute)];
+    assert_eq!(take(store, "acct", init, 1, at(30_000)).await, None);
+    assert_eq!(take(store, "acct", init, 1, at(0)).await, None);
+    let Some(lagging) = take(store, "acct", init, 1, at(0)).await else {
+        panic!("a lagging clock overspent")
+    };
+    assert!(lagging.retry_at >= at(90_000), "{}", lagging.retry_at);
+    assert_eq!(
+        peek(store, "acct", init, at(0)).await,
+        vec![Admission::Denied {
+            retry_at: lagging.retry_at
+        }]
+    );
+    // Another scope, and another window of the same scope, are untouched.
+    assert_eq!(
+        peek(store, "other", init, at(0)).await,
+        vec![Admission::Granted { remaining: 1 }]
+    );
+    let status = &[(BudgetKind::TikTokStatus, minute)];
+    assert_eq!(
+        peek(store, "acct", status, at(0)).await,
+        vec![Admission::Granted { remaining: 1 }]
+    );
+    // Both takes were counted in the latest bucket, so both leave together.
+    assert_eq!(
+        peek(store, "acct", init, lagging.retry_at).await,
+        vec![Admission::Granted { remaining: 1 }]
+    );
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use reelay_domain::account::{Account, AccountHealth};
-use reelay_domain::budget::{Admission, BudgetKind, Window};
+use reelay_domain::budget::{Admission, BudgetKind, Denied, Tally, Window, plan_take};
 use reelay_domain::job::{Applied, AuditEvent, Job, Pointer};
 use reelay_domain::ports::{
     AccountStore, AuditPage, BudgetStore, DueJob, IdempotencyBegin, IdempotencyScope, JobFilter,
@@ -85,7 +85,7 @@ struct StoreState {
     accounts: BTreeMap<(TenantId, AccountId), Account>,
     blocked_reasons: HashMap<(TenantId, AccountId), String>,
     open_ids: HashMap<String, (TenantId, AccountId)>,
-    budgets: HashMap<(String, BudgetKind), Vec<UtcTime>>,
+    budgets: HashMap<String, BTreeMap<BudgetKind, Tally>>,
     grants: HashMap<(String, BudgetKind), Vec<UtcTime>>,
     locks: BTreeMap<String, Lease>,
     tenant_keys: HashMap<String, ApiKey>,
@@ -249,11 +249,12 @@ impl MemStore {
             .cloned()
     }
 
-    /// The budget's log as stored: the takes still inside the window at the last take.
-    pub fn budget_log(&self, scope: &str, kind: BudgetKind) -> Vec<UtcTime> {
+    /// The budget's tally as stored (empty if never taken).
+    pub fn budget_tally(&self, scope: &str, kind: BudgetKind) -> Tally {
         self.state()
             .budgets
-            .get(&(scope.to_owned(), kind))
+            .get(scope)
+            .and_then(|t| t.get(&kind))
             .cloned()
             .unwrap_or_default()
     }
@@ -703,33 +704,34 @@ impl AccountStore for MemStore {
 }
 
 impl BudgetStore for MemStore {
-    /// `Window::admit` over the log, counted from `max(now, latest take)`; a grant stores the
-    /// live log plus that instant, a denial writes nothing. Atomic, so never overspent.
+    /// `plan_take` over the stored tallies and every step applied, under one lock: atomic
+    /// across the windows, so never overspent and nothing taken when one window refuses.
     async fn take(
         &self,
         scope: &str,
-        kind: BudgetKind,
-        window: Window,
+        windows: &[(BudgetKind, Window)],
+        units: u32,
         now: UtcTime,
-    ) -> Result<Admission, StoreError> {
+    ) -> Result<Option<Denied>, StoreError> {
         self.run(calls::BUDGETS_TAKE, |s| {
-            let key = (scope.to_owned(), kind);
-            let log = s.budgets.get(&key).cloned().unwrap_or_default();
-            let at = reelay_domain::budget::counted_at(&log, now);
-            let admission = window.admit(&log, at);
-            if let Admission::Granted { .. } = admission {
-                let mut live = window.live(&log, at);
-                live.push(at);
-                s.budgets.insert(key.clone(), live);
-                s.grants.entry(key).or_default().push(at);
-            }
-            tracing::debug!(
-                budget_scope = scope,
-                budget = kind.as_str(),
-                ?admission,
-                "budget take"
-            );
-            Ok(admission)
+            let tallies = s.budgets.entry(scope.to_owned()).or_default();
+            let outcome = match plan_take(windows, tallies, units, now) {
+                Ok(steps) => {
+                    for (kind, step) in &steps {
+                        let tally = tallies.entry(*kind).or_default();
+                        tally.apply(step);
+                        // The instant the take is counted at: its bucket, or `now` within it.
+                        let bucket = UtcTime::from_millis(tally.hi.saturating_mul(tally.width_ms));
+                        let at = bucket.max(now);
+                        let grants = s.grants.entry((scope.to_owned(), *kind)).or_default();
+                        grants.extend(std::iter::repeat_n(at, units as usize));
+                    }
+                    None
+                }
+                Err(denied) => Some(denied),
+            };
+            tracing::debug!(budget_scope = scope, ?outcome, "budget take");
+            Ok(outcome)
         })
         .await
     }
@@ -737,17 +739,15 @@ impl BudgetStore for MemStore {
     async fn peek(
         &self,
         scope: &str,
-        kind: BudgetKind,
-        window: Window,
+        windows: &[(BudgetKind, Window)],
         now: UtcTime,
-    ) -> Result<Admission, StoreError> {
+    ) -> Result<Vec<Admission>, StoreError> {
         self.run(calls::BUDGETS_PEEK, |s| {
-            let log = s
-                .budgets
-                .get(&(scope.to_owned(), kind))
-                .cloned()
-                .unwrap_or_default();
-            Ok(window.admit(&log, reelay_domain::budget::counted_at(&log, now)))
+            let tallies = s.budgets.get(scope);
+            Ok(windows
+                .iter()
+                .map(|(kind, window)| window.admit(tallies.and_then(|t| t.get(kind)), 1, now))
+                .collect())
         })
         .await
     }

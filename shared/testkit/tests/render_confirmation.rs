@@ -66,7 +66,7 @@ fn confirm(
         BudgetKind::SsembleDaily,
     ]
     .iter()
-    .map(|k| w.store.budget_log(&scope, *k).len())
+    .map(|k| w.store.budget_tally(&scope, *k).total() as usize)
     .collect();
     (after.state, after.last_error.map(|e| e.code), takes)
 }

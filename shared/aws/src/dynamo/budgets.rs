@@ -1,99 +1,329 @@
-//! `BudgetStore`: sliding-window logs, taken with a compare-and-set on the log item.
+//! `BudgetStore`: one item per scope holding every window's tally, changed by one UpdateItem.
+//!
+//! A take of several windows (Ssemble's minute, hour and day) is one conditional UpdateItem on
+//! the scope's item, so it is atomic and costs one write. A take in a window's latest bucket is
+//! an `ADD` conditional on the room the older buckets leave: concurrent takers in that bucket
+//! all succeed while the room lasts instead of racing a compare-and-set. Only a take that
+//! opens a new bucket is a compare-and-set on the latest bucket as read; a lost one retries
+//! with the winner's item from the failure, without a second read.
+//!
+//! Attributes of window `k` (a two-letter code): `k` = latest bucket, `kw` = bucket width in
+//! ms, `k0`…`k120` = counts in ring slots (bucket mod 121), at most 121 per window however
+//! large its limit. Items of the earlier layout (one item per window with a `log` of take
+//! instants, sort key = the window's name) are folded in when a window is first taken here.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
-use rand::Rng;
 use reelay_domain::UtcTime;
-use reelay_domain::budget::{Admission, BudgetKind, Window, counted_at};
+use reelay_domain::budget::{
+    Admission, BUCKETS, BudgetKind, Denied, Step, Tally, Window, plan_take,
+};
 use reelay_domain::ports::{BudgetStore, StoreError};
 use tracing::{debug, warn};
 
-use super::{ATTR_PK, ATTR_SK, DynamoStore, Item, get_n, n, s, unavailable};
+use super::{ATTR_PK, ATTR_SK, DynamoStore, Item, get_n, get_s, n, s, unavailable};
 
-/// Compare-and-set rounds for one `take`. Each lost round means another taker wrote, so with
-/// `limit` grants per window a taker loses at most `limit` rounds before it is denied.
-const TAKE_MAX_ROUNDS: u32 = 32;
-/// Budget logs linger this long past their last take before TTL removes them.
+/// Rounds of one `take`. A round is lost only when another taker opened a bucket (or took the
+/// last units) between the read and the write; the next round plans on the winner's item.
+const TAKE_MAX_ROUNDS: u32 = 16;
+/// Budget items linger this long past their last take before TTL removes them. At least the
+/// longest window (a day), so a take of a short window alone never lets TTL drop a daily tally
+/// its item still needs.
 const TTL_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// The sort key of a scope's tally item.
+const TALLY_SK: &str = "tally";
 
 fn budget_pk(scope: &str) -> String {
     format!("BUDGET#{scope}")
 }
 
-/// A budget's log of takes and the version the compare-and-set is conditional on.
-type Log = (Vec<UtcTime>, u64);
+/// A window's attribute prefix in the tally item.
+fn code(kind: BudgetKind) -> &'static str {
+    match kind {
+        BudgetKind::TikTokInit => "ti",
+        BudgetKind::TikTokStatus => "ts",
+        BudgetKind::TikTokCreatorInfo => "tc",
+        BudgetKind::DirectPostsDaily => "td",
+        BudgetKind::PendingDrafts => "tp",
+        BudgetKind::SsembleCreate => "sc",
+        BudgetKind::SsembleStatus => "ss",
+        BudgetKind::SsembleList => "sl",
+        BudgetKind::SsembleHourly => "sh",
+        BudgetKind::SsembleDaily => "sd",
+    }
+}
 
-fn log_from(item: &Item) -> Log {
-    let log = item
-        .get("log")
-        .and_then(|v| v.as_l().ok())
-        .map(|l| {
-            l.iter()
-                .filter_map(|v| v.as_n().ok().and_then(|raw| raw.parse::<i64>().ok()))
-                .map(UtcTime::from_millis)
-                .collect()
-        })
-        .unwrap_or_default();
-    (log, get_n(item, "ver").unwrap_or(0))
+fn slot_attr(kind: BudgetKind, bucket: i64) -> String {
+    format!("{}{}", code(kind), bucket.rem_euclid(BUCKETS + 1))
+}
+
+/// The window's tally as the item stores it, if it was ever taken there.
+fn tally_from(item: &Item, kind: BudgetKind) -> Option<Tally> {
+    let prefix = code(kind);
+    let hi: i64 = get_n(item, prefix)?;
+    let width_ms: i64 = get_n(item, &format!("{prefix}w"))?;
+    let mut counts = BTreeMap::new();
+    for slot in 0..=BUCKETS {
+        if let Some(count) = get_n::<u32>(item, &format!("{prefix}{slot}")) {
+            let bucket = hi - (hi - slot).rem_euclid(BUCKETS + 1);
+            counts.insert(bucket, count);
+        }
+    }
+    Some(Tally {
+        width_ms,
+        hi,
+        counts,
+    })
+}
+
+/// What one read of a scope found: the tally item and any earlier-layout logs.
+#[derive(Default)]
+struct Read {
+    tally: Option<Item>,
+    legacy: HashMap<String, Vec<UtcTime>>,
+}
+
+impl Read {
+    fn from_items(items: Vec<Item>) -> Self {
+        let mut read = Read::default();
+        for item in items {
+            match get_s(&item, ATTR_SK) {
+                Some(TALLY_SK) => read.tally = Some(item),
+                Some(sk) => {
+                    let log = item
+                        .get("log")
+                        .and_then(|v| v.as_l().ok())
+                        .map(|l| {
+                            l.iter()
+                                .filter_map(|v| v.as_n().ok()?.parse::<i64>().ok())
+                                .map(UtcTime::from_millis)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    read.legacy.insert(sk.to_owned(), log);
+                }
+                None => {}
+            }
+        }
+        read
+    }
+
+    /// The stored tally of `kind`, or its earlier-layout log counted in `window`'s buckets.
+    fn tally(&self, kind: BudgetKind, window: &Window) -> (Option<Tally>, bool) {
+        if let Some(tally) = self.tally.as_ref().and_then(|i| tally_from(i, kind)) {
+            return (Some(tally), false);
+        }
+        let Some(log) = self.legacy.get(kind.as_str()).filter(|l| !l.is_empty()) else {
+            return (None, false);
+        };
+        let width_ms = window.width_ms();
+        let mut counts = BTreeMap::new();
+        for t in log {
+            *counts
+                .entry(t.as_millis().div_euclid(width_ms))
+                .or_insert(0) += 1;
+        }
+        let hi = counts.keys().next_back().copied().unwrap_or(0);
+        let tally = Tally {
+            width_ms,
+            hi,
+            counts,
+        };
+        (Some(tally), true)
+    }
+}
+
+/// One UpdateItem's expression under construction.
+#[derive(Default)]
+struct Update {
+    set: Vec<String>,
+    add: Vec<String>,
+    remove: Vec<String>,
+    conditions: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Update {
+    fn name(&mut self, attr: &str) -> String {
+        let placeholder = format!("#a{}", self.names.len());
+        self.names.insert(placeholder.clone(), attr.to_owned());
+        placeholder
+    }
+
+    fn value(&mut self, v: AttributeValue) -> String {
+        let placeholder = format!(":v{}", self.values.len());
+        self.values.insert(placeholder.clone(), v);
+        placeholder
+    }
+
+    /// The clauses of one window's step; `seen` is the tally as stored when it was planned
+    /// (`None`: the item holds none of this window), `item` the item it was read from.
+    fn step(
+        &mut self,
+        kind: BudgetKind,
+        step: &Step,
+        width: i64,
+        seen: Option<&Tally>,
+        item: Option<&Item>,
+    ) {
+        let prefix = code(kind);
+        let hi = self.name(prefix);
+        let w = self.name(&format!("{prefix}w"));
+        match step {
+            Step::Add {
+                bucket,
+                units,
+                max_before,
+            } => {
+                let slot = self.name(&slot_attr(kind, *bucket));
+                let (b, wv, max, u) = (
+                    self.value(n(bucket)),
+                    self.value(n(width)),
+                    self.value(n(max_before)),
+                    self.value(n(units)),
+                );
+                self.add.push(format!("{slot} {u}"));
+                self.conditions.push(format!(
+                    "{hi} = {b} AND {w} = {wv} AND (attribute_not_exists({slot}) OR {slot} <= {max})"
+                ));
+            }
+            Step::Open { next } => {
+                let (hv, wv) = (self.value(n(next.hi)), self.value(n(next.width_ms)));
+                self.set.push(format!("{hi} = {hv}"));
+                self.set.push(format!("{w} = {wv}"));
+                let mut kept = Vec::new();
+                for (bucket, count) in &next.counts {
+                    let attr = slot_attr(kind, *bucket);
+                    let (slot, c) = (self.name(&attr), self.value(n(count)));
+                    self.set.push(format!("{slot} = {c}"));
+                    kept.push(attr);
+                }
+                for slot in 0..=BUCKETS {
+                    let attr = format!("{prefix}{slot}");
+                    if !kept.contains(&attr) && item.is_some_and(|i| i.contains_key(&attr)) {
+                        let placeholder = self.name(&attr);
+                        self.remove.push(placeholder);
+                    }
+                }
+                match seen {
+                    None => self.conditions.push(format!("attribute_not_exists({hi})")),
+                    Some(seen) => {
+                        let slot = self.name(&slot_attr(kind, seen.hi));
+                        let (sh, sw) = (self.value(n(seen.hi)), self.value(n(seen.width_ms)));
+                        let count = seen.counts.get(&seen.hi).copied().unwrap_or(0);
+                        let sc = self.value(n(count));
+                        self.conditions
+                            .push(format!("{hi} = {sh} AND {w} = {sw} AND {slot} = {sc}"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn expression(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.set.is_empty() {
+            parts.push(format!("SET {}", self.set.join(", ")));
+        }
+        if !self.add.is_empty() {
+            parts.push(format!("ADD {}", self.add.join(", ")));
+        }
+        if !self.remove.is_empty() {
+            parts.push(format!("REMOVE {}", self.remove.join(", ")));
+        }
+        parts.join(" ")
+    }
 }
 
 impl DynamoStore {
-    /// One compare-and-set round of `take`: `Ok(Some)` is the answer, `Ok(None)` lost the race.
+    async fn read_budgets(&self, op: &'static str, scope: &str) -> Result<Read, StoreError> {
+        let items = self.query_partition(op, budget_pk(scope)).await?;
+        Ok(Read::from_items(items))
+    }
+
+    /// One round of `take`: `Ok(Ok(answer))`, or `Ok(Err(item))` when the write lost to another
+    /// taker and `item` is the winner's (the next round plans on it).
     async fn take_round(
         &self,
-        pk: &str,
-        kind: BudgetKind,
-        window: Window,
+        scope: &str,
+        read: &Read,
+        windows: &[(BudgetKind, Window)],
+        units: u32,
         now: UtcTime,
-        seen: &mut Option<Log>,
-    ) -> Result<Option<Admission>, StoreError> {
-        let (log, version) = match seen.take() {
-            Some(known) => known,
-            None => self.read_budget("take_read", pk, kind).await?,
+    ) -> Result<Result<Option<Denied>, Option<Item>>, StoreError> {
+        let mut stored = BTreeMap::new();
+        let mut seen = BTreeMap::new();
+        for (kind, window) in windows {
+            let (tally, legacy) = read.tally(*kind, window);
+            if let Some(tally) = tally {
+                if !legacy {
+                    seen.insert(*kind, tally.clone());
+                }
+                stored.insert(*kind, tally);
+            }
+        }
+        let steps = match plan_take(windows, &stored, units, now) {
+            Ok(steps) => steps,
+            Err(denied) => return Ok(Ok(Some(denied))),
         };
-        let now = counted_at(&log, now);
-        let admission = window.admit(&log, now);
-        let Admission::Granted { .. } = admission else {
-            return Ok(Some(admission));
-        };
-        let mut live = window.live(&log, now);
-        live.push(now);
-        let log_av = AttributeValue::L(live.iter().map(|t| n(t.as_millis())).collect());
-        let expires = now.plus(window.period).plus(TTL_GRACE).as_secs();
-        let mut put = self
+        let mut update = Update::default();
+        let mut expires = now;
+        for ((kind, step), (_, window)) in steps.iter().zip(windows) {
+            // A window known only from an earlier-layout log is written whole.
+            let step = match (step, seen.get(kind), stored.get(kind)) {
+                (Step::Add { bucket, units, .. }, None, Some(base)) => {
+                    let mut next = base.clone();
+                    *next.counts.entry(*bucket).or_insert(0) += units;
+                    Step::Open { next }
+                }
+                _ => step.clone(),
+            };
+            update.step(
+                *kind,
+                &step,
+                window.width_ms(),
+                seen.get(kind),
+                read.tally.as_ref(),
+            );
+            expires = expires.max(now.plus(window.period));
+        }
+        let (t, e) = (update.name("t"), update.name("expires_at"));
+        let (tv, ev) = (
+            update.value(s("budget")),
+            update.value(n(expires.plus(TTL_GRACE).as_secs())),
+        );
+        update.set.push(format!("{t} = {tv}"));
+        update.set.push(format!("{e} = {ev}"));
+        let out = self
             .client
-            .put_item()
+            .update_item()
             .table_name(self.table())
-            .item(ATTR_PK, s(pk))
-            .item(ATTR_SK, s(kind.as_str()))
-            .item("t", s("budget"))
-            .item("log", log_av)
-            .item("ver", n(version + 1))
-            .item("expires_at", n(expires))
+            .key(ATTR_PK, s(budget_pk(scope)))
+            .key(ATTR_SK, s(TALLY_SK))
+            .update_expression(update.expression())
+            .condition_expression(update.conditions.join(" AND "))
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_consumed_capacity(self.capacity());
-        put = if version == 0 {
-            put.condition_expression("attribute_not_exists(pk)")
-        } else {
-            put.condition_expression("ver = :v")
-                .expression_attribute_values(":v", n(version))
-        };
-        match put.send().await {
+            .return_consumed_capacity(self.capacity())
+            .send()
+            .await;
+        match out {
             Ok(out) => {
                 self.meter.record("take", out.consumed_capacity());
-                Ok(Some(admission))
+                Ok(Ok(None))
             }
             Err(err) => {
                 self.meter.record_failed("take");
                 match &err {
                     SdkError::ServiceError(se) => match se.err() {
-                        // The exception carries the winner's log: the next round needs no read.
-                        PutItemError::ConditionalCheckFailedException(ccf) => {
-                            *seen = ccf.item.as_ref().map(log_from);
-                            Ok(None)
+                        UpdateItemError::ConditionalCheckFailedException(ccf) => {
+                            Ok(Err(ccf.item.clone()))
                         }
                         _ => Err(unavailable(err)),
                     },
@@ -102,63 +332,48 @@ impl DynamoStore {
             }
         }
     }
-
-    async fn read_budget(
-        &self,
-        op: &'static str,
-        pk: &str,
-        kind: BudgetKind,
-    ) -> Result<Log, StoreError> {
-        let item = self.get_item(op, pk.to_owned(), kind.as_str()).await?;
-        Ok(item.as_ref().map(log_from).unwrap_or((Vec::new(), 0)))
-    }
 }
 
 impl BudgetStore for DynamoStore {
+    /// One consistent read of the scope, then one conditional UpdateItem for every window.
     async fn take(
         &self,
         scope: &str,
-        kind: BudgetKind,
-        window: Window,
+        windows: &[(BudgetKind, Window)],
+        units: u32,
         now: UtcTime,
-    ) -> Result<Admission, StoreError> {
-        let pk = budget_pk(scope);
-        let mut seen = None;
+    ) -> Result<Option<Denied>, StoreError> {
+        let mut read = self.read_budgets("take_read", scope).await?;
         for round in 0..TAKE_MAX_ROUNDS {
-            if let Some(admission) = self.take_round(&pk, kind, window, now, &mut seen).await? {
-                debug!(
-                    budget_scope = scope,
-                    budget = kind.as_str(),
-                    round,
-                    ?admission,
-                    "budget take"
-                );
-                return Ok(admission);
-            }
-            // A little jitter spreads the losers of a crowded round.
-            let pause = rand::rng().random_range(0..=u64::from(round.min(8)) * 2);
-            if pause > 0 {
-                tokio::time::sleep(Duration::from_millis(pause)).await;
+            match self.take_round(scope, &read, windows, units, now).await? {
+                Ok(outcome) => {
+                    debug!(budget_scope = scope, round, ?outcome, "budget take");
+                    return Ok(outcome);
+                }
+                // The winner's item; the earlier-layout logs are unchanged.
+                Err(Some(item)) => read.tally = Some(item),
+                Err(None) => read = self.read_budgets("take_read", scope).await?,
             }
         }
         warn!(
             budget_scope = scope,
-            budget = kind.as_str(),
-            "budget take kept losing its compare-and-set"
+            "budget take kept losing its conditional write"
         );
         Err(StoreError::Conflict)
     }
 
-    /// One consistent GetItem; writes nothing.
+    /// One consistent read; writes nothing.
     async fn peek(
         &self,
         scope: &str,
-        kind: BudgetKind,
-        window: Window,
+        windows: &[(BudgetKind, Window)],
         now: UtcTime,
-    ) -> Result<Admission, StoreError> {
-        let (log, _) = self.read_budget("peek", &budget_pk(scope), kind).await?;
-        Ok(window.admit(&log, counted_at(&log, now)))
+    ) -> Result<Vec<Admission>, StoreError> {
+        let read = self.read_budgets("peek", scope).await?;
+        Ok(windows
+            .iter()
+            .map(|(kind, window)| window.admit(read.tally(*kind, window).0.as_ref(), 1, now))
+            .collect())
     }
 }
 
@@ -167,10 +382,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn takes_are_counted_from_the_latest_take_when_a_clock_lags() {
-        let t = |s| UtcTime::from_secs(s);
-        assert_eq!(counted_at(&[], t(10)), t(10));
-        assert_eq!(counted_at(&[t(5), t(12)], t(10)), t(12));
-        assert_eq!(counted_at(&[t(5)], t(10)), t(10));
+    fn every_window_has_its_own_attribute_prefix() {
+        use BudgetKind::*;
+        let kinds = [
+            TikTokInit,
+            TikTokStatus,
+            TikTokCreatorInfo,
+            DirectPostsDaily,
+            PendingDrafts,
+            SsembleCreate,
+            SsembleStatus,
+            SsembleList,
+            SsembleHourly,
+            SsembleDaily,
+        ];
+        let codes: std::collections::BTreeSet<_> = kinds.iter().map(|k| code(*k)).collect();
+        assert_eq!(codes.len(), kinds.len());
+        // No code is another's prefix followed by a digit or `w`.
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.len() == 2 && c.chars().all(|ch| ch.is_ascii_lowercase()))
+        );
+    }
+
+    #[test]
+    fn a_stored_tally_reads_back_from_its_ring_slots() {
+        let mut item = Item::new();
+        item.insert("ti".into(), n(1_000));
+        item.insert("tiw".into(), n(500));
+        item.insert(slot_attr(BudgetKind::TikTokInit, 1_000), n(2));
+        item.insert(slot_attr(BudgetKind::TikTokInit, 990), n(1));
+        let tally = tally_from(&item, BudgetKind::TikTokInit);
+        assert_eq!(
+            tally,
+            Some(Tally {
+                width_ms: 500,
+                hi: 1_000,
+                counts: BTreeMap::from([(990, 1), (1_000, 2)]),
+            })
+        );
+        assert_eq!(tally_from(&item, BudgetKind::TikTokStatus), None);
     }
 }

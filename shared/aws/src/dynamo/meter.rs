@@ -20,6 +20,8 @@ pub struct OpStats {
     pub capacity_units: f64,
     /// Requests whose response carried a capacity figure.
     pub reported: u64,
+    /// Requests answered with an error (a refused conditional write among them).
+    pub failed: u64,
     /// With `ReturnConsumedCapacity::Indexes`: the base table's share and the GSIs' share.
     pub table_units: f64,
     pub index_units: f64,
@@ -43,6 +45,11 @@ impl MeterSnapshot {
     /// The requests of one operation (0 if it never ran).
     pub fn requests_of(&self, op: &str) -> u64 {
         self.ops.get(op).map_or(0, |o| o.requests)
+    }
+
+    /// The requests of one operation answered with an error.
+    pub fn failed_of(&self, op: &str) -> u64 {
+        self.ops.get(op).map_or(0, |o| o.failed)
     }
 }
 
@@ -69,6 +76,7 @@ impl CapacityMeter {
             let entry = map.entry(op).or_default();
             entry.requests += stats.requests;
             entry.reported += stats.reported;
+            entry.failed += stats.failed;
             entry.capacity_units += stats.capacity_units;
             entry.table_units += stats.table_units;
             entry.index_units += stats.index_units;
@@ -77,7 +85,11 @@ impl CapacityMeter {
 
     /// A request that failed (no capacity reported).
     pub(crate) fn record_failed(&self, op: &'static str) {
-        self.record(op, std::iter::empty());
+        if let Ok(mut map) = self.inner.lock() {
+            let entry = map.entry(op).or_default();
+            entry.requests += 1;
+            entry.failed += 1;
+        }
     }
 
     pub fn snapshot(&self) -> MeterSnapshot {

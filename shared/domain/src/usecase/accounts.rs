@@ -10,9 +10,7 @@ use crate::compliance::CreatorInfo;
 use crate::ids::{AccountId, TenantId};
 use crate::job::PostMode;
 use crate::lifecycle::{Event, JobState};
-use crate::ports::{
-    AccountStore, BudgetStore, Clock, Entropy, LockStore, Ports, StoreError, TokenVault,
-};
+use crate::ports::{AccountStore, Clock, Entropy, LockStore, Ports, StoreError, TokenVault};
 use crate::time::UtcTime;
 use crate::upstream::{AuthApi, PublishApi};
 
@@ -409,22 +407,19 @@ impl<P: Ports> Core<P> {
     /// The account's posting budgets left now (peeked, nothing taken).
     pub async fn budgets_left(&self, account: &Account) -> Result<Vec<BudgetLeft>, StoreError> {
         let scope = Account::message_group(&account.tenant_id, &account.account_id);
-        let now = self.ports.clock().now();
-        let mut budgets = Vec::new();
-        for kind in ACCOUNT_BUDGETS {
-            let window = self.settings.limits.window(kind);
-            let remaining = match self.ports.budgets().peek(&scope, kind, window, now).await? {
-                Admission::Granted { remaining } => remaining.saturating_add(1),
-                Admission::Denied { .. } => 0,
-            };
-            budgets.push(BudgetLeft {
+        let peeked = self.peek_budgets(&scope, &ACCOUNT_BUDGETS).await?;
+        Ok(peeked
+            .into_iter()
+            .map(|(kind, window, admission)| BudgetLeft {
                 kind,
-                remaining,
+                remaining: match admission {
+                    Admission::Granted { remaining } => remaining.saturating_add(1),
+                    Admission::Denied { .. } => 0,
+                },
                 limit: window.limit,
                 window_secs: window.period.as_secs(),
-            });
-        }
-        Ok(budgets)
+            })
+            .collect())
     }
 
     /// What TikTok's posting UX rules need: nickname, privacy options (shown with no default),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::budget::{Admission, BudgetKind, Window};
 use crate::ids::{AccountId, TenantId};
 use crate::job::{JobSource, PostMode};
-use crate::ports::{BudgetStore, Clock, Ports, StoreError};
+use crate::ports::{Clock, Ports, StoreError};
 use crate::request::NewJob;
 use crate::time::UtcTime;
 
@@ -71,10 +71,7 @@ impl<P: Ports> Core<P> {
         }
         // The stage's Ssemble create budget is shared by every render of the batch.
         let ssemble_scope = self.settings.render.ssemble_scope.clone();
-        let mut ssemble = Vec::new();
-        for kind in SSEMBLE_CREATE_BUDGETS {
-            ssemble.push(self.left(&ssemble_scope, kind, now).await?);
-        }
+        let ssemble = self.left(&ssemble_scope, &SSEMBLE_CREATE_BUDGETS).await?;
         // Per account: its budgets, and how many of the batch's posts it has met so far, in the
         // order they are scheduled.
         let mut order: Vec<usize> = (0..items.len()).filter(|i| checked[*i].is_ok()).collect();
@@ -88,12 +85,20 @@ impl<P: Ports> Core<P> {
             let account = &item.account_id;
             if !accounts.contains_key(account) {
                 let scope = crate::account::Account::message_group(tenant, account);
-                let budgets = [
-                    self.left(&scope, BudgetKind::TikTokInit, now).await?,
-                    self.left(&scope, BudgetKind::DirectPostsDaily, now).await?,
-                    self.left(&scope, BudgetKind::PendingDrafts, now).await?,
-                ];
-                accounts.insert(account.clone(), budgets);
+                let left = self
+                    .left(
+                        &scope,
+                        &[
+                            BudgetKind::TikTokInit,
+                            BudgetKind::DirectPostsDaily,
+                            BudgetKind::PendingDrafts,
+                        ],
+                    )
+                    .await?;
+                let [init, daily, drafts] = left[..] else {
+                    continue;
+                };
+                accounts.insert(account.clone(), [init, daily, drafts]);
             }
             let Some([init, daily, drafts]) = accounts.get(account).copied() else {
                 continue;
@@ -145,18 +150,21 @@ impl<P: Ports> Core<P> {
             .collect())
     }
 
-    /// What a take of `kind` in `scope` would leave now, without taking.
-    async fn left(&self, scope: &str, kind: BudgetKind, now: UtcTime) -> Result<Left, StoreError> {
-        let window = self.settings.limits.window(kind);
-        let remaining = match self.ports.budgets().peek(scope, kind, window, now).await? {
-            Admission::Granted { remaining } => remaining.saturating_add(1),
-            Admission::Denied { .. } => 0,
-        };
-        Ok(Left {
-            kind,
-            remaining,
-            window,
-        })
+    /// What takes of `kinds` in `scope` would leave now, without taking (one read).
+    async fn left(&self, scope: &str, kinds: &[BudgetKind]) -> Result<Vec<Left>, StoreError> {
+        Ok(self
+            .peek_budgets(scope, kinds)
+            .await?
+            .into_iter()
+            .map(|(kind, window, admission)| Left {
+                kind,
+                remaining: match admission {
+                    Admission::Granted { remaining } => remaining.saturating_add(1),
+                    Admission::Denied { .. } => 0,
+                },
+                window,
+            })
+            .collect())
     }
 }
 

@@ -1,8 +1,7 @@
 //! Taking budgets before an upstream call, in one order for every caller.
 
-use crate::budget::{Admission, BudgetKind};
+use crate::budget::{Admission, BudgetKind, Window};
 use crate::ports::{BudgetStore, Clock, Ports, StoreError};
-use crate::time::UtcTime;
 
 use super::Core;
 
@@ -25,45 +24,43 @@ pub const SSEMBLE_LIST_BUDGETS: [BudgetKind; 3] = [
     BudgetKind::SsembleDaily,
 ];
 
-/// A budget said no: which one, and when it will say yes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Denied {
-    pub kind: BudgetKind,
-    pub retry_at: UtcTime,
-}
+pub use crate::budget::Denied;
 
 impl<P: Ports> Core<P> {
-    /// Takes `units` of each budget in `kinds` for `scope`; the first refusal wins and nothing
-    /// further is taken.
-    ///
-    /// The takes are not one atomic step, so a unit taken before a refusal is spent without a
-    /// call. Shortest window first keeps that waste where it refills soonest: a burst refused by
-    /// a per-minute pool must not drain the hourly or daily budget (found by the fault campaign:
-    /// 40 jobs waking at once spent the Ssemble hour on creates the minute pool then refused).
+    /// Takes `units` of each budget in `kinds` for `scope`, all at once or none: a refusal by
+    /// one window spends nothing of the others (a burst refused by the per-minute pool must
+    /// not drain the hourly or daily budget, as the fault campaign once saw).
     pub(crate) async fn take_budgets(
         &self,
         scope: &str,
         kinds: &[BudgetKind],
         units: u32,
     ) -> Result<Option<Denied>, StoreError> {
-        let limits = &self.settings.limits;
-        let ordered = limits.take_order(kinds);
-        for _ in 0..units {
-            for kind in &ordered {
-                let now = self.ports.clock().now();
-                if let Admission::Denied { retry_at } = self
-                    .ports
-                    .budgets()
-                    .take(scope, *kind, limits.window(*kind), now)
-                    .await?
-                {
-                    return Ok(Some(Denied {
-                        kind: *kind,
-                        retry_at,
-                    }));
-                }
-            }
-        }
-        Ok(None)
+        let now = self.ports.clock().now();
+        let windows = self.windows(kinds);
+        self.ports.budgets().take(scope, &windows, units, now).await
+    }
+
+    /// What one more take of each of `kinds` would answer now, without taking.
+    pub(crate) async fn peek_budgets(
+        &self,
+        scope: &str,
+        kinds: &[BudgetKind],
+    ) -> Result<Vec<(BudgetKind, Window, Admission)>, StoreError> {
+        let now = self.ports.clock().now();
+        let windows = self.windows(kinds);
+        let answers = self.ports.budgets().peek(scope, &windows, now).await?;
+        Ok(windows
+            .into_iter()
+            .zip(answers)
+            .map(|((kind, window), admission)| (kind, window, admission))
+            .collect())
+    }
+
+    fn windows(&self, kinds: &[BudgetKind]) -> Vec<(BudgetKind, Window)> {
+        kinds
+            .iter()
+            .map(|k| (*k, self.settings.limits.window(*k)))
+            .collect()
     }
 }
