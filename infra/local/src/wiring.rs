@@ -154,6 +154,8 @@ pub fn time_scaled_policy(factor: f64) -> Policy {
     Policy {
         publish_lease: scaled(p.publish_lease, factor, lease),
         render_submit_lease: scaled(p.render_submit_lease, factor, lease),
+        // One tick ahead: a publish due before the next tick starts on time.
+        enqueue_ahead: scaled(p.enqueue_ahead, factor, Duration::from_secs(2)),
         queue_grace: scaled(p.queue_grace, factor, lease),
         queue_grace_max: scaled(p.queue_grace_max, factor, lease),
         render_poll_min: scaled(p.render_poll_min, factor, tick),
@@ -194,8 +196,6 @@ pub fn time_scaled_settings(factor: f64, limits: Limits) -> Settings {
     p.init_window =
         scaled(d.publish.init_window, factor, Duration::from_secs(5)).min(policy.publish_lease / 2);
     s.tokens.min_validity = scaled(d.tokens.min_validity, factor, second);
-    // One tick ahead: a publish due before the next tick starts on time.
-    s.reconcile.lookahead = scaled(d.reconcile.lookahead, factor, Duration::from_secs(2));
     s.policy = policy;
     s
 }
@@ -362,7 +362,7 @@ mod tests {
         assert!(s.publish.init_window < s.policy.publish_lease);
         assert_eq!(s.publish.group_delay_cap, Duration::from_secs(1));
         assert_eq!(s.publish.cap_wait, Duration::from_secs(24 * 60));
-        assert_eq!(s.reconcile.lookahead, Duration::from_secs(2));
+        assert_eq!(s.policy.enqueue_ahead, Duration::from_secs(2));
         assert_eq!(s.tokens.lock_ttl, Settings::default().tokens.lock_ttl);
         assert_eq!(
             time_scaled_settings(1.0, Limits::default()),

@@ -520,6 +520,10 @@ pub struct Policy {
     pub publish_lease: Duration,
     /// How long a render submission may stay unconfirmed before it is looked at again.
     pub render_submit_lease: Duration,
+    /// A publish due this soon goes on the queue now (by the reconciler, or at once when a
+    /// render completes or a schedule moves); the publisher keeps the message at its group's
+    /// head to the second when the rest is within its `group_delay_cap`, else holds the job.
+    pub enqueue_ahead: Duration,
     /// How long a queued publish may wait before the reconciler re-enqueues it (then doubling).
     pub queue_grace: Duration,
     pub queue_grace_max: Duration,
@@ -555,6 +559,7 @@ impl Default for Policy {
             max_render_attempts: 6,
             publish_lease: min(2),
             render_submit_lease: min(2),
+            enqueue_ahead: Duration::from_secs(60),
             queue_grace: min(5),
             queue_grace_max: min(60),
             render_poll_min: min(2),
@@ -881,15 +886,17 @@ impl Table<'_> {
                 ),
                 hold: self.job.hold.clone(),
             }),
-            S::Ready if at <= self.now => self.queue_publish(),
+            S::Ready if at <= self.now.plus(self.policy.enqueue_ahead) => self.queue_publish(),
             // Later: back to waiting; a publish message already on the queue finds the job
             // `ready` and is dropped, since only `publish_queued` starts an attempt.
-            S::Ready | S::PublishQueued if at > self.now => Ok(Decision::Move {
-                to: S::Ready,
-                effects: Vec::new(),
-                next_check: check(at, CheckKind::PublishAt),
-                hold: self.job.hold.clone(),
-            }),
+            S::Ready | S::PublishQueued if at > self.now.plus(self.policy.enqueue_ahead) => {
+                Ok(Decision::Move {
+                    to: S::Ready,
+                    effects: Vec::new(),
+                    next_check: check(at, CheckKind::PublishAt),
+                    hold: self.job.hold.clone(),
+                })
+            }
             S::PublishQueued => keep(),
             state => Err(TransitionError::NotAmendable { state }),
         }
@@ -1016,7 +1023,11 @@ impl Table<'_> {
                 ),
                 Vec::new(),
             ),
-            E::RenderCompleted { .. } if self.job.schedule_at <= self.now => self.queue_publish(),
+            // Due within the enqueue-ahead: on the queue now, not at the reconciler's next tick
+            // (a one-minute cadence would make it up to a minute late).
+            E::RenderCompleted { .. } if self.job.schedule_at <= self.now.plus(p.enqueue_ahead) => {
+                self.queue_publish()
+            }
             E::RenderCompleted { .. } => self.move_to(
                 JobState::Ready,
                 Vec::new(),

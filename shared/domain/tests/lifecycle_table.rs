@@ -246,6 +246,50 @@ fn a_render_completed_after_schedule_goes_straight_to_the_queue() {
     assert_eq!(a.job.clip.as_ref().map(|c| c.viral_score), Some(Some(85.0)));
 }
 
+/// A render completing with its schedule inside the enqueue-ahead goes on the queue at once
+/// (the publisher holds it to the second); one beyond it waits `ready` for its check. Found at
+/// real time: jobs 20–60 s ahead waited for the reconciler's next one-minute tick.
+#[test]
+fn a_render_completed_within_the_enqueue_ahead_is_queued_at_once_and_a_later_one_waits() {
+    let policy = Policy::default();
+    let ahead = policy.enqueue_ahead;
+    for (lead, queued) in [
+        (ahead / 3, true),
+        (ahead, true),
+        (ahead + std::time::Duration::from_secs(1), false),
+    ] {
+        let mut job = job_in(JobState::Rendering, PostMode::Direct);
+        job.schedule_at = now().plus(lead);
+        let Step::Applied(a) = job.apply(&every_event()[4], now(), &policy).unwrap() else {
+            panic!("not applied")
+        };
+        if queued {
+            assert_eq!(a.job.state, JobState::PublishQueued, "{lead:?}");
+            assert_eq!(a.effects, vec![Effect::EnqueuePublish]);
+        } else {
+            assert_eq!(a.job.state, JobState::Ready, "{lead:?}");
+            assert!(a.effects.is_empty());
+            assert_eq!(a.job.next_check.map(|c| c.at), Some(job.schedule_at));
+        }
+        // Moving a ready job's schedule follows the same rule.
+        let mut ready = job_in(JobState::Ready, PostMode::Direct);
+        ready.schedule_at = now().plus(ahead * 10);
+        let amend = Event::Amend {
+            schedule_at: Some(now().plus(lead)),
+            title: None,
+        };
+        let Step::Applied(b) = ready.apply(&amend, now(), &policy).unwrap() else {
+            panic!("amend not applied")
+        };
+        let expected = if queued {
+            JobState::PublishQueued
+        } else {
+            JobState::Ready
+        };
+        assert_eq!(b.job.state, expected, "amend to {lead:?}");
+    }
+}
+
 fn status(status: PublishStatus, post_ids: Vec<String>, via: Via) -> Event {
     Event::StatusObserved {
         publish_id: common::pid(),

@@ -1105,7 +1105,7 @@ impl Sim {
     /// The reconciler's next schedule tick that can find work: ticks with nothing due are
     /// skipped (they would read an empty due index and stop).
     fn due_tick(&self) -> UtcTime {
-        let lookahead = self.core.settings.reconcile.lookahead;
+        let lookahead = self.core.settings.policy.enqueue_ahead;
         let earliest = self
             .store
             .jobs()

@@ -125,7 +125,7 @@ impl<P: Ports> Core<P> {
             let due = match self
                 .ports
                 .jobs()
-                .due(started.plus(cfg.lookahead), read)
+                .due(started.plus(self.settings.policy.enqueue_ahead), read)
                 .await
             {
                 Ok(due) => due,
@@ -263,7 +263,7 @@ impl<P: Ports> Core<P> {
         memo: &RunMemo,
     ) -> Result<Reconciled, StoreError> {
         let now = self.ports.clock().now();
-        let lookahead = self.settings.reconcile.lookahead;
+        let lookahead = self.settings.policy.enqueue_ahead;
         // The index may lag the item; the job itself says what is due.
         let Some(check) = job.next_check else {
             return Ok(Reconciled::Skipped);

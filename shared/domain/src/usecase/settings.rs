@@ -127,8 +127,6 @@ pub struct ReconcileSettings {
     pub pages_per_read: u32,
     /// Due jobs handled at once, round-robin across accounts.
     pub concurrency: usize,
-    /// Publishes due this soon are enqueued now; the publisher holds them to the second.
-    pub lookahead: Duration,
     /// No new work starts when less than this remains before the run's deadline.
     pub safety_margin: Duration,
 }
@@ -139,7 +137,6 @@ impl Default for ReconcileSettings {
             page: 100,
             pages_per_read: 5,
             concurrency: 16,
-            lookahead: Duration::from_secs(60),
             safety_margin: Duration::from_secs(5),
         }
     }

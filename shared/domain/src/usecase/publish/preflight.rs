@@ -20,7 +20,7 @@ impl<P: Ports> Core<P> {
         let now = self.ports.clock().now();
         let settings = &self.settings.publish;
         if job.schedule_at > now {
-            // The reconciler enqueues up to its lookahead early: the group waits exactly the
+            // Publishes are enqueued up to `enqueue_ahead` early: the group waits exactly the
             // remainder, never jittered late; a message far too early holds the job instead.
             let remaining = job.schedule_at.since(now);
             if remaining <= settings.group_delay_cap {
