@@ -658,6 +658,30 @@ async fn a_hundred_concurrent_takes_of_three_windows_are_a_write_each_and_never_
             Admission::Granted { remaining: 939 }
         ]
     );
+    // 100 takers spread over 3 s, so takes open new buckets while others add to the latest:
+    // exactly the limit granted, in whatever order the writes land.
+    let before = store.meter().snapshot();
+    let spread: Vec<_> = (0..100u64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let at = t.plus(Duration::from_millis(i * 30));
+                store.take("key-spread", &three(60), 1, at).await.unwrap()
+            })
+        })
+        .collect();
+    let answers: Vec<_> = futures::future::join_all(spread)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(answers.iter().filter(|a| a.is_none()).count(), 60);
+    let after = store.meter().snapshot();
+    eprintln!(
+        "100 takers over 3 s: {} writes, {} refused",
+        after.requests_of("take") - before.requests_of("take"),
+        after.failed_of("take") - before.failed_of("take")
+    );
     // Another window of the scope is independent; the window slides.
     let list = [(
         BudgetKind::SsembleList,

@@ -40,6 +40,8 @@ pub struct Tally {
 }
 
 /// How a granted take changes a tally; what the store writes, all windows of a take at once.
+/// Each carries the condition the store checks, so a write made on a stale read fails instead
+/// of overspending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// Add `units` to bucket `bucket` (the tally's `hi`), provided it still holds at most
@@ -49,9 +51,19 @@ pub enum Step {
         units: u32,
         max_before: u32,
     },
-    /// Replace the tally with `next` (a newer bucket opened, older ones dropped), provided the
-    /// stored tally's `hi`, width and count at `hi` are still as read.
-    Open { next: Tally },
+    /// Open bucket `bucket` with `units` and drop the buckets that left the window, provided
+    /// the latest bucket is still `seen_hi` and (when it is still inside the window) holds at
+    /// most `max_at_hi`: takers still adding to it only fail this one if they took its room.
+    Open {
+        bucket: i64,
+        units: u32,
+        seen_hi: i64,
+        max_at_hi: Option<u32>,
+        drop: Vec<i64>,
+    },
+    /// Write `next` as the whole tally, provided the stored one is still as read (none stored,
+    /// or stored in buckets of another width): rare, so a compare-and-set is enough.
+    Replace { next: Tally },
 }
 
 /// A take refused: which budget, and the earliest instant every window of the take admits it.
@@ -105,7 +117,8 @@ impl Window {
             return Err(self.retry_at(&live, used, units, now));
         }
         let remaining = u32::try_from(u64::from(self.limit) - used - u64::from(units)).unwrap_or(0);
-        let step = if opened && bucket == tally.hi && stored.is_some_and(|s| s.width_ms == width) {
+        let same_width = stored.is_some_and(|s| s.width_ms == width);
+        let step = if opened && same_width && bucket == tally.hi {
             let current = live.get(&bucket).copied().unwrap_or(0);
             let older = u32::try_from(used).unwrap_or(u32::MAX) - current;
             Step::Add {
@@ -113,10 +126,25 @@ impl Window {
                 units,
                 max_before: self.limit - units - older,
             }
+        } else if opened && same_width {
+            let at_hi = live.get(&tally.hi).copied();
+            let others = u32::try_from(used).unwrap_or(u32::MAX) - at_hi.unwrap_or(0);
+            Step::Open {
+                bucket,
+                units,
+                seen_hi: tally.hi,
+                max_at_hi: at_hi.map(|_| self.limit - units - others),
+                drop: tally
+                    .counts
+                    .keys()
+                    .copied()
+                    .filter(|b| *b < bucket - BUCKETS)
+                    .collect(),
+            }
         } else {
             let mut counts = live;
             *counts.entry(bucket).or_insert(0) += units;
-            Step::Open {
+            Step::Replace {
                 next: Tally {
                     width_ms: width,
                     hi: bucket,
@@ -177,31 +205,54 @@ impl Tally {
             Step::Add { bucket, units, .. } => {
                 *self.counts.entry(*bucket).or_insert(0) += units;
             }
-            Step::Open { next } => *self = next.clone(),
+            Step::Open {
+                bucket,
+                units,
+                drop,
+                ..
+            } => {
+                for b in drop {
+                    self.counts.remove(b);
+                }
+                self.counts.insert(*bucket, *units);
+                self.hi = *bucket;
+            }
+            Step::Replace { next } => *self = next.clone(),
         }
     }
+}
 
-    /// Whether `step`'s condition holds against this tally as stored now: what the store's
-    /// conditional write checks.
-    pub fn admits(&self, step: &Step, width: i64, seen: Option<&Tally>) -> bool {
-        match step {
+/// Whether `step`, planned on `seen`, may still be written over `current` (the tally stored
+/// now, `None` if none): the condition every store's write checks, stated once.
+pub fn still_admits(
+    current: Option<&Tally>,
+    step: &Step,
+    seen: Option<&Tally>,
+    width: i64,
+) -> bool {
+    let count = |t: &Tally, b: i64| t.counts.get(&b).copied().unwrap_or(0);
+    match (step, current) {
+        (
             Step::Add {
                 bucket, max_before, ..
-            } => {
-                self.width_ms == width
-                    && self.hi == *bucket
-                    && !self.counts.is_empty()
-                    && self.counts.get(bucket).copied().unwrap_or(0) <= *max_before
-            }
-            Step::Open { .. } => match seen {
-                None => self.counts.is_empty(),
-                Some(seen) => {
-                    self.width_ms == seen.width_ms
-                        && self.hi == seen.hi
-                        && self.counts.get(&self.hi) == seen.counts.get(&seen.hi)
-                }
             },
+            Some(c),
+        ) => c.width_ms == width && c.hi == *bucket && count(c, *bucket) <= *max_before,
+        (
+            Step::Open {
+                seen_hi, max_at_hi, ..
+            },
+            Some(c),
+        ) => {
+            c.width_ms == width
+                && c.hi == *seen_hi
+                && max_at_hi.is_none_or(|max| count(c, c.hi) <= max)
         }
+        (Step::Replace { .. }, None) => seen.is_none(),
+        (Step::Replace { .. }, Some(c)) => seen.is_some_and(|s| {
+            s.width_ms == c.width_ms && s.hi == c.hi && count(s, s.hi) == count(c, c.hi)
+        }),
+        (Step::Add { .. } | Step::Open { .. }, None) => false,
     }
 }
 
@@ -431,11 +482,11 @@ mod tests {
     }
 
     #[test]
-    fn takes_in_the_latest_bucket_are_increments_and_a_new_bucket_opens_the_tally() {
+    fn takes_in_the_latest_bucket_are_increments_and_a_new_bucket_is_opened_on_the_latest() {
         let w = Window::new(3, MINUTE);
         let now = UtcTime::from_millis(100_200);
         let (first, _) = w.plan(None, 1, now).unwrap_or_else(|e| panic!("{e:?}"));
-        let Step::Open { next } = first else {
+        let Step::Replace { next } = first else {
             panic!("{first:?}")
         };
         assert_eq!((next.hi, next.total()), (200, 1));
@@ -452,23 +503,47 @@ mod tests {
             }
         );
         assert_eq!(remaining, 1);
-        // The next bucket: the whole tally rewritten, the older bucket kept.
+        // The next bucket: opened on the latest one as long as it keeps the room (<= 2).
         let (third, _) = w
             .plan(Some(&next), 1, t(101))
             .unwrap_or_else(|e| panic!("{e:?}"));
-        let Step::Open { next: later } = third else {
-            panic!("{third:?}")
-        };
+        assert_eq!(
+            third,
+            Step::Open {
+                bucket: 202,
+                units: 1,
+                seen_hi: 200,
+                max_at_hi: Some(2),
+                drop: vec![]
+            }
+        );
+        let mut later = next.clone();
+        later.apply(&third);
         assert_eq!(later.counts, BTreeMap::from([(200, 1), (202, 1)]));
-        // A minute on, the first bucket has left and is dropped from the stored tally.
+        // A minute on, the first bucket has left: it is dropped, and the latest one (202, still
+        // inside) bounds the room.
         let (fourth, remaining) = w
             .plan(Some(&later), 1, t(161))
             .unwrap_or_else(|e| panic!("{e:?}"));
-        let Step::Open { next: last } = fourth else {
-            panic!("{fourth:?}")
-        };
-        assert_eq!(last.counts, BTreeMap::from([(202, 1), (322, 1)]));
+        assert_eq!(
+            fourth,
+            Step::Open {
+                bucket: 322,
+                units: 1,
+                seen_hi: 202,
+                max_at_hi: Some(2),
+                drop: vec![200]
+            }
+        );
         assert_eq!(remaining, 1);
+        // Two minutes on, the latest bucket has left too: no bound on it.
+        let (fifth, _) = w
+            .plan(Some(&later), 1, t(300))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(
+            matches!(fifth, Step::Open { max_at_hi: None, ref drop, .. } if drop == &vec![200, 202]),
+            "{fifth:?}"
+        );
     }
 
     #[test]
@@ -494,7 +569,7 @@ mod tests {
             .plan(Some(&tally), 1, t(150))
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(remaining, 2);
-        let Step::Open { next } = step else {
+        let Step::Replace { next } = step else {
             panic!("{step:?}")
         };
         assert_eq!(next.counts, BTreeMap::from([(119, 3), (150, 1)]));

@@ -97,3 +97,83 @@ fn without_the_margin_a_late_call_can_overspend_the_upstream_window() {
     assert!(no_margin[6].as_millis() - first_arrival < 60_000);
     assert_eq!(granted(&attempts, Duration::from_secs(1)).len(), 6);
 }
+
+/// Takers read the tally, plan, and write later, interleaved in any order; a write whose
+/// condition no longer holds re-plans on the stored tally (as DynamoDB's failure returns it).
+/// Whatever the interleaving, no window of buckets ever counts more than the limit.
+fn interleaved(reads: &[(u64, usize)], limit: u32) -> (Vec<i64>, u32) {
+    use reelay_domain::budget::{BUCKETS, Step, still_admits};
+    let window = reelay_domain::budget::Window::new(limit, Duration::from_secs(60));
+    let width = window.width_ms();
+    let mut stored: Option<Tally> = None;
+    // Each taker: (its now, the tally it read, its planned step).
+    let mut pending: Vec<(UtcTime, Option<Tally>, Step)> = Vec::new();
+    let mut granted_buckets = Vec::new();
+    let mut refused = 0;
+    for (at_ms, writes_after) in reads {
+        let now = UtcTime::from_millis(*at_ms as i64);
+        if let Ok((step, _)) = window.plan(stored.as_ref(), 1, now) {
+            pending.push((now, stored.clone(), step));
+        }
+        // Some pending writes land now, oldest-read first or not.
+        for _ in 0..(*writes_after).min(pending.len()) {
+            let idx = (*at_ms as usize) % pending.len();
+            let (now, mut seen, mut step) = pending.remove(idx);
+            loop {
+                if still_admits(stored.as_ref(), &step, seen.as_ref(), width) {
+                    let tally = stored.get_or_insert_with(Tally::default);
+                    tally.apply(&step);
+                    granted_buckets.push(tally.hi);
+                    break;
+                }
+                refused += 1;
+                seen = stored.clone();
+                match window.plan(seen.as_ref(), 1, now) {
+                    Ok((next, _)) => step = next,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    // Every bucket's window: the buckets counted with it.
+    for b in &granted_buckets {
+        let in_window = granted_buckets
+            .iter()
+            .filter(|x| **x <= *b && **x >= *b - BUCKETS)
+            .count();
+        assert!(
+            in_window <= limit as usize,
+            "{in_window} in the window ending at bucket {b}"
+        );
+    }
+    (granted_buckets, refused)
+}
+
+proptest! {
+    #[test]
+    fn stale_reads_written_in_any_order_never_overspend(
+        steps in prop::collection::vec((0_u64..2_000, 0_usize..4), 1..200),
+        limit in 1_u32..12,
+    ) {
+        let mut at = 1_000_000_u64;
+        let reads: Vec<(u64, usize)> = steps
+            .iter()
+            .map(|(gap, writes)| {
+                at += gap;
+                (at, *writes)
+            })
+            .collect();
+        let (granted, _) = interleaved(&reads, limit);
+        prop_assert!(granted.len() <= reads.len());
+    }
+}
+
+#[test]
+fn takers_adding_to_one_bucket_never_refuse_each_other_while_there_is_room() {
+    // Ten takers read the same open bucket, then all write: ten grants, no re-plan.
+    let mut reads: Vec<(u64, usize)> = vec![(1_000_000, 1)];
+    reads.extend((0..10).map(|i| (1_000_001 + i, 0)));
+    reads.push((1_000_020, 20));
+    let (granted, refused) = interleaved(&reads, 20);
+    assert_eq!((granted.len(), refused), (12, 0));
+}

@@ -3,9 +3,10 @@
 //! A take of several windows (Ssemble's minute, hour and day) is one conditional UpdateItem on
 //! the scope's item, so it is atomic and costs one write. A take in a window's latest bucket is
 //! an `ADD` conditional on the room the older buckets leave: concurrent takers in that bucket
-//! all succeed while the room lasts instead of racing a compare-and-set. Only a take that
-//! opens a new bucket is a compare-and-set on the latest bucket as read; a lost one retries
-//! with the winner's item from the failure, without a second read.
+//! all succeed while the room lasts instead of racing a compare-and-set. Opening a newer bucket
+//! is conditional on the latest bucket being the one read and leaving the room: it fails only
+//! when another taker opened a bucket first (or took that room); the failure returns the
+//! winner's item and the next round plans on it, without a second read.
 //!
 //! Attributes of window `k` (a two-letter code): `k` = latest bucket, `kw` = bucket width in
 //! ms, `k0`…`k120` = counts in ring slots (bucket mod 121), at most 121 per window however
@@ -192,7 +193,40 @@ impl Update {
                     "{hi} = {b} AND {w} = {wv} AND (attribute_not_exists({slot}) OR {slot} <= {max})"
                 ));
             }
-            Step::Open { next } => {
+            Step::Open {
+                bucket,
+                units,
+                seen_hi,
+                max_at_hi,
+                drop,
+            } => {
+                let new_slot = slot_attr(kind, *bucket);
+                let (slot, u, b, sh, wv) = (
+                    self.name(&new_slot),
+                    self.value(n(units)),
+                    self.value(n(bucket)),
+                    self.value(n(seen_hi)),
+                    self.value(n(width)),
+                );
+                self.set.push(format!("{hi} = {b}"));
+                self.set.push(format!("{slot} = {u}"));
+                for dropped in drop {
+                    let attr = slot_attr(kind, *dropped);
+                    if attr != new_slot {
+                        let placeholder = self.name(&attr);
+                        self.remove.push(placeholder);
+                    }
+                }
+                let mut condition = format!("{hi} = {sh} AND {w} = {wv}");
+                if let Some(max) = max_at_hi {
+                    let (at_hi, mv) = (self.name(&slot_attr(kind, *seen_hi)), self.value(n(max)));
+                    condition.push_str(&format!(
+                        " AND (attribute_not_exists({at_hi}) OR {at_hi} <= {mv})"
+                    ));
+                }
+                self.conditions.push(condition);
+            }
+            Step::Replace { next } => {
                 let (hv, wv) = (self.value(n(next.hi)), self.value(n(next.width_ms)));
                 self.set.push(format!("{hi} = {hv}"));
                 self.set.push(format!("{w} = {wv}"));
@@ -276,10 +310,11 @@ impl DynamoStore {
         for ((kind, step), (_, window)) in steps.iter().zip(windows) {
             // A window known only from an earlier-layout log is written whole.
             let step = match (step, seen.get(kind), stored.get(kind)) {
-                (Step::Add { bucket, units, .. }, None, Some(base)) => {
+                (Step::Add { .. } | Step::Open { .. }, None, Some(base)) => {
                     let mut next = base.clone();
-                    *next.counts.entry(*bucket).or_insert(0) += units;
-                    Step::Open { next }
+                    next.apply(step);
+                    next.counts.retain(|b, _| *b >= next.hi - BUCKETS);
+                    Step::Replace { next }
                 }
                 _ => step.clone(),
             };
