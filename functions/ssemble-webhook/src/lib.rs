@@ -14,8 +14,8 @@ use lambda_http::{Body, Request, Response};
 use reelay_aws::metrics;
 use reelay_domain::JobId;
 use reelay_domain::ports::{Clock, JobStore, Ports, StoreError};
-use reelay_domain::usecase::{Core, HintOutcome};
-use reelay_ssemble::{WebhookParseError, parse_webhook};
+use reelay_domain::usecase::{Core, HintOutcome, RenderHint};
+use reelay_ssemble::{WebhookEvent, WebhookParseError, parse_webhook};
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{Instrument, info_span, warn};
 
@@ -85,10 +85,13 @@ async fn handle<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<HintOutcome, 
     }
     let (job_id, token) = http::webhook_target(req).ok_or(Refusal::NotFound)?;
     tracing::Span::current().record("job_id", tracing::field::display(&job_id));
-    let hinted = match parse_webhook(body) {
-        Ok(event) => event
-            .request_id()
-            .and_then(|r| reelay_domain::RequestId::parse(r.as_str()).ok()),
+    let hint = match parse_webhook(body) {
+        Ok(event) => RenderHint {
+            request_id: event
+                .request_id()
+                .and_then(|r| reelay_domain::RequestId::parse(r.as_str()).ok()),
+            completed: matches!(event, WebhookEvent::Completed { .. }),
+        },
         Err(WebhookParseError::NotJson(_)) => {
             return Err(if authentic(&deps.core, &job_id, &token).await? {
                 Refusal::NotJson
@@ -98,13 +101,13 @@ async fn handle<P: Ports>(deps: &Deps<P>, req: &Request) -> Result<HintOutcome, 
         }
         Err(e) => {
             warn!(error.message = %e, "unrecognised webhook payload; confirming with Ssemble anyway");
-            None
+            RenderHint::default()
         }
     };
     let deadline = deps.core.ports.clock().now().plus(deps.work_deadline);
     Ok(deps
         .core
-        .render_hint(&job_id, &token, hinted.as_ref(), deadline)
+        .render_hint(&job_id, &token, &hint, deadline)
         .await?)
 }
 

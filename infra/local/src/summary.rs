@@ -87,10 +87,35 @@ pub struct Summary {
     /// `None` when the upstream is external (no ground truth to read).
     pub tiktok_violations: Option<u64>,
     pub ssemble_violations: Option<u64>,
+    /// Calls Ssemble received: creates, and reads (status, document, list) beyond them.
+    pub ssemble_calls: Option<SsembleCalls>,
     /// Posts beyond one per job, plus posts no job accounts for.
     pub duplicate_posts: Option<u64>,
     pub max_inits_in_flight: Option<u64>,
     pub deadline_passed: bool,
+}
+
+/// What Reelay asked of Ssemble, as its simulator recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SsembleCalls {
+    pub creates: u64,
+    pub reads: u64,
+}
+
+impl SsembleCalls {
+    /// From the simulator's inspection document (`calls[].endpoint`).
+    fn from_inspection(inspection: &Value) -> Option<Self> {
+        let calls = inspection.get("calls")?.as_array()?;
+        let endpoint = |c: &Value| c.get("endpoint").and_then(Value::as_str).map(str::to_owned);
+        let named: Vec<String> = calls.iter().filter_map(endpoint).collect();
+        Some(Self {
+            creates: named.iter().filter(|e| *e == "create").count() as u64,
+            reads: named
+                .iter()
+                .filter(|e| matches!(e.as_str(), "status" | "get" | "list"))
+                .count() as u64,
+        })
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
@@ -246,6 +271,18 @@ impl Summary {
             "Ssemble limit violations:  {}",
             opt(self.ssemble_violations)
         );
+        if let Some(c) = self.ssemble_calls {
+            let per = if c.creates > 0 {
+                format!(" ({:.2} a create)", c.reads as f64 / c.creates as f64)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "Ssemble calls:             {} creates, {} reads{per}",
+                c.creates, c.reads
+            );
+        }
         let _ = writeln!(
             out,
             "max inits in flight/acct:  {}",
@@ -295,14 +332,14 @@ pub async fn summarize(
         Some(sim) => Some(sim.inspect()),
         None => remote_inspect(&stack.wiring.upstream.tiktok_api_base_url).await,
     };
-    let ssemble_violations = match &stack.ssemble {
-        Some(sim) => Some(sim.inspect().limit_violations.len() as u64),
-        None => remote_ssemble_violations(&stack.wiring.upstream.ssemble_api_base_url).await,
+    let ssemble = match &stack.ssemble {
+        Some(sim) => serde_json::to_value(sim.inspect()).ok(),
+        None => remote_ssemble(&stack.wiring.upstream.ssemble_api_base_url).await,
     };
     summarize_from(
         &stack.store,
         tiktok,
-        ssemble_violations,
+        ssemble,
         tenant,
         observed,
         elapsed,
@@ -324,11 +361,11 @@ pub async fn summarize_remote(
     deadline_passed: bool,
 ) -> Result<Summary, StoreError> {
     let tiktok = remote_inspect(tiktok_api_base_url).await;
-    let ssemble_violations = remote_ssemble_violations(ssemble_api_base_url).await;
+    let ssemble = remote_ssemble(ssemble_api_base_url).await;
     summarize_from(
         store,
         tiktok,
-        ssemble_violations,
+        ssemble,
         tenant,
         observed,
         elapsed,
@@ -337,25 +374,20 @@ pub async fn summarize_remote(
     .await
 }
 
-/// Limit violations the Ssemble simulator counted, asked over HTTP at its root.
-async fn remote_ssemble_violations(api_base_url: &str) -> Option<u64> {
+/// The Ssemble simulator's inspection document, asked over HTTP at its root.
+async fn remote_ssemble(api_base_url: &str) -> Option<Value> {
     remote_inspect(
         api_base_url
             .trim_end_matches('/')
             .trim_end_matches("/api/v1"),
     )
     .await
-    .and_then(|v| {
-        v.get("limitViolations")
-            .and_then(Value::as_array)
-            .map(|a| a.len() as u64)
-    })
 }
 
 async fn summarize_from(
     store: &DynamoStore,
     tiktok: Option<Value>,
-    ssemble_violations: Option<u64>,
+    ssemble: Option<Value>,
     tenant: &TenantId,
     observed: Vec<Observed>,
     elapsed: Duration,
@@ -460,7 +492,10 @@ async fn summarize_from(
         tiktok_violations: tiktok
             .as_ref()
             .map(|t| count(t.get("limit_violations")).unwrap_or(0)),
-        ssemble_violations,
+        ssemble_violations: ssemble
+            .as_ref()
+            .and_then(|v| count(v.get("limitViolations"))),
+        ssemble_calls: ssemble.as_ref().and_then(SsembleCalls::from_inspection),
         duplicate_posts: tiktok.as_ref().map(|_| duplicates + orphans),
         max_inits_in_flight: tiktok.as_ref().map(max_inits_in_flight),
         deadline_passed,

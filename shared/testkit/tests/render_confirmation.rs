@@ -44,7 +44,7 @@ fn confirm(
             let url = w.ssemble.webhook_url(&request).unwrap();
             let token = SecretString::from(url.rsplit('.').next().unwrap().to_owned());
             let at = w.clock.now().plus(std::time::Duration::from_secs(7));
-            let outcome = block_on(core.render_hint(&job.id, &token, Some(&request), at)).unwrap();
+            let outcome = block_on(core.render_hint(&job.id, &token, &hint(&request), at)).unwrap();
             assert!(
                 matches!(outcome, HintOutcome::Confirmed { .. }),
                 "{outcome:?}"
@@ -96,13 +96,47 @@ fn a_hint_and_a_poll_confirm_a_render_the_same_way() {
     ] {
         let hinted = confirm("webhook", choice.clone(), clips.clone());
         let polled = confirm("poll", choice.clone(), clips.clone());
-        assert_eq!(hinted, polled, "{choice:?}: a hint and a poll must agree");
+        assert_eq!(
+            (&hinted.0, &hinted.1),
+            (&polled.0, &polled.1),
+            "{choice:?}: a hint and a poll must agree"
+        );
         assert_eq!(hinted.0, state, "{choice:?}");
         assert_eq!(hinted.1.as_deref(), code, "{choice:?}");
-        // One create, then one status read and one document read: each charged to every
-        // Ssemble window once (the create to its own minute pool).
-        assert_eq!(hinted.2, vec![2, 3, 3], "{choice:?}");
+        // Each call charged to every Ssemble window once (the create to its own minute pool).
+        // A poll: one create, one status read, one document read. A webhook saying the render
+        // completed: one create and the document alone (issue 13: calls per render).
+        assert_eq!(polled.2, vec![2, 3, 3], "{choice:?}");
+        assert_eq!(hinted.2, vec![1, 2, 2], "{choice:?}");
     }
+}
+
+#[test]
+fn a_hint_that_the_document_does_not_bear_out_is_asked_of_the_status_and_changes_nothing() {
+    let w = World::new().tenant(T).account(T, A);
+    let core = w.core();
+    let job = w.job(JobSetup::render(T, A));
+    block_on(core.submit_render(&job.id)).unwrap();
+    let before = w.job_now(&job.id);
+    let request = before.request_id.clone().unwrap();
+    let url = w.ssemble.webhook_url(&request).unwrap();
+    let token = SecretString::from(url.rsplit('.').next().unwrap().to_owned());
+    let at = w.clock.now().plus(std::time::Duration::from_secs(7));
+    // The payload claims completion; Ssemble's document and status say it is still rendering.
+    w.ssemble
+        .set_progress(&request, reelay_domain::upstream::RenderProgress::Pending)
+        .push_render_clips(Ok(None));
+    let outcome = block_on(core.render_hint(&job.id, &token, &hint(&request), at)).unwrap();
+    assert_eq!(
+        outcome,
+        HintOutcome::Confirmed {
+            rendered: 0,
+            failed: 0
+        }
+    );
+    assert_eq!(w.job_now(&job.id).state, JobState::Rendering);
+    assert_eq!(w.ssemble.count("render_clips"), 1);
+    assert_eq!(w.ssemble.count("render_progress"), 1);
 }
 
 #[test]
@@ -144,4 +178,12 @@ fn an_outage_is_not_a_verdict_the_render_is_asked_again_later() {
     let after = w.job_now(&job.id);
     assert_eq!(after.state, JobState::Rendering);
     assert!(after.next_check.is_some_and(|c| c.at > w.clock.now()));
+}
+
+/// A webhook's claim naming `request` (a render the test has completed).
+fn hint(request: &reelay_domain::RequestId) -> reelay_domain::usecase::RenderHint {
+    reelay_domain::usecase::RenderHint {
+        request_id: Some(request.clone()),
+        completed: true,
+    }
 }

@@ -211,7 +211,7 @@ fn a_ssemble_webhook_is_confirmed_with_ssemble_and_a_wrong_token_changes_nothing
 
     let wrong = SecretString::from("0".repeat(32));
     assert_eq!(
-        block_on(core.render_hint(&job_id, &wrong, Some(&request_id), at)).unwrap(),
+        block_on(core.render_hint(&job_id, &wrong, &hint(&request_id), at)).unwrap(),
         HintOutcome::NotFound
     );
     assert_eq!(
@@ -224,7 +224,7 @@ fn a_ssemble_webhook_is_confirmed_with_ssemble_and_a_wrong_token_changes_nothing
         .complete(&request_id, vec![sample::clip("c", 5.0)]);
     let token = SecretString::from(token.to_owned());
     assert_eq!(
-        block_on(core.render_hint(&job_id, &token, Some(&request_id), at)).unwrap(),
+        block_on(core.render_hint(&job_id, &token, &hint(&request_id), at)).unwrap(),
         HintOutcome::Confirmed {
             rendered: 1,
             failed: 0
@@ -233,7 +233,7 @@ fn a_ssemble_webhook_is_confirmed_with_ssemble_and_a_wrong_token_changes_nothing
     // Due now: straight on to the publish queue.
     assert_eq!(w.job_now(&job_id).state, JobState::PublishQueued);
     assert_eq!(
-        block_on(core.render_hint(&job_id, &token, Some(&request_id), at)).unwrap(),
+        block_on(core.render_hint(&job_id, &token, &hint(&request_id), at)).unwrap(),
         HintOutcome::AlreadySettled
     );
 }
@@ -1295,4 +1295,12 @@ fn a_failed_status_for_a_publish_no_job_holds_never_closes_an_unknown_attempt() 
             job_state: JobState::PubliclyAvailable
         }
     );
+}
+
+/// A webhook's claim naming `request` (a render the test has completed).
+fn hint(request: &reelay_domain::RequestId) -> reelay_domain::usecase::RenderHint {
+    reelay_domain::usecase::RenderHint {
+        request_id: Some(request.clone()),
+        completed: true,
+    }
 }

@@ -12,8 +12,8 @@ use reelay_domain::messages::QueueKind;
 use reelay_domain::ports::{Adapters, Clock};
 use reelay_domain::request::NewJob;
 use reelay_domain::usecase::{
-    Command, Core, CreateError, Observation, ObserveOutcome, Observed, PublishOutcome, Settings,
-    Wait,
+    Command, Core, CreateError, Observation, ObserveOutcome, Observed, PublishOutcome, RenderHint,
+    Settings, Wait,
 };
 use reelay_domain::{
     AccountId, IdempotencyKey, JobId, JobSource, PayloadHash, RequestId, TenantId, UtcTime,
@@ -752,7 +752,11 @@ impl Sim {
                 return Done::Other;
             };
             let token = SecretString::from(token.to_owned());
-            let result = core.render_hint(&job, &token, Some(&rid), deadline).await;
+            let hint = RenderHint {
+                request_id: Some(rid),
+                completed: w.completed,
+            };
+            let result = core.render_hint(&job, &token, &hint, deadline).await;
             Done::SsembleWebhook {
                 redeliver: result.is_err().then_some(w),
             }

@@ -79,6 +79,8 @@ pub struct Webhook {
     pub at: UtcTime,
     pub url: String,
     pub request_id: String,
+    /// `shorts.completed` (else `shorts.failed`).
+    pub completed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -245,6 +247,7 @@ impl SsembleSim {
                 continue;
             };
             r.settled = true;
+            let completed = matches!(r.outcome, Outcome::Completed { .. });
             let Some(url) = r.webhook_url.clone() else {
                 continue;
             };
@@ -260,6 +263,7 @@ impl SsembleSim {
                 at: now.plus(delay),
                 url: url.clone(),
                 request_id: id.clone(),
+                completed,
             });
             if self.chaos.roll(f.webhook_duplicate) {
                 s.outbox.push(Webhook {
@@ -268,6 +272,7 @@ impl SsembleSim {
                         .plus(Duration::from_secs(self.clock.below(600))),
                     url,
                     request_id: id,
+                    completed,
                 });
             }
         }

@@ -35,7 +35,7 @@ pub use disconnect::{DISCONNECTED, Disconnected};
 pub use observe::{Observation, ObserveOutcome, Observed};
 pub use publish::{PublishOutcome, Wait};
 pub use reconcile::{Reconciled, RunReport, round_robin};
-pub use render::{Confirmed, HintOutcome, SubmitOutcome, event_for, failure_code};
+pub use render::{Confirmed, HintOutcome, RenderHint, SubmitOutcome, event_for, failure_code};
 pub use settings::{
     IngestSettings, PublishSettings, ReconcileSettings, RenderSettings, Settings, TokenSettings,
 };
@@ -200,7 +200,7 @@ fn use_cases_are_send<P: Ports>(
     send(core.submit_render(id));
     send(core.reconcile(at));
     send(core.confirm_render(request, None));
-    send(core.render_hint(id, token, Some(request), at));
+    send(core.render_hint(id, token, &RenderHint::default(), at));
     send(core.command(tenant, id, Command::Retry));
     send(core.observe_publish(observation));
     send(core.authorization_removed("open_id", 1));

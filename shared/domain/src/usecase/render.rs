@@ -145,6 +145,16 @@ fn webhook_token(random: u128) -> (SecretString, String) {
     (SecretString::from(token), hash)
 }
 
+/// What a Ssemble webhook's payload claims. Unsigned, so never trusted: it only picks which
+/// call asks Ssemble first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderHint {
+    /// The `requestId` the payload names, if it names a valid one.
+    pub request_id: Option<RequestId>,
+    /// The payload says the render completed (`shorts.completed`).
+    pub completed: bool,
+}
+
 /// How a confirmation call ended before the fan-out.
 enum Asked {
     Status(RenderStatus),
@@ -363,7 +373,19 @@ impl<P: Ports> Core<P> {
         request_id: &RequestId,
         deadline: Option<UtcTime>,
     ) -> Result<Confirmed, StoreError> {
-        let status = match self.ask_render(request_id).await? {
+        self.confirm_render_from(request_id, deadline, false).await
+    }
+
+    /// [`Core::confirm_render`]; `document_first` when a webhook says the render completed:
+    /// the document alone then confirms it (one call instead of status + document), and only
+    /// a document that is not complete yet falls back to the status.
+    async fn confirm_render_from(
+        &self,
+        request_id: &RequestId,
+        deadline: Option<UtcTime>,
+        document_first: bool,
+    ) -> Result<Confirmed, StoreError> {
+        let status = match self.ask_render(request_id, document_first).await? {
             Asked::Deferred { until, reason } => return Ok(Confirmed::Deferred { until, reason }),
             Asked::Refused(e) => {
                 tracing::warn!(request_id = %request_id, error.code = %e.code, "Ssemble refused the request; its jobs fail");
@@ -389,24 +411,47 @@ impl<P: Ports> Core<P> {
         })
     }
 
-    async fn ask_render(&self, request_id: &RequestId) -> Result<Asked, StoreError> {
-        let scope = self.settings.render.ssemble_scope.clone();
+    /// One Ssemble read (status or document) taken from the key's budgets; `Some` is the wait
+    /// when they refuse.
+    async fn take_read_budget(&self) -> Result<Option<Asked>, StoreError> {
+        let scope = &self.settings.render.ssemble_scope;
+        Ok(self
+            .take_budgets(scope, &SSEMBLE_STATUS_BUDGETS, 1)
+            .await?
+            .map(|denied| Asked::Deferred {
+                until: denied.retry_at,
+                reason: format!("ssemble_budget:{}", denied.kind.as_str()),
+            }))
+    }
+
+    async fn ask_render(
+        &self,
+        request_id: &RequestId,
+        document_first: bool,
+    ) -> Result<Asked, StoreError> {
         let deferred = |e: &UpstreamError, now: UtcTime| Asked::Deferred {
             until: e
                 .retry_at
                 .unwrap_or_else(|| now.plus(self.settings.policy.render_poll_min)),
             reason: format!("ssemble_unavailable:{}", e.code),
         };
-        if let Some(denied) = self
-            .take_budgets(&scope, &SSEMBLE_STATUS_BUDGETS, 1)
-            .await?
-        {
-            return Ok(Asked::Deferred {
-                until: denied.retry_at,
-                reason: format!("ssemble_budget:{}", denied.kind.as_str()),
-            });
+        if let Some(wait) = self.take_read_budget().await? {
+            return Ok(wait);
         }
         let render = self.ports.render();
+        if document_first {
+            match render.render_clips(request_id).await {
+                Ok(Some(clips)) => return Ok(Asked::Status(RenderStatus::Completed { clips })),
+                Ok(None) => {
+                    tracing::info!(request_id = %request_id, "the document is not complete; asking the status");
+                    if let Some(wait) = self.take_read_budget().await? {
+                        return Ok(wait);
+                    }
+                }
+                Err(e) if e.class == ErrorClass::Permanent => return Ok(Asked::Refused(e)),
+                Err(e) => return Ok(deferred(&e, self.ports.clock().now())),
+            }
+        }
         let progress = match render.render_progress(request_id).await {
             Ok(p) => p,
             Err(e) if e.class == ErrorClass::Permanent => return Ok(Asked::Refused(e)),
@@ -417,14 +462,8 @@ impl<P: Ports> Core<P> {
             RenderProgress::Failed { reason } => RenderStatus::Failed { reason },
             RenderProgress::Cancelled => RenderStatus::Cancelled,
             RenderProgress::Completed => {
-                if let Some(denied) = self
-                    .take_budgets(&scope, &SSEMBLE_STATUS_BUDGETS, 1)
-                    .await?
-                {
-                    return Ok(Asked::Deferred {
-                        until: denied.retry_at,
-                        reason: format!("ssemble_budget:{}", denied.kind.as_str()),
-                    });
+                if let Some(wait) = self.take_read_budget().await? {
+                    return Ok(wait);
                 }
                 match render.render_clips(request_id).await {
                     Ok(Some(clips)) => RenderStatus::Completed { clips },
@@ -463,16 +502,17 @@ impl<P: Ports> Core<P> {
         Ok((ids.len(), moved))
     }
 
-    /// A Ssemble webhook for `job_id`, authenticated by `token` (one of the job's own) and
-    /// naming `hinted` (the payload's requestId, if it had one). The payload is only a hint:
-    /// the render's state comes from Ssemble itself, within `deadline`.
+    /// A Ssemble webhook for `job_id`, authenticated by `token` (one of the job's own), with
+    /// what its payload claims. The payload is only a hint: the render's state comes from
+    /// Ssemble itself, within `deadline`.
     pub async fn render_hint(
         &self,
         job_id: &JobId,
         token: &SecretString,
-        hinted: Option<&RequestId>,
+        hint: &RenderHint,
         deadline: UtcTime,
     ) -> Result<HintOutcome, StoreError> {
+        let hinted = hint.request_id.as_ref();
         let Some(job) = self.ports.jobs().get(job_id).await? else {
             tracing::warn!("webhook for an unknown job");
             return Ok(HintOutcome::NotFound);
@@ -500,7 +540,10 @@ impl<P: Ports> Core<P> {
             tracing::info!(state = %job.state, "render already settled for this job; duplicate or late delivery");
             return Ok(HintOutcome::AlreadySettled);
         }
-        match self.confirm_render(&request_id, Some(deadline)).await? {
+        match self
+            .confirm_render_from(&request_id, Some(deadline), hint.completed)
+            .await?
+        {
             Confirmed::Deferred { until, reason } => {
                 tracing::info!(reason = %reason, until = %until, "could not confirm now; the job's poll confirms later");
                 self.advance_loaded(job, &Event::Deferred { until }).await?;
