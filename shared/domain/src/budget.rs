@@ -292,6 +292,16 @@ pub enum Admission {
     Denied { retry_at: UtcTime },
 }
 
+impl Admission {
+    /// Units that can be taken now (the peeked take included): what a client is shown.
+    pub fn units_left(&self) -> u32 {
+        match self {
+            Self::Granted { remaining } => remaining.saturating_add(1),
+            Self::Denied { .. } => 0,
+        }
+    }
+}
+
 /// What a budget counts. Each is kept per account (TikTok, per token) or per API key (Ssemble).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -311,6 +321,19 @@ pub enum BudgetKind {
 }
 
 impl BudgetKind {
+    pub const ALL: [BudgetKind; 10] = [
+        Self::TikTokInit,
+        Self::TikTokStatus,
+        Self::TikTokCreatorInfo,
+        Self::DirectPostsDaily,
+        Self::PendingDrafts,
+        Self::SsembleCreate,
+        Self::SsembleStatus,
+        Self::SsembleList,
+        Self::SsembleHourly,
+        Self::SsembleDaily,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::TikTokInit => "tiktok_init",

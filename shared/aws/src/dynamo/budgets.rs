@@ -418,19 +418,7 @@ mod tests {
 
     #[test]
     fn every_window_has_its_own_attribute_prefix() {
-        use BudgetKind::*;
-        let kinds = [
-            TikTokInit,
-            TikTokStatus,
-            TikTokCreatorInfo,
-            DirectPostsDaily,
-            PendingDrafts,
-            SsembleCreate,
-            SsembleStatus,
-            SsembleList,
-            SsembleHourly,
-            SsembleDaily,
-        ];
+        let kinds = BudgetKind::ALL;
         let codes: std::collections::BTreeSet<_> = kinds.iter().map(|k| code(*k)).collect();
         assert_eq!(codes.len(), kinds.len());
         // No code is another's prefix followed by a digit or `w`.

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::account::{Account, AccountHealth};
-use crate::budget::{Admission, BudgetKind};
+use crate::budget::BudgetKind;
 use crate::compliance::CreatorInfo;
 use crate::ids::{AccountId, TenantId};
 use crate::job::PostMode;
@@ -412,10 +412,7 @@ impl<P: Ports> Core<P> {
             .into_iter()
             .map(|(kind, window, admission)| BudgetLeft {
                 kind,
-                remaining: match admission {
-                    Admission::Granted { remaining } => remaining.saturating_add(1),
-                    Admission::Denied { .. } => 0,
-                },
+                remaining: admission.units_left(),
                 limit: window.limit,
                 window_secs: window.period.as_secs(),
             })

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::budget::{Admission, BudgetKind, Window};
+use crate::budget::{BudgetKind, Window};
 use crate::ids::{AccountId, TenantId};
 use crate::job::{JobSource, PostMode};
 use crate::ports::{Clock, Ports, StoreError};
@@ -158,10 +158,7 @@ impl<P: Ports> Core<P> {
             .into_iter()
             .map(|(kind, window, admission)| Left {
                 kind,
-                remaining: match admission {
-                    Admission::Granted { remaining } => remaining.saturating_add(1),
-                    Admission::Denied { .. } => 0,
-                },
+                remaining: admission.units_left(),
                 window,
             })
             .collect())
