@@ -1304,3 +1304,56 @@ fn hint(request: &reelay_domain::RequestId) -> reelay_domain::usecase::RenderHin
         completed: true,
     }
 }
+
+/// Ssemble lists requests without saying who made them. While one job's create of a clip is
+/// unanswered, another job of the same source and range (here another tenant's) is held
+/// instead of creating or looking up, so it can never claim the first job's create; once
+/// the first knows its `requestId`, the second goes ahead. Found by the simulation (seed 1817):
+/// a tenant's look-up claimed the render another tenant's lost create had made.
+#[test]
+fn a_job_of_the_same_clip_waits_while_another_jobs_create_is_unanswered() {
+    use reelay_domain::usecase::SOURCE_BUSY;
+    let w = World::new()
+        .tenant(T)
+        .account(T, A)
+        .tenant("tenant_b")
+        .account("tenant_b", A);
+    let core = w.core();
+    let first = w.job(JobSetup::render(T, A));
+    let second = w.job(JobSetup::render("tenant_b", A));
+    w.ssemble
+        .push_submit(Err(sample::unknown_outcome("upstream_timeout")));
+    assert!(matches!(
+        block_on(core.submit_render(&first.id)).unwrap(),
+        SubmitOutcome::Unknown { .. }
+    ));
+    let calls = w.ssemble.calls().len();
+    assert_eq!(
+        block_on(core.submit_render(&second.id)).unwrap(),
+        SubmitOutcome::Held {
+            reason: SOURCE_BUSY.into()
+        }
+    );
+    assert_eq!(w.ssemble.calls().len(), calls, "nothing asked of Ssemble");
+    let held = w.job_now(&second.id);
+    assert_eq!(held.hold.map(|h| h.reason).as_deref(), Some(SOURCE_BUSY));
+
+    // The first job's next attempt (its lease over) looks up, finds its create, keeps it.
+    w.clock.advance(w.settings.policy.render_submit_lease);
+    let landed = RequestId::parse("665a1b2c3d4e5f6a7b8c9d01").unwrap();
+    w.ssemble.push_find_submitted(Ok(Some(landed.clone())));
+    assert!(matches!(
+        block_on(core.submit_render(&first.id)).unwrap(),
+        SubmitOutcome::Submitted { found: true, .. }
+    ));
+    assert_eq!(w.job_now(&first.id).request_id, Some(landed.clone()));
+
+    // Its lease released, the second job creates its own render.
+    w.clock.advance(w.settings.policy.render_poll_min);
+    assert!(matches!(
+        block_on(core.submit_render(&second.id)).unwrap(),
+        SubmitOutcome::Submitted { found: false, .. }
+    ));
+    let theirs = w.job_now(&second.id).request_id.unwrap();
+    assert_ne!(theirs, landed);
+}

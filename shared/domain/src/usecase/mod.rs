@@ -35,7 +35,9 @@ pub use disconnect::{DISCONNECTED, Disconnected};
 pub use observe::{Observation, ObserveOutcome, Observed};
 pub use publish::{PublishOutcome, Wait};
 pub use reconcile::{Reconciled, RunReport, round_robin};
-pub use render::{Confirmed, HintOutcome, RenderHint, SubmitOutcome, event_for, failure_code};
+pub use render::{
+    Confirmed, HintOutcome, RenderHint, SOURCE_BUSY, SubmitOutcome, event_for, failure_code,
+};
 pub use settings::{
     IngestSettings, PublishSettings, ReconcileSettings, RenderSettings, Settings, TokenSettings,
 };

@@ -10,6 +10,10 @@
 //!    attempt may exist before it can exist. The write also takes the submission's lease.
 //! 4. If an earlier attempt may have landed, it is looked for before creating again.
 //! 5. The `requestId` is persisted at once; a found request is confirmed right away.
+//!
+//! Steps 2–5 run under a lease on the source and range (any tenant's job), held until the
+//! attempt's `requestId` is known: Ssemble lists requests without saying who made them, so a
+//! look-up is only sound while no other job can have an unanswered create of the same clip.
 
 use std::time::Duration;
 
@@ -19,7 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::ids::{JobId, RequestId};
 use crate::job::{ClipChoice, Job, JobError, JobSource, RenderRequest};
 use crate::lifecycle::{Effect, ErrorClass, Event, JobState};
-use crate::ports::{Clock, Entropy, JobStore, Ports, StoreError};
+use crate::ports::{Clock, Entropy, JobStore, LockStore, Ports, StoreError};
 use crate::time::UtcTime;
 use crate::upstream::{RenderApi, RenderProgress, RenderStatus, UpstreamError, choose_clip};
 
@@ -145,6 +149,25 @@ fn webhook_token(random: u128) -> (SecretString, String) {
     (SecretString::from(token), hash)
 }
 
+/// Hold reason of a job whose source and range another job is creating right now.
+pub const SOURCE_BUSY: &str = "render_source_busy";
+
+/// The lease name of a source and range: what a look-up matches on (the range to the second).
+fn source_lock_name(request: &RenderRequest) -> String {
+    let media = match &request.media {
+        crate::job::MediaSource::Url(u) | crate::job::MediaSource::FileUrl(u) => u.as_str(),
+    };
+    let key = format!(
+        "{media}#{}-{}",
+        request.start.round() as i64,
+        request.end.round() as i64
+    );
+    format!(
+        "render-source:{}",
+        hex::encode(Sha256::digest(key.as_bytes()))
+    )
+}
+
 /// What a Ssemble webhook's payload claims. Unsigned, so never trusted: it only picks which
 /// call asks Ssemble first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -187,6 +210,38 @@ impl<P: Ports> Core<P> {
             );
             return Ok(SubmitOutcome::NotDue);
         }
+        // One unanswered create per source and range at a time (see the module docs). Held
+        // across the attempt's unknown outcome, so the owner's next attempt finds its own create
+        // before another job can claim it; a crashed owner's lease ends on its own.
+        let lock = source_lock_name(&request);
+        let owner = job.id.to_string();
+        let policy = &self.settings.policy;
+        let until = now.plus(policy.render_submit_lease * 2);
+        if !self
+            .ports
+            .locks()
+            .acquire_lock(&lock, &owner, now, until)
+            .await?
+        {
+            let retry = now.plus(policy.render_poll_min);
+            return self.hold_render(job, SOURCE_BUSY.into(), Some(retry)).await;
+        }
+        let outcome = self.submit_holding_source(job, request).await;
+        if let Ok(done) = &outcome
+            && !matches!(done, SubmitOutcome::Unknown { .. })
+            && let Err(e) = self.ports.locks().release_lock(&lock, &owner).await
+        {
+            tracing::warn!(error.message = %e, "could not release the source's lease; it ends on its own");
+        }
+        outcome
+    }
+
+    /// Steps 2–5, with the source's lease held.
+    async fn submit_holding_source(
+        &self,
+        job: Job,
+        request: RenderRequest,
+    ) -> Result<SubmitOutcome, StoreError> {
         let scope = self.settings.render.ssemble_scope.clone();
         if let Some(denied) = self
             .take_budgets(&scope, &SSEMBLE_CREATE_BUDGETS, 1)
