@@ -12,7 +12,7 @@ use reelay_aws::DynamoStore;
 use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::budget::{Admission, BudgetKind, Window};
 use reelay_domain::job::{Hold, NextCheck, Pointer};
-use reelay_domain::lifecycle::{Actor, Event, Policy};
+use reelay_domain::lifecycle::{Actor, Event};
 use reelay_domain::ports::{
     AccountStore, BudgetStore, IdempotencyBegin, IdempotencyScope, JobFilter, JobStore, LockStore,
     StoreError, StoredResponse,
@@ -312,7 +312,8 @@ async fn twenty_concurrent_saves_from_one_version_have_one_winner_and_only_its_a
                     reason: format!("reason_{i}"),
                     until: None,
                 };
-                let Step::Applied(applied) = job.apply(&event, t, &Policy::default()).unwrap()
+                let Step::Applied(applied) =
+                    job.apply(&event, t, &common::lifecycle::policy()).unwrap()
                 else {
                     panic!("absorbed")
                 };
@@ -351,7 +352,11 @@ async fn twenty_concurrent_saves_from_one_version_have_one_winner_and_only_its_a
 
     // A stale writer (still at version 1) can never overwrite.
     let Step::Applied(stale) = job
-        .apply(&Event::Cancel { by: Actor::Owner }, t, &Policy::default())
+        .apply(
+            &Event::Cancel { by: Actor::Owner },
+            t,
+            &common::lifecycle::policy(),
+        )
         .unwrap()
     else {
         panic!()
@@ -508,7 +513,10 @@ async fn list_filters_by_account_and_state_and_pages_with_an_opaque_cursor() {
                 request_id: RequestId::parse(format!("{:024x}", i + 1)).unwrap(),
                 found: false,
             };
-            let Step::Applied(applied) = created.job.apply(&event, t, &Policy::default()).unwrap()
+            let Step::Applied(applied) = created
+                .job
+                .apply(&event, t, &common::lifecycle::policy())
+                .unwrap()
             else {
                 panic!()
             };
@@ -983,7 +991,7 @@ async fn tenant_keys_live_as_the_contract_says_and_are_stored_only_as_hashes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_publisher_claims_the_attempt_and_a_dead_ones_lease_surfaces_as_due() {
     let store = Arc::new(job_store().await);
-    let policy = Policy::default();
+    let policy = common::lifecycle::policy();
     let start = now();
     let created = new_job(&tenant("tenant_a"), &account("acct_1"), start, None);
     store.create(&created, None).await.unwrap();
@@ -1006,7 +1014,11 @@ async fn one_publisher_claims_the_attempt_and_a_dead_ones_lease_surfaces_as_due(
             let (store, job) = (store.clone(), job.clone());
             tokio::spawn(async move {
                 let Step::Applied(a) = job
-                    .apply(&Event::PublishStarted, claim_at, &Policy::default())
+                    .apply(
+                        &Event::PublishStarted,
+                        claim_at,
+                        &common::lifecycle::policy(),
+                    )
                     .unwrap()
                 else {
                     panic!()
@@ -1086,7 +1098,7 @@ async fn jobs_fanned_out_from_one_render_are_found_by_its_request_id() {
             t,
             None,
             t,
-            &Policy::default(),
+            &common::lifecycle::policy(),
         );
         assert_eq!(applied.job.state, JobState::Rendering);
         store.create(&applied, None).await.unwrap();
@@ -1107,7 +1119,8 @@ async fn advance(
     event: Event,
     at: UtcTime,
 ) -> reelay_domain::Job {
-    let Step::Applied(applied) = job.apply(&event, at, &Policy::default()).unwrap() else {
+    let Step::Applied(applied) = job.apply(&event, at, &common::lifecycle::policy()).unwrap()
+    else {
         panic!("{} did not move the job in {}", event.name(), job.state)
     };
     store.save(&applied, job.version).await.unwrap();
@@ -1125,7 +1138,11 @@ async fn a_reschedule_keeps_the_version_writes_no_audit_item_and_moves_the_due_i
 
     let later = t.plus(Duration::from_secs(300));
     let Step::Rescheduled(next) = job
-        .apply(&Event::Deferred { until: later }, t, &Policy::default())
+        .apply(
+            &Event::Deferred { until: later },
+            t,
+            &common::lifecycle::policy(),
+        )
         .unwrap()
     else {
         panic!("a deferral only moves the next check")
@@ -1219,7 +1236,7 @@ async fn a_reschedule_of_a_job_that_moved_meanwhile_is_a_conflict_and_changes_no
                 until: t.plus(Duration::from_secs(600)),
             },
             t,
-            &Policy::default(),
+            &common::lifecycle::policy(),
         )
         .unwrap()
     else {
@@ -1269,7 +1286,7 @@ async fn save_writes_exactly_the_pointers_it_is_given_and_every_attempts_publish
                 until: None,
             },
             t,
-            &Policy::default(),
+            &common::lifecycle::policy(),
         )
         .unwrap()
     else {
@@ -1306,7 +1323,7 @@ async fn save_writes_exactly_the_pointers_it_is_given_and_every_attempts_publish
                 found: false,
             },
             t,
-            &Policy::default(),
+            &common::lifecycle::policy(),
         )
         .unwrap()
     else {
@@ -1343,7 +1360,7 @@ async fn save_writes_exactly_the_pointers_it_is_given_and_every_attempts_publish
                 until: None,
             },
             t,
-            &Policy::default(),
+            &common::lifecycle::policy(),
         )
         .unwrap()
     else {
@@ -1388,7 +1405,7 @@ async fn a_late_acceptance_of_another_attempt_keeps_both_publish_ids_pointing_at
                 upstream_log_id: None,
             },
             at,
-            &Policy::default(),
+            &common::lifecycle::policy(),
         )
         .unwrap()
     else {

@@ -182,6 +182,15 @@ pub mod lifecycle {
     use reelay_domain::{Job, PublishId, RequestId, Step, UtcTime};
     use std::time::Duration;
 
+    /// The production policy with the enqueue-ahead off: these tests walk a job through every
+    /// stored state, so a render that completes before its schedule waits `ready` for it.
+    pub fn policy() -> Policy {
+        Policy {
+            enqueue_ahead: Duration::ZERO,
+            ..Policy::default()
+        }
+    }
+
     pub const REQUEST_ID: &str = "665a1b2c3d4e5f6a7b8c9d0e";
     pub const PUBLISH_ID: &str = "v_pub_file~v2.123456789";
     pub const POST_ID: &str = "7300000000000000001";
@@ -258,7 +267,7 @@ pub mod lifecycle {
         start: UtcTime,
         mut after: impl AsyncFnMut(&Job),
     ) -> Job {
-        let policy = Policy::default();
+        let policy = policy();
         for (i, event) in events().into_iter().enumerate() {
             let now = start.plus(Duration::from_secs(10 * (i as u64 + 1)));
             let Step::Applied(applied) = job.apply(&event, now, &policy).unwrap() else {
