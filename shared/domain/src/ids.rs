@@ -18,7 +18,7 @@ pub struct IdError {
 }
 
 impl IdError {
-    fn new(kind: &'static str, reason: &'static str) -> Self {
+    pub(crate) fn new(kind: &'static str, reason: &'static str) -> Self {
         Self { kind, reason }
     }
 }

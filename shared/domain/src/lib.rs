@@ -15,6 +15,7 @@ pub mod tenant;
 pub mod time;
 pub mod upstream;
 pub mod usecase;
+pub mod webhooks;
 
 pub use envelope::{ErrorEnvelope, FieldError};
 pub use ids::{

@@ -21,6 +21,7 @@ use crate::messages::WorkMessage;
 use crate::tenant::{ApiKey, Tenant};
 use crate::time::UtcTime;
 use crate::upstream::{AuthApi, PublishApi, RenderApi};
+use crate::webhooks::{Delivery, DeliveryRecord, Endpoint, EndpointId, SignedHeaders};
 
 /// Time, as the deployment sees it: the wall clock in production, simulated time in the
 /// deterministic simulation. Every wait a use case makes goes through [`Clock::sleep`], so a
@@ -338,6 +339,120 @@ pub trait WorkQueue: Send + Sync {
         message: &WorkMessage,
         dedup_id: &str,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// Webhook endpoints and their delivery log (one item per endpoint, one per attempt).
+pub trait WebhookStore: Send + Sync {
+    /// Stores a new endpoint; an id that exists already is a `Conflict`.
+    fn put_endpoint(
+        &self,
+        endpoint: &Endpoint,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> impl Future<Output = Result<Option<Endpoint>, StoreError>> + Send;
+
+    /// The tenant's endpoints, oldest first.
+    fn endpoints(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<Endpoint>, StoreError>> + Send;
+
+    /// Removes the endpoint; `false` when there was none.
+    fn delete_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Appends an attempt to the endpoint's log, kept until `expires_at`.
+    fn record_delivery(
+        &self,
+        tenant: &TenantId,
+        record: &DeliveryRecord,
+        expires_at: UtcTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Up to `limit` attempts, newest first, after the page that ended at `cursor`.
+    fn deliveries(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<DeliveryPage, StoreError>> + Send;
+}
+
+/// A page of an endpoint's delivery log.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryPage {
+    pub records: Vec<DeliveryRecord>,
+    pub next_cursor: Option<String>,
+}
+
+/// The sort key of a delivery record within its endpoint: newest first reads it backwards.
+pub fn delivery_sort_key(record: &DeliveryRecord) -> String {
+    format!(
+        "{:015}#{}#{:02}",
+        record.at.as_millis().max(0),
+        record.event_id,
+        record.attempt
+    )
+}
+
+/// Whether `cursor` is a sort key [`delivery_sort_key`] could have made.
+pub fn is_delivery_cursor(cursor: &str) -> bool {
+    let mut parts = cursor.splitn(3, '#');
+    let ms = parts.next().unwrap_or_default();
+    let id = parts.next().unwrap_or_default();
+    let attempt = parts.next().unwrap_or_default();
+    ms.len() == 15
+        && ms.bytes().all(|b| b.is_ascii_digit())
+        && id.starts_with("msg_")
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && attempt.len() == 2
+        && attempt.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The queue deliveries ride: delayed sends for the retry schedule, and a dead letter.
+pub trait DeliveryQueue: Send + Sync {
+    /// Sends `delivery` to be received after `delay` (at most the queue's maximum delay).
+    fn send(
+        &self,
+        delivery: &Delivery,
+        delay: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Hands a delivery that used every attempt to the dead-letter queue (alarmed).
+    fn dead_letter(
+        &self,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// What the destination did with one signed POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostResult {
+    /// It answered with this status (a redirect is an answer: it is not followed).
+    Answered(u16),
+    /// Its name resolved only to addresses Reelay never calls (the reason says which).
+    Blocked(String),
+    /// No answer: DNS, connect, TLS or timeout (the reason says which).
+    Failed(String),
+}
+
+/// Sends one signed POST to a client's endpoint, checking the resolved address first.
+pub trait WebhookSender: Send + Sync {
+    fn post(
+        &self,
+        url: &str,
+        headers: &SignedHeaders,
+        body: Vec<u8>,
+    ) -> impl Future<Output = PostResult> + Send;
 }
 
 /// An account's OAuth tokens. The secrets never reach Debug, logs or errors.

@@ -316,9 +316,15 @@ pub mod calls {
     pub const AUTH_EXCHANGE_CODE: &str = "auth.exchange_code";
     pub const AUTH_REVOKE: &str = "auth.revoke";
     pub const REFRESH: &str = "refresher.refresh";
+    pub const WEBHOOKS_PUT: &str = "webhooks.put_endpoint";
+    pub const WEBHOOKS_GET: &str = "webhooks.endpoint";
+    pub const WEBHOOKS_LIST: &str = "webhooks.endpoints";
+    pub const WEBHOOKS_DELETE: &str = "webhooks.delete_endpoint";
+    pub const WEBHOOKS_RECORD: &str = "webhooks.record_delivery";
+    pub const WEBHOOKS_LOG: &str = "webhooks.deliveries";
 
     /// Every name above. `AuthApi::authorize_url` is synchronous and has no hook.
-    pub const ALL: [&str; 46] = [
+    pub const ALL: [&str; 52] = [
         JOBS_BEGIN_IDEMPOTENT,
         JOBS_ABANDON_IDEMPOTENT,
         JOBS_CREATE,
@@ -365,5 +371,11 @@ pub mod calls {
         AUTH_EXCHANGE_CODE,
         AUTH_REVOKE,
         REFRESH,
+        WEBHOOKS_PUT,
+        WEBHOOKS_GET,
+        WEBHOOKS_LIST,
+        WEBHOOKS_DELETE,
+        WEBHOOKS_RECORD,
+        WEBHOOKS_LOG,
     ];
 }

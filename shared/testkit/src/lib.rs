@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod contract;
 pub mod hook;
+pub mod outbound;
 pub mod queue;
 pub mod sample;
 pub mod ssemble;
@@ -20,6 +21,7 @@ pub mod world;
 
 pub use clock::ManualClock;
 pub use hook::{Fault, Faults, Hook, HookFuture, HookSlot, calls, yield_once};
+pub use outbound::{MemDeliveries, Pending, Received, ScriptedReceiver};
 pub use queue::{Dedup, MemQueue, Queued, Sent};
 pub use ssemble::{FakeSsemble, SsembleCall};
 pub use store::{MemStore, WriteCounts};

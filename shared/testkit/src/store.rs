@@ -9,10 +9,12 @@ use reelay_domain::account::{Account, AccountHealth};
 use reelay_domain::budget::{Admission, BudgetKind, Denied, Tally, Window, plan_take};
 use reelay_domain::job::{Applied, AuditEvent, Job, Pointer};
 use reelay_domain::ports::{
-    AccountStore, AuditPage, BudgetStore, DueJob, IdempotencyBegin, IdempotencyScope, JobFilter,
-    JobPage, JobStore, LockStore, StoreError, StoredResponse, TenantStore,
+    AccountStore, AuditPage, BudgetStore, DeliveryPage, DueJob, IdempotencyBegin, IdempotencyScope,
+    JobFilter, JobPage, JobStore, LockStore, StoreError, StoredResponse, TenantStore, WebhookStore,
+    delivery_sort_key,
 };
 use reelay_domain::tenant::{ApiKey, Tenant, is_sha256_hex};
+use reelay_domain::webhooks::{DeliveryRecord, Endpoint, EndpointId};
 use reelay_domain::{AccountId, JobId, PayloadHash, PublishId, RequestId, TenantId, UtcTime};
 
 use crate::hook::{Hook, HookSlot, Pass, calls};
@@ -92,6 +94,8 @@ struct StoreState {
     tenants: BTreeMap<TenantId, Tenant>,
     writes: HashMap<JobId, WriteCounts>,
     calls: BTreeMap<&'static str, u64>,
+    endpoints: BTreeMap<(TenantId, EndpointId), Endpoint>,
+    delivery_log: BTreeMap<(TenantId, EndpointId), BTreeMap<String, DeliveryRecord>>,
 }
 
 impl StoreState {
@@ -887,6 +891,100 @@ impl TenantStore for MemStore {
     async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         self.run(calls::TENANTS_LIST, |s| {
             Ok(s.tenants.values().cloned().collect())
+        })
+        .await
+    }
+}
+
+impl WebhookStore for MemStore {
+    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        self.run(calls::WEBHOOKS_PUT, |s| {
+            let key = (endpoint.tenant_id.clone(), endpoint.id.clone());
+            if s.endpoints.contains_key(&key) {
+                return Err(StoreError::Conflict);
+            }
+            s.endpoints.insert(key, endpoint.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        self.run(calls::WEBHOOKS_GET, |s| {
+            Ok(s.endpoints.get(&(tenant.clone(), id.clone())).cloned())
+        })
+        .await
+    }
+
+    async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, StoreError> {
+        self.run(calls::WEBHOOKS_LIST, |s| {
+            Ok(s.endpoints
+                .iter()
+                .filter(|((t, _), _)| t == tenant)
+                .map(|(_, e)| e.clone())
+                .collect())
+        })
+        .await
+    }
+
+    async fn delete_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<bool, StoreError> {
+        self.run(calls::WEBHOOKS_DELETE, |s| {
+            Ok(s.endpoints.remove(&(tenant.clone(), id.clone())).is_some())
+        })
+        .await
+    }
+
+    async fn record_delivery(
+        &self,
+        tenant: &TenantId,
+        record: &DeliveryRecord,
+        _expires_at: UtcTime,
+    ) -> Result<(), StoreError> {
+        self.run(calls::WEBHOOKS_RECORD, |s| {
+            s.delivery_log
+                .entry((tenant.clone(), record.endpoint_id.clone()))
+                .or_default()
+                .insert(delivery_sort_key(record), record.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn deliveries(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<DeliveryPage, StoreError> {
+        self.run(calls::WEBHOOKS_LOG, |s| {
+            let Some(log) = s.delivery_log.get(&(tenant.clone(), id.clone())) else {
+                return Ok(DeliveryPage::default());
+            };
+            let limit = usize::try_from(limit.clamp(1, 100)).unwrap_or(100);
+            let newer_first = log
+                .iter()
+                .rev()
+                .filter(|(k, _)| cursor.is_none_or(|c| k.as_str() < c));
+            let page: Vec<(&String, &DeliveryRecord)> = newer_first.take(limit + 1).collect();
+            let more = page.len() > limit;
+            let records: Vec<DeliveryRecord> =
+                page.iter().take(limit).map(|(_, r)| (*r).clone()).collect();
+            let next_cursor = more
+                .then(|| page.get(limit - 1).map(|(k, _)| (*k).clone()))
+                .flatten();
+            Ok(DeliveryPage {
+                records,
+                next_cursor,
+            })
         })
         .await
     }

@@ -22,6 +22,7 @@ mod renders;
 mod settings;
 pub mod tenants;
 mod tokens;
+mod webhooks;
 
 pub use accounts::{
     AccountError, AccountPage, AccountStatus, BudgetLeft, CallbackOutcome, ConnectLink, Connected,
@@ -43,6 +44,7 @@ pub use settings::{
 };
 pub use tenants::{Rotated, TenantError};
 pub use tokens::{TokenError, refresh_lock_name};
+pub use webhooks::{Attempted, EndpointRequest, Outbound, OutboundError, OutboundSettings};
 
 use crate::ids::JobId;
 use crate::job::{Applied, Job, Rescheduled, Step};
