@@ -42,7 +42,7 @@ pub use secrets::{
 };
 pub use sqs::{
     DEFAULT_DEADLINE_MARGIN, DEFAULT_SCHEDULE_SLEEP, FailureScope, FifoBatchProcessor,
-    RecordFailure, RecordMeta, SqsWorkQueue, decode_work_message, delay_visibility,
+    RecordFailure, RecordMeta, SqsDeliveries, SqsWorkQueue, decode_work_message, delay_visibility,
     sqs_event_from_received,
 };
 pub use vault::{DynamoTokenVault, Migrated};

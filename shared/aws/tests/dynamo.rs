@@ -1552,6 +1552,12 @@ async fn the_open_id_lookup_is_one_get_and_one_creator_is_one_account() {
 }
 
 #[tokio::test]
+async fn webhook_endpoints_and_their_delivery_log_hold_the_contract() {
+    let store = job_store().await;
+    reelay_testkit::contract::webhooks(&store).await;
+}
+
+#[tokio::test]
 async fn peek_answers_what_take_would_and_writes_nothing() {
     let store = job_store().await;
     let windows = [(

@@ -618,3 +618,61 @@ async fn a_schedule_wait_is_spent_in_process_only_when_the_deadline_leaves_room_
         back[0].message_id()
     );
 }
+
+/// The webhook delivery queue: a standard queue (FIFO queues take no per-message delay) whose
+/// sends wait out their delay, and a dead-letter queue for deliveries past their last attempt.
+#[tokio::test]
+async fn webhook_deliveries_wait_out_their_delay_and_dead_letters_go_to_their_own_queue() {
+    use reelay_aws::SqsDeliveries;
+    use reelay_domain::ports::DeliveryQueue;
+    use reelay_domain::webhooks::{ClientEvent, Delivery, EndpointId, EventType};
+
+    let config = sdk().await;
+    let client = Client::new(&config);
+    let name = format!("reelay-test-webhooks-{}", common::suffix());
+    let mut urls = Vec::new();
+    for n in [name.clone(), format!("{name}-dlq")] {
+        let out = client.create_queue().queue_name(n).send().await.unwrap();
+        urls.push(out.queue_url.unwrap());
+    }
+    let queue = SqsDeliveries::new(client.clone(), urls[0].clone(), urls[1].clone());
+    let at = UtcTime::from_millis(1_780_000_000_000);
+    let delivery = |n: u32| Delivery {
+        tenant_id: tenant("t1"),
+        endpoint_id: EndpointId::generate(at, 1),
+        event: ClientEvent {
+            id: format!("msg_{n:032}"),
+            event_type: EventType::JobFailed,
+            timestamp: at,
+            data: serde_json::json!({ "n": n }),
+        },
+        attempts: n,
+        due_at: at,
+        replay: false,
+    };
+    // A delay past the queue's 15 minutes is capped, not refused; it is not received now.
+    queue
+        .send(&delivery(1), Duration::from_secs(3_600))
+        .await
+        .unwrap();
+    queue.send(&delivery(2), Duration::ZERO).await.unwrap();
+    queue.dead_letter(&delivery(3)).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        for m in receive(&client, &urls[0], 10, 2).await {
+            got.push(serde_json::from_str::<Delivery>(m.body().unwrap()).unwrap());
+            client
+                .delete_message()
+                .queue_url(&urls[0])
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(got, vec![delivery(2)], "the delayed one waits");
+    let dead = receive(&client, &urls[1], 10, 5).await;
+    assert_eq!(dead.len(), 1);
+    let dead: Delivery = serde_json::from_str(dead[0].body().unwrap()).unwrap();
+    assert_eq!(dead, delivery(3));
+}

@@ -5,11 +5,16 @@ use std::time::Duration;
 
 use reelay_domain::account::Account;
 use reelay_domain::budget::{Admission, BudgetKind, Denied, Window};
-use reelay_domain::ports::{AccountStore, BudgetStore, Entropy, StoreError, TenantStore};
+use reelay_domain::ports::{
+    AccountStore, BudgetStore, Entropy, StoreError, TenantStore, WebhookStore, is_delivery_cursor,
+};
 use reelay_domain::tenant::ApiKey;
 use reelay_domain::usecase::TenantError;
 use reelay_domain::usecase::tenants::{
     authenticate, create_tenant, issue_key, revoke_key, rotate_keys,
+};
+use reelay_domain::webhooks::{
+    AttemptOutcome, ClientEvent, DeliveryRecord, Endpoint, EndpointId, EventType,
 };
 use reelay_domain::{AccountId, TenantId, UtcTime};
 use secrecy::{ExposeSecret, SecretString};
@@ -380,5 +385,172 @@ pub async fn budgets<S: BudgetStore>(store: &S) {
     assert_eq!(
         peek(store, "acct", init, lagging.retry_at).await,
         vec![Admission::Granted { remaining: 1 }]
+    );
+}
+
+fn record(endpoint: &EndpointId, event: u32, attempt: u32, at_ms: i64) -> DeliveryRecord {
+    let event = ClientEvent {
+        id: format!("msg_{event:032}"),
+        event_type: EventType::JobStateChanged,
+        timestamp: UtcTime::from_millis(at_ms),
+        data: serde_json::json!({ "jobId": "job_x", "n": event }),
+    };
+    DeliveryRecord {
+        endpoint_id: endpoint.clone(),
+        event_id: event.id.clone(),
+        event_type: event.event_type,
+        attempt,
+        at: UtcTime::from_millis(at_ms),
+        outcome: AttemptOutcome::Failed,
+        status: Some(500),
+        error: Some("answered 500".into()),
+        duration_ms: 12,
+        next_attempt_at: None,
+        dead: false,
+        replay: false,
+        event,
+    }
+}
+
+/// Endpoints are a tenant's own (another tenant neither reads nor deletes them), a second put
+/// of one id is a `Conflict`, the secret round-trips, and the delivery log pages newest first
+/// without gaps or repeats.
+pub async fn webhooks<S: WebhookStore>(store: &S) {
+    let (t1, t2) = (id("wh-tenant-1"), id("wh-tenant-2"));
+    let at = UtcTime::from_millis(1_780_000_000_000);
+    let endpoint = Endpoint {
+        id: EndpointId::generate(at, 1),
+        tenant_id: t1.clone(),
+        url: "https://hooks.example.com/reelay".into(),
+        events: vec![EventType::JobPublished, EventType::AccountDisconnected],
+        description: Some("crm".into()),
+        secret: SecretString::from("whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI="),
+        created_at: at,
+    };
+    store
+        .put_endpoint(&endpoint)
+        .await
+        .unwrap_or_else(|e| panic!("put: {e}"));
+    assert!(matches!(
+        store.put_endpoint(&endpoint).await,
+        Err(StoreError::Conflict)
+    ));
+    let got = store
+        .endpoint(&t1, &endpoint.id)
+        .await
+        .unwrap_or_else(|e| panic!("get: {e}"))
+        .unwrap_or_else(|| panic!("stored endpoint not found"));
+    assert_eq!(got.url, endpoint.url);
+    assert_eq!(got.events, endpoint.events);
+    assert_eq!(got.description.as_deref(), Some("crm"));
+    assert_eq!(got.secret.expose_secret(), endpoint.secret.expose_secret());
+    assert_eq!(got.created_at, at);
+    assert!(
+        store
+            .endpoint(&t2, &endpoint.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none()
+    );
+    assert!(
+        store
+            .endpoints(&t2)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty()
+    );
+    let second = Endpoint {
+        id: EndpointId::generate(at.plus(Duration::from_secs(1)), 2),
+        events: Vec::new(),
+        description: None,
+        ..endpoint.clone()
+    };
+    store
+        .put_endpoint(&second)
+        .await
+        .unwrap_or_else(|e| panic!("put: {e}"));
+    let listed = store.endpoints(&t1).await.unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<&EndpointId> = listed.iter().map(|e| &e.id).collect();
+    assert_eq!(ids, vec![&endpoint.id, &second.id], "oldest first");
+    assert!(listed[1].events.is_empty(), "every event");
+
+    // 7 attempts of 3 events; read back newest first in pages of 3.
+    let mut written = Vec::new();
+    for (i, (event, attempt)) in [(1, 1), (2, 1), (1, 2), (3, 1), (2, 2), (1, 3), (3, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        let r = record(
+            &endpoint.id,
+            event,
+            attempt,
+            1_780_000_000_000 + 1_000 * i as i64,
+        );
+        store
+            .record_delivery(&t1, &r, at.plus(Duration::from_secs(86_400)))
+            .await
+            .unwrap_or_else(|e| panic!("record: {e}"));
+        written.push(r);
+    }
+    let mut read = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let page = store
+            .deliveries(&t1, &endpoint.id, cursor.as_deref(), 3)
+            .await
+            .unwrap_or_else(|e| panic!("deliveries: {e}"));
+        assert!(page.records.len() <= 3);
+        read.extend(page.records);
+        match page.next_cursor {
+            Some(c) => {
+                assert!(is_delivery_cursor(&c), "{c}");
+                cursor = Some(c);
+            }
+            None => break,
+        }
+    }
+    written.reverse();
+    assert_eq!(read, written);
+    assert!(
+        store
+            .deliveries(&t2, &endpoint.id, None, 10)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .records
+            .is_empty()
+    );
+
+    assert!(
+        !store
+            .delete_endpoint(&t2, &endpoint.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    );
+    assert!(
+        store
+            .delete_endpoint(&t1, &endpoint.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    );
+    assert!(
+        !store
+            .delete_endpoint(&t1, &endpoint.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    );
+    assert!(
+        store
+            .endpoint(&t1, &endpoint.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .endpoints(&t1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .len(),
+        1
     );
 }

@@ -673,6 +673,7 @@ fn tenant_keys_live_as_the_contract_says() {
     ));
     block_on(reelay_testkit::contract::accounts_listing(&store));
     block_on(reelay_testkit::contract::one_creator_one_account(&store));
+    block_on(reelay_testkit::contract::webhooks(&store));
     let w = World::new().tenant(T);
     let key = reelay_testkit::api_key(T);
     assert_eq!(

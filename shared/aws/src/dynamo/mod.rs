@@ -1,5 +1,6 @@
 //! The single DynamoDB table (see `DESIGN.md`) behind every table-backed port: [`DynamoStore`]
-//! implements `JobStore`, `AccountStore`, `BudgetStore`, `LockStore` and `TenantStore`, one module
+//! implements `JobStore`, `AccountStore`, `BudgetStore`, `LockStore`, `TenantStore` and
+//! `WebhookStore`, one module
 //! per capability. This module holds what they share: the store itself, the item codec (attribute
 //! builders and readers, keys), the transaction runner and the error mapping.
 
@@ -11,6 +12,7 @@ mod listing;
 mod locks;
 mod meter;
 mod tenants;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -62,7 +62,7 @@ fn parse_tenant(item: &Item) -> Result<Tenant, StoreError> {
 
 impl DynamoStore {
     /// A put that must create its item: an existing one is a `Conflict`.
-    async fn put_new(&self, op: &'static str, item: Item) -> Result<(), StoreError> {
+    pub(super) async fn put_new(&self, op: &'static str, item: Item) -> Result<(), StoreError> {
         let put = self
             .put(item)
             .condition_expression("attribute_not_exists(pk)")

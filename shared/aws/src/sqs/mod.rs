@@ -1,6 +1,7 @@
 //! SQS FIFO transport: the `WorkQueue` sender and a FIFO-correct batch helper for Lambda consumers.
 
 mod batch;
+mod deliveries;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,7 @@ pub use batch::{
     DEFAULT_DEADLINE_MARGIN, DEFAULT_SCHEDULE_SLEEP, FailureScope, FifoBatchProcessor,
     RecordFailure, RecordMeta, decode_work_message, delay_visibility, sqs_event_from_received,
 };
+pub use deliveries::SqsDeliveries;
 
 #[derive(Debug, Error)]
 #[error("no queue URL is configured for {0:?} messages in this function")]

@@ -1,0 +1,63 @@
+//! The webhook delivery queue: a standard SQS queue (FIFO takes no per-message delay), where a
+//! delivery waits out its retry delay, and the dead-letter queue a delivery goes to after its
+//! last attempt.
+
+use aws_sdk_sqs::Client;
+use reelay_domain::ports::{DeliveryQueue, QueueError};
+use reelay_domain::webhooks::Delivery;
+use std::time::Duration;
+
+/// SQS's longest per-message delay.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+#[derive(Debug, Clone)]
+pub struct SqsDeliveries {
+    client: Client,
+    url: String,
+    dead_letter_url: String,
+}
+
+impl SqsDeliveries {
+    pub fn new(client: Client, url: String, dead_letter_url: String) -> Self {
+        Self {
+            client,
+            url,
+            dead_letter_url,
+        }
+    }
+
+    /// From the Lambda environment: `WEBHOOK_QUEUE_URL` and `WEBHOOK_DLQ_URL`.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, crate::ConfigError> {
+        Ok(Self::new(
+            Client::new(sdk),
+            crate::config::env_var("WEBHOOK_QUEUE_URL")?,
+            crate::config::env_var("WEBHOOK_DLQ_URL")?,
+        ))
+    }
+
+    async fn put(&self, url: &str, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
+        let body =
+            serde_json::to_string(delivery).map_err(|e| QueueError::Unavailable(Box::new(e)))?;
+        let secs = i32::try_from(delay.min(MAX_DELAY).as_secs()).unwrap_or(0);
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .delay_seconds(secs)
+            .send()
+            .await
+            .map_err(|e| QueueError::Unavailable(Box::new(e)))?;
+        Ok(())
+    }
+}
+
+impl DeliveryQueue for SqsDeliveries {
+    async fn send(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
+        self.put(&self.url, delivery, delay).await
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        self.put(&self.dead_letter_url, delivery, Duration::ZERO)
+            .await
+    }
+}
