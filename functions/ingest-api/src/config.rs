@@ -29,6 +29,11 @@ pub struct Config {
     pub public_base_url: Option<String>,
     pub max_body_bytes: usize,
     pub settings: Settings,
+    /// `WEBHOOK_QUEUE_URL`: where a replay queues its deliveries.
+    pub webhook_queue_url: String,
+    /// `WEBHOOK_ALLOW_LOOPBACK=true`: endpoints on loopback may be registered (local development
+    /// only; never set on an AWS stage).
+    pub webhook_allow_loopback: bool,
 }
 
 impl Config {
@@ -48,6 +53,9 @@ impl Config {
             public_base_url: env_var_opt("PUBLIC_BASE_URL"),
             max_body_bytes: MAX_BODY_BYTES,
             settings: settings_from_env()?,
+            webhook_queue_url: env_var("WEBHOOK_QUEUE_URL")?,
+            webhook_allow_loopback: env_var_opt("WEBHOOK_ALLOW_LOOPBACK")
+                .is_some_and(|v| v == "true"),
         })
     }
 }

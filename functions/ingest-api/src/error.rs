@@ -7,7 +7,7 @@ use serde_json::json;
 use thiserror::Error;
 
 use reelay_domain::ports::StoreError;
-use reelay_domain::usecase::{AccountError, CommandError, CreateError};
+use reelay_domain::usecase::{AccountError, CommandError, CreateError, OutboundError};
 use reelay_domain::{ErrorEnvelope, FieldError, TransitionError, UtcTime};
 
 use crate::routes::RouteError;
@@ -40,6 +40,8 @@ pub(crate) enum ApiError {
     Account(#[from] AccountError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Outbound(#[from] OutboundError),
 }
 
 /// A refusal as it goes out: status, envelope and, for waits, the seconds to wait.
@@ -156,7 +158,35 @@ impl ApiError {
             Self::Command(CommandError::Refused(e)) => transition_refusal(e),
             Self::Command(CommandError::Store(e)) | Self::Store(e) => store_refusal(e),
             Self::Account(e) => account_refusal(e, now),
+            Self::Outbound(e) => outbound_refusal(e),
         }
+    }
+}
+
+fn outbound_refusal(e: &OutboundError) -> Refusal {
+    match e {
+        OutboundError::Invalid(fields) => Refusal {
+            status: 400,
+            envelope: ErrorEnvelope::validation(fields.clone()),
+            retry_after: None,
+        },
+        OutboundError::NotFound(_) => Refusal::new(
+            404,
+            "webhook_not_found",
+            "No webhook endpoint with this id belongs to your tenant",
+        ),
+        OutboundError::TooMany => Refusal::new(
+            409,
+            "too_many_webhooks",
+            "The tenant has the most webhook endpoints allowed; delete one first",
+        )
+        .details(json!({ "max": reelay_domain::webhooks::MAX_ENDPOINTS_PER_TENANT })),
+        OutboundError::Store(e) => store_refusal(e),
+        OutboundError::Queue(_) => Refusal::new(
+            503,
+            "unavailable",
+            "The delivery queue is unavailable; retry later",
+        ),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod wiring;
 mod accounts;
 mod error;
 mod jobs;
+mod webhooks;
 
 use lambda_http::http::HeaderValue;
 use lambda_http::request::RequestContext;
@@ -34,6 +35,9 @@ pub struct Deps<P> {
     /// callback is on the domain API Gateway received the request on, which is the stage's
     /// fixed `execute-api` URL, so a first deploy can connect accounts.
     pub public_base_url: Option<String>,
+    /// Webhooks to the client: the endpoints, their delivery log and replays (always the table
+    /// and the delivery queue; a run's fault decorator has nothing to break there).
+    pub webhooks: wiring::LiveWebhooks,
 }
 
 impl<P> Deps<P> {
@@ -43,6 +47,7 @@ impl<P> Deps<P> {
             core: self.core.map_ports(f),
             max_body_bytes: self.max_body_bytes,
             public_base_url: self.public_base_url,
+            webhooks: self.webhooks,
         }
     }
 }
@@ -189,6 +194,11 @@ async fn route<P: Ports>(
         Endpoint::GetAccount(id) => accounts::status(deps, &tenant, id).await,
         Endpoint::DisconnectAccount(id) => accounts::disconnect(deps, &tenant, id).await,
         Endpoint::CreatorInfo(id) => accounts::creator_info(deps, &tenant, id).await,
+        Endpoint::CreateWebhook => webhooks::create(deps, req, &tenant).await,
+        Endpoint::ListWebhooks => webhooks::list(deps, &tenant).await,
+        Endpoint::DeleteWebhook(id) => webhooks::delete(deps, &tenant, id).await,
+        Endpoint::ListWebhookDeliveries(id) => webhooks::deliveries(deps, req, &tenant, id).await,
+        Endpoint::ReplayWebhook(id) => webhooks::replay(deps, req, &tenant, id).await,
         Endpoint::OAuthCallback | Endpoint::OpenApi => Err(routes::RouteError::NoRoute.into()),
     }
 }

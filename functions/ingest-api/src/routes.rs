@@ -30,10 +30,15 @@ pub enum Endpoint<'a> {
     DisconnectAccount(&'a str),
     CreatorInfo(&'a str),
     OpenApi,
+    CreateWebhook,
+    ListWebhooks,
+    DeleteWebhook(&'a str),
+    ListWebhookDeliveries(&'a str),
+    ReplayWebhook(&'a str),
 }
 
 impl Endpoint<'_> {
-    pub const OPERATION_IDS: [&'static str; 15] = [
+    pub const OPERATION_IDS: [&'static str; 20] = [
         "createJob",
         "createJobs",
         "listJobs",
@@ -49,6 +54,11 @@ impl Endpoint<'_> {
         "disconnectAccount",
         "getCreatorInfo",
         "getOpenApi",
+        "createWebhook",
+        "listWebhooks",
+        "deleteWebhook",
+        "listWebhookDeliveries",
+        "replayWebhook",
     ];
 
     pub fn operation_id(&self) -> &'static str {
@@ -68,6 +78,11 @@ impl Endpoint<'_> {
             Self::DisconnectAccount(_) => "disconnectAccount",
             Self::CreatorInfo(_) => "getCreatorInfo",
             Self::OpenApi => "getOpenApi",
+            Self::CreateWebhook => "createWebhook",
+            Self::ListWebhooks => "listWebhooks",
+            Self::DeleteWebhook(_) => "deleteWebhook",
+            Self::ListWebhookDeliveries(_) => "listWebhookDeliveries",
+            Self::ReplayWebhook(_) => "replayWebhook",
         }
     }
 }
@@ -93,6 +108,11 @@ pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, RouteErr
         ["v1", "accounts", id] if delete && *id != "connect" => Endpoint::DisconnectAccount(id),
         ["v1", "accounts", id, "creator-info"] if get => Endpoint::CreatorInfo(id),
         ["v1", "openapi.yaml"] if get => Endpoint::OpenApi,
+        ["v1", "webhooks"] if post => Endpoint::CreateWebhook,
+        ["v1", "webhooks"] if get => Endpoint::ListWebhooks,
+        ["v1", "webhooks", id] if delete => Endpoint::DeleteWebhook(id),
+        ["v1", "webhooks", id, "deliveries"] if get => Endpoint::ListWebhookDeliveries(id),
+        ["v1", "webhooks", id, "replay"] if post => Endpoint::ReplayWebhook(id),
         ["v1", "jobs"]
         | ["v1", "jobs:batch"]
         | ["v1", "jobs", _]
@@ -102,7 +122,12 @@ pub fn resolve<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, RouteErr
         | ["v1", "accounts", _]
         | ["v1", "accounts", _, "creator-info"]
         | ["v1", "accounts", "oauth", "callback"]
-        | ["v1", "openapi.yaml"] => return Err(RouteError::MethodNotAllowed),
+        | ["v1", "openapi.yaml"]
+        | ["v1", "webhooks"]
+        | ["v1", "webhooks", _]
+        | ["v1", "webhooks", _, "deliveries" | "replay"] => {
+            return Err(RouteError::MethodNotAllowed);
+        }
         _ => return Err(RouteError::NoRoute),
     };
     Ok(endpoint)

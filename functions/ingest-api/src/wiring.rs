@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use reelay_aws::{DynamoStore, DynamoTokenVault, SecretCache, SqsWorkQueue, SystemClock};
+use reelay_aws::{
+    DynamoStore, DynamoTokenVault, SecretCache, SqsDeliveries, SqsWorkQueue, SystemClock,
+};
 use reelay_domain::ports::{Adapters, SecretError};
 use reelay_domain::upstream::Unwired;
-use reelay_domain::usecase::Core;
+use reelay_domain::usecase::{Core, Outbound, OutboundSettings};
 use reelay_tiktok::{TikTokClient, TikTokConfig, TikTokError, TikTokPort};
 use thiserror::Error;
 
@@ -17,6 +19,9 @@ use crate::config::Config;
 /// clock, the token vault and TikTok (creator_info, token refresh, OAuth). It never renders.
 pub type LivePorts =
     Adapters<DynamoStore, SqsWorkQueue, SystemClock, DynamoTokenVault, Unwired, TikTokPort>;
+
+/// The webhook use cases the API calls: the table and the delivery queue (replays only).
+pub type LiveWebhooks = Outbound<DynamoStore, SqsDeliveries, SystemClock>;
 
 #[derive(Debug, Error)]
 pub enum WiringError {
@@ -46,8 +51,22 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
         .auth_base_url
         .clone_from(&config.tiktok_auth_base_url);
     let tiktok = TikTokPort::new(TikTokClient::new(tiktok).map_err(WiringError::TikTok)?);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name);
+    let webhooks = Outbound {
+        store: store.clone(),
+        queue: SqsDeliveries::new(
+            aws_sdk_sqs::Client::new(sdk),
+            config.webhook_queue_url.clone(),
+            None,
+        ),
+        clock: SystemClock,
+        settings: OutboundSettings {
+            allow_loopback: config.webhook_allow_loopback,
+            ..OutboundSettings::default()
+        },
+    };
     let ports = Adapters {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name),
+        store,
         queue: SqsWorkQueue::new(
             aws_sdk_sqs::Client::new(sdk),
             Some(config.render_queue_url.clone()),
@@ -63,5 +82,6 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, W
         core: Core::new(ports, config.settings.clone()),
         max_body_bytes: config.max_body_bytes,
         public_base_url: config.public_base_url.clone(),
+        webhooks,
     })
 }

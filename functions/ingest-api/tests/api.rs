@@ -1368,3 +1368,177 @@ async fn a_batch_answers_each_item_in_order_and_a_dry_run_writes_nothing() {
     assert_eq!((status, code(&refused)), (400, "validation_failed"));
     assert_eq!(s.snapshot().await, before);
 }
+
+/// `/v1/webhooks`: a registration is checked (https, no private or metadata address, known
+/// event types), answers its secret once, lists without it; the log and replay of an endpoint
+/// that is not yours (or gone) answer 404; at most 10 endpoints.
+#[tokio::test]
+async fn webhook_endpoints_are_registered_checked_listed_and_removed() {
+    let s = stack().await;
+    for (body, field) in [
+        (json!({"url": "http://hooks.example.com/x"}), "url"),
+        (json!({"url": "https://169.254.169.254/latest"}), "url"),
+        (json!({"url": "https://10.0.0.8/x"}), "url"),
+        (json!({"url": "https://127.0.0.1:9/x"}), "url"),
+        (
+            json!({"url": "https://hooks.example.com/x", "events": ["job.nope"]}),
+            "events",
+        ),
+        (
+            json!({"url": "https://hooks.example.com/x", "secret": "mine"}),
+            "body",
+        ),
+    ] {
+        let before = s.snapshot().await;
+        let (status, answer) = s
+            .json(
+                "POST",
+                "/v1/webhooks",
+                Some(KEY_A),
+                Some(body.clone()),
+                None,
+            )
+            .await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], "validation_failed", "{answer}");
+        assert_eq!(
+            answer["error"]["details"]["fields"][0]["field"], field,
+            "{answer}"
+        );
+        assert_eq!(before, s.snapshot().await, "a refusal changes nothing");
+    }
+    let (status, created) = s
+        .json(
+            "POST",
+            "/v1/webhooks",
+            Some(KEY_A),
+            Some(json!({"url": "https://hooks.example.com/a", "events": ["job.published"], "description": "crm"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(created["events"], json!(["job.published"]));
+    let (status, listed) = s.json("GET", "/v1/webhooks", Some(KEY_A), None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["webhooks"][0]["id"], id.as_str());
+    assert!(
+        listed["webhooks"][0].get("secret").is_none(),
+        "the secret is shown once"
+    );
+    let (status, log) = s
+        .json(
+            "GET",
+            &format!("/v1/webhooks/{id}/deliveries"),
+            Some(KEY_A),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, log["deliveries"].clone()), (200, json!([])));
+    let (status, bad) = s
+        .json(
+            "GET",
+            &format!("/v1/webhooks/{id}/deliveries?after=nope"),
+            Some(KEY_A),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("validation_failed"))
+    );
+    let (status, bad) = s
+        .json(
+            "POST",
+            &format!("/v1/webhooks/{id}/replay"),
+            Some(KEY_A),
+            Some(json!({"since": "2020-01-01T00:00:00Z"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            status,
+            bad["error"]["details"]["fields"][0]["field"].as_str()
+        ),
+        (400, Some("since"))
+    );
+    let (status, replayed) = s
+        .json(
+            "POST",
+            &format!("/v1/webhooks/{id}/replay"),
+            Some(KEY_A),
+            Some(json!({})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, replayed["replayed"].as_u64()),
+        (202, Some(0)),
+        "{replayed}"
+    );
+    // Another tenant's key finds none of it.
+    for (method, path) in [
+        ("DELETE", format!("/v1/webhooks/{id}")),
+        ("GET", format!("/v1/webhooks/{id}/deliveries")),
+        ("POST", format!("/v1/webhooks/{id}/replay")),
+    ] {
+        let (status, answer) = s.json(method, &path, Some(KEY_B), None, None).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (404, Some("webhook_not_found")),
+            "{path}"
+        );
+    }
+    let (status, _) = s
+        .call(
+            "DELETE",
+            &format!("/v1/webhooks/{id}"),
+            Some(KEY_A),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, answer) = s
+        .json(
+            "DELETE",
+            &format!("/v1/webhooks/{id}"),
+            Some(KEY_A),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("webhook_not_found"))
+    );
+    for n in 0..10 {
+        let (status, _) = s
+            .json(
+                "POST",
+                "/v1/webhooks",
+                Some(KEY_A),
+                Some(json!({"url": format!("https://hooks.example.com/{n}")})),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let (status, answer) = s
+        .json(
+            "POST",
+            "/v1/webhooks",
+            Some(KEY_A),
+            Some(json!({"url": "https://hooks.example.com/11"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("too_many_webhooks"))
+    );
+}

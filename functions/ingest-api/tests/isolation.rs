@@ -18,6 +18,8 @@ struct Foreign {
     cursor: String,
     /// A render of A's jobs (a real requestId, as A's job record shows it).
     render: String,
+    /// A's webhook endpoint.
+    webhooks: Vec<String>,
 }
 
 /// A request body for `schema` that names foreign ids wherever the schema has an id field.
@@ -49,6 +51,7 @@ fn body_for(doc: &Value, schema: &Value, account: &str, job: Option<&str>, rende
                 json!({"mode": "direct", "privacyLevel": "SELF_ONLY", "title": "b's caption"})
             }
             "mode" => json!("direct"),
+            "url" => json!("https://hooks.example.com/tenant-b"),
             // A batch: one create of the same kind, with its own key.
             "jobs" => {
                 let items = &json!({"$ref": "#/components/schemas/CreateJob"});
@@ -57,7 +60,8 @@ fn body_for(doc: &Value, schema: &Value, account: &str, job: Option<&str>, rende
                     json!(format!("iso-batch-{account}-{}", job.unwrap_or("-")));
                 json!([item])
             }
-            "scheduleAt" | "idempotencyKey" | "dryRun" => continue,
+            "scheduleAt" | "idempotencyKey" | "dryRun" | "events" | "description" | "since"
+            | "onlyFailed" => continue,
             other => {
                 let required = schema["required"]
                     .as_array()
@@ -85,6 +89,13 @@ fn requests(
     let mut paths: Vec<String> = vec![path.to_owned()];
     if path.contains("{jobId}") {
         paths = f.jobs.iter().map(|j| path.replace("{jobId}", j)).collect();
+    }
+    if path.contains("{webhookId}") {
+        paths = f
+            .webhooks
+            .iter()
+            .map(|w| path.replace("{webhookId}", w))
+            .collect();
     }
     if path.contains("{accountId}") {
         paths = f
@@ -202,11 +213,23 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
     assert_eq!(status, 202, "{own}");
     let own_job = own["jobId"].as_str().unwrap().to_owned();
 
+    let (status, hook) = s
+        .json(
+            "POST",
+            "/v1/webhooks",
+            Some(KEY_A),
+            Some(json!({"url": "https://hooks.example.com/tenant-a"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
+    let a_hook = hook["id"].as_str().unwrap().to_owned();
     let foreign = Foreign {
         jobs: jobs.clone(),
         accounts: vec!["acct_only_a".into(), "acct_also_a".into()],
         cursor: cursor.clone(),
         render: render.to_string(),
+        webhooks: vec![a_hook.clone()],
     };
     let doc = document();
     let mut routes = 0;
@@ -249,7 +272,7 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
                 let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                 let sent = format!("{target} {}", body.clone().unwrap_or(Value::Null));
                 // A's data B did not send itself.
-                let mut markers: Vec<&str> = vec![SECRET_TITLE, &cursor];
+                let mut markers: Vec<&str> = vec![SECRET_TITLE, &cursor, &a_hook, "tenant-a"];
                 markers.extend(jobs.iter().map(String::as_str));
                 markers.extend(["acct_only_a", "acct_also_a", render.as_str()]);
                 for m in markers.into_iter().filter(|m| !sent.contains(*m)) {
@@ -290,6 +313,18 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
                     }
                     // Connecting happens in B's own namespace: B gets its own authorize link.
                     ("connectAccount", 200) => {}
+                    // B's own endpoint, in B's namespace; B's list shows only B's endpoints.
+                    ("createWebhook", 201) => {}
+                    ("listWebhooks", 200) => {
+                        let listed: Vec<&str> = answer["webhooks"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|w| w["id"].as_str().unwrap())
+                            .collect();
+                        assert!(!listed.contains(&a_hook.as_str()), "{target}: {listed:?}");
+                        assert_eq!(before, after, "{id} {target} changed state");
+                    }
                     // A batch answers per item: A's accounts, renders and job ids are refused
                     // as a single create refuses them; B's own account may create in B's space.
                     ("createJobs", 200) => {
@@ -315,7 +350,10 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
                         assert!(
                             matches!(
                                 code(&answer),
-                                "job_not_found" | "account_not_found" | "render_not_found"
+                                "job_not_found"
+                                    | "account_not_found"
+                                    | "render_not_found"
+                                    | "webhook_not_found"
                             ),
                             "{id} {target}: {text}"
                         );

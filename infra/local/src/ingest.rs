@@ -35,6 +35,9 @@ mod hosted {
                 public_base_url: Some(self.public_base_url.clone()),
                 max_body_bytes: ingest_api::config::MAX_BODY_BYTES,
                 settings: self.settings(),
+                webhook_queue_url: self.resources.webhook_queue_url.clone(),
+                // The local-development switch: a run's receivers listen on loopback.
+                webhook_allow_loopback: true,
             }
         }
 

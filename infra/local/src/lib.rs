@@ -71,6 +71,7 @@ pub mod progress;
 pub mod schedule;
 pub mod sqs;
 pub mod stack;
+pub mod stream;
 pub mod summary;
 mod supervisor;
 pub mod testbed;
@@ -85,6 +86,7 @@ pub use outcome::InvocationOutcome;
 pub use schedule::{Schedule, TickCounters, TickStats, Ticker};
 pub use sqs::{BatchResult, SqsCounters, SqsDriver, SqsSource, SqsStats};
 pub use stack::{Stack, StackError, StackOptions, Upstreams};
+pub use stream::{StreamDriver, StreamSource};
 pub use supervisor::{DriverStats, LocalRuntime};
 pub use testbed::{
     ClipOrigin, Delivered, ShiftedClock, Snapshot, Testbed, received_job, rendered_job, with_clock,

@@ -284,6 +284,49 @@ impl Stack {
         .await?;
         runtime.add_sqs("publisher", driver);
 
+        // Webhooks to the client: the table's stream and the delivery queue, one function.
+        let hooks = Arc::new(wiring.client_webhooks()?);
+        let source = SqsSource::from_template(
+            template,
+            "ClientWebhooksFunction",
+            wiring.resources.webhook_queue_url.clone(),
+        )?
+        .with_wait_time(wait);
+        let on_queue = hooks.clone();
+        let driver = SqsDriver::spawn_with(
+            wiring.sqs(),
+            source,
+            runtime.child_token(),
+            move |event: SqsEvent| {
+                let deps = on_queue.clone();
+                async move { deps.deliveries(&event).await }
+            },
+        )
+        .await?;
+        runtime.add_sqs("client-webhooks", driver);
+        let stream = crate::StreamSource {
+            stream_arn: wiring.resources.table_stream_arn.clone(),
+            region: crate::default_region(),
+            batch_size: 100,
+            idle_wait: wait,
+            retry_wait: Duration::from_secs(1),
+        };
+        runtime.add_stream(
+            "client-webhooks-stream",
+            crate::StreamDriver::spawn(
+                aws_sdk_dynamodbstreams::Client::new(&wiring.sdk),
+                stream,
+                runtime.child_token(),
+                move |event: serde_json::Value| {
+                    let deps = hooks.clone();
+                    async move {
+                        let batch = serde_json::from_value(event).map_err(|e| e.to_string())?;
+                        Ok(deps.stream(&batch).await)
+                    }
+                },
+            ),
+        );
+
         let reconciler = Arc::new(wiring.reconciler().await?);
         let mut schedule =
             Schedule::from_template(template, "ReconcilerFunction")?.fire_immediately();

@@ -17,6 +17,7 @@ enum Counters {
     Sqs(Arc<SqsCounters>),
     Ticker(Arc<TickCounters>),
     Http(Arc<HttpCounters>),
+    Stream(Arc<SqsCounters>),
 }
 
 /// One driver's numbers, for a progress line.
@@ -25,6 +26,8 @@ pub enum DriverStats {
     Sqs(SqsStats),
     Ticker(TickStats),
     Http(HttpStats),
+    /// A table stream's mapping: batches, records and failures as a queue's.
+    Stream(SqsStats),
 }
 
 impl fmt::Display for DriverStats {
@@ -33,6 +36,7 @@ impl fmt::Display for DriverStats {
             Self::Sqs(s) => write!(f, "sqs {s}"),
             Self::Ticker(s) => write!(f, "schedule {s}"),
             Self::Http(s) => write!(f, "http {s}"),
+            Self::Stream(s) => write!(f, "stream {s}"),
         }
     }
 }
@@ -79,6 +83,12 @@ impl LocalRuntime {
     pub fn add_ticker(&mut self, name: impl Into<String>, ticker: Ticker) {
         let counters = Counters::Ticker(ticker.counters());
         let (token, task) = ticker.into_parts();
+        self.push(name.into(), token, task, counters);
+    }
+
+    pub fn add_stream(&mut self, name: impl Into<String>, driver: crate::StreamDriver) {
+        let counters = Counters::Stream(driver.counters());
+        let (token, task) = driver.into_parts();
         self.push(name.into(), token, task, counters);
     }
 
@@ -177,5 +187,6 @@ fn snapshot(counters: &Counters) -> DriverStats {
         Counters::Sqs(c) => DriverStats::Sqs(c.snapshot()),
         Counters::Ticker(c) => DriverStats::Ticker(c.snapshot()),
         Counters::Http(c) => DriverStats::Http(c.snapshot()),
+        Counters::Stream(c) => DriverStats::Stream(c.snapshot()),
     }
 }

@@ -42,6 +42,8 @@ pub enum WiringError {
     /// Only with the `ingest` feature (see `crate::ingest`).
     #[error("ingest-api: {0}")]
     Ingest(String),
+    #[error("client-webhooks: {0}")]
+    ClientWebhooks(#[from] client_webhooks::SenderError),
 }
 
 /// Physical resource names of this run (from `reelay_template::provision`).
@@ -58,6 +60,10 @@ pub struct Resources {
     /// Secrets Manager ids; the secrets hold this run's upstream credentials.
     pub ssemble_secret_id: String,
     pub tiktok_app_secret_id: String,
+    /// Webhooks to the client: the delivery queue, its dead letter, and the table's stream.
+    pub webhook_queue_url: String,
+    pub webhook_dlq_url: String,
+    pub table_stream_arn: String,
 }
 
 impl Resources {
@@ -108,6 +114,20 @@ impl Resources {
                 .ok_or(WiringError::Missing("TikTokAppSecret"))?
                 .arn
                 .clone(),
+            webhook_queue_url: p
+                .queue("WebhookQueue")
+                .ok_or(WiringError::Missing("WebhookQueue"))?
+                .url
+                .clone(),
+            webhook_dlq_url: p
+                .queue("WebhookDlq")
+                .ok_or(WiringError::Missing("WebhookDlq"))?
+                .url
+                .clone(),
+            table_stream_arn: p
+                .table("Table")
+                .and_then(|t| t.stream_arn.clone())
+                .ok_or(WiringError::Missing("Table's stream"))?,
         })
     }
 }
@@ -331,6 +351,38 @@ impl Wiring {
     pub async fn tiktok_webhook(&self) -> Result<TikTokWebhookDeps, WiringError> {
         let deps = tiktok_webhook::wiring::live(&self.sdk, &self.tiktok_webhook_config()).await?;
         Ok(deps.map_ports(|p| p.decorate(self.kill.clone())))
+    }
+
+    /// Webhooks to the client as the template configures them, with the local-development
+    /// switch on (endpoints on loopback) and the retry schedule on the run's clock.
+    pub fn client_webhooks_config(&self) -> client_webhooks::config::Config {
+        let retry = client_webhooks::config::retry_from_env().unwrap_or_default();
+        let retry = if self.time_scale > 1.0 {
+            retry.scaled(self.time_scale)
+        } else {
+            retry
+        };
+        client_webhooks::config::Config {
+            table_name: self.resources.table.clone(),
+            queue_url: self.resources.webhook_queue_url.clone(),
+            dead_letter_url: self.resources.webhook_dlq_url.clone(),
+            outbound: reelay_domain::usecase::OutboundSettings {
+                retry,
+                allow_loopback: true,
+                ..reelay_domain::usecase::OutboundSettings::default()
+            },
+            sender: client_webhooks::SenderSettings {
+                allow_loopback: true,
+                ..client_webhooks::SenderSettings::default()
+            },
+        }
+    }
+
+    pub fn client_webhooks(&self) -> Result<client_webhooks::wiring::LiveDeps, WiringError> {
+        Ok(client_webhooks::wiring::live(
+            &self.sdk,
+            &self.client_webhooks_config(),
+        )?)
     }
 
     pub async fn reconciler(&self) -> Result<ReconcilerDeps, WiringError> {

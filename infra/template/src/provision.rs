@@ -183,6 +183,8 @@ impl ProvisionOptions {
 pub struct ProvisionedTable {
     pub name: String,
     pub arn: String,
+    /// The change stream's ARN when the template gives the table a `StreamSpecification`.
+    pub stream_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -324,11 +326,15 @@ pub async fn provision(
             let name = name_of(&resolver, id, "TableName")?;
             let table = provision_table(&client, template, id, &name).await?;
             set_account_from_arn(&mut resolver, &table.arn);
+            let mut attributes = BTreeMap::from([("Arn".to_owned(), table.arn.clone())]);
+            if let Some(stream) = &table.stream_arn {
+                attributes.insert("StreamArn".to_owned(), stream.clone());
+            }
             resolver.set_resource(
                 id,
                 Physical {
                     reference: table.name.clone(),
-                    attributes: BTreeMap::from([("Arn".to_owned(), table.arn.clone())]),
+                    attributes,
                 },
             );
             out.tables.insert(id.to_owned(), table);
@@ -647,6 +653,18 @@ async fn provision_table(
             reason: format!("BillingMode {billing}: only PAY_PER_REQUEST is provisioned locally"),
         });
     }
+    let stream = resource
+        .prop("StreamSpecification")
+        .and_then(|s| s.get("StreamViewType"))
+        .and_then(Expr::as_str)
+        .map(|view| {
+            ddb::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(ddb::StreamViewType::from(view))
+                .build()
+                .map_err(build_err(id))
+        })
+        .transpose()?;
     let created = client
         .create_table()
         .table_name(name)
@@ -654,6 +672,7 @@ async fn provision_table(
         .set_attribute_definitions(Some(attributes))
         .set_key_schema(Some(key_schema(id, resource.prop("KeySchema"))?))
         .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+        .set_stream_specification(stream)
         .send()
         .await;
     if let Err(e) = created
@@ -663,6 +682,7 @@ async fn provision_table(
     }
 
     let mut arn = None;
+    let mut stream_arn = None;
     for _ in 0..600 {
         let described = client
             .describe_table()
@@ -673,6 +693,7 @@ async fn provision_table(
         let table = described.table();
         if table.and_then(|t| t.table_status()) == Some(&ddb::TableStatus::Active) {
             arn = table.and_then(|t| t.table_arn()).map(str::to_owned);
+            stream_arn = table.and_then(|t| t.latest_stream_arn()).map(str::to_owned);
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -724,6 +745,7 @@ async fn provision_table(
     Ok(ProvisionedTable {
         name: name.to_owned(),
         arn,
+        stream_arn,
     })
 }
 

@@ -119,7 +119,7 @@ fn functions_watched_for(t: &Template, alarm: &str, metric: &str) -> BTreeSet<St
 fn every_function_is_in_the_errors_alarm() {
     let t = Template::from_yaml_str(TEMPLATE).unwrap();
     let functions: BTreeSet<String> = t.functions().iter().map(|f| f.id.to_owned()).collect();
-    assert_eq!(functions.len(), 6, "{functions:?}");
+    assert_eq!(functions.len(), 7, "{functions:?}");
     assert_eq!(
         functions_watched_for(&t, "FunctionErrorsAlarm", "Errors"),
         functions,

@@ -27,8 +27,8 @@ fn mutated(edits: &[(&str, &str)]) -> Template {
 fn when_checking_the_real_template_should_find_no_violation() {
     let t = Template::from_yaml_str(TEMPLATE).unwrap();
     assert_eq!(check(&t), vec![]);
-    assert_eq!(t.functions().len(), 6);
-    assert_eq!(t.queues().len(), 4);
+    assert_eq!(t.functions().len(), 7);
+    assert_eq!(t.queues().len(), 6);
 }
 
 #[test]

@@ -36,7 +36,10 @@ pub use config::{
     ConfigError, env_var, env_var_opt, limits_from_env, load_sdk_config, secs_var,
     settings_from_env, ssemble_limits_from_env,
 };
-pub use dynamo::{CapacityMeter, DUE_SHARDS, DynamoStore, MeterSnapshot, OpStats, hash_api_key};
+pub use dynamo::{
+    CapacityMeter, DUE_SHARDS, DynamoStore, MeterSnapshot, OpStats, TableChange, decode_change,
+    hash_api_key,
+};
 pub use secrets::{
     SecretCache, SecretDeletion, SecretsManagerTokenVault, SsembleSecret, TikTokAppSecret,
 };

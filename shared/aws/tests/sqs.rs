@@ -635,7 +635,7 @@ async fn webhook_deliveries_wait_out_their_delay_and_dead_letters_go_to_their_ow
         let out = client.create_queue().queue_name(n).send().await.unwrap();
         urls.push(out.queue_url.unwrap());
     }
-    let queue = SqsDeliveries::new(client.clone(), urls[0].clone(), urls[1].clone());
+    let queue = SqsDeliveries::new(client.clone(), urls[0].clone(), Some(urls[1].clone()));
     let at = UtcTime::from_millis(1_780_000_000_000);
     let delivery = |n: u32| Delivery {
         tenant_id: tenant("t1"),

@@ -183,6 +183,8 @@ pub async fn stack() -> Stack {
         public_base_url: Some(PUBLIC_BASE_URL.into()),
         max_body_bytes: MAX_BODY_BYTES,
         settings: Settings::default(),
+        webhook_queue_url: var("WEBHOOK_QUEUE_URL"),
+        webhook_allow_loopback: false,
     };
     let deps = live(&sdk, &config).await.unwrap();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);

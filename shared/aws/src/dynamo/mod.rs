@@ -6,6 +6,7 @@
 
 mod accounts;
 mod budgets;
+mod changes;
 mod idempotency;
 mod jobs;
 mod listing;
@@ -23,6 +24,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, Trans
 use reelay_domain::ports::StoreError;
 use sha2::{Digest, Sha256};
 
+pub use changes::{TableChange, decode_change};
 pub use meter::{CapacityMeter, MeterSnapshot, OpStats};
 pub use tenants::hash_api_key;
 

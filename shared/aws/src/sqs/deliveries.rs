@@ -14,25 +14,21 @@ pub const MAX_DELAY: Duration = Duration::from_secs(900);
 pub struct SqsDeliveries {
     client: Client,
     url: String,
-    dead_letter_url: String,
+    /// Only the delivering function gives up deliveries; the API (replays) has none.
+    dead_letter_url: Option<String>,
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("no dead-letter queue is configured in this function")]
+struct NoDeadLetter;
+
 impl SqsDeliveries {
-    pub fn new(client: Client, url: String, dead_letter_url: String) -> Self {
+    pub fn new(client: Client, url: String, dead_letter_url: Option<String>) -> Self {
         Self {
             client,
             url,
             dead_letter_url,
         }
-    }
-
-    /// From the Lambda environment: `WEBHOOK_QUEUE_URL` and `WEBHOOK_DLQ_URL`.
-    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, crate::ConfigError> {
-        Ok(Self::new(
-            Client::new(sdk),
-            crate::config::env_var("WEBHOOK_QUEUE_URL")?,
-            crate::config::env_var("WEBHOOK_DLQ_URL")?,
-        ))
     }
 
     async fn put(&self, url: &str, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
@@ -57,7 +53,10 @@ impl DeliveryQueue for SqsDeliveries {
     }
 
     async fn dead_letter(&self, delivery: &Delivery) -> Result<(), QueueError> {
-        self.put(&self.dead_letter_url, delivery, Duration::ZERO)
-            .await
+        let url = self
+            .dead_letter_url
+            .as_deref()
+            .ok_or_else(|| QueueError::Unavailable(Box::new(NoDeadLetter)))?;
+        self.put(url, delivery, Duration::ZERO).await
     }
 }
