@@ -140,7 +140,7 @@ json.dump(env, sys.stdout, indent=2, sort_keys=True)
 EOF
 )
 for fn in IngestApiFunction SsembleWebhookFunction TikTokWebhookFunction \
-  RenderSubmitterFunction PublisherFunction ReconcilerFunction; do
+  RenderSubmitterFunction PublisherFunction ReconcilerFunction ClientWebhooksFunction; do
   if ! jq -e --arg fn "${fn}" '.[$fn].TABLE_NAME' "${WORK}/env-vars.json" >/dev/null; then
     echo "env-vars: ${fn} has no TABLE_NAME; provision output was:" >&2
     cat "${WORK}/provisioned.env" >&2
@@ -238,6 +238,11 @@ invoke PublisherFunction publisher-fifo-batch.json \
 # A fresh stage: nothing is due, nothing failed.
 invoke ReconcilerFunction reconciler-scheduled.json \
   'has("due") and has("moved") and .due == 0 and .failed == 0'
+# One function, two triggers: a stream batch with nothing to send, a delivery that is not one.
+invoke ClientWebhooksFunction client-webhooks-stream.json \
+  '.batchItemFailures == []'
+invoke ClientWebhooksFunction client-webhooks-delivery.json \
+  '[.batchItemFailures[].itemIdentifier] == ["9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f"]'
 
 printf '\n%s\n' "sam local tier (stage local-${SUFFIX}, containers reach MiniStack at ${CONTAINER_ENDPOINT}):"
 printf '  %s\n' "${RESULTS[@]}"

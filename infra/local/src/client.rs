@@ -106,6 +106,16 @@ impl ApiClient {
         Self::answer(resp).await
     }
 
+    pub async fn delete(&self, path: &str) -> Result<Answer, ClientError> {
+        let resp = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .header("x-api-key", self.key.expose_secret())
+            .send()
+            .await?;
+        Self::answer(resp).await
+    }
+
     pub async fn post(
         &self,
         path: &str,
