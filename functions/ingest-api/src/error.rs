@@ -42,6 +42,8 @@ pub(crate) enum ApiError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Outbound(#[from] OutboundError),
+    #[error("the tenant's API rate limit is reached")]
+    ApiRateLimited(reelay_domain::usecase::RateStatus),
 }
 
 /// A refusal as it goes out: status, envelope and, for waits, the seconds to wait.
@@ -159,6 +161,20 @@ impl ApiError {
             Self::Command(CommandError::Store(e)) | Self::Store(e) => store_refusal(e),
             Self::Account(e) => account_refusal(e, now),
             Self::Outbound(e) => outbound_refusal(e),
+            Self::ApiRateLimited(status) => {
+                let wait = u64::try_from(status.reset_at.as_secs().saturating_sub(now.as_secs()))
+                    .unwrap_or(0)
+                    .max(1);
+                Refusal {
+                    retry_after: Some(wait),
+                    ..Refusal::new(
+                        429,
+                        "api_rate_limited",
+                        "Your tenant's API request budget is spent for now; send again after Retry-After seconds",
+                    )
+                    .details(json!({ "limit": status.limit, "retryAfter": status.reset_at.to_rfc3339() }))
+                }
+            }
         }
     }
 }

@@ -19,9 +19,9 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use secrecy::SecretString;
 use serde_json::Value;
 
-use reelay_domain::TenantId;
 use reelay_domain::ports::{Clock, Entropy, Ports};
-use reelay_domain::usecase::{Command, Core};
+use reelay_domain::usecase::{ApiAdmission, Command, Core, RateStatus};
+use reelay_domain::{TenantId, UtcTime};
 
 use crate::error::ApiError;
 use crate::routes::Endpoint;
@@ -176,6 +176,49 @@ async fn route<P: Ports>(
     }
     let tenant = authenticate(deps, req).await?;
     tracing::Span::current().record("tenant_id", tenant.as_str());
+    let status = match deps.core.admit_api_request(&tenant).await? {
+        ApiAdmission::Limited(status) => {
+            let now = deps.core.ports.clock().now();
+            let mut refused = ApiError::ApiRateLimited(status).into_response(now);
+            rate_headers(&mut refused, &status, now);
+            return Ok(refused);
+        }
+        ApiAdmission::Admitted(status) => status,
+    };
+    let mut response = match dispatch(deps, req, request_id, endpoint, &tenant).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(deps.core.ports.clock().now()),
+    };
+    rate_headers(&mut response, &status, deps.core.ports.clock().now());
+    Ok(response)
+}
+
+/// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (seconds from now) on every authenticated
+/// answer.
+fn rate_headers(response: &mut Response<Body>, status: &RateStatus, now: UtcTime) {
+    let reset = u64::try_from(status.reset_at.as_secs() - now.as_secs())
+        .unwrap_or(0)
+        .max(1);
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-ratelimit-limit", status.limit.to_string()),
+        ("x-ratelimit-remaining", status.remaining.to_string()),
+        ("x-ratelimit-reset", reset.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+}
+
+async fn dispatch<P: Ports>(
+    deps: &Deps<P>,
+    req: &Request,
+    request_id: &str,
+    endpoint: Endpoint<'_>,
+    tenant: &TenantId,
+) -> Result<Response<Body>, ApiError> {
+    let tenant = tenant.clone();
     match endpoint {
         Endpoint::CreateJob => {
             jobs::create(deps, req, &tenant, jobs::Route::Jobs, request_id).await

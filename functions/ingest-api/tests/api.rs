@@ -1542,3 +1542,58 @@ async fn webhook_endpoints_are_registered_checked_listed_and_removed() {
         (409, Some("too_many_webhooks"))
     );
 }
+
+/// Each tenant has its own API request budget: past it the answer is 429 `api_rate_limited`
+/// with `Retry-After` and `X-RateLimit-*`, nothing is written, and another tenant's requests
+/// are not slowed at all.
+#[tokio::test]
+async fn a_tenants_burst_is_answered_429_and_never_limits_another_tenant() {
+    let s = stack_with(|c| c.settings.limits.tenant_api.limit = 3).await;
+    let header = |h: &lambda_http::http::HeaderMap, name: &str| -> u64 {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {h:?}"))
+    };
+    for left in [2, 1, 0] {
+        let (status, headers, text) = s
+            .call_with_headers("GET", "/v1/jobs", Some(KEY_A), None, None)
+            .await;
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(header(&headers, "x-ratelimit-limit"), 3);
+        assert_eq!(header(&headers, "x-ratelimit-remaining"), left);
+        assert!((1..=60).contains(&header(&headers, "x-ratelimit-reset")));
+    }
+    let before = s.snapshot().await;
+    let (status, headers, text) = s
+        .call_with_headers(
+            "POST",
+            "/v1/jobs",
+            Some(KEY_A),
+            Some(job_body("acct_a")),
+            Some("burst-4"),
+        )
+        .await;
+    assert_eq!(status, 429, "{text}");
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["error"]["code"], "api_rate_limited");
+    assert_eq!(header(&headers, "x-ratelimit-remaining"), 0);
+    let retry = header(&headers, "retry-after");
+    assert!((1..=61).contains(&retry), "{retry}");
+    assert_eq!(
+        before,
+        s.snapshot().await,
+        "a refused request writes nothing"
+    );
+    // Tenant B's budget is its own.
+    for left in [2, 1] {
+        let (status, headers, _) = s
+            .call_with_headers("GET", "/v1/jobs", Some(KEY_B), None, None)
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(header(&headers, "x-ratelimit-remaining"), left);
+    }
+    // The unauthenticated document is not counted.
+    let (status, _) = s.call("GET", "/v1/openapi.yaml", None, None, None).await;
+    assert_eq!(status, 200);
+}

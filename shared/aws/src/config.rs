@@ -60,6 +60,9 @@ pub fn limits_from_env() -> Result<Limits, ConfigError> {
     if let Some(n) = parse("SSEMBLE_LIMIT_DAY")? {
         limits.ssemble_daily.limit = n;
     }
+    if let Some(n) = parse("API_RATE_LIMIT_PER_MINUTE")? {
+        limits.tenant_api.limit = n;
+    }
     Ok(limits)
 }
 

@@ -318,10 +318,12 @@ pub enum BudgetKind {
     SsembleList,
     SsembleHourly,
     SsembleDaily,
+    /// Requests a tenant makes to Reelay's own API (answered 429 past it).
+    TenantApi,
 }
 
 impl BudgetKind {
-    pub const ALL: [BudgetKind; 10] = [
+    pub const ALL: [BudgetKind; 11] = [
         Self::TikTokInit,
         Self::TikTokStatus,
         Self::TikTokCreatorInfo,
@@ -332,6 +334,7 @@ impl BudgetKind {
         Self::SsembleList,
         Self::SsembleHourly,
         Self::SsembleDaily,
+        Self::TenantApi,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -346,6 +349,7 @@ impl BudgetKind {
             Self::SsembleList => "ssemble_list",
             Self::SsembleHourly => "ssemble_hourly",
             Self::SsembleDaily => "ssemble_daily",
+            Self::TenantApi => "tenant_api",
         }
     }
 }
@@ -369,6 +373,9 @@ pub struct Limits {
     pub ssemble_list: Window,
     pub ssemble_hourly: Window,
     pub ssemble_daily: Window,
+    /// Requests per tenant to Reelay's API (`API_RATE_LIMIT_PER_MINUTE`).
+    #[serde(default = "default_tenant_api")]
+    pub tenant_api: Window,
     /// Every take is counted as lasting its window's period plus this margin, so a call that
     /// reaches the upstream later than its take was stamped still finds the upstream's own
     /// window refilled (no self-inflicted 429). Applied by [`Limits::window`].
@@ -378,6 +385,11 @@ pub struct Limits {
 
 fn default_window_margin() -> Duration {
     DEFAULT_WINDOW_MARGIN
+}
+
+/// 1,200 requests a minute per tenant: 20 a second, a batch of 100 creates being one request.
+fn default_tenant_api() -> Window {
+    Window::new(1_200, Duration::from_secs(60))
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -397,6 +409,7 @@ impl Default for Limits {
             ssemble_list: Window::new(500, MINUTE),
             ssemble_hourly: Window::new(100, HOUR),
             ssemble_daily: Window::new(1000, DAY),
+            tenant_api: default_tenant_api(),
             window_margin: DEFAULT_WINDOW_MARGIN,
         }
     }
@@ -423,6 +436,7 @@ impl Limits {
             BudgetKind::SsembleList => self.ssemble_list,
             BudgetKind::SsembleHourly => self.ssemble_hourly,
             BudgetKind::SsembleDaily => self.ssemble_daily,
+            BudgetKind::TenantApi => self.tenant_api,
         }
     }
 
@@ -442,6 +456,7 @@ impl Limits {
             ssemble_list: s(self.ssemble_list),
             ssemble_hourly: s(self.ssemble_hourly),
             ssemble_daily: s(self.ssemble_daily),
+            tenant_api: s(self.tenant_api),
             window_margin: self.window_margin.div_f64(factor),
         }
     }

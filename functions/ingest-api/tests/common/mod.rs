@@ -140,6 +140,11 @@ pub struct Stack {
 /// Provisions a fresh copy of template.yaml's resources (a random suffix per stack), starts the
 /// TikTok simulator, wires the handler and registers both tenants' API keys.
 pub async fn stack() -> Stack {
+    stack_with(|_| {}).await
+}
+
+/// [`stack`] with its configuration adjusted first (a small limit, say).
+pub async fn stack_with(configure: impl FnOnce(&mut Config)) -> Stack {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     assert!(
         !endpoint.is_empty(),
@@ -186,6 +191,8 @@ pub async fn stack() -> Stack {
         webhook_queue_url: var("WEBHOOK_QUEUE_URL"),
         webhook_allow_loopback: false,
     };
+    let mut config = config;
+    configure(&mut config);
     let deps = live(&sdk, &config).await.unwrap();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
     for (tenant, key) in [("tenant_a", KEY_A), ("tenant_b", KEY_B)] {
@@ -495,6 +502,28 @@ impl Stack {
 
     /// Every item of the table (consistent read) and every queue's visible, in-flight and
     /// delayed counts. Counting leaves the messages where they are.
+    /// A tenant's API request counter as stored.
+    pub async fn api_budget(&self, tenant: &str) -> String {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("BUDGET#api:{tenant}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("tally".into()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let sorted: BTreeMap<_, _> = out.item().into_iter().flatten().collect();
+        format!("{sorted:?}")
+    }
+
     pub async fn snapshot(&self) -> Snapshot {
         let mut items = Vec::new();
         let mut start = None;
@@ -509,6 +538,15 @@ impl Stack {
                 .await
                 .unwrap();
             for item in out.items() {
+                // The tenants' API request counters count every request, refused or not; they
+                // are no state a request changes (`api_budget` reads them).
+                if item
+                    .get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|pk| pk.starts_with("BUDGET#api:"))
+                {
+                    continue;
+                }
                 let sorted: BTreeMap<_, _> = item.iter().collect();
                 items.push(format!("{sorted:?}"));
             }

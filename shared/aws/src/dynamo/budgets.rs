@@ -55,6 +55,7 @@ fn code(kind: BudgetKind) -> &'static str {
         BudgetKind::SsembleList => "sl",
         BudgetKind::SsembleHourly => "sh",
         BudgetKind::SsembleDaily => "sd",
+        BudgetKind::TenantApi => "ta",
     }
 }
 

@@ -9,6 +9,7 @@
 //! effects to the queue.
 
 mod accounts;
+mod api_rate;
 mod batch;
 mod budgets;
 mod commands;
@@ -28,6 +29,7 @@ pub use accounts::{
     AccountError, AccountPage, AccountStatus, BudgetLeft, CallbackOutcome, ConnectLink, Connected,
     CreatorInfoError, CreatorSettings, OAUTH_STATE_LOCK_PREFIX,
 };
+pub use api_rate::{ApiAdmission, RateStatus, api_scope};
 pub use batch::{MAX_BATCH_ITEMS, PostPlan};
 pub use budgets::{Denied, SSEMBLE_CREATE_BUDGETS, SSEMBLE_LIST_BUDGETS, SSEMBLE_STATUS_BUDGETS};
 pub use commands::{Command, CommandError};
@@ -212,4 +214,5 @@ fn use_cases_are_send<P: Ports>(
     send(core.connect_account(tenant, account, crate::job::PostMode::Draft, ""));
     send(core.account_status(tenant, account));
     send(core.creator_info(tenant, account));
+    send(core.admit_api_request(tenant));
 }
