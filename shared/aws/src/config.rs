@@ -129,6 +129,17 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
         s.reconcile.pages_per_read = n;
     }
     s.render.ssemble_timeout = secs_var("SSEMBLE_TIMEOUT_SECS")?;
+    if let Some(v) = env_var_opt("SSEMBLE_TENANT_SHARE_PERMILLE") {
+        s.render.tenant_share_permille = v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|p| *p <= 1000)
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "SSEMBLE_TENANT_SHARE_PERMILLE",
+                reason: format!("{v:?} is not a whole number from 0 to 1000"),
+            })?;
+    }
     if let Some(base) = env_var_opt("PUBLIC_BASE_URL") {
         s.render.webhook_base_url = base.trim_end_matches('/').to_owned();
     }

@@ -320,10 +320,13 @@ pub enum BudgetKind {
     SsembleDaily,
     /// Requests a tenant makes to Reelay's own API (answered 429 past it).
     TenantApi,
+    /// A tenant's guaranteed share of the Ssemble key's hourly and daily creates.
+    SsembleShareHourly,
+    SsembleShareDaily,
 }
 
 impl BudgetKind {
-    pub const ALL: [BudgetKind; 11] = [
+    pub const ALL: [BudgetKind; 13] = [
         Self::TikTokInit,
         Self::TikTokStatus,
         Self::TikTokCreatorInfo,
@@ -335,6 +338,8 @@ impl BudgetKind {
         Self::SsembleHourly,
         Self::SsembleDaily,
         Self::TenantApi,
+        Self::SsembleShareHourly,
+        Self::SsembleShareDaily,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -350,6 +355,8 @@ impl BudgetKind {
             Self::SsembleHourly => "ssemble_hourly",
             Self::SsembleDaily => "ssemble_daily",
             Self::TenantApi => "tenant_api",
+            Self::SsembleShareHourly => "ssemble_share_hourly",
+            Self::SsembleShareDaily => "ssemble_share_daily",
         }
     }
 }
@@ -437,6 +444,9 @@ impl Limits {
             BudgetKind::SsembleHourly => self.ssemble_hourly,
             BudgetKind::SsembleDaily => self.ssemble_daily,
             BudgetKind::TenantApi => self.tenant_api,
+            // A share is a part of the key's window; `usecase::budgets` sizes it.
+            BudgetKind::SsembleShareHourly => self.ssemble_hourly,
+            BudgetKind::SsembleShareDaily => self.ssemble_daily,
         }
     }
 

@@ -56,6 +56,8 @@ fn code(kind: BudgetKind) -> &'static str {
         BudgetKind::SsembleHourly => "sh",
         BudgetKind::SsembleDaily => "sd",
         BudgetKind::TenantApi => "ta",
+        BudgetKind::SsembleShareHourly => "sx",
+        BudgetKind::SsembleShareDaily => "sy",
     }
 }
 

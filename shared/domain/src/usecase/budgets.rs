@@ -1,6 +1,7 @@
 //! Taking budgets before an upstream call, in one order for every caller.
 
 use crate::budget::{Admission, BudgetKind, Window};
+use crate::ids::TenantId;
 use crate::ports::{BudgetStore, Clock, Ports, StoreError};
 
 use super::Core;
@@ -55,6 +56,89 @@ impl<P: Ports> Core<P> {
             .zip(answers)
             .map(|((kind, window), admission)| (kind, window, admission))
             .collect())
+    }
+
+    /// One Ssemble create for `tenant`, fairly shared between tenants. Every tenant is
+    /// guaranteed `tenant_share_permille` of the key's hourly and daily windows: within its
+    /// share a create takes the key's budgets as any create does (and is counted in the
+    /// tenant's share windows); past it, the tenant borrows only while the key keeps a share's
+    /// worth free in both windows, so another tenant arriving finds its share at once however
+    /// large the first tenant's burst. With the share at 0 every create is first come, first
+    /// served.
+    pub(crate) async fn take_create_budget(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<Denied>, StoreError> {
+        let key_scope = self.settings.render.ssemble_scope.clone();
+        let permille = self.settings.render.tenant_share_permille.min(1000);
+        if permille == 0 {
+            return self
+                .take_budgets(&key_scope, &SSEMBLE_CREATE_BUDGETS, 1)
+                .await;
+        }
+        let share = |kind: BudgetKind, of: BudgetKind| {
+            let w = self.settings.limits.window(of);
+            let units = (u64::from(w.limit) * u64::from(permille)).div_ceil(1000);
+            (
+                kind,
+                Window::new(u32::try_from(units).unwrap_or(u32::MAX).max(1), w.period),
+            )
+        };
+        let own = [
+            share(BudgetKind::SsembleShareHourly, BudgetKind::SsembleHourly),
+            share(BudgetKind::SsembleShareDaily, BudgetKind::SsembleDaily),
+        ];
+        let own_scope = format!("{key_scope}#tenant:{tenant}");
+        let budgets = self.ports.budgets();
+        let now = self.ports.clock().now();
+        let own_room = budgets.peek(&own_scope, &own, now).await?;
+        let over = own
+            .iter()
+            .zip(&own_room)
+            .find_map(|((kind, _), a)| match a {
+                Admission::Denied { retry_at } => Some(Denied {
+                    kind: *kind,
+                    retry_at: *retry_at,
+                }),
+                Admission::Granted { .. } => None,
+            });
+        match over {
+            None => {
+                let denied = self
+                    .take_budgets(&key_scope, &SSEMBLE_CREATE_BUDGETS, 1)
+                    .await?;
+                if denied.is_none()
+                    && let Some(lost) = budgets.take(&own_scope, &own, 1, now).await?
+                {
+                    // Another create of the tenant took the last of its share meanwhile: this
+                    // one counts as borrowed (the key's budget, the upstream's truth, is kept).
+                    tracing::debug!(tenant_id = %tenant, kind = lost.kind.as_str(), "share full; counted as borrowed");
+                }
+                Ok(denied)
+            }
+            Some(own_denied) => {
+                // Borrowing: only while the key keeps a share's worth free in each window.
+                let key = self
+                    .peek_budgets(
+                        &key_scope,
+                        &[BudgetKind::SsembleHourly, BudgetKind::SsembleDaily],
+                    )
+                    .await?;
+                for ((_, window), (_, _, admission)) in own.iter().zip(&key) {
+                    let free_after = match admission {
+                        Admission::Granted { remaining } => *remaining,
+                        Admission::Denied { .. } => 0,
+                    };
+                    if free_after < window.limit {
+                        tracing::info!(tenant_id = %tenant, kind = own_denied.kind.as_str(),
+                            "tenant past its Ssemble share and the key keeps the rest for others");
+                        return Ok(Some(own_denied));
+                    }
+                }
+                self.take_budgets(&key_scope, &SSEMBLE_CREATE_BUDGETS, 1)
+                    .await
+            }
+        }
     }
 
     fn windows(&self, kinds: &[BudgetKind]) -> Vec<(BudgetKind, Window)> {

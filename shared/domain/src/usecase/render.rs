@@ -27,7 +27,7 @@ use crate::ports::{Clock, Entropy, JobStore, LockStore, Ports, StoreError};
 use crate::time::UtcTime;
 use crate::upstream::{RenderApi, RenderProgress, RenderStatus, UpstreamError, choose_clip};
 
-use super::budgets::{SSEMBLE_CREATE_BUDGETS, SSEMBLE_LIST_BUDGETS, SSEMBLE_STATUS_BUDGETS};
+use super::budgets::{SSEMBLE_LIST_BUDGETS, SSEMBLE_STATUS_BUDGETS};
 use super::{Advance, Core};
 
 /// Attempts to persist a `requestId` Ssemble has just given, before leaving it to the next
@@ -243,10 +243,7 @@ impl<P: Ports> Core<P> {
         request: RenderRequest,
     ) -> Result<SubmitOutcome, StoreError> {
         let scope = self.settings.render.ssemble_scope.clone();
-        if let Some(denied) = self
-            .take_budgets(&scope, &SSEMBLE_CREATE_BUDGETS, 1)
-            .await?
-        {
+        if let Some(denied) = self.take_create_budget(&job.tenant_id).await? {
             let reason = format!("ssemble_budget:{}", denied.kind.as_str());
             return self.hold_render(job, reason, Some(denied.retry_at)).await;
         }

@@ -104,7 +104,7 @@ impl Default for PublishSettings {
 }
 
 /// What render submission and confirmation need beyond the limits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RenderSettings {
     /// Budget scope of the stage's Ssemble API key (a stable, non-secret name).
@@ -114,6 +114,21 @@ pub struct RenderSettings {
     /// How long one Ssemble request may take (`SSEMBLE_TIMEOUT_SECS`); `None` keeps each
     /// function's own default, sized to its invocation.
     pub ssemble_timeout: Option<Duration>,
+    /// Each tenant's guaranteed share of the key's hourly and daily create budget, in per
+    /// mille (`SSEMBLE_TENANT_SHARE_PERMILLE`, default 200); as much is kept free of other
+    /// tenants' borrowing. 0 turns fair sharing off (first come, first served).
+    pub tenant_share_permille: u32,
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        Self {
+            ssemble_scope: String::new(),
+            webhook_base_url: String::new(),
+            ssemble_timeout: None,
+            tenant_share_permille: 200,
+        }
+    }
 }
 
 /// How a reconciler run spreads its work.
