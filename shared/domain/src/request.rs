@@ -22,12 +22,18 @@ pub struct NewJob {
     pub account_id: AccountId,
     pub source: JobSource,
     pub post: PostSettings,
-    /// `None` means as soon as possible.
+    /// `None` means as soon as possible (or, with `next_slot`, at the account's next free slot).
     pub schedule_at: Option<UtcTime>,
+    /// `scheduleAt: "next_slot"`: the account's next free slot within its daily cap, decided
+    /// when the job is created.
+    pub next_slot: bool,
     pub idempotency_key: Option<IdempotencyKey>,
     /// The API request that asks for it (`X-Request-Id`), set by the adapter.
     pub api_request_id: Option<String>,
 }
+
+/// The `scheduleAt` value that asks for the account's next free slot.
+pub const NEXT_SLOT: &str = "next_slot";
 
 #[derive(Debug, Default)]
 struct Errors(Vec<FieldError>);
@@ -259,7 +265,12 @@ pub fn parse_create_job(body: &Value, header_key: Option<&str>) -> Result<NewJob
             None
         }
     };
-    let schedule_at = schedule_at(root, &mut errors);
+    let next_slot = root.get("scheduleAt").and_then(Value::as_str) == Some(NEXT_SLOT);
+    let schedule_at = if next_slot {
+        None
+    } else {
+        schedule_at(root, &mut errors)
+    };
     let idempotency_key = idempotency(root, header_key, &mut errors);
     let source = match root.get("source") {
         Some(v) => parse_source(v, &mut errors),
@@ -282,6 +293,7 @@ pub fn parse_create_job(body: &Value, header_key: Option<&str>) -> Result<NewJob
             source,
             post,
             schedule_at,
+            next_slot,
             idempotency_key,
             api_request_id: None,
         }),
@@ -592,7 +604,7 @@ fn static_rules(post: &PostSettings) -> Vec<FieldError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -633,6 +645,24 @@ mod tests {
         assert!(
             matches!(job.source, JobSource::Render(ref r) if r.options.contains_key("preferredLength"))
         );
+    }
+
+    #[test]
+    fn next_slot_is_a_schedule_and_other_words_are_not() {
+        let body = |at: &str| {
+            json!({
+                "tiktokAccountId": "acct_1",
+                "source": {"url": "https://www.youtube.com/watch?v=x", "start": 0, "end": 60},
+                "post": {"mode": "draft"},
+                "scheduleAt": at,
+            })
+        };
+        let parsed = parse_create_job(&body("next_slot"), Some("k")).expect("next_slot parses");
+        assert!(parsed.next_slot);
+        assert_eq!(parsed.schedule_at, None);
+        let parsed = parse_create_job(&body("2026-03-10T18:00:00Z"), Some("k")).expect("a time");
+        assert!(!parsed.next_slot);
+        assert!(parse_create_job(&body("next-slot"), Some("k")).is_err());
     }
 
     #[test]

@@ -51,6 +51,7 @@ fn new_job_for(account: &str, key: &str) -> (NewJob, PayloadHash) {
         source: JobSource::Render(sample::render_request()),
         post: sample::post(PostMode::Direct),
         schedule_at: None,
+        next_slot: false,
         idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
         api_request_id: Some(format!("req-{key}")),
     };
@@ -808,6 +809,7 @@ fn rendered(account: &str, key: &str, request_id: &RequestId) -> (NewJob, Payloa
         },
         post: sample::post(PostMode::Direct),
         schedule_at: None,
+        next_slot: false,
         idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
         api_request_id: None,
     };
@@ -1356,4 +1358,51 @@ fn a_job_of_the_same_clip_waits_while_another_jobs_create_is_unanswered() {
     ));
     let theirs = w.job_now(&second.id).request_id.unwrap();
     assert_ne!(theirs, landed);
+}
+
+/// `scheduleAt: "next_slot"`: now while the account's daily cap has room after its jobs not yet
+/// published; once those jobs fill the cap, a day later (the window refilled), and never counting
+/// another account's jobs or the other post mode's.
+#[test]
+fn next_slot_is_now_until_the_accounts_pending_jobs_fill_its_daily_cap() {
+    let mut w = World::new()
+        .tenant(T)
+        .account(T, A)
+        .account(T, "acct_other");
+    w.settings.limits.direct_posts_daily =
+        reelay_domain::budget::Window::new(3, std::time::Duration::from_secs(86_400));
+    let core = w.core();
+    let slot = |n: u32| {
+        let (mut parsed, fp) = new_job(&format!("k-slot-{n}"));
+        parsed.next_slot = true;
+        let Created::New { job, .. } =
+            block_on(core.create_job(&tenant_id(T), parsed, &fp, answer)).unwrap()
+        else {
+            panic!("a new key creates");
+        };
+        job.schedule_at
+    };
+    let now = w.clock.now();
+    // Another account's and a draft's pending jobs never count.
+    for n in 0..4 {
+        let (parsed, fp) = new_job_for("acct_other", &format!("k-other-{n}"));
+        block_on(core.create_job(&tenant_id(T), parsed, &fp, answer)).unwrap();
+    }
+    assert_eq!(slot(0), now);
+    assert_eq!(slot(1), now);
+    assert_eq!(slot(2), now);
+    // Three direct posts of this account wait to go: the fourth goes when the day has refilled.
+    // (The window is the cap's day plus the budgets' margin of a second.)
+    let fourth = slot(3).since(now);
+    assert!((86_400..=86_402).contains(&fourth.as_secs()), "{fourth:?}");
+    // A job with an explicit time is kept as asked.
+    let (mut parsed, fp) = new_job("k-slot-explicit");
+    let at = now.plus(std::time::Duration::from_secs(60));
+    parsed.schedule_at = Some(at);
+    let Created::New { job, .. } =
+        block_on(core.create_job(&tenant_id(T), parsed, &fp, answer)).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(job.schedule_at, at);
 }

@@ -823,6 +823,7 @@ impl Sim {
                             source,
                             post: post(p.mode, &p.title),
                             schedule_at: Some(p.at),
+                            next_slot: false,
                             idempotency_key: IdempotencyKey::parse(p.key.clone()).ok(),
                             api_request_id: Some(format!("sim-req-{}", p.title)),
                         };

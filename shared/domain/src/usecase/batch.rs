@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use crate::budget::{BudgetKind, Window};
 use crate::ids::{AccountId, TenantId};
 use crate::job::{JobSource, PostMode};
-use crate::ports::{Clock, Ports, StoreError};
+use crate::lifecycle::JobState;
+use crate::ports::{Clock, JobFilter, JobStore, Ports, StoreError};
 use crate::request::NewJob;
 use crate::time::UtcTime;
 
@@ -108,6 +109,9 @@ impl<P: Ports> Core<P> {
                 PostMode::Draft => drafts,
             };
             let mut earliest = item.schedule_at.unwrap_or(now).max(now);
+            if item.next_slot {
+                earliest = earliest.max(self.next_slot(tenant, account, item.post.mode).await?);
+            }
             let mut waits_for = Vec::new();
             let renders_first = matches!(item.source, JobSource::Render(_));
             let mut needs: Vec<(Left, u32)> = Vec::new();
@@ -148,6 +152,58 @@ impl<P: Ports> Core<P> {
                 })
             })
             .collect())
+    }
+
+    /// The account's next free slot for a post of `mode` within its daily cap
+    /// (`scheduleAt: "next_slot"`): now if the cap has room after the account's jobs not yet
+    /// published, else when the window has refilled enough — the preview's rule for a post sent
+    /// now behind those jobs.
+    pub(crate) async fn next_slot(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        mode: PostMode,
+    ) -> Result<UtcTime, StoreError> {
+        let now = self.ports.clock().now();
+        let kind = match mode {
+            PostMode::Direct => BudgetKind::DirectPostsDaily,
+            PostMode::Draft => BudgetKind::PendingDrafts,
+        };
+        let scope = crate::account::Account::message_group(tenant, account);
+        let Some(left) = self.left(&scope, &[kind]).await?.first().copied() else {
+            return Ok(now);
+        };
+        // Counting past ten windows' worth changes nothing a client can use.
+        let bound = left
+            .remaining
+            .saturating_add(left.window.limit.saturating_mul(10));
+        let mut ahead = 0u32;
+        for state in [
+            JobState::Received,
+            JobState::Rendering,
+            JobState::Ready,
+            JobState::PublishQueued,
+        ] {
+            let filter = JobFilter {
+                account_id: Some(account.clone()),
+                state: Some(state),
+            };
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = self
+                    .ports
+                    .jobs()
+                    .list(tenant, &filter, cursor.as_deref(), 100)
+                    .await?;
+                let same_mode = page.jobs.iter().filter(|j| j.post.mode == mode).count();
+                ahead = ahead.saturating_add(u32::try_from(same_mode).unwrap_or(u32::MAX));
+                match page.next_cursor {
+                    Some(next) if ahead < bound => cursor = Some(next),
+                    _ => break,
+                }
+            }
+        }
+        Ok(left.wait_for(ahead).map_or(now, |wait| now.plus(wait)))
     }
 
     /// What takes of `kinds` in `scope` would leave now, without taking (one read).

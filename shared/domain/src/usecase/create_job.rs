@@ -132,13 +132,29 @@ impl<P: Ports> Core<P> {
             .job_id
             .clone()
             .unwrap_or_else(|| JobId::generate(now, clock.random_u128()));
+        let schedule_at = if parsed.next_slot {
+            match self
+                .next_slot(tenant, &parsed.account_id, parsed.post.mode)
+                .await
+            {
+                Ok(slot) => slot,
+                Err(e) => {
+                    if let Err(release) = self.ports.jobs().abandon_idempotent(&scope).await {
+                        tracing::warn!(error.message = %release, "could not release the idempotency key; it expires on its own");
+                    }
+                    return Err(CreateError::Store(e));
+                }
+            }
+        } else {
+            parsed.schedule_at.unwrap_or(now)
+        };
         let mut created = Job::create(
             id,
             tenant.clone(),
             parsed.account_id,
             parsed.source,
             parsed.post,
-            parsed.schedule_at.unwrap_or(now),
+            schedule_at,
             Some(scope.key.clone()),
             now,
             &self.settings.policy,
