@@ -68,6 +68,7 @@ mod ingest;
 pub mod kill;
 mod outcome;
 pub mod progress;
+pub mod receiver;
 pub mod schedule;
 pub mod sqs;
 pub mod stack;

@@ -286,7 +286,9 @@ pub fn account_event(
     at: UtcTime,
     version: u64,
 ) -> Option<(TenantId, ClientEvent)> {
-    if before == Some(after) {
+    // A new account's first state (not yet connected) is no change to announce.
+    let before = before?;
+    if before == after {
         return None;
     }
     let kind = match after {
@@ -610,6 +612,24 @@ mod tests {
             &audit(Some(JobState::Publishing), JobState::PublishUnknown, 6),
         );
         assert_ne!(later[0].id, e[0].id);
+    }
+
+    #[test]
+    fn only_a_real_change_of_an_accounts_health_is_announced() {
+        let (t, a) = (
+            TenantId::parse("t1").unwrap(),
+            AccountId::parse("a1").unwrap(),
+        );
+        let at = UtcTime::from_secs(1_780_000_000);
+        let event = |before, after| account_event(&t, &a, before, after, None, at, 2);
+        // A new account starts as not connected: nothing to tell.
+        assert!(event(None, AccountHealth::NeedsReauth).is_none());
+        assert!(event(Some(AccountHealth::Active), AccountHealth::Active).is_none());
+        assert!(event(Some(AccountHealth::NeedsReauth), AccountHealth::Active).is_none());
+        let (_, e) = event(Some(AccountHealth::Active), AccountHealth::NeedsReauth).unwrap();
+        assert_eq!(e.event_type, EventType::AccountNeedsReauth);
+        let (_, e) = event(Some(AccountHealth::Active), AccountHealth::Disconnected).unwrap();
+        assert_eq!(e.event_type, EventType::AccountDisconnected);
     }
 
     #[test]

@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use reelay_domain::TenantId;
+use reelay_domain::{JobState, TenantId};
 use reelay_local::client::{ApiClient, seed_tenant};
 use reelay_local::demo::{self, DemoPlan};
 use reelay_local::progress::{self, Display};
+use reelay_local::receiver::Receiver;
 use reelay_local::stack::random_suffix;
 use reelay_local::summary;
 use reelay_local::{Stack, StackOptions, Upstreams};
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
 
 #[derive(Debug, Parser)]
 #[command(about = "Reelay locally: simulators, real handlers, a demo batch and its summary")]
@@ -184,6 +186,16 @@ async fn run_demo(
 ) -> anyhow::Result<i32> {
     let plan = DemoPlan::standard();
     let tag = demo::run_tag();
+    // The client's side of webhooks: a receiver on loopback, registered like any endpoint.
+    let receiver = Receiver::start().await?;
+    let registered = client
+        .post("/v1/webhooks", &json!({ "url": receiver.url }), None)
+        .await?;
+    let secret = registered
+        .str("/secret")
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("webhook registration answered {}", registered.status))?;
+    out.say(format!("==> webhooks to {} (every event)", receiver.url));
     out.say(format!(
         "==> connecting {} TikTok accounts through OAuth",
         plan.accounts.len()
@@ -215,10 +227,59 @@ async fn run_demo(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let summary =
         summary::summarize(stack, tenant, observed, started.elapsed(), deadline_passed).await?;
+    let published: std::collections::BTreeSet<String> = summary
+        .jobs
+        .iter()
+        .filter(|j| {
+            matches!(
+                j.observed.state(),
+                Some(JobState::PublishComplete | JobState::PubliclyAvailable)
+            )
+        })
+        .map(|j| j.observed.tracked.job_id.clone())
+        .collect();
+    // The last events may still be on their way: wait a little for every published job's.
+    let mut hooks = receiver.report(&secret);
+    for _ in 0..50 {
+        if published.is_subset(&hooks.published) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        hooks = receiver.report(&secret);
+    }
     println!();
     println!("==> summary");
     print!("{}", summary.render());
-    let broken = summary.broken_promises();
+    let types: Vec<String> = hooks
+        .by_type
+        .iter()
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect();
+    let verified = if hooks.unverified == 0 {
+        "every signature verified".to_owned()
+    } else {
+        format!("{} signature(s) NOT verified", hooks.unverified)
+    };
+    println!(
+        "{:<27}{} events in {} requests ({}), {verified}",
+        "webhooks to the client:",
+        hooks.by_type.values().sum::<usize>(),
+        hooks.requests,
+        types.join(", "),
+    );
+    let mut broken = summary.broken_promises();
+    if hooks.unverified > 0 {
+        broken.push(format!(
+            "{} webhook(s) to the client did not verify",
+            hooks.unverified
+        ));
+    }
+    let unannounced = published.difference(&hooks.published).count();
+    if unannounced > 0 {
+        broken.push(format!(
+            "{unannounced} published job(s) without a job.published webhook"
+        ));
+    }
     if broken.is_empty() {
         println!("==> every promise kept");
         Ok(0)
