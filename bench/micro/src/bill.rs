@@ -133,9 +133,9 @@ pub struct TemplateFacts {
     pub arm64: bool,
     /// `LoggingConfig.SystemLogLevel` (INFO without one).
     pub system_log_level: String,
-    /// SQS event source mappings, and whether all their queues are FIFO.
+    /// SQS event source mappings, and how many of them read a FIFO queue.
     pub event_source_mappings: u32,
-    pub esm_fifo: bool,
+    pub esm_fifo_mappings: u32,
     pub queues: u32,
     pub secrets: u32,
     pub kms_keys: u32,
@@ -175,7 +175,7 @@ impl TemplateFacts {
         let mut arm64 = true;
         let mut schedules = Vec::new();
         let mut event_source_mappings = 0;
-        let mut esm_fifo = true;
+        let mut esm_fifo_mappings = 0;
         for f in t.functions() {
             let spec = reelay_local::FunctionSpec::from_template(t, f.id)?;
             functions.push(FunctionFacts {
@@ -197,7 +197,9 @@ impl TemplateFacts {
             arm64 &= arch == "arm64";
             for source in f.sqs_sources() {
                 event_source_mappings += 1;
-                esm_fifo &= t.queue(&source).is_some_and(|q| q.is_fifo());
+                if t.queue(&source).is_some_and(|q| q.is_fifo()) {
+                    esm_fifo_mappings += 1;
+                }
             }
             if f.events_of_type("Schedule").next().is_some() {
                 let s = reelay_local::Schedule::from_template(t, f.id)?;
@@ -291,7 +293,7 @@ impl TemplateFacts {
             arm64,
             system_log_level,
             event_source_mappings,
-            esm_fifo: esm_fifo && event_source_mappings > 0,
+            esm_fifo_mappings,
             queues: t.queues().len() as u32,
             secrets: count(SECRET),
             kms_keys: count(KMS_KEY),
@@ -533,7 +535,8 @@ impl Bill {
             LAMBDA_X86_PER_GB_S
         };
         let arch = if f.arm64 { "arm64" } else { "x86_64" };
-        let sqs_price = if f.esm_fifo {
+        // A job's sends and receives are on the FIFO work queues.
+        let sqs_price = if f.esm_fifo_mappings > 0 {
             SQS_FIFO_PER_REQUEST
         } else {
             SQS_STANDARD_PER_REQUEST
@@ -580,6 +583,9 @@ impl Bill {
         let job_stored = m.job_kept_bytes * STORAGE_HORIZON_DAYS;
         let esm_polls_day =
             f64::from(f.event_source_mappings) * ESM_POLLERS * 86_400.0 / ESM_LONG_POLL_S;
+        let fifo_share = f64::from(f.esm_fifo_mappings) / f64::from(f.event_source_mappings.max(1));
+        let idle_poll_price =
+            fifo_share * SQS_FIFO_PER_REQUEST + (1.0 - fifo_share) * SQS_STANDARD_PER_REQUEST;
         let logs_usd = |bytes: f64| {
             bytes / GB * (LOGS_INGEST_PER_GB + retention * month(LOGS_STORAGE_PER_GB_MONTH))
         };
@@ -590,7 +596,7 @@ impl Bill {
             * (PLATFORM_BYTES_PER_INVOCATION
                 + PLATFORM_EVENTS_PER_INVOCATION * LOG_EVENT_OVERHEAD_BYTES);
         let idle = vec![
-            ("empty SQS receives", esm_polls_day * sqs_price),
+            ("empty SQS receives", esm_polls_day * idle_poll_price),
             (
                 "idle reconciler ticks: Lambda",
                 ticks_day * (LAMBDA_PER_REQUEST + m.tick.gb_s * gb_s_price),
@@ -668,16 +674,13 @@ impl Bill {
                 basis: vec![Measured, Template, Model],
                 per_job: m.job.sqs * sqs_price,
                 per_account_day: 0.0,
-                fixed_day: esm_polls_day * sqs_price,
+                fixed_day: esm_polls_day * idle_poll_price,
                 source: format!(
-                    "measured {:.1} requests a job (sends, receives with messages, deletes); idle: template {} event source mappings ({}) × {ESM_POLLERS:.0} pollers × one {ESM_LONG_POLL_S:.0} s long poll each (model) = {esm_polls_day:.0} empty receives/day",
+                    "measured {:.1} requests a job (sends, receives with messages, deletes); idle: template {} event source mappings ({} FIFO at $0.50/M, {} standard at $0.40/M) × {ESM_POLLERS:.0} pollers × one {ESM_LONG_POLL_S:.0} s long poll each (model) = {esm_polls_day:.0} empty receives/day",
                     m.job.sqs,
                     f.event_source_mappings,
-                    if f.esm_fifo {
-                        "FIFO, $0.50/M"
-                    } else {
-                        "standard, $0.40/M"
-                    },
+                    f.esm_fifo_mappings,
+                    f.event_source_mappings - f.esm_fifo_mappings,
                 ),
             },
             Line {
@@ -1103,9 +1106,9 @@ mod tests {
             assert_eq!(l.usd_per_day(100.0), l.usd_per_day(10_000.0), "{item}");
             assert_eq!((l.per_job, l.per_account_day), (0.0, 0.0), "{item}");
         }
-        // Alarms: 8 single-metric alarms + a metric-math alarm reading 9 metrics, $0.10 each.
+        // Alarms: 9 single-metric alarms + a metric-math alarm reading 10 metrics, $0.10 each.
         let alarms = bill.line("CloudWatch alarms").unwrap();
-        assert!((alarms.fixed_day - 17.0 * 0.10 / DAYS_PER_MONTH).abs() < 1e-12);
+        assert!((alarms.fixed_day - 19.0 * 0.10 / DAYS_PER_MONTH).abs() < 1e-12);
     }
 
     #[test]
@@ -1144,8 +1147,10 @@ mod tests {
         assert!((kms.per_job - KMS_PER_REQUEST).abs() < 1e-15);
         let sqs = bill.line("SQS requests").unwrap();
         assert_eq!(sqs.per_account_day, 0.0);
-        // Idle long polls: 2 mappings × 5 pollers × 4,320 polls a day, FIFO.
-        assert!((sqs.fixed_day - 2.0 * 5.0 * 4_320.0 * SQS_FIFO_PER_REQUEST).abs() < 1e-12);
+        // Idle long polls: 3 mappings × 5 pollers × 4,320 polls a day, two FIFO, one standard.
+        let polls = 5.0 * 4_320.0;
+        let idle = polls * (2.0 * SQS_FIFO_PER_REQUEST + SQS_STANDARD_PER_REQUEST);
+        assert!((sqs.fixed_day - idle).abs() < 1e-12, "{}", sqs.fixed_day);
         assert_eq!(bill.idle[0], ("empty SQS receives", sqs.fixed_day));
     }
 
@@ -1172,18 +1177,20 @@ mod tests {
     #[test]
     fn the_templates_fixed_resources_are_counted() {
         let f = facts();
-        assert_eq!(f.functions.len(), 6);
+        assert_eq!(f.functions.len(), 7);
         assert!(f.arm64);
         assert_eq!((f.secrets, f.kms_keys, f.dashboards), (2, 1, 1));
         assert!(f.kms_rotation);
         assert_eq!(
             (f.alarms, f.alarm_metrics, f.alarm_metrics_high_res),
-            (9, 17, 0)
+            (10, 19, 0)
         );
-        assert_eq!((f.event_source_mappings, f.queues), (2, 4));
-        assert!(f.esm_fifo);
+        // The work queues (FIFO) and the webhook queue (standard); the table's stream mapping
+        // is not an SQS one (its reads are free to Lambda).
+        assert_eq!((f.event_source_mappings, f.queues), (3, 6));
+        assert_eq!(f.esm_fifo_mappings, 2);
         assert_eq!((f.tables, f.pitr_tables), (2, 2));
-        assert_eq!((f.log_groups, f.log_retention_days), (6, Some(90.0)));
+        assert_eq!((f.log_groups, f.log_retention_days), (7, Some(90.0)));
         assert_eq!(
             f.schedules,
             [ScheduleFacts {

@@ -58,8 +58,13 @@ where
     async fn dispatch(&self, change: TableChange) -> Result<usize, OutboundError> {
         let o = &self.outbound;
         match change {
-            TableChange::Transition { job_id, audit } => {
-                o.dispatch_transition(&o.store, &job_id, &audit).await
+            TableChange::Transition {
+                job_id,
+                tenant,
+                audit,
+            } => {
+                o.dispatch_transition(&o.store, &job_id, tenant.as_ref(), &audit)
+                    .await
             }
             TableChange::AccountHealth {
                 tenant,

@@ -116,7 +116,7 @@ fn a_transition_reaches_only_its_tenants_endpoints_that_want_it() {
     // The creation is the create's answer: no event.
     let created = w.store.audit_trail(&job.id);
     assert_eq!(
-        block_on(hooks.dispatch_transition(&w.store, &job.id, &created[0])).unwrap(),
+        block_on(hooks.dispatch_transition(&w.store, &job.id, None, &created[0])).unwrap(),
         0
     );
 
@@ -124,7 +124,7 @@ fn a_transition_reaches_only_its_tenants_endpoints_that_want_it() {
     let trail = w.store.audit_trail(&job.id);
     let cancel = trail.last().unwrap();
     assert_eq!(
-        block_on(hooks.dispatch_transition(&w.store, &job.id, cancel)).unwrap(),
+        block_on(hooks.dispatch_transition(&w.store, &job.id, None, cancel)).unwrap(),
         1
     );
     let sent = queue.take_visible();
@@ -138,7 +138,7 @@ fn a_transition_reaches_only_its_tenants_endpoints_that_want_it() {
     assert!(sent.iter().all(|d| d.endpoint_id != other_tenant.id));
 
     // The same stored transition seen twice (a stream redelivery) makes the same event id.
-    block_on(hooks.dispatch_transition(&w.store, &job.id, cancel)).unwrap();
+    block_on(hooks.dispatch_transition(&w.store, &job.id, None, cancel)).unwrap();
     assert_eq!(queue.take_visible()[0].event.id, sent[0].event.id);
 
     // An account going to needs_reauth tells t1's endpoints that want it; active tells nobody.
@@ -186,7 +186,7 @@ fn a_failed_attempt_is_retried_on_the_schedule_across_queue_hops_then_dead_lette
     let job = w.job(JobSetup::render("t1", "acct_a"));
     block_on(w.core().command(&t1, &job.id, Command::Cancel)).unwrap();
     let cancel = w.store.audit_trail(&job.id).pop().unwrap();
-    block_on(hooks.dispatch_transition(&w.store, &job.id, &cancel)).unwrap();
+    block_on(hooks.dispatch_transition(&w.store, &job.id, None, &cancel)).unwrap();
 
     // Every attempt fails: 500, a timeout, then 500s.
     let receiver = ScriptedReceiver::answering(
@@ -296,7 +296,7 @@ fn a_delivery_for_a_removed_endpoint_sends_nothing() {
     let job = w.job(JobSetup::render("t1", "acct_a"));
     block_on(w.core().command(&t1, &job.id, Command::Cancel)).unwrap();
     let cancel = w.store.audit_trail(&job.id).pop().unwrap();
-    block_on(hooks.dispatch_transition(&w.store, &job.id, &cancel)).unwrap();
+    block_on(hooks.dispatch_transition(&w.store, &job.id, None, &cancel)).unwrap();
     block_on(hooks.remove(&t1, e.id.as_str())).unwrap();
     let receiver = ScriptedReceiver::default();
     assert_eq!(
@@ -331,4 +331,43 @@ fn a_blocked_destination_is_logged_as_blocked_and_retried() {
         reelay_domain::webhooks::AttemptOutcome::Blocked
     );
     assert_eq!(log.records[0].event_type, EventType::AccountDisconnected);
+}
+
+/// The stream carries every audited transition of every tenant: one of a tenant without
+/// endpoints costs one endpoints query and never reads the job; one that is no move (the
+/// creation) costs nothing at all.
+#[test]
+fn a_transition_of_a_tenant_without_endpoints_reads_only_its_endpoints() {
+    let w = world();
+    let (hooks, queue) = outbound(&w);
+    let t1 = tenant_id("t1");
+    let job = w.job(JobSetup::render("t1", "acct_a"));
+    block_on(w.core().command(&t1, &job.id, Command::Cancel)).unwrap();
+    let trail = w.store.audit_trail(&job.id);
+    let calls = |name: &str| w.store.calls().get(name).copied().unwrap_or(0);
+    let (gets, lists) = (calls("jobs.get"), calls("webhooks.endpoints"));
+    assert_eq!(
+        block_on(hooks.dispatch_transition(&w.store, &job.id, Some(&t1), &trail[0])).unwrap(),
+        0
+    );
+    assert_eq!(
+        (calls("jobs.get"), calls("webhooks.endpoints")),
+        (gets, lists),
+        "the creation: nothing read"
+    );
+    assert_eq!(
+        block_on(hooks.dispatch_transition(&w.store, &job.id, Some(&t1), trail.last().unwrap()))
+            .unwrap(),
+        0
+    );
+    assert_eq!(calls("jobs.get"), gets, "no endpoint: the job is not read");
+    assert_eq!(calls("webhooks.endpoints"), lists + 1);
+    assert_eq!(queue.sends(), 0);
+    // With an endpoint, the same record is delivered.
+    block_on(hooks.register(&t1, request("https://a.example.com/", &[]))).unwrap();
+    assert_eq!(
+        block_on(hooks.dispatch_transition(&w.store, &job.id, Some(&t1), trail.last().unwrap()))
+            .unwrap(),
+        1
+    );
 }

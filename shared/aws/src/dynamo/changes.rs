@@ -14,6 +14,8 @@ use serde_dynamo::{AttributeValue, Item};
 pub enum TableChange {
     Transition {
         job_id: JobId,
+        /// `None` for audit items written before they named it.
+        tenant: Option<TenantId>,
         audit: AuditEvent,
     },
     AccountHealth {
@@ -63,7 +65,15 @@ pub fn decode_change(record: &EventRecord) -> Result<Option<TableChange>, StoreE
         let job_id = JobId::parse(job).map_err(corrupt)?;
         let doc = text(image, "doc").ok_or_else(|| corrupt("audit item without doc"))?;
         let audit: AuditEvent = serde_json::from_str(doc).map_err(corrupt)?;
-        return Ok(Some(TableChange::Transition { job_id, audit }));
+        let tenant = text(image, "tenant")
+            .map(TenantId::parse)
+            .transpose()
+            .map_err(corrupt)?;
+        return Ok(Some(TableChange::Transition {
+            job_id,
+            tenant,
+            audit,
+        }));
     }
     if sk == "ACCT" && pk.starts_with("ACCT#") {
         if record.event_name == "REMOVE" {

@@ -84,13 +84,16 @@ fn job_item(job: &Job) -> Result<Item, StoreError> {
     Ok(item)
 }
 
-fn audit_item(job_id: &JobId, audit: &AuditEvent) -> Result<Item, StoreError> {
+/// An audit event; it names the tenant so its stream record is dispatched to the tenant's
+/// webhook endpoints without reading the job.
+fn audit_item(job: &Job, audit: &AuditEvent) -> Result<Item, StoreError> {
     let doc = serde_json::to_string(audit)
         .map_err(|e| StoreError::Corrupt(format!("audit does not serialise: {e}")))?;
     Ok(Item::from([
-        (ATTR_PK.to_owned(), s(job_pk(job_id.as_str()))),
+        (ATTR_PK.to_owned(), s(job_pk(job.id.as_str()))),
         (ATTR_SK.to_owned(), s(audit_sk(audit.version))),
         ("t".to_owned(), s("audit")),
+        ("tenant".to_owned(), s(job.tenant_id.as_str())),
         ("doc".to_owned(), s(doc)),
     ]))
 }
@@ -118,7 +121,7 @@ impl DynamoStore {
                 .condition_expression("attribute_not_exists(pk)"),
         )?;
         tx.put(
-            self.put(audit_item(&job.id, &created.audit)?)
+            self.put(audit_item(job, &created.audit)?)
                 .condition_expression("attribute_not_exists(pk)"),
         )?;
         self.pointer_items(&created.pointers, &job.id, tx)
@@ -276,7 +279,7 @@ impl JobStore for DynamoStore {
         let mut tx = Tx::default();
         tx.put(put)?;
         tx.put(
-            self.put(audit_item(&job.id, &applied.audit)?)
+            self.put(audit_item(job, &applied.audit)?)
                 .condition_expression("attribute_not_exists(pk)"),
         )?;
         self.pointer_items(&applied.pointers, &job.id, &mut tx)?;

@@ -271,9 +271,18 @@ where
             return Ok(0);
         }
         let endpoints = self.store.endpoints(tenant).await?;
+        self.send_to(tenant, &endpoints, events).await
+    }
+
+    async fn send_to(
+        &self,
+        tenant: &TenantId,
+        endpoints: &[Endpoint],
+        events: &[ClientEvent],
+    ) -> Result<usize, OutboundError> {
         let now = self.clock.now();
         let mut sent = 0;
-        for endpoint in &endpoints {
+        for endpoint in endpoints {
             for event in events.iter().filter(|e| endpoint.wants(e.event_type)) {
                 let delivery = Delivery {
                     tenant_id: tenant.clone(),
@@ -290,18 +299,37 @@ where
         Ok(sent)
     }
 
-    /// The events of one stored transition (from the table's change stream), dispatched.
+    /// The events of one stored transition (from the table's change stream), dispatched. A
+    /// transition that is no move (the creation, a recorded observation) costs nothing; with
+    /// the tenant known (the audit item names it) a tenant without endpoints costs one query,
+    /// and the job is read only when someone listens.
     pub async fn dispatch_transition(
         &self,
         jobs: &impl JobStore,
         job_id: &JobId,
+        tenant: Option<&TenantId>,
         audit: &AuditEvent,
     ) -> Result<usize, OutboundError> {
+        if audit.from.is_none_or(|from| from == audit.to) {
+            return Ok(0);
+        }
+        let endpoints = match tenant {
+            Some(t) => Some(self.store.endpoints(t).await?),
+            None => None,
+        };
+        if endpoints.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(0);
+        }
         let Some(job) = jobs.get(job_id).await? else {
             return Ok(0);
         };
         let events = job_events(&job, audit);
-        self.dispatch(&job.tenant_id, &events).await
+        match endpoints {
+            Some(endpoints) if tenant == Some(&job.tenant_id) => {
+                self.send_to(&job.tenant_id, &endpoints, &events).await
+            }
+            _ => self.dispatch(&job.tenant_id, &events).await,
+        }
     }
 
     /// The event of one account health change, dispatched.
