@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The deploy-local tier (`make deploy-local`): template.yaml deployed with `sam deploy` to a local
-# AWS endpoint (MiniStack with CloudFormation's SAM transform), the six functions running there as
+# AWS endpoint (MiniStack with CloudFormation's SAM transform), the seven functions running there as
 # Lambda functions (provided.al2023 bootstraps, SQS event source mappings, the HTTP API, the
 # EventBridge schedule), then README's going-live steps against it: the stage secrets and a tenant
 # with reelay-admin, accounts connected through OAuth, the demo batch of `make run` submitted

@@ -248,6 +248,11 @@ def cmd_check(stack, since_ms, mode=""):
     for fn, queue in (("RenderSubmitterFunction", "RenderQueue"), ("PublisherFunction", "PublishQueue")):
         check(invocations.get(fn, 0) >= 1,
               f"SQS event source mapping {queue} -> {functions[fn]} invoked it {invocations.get(fn, 0)} times")
+    # The table's change stream (new and old images, filtered to audit inserts and account
+    # writes) feeds the webhooks-to-the-client function: every job's moves invoke it.
+    check(invocations.get("ClientWebhooksFunction", 0) >= 1,
+          f"DynamoDB stream mapping Table -> {functions['ClientWebhooksFunction']} invoked it "
+          f"{invocations.get('ClientWebhooksFunction', 0)} times")
     for fn in ("IngestApiFunction", "SsembleWebhookFunction", "TikTokWebhookFunction"):
         check(invocations.get(fn, 0) >= 1,
               f"HTTP API invoked {functions[fn]} {invocations.get(fn, 0)} times")
