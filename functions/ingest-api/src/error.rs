@@ -162,11 +162,8 @@ impl ApiError {
             Self::Account(e) => account_refusal(e, now),
             Self::Outbound(e) => outbound_refusal(e),
             Self::ApiRateLimited(status) => {
-                let wait = u64::try_from(status.reset_at.as_secs().saturating_sub(now.as_secs()))
-                    .unwrap_or(0)
-                    .max(1);
                 Refusal {
-                    retry_after: Some(wait),
+                    retry_after: Some(seconds_until(status.reset_at, now)),
                     ..Refusal::new(
                         429,
                         "api_rate_limited",
@@ -177,6 +174,13 @@ impl ApiError {
             }
         }
     }
+}
+
+/// Whole seconds from `now` until `at`, at least 1 (`Retry-After`, `X-RateLimit-Reset`).
+pub(crate) fn seconds_until(at: UtcTime, now: UtcTime) -> u64 {
+    u64::try_from(at.as_secs().saturating_sub(now.as_secs()))
+        .unwrap_or(0)
+        .max(1)
 }
 
 fn outbound_refusal(e: &OutboundError) -> Refusal {
@@ -373,20 +377,15 @@ fn account_refusal(e: &AccountError, now: UtcTime) -> Refusal {
             "account_not_connected",
             "The account has no valid TikTok authorisation; connect it again",
         ),
-        AccountError::Throttled { retry_at } => {
-            let wait = u64::try_from(retry_at.as_secs().saturating_sub(now.as_secs()))
-                .unwrap_or(0)
-                .max(1);
-            Refusal {
-                retry_after: Some(wait),
-                ..Refusal::new(
-                    429,
-                    "rate_limit_exceeded",
-                    "Per-account posting throttle reached",
-                )
-                .details(json!({ "retryAfter": retry_at.to_rfc3339() }))
-            }
-        }
+        AccountError::Throttled { retry_at } => Refusal {
+            retry_after: Some(seconds_until(*retry_at, now)),
+            ..Refusal::new(
+                429,
+                "rate_limit_exceeded",
+                "Per-account posting throttle reached",
+            )
+            .details(json!({ "retryAfter": retry_at.to_rfc3339() }))
+        },
         AccountError::Upstream { code, message } => {
             Refusal::new(502, "upstream_error", "TikTok refused the request")
                 .details(json!({ "upstreamCode": code, "upstreamMessage": message }))

@@ -196,9 +196,7 @@ async fn route<P: Ports>(
 /// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (seconds from now) on every authenticated
 /// answer.
 fn rate_headers(response: &mut Response<Body>, status: &RateStatus, now: UtcTime) {
-    let reset = u64::try_from(status.reset_at.as_secs() - now.as_secs())
-        .unwrap_or(0)
-        .max(1);
+    let reset = error::seconds_until(status.reset_at, now);
     let headers = response.headers_mut();
     for (name, value) in [
         ("x-ratelimit-limit", status.limit.to_string()),

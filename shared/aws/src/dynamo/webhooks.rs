@@ -128,21 +128,8 @@ impl WebhookStore for DynamoStore {
             ("doc".to_owned(), s(doc)),
             ("expires_at".to_owned(), n(expires_at.as_secs())),
         ]);
-        let op = "record_delivery";
-        let out = self
-            .client
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item))
-            .return_consumed_capacity(self.capacity())
-            .send()
-            .await
-            .map_err(|e| {
-                self.meter.record_failed(op);
-                unavailable(e)
-            })?;
-        self.meter.record(op, out.consumed_capacity());
-        Ok(())
+        let put = self.put(item).build().map_err(unavailable)?;
+        self.put_alone("record_delivery", put, None).await
     }
 
     async fn deliveries(
