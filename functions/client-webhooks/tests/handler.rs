@@ -89,3 +89,87 @@ fn a_stream_record_of_a_move_becomes_a_delivery_the_queue_batch_sends() {
     assert_eq!(body["type"], "job.state_changed");
     assert_eq!(body["data"]["state"], "cancelled");
 }
+
+/// An endpoint that takes its time: counts the attempts in flight at once.
+#[derive(Clone, Default)]
+struct Slow {
+    now: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    max: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl reelay_domain::ports::WebhookSender for Slow {
+    async fn post(
+        &self,
+        _url: &str,
+        _headers: &reelay_domain::webhooks::SignedHeaders,
+        _body: Vec<u8>,
+    ) -> reelay_domain::ports::PostResult {
+        use std::sync::atomic::Ordering;
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+        // Simulated time (the runtime starts paused): no wall-clock wait.
+        tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        reelay_domain::ports::PostResult::Answered(200)
+    }
+}
+
+/// The attempts of one queue batch run at once: ten slow endpoints fit one invocation.
+#[tokio::test(start_paused = true)]
+async fn the_attempts_of_a_batch_run_at_once() {
+    let w = World::new().tenant("t1").account("t1", "acct_a");
+    let t1 = tenant_id("t1");
+    let queue = MemDeliveries::new(w.clock.clone());
+    let slow = Slow::default();
+    let deps = Deps {
+        outbound: Outbound {
+            store: w.store.clone(),
+            queue: queue.clone(),
+            clock: w.clock.clone(),
+            settings: OutboundSettings::default(),
+        },
+        sender: slow.clone(),
+    };
+    for n in 0..3 {
+        deps.outbound
+            .register(
+                &t1,
+                EndpointRequest {
+                    url: format!("https://hooks{n}.example.com/"),
+                    events: vec![],
+                    description: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let job = w.job(JobSetup::render("t1", "acct_a"));
+    w.core()
+        .command(&t1, &job.id, Command::Cancel)
+        .await
+        .unwrap();
+    let audit = w.store.audit_trail(&job.id).pop().unwrap();
+    deps.outbound
+        .dispatch_transition(&w.store, &job.id, None, &audit)
+        .await
+        .unwrap();
+    let records: Vec<Value> = queue
+        .take_visible()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            json!({"messageId": format!("m{i}"), "body": serde_json::to_string(d).unwrap(),
+                "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {}})
+        })
+        .collect();
+    assert_eq!(records.len(), 3);
+    let started = tokio::time::Instant::now();
+    let answer = deps.handle(json!({ "Records": records })).await.unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]));
+    assert_eq!(slow.max.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(16),
+        "{:?}",
+        started.elapsed()
+    );
+}
