@@ -214,6 +214,53 @@ impl Checker {
         }
     }
 
+    /// What the client's webhooks would say of a job, from its audit trail: one
+    /// `job.state_changed` per move, ending in the job's state; `job.published` once, exactly
+    /// when the job got published; one event id per fact.
+    fn webhooks_tell(&mut self, job: &Job, trail: &[reelay_domain::AuditEvent]) {
+        use reelay_domain::webhooks::{EventType, job_events};
+        let events: Vec<_> = trail.iter().flat_map(|a| job_events(job, a)).collect();
+        let count = |t: EventType| events.iter().filter(|e| e.event_type == t).count();
+        let moves = trail
+            .iter()
+            .filter(|a| a.from.is_some_and(|f| f != a.to))
+            .count();
+        if count(EventType::JobStateChanged) != moves {
+            self.violation(format!(
+                "{}: {moves} moves, other state_changed events",
+                job.id
+            ));
+        }
+        let last = events
+            .iter()
+            .rev()
+            .find(|e| e.event_type == EventType::JobStateChanged)
+            .and_then(|e| e.data["state"].as_str().map(str::to_owned));
+        if moves > 0 && last.as_deref() != Some(job.state.as_str()) {
+            self.violation(format!(
+                "{}: the last state_changed says {last:?}, the job is {}",
+                job.id, job.state
+            ));
+        }
+        let reached = trail.iter().any(|a| {
+            matches!(
+                a.to,
+                JobState::PublishComplete | JobState::PubliclyAvailable
+            )
+        });
+        let published = count(EventType::JobPublished);
+        if published != usize::from(reached) {
+            self.violation(format!(
+                "{}: {published} job.published events, published: {reached}",
+                job.id
+            ));
+        }
+        let ids: std::collections::BTreeSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        if ids.len() != events.len() {
+            self.violation(format!("{}: two webhook events share an id", job.id));
+        }
+    }
+
     /// At the end: every job terminal or parked with a reason, no job created twice, at most one
     /// post per job at TikTok.
     pub fn finish(
@@ -227,6 +274,10 @@ impl Checker {
     ) {
         self.audits(store, now);
         let jobs = store.jobs();
+        for job in &jobs {
+            let trail = store.audit_trail(&job.id);
+            self.webhooks_tell(job, &trail);
+        }
         // A render is one tenant's: every job that uses a request is of the same tenant.
         let mut owners: BTreeMap<&RequestId, BTreeSet<&str>> = BTreeMap::new();
         for job in &jobs {
