@@ -240,17 +240,37 @@ pub(crate) async fn batch<P: Ports>(
             });
         }
     } else {
-        for (index, item) in batch.items.into_iter().enumerate() {
-            let outcome = match item {
-                Err(fields) => Err(ApiError::Invalid(fields)),
+        // Items that render one source share one render (the use case decides which).
+        let mut refusals = Vec::new();
+        let items: Vec<Option<(NewJob, PayloadHash)>> = batch
+            .items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| match item {
+                Err(fields) => {
+                    refusals.push((index, fields));
+                    None
+                }
                 Ok(mut parsed) => {
                     parsed.api_request_id = Some(request_id.to_owned());
-                    let fingerprint = Route::Jobs.fingerprint(&body["jobs"][index]);
-                    deps.core
-                        .create_job(tenant, parsed, &fingerprint, |job| Route::Jobs.answer(job))
-                        .await
-                        .map_err(ApiError::from)
+                    Some((parsed, Route::Jobs.fingerprint(&body["jobs"][index])))
                 }
+            })
+            .collect();
+        let outcomes = deps
+            .core
+            .create_batch(tenant, items, |job| Route::Jobs.answer(job))
+            .await;
+        let mut refusals = refusals.into_iter();
+        for (index, outcome) in outcomes.into_iter().enumerate() {
+            let outcome = match outcome {
+                Some(result) => result.map_err(ApiError::from),
+                None => Err(ApiError::Invalid(
+                    refusals
+                        .next()
+                        .map(|(_, fields)| fields)
+                        .unwrap_or_default(),
+                )),
             };
             let created = |stored: &StoredResponse, replayed: bool| {
                 let job: Value = serde_json::from_str(&stored.body).unwrap_or_default();

@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use reelay_domain::job::Clip;
+use reelay_domain::ports::JobStore;
 use reelay_domain::{Event, JobError};
 use serde_json::{Value, json};
 
@@ -1596,4 +1597,49 @@ async fn a_tenants_burst_is_answered_429_and_never_limits_another_tenant() {
     // The unauthenticated document is not counted.
     let (status, _) = s.call("GET", "/v1/openapi.yaml", None, None, None).await;
     assert_eq!(status, 200);
+}
+
+/// A batch naming one source for three accounts: three jobs, one render at Ssemble.
+#[tokio::test]
+async fn a_batch_of_one_source_to_three_accounts_renders_once() {
+    let s = stack().await;
+    for a in ["acct_f1", "acct_f2", "acct_f3"] {
+        s.connect(KEY_A, a).await;
+    }
+    let items: Vec<Value> = ["acct_f1", "acct_f2", "acct_f3"]
+        .iter()
+        .map(|a| {
+            let mut b = job_body(a);
+            b["idempotencyKey"] = json!(format!("fan-{a}"));
+            b
+        })
+        .collect();
+    let (status, answer) = s
+        .json(
+            "POST",
+            "/v1/jobs:batch",
+            Some(KEY_A),
+            Some(json!({ "jobs": items })),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let ids: Vec<String> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"], 202, "{r}");
+            r["job"]["jobId"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let mut jobs: Vec<reelay_domain::Job> = Vec::new();
+    for id in &ids {
+        let id = reelay_domain::JobId::parse(id.clone()).unwrap();
+        jobs.push(s.deps.core.ports.store.get(&id).await.unwrap().unwrap());
+    }
+    assert_eq!(jobs[0].fan_out_parent, None);
+    for child in &jobs[1..] {
+        assert_eq!(child.fan_out_parent.as_ref(), Some(&jobs[0].id));
+    }
 }

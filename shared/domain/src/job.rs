@@ -221,6 +221,11 @@ pub struct Job {
     pub next_check: Option<NextCheck>,
     /// Set when TikTok reports the post is no longer public.
     pub taken_down_at: Option<UtcTime>,
+    /// The job of the same batch and source whose render this one shares (one render fanned
+    /// out to several accounts, one credit): it attaches to that job's `requestId` instead of
+    /// creating its own, and renders itself only if that job ends without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan_out_parent: Option<JobId>,
 }
 
 /// A lookup item a transition must write with the job: `requestId` → jobs, `publish_id` → job.
@@ -312,6 +317,7 @@ impl Job {
             hold: None,
             next_check,
             taken_down_at: None,
+            fan_out_parent: None,
         };
         let audit = AuditEvent {
             at: now,

@@ -27,6 +27,8 @@ pub struct NewJob {
     /// `scheduleAt: "next_slot"`: the account's next free slot within its daily cap, decided
     /// when the job is created.
     pub next_slot: bool,
+    /// Set by a batch for a later item of the same source (never parsed from a body).
+    pub fan_out_parent: Option<JobId>,
     pub idempotency_key: Option<IdempotencyKey>,
     /// The API request that asks for it (`X-Request-Id`), set by the adapter.
     pub api_request_id: Option<String>,
@@ -294,6 +296,7 @@ pub fn parse_create_job(body: &Value, header_key: Option<&str>) -> Result<NewJob
             post,
             schedule_at,
             next_slot,
+            fan_out_parent: None,
             idempotency_key,
             api_request_id: None,
         }),

@@ -52,6 +52,7 @@ fn new_job_for(account: &str, key: &str) -> (NewJob, PayloadHash) {
         post: sample::post(PostMode::Direct),
         schedule_at: None,
         next_slot: false,
+        fan_out_parent: None,
         idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
         api_request_id: Some(format!("req-{key}")),
     };
@@ -810,6 +811,7 @@ fn rendered(account: &str, key: &str, request_id: &RequestId) -> (NewJob, Payloa
         post: sample::post(PostMode::Direct),
         schedule_at: None,
         next_slot: false,
+        fan_out_parent: None,
         idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
         api_request_id: None,
     };

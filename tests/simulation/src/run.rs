@@ -110,6 +110,8 @@ pub struct Report {
     pub disconnects: u64,
     /// `scheduleAt` changes asked for (`PATCH /v1/jobs/{id}`), whatever the answer.
     pub reschedules: u64,
+    /// Jobs that shared the render of the first job of their tenant and source (fan-out).
+    pub fan_out_children: usize,
     pub dead_letters: usize,
     pub outage_failures: u64,
     pub trace: Vec<String>,
@@ -811,7 +813,20 @@ impl Sim {
                     && creator.is_some_and(|i| self.connected.contains(&i))
                     && !self.accepted.contains(&n);
                 let disconnected = creator.is_some_and(|i| self.disconnecting.contains(&i));
+                // A batch of one source for several accounts: a later job of the tenant with the
+                // same render source shares the first one's render (as `create_batch` decides).
+                let fan_out_parent = match &source {
+                    JobSource::Render(request) => self
+                        .store
+                        .jobs()
+                        .into_iter()
+                        .filter(|j| j.tenant_id == p.tenant && j.fan_out_parent.is_none())
+                        .find(|j| matches!(&j.source, JobSource::Render(r) if r == request))
+                        .map(|j| j.id),
+                    JobSource::Rendered { .. } => None,
+                };
                 let core = Arc::clone(&self.core);
+                let store = self.store.clone();
                 let replay = matches!(action, Action::Replay(_));
                 let id = self.spawn(
                     format!("client creates {} (replay: {replay})", p.title),
@@ -824,6 +839,7 @@ impl Sim {
                             post: post(p.mode, &p.title),
                             schedule_at: Some(p.at),
                             next_slot: false,
+                            fan_out_parent,
                             idempotency_key: IdempotencyKey::parse(p.key.clone()).ok(),
                             api_request_id: Some(format!("sim-req-{}", p.title)),
                         };
@@ -853,6 +869,11 @@ impl Sim {
                                 p.title
                             )),
                             Err(CreateError::UnknownRender(_)) if !owned => Done::RenderRefused,
+                            // A render Ssemble lost (every job of it failed
+                            // `resource_not_found`) is no render to publish any more.
+                            Err(CreateError::UnknownRender(r)) if render_gone(&store, &r) => {
+                                Done::RenderRefused
+                            }
                             Err(CreateError::UnknownRender(r)) => {
                                 Done::Misjudged(format!("{}: its own render {r} refused", p.title))
                             }
@@ -1360,6 +1381,17 @@ impl Sim {
         self.checker.render_reasons(&self.store, &self.ssemble);
         let jobs = self.store.jobs();
         self.report.jobs = jobs.len();
+        self.report.fan_out_children = jobs
+            .iter()
+            .filter(|j| {
+                j.fan_out_parent.is_some()
+                    && jobs.iter().any(|p| {
+                        Some(&p.id) == j.fan_out_parent.as_ref()
+                            && p.request_id.is_some()
+                            && p.request_id == j.request_id
+                    })
+            })
+            .count();
         if self.config.trace {
             for job in &jobs {
                 let trail = self
@@ -1505,4 +1537,20 @@ async fn consumer(
         results.push((d.id, retry));
     }
     Done::Consumer { kind, results }
+}
+
+/// Whether every job of `request_id` failed because Ssemble no longer knows it.
+fn render_gone(store: &MemStore, request_id: &RequestId) -> bool {
+    let jobs: Vec<reelay_domain::Job> = store
+        .request_pointers(request_id)
+        .iter()
+        .filter_map(|id| store.job(id))
+        .collect();
+    !jobs.is_empty()
+        && jobs.iter().all(|j| {
+            j.state == JobState::RenderFailed
+                && j.last_error
+                    .as_ref()
+                    .is_some_and(|e| e.code == reelay_domain::usecase::RENDER_GONE)
+        })
 }

@@ -83,6 +83,7 @@ fn every_promise_holds_across_seeds() {
     let direct_refused: u64 = reports.iter().map(|r| r.direct_refused).sum();
     let disconnects: u64 = reports.iter().map(|r| r.disconnects).sum();
     let reschedules: u64 = reports.iter().map(|r| r.reschedules).sum();
+    let children: usize = reports.iter().map(|r| r.fan_out_children).sum();
     let mut states = std::collections::BTreeMap::<String, usize>::new();
     for r in &reports {
         for (s, n) in &r.states {
@@ -96,7 +97,7 @@ fn every_promise_holds_across_seeds() {
         }
     }
     println!(
-        "final states {states:?}; {stale} stale observations recorded; {impostors} sign-ins by another creator refused; {refused} creates of a render not the tenant's refused; {direct_refused} direct posts for drafts-only accounts refused; {disconnects} accounts disconnected; {reschedules} reschedules"
+        "final states {states:?}; {stale} stale observations recorded; {impostors} sign-ins by another creator refused; {refused} creates of a render not the tenant's refused; {direct_refused} direct posts for drafts-only accounts refused; {disconnects} accounts disconnected; {reschedules} reschedules; {children} jobs shared their batch's first render"
     );
     println!("reasons {reasons:#?}");
     println!(

@@ -7,15 +7,15 @@
 use std::collections::BTreeMap;
 
 use crate::budget::{BudgetKind, Window};
-use crate::ids::{AccountId, TenantId};
-use crate::job::{JobSource, PostMode};
+use crate::ids::{AccountId, JobId, PayloadHash, TenantId};
+use crate::job::{Job, JobSource, PostMode, RenderRequest};
 use crate::lifecycle::JobState;
-use crate::ports::{Clock, JobFilter, JobStore, Ports, StoreError};
+use crate::ports::{Clock, JobFilter, JobStore, Ports, StoreError, StoredResponse};
 use crate::request::NewJob;
 use crate::time::UtcTime;
 
 use super::budgets::SSEMBLE_CREATE_BUDGETS;
-use super::{Core, CreateError};
+use super::{Core, CreateError, Created};
 
 /// The most items one batch may hold.
 pub const MAX_BATCH_ITEMS: usize = 100;
@@ -152,6 +152,46 @@ impl<P: Ports> Core<P> {
                 })
             })
             .collect())
+    }
+
+    /// Creates a batch's items in order, each exactly as `create_job` does (its own key, its own
+    /// answer; `None` is an item the adapter refused already). A later item that renders the same
+    /// source (and range and options) as an earlier item created now is that item's fan-out
+    /// child: it shares its render, so one source sent to many accounts in one batch costs one
+    /// Ssemble create. (An item whose first answer is replayed is no parent: a child created in
+    /// a retried batch then renders by itself — a second credit, never a second post.)
+    pub async fn create_batch(
+        &self,
+        tenant: &TenantId,
+        items: Vec<Option<(NewJob, PayloadHash)>>,
+        answer: impl Fn(&Job) -> StoredResponse + Send + Sync,
+    ) -> Vec<Option<Result<Created, CreateError>>> {
+        let mut parents: Vec<(RenderRequest, JobId)> = Vec::new();
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let Some((mut parsed, fingerprint)) = item else {
+                out.push(None);
+                continue;
+            };
+            let request = match &parsed.source {
+                JobSource::Render(r) => Some(r.clone()),
+                JobSource::Rendered { .. } => None,
+            };
+            if let Some(r) = &request {
+                parsed.fan_out_parent = parents
+                    .iter()
+                    .find(|(p, _)| p == r)
+                    .map(|(_, id)| id.clone());
+            }
+            let result = Box::pin(self.create_job(tenant, parsed, &fingerprint, &answer)).await;
+            if let (Ok(Created::New { job, .. }), Some(r)) = (&result, request)
+                && job.fan_out_parent.is_none()
+            {
+                parents.push((r, job.id.clone()));
+            }
+            out.push(Some(result));
+        }
+        out
     }
 
     /// The account's next free slot for a post of `mode` within its daily cap

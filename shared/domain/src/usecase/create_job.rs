@@ -132,6 +132,7 @@ impl<P: Ports> Core<P> {
             .job_id
             .clone()
             .unwrap_or_else(|| JobId::generate(now, clock.random_u128()));
+        let fan_out_parent = parsed.fan_out_parent.clone();
         let schedule_at = if parsed.next_slot {
             match self
                 .next_slot(tenant, &parsed.account_id, parsed.post.mode)
@@ -160,6 +161,7 @@ impl<P: Ports> Core<P> {
             &self.settings.policy,
         );
         created.job.api_request_id.clone_from(&parsed_request);
+        created.job.fan_out_parent = fan_out_parent;
         created.audit.api_request_id = parsed_request;
         let response = answer(&created.job);
         let expires = now.plus(ttl.idempotency_ttl);

@@ -39,8 +39,10 @@ pub use observe::{Observation, ObserveOutcome, Observed};
 pub use publish::{PublishOutcome, Wait};
 pub use reconcile::{Reconciled, RunReport, round_robin};
 pub use render::{
-    Confirmed, HintOutcome, RenderHint, SOURCE_BUSY, SubmitOutcome, event_for, failure_code,
+    Confirmed, FAN_OUT_PENDING, HintOutcome, RenderHint, SOURCE_BUSY, SubmitOutcome, event_for,
+    failure_code,
 };
+pub use renders::RENDER_GONE;
 pub use settings::{
     IngestSettings, PublishSettings, ReconcileSettings, RenderSettings, Settings, TokenSettings,
 };

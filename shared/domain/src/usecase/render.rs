@@ -152,6 +152,10 @@ fn webhook_token(random: u128) -> (SecretString, String) {
 /// Hold reason of a job whose source and range another job is creating right now.
 pub const SOURCE_BUSY: &str = "render_source_busy";
 
+/// Hold reason of a fanned-out job whose batch's first job of the same source has no render
+/// yet: it shares that render once it exists.
+pub const FAN_OUT_PENDING: &str = "fan_out_render_pending";
+
 /// The lease name of a source and range: what a look-up matches on (the range to the second).
 fn source_lock_name(request: &RenderRequest) -> String {
     let media = match &request.media {
@@ -210,6 +214,11 @@ impl<P: Ports> Core<P> {
             );
             return Ok(SubmitOutcome::NotDue);
         }
+        // A later item of a batch with the same source shares the first item's render.
+        let job = match self.share_parent_render(job, now).await? {
+            Ok(done) => return Ok(done),
+            Err(job) => job,
+        };
         // One unanswered create per source and range at a time (see the module docs). Held
         // across the attempt's unknown outcome, so the owner's next attempt finds its own create
         // before another job can claim it; a crashed owner's lease ends on its own.
@@ -234,6 +243,65 @@ impl<P: Ports> Core<P> {
             tracing::warn!(error.message = %e, "could not release the source's lease; it ends on its own");
         }
         outcome
+    }
+
+    /// A fanned-out job with its parent's render attaches to it (no create, no credit); while
+    /// the parent has none yet it waits for it; when the parent ended without one (cancelled, or
+    /// its create refused) or is not there, the job renders by itself (`Err` gives it back).
+    async fn share_parent_render(
+        &self,
+        job: Job,
+        now: UtcTime,
+    ) -> Result<Result<SubmitOutcome, Job>, StoreError> {
+        let Some(parent_id) = job.fan_out_parent.clone() else {
+            return Ok(Err(job));
+        };
+        let parent = match self.ports.jobs().get(&parent_id).await? {
+            Some(p) if p.tenant_id == job.tenant_id => p,
+            _ => return Ok(Err(job)),
+        };
+        match parent.request_id.clone() {
+            // The shared render failed: the job fails with Ssemble's reason, asking nothing more
+            // of a render already known to be lost.
+            Some(_) if parent.state == JobState::RenderFailed => {
+                let error = parent.last_error.clone().unwrap_or_else(|| JobError {
+                    code: "render_failed".into(),
+                    message: "the shared render failed".into(),
+                    upstream_log_id: None,
+                });
+                tracing::info!(parent_job_id = %parent_id, error.code = %error.code,
+                    "the shared render failed; failing with its reason");
+                let code = error.code.clone();
+                let event = Event::RenderSubmitRejected {
+                    error,
+                    class: ErrorClass::Permanent,
+                    retry_at: None,
+                };
+                Ok(Ok(match self.advance_loaded(job, &event).await? {
+                    Advance::Moved(_) => SubmitOutcome::Rejected { code },
+                    _ => SubmitOutcome::Stale,
+                }))
+            }
+            Some(request_id) => {
+                // A render already past rendering is confirmed at once; one still rendering
+                // moves this job with its parent's (one webhook or poll for the request).
+                let done = !matches!(parent.state, JobState::Received | JobState::Rendering);
+                tracing::info!(parent_job_id = %parent_id, request_id = %request_id,
+                    "sharing the render of the batch's first job of this source");
+                Ok(Ok(self.persist_render(job, request_id, done).await?))
+            }
+            None if !parent.state.is_terminal() => {
+                let retry = now.plus(self.settings.policy.render_poll_min);
+                Ok(Ok(self
+                    .hold_render(job, FAN_OUT_PENDING.into(), Some(retry))
+                    .await?))
+            }
+            None => {
+                tracing::info!(parent_job_id = %parent_id, parent_state = %parent.state,
+                    "the batch's first job of this source ended without a render; rendering");
+                Ok(Err(job))
+            }
+        }
     }
 
     /// Steps 2–5, with the source's lease held.

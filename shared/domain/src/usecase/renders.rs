@@ -6,23 +6,46 @@
 //! which is why reading one of them answers for all.
 
 use crate::ids::{JobId, RequestId, TenantId};
+use crate::lifecycle::JobState;
 use crate::ports::{JobStore, Ports, StoreError};
+
+/// Ssemble's code for a request it does not know (deleted, or never this key's).
+pub const RENDER_GONE: &str = "resource_not_found";
 
 use super::Core;
 
 impl<P: Ports> Core<P> {
-    /// Whether `request_id` is a render of `tenant`'s: some job of the tenant's uses it. An id
-    /// no job uses (another Ssemble client's, a guess, one whose jobs have all expired) is
-    /// nobody's, so it is not the tenant's either.
+    /// Whether `request_id` is a render of `tenant`'s that may still be published: some job of
+    /// the tenant's uses it, and not every one of them failed because Ssemble no longer knows
+    /// it (`resource_not_found`: deleted at Ssemble). An id no job uses (another Ssemble
+    /// client's, a guess, one whose jobs have all expired) is nobody's; a render known to be
+    /// gone would only be polled until it fails again.
     pub async fn owns_render(
         &self,
         tenant: &TenantId,
         request_id: &RequestId,
     ) -> Result<bool, StoreError> {
+        let mut owned = false;
         for id in self.ports.jobs().jobs_for_request(request_id).await? {
-            if let Some(job) = self.ports.jobs().get(&id).await? {
-                return Ok(&job.tenant_id == tenant);
+            let Some(job) = self.ports.jobs().get(&id).await? else {
+                continue;
+            };
+            if &job.tenant_id != tenant {
+                return Ok(false);
             }
+            let gone = job.state == JobState::RenderFailed
+                && job
+                    .last_error
+                    .as_ref()
+                    .is_some_and(|e| e.code == RENDER_GONE);
+            if !gone {
+                // The pointers of a request all name one tenant's jobs: no need to read on.
+                return Ok(true);
+            }
+            owned = true;
+        }
+        if owned {
+            tracing::info!(request_id = %request_id, "every job of the render failed: Ssemble no longer has it");
         }
         Ok(false)
     }
