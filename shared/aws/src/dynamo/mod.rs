@@ -85,6 +85,17 @@ impl DynamoStore {
         self.capacity.clone()
     }
 
+    /// A failed single request of `op`: counted by the meter, then `Unavailable`.
+    fn failed<E>(&self, op: &'static str) -> impl FnOnce(E) -> StoreError + '_
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        move |e| {
+            self.meter.record_failed(op);
+            unavailable(e)
+        }
+    }
+
     /// A consistent GetItem.
     async fn get_item(
         &self,
@@ -101,10 +112,7 @@ impl DynamoStore {
             .return_consumed_capacity(self.capacity())
             .send()
             .await
-            .map_err(|e| {
-                self.meter.record_failed(op);
-                unavailable(e)
-            })?;
+            .map_err(self.failed(op))?;
         self.meter.record(op, out.consumed_capacity());
         Ok(out.item)
     }
@@ -150,10 +158,7 @@ impl DynamoStore {
             for (name, value) in &values {
                 query = query.expression_attribute_values(*name, value.clone());
             }
-            let out = query.send().await.map_err(|e| {
-                self.meter.record_failed(op);
-                unavailable(e)
-            })?;
+            let out = query.send().await.map_err(self.failed(op))?;
             self.meter.record(op, out.consumed_capacity());
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {

@@ -104,10 +104,7 @@ impl WebhookStore for DynamoStore {
             .return_consumed_capacity(self.capacity())
             .send()
             .await
-            .map_err(|e| {
-                self.meter.record_failed(op);
-                unavailable(e)
-            })?;
+            .map_err(self.failed(op))?;
         self.meter.record(op, out.consumed_capacity());
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
@@ -156,10 +153,7 @@ impl WebhookStore for DynamoStore {
             .return_consumed_capacity(self.capacity())
             .send()
             .await
-            .map_err(|e| {
-                self.meter.record_failed(op);
-                unavailable(e)
-            })?;
+            .map_err(self.failed(op))?;
         self.meter.record(op, out.consumed_capacity());
         let records = out
             .items
