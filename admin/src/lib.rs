@@ -28,7 +28,7 @@ use reelay_domain::tenant::{ApiKey, IssuedKey};
 use reelay_domain::upstream::Unwired;
 use reelay_domain::usecase::TenantError;
 use reelay_domain::usecase::tenants;
-use reelay_domain::usecase::{Command as JobAction, CommandError, Core};
+use reelay_domain::usecase::{Command as JobAction, CommandError, Core, tenant_job};
 use reelay_domain::{AccountId, Actor, IdError, Job, JobId, JobState, TenantId, UtcTime};
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
@@ -361,6 +361,9 @@ pub enum JobCommand {
     /// The job's state, error, hold and next check, then its audit trail, oldest first.
     Show {
         job_id: String,
+        /// The tenant whose id this is, for an id its client chose (as the client reports it).
+        #[arg(long)]
+        tenant: Option<String>,
         /// Audit events shown at most.
         #[arg(long, default_value_t = 100)]
         limit: u32,
@@ -368,6 +371,9 @@ pub enum JobCommand {
     /// Cancels the job as the operator (any tenant's; not once publishing has started).
     Cancel {
         job_id: String,
+        /// The tenant whose id this is, for an id its client chose.
+        #[arg(long)]
+        tenant: Option<String>,
         #[command(flatten)]
         by: OperatorArgs,
     },
@@ -375,6 +381,9 @@ pub enum JobCommand {
     /// still appear (TikTok accepted the publish, or an init's webhooks may still arrive).
     Retry {
         job_id: String,
+        /// The tenant whose id this is, for an id its client chose.
+        #[arg(long)]
+        tenant: Option<String>,
         #[command(flatten)]
         by: OperatorArgs,
     },
@@ -621,11 +630,13 @@ pub async fn run(
             let moved = dlq.redrive(*max).await?;
             writeln!(out, "moved {moved} messages from {} back to {url}", dlq.url)?;
         }
-        Command::Job(JobCommand::Cancel { job_id, by }) => {
-            operate(cli, admin, job_id, JobAction::Cancel, by, out).await?;
+        Command::Job(JobCommand::Cancel { job_id, tenant, by }) => {
+            let job = find_job(store, job_id, tenant.as_deref()).await?;
+            operate(cli, admin, job, JobAction::Cancel, by, out).await?;
         }
-        Command::Job(JobCommand::Retry { job_id, by }) => {
-            operate(cli, admin, job_id, JobAction::Retry, by, out).await?;
+        Command::Job(JobCommand::Retry { job_id, tenant, by }) => {
+            let job = find_job(store, job_id, tenant.as_deref()).await?;
+            operate(cli, admin, job, JobAction::Retry, by, out).await?;
         }
         Command::Secret(SecretCommand::Set {
             which,
@@ -689,17 +700,20 @@ pub async fn run(
         Command::Reconcile(ReconcileCommand::Now(args)) => {
             reconcile_now(cli, admin, args, out).await?;
         }
-        Command::Job(JobCommand::Show { job_id, limit }) => {
-            let id = JobId::parse(job_id.as_str())?;
-            let job = store
-                .get(&id)
-                .await?
-                .ok_or_else(|| AdminError::NoJob(job_id.clone()))?;
+        Command::Job(JobCommand::Show {
+            job_id,
+            tenant,
+            limit,
+        }) => {
+            let job = find_job(store, job_id, tenant.as_deref()).await?;
             writeln!(
                 out,
                 "job      {} (tenant {}, account {})",
                 job.id, job.tenant_id, job.account_id
             )?;
+            if let Some(chosen) = &job.client_job_id {
+                writeln!(out, "client   knows it as {chosen}")?;
+            }
             writeln!(
                 out,
                 "state    {} since {} (version {})",
@@ -723,7 +737,7 @@ pub async fn run(
                 let ids: Vec<&str> = job.publish_ids.iter().map(|p| p.as_str()).collect();
                 writeln!(out, "publish  {}", ids.join(", "))?;
             }
-            let page = store.audit_page(&id, None, *limit).await?;
+            let page = store.audit_page(&job.id, None, *limit).await?;
             writeln!(
                 out,
                 "audit ({} events{})",
@@ -767,26 +781,34 @@ pub async fn run(
     Ok(())
 }
 
-/// Cancels or retries `job_id` as the operator, through the domain's table.
+/// The job an operator names: Reelay's id, or with `tenant` the id that tenant's client chose.
+async fn find_job(
+    store: &impl JobStore,
+    job_id: &str,
+    tenant: Option<&str>,
+) -> Result<Job, AdminError> {
+    let id = JobId::parse(job_id)?;
+    let job = match tenant {
+        Some(tenant) => tenant_job(store, &TenantId::parse(tenant)?, &id).await?,
+        None => store.get(&id).await?,
+    };
+    job.ok_or_else(|| AdminError::NoJob(job_id.to_owned()))
+}
+
+/// Cancels or retries `before` as the operator, through the domain's table.
 async fn operate(
     cli: &Cli,
     admin: &Admin,
-    job_id: &str,
+    before: Job,
     action: JobAction,
     by: &OperatorArgs,
     out: &mut impl Write,
 ) -> Result<(), AdminError> {
-    let id = JobId::parse(job_id)?;
+    let id = before.id.clone();
     let actor = Actor::operator(&by.operator, &by.reason).ok_or(AdminError::Unexplained)?;
     let core = admin.with_queues(&cli.target).await?;
-    let before = core
-        .ports
-        .store
-        .get(&id)
-        .await?
-        .ok_or_else(|| AdminError::NoJob(job_id.to_owned()))?;
     let after: Job = match core.operator_command(&id, action, actor).await {
-        Err(CommandError::NotFound) => return Err(AdminError::NoJob(job_id.to_owned())),
+        Err(CommandError::NotFound) => return Err(AdminError::NoJob(id.to_string())),
         other => other?,
     };
     writeln!(

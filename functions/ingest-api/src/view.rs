@@ -43,7 +43,7 @@ impl<'a> JobView<'a> {
             JobSource::Rendered { request_id } => json!({ "requestId": request_id }),
         };
         Self {
-            job_id: job.id.as_str(),
+            job_id: job.public_id().as_str(),
             tiktok_account_id: job.account_id.as_str(),
             state: job.state.as_str(),
             source,
@@ -78,7 +78,7 @@ pub struct JobWithAudit<'a> {
 /// The seed's response shape: `{"jobId","state","publishId","nextCheckAt"}`.
 pub fn seed_view(job: &Job) -> Value {
     json!({
-        "jobId": job.id.as_str(),
+        "jobId": job.public_id().as_str(),
         "state": job.state.as_str(),
         "publishId": job.publish_id.as_ref().map(|p| p.as_str()),
         "nextCheckAt": job.next_check.map(|c| c.at.to_rfc3339()),

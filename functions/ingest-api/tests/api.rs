@@ -767,6 +767,70 @@ async fn the_seed_request_is_answered_in_the_seed_shape() {
     assert!(headers.contains_key(ingest_api::REPLAYED_HEADER));
 }
 
+/// Job ids are scoped per tenant: two tenants choosing the same `jobId` each get a job of their
+/// own under it, each sees and commands only its own, and a tenant's second use of its id is
+/// `job_exists`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_choosing_one_job_id_each_get_their_own_job() {
+    let s = stack().await;
+    s.connect(KEY_A, "acct_a1").await;
+    s.connect(KEY_B, "acct_b1").await;
+    let chosen = "job_01HT0000000000000000000001";
+    for (key, account) in [(KEY_A, "acct_a1"), (KEY_B, "acct_b1")] {
+        let mut body = job_body(account);
+        body["jobId"] = json!(chosen);
+        let (status, job) = s
+            .json("POST", "/v1/jobs", Some(key), Some(body), Some("same-id"))
+            .await;
+        assert_eq!(
+            (status, job["jobId"].as_str()),
+            (202, Some(chosen)),
+            "{job}"
+        );
+    }
+    let (status, _) = s
+        .json(
+            "POST",
+            &format!("/v1/jobs/{chosen}/cancel"),
+            Some(KEY_A),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    for (key, account, state) in [
+        (KEY_A, "acct_a1", "cancelled"),
+        (KEY_B, "acct_b1", "received"),
+    ] {
+        let (status, job) = s
+            .json("GET", &format!("/v1/jobs/{chosen}"), Some(key), None, None)
+            .await;
+        assert_eq!(status, 200, "{job}");
+        assert_eq!(
+            (job["tiktokAccountId"].as_str(), job["state"].as_str()),
+            (Some(account), Some(state)),
+            "{job}"
+        );
+        let (_, page) = s.json("GET", "/v1/jobs", Some(key), None, None).await;
+        assert_eq!(page["jobs"][0]["jobId"], chosen, "{page}");
+    }
+    // B choosing the id again (another idempotency key): its own job exists under it.
+    let before = s.snapshot().await;
+    let mut again = job_body("acct_b1");
+    again["jobId"] = json!(chosen);
+    let (status, answer) = s
+        .json(
+            "POST",
+            "/v1/jobs",
+            Some(KEY_B),
+            Some(again),
+            Some("same-id-2"),
+        )
+        .await;
+    assert_eq!((status, code(&answer)), (409, "job_exists"), "{answer}");
+    assert_eq!(before, s.snapshot().await, "a refused create wrote nothing");
+}
+
 /// Renders belong to the tenant whose job made them. Tenant B, holding tenant A's real
 /// requestId, is answered as if it did not exist on both routes that take one, and nothing
 /// is written; A fans its render out to a second account without a second create.

@@ -1,8 +1,8 @@
 //! Tenant isolation matrix: every operation in openapi.yaml (so a new route is covered without
 //! editing this test) × tenant A's job ids, account ids and list cursor, called with tenant B's
-//! key. Each answer must refuse in the envelope (404/422, or the documented existence answer for
-//! a client-chosen job id) or, where the route answers from B's own namespace (list, connect),
-//! contain only B's data; no answer may carry A's data, and A's items never change.
+//! key. Each answer must refuse in the envelope (404/422) or, where the route answers from B's
+//! own namespace (list, connect, a create choosing one of A's job ids: job ids are scoped per
+//! tenant), contain only B's data; no answer may carry A's data, and A's items never change.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -248,11 +248,18 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
             }
         }
     }
-    // Connecting creates a pending account in B's own namespace under the name B chose; run
-    // those last so the other routes see only what B really owns.
-    matrix.sort_by_key(|(id, ..)| id == "connectAccount");
+    // Connecting creates a pending account, and a create naming one of A's job ids a job of
+    // B's, in B's own namespace under the name B chose; run those last so the other routes see
+    // only what B really owns.
+    matrix.sort_by_key(|(id, _, _, body)| {
+        let chooses_id = body
+            .as_ref()
+            .is_some_and(|b| b.get("jobId").is_some() || b["jobs"][0].get("jobId").is_some());
+        (chooses_id, id == "connectAccount")
+    });
     let mut cases = 0;
     let mut leaks = Vec::new();
+    let mut chosen = std::collections::BTreeSet::new();
     {
         {
             for (id, method, target, body) in matrix {
@@ -329,17 +336,28 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
                     // as a single create refuses them; B's own account may create in B's space.
                     ("createJobs", 200) => {
                         for r in answer["results"].as_array().unwrap() {
+                            // Job ids are scoped per tenant: one of A's ids is B's to choose.
                             let own = body.as_ref().is_some_and(|b| {
                                 b["jobs"][0]["tiktokAccountId"] == "acct_only_b"
-                                    && b["jobs"][0].get("jobId").is_none()
                                     && b["jobs"][0]["source"].get("requestId").is_none()
                             });
-                            match r["status"].as_u64() {
-                                Some(202) => assert!(own, "{target}: {r}"),
+                            let sent_id =
+                                body.as_ref().and_then(|b| b["jobs"][0]["jobId"].as_str());
+                            match (r["status"].as_u64(), sent_id) {
+                                (Some(202), Some(j)) => {
+                                    assert!(own && r["job"]["jobId"] == j, "{target}: {r}");
+                                    assert!(chosen.insert(j.to_owned()), "{target}: {r}");
+                                }
+                                (Some(202), None) => assert!(own, "{target}: {r}"),
+                                // B's own job under that id, created earlier in the matrix.
+                                (Some(409), Some(j)) => assert!(
+                                    r["error"]["code"] == "job_exists" && chosen.contains(j),
+                                    "{target}: {r}"
+                                ),
                                 _ => assert!(
                                     matches!(
                                         r["error"]["code"].as_str(),
-                                        Some("unknown_account" | "render_not_found" | "job_exists")
+                                        Some("unknown_account" | "render_not_found")
                                     ),
                                     "{target}: {r}"
                                 ),
@@ -363,10 +381,22 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
                         assert_eq!(code(&answer), "unknown_account", "{id} {target}: {text}");
                         assert_eq!(before, after, "{id} {target} changed state");
                     }
-                    // A client-chosen jobId that exists answers job_exists: ids are global
-                    // (80 random bits), so this confirms an id B already holds and nothing else.
+                    // Job ids are scoped per tenant: B choosing one of A's ids creates B's own
+                    // job under it (A's stays A's, asserted above and at the end).
+                    (_, 200 | 202)
+                        if body
+                            .as_ref()
+                            .and_then(|b| b.get("jobId"))
+                            .is_some_and(|j| answer["jobId"] == *j) =>
+                    {
+                        let j = answer["jobId"].as_str().unwrap().to_owned();
+                        assert!(chosen.insert(j), "{id} {target}: created twice: {text}");
+                    }
+                    // The same id chosen again by another of B's creates: B's own job exists.
                     (_, 409) if body.as_ref().is_some_and(|b| b.get("jobId").is_some()) => {
+                        let j = body.as_ref().unwrap()["jobId"].as_str().unwrap();
                         assert_eq!(code(&answer), "job_exists", "{id} {target}: {text}");
+                        assert!(chosen.contains(j), "{id} {target}: {text}");
                         assert_eq!(before, after, "{id} {target} changed state");
                     }
                     _ => panic!("{id} {method} {target} answered {status}: {text}"),
@@ -392,6 +422,15 @@ async fn another_tenants_ids_on_every_route_leak_nothing_and_change_nothing() {
     );
     assert!(cases >= 20, "only {cases} cases");
 
+    // B chose every one of A's ids and got a job of its own under each.
+    assert_eq!(chosen.len(), jobs.len(), "{chosen:?}");
+    for j in &chosen {
+        let (status, job) = s
+            .json("GET", &format!("/v1/jobs/{j}"), Some(KEY_B), None, None)
+            .await;
+        assert_eq!(status, 200, "{job}");
+        assert_eq!(job["tiktokAccountId"], "acct_only_b", "{job}");
+    }
     // A still sees exactly its own jobs, unchanged.
     for j in &jobs {
         let (status, job) = s

@@ -105,6 +105,28 @@ impl JobId {
         let ulid = ulid::Ulid::from_parts(ms, entropy);
         Self(format!("job_{ulid}"))
     }
+
+    /// Where the job a tenant named `chosen` is kept: job ids are scoped per tenant, so two
+    /// tenants may choose the same id and one tenant's choice says nothing about another's jobs.
+    /// Deterministic (a lookup by the client's id is one more read, no index); the time part is
+    /// the chosen id's, so the order of the client's ids is kept; the 80 random bits are a hash
+    /// of the tenant and the choice.
+    pub fn scoped(tenant: &TenantId, chosen: &JobId) -> Self {
+        let body = chosen.0.strip_prefix("job_").unwrap_or(&chosen.0);
+        let ms = ulid::Ulid::from_string(body).map_or(0, |u| u.timestamp_ms());
+        let digest = Sha256::new()
+            .chain_update(b"reelay job id\0")
+            .chain_update(tenant.as_str())
+            .chain_update(b"\0")
+            .chain_update(chosen.as_str())
+            .finalize();
+        let mut entropy = [0u8; 16];
+        entropy.copy_from_slice(&digest[..16]);
+        Self(format!(
+            "job_{}",
+            ulid::Ulid::from_parts(ms, u128::from_be_bytes(entropy))
+        ))
+    }
 }
 
 string_id!(
@@ -235,6 +257,28 @@ mod tests {
         assert!(early < late);
         assert!(JobId::parse(early.as_str()).is_ok());
         assert_eq!(early.as_str().len(), 4 + 26);
+    }
+
+    #[test]
+    fn a_chosen_job_id_is_kept_per_tenant_in_the_order_the_client_chose() {
+        let (a, b) = (TenantId::parse("a").unwrap(), TenantId::parse("b").unwrap());
+        let early = JobId::generate(UtcTime::from_millis(1_700_000_000_000), 7);
+        let late = JobId::generate(UtcTime::from_millis(1_700_000_000_001), 7);
+        let kept = JobId::scoped(&a, &early);
+        assert_eq!(kept, JobId::scoped(&a, &early), "one key to look it up by");
+        assert!(JobId::parse(kept.as_str()).is_ok());
+        assert_ne!(kept, early);
+        assert_ne!(
+            kept,
+            JobId::scoped(&b, &early),
+            "another tenant's is another job"
+        );
+        assert!(kept < JobId::scoped(&a, &late));
+        assert_eq!(
+            kept.as_str()[..14],
+            early.as_str()[..14],
+            "the time part is the client's"
+        );
     }
 
     #[test]

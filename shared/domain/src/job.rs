@@ -226,6 +226,10 @@ pub struct Job {
     /// creating its own, and renders itself only if that job ends without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fan_out_parent: Option<JobId>,
+    /// The id the client chose (`jobId` on the create), when it chose one: the job is kept under
+    /// [`JobId::scoped`] of it, and the client sees and addresses it by this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_job_id: Option<JobId>,
 }
 
 /// A lookup item a transition must write with the job: `requestId` → jobs, `publish_id` → job.
@@ -267,6 +271,11 @@ pub enum Step {
 pub const STALE_OBSERVATION: &str = "stale_observation";
 
 impl Job {
+    /// The id its tenant knows it by: the one the client chose, else the one Reelay gave it.
+    pub fn public_id(&self) -> &JobId {
+        self.client_job_id.as_ref().unwrap_or(&self.id)
+    }
+
     /// A new job in its initial state, with its first audit event and effects.
     #[allow(clippy::too_many_arguments)]
     pub fn create(
@@ -318,6 +327,7 @@ impl Job {
             next_check,
             taken_down_at: None,
             fan_out_parent: None,
+            client_job_id: None,
         };
         let audit = AuditEvent {
             at: now,

@@ -240,7 +240,7 @@ pub fn job_events(job: &Job, audit: &AuditEvent) -> Vec<ClientEvent> {
         json!({ "code": code, "message": message, "upstreamLogId": audit.upstream_log_id })
     });
     let data = json!({
-        "jobId": job.id,
+        "jobId": job.public_id(),
         "tiktokAccountId": job.account_id,
         "state": audit.to.as_str(),
         "previousState": from.as_str(),
@@ -526,6 +526,7 @@ fn forbidden_v6(ip: Ipv6Addr, allow_loopback: bool) -> Option<&'static str> {
 #[allow(clippy::expect_used, clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::ids::JobId;
 
     fn audit(from: Option<JobState>, to: JobState, version: u64) -> AuditEvent {
         AuditEvent {
@@ -612,6 +613,12 @@ mod tests {
             &audit(Some(JobState::Publishing), JobState::PublishUnknown, 6),
         );
         assert_ne!(later[0].id, e[0].id);
+        // A job whose client chose its id is announced under that id.
+        let mut chosen = job();
+        chosen.client_job_id = Some(JobId::parse("job_01HT0000000000000000000001").unwrap());
+        chosen.id = JobId::scoped(&chosen.tenant_id, chosen.public_id());
+        let e = job_events(&chosen, &audit(Some(s), JobState::PublishQueued, 4));
+        assert_eq!(e[0].data["jobId"], "job_01HT0000000000000000000001");
     }
 
     #[test]

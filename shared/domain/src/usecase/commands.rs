@@ -35,18 +35,15 @@ pub enum Command {
 }
 
 impl<P: Ports> Core<P> {
-    /// The tenant's job, or `None` if there is none (or it is another tenant's).
+    /// The tenant's job that it knows as `id`, or `None` if there is none (or it is another
+    /// tenant's). An id Reelay gave is one read; an id the client chose lives under
+    /// [`JobId::scoped`], one read more.
     pub async fn owned_job(
         &self,
         tenant: &TenantId,
         id: &JobId,
     ) -> Result<Option<Job>, StoreError> {
-        Ok(self
-            .ports
-            .jobs()
-            .get(id)
-            .await?
-            .filter(|job| &job.tenant_id == tenant))
+        tenant_job(self.ports.jobs(), tenant, id).await
     }
 
     /// Cancels or retries the tenant's job; answers with the job as it stands after.
@@ -128,4 +125,18 @@ impl<P: Ports> Core<P> {
             Advance::NotFound => Err(CommandError::NotFound),
         }
     }
+}
+
+/// The job `tenant` knows as `id` (see [`Core::owned_job`]); the operator CLI finds a job from
+/// a client's report with it.
+pub async fn tenant_job(
+    jobs: &impl JobStore,
+    tenant: &TenantId,
+    id: &JobId,
+) -> Result<Option<Job>, StoreError> {
+    let mine = |job: &Job| &job.tenant_id == tenant && job.public_id() == id;
+    if let Some(job) = jobs.get(id).await?.filter(mine) {
+        return Ok(Some(job));
+    }
+    Ok(jobs.get(&JobId::scoped(tenant, id)).await?.filter(mine))
 }

@@ -128,10 +128,11 @@ impl<P: Ports> Core<P> {
             }
         }
         let parsed_request = parsed.api_request_id.clone();
-        let id = parsed
-            .job_id
-            .clone()
-            .unwrap_or_else(|| JobId::generate(now, clock.random_u128()));
+        // A chosen id is kept under its tenant's scope, so it never meets another tenant's.
+        let id = parsed.job_id.as_ref().map_or_else(
+            || JobId::generate(now, clock.random_u128()),
+            |chosen| JobId::scoped(tenant, chosen),
+        );
         let fan_out_parent = parsed.fan_out_parent.clone();
         let schedule_at = if parsed.next_slot {
             match self
@@ -162,6 +163,7 @@ impl<P: Ports> Core<P> {
         );
         created.job.api_request_id.clone_from(&parsed_request);
         created.job.fan_out_parent = fan_out_parent;
+        created.job.client_job_id.clone_from(&parsed.job_id);
         created.audit.api_request_id = parsed_request;
         let response = answer(&created.job);
         let expires = now.plus(ttl.idempotency_ttl);

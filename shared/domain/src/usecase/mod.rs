@@ -32,7 +32,7 @@ pub use accounts::{
 pub use api_rate::{ApiAdmission, RateStatus, api_scope};
 pub use batch::{MAX_BATCH_ITEMS, PostPlan};
 pub use budgets::{Denied, SSEMBLE_CREATE_BUDGETS, SSEMBLE_LIST_BUDGETS, SSEMBLE_STATUS_BUDGETS};
-pub use commands::{Command, CommandError};
+pub use commands::{Command, CommandError, tenant_job};
 pub use create_job::{CreateError, Created};
 pub use disconnect::{DISCONNECTED, Disconnected};
 pub use observe::{Observation, ObserveOutcome, Observed};
