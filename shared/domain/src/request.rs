@@ -199,10 +199,13 @@ pub fn parse_batch(body: &Value, max_items: usize) -> Result<Batch, Vec<FieldErr
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Amendment {
     pub schedule_at: Option<UtcTime>,
+    /// `scheduleAt: "next_slot"`: the account's next free slot, counting its other jobs.
+    pub next_slot: bool,
     pub title: Option<String>,
 }
 
-/// Parses `{"scheduleAt"?, "post"?: {"title"?}}`; at least one change is required.
+/// Parses `{"scheduleAt"?, "post"?: {"title"?}}` (`scheduleAt` a time or `"next_slot"`); at
+/// least one change is required.
 pub fn parse_amendment(body: &Value) -> Result<Amendment, Vec<FieldError>> {
     let mut errors = Errors::default();
     let Some(root) = obj(body, "", &mut errors) else {
@@ -213,7 +216,12 @@ pub fn parse_amendment(body: &Value) -> Result<Amendment, Vec<FieldError>> {
     if root.get("scheduleAt").is_some_and(Value::is_null) {
         errors.add("scheduleAt", "must be a string");
     }
-    let schedule_at = schedule_at(root, &mut errors);
+    let next_slot = root.get("scheduleAt").and_then(Value::as_str) == Some(NEXT_SLOT);
+    let schedule_at = if next_slot {
+        None
+    } else {
+        schedule_at(root, &mut errors)
+    };
     let title = match root.get("post") {
         None => None,
         Some(v) => obj(v, "post", &mut errors).and_then(|m| {
@@ -224,11 +232,15 @@ pub fn parse_amendment(body: &Value) -> Result<Amendment, Vec<FieldError>> {
             title(m, &mut errors)
         }),
     };
-    if errors.0.is_empty() && schedule_at.is_none() && title.is_none() {
+    if errors.0.is_empty() && schedule_at.is_none() && !next_slot && title.is_none() {
         errors.add("", "change scheduleAt, post.title or both");
     }
     if errors.0.is_empty() {
-        Ok(Amendment { schedule_at, title })
+        Ok(Amendment {
+            schedule_at,
+            next_slot,
+            title,
+        })
     } else {
         Err(errors.0)
     }
@@ -666,6 +678,10 @@ mod tests {
         let parsed = parse_create_job(&body("2026-03-10T18:00:00Z"), Some("k")).expect("a time");
         assert!(!parsed.next_slot);
         assert!(parse_create_job(&body("next-slot"), Some("k")).is_err());
+        // A PATCH takes it too, alone or with a caption.
+        let amend = parse_amendment(&json!({"scheduleAt": "next_slot"})).expect("next_slot");
+        assert!(amend.next_slot && amend.schedule_at.is_none());
+        assert!(parse_amendment(&json!({"scheduleAt": "next-slot"})).is_err());
     }
 
     #[test]

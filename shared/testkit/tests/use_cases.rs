@@ -381,6 +381,7 @@ fn a_job_moved_concurrently_is_skipped_by_the_run_not_failed() {
                     &tenant_id(T),
                     &id,
                     Amendment {
+                        next_slot: false,
                         schedule_at: None,
                         title,
                     },
@@ -1079,6 +1080,7 @@ fn an_owner_moves_a_jobs_schedule_and_caption_until_it_starts_publishing() {
             &tenant,
             &job.id,
             Amendment {
+                next_slot: false,
                 schedule_at,
                 title: title.map(str::to_owned),
             },
@@ -1139,6 +1141,7 @@ fn an_owner_moves_a_jobs_schedule_and_caption_until_it_starts_publishing() {
             &tenant_id("tenant_b"),
             &job.id,
             Amendment {
+                next_slot: false,
                 schedule_at: Some(start),
                 title: None
             }
@@ -1151,6 +1154,7 @@ fn an_owner_moves_a_jobs_schedule_and_caption_until_it_starts_publishing() {
             &tenant,
             &draft.id,
             Amendment {
+                next_slot: false,
                 schedule_at: None,
                 title: Some("x".into())
             }
@@ -1374,7 +1378,7 @@ fn next_slot_is_now_until_the_accounts_pending_jobs_fill_its_daily_cap() {
     w.settings.limits.direct_posts_daily =
         reelay_domain::budget::Window::new(3, std::time::Duration::from_secs(86_400));
     let core = w.core();
-    let slot = |n: u32| {
+    let slot_job = |n: u32| {
         let (mut parsed, fp) = new_job(&format!("k-slot-{n}"));
         parsed.next_slot = true;
         let Created::New { job, .. } =
@@ -1382,21 +1386,38 @@ fn next_slot_is_now_until_the_accounts_pending_jobs_fill_its_daily_cap() {
         else {
             panic!("a new key creates");
         };
-        job.schedule_at
+        *job
     };
+    let slot = |n: u32| slot_job(n).schedule_at;
     let now = w.clock.now();
     // Another account's and a draft's pending jobs never count.
     for n in 0..4 {
         let (parsed, fp) = new_job_for("acct_other", &format!("k-other-{n}"));
         block_on(core.create_job(&tenant_id(T), parsed, &fp, answer)).unwrap();
     }
-    assert_eq!(slot(0), now);
+    let first = slot_job(0);
+    assert_eq!(first.schedule_at, now);
     assert_eq!(slot(1), now);
     assert_eq!(slot(2), now);
     // Three direct posts of this account wait to go: the fourth goes when the day has refilled.
     // (The window is the cap's day plus the budgets' margin of a second.)
-    let fourth = slot(3).since(now);
+    let fourth_job = slot_job(3);
+    let fourth = fourth_job.schedule_at.since(now);
     assert!((86_400..=86_402).contains(&fourth.as_secs()), "{fourth:?}");
+    // One of the three is cancelled: a PATCH to next_slot finds room now for the fourth, not
+    // counting the fourth itself among the jobs ahead of it.
+    block_on(core.command(&tenant_id(T), &first.id, Command::Cancel)).unwrap();
+    let moved = block_on(core.amend(
+        &tenant_id(T),
+        &fourth_job.id,
+        Amendment {
+            schedule_at: None,
+            next_slot: true,
+            title: None,
+        },
+    ))
+    .unwrap();
+    assert_eq!(moved.schedule_at, now, "{:?}", moved.schedule_at.since(now));
     // A job with an explicit time is kept as asked.
     let (mut parsed, fp) = new_job("k-slot-explicit");
     let at = now.plus(std::time::Duration::from_secs(60));

@@ -921,6 +921,7 @@ impl Sim {
                     let core = Arc::clone(&self.core);
                     self.spawn(format!("client reschedules {title}"), None, async move {
                         let amendment = reelay_domain::request::Amendment {
+                            next_slot: false,
                             schedule_at: Some(at),
                             title: None,
                         };

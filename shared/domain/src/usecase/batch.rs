@@ -110,7 +110,10 @@ impl<P: Ports> Core<P> {
             };
             let mut earliest = item.schedule_at.unwrap_or(now).max(now);
             if item.next_slot {
-                earliest = earliest.max(self.next_slot(tenant, account, item.post.mode).await?);
+                earliest = earliest.max(
+                    self.next_slot(tenant, account, item.post.mode, None)
+                        .await?,
+                );
             }
             let mut waits_for = Vec::new();
             let renders_first = matches!(item.source, JobSource::Render(_));
@@ -196,13 +199,14 @@ impl<P: Ports> Core<P> {
 
     /// The account's next free slot for a post of `mode` within its daily cap
     /// (`scheduleAt: "next_slot"`): now if the cap has room after the account's jobs not yet
-    /// published, else when the window has refilled enough — the preview's rule for a post sent
-    /// now behind those jobs.
+    /// published (but `moving`, the job a PATCH reschedules), else when the window has refilled
+    /// enough — the preview's rule for a post sent now behind those jobs.
     pub(crate) async fn next_slot(
         &self,
         tenant: &TenantId,
         account: &AccountId,
         mode: PostMode,
+        moving: Option<&JobId>,
     ) -> Result<UtcTime, StoreError> {
         let now = self.ports.clock().now();
         let kind = match mode {
@@ -235,7 +239,11 @@ impl<P: Ports> Core<P> {
                     .jobs()
                     .list(tenant, &filter, cursor.as_deref(), 100)
                     .await?;
-                let same_mode = page.jobs.iter().filter(|j| j.post.mode == mode).count();
+                let same_mode = page
+                    .jobs
+                    .iter()
+                    .filter(|j| j.post.mode == mode && Some(&j.id) != moving)
+                    .count();
                 ahead = ahead.saturating_add(u32::try_from(same_mode).unwrap_or(u32::MAX));
                 match page.next_cursor {
                     Some(next) if ahead < bound => cursor = Some(next),

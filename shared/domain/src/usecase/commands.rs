@@ -96,8 +96,14 @@ impl<P: Ports> Core<P> {
                 message: "does not apply to a draft: the creator writes it in the app".into(),
             }]));
         }
+        let schedule_at = if amendment.next_slot {
+            let (account, mode) = (&job.account_id, job.post.mode);
+            Some(self.next_slot(tenant, account, mode, Some(&job.id)).await?)
+        } else {
+            amendment.schedule_at
+        };
         let event = Event::Amend {
-            schedule_at: amendment.schedule_at,
+            schedule_at,
             title: amendment.title,
         };
         self.offer_command(job, event).await

@@ -136,7 +136,7 @@ impl<P: Ports> Core<P> {
         let fan_out_parent = parsed.fan_out_parent.clone();
         let schedule_at = if parsed.next_slot {
             match self
-                .next_slot(tenant, &parsed.account_id, parsed.post.mode)
+                .next_slot(tenant, &parsed.account_id, parsed.post.mode, None)
                 .await
             {
                 Ok(slot) => slot,
