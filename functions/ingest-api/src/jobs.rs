@@ -259,7 +259,15 @@ pub(crate) async fn batch<P: Ports>(
             .collect();
         let outcomes = deps
             .core
-            .create_batch(tenant, items, |job| Route::Jobs.answer(job))
+            .create_batch(
+                tenant,
+                items,
+                |job| Route::Jobs.answer(job),
+                |stored| {
+                    let job: Value = serde_json::from_str(&stored.body).ok()?;
+                    JobId::parse(job["jobId"].as_str()?).ok()
+                },
+            )
             .await;
         let mut refusals = refusals.into_iter();
         for (index, outcome) in outcomes.into_iter().enumerate() {

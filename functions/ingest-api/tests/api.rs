@@ -1418,6 +1418,25 @@ async fn a_batch_answers_each_item_in_order_and_a_dry_run_writes_nothing() {
         .await;
     assert_eq!(status, 202, "{text}");
     assert!(text.contains(&first));
+    // Retried with one item more of the same source: the replayed first item is its parent
+    // (the stored job names it), so the new item shares its render.
+    let body = json!({"jobs": [item("bt-1"), item("bt-3")]});
+    let (status, retried) = s
+        .json("POST", "/v1/jobs:batch", Some(KEY_A), Some(body), None)
+        .await;
+    assert_eq!(statuses(&retried), [202, 202], "{retried}");
+    assert_eq!(
+        (status, &retried["results"][0]["replayed"]),
+        (200, &json!(true))
+    );
+    let child = retried["results"][1]["job"]["jobId"].as_str().unwrap();
+    let stored = s.snapshot().await;
+    let item = stored
+        .items
+        .iter()
+        .find(|i| i.contains(&format!("JOB#{child}")) && i.contains("\"job\""))
+        .unwrap_or_else(|| panic!("{child} stored: {:#?}", stored.items));
+    assert!(item.contains(&first), "{item}");
 
     // The envelope is refused whole.
     let before = s.snapshot().await;

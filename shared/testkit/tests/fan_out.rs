@@ -42,17 +42,52 @@ fn item(account: &str, key: &str, start: f64) -> Option<(NewJob, PayloadHash)> {
 }
 
 fn created(w: &World, items: Vec<Option<(NewJob, PayloadHash)>>) -> Vec<JobId> {
-    let answer = |job: &reelay_domain::Job| reelay_domain::ports::StoredResponse {
-        status: 202,
-        body: format!("{{\"jobId\":\"{}\"}}", job.id),
-    };
-    block_on(w.core().create_batch(&tenant_id(T), items, answer))
+    batch(w, items)
         .into_iter()
-        .map(|o| match o.unwrap().unwrap() {
-            Created::New { job, .. } => job.id,
-            Created::Replay(_) => panic!("new keys"),
+        .map(|(id, replayed)| {
+            assert!(!replayed, "new keys");
+            id
         })
         .collect()
+}
+
+/// Each item's job id and whether its answer was a replay.
+fn batch(w: &World, items: Vec<Option<(NewJob, PayloadHash)>>) -> Vec<(JobId, bool)> {
+    let answer = |job: &reelay_domain::Job| reelay_domain::ports::StoredResponse {
+        status: 202,
+        body: job.public_id().to_string(),
+    };
+    let replayed_id =
+        |stored: &reelay_domain::ports::StoredResponse| JobId::parse(&stored.body).ok();
+    block_on(
+        w.core()
+            .create_batch(&tenant_id(T), items, answer, replayed_id),
+    )
+    .into_iter()
+    .map(|o| match o.unwrap().unwrap() {
+        Created::New { job, .. } => (job.id, false),
+        Created::Replay(stored) => (JobId::parse(stored.body).unwrap(), true),
+    })
+    .collect()
+}
+
+/// A batch retried with one item more (the client lost the first answer): the replayed first
+/// item is still the parent, so the new item of the same source shares its render.
+#[test]
+fn a_retried_batch_fans_a_new_item_out_from_its_replayed_first_item() {
+    let w = world();
+    let first = created(&w, vec![item("acct_a", "k-a", 0.0)]);
+    let again = batch(
+        &w,
+        vec![item("acct_a", "k-a", 0.0), item("acct_b", "k-b", 0.0)],
+    );
+    assert_eq!(again[0], (first[0].clone(), true));
+    assert!(!again[1].1);
+    assert_eq!(
+        w.job_now(&again[1].0).fan_out_parent.as_ref(),
+        Some(&first[0]),
+        "the replayed item is the new item's parent"
+    );
 }
 
 fn creates(w: &World) -> usize {

@@ -161,13 +161,16 @@ impl<P: Ports> Core<P> {
     /// answer; `None` is an item the adapter refused already). A later item that renders the same
     /// source (and range and options) as an earlier item created now is that item's fan-out
     /// child: it shares its render, so one source sent to many accounts in one batch costs one
-    /// Ssemble create. (An item whose first answer is replayed is no parent: a child created in
-    /// a retried batch then renders by itself — a second credit, never a second post.)
+    /// Ssemble create. An item whose first answer is replayed (a retried batch) is a parent too:
+    /// `replayed_id` reads the job's id from that answer (its shape is the adapter's), one read
+    /// finds the job; if it cannot, a new item of that source renders by itself — a second
+    /// credit, never a second post.
     pub async fn create_batch(
         &self,
         tenant: &TenantId,
         items: Vec<Option<(NewJob, PayloadHash)>>,
         answer: impl Fn(&Job) -> StoredResponse + Send + Sync,
+        replayed_id: impl Fn(&StoredResponse) -> Option<JobId> + Send + Sync,
     ) -> Vec<Option<Result<Created, CreateError>>> {
         let mut parents: Vec<(RenderRequest, JobId)> = Vec::new();
         let mut out = Vec::with_capacity(items.len());
@@ -187,10 +190,24 @@ impl<P: Ports> Core<P> {
                     .map(|(_, id)| id.clone());
             }
             let result = Box::pin(self.create_job(tenant, parsed, &fingerprint, &answer)).await;
-            if let (Ok(Created::New { job, .. }), Some(r)) = (&result, request)
-                && job.fan_out_parent.is_none()
-            {
-                parents.push((r, job.id.clone()));
+            if let Some(r) = request {
+                let parent = match &result {
+                    Ok(Created::New { job, .. }) => Some((**job).clone()),
+                    Ok(Created::Replay(stored)) => match replayed_id(stored) {
+                        Some(id) => self.owned_job(tenant, &id).await.unwrap_or_else(|e| {
+                            tracing::warn!(error.message = %e, "a replayed item's job could not be read; it is no parent");
+                            None
+                        }),
+                        None => None,
+                    },
+                    Err(_) => None,
+                };
+                if let Some(job) = parent.filter(|j| {
+                    j.fan_out_parent.is_none()
+                        && matches!(&j.source, JobSource::Render(source) if *source == r)
+                }) {
+                    parents.push((r, job.id));
+                }
             }
             out.push(Some(result));
         }
