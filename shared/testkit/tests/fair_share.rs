@@ -7,11 +7,13 @@
 
 use std::time::Duration;
 
+use reelay_domain::budget::BudgetKind;
 use reelay_domain::budget::Window;
 use reelay_domain::job::JobSource;
+use reelay_domain::request::NewJob;
 use reelay_domain::usecase::SubmitOutcome;
-use reelay_domain::{JobId, JobState};
-use reelay_testkit::{JobSetup, World, block_on, sample};
+use reelay_domain::{JobId, JobState, PostMode};
+use reelay_testkit::{JobSetup, World, account_id, block_on, sample, tenant_id};
 
 fn world(share_permille: u32) -> World {
     let mut w = World::new()
@@ -113,4 +115,67 @@ fn first_come_first_served_without_shares_delays_the_second_tenant_for_the_hour(
         // Until A's first create leaves the hourly window: most of an hour.
         assert!(hold.until.unwrap().since(w.clock.now()) > Duration::from_secs(3_000));
     }
+}
+
+/// Of `n` creates of `account` (of `sources` sources in turn) as a batch preview plans them,
+/// which wait for a budget of the Ssemble key (the account's own budgets aside).
+fn waits_for_ssemble(
+    w: &World,
+    tenant: &str,
+    account: &str,
+    n: u32,
+    sources: u32,
+) -> Vec<Option<BudgetKind>> {
+    let items: Vec<NewJob> = (0..n)
+        .map(|i| {
+            let mut request = sample::render_request();
+            request.start = f64::from(i % sources) * 100.0;
+            request.end = request.start + 60.0;
+            NewJob {
+                job_id: None,
+                account_id: account_id(account),
+                source: JobSource::Render(request),
+                post: sample::post(PostMode::Draft),
+                schedule_at: None,
+                next_slot: false,
+                fan_out_parent: None,
+                idempotency_key: None,
+                api_request_id: None,
+            }
+        })
+        .collect();
+    block_on(w.core().preview_batch(&tenant_id(tenant), &items))
+        .unwrap()
+        .into_iter()
+        .map(|plan| {
+            plan.unwrap().waits_for.into_iter().find(|k| {
+                matches!(
+                    k,
+                    BudgetKind::SsembleHourly
+                        | BudgetKind::SsembleShareHourly
+                        | BudgetKind::SsembleDaily
+                        | BudgetKind::SsembleShareDaily
+                        | BudgetKind::SsembleCreate
+                )
+            })
+        })
+        .collect()
+}
+
+/// The preview plans renders by the fair-share rule the creates follow: a lone tenant sees the
+/// 7 of the key's 10 it may use now (its 3, then borrowing while 3 stay free) and the rest
+/// waiting for its share; after A's burst, B still sees its own share now. Items of one source
+/// need one create.
+#[test]
+fn a_batch_preview_plans_renders_by_the_tenants_share_of_the_key() {
+    let w = world(300);
+    let share = Some(BudgetKind::SsembleShareHourly);
+    let plans = waits_for_ssemble(&w, "ta", "acct_a", 12, 12);
+    assert_eq!(plans, [vec![None; 7], vec![share; 5]].concat());
+    // Items of one source share one render (fan-out): twelve of two sources are two creates.
+    assert_eq!(waits_for_ssemble(&w, "ta", "acct_a", 12, 2), vec![None; 12]);
+    let a = burst(&w, "ta", "acct_a", 12);
+    assert_eq!(submitted(&a), 7, "the creates do what the preview said");
+    let plans = waits_for_ssemble(&w, "tb", "acct_b", 4, 4);
+    assert_eq!(plans, [None, None, None, share]);
 }

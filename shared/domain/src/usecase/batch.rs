@@ -14,7 +14,6 @@ use crate::ports::{Clock, JobFilter, JobStore, Ports, StoreError, StoredResponse
 use crate::request::NewJob;
 use crate::time::UtcTime;
 
-use super::budgets::SSEMBLE_CREATE_BUDGETS;
 use super::{Core, CreateError, Created};
 
 /// The most items one batch may hold.
@@ -70,9 +69,20 @@ impl<P: Ports> Core<P> {
                 Err(e) => Err(e),
             });
         }
-        // The stage's Ssemble create budget is shared by every render of the batch.
-        let ssemble_scope = self.settings.render.ssemble_scope.clone();
-        let ssemble = self.left(&ssemble_scope, &SSEMBLE_CREATE_BUDGETS).await?;
+        // The stage's Ssemble create budget, as much of it as this tenant may use (its fair
+        // share and what it may borrow), is shared by every render of the batch; items of one
+        // source share one render (fan-out), so they need one create.
+        let ssemble: Vec<Left> = self
+            .create_budget_left(tenant)
+            .await?
+            .into_iter()
+            .map(|(kind, remaining, window)| Left {
+                kind,
+                remaining,
+                window,
+            })
+            .collect();
+        let mut sources: Vec<(&RenderRequest, u32)> = Vec::new();
         // Per account: its budgets, and how many of the batch's posts it has met so far, in the
         // order they are scheduled.
         let mut order: Vec<usize> = (0..items.len()).filter(|i| checked[*i].is_ok()).collect();
@@ -118,9 +128,16 @@ impl<P: Ports> Core<P> {
             let mut waits_for = Vec::new();
             let renders_first = matches!(item.source, JobSource::Render(_));
             let mut needs: Vec<(Left, u32)> = Vec::new();
-            if renders_first {
-                needs.extend(ssemble.iter().map(|l| (*l, renders)));
-                renders += 1;
+            if let JobSource::Render(source) = &item.source {
+                let n = match sources.iter().find(|(s, _)| *s == source) {
+                    Some((_, n)) => *n,
+                    None => {
+                        sources.push((source, renders));
+                        renders += 1;
+                        renders - 1
+                    }
+                };
+                needs.extend(ssemble.iter().map(|l| (*l, n)));
             }
             for left in [init, cap] {
                 let n = used.entry((account.clone(), left.kind)).or_default();

@@ -70,25 +70,12 @@ impl<P: Ports> Core<P> {
         tenant: &TenantId,
     ) -> Result<Option<Denied>, StoreError> {
         let key_scope = self.settings.render.ssemble_scope.clone();
-        let permille = self.settings.render.tenant_share_permille.min(1000);
-        if permille == 0 {
+        let Some(own) = self.share_windows() else {
             return self
                 .take_budgets(&key_scope, &SSEMBLE_CREATE_BUDGETS, 1)
                 .await;
-        }
-        let share = |kind: BudgetKind, of: BudgetKind| {
-            let w = self.settings.limits.window(of);
-            let units = (u64::from(w.limit) * u64::from(permille)).div_ceil(1000);
-            (
-                kind,
-                Window::new(u32::try_from(units).unwrap_or(u32::MAX).max(1), w.period),
-            )
         };
-        let own = [
-            share(BudgetKind::SsembleShareHourly, BudgetKind::SsembleHourly),
-            share(BudgetKind::SsembleShareDaily, BudgetKind::SsembleDaily),
-        ];
-        let own_scope = format!("{key_scope}#tenant:{tenant}");
+        let own_scope = self.share_scope(tenant);
         let budgets = self.ports.budgets();
         let now = self.ports.clock().now();
         let own_room = budgets.peek(&own_scope, &own, now).await?;
@@ -139,6 +126,79 @@ impl<P: Ports> Core<P> {
                     .await
             }
         }
+    }
+
+    /// A tenant's share of the key's hourly and daily windows; `None` with shares off.
+    fn share_windows(&self) -> Option<[(BudgetKind, Window); 2]> {
+        let permille = self.settings.render.tenant_share_permille.min(1000);
+        if permille == 0 {
+            return None;
+        }
+        let share = |kind: BudgetKind, of: BudgetKind| {
+            let w = self.settings.limits.window(of);
+            let units = (u64::from(w.limit) * u64::from(permille)).div_ceil(1000);
+            (
+                kind,
+                Window::new(u32::try_from(units).unwrap_or(u32::MAX).max(1), w.period),
+            )
+        };
+        Some([
+            share(BudgetKind::SsembleShareHourly, BudgetKind::SsembleHourly),
+            share(BudgetKind::SsembleShareDaily, BudgetKind::SsembleDaily),
+        ])
+    }
+
+    fn share_scope(&self, tenant: &TenantId) -> String {
+        format!("{}#tenant:{tenant}", self.settings.render.ssemble_scope)
+    }
+
+    /// How many Ssemble creates `tenant` could make now, by the rule of
+    /// [`Core::take_create_budget`], per window of [`SSEMBLE_CREATE_BUDGETS`]: the key's room,
+    /// or, where the tenant's share binds, its share left plus what it may borrow (the key's
+    /// room beyond a share's worth), refilling at the share's rate. Reads only (the preview).
+    pub(crate) async fn create_budget_left(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<(BudgetKind, u32, Window)>, StoreError> {
+        let key_scope = self.settings.render.ssemble_scope.clone();
+        let key = self
+            .peek_budgets(&key_scope, &SSEMBLE_CREATE_BUDGETS)
+            .await?
+            .into_iter()
+            .map(|(kind, window, admission)| (kind, admission.units_left(), window));
+        let Some(own) = self.share_windows() else {
+            return Ok(key.collect());
+        };
+        let now = self.ports.clock().now();
+        let own_room = self
+            .ports
+            .budgets()
+            .peek(&self.share_scope(tenant), &own, now)
+            .await?;
+        Ok(key
+            .map(|(kind, key_left, window)| {
+                let share = own
+                    .iter()
+                    .zip(&own_room)
+                    .find(|((share_kind, _), _)| match kind {
+                        BudgetKind::SsembleHourly => *share_kind == BudgetKind::SsembleShareHourly,
+                        BudgetKind::SsembleDaily => *share_kind == BudgetKind::SsembleShareDaily,
+                        _ => false,
+                    });
+                let Some(((share_kind, share_window), own_admission)) = share else {
+                    return (kind, key_left, window);
+                };
+                let own_left = own_admission.units_left();
+                let within = own_left.min(key_left);
+                let borrow = (key_left - within).saturating_sub(share_window.limit);
+                if own_left <= key_left {
+                    // The share binds first: past it, borrowing, then its refill.
+                    (*share_kind, within + borrow, *share_window)
+                } else {
+                    (kind, key_left, window)
+                }
+            })
+            .collect())
     }
 
     fn windows(&self, kinds: &[BudgetKind]) -> Vec<(BudgetKind, Window)> {
