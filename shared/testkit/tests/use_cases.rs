@@ -1429,3 +1429,41 @@ fn next_slot_is_now_until_the_accounts_pending_jobs_fill_its_daily_cap() {
     };
     assert_eq!(job.schedule_at, at);
 }
+
+/// A job kept under the id its client chose before ids were scoped per tenant (stored under
+/// that id itself) is still the tenant's: choosing the id again is `job_exists` and writes
+/// nothing, while another tenant choosing it gets its own job, and the id finds each its own.
+#[test]
+fn a_chosen_id_kept_before_scoping_is_still_taken_for_its_tenant_only() {
+    let w = world().tenant("tenant_b").account("tenant_b", "acct_b");
+    let core = w.core();
+    let earlier = w.job(JobSetup::render(T, A));
+    let choose = |tenant: &str, account: &str, key: &str| {
+        let (mut parsed, fp) = new_job_for(account, key);
+        parsed.job_id = Some(earlier.id.clone());
+        block_on(core.create_job(&tenant_id(tenant), parsed, &fp, answer))
+    };
+    let jobs = w.store.jobs().len();
+    assert!(matches!(
+        choose(T, A, "k-again"),
+        Err(CreateError::JobExists)
+    ));
+    assert_eq!(w.store.jobs().len(), jobs, "nothing written");
+    let Created::New { job, .. } = choose("tenant_b", "acct_b", "k-b").unwrap() else {
+        panic!("tenant b's own job");
+    };
+    assert_eq!(job.public_id(), &earlier.id);
+    assert_ne!(job.id, earlier.id);
+    let mine = |tenant: &str| {
+        block_on(core.owned_job(&tenant_id(tenant), &earlier.id))
+            .unwrap()
+            .unwrap()
+            .account_id
+    };
+    assert_eq!((mine(T).as_str(), mine("tenant_b").as_str()), (A, "acct_b"));
+    // The key of the refused create was released: the same request can be sent again.
+    assert!(matches!(
+        choose(T, A, "k-again"),
+        Err(CreateError::JobExists)
+    ));
+}

@@ -134,21 +134,31 @@ impl<P: Ports> Core<P> {
             |chosen| JobId::scoped(tenant, chosen),
         );
         let fan_out_parent = parsed.fan_out_parent.clone();
-        let schedule_at = if parsed.next_slot {
-            match self
-                .next_slot(tenant, &parsed.account_id, parsed.post.mode, None)
-                .await
+        let decided = async {
+            // A job kept under the chosen id itself (made before ids were scoped) is the
+            // tenant's too: choosing that id again is job_exists, not a second job.
+            if let Some(chosen) = &parsed.job_id
+                && let Some(earlier) = self.ports.jobs().get(chosen).await?
+                && &earlier.tenant_id == tenant
+                && earlier.public_id() == chosen
             {
-                Ok(slot) => slot,
-                Err(e) => {
-                    if let Err(release) = self.ports.jobs().abandon_idempotent(&scope).await {
-                        tracing::warn!(error.message = %release, "could not release the idempotency key; it expires on its own");
-                    }
-                    return Err(CreateError::Store(e));
-                }
+                return Err(CreateError::JobExists);
             }
-        } else {
-            parsed.schedule_at.unwrap_or(now)
+            Ok(if parsed.next_slot {
+                self.next_slot(tenant, &parsed.account_id, parsed.post.mode, None)
+                    .await?
+            } else {
+                parsed.schedule_at.unwrap_or(now)
+            })
+        };
+        let schedule_at = match decided.await {
+            Ok(at) => at,
+            Err(e) => {
+                if let Err(release) = self.ports.jobs().abandon_idempotent(&scope).await {
+                    tracing::warn!(error.message = %release, "could not release the idempotency key; it expires on its own");
+                }
+                return Err(e);
+            }
         };
         let mut created = Job::create(
             id,
