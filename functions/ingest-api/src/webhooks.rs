@@ -129,7 +129,9 @@ pub(crate) async fn deliveries<P: Ports>(
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ReplayRequest {
+    #[serde(default, deserialize_with = "reelay_domain::request::non_null")]
     since: Option<String>,
+    #[serde(default, deserialize_with = "reelay_domain::request::non_null")]
     only_failed: Option<bool>,
 }
 

@@ -37,6 +37,16 @@ pub struct NewJob {
 /// The `scheduleAt` value that asks for the account's next free slot.
 pub const NEXT_SLOT: &str = "next_slot";
 
+/// For `#[serde(default, deserialize_with = "non_null")]` request fields: absent is `None`, a
+/// JSON `null` is refused like any other wrong type (no request field of the API is nullable).
+pub fn non_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 #[derive(Debug, Default)]
 struct Errors(Vec<FieldError>);
 

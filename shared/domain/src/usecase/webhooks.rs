@@ -81,7 +81,7 @@ pub struct EndpointRequest {
     pub url: String,
     #[serde(default)]
     pub events: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::request::non_null")]
     pub description: Option<String>,
 }
 
