@@ -276,6 +276,11 @@ impl Job {
         self.client_job_id.as_ref().unwrap_or(&self.id)
     }
 
+    /// Whether this is the job `tenant` knows as `id` (its own, under the id it sees).
+    pub fn known_to(&self, tenant: &TenantId, id: &JobId) -> bool {
+        &self.tenant_id == tenant && self.public_id() == id
+    }
+
     /// A new job in its initial state, with its first audit event and effects.
     #[allow(clippy::too_many_arguments)]
     pub fn create(

@@ -208,22 +208,27 @@ impl<P: Ports> Core<P> {
             }
             let result = Box::pin(self.create_job(tenant, parsed, &fingerprint, &answer)).await;
             if let Some(r) = request {
+                // A job that renders `r` itself (not a child) is the parent of later items.
+                let renders = |j: &Job| {
+                    j.fan_out_parent.is_none()
+                        && matches!(&j.source, JobSource::Render(source) if *source == r)
+                };
                 let parent = match &result {
-                    Ok(Created::New { job, .. }) => Some((**job).clone()),
+                    Ok(Created::New { job, .. }) => renders(job).then(|| job.id.clone()),
                     Ok(Created::Replay(stored)) => match replayed_id(stored) {
-                        Some(id) => self.owned_job(tenant, &id).await.unwrap_or_else(|e| {
-                            tracing::warn!(error.message = %e, "a replayed item's job could not be read; it is no parent");
-                            None
-                        }),
+                        Some(id) => match self.owned_job(tenant, &id).await {
+                            Ok(job) => job.filter(|j| renders(j)).map(|j| j.id),
+                            Err(e) => {
+                                tracing::warn!(error.message = %e, "a replayed item's job could not be read; it is no parent");
+                                None
+                            }
+                        },
                         None => None,
                     },
                     Err(_) => None,
                 };
-                if let Some(job) = parent.filter(|j| {
-                    j.fan_out_parent.is_none()
-                        && matches!(&j.source, JobSource::Render(source) if *source == r)
-                }) {
-                    parents.push((r, job.id));
+                if let Some(id) = parent {
+                    parents.push((r, id));
                 }
             }
             out.push(Some(result));

@@ -106,10 +106,7 @@ impl<P: Ports> Core<P> {
             Some(own_denied) => {
                 // Borrowing: only while the key keeps a share's worth free in each window.
                 let key = self
-                    .peek_budgets(
-                        &key_scope,
-                        &[BudgetKind::SsembleHourly, BudgetKind::SsembleDaily],
-                    )
+                    .peek_budgets(&key_scope, &SHARED_OUT.map(|(key, _)| key))
                     .await?;
                 for ((_, window), (_, _, admission)) in own.iter().zip(&key) {
                     let free_after = match admission {
@@ -142,10 +139,7 @@ impl<P: Ports> Core<P> {
                 Window::new(u32::try_from(units).unwrap_or(u32::MAX).max(1), w.period),
             )
         };
-        Some([
-            share(BudgetKind::SsembleShareHourly, BudgetKind::SsembleHourly),
-            share(BudgetKind::SsembleShareDaily, BudgetKind::SsembleDaily),
-        ])
+        Some(SHARED_OUT.map(|(of, kind)| share(kind, of)))
     }
 
     fn share_scope(&self, tenant: &TenantId) -> String {
@@ -177,14 +171,11 @@ impl<P: Ports> Core<P> {
             .await?;
         Ok(key
             .map(|(kind, key_left, window)| {
-                let share = own
-                    .iter()
-                    .zip(&own_room)
-                    .find(|((share_kind, _), _)| match kind {
-                        BudgetKind::SsembleHourly => *share_kind == BudgetKind::SsembleShareHourly,
-                        BudgetKind::SsembleDaily => *share_kind == BudgetKind::SsembleShareDaily,
-                        _ => false,
-                    });
+                let share = share_kind(kind).and_then(|shared| {
+                    own.iter()
+                        .zip(&own_room)
+                        .find(|((own_kind, _), _)| *own_kind == shared)
+                });
                 let Some(((share_kind, share_window), own_admission)) = share else {
                     return (kind, key_left, window);
                 };
@@ -207,4 +198,18 @@ impl<P: Ports> Core<P> {
             .map(|k| (*k, self.settings.limits.window(*k)))
             .collect()
     }
+}
+
+/// The key's windows shared out between tenants, each with the window of a tenant's share.
+const SHARED_OUT: [(BudgetKind, BudgetKind); 2] = [
+    (BudgetKind::SsembleHourly, BudgetKind::SsembleShareHourly),
+    (BudgetKind::SsembleDaily, BudgetKind::SsembleShareDaily),
+];
+
+/// The window of a tenant's share of the key's window `of`, if `of` is shared out.
+fn share_kind(of: BudgetKind) -> Option<BudgetKind> {
+    SHARED_OUT
+        .iter()
+        .find(|(key, _)| *key == of)
+        .map(|(_, share)| *share)
 }

@@ -140,7 +140,7 @@ pub async fn tenant_job(
     tenant: &TenantId,
     id: &JobId,
 ) -> Result<Option<Job>, StoreError> {
-    let mine = |job: &Job| &job.tenant_id == tenant && job.public_id() == id;
+    let mine = |job: &Job| job.known_to(tenant, id);
     if let Some(job) = jobs.get(id).await?.filter(mine) {
         return Ok(Some(job));
     }

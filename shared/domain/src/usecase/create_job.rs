@@ -139,8 +139,7 @@ impl<P: Ports> Core<P> {
             // tenant's too: choosing that id again is job_exists, not a second job.
             if let Some(chosen) = &parsed.job_id
                 && let Some(earlier) = self.ports.jobs().get(chosen).await?
-                && &earlier.tenant_id == tenant
-                && earlier.public_id() == chosen
+                && earlier.known_to(tenant, chosen)
             {
                 return Err(CreateError::JobExists);
             }
