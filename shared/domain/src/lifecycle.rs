@@ -118,7 +118,8 @@ impl std::fmt::Display for JobState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckKind {
-    /// Send (or resend) the render submission; also the end of a submission's lease.
+    /// Send (or resend) the render submission; also the end of a submission's lease. On a job
+    /// of an existing render (`rendering` from its creation): its first confirmation is owed.
     SubmitRender,
     /// Confirm a render with Ssemble when no webhook came.
     RenderPoll,
@@ -669,8 +670,13 @@ pub(crate) fn initial_effects(
                 CheckKind::SubmitRender,
             ),
         ),
-        // An existing render: confirm it with Ssemble at once.
-        _ => (Vec::new(), check(now, CheckKind::RenderPoll)),
+        // An existing render: the render-submitter confirms it with Ssemble at once. The check
+        // says that confirmation is still owed (any answer sets a render poll or moves the job)
+        // and is the reconciler's fallback should the message be lost.
+        _ => (
+            vec![Effect::EnqueueRender],
+            check(now.plus(policy.render_poll_min), CheckKind::SubmitRender),
+        ),
     }
 }
 

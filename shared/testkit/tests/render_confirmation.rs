@@ -10,7 +10,7 @@
 use reelay_domain::budget::BudgetKind;
 use reelay_domain::job::{ClipChoice, PostSettings};
 use reelay_domain::lifecycle::ErrorClass;
-use reelay_domain::usecase::HintOutcome;
+use reelay_domain::usecase::{Confirmed, HintOutcome, SubmitOutcome};
 use reelay_domain::{JobState, PostMode, RequestId};
 use reelay_testkit::{JobSetup, World, block_on, sample};
 use secrecy::SecretString;
@@ -149,7 +149,12 @@ fn defect_4_an_id_ssemble_does_not_know_fails_the_job_at_once_with_ssembles_code
         "resource_not_found",
     )));
     let core = w.core();
-    block_on(core.reconcile_job(w.job_now(&job.id))).unwrap();
+    // Its first confirmation, from the render queue at the job's creation.
+    let outcome = block_on(core.submit_render(&job.id)).unwrap();
+    assert!(
+        matches!(&outcome, SubmitOutcome::Confirmed(Confirmed::Refused { code, jobs: 1 }) if code == "resource_not_found"),
+        "{outcome:?}"
+    );
     let after = w.job_now(&job.id);
     assert_eq!(after.state, JobState::RenderFailed);
     assert_eq!(

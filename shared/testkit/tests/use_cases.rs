@@ -241,6 +241,54 @@ fn a_ssemble_webhook_is_confirmed_with_ssemble_and_a_wrong_token_changes_nothing
 }
 
 #[test]
+fn a_job_of_an_existing_render_is_confirmed_at_once_through_the_render_queue() {
+    let w = world();
+    let core = w.core();
+    let done = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
+    let pending = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0f").unwrap();
+    w.ssemble.complete(&done, vec![sample::clip("c", 5.0)]);
+    w.ssemble
+        .set_progress(&pending, reelay_domain::upstream::RenderProgress::Pending);
+    let ready = w.job(JobSetup::rendered(T, A, &done));
+    let waiting = w.job(JobSetup::rendered(T, A, &pending));
+    // Both are on the render queue at their creation, not left to the reconciler's next tick.
+    for job in [&ready, &waiting] {
+        let message = w.queue.take(QueueKind::Render).expect("a render message");
+        assert_eq!(message.message.job_id, job.id);
+    }
+    let outcome = block_on(core.submit_render(&ready.id)).unwrap();
+    assert!(
+        matches!(
+            outcome,
+            SubmitOutcome::Confirmed(Confirmed::Answered { moved: 1, .. })
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(w.job_now(&ready.id).state, JobState::PublishQueued);
+    let outcome = block_on(core.submit_render(&waiting.id)).unwrap();
+    assert!(
+        matches!(
+            outcome,
+            SubmitOutcome::Confirmed(Confirmed::Answered { .. })
+        ),
+        "{outcome:?}"
+    );
+    let still = w.job_now(&waiting.id);
+    assert_eq!(still.state, JobState::Rendering);
+    assert_ne!(still.next_check, waiting.next_check, "its next poll moved");
+    // A redelivered message asks Ssemble nothing more, whatever the render's state.
+    let asked = w.ssemble.count("render_progress");
+    assert_eq!(asked, 2);
+    for job in [&ready, &waiting] {
+        assert_eq!(
+            block_on(core.submit_render(&job.id)).unwrap(),
+            SubmitOutcome::Stale
+        );
+    }
+    assert_eq!(w.ssemble.count("render_progress"), asked);
+}
+
+#[test]
 fn reconcile_confirms_renders_queues_publishes_and_polls_status_to_the_end() {
     let w = world();
     let core = w.core();
@@ -249,7 +297,10 @@ fn reconcile_confirms_renders_queues_publishes_and_polls_status_to_the_end() {
     let job = w.job(JobSetup::rendered(T, A, &request));
     assert_eq!(job.state, JobState::Rendering);
 
-    // The render poll is due at once: the run confirms it and the ready job is queued.
+    // The render queue's message (the confirmation at once) is lost: the reconciler's
+    // fallback poll comes due, confirms the render and the ready job is queued.
+    assert!(w.queue.take(QueueKind::Render).is_some());
+    w.clock.advance(w.settings.policy.render_poll_min);
     let report = block_on(core.reconcile(deadline(&w)));
     assert!(report.moved >= 1, "{report:?}");
     assert_eq!(

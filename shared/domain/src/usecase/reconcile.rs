@@ -337,7 +337,9 @@ impl<P: Ports> Core<P> {
                 Event::PublishDue
             }
             (CheckKind::LeaseExpiry, JobState::Publishing) => Event::LeaseExpired,
-            (CheckKind::RenderPoll, JobState::Rendering) => {
+            // SubmitRender on a rendering job: the first confirmation of an existing render,
+            // whose render-queue message was lost or deferred.
+            (CheckKind::RenderPoll | CheckKind::SubmitRender, JobState::Rendering) => {
                 return self.poll_render(job, now, memo).await;
             }
             (CheckKind::StatusPoll, _) if job.publish_id.is_some() => {

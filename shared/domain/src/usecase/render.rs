@@ -11,6 +11,9 @@
 //! 4. If an earlier attempt may have landed, it is looked for before creating again.
 //! 5. The `requestId` is persisted at once; a found request is confirmed right away.
 //!
+//! A job created on an existing render (`POST /api/publish/tiktok`) comes to the render queue
+//! too, once: its first confirmation is asked at once, not at the reconciler's next tick.
+//!
 //! Steps 2–5 run under a lease on the source and range (any tenant's job), held until the
 //! attempt's `requestId` is known: Ssemble lists requests without saying who made them, so a
 //! look-up is only sound while no other job can have an unanswered create of the same clip.
@@ -22,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ids::{JobId, RequestId};
 use crate::job::{ClipChoice, Job, JobError, JobSource, RenderRequest};
-use crate::lifecycle::{Effect, ErrorClass, Event, JobState};
+use crate::lifecycle::{CheckKind, Effect, ErrorClass, Event, JobState};
 use crate::ports::{Clock, Entropy, JobStore, LockStore, Ports, StoreError};
 use crate::time::UtcTime;
 use crate::upstream::{RenderApi, RenderProgress, RenderStatus, UpstreamError, choose_clip};
@@ -35,7 +38,7 @@ use super::{Advance, Core};
 const PERSIST_ATTEMPTS: u32 = 3;
 
 /// What handling one render message did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SubmitOutcome {
     /// The job no longer exists, or is past `received`: a stale or duplicate message.
     Stale,
@@ -47,6 +50,9 @@ pub enum SubmitOutcome {
     Submitted { request_id: RequestId, found: bool },
     /// Ssemble refused with a definite error; recorded on the job.
     Rejected { code: String },
+    /// A job of an existing render (`POST /api/publish/tiktok`): its first confirmation,
+    /// asked at once instead of at the reconciler's next tick.
+    Confirmed(Confirmed),
     /// The create's (or the look-up's) outcome is unknown; the next check looks first.
     Unknown { code: String },
 }
@@ -197,6 +203,19 @@ impl<P: Ports> Core<P> {
             tracing::warn!("job not found; acknowledging");
             return Ok(SubmitOutcome::Stale);
         };
+        // A job of an existing render whose first confirmation is still owed: asked now. Any
+        // answer moves its check to a render poll, so a redelivery asks nothing more.
+        if job.state == JobState::Rendering
+            && let Some(request_id) = job.request_id.clone()
+            && job
+                .next_check
+                .is_some_and(|c| c.kind == CheckKind::SubmitRender)
+        {
+            let deadline = now.plus(self.settings.reconcile.safety_margin);
+            return Ok(SubmitOutcome::Confirmed(
+                self.confirm_render(&request_id, Some(deadline)).await?,
+            ));
+        }
         if job.state != JobState::Received {
             tracing::info!(state = %job.state, "job is past received; stale or duplicate message");
             return Ok(SubmitOutcome::Stale);
