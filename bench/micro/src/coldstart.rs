@@ -27,6 +27,7 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("tiktok-webhook", "TikTokWebhookFunction"),
     ("publisher", "PublisherFunction"),
     ("reconciler", "ReconcilerFunction"),
+    ("client-webhooks", "ClientWebhooksFunction"),
 ];
 pub const BASELINE: &str = "hello-lambda";
 
@@ -48,6 +49,64 @@ struct Sample {
     init: Vec<Duration>,
     rss_kib: Vec<u64>,
     failures: Vec<String>,
+    /// Each run's split, read from the function's own cold-start log lines.
+    splits: Vec<Split>,
+}
+
+/// One run's init, split by what the function logged (`reelay_aws::InitPhases` and the secret
+/// cache's `secret fetched`): milliseconds per phase in `main`, the secret fetches inside
+/// `wiring`, and what is left outside `main` (exec, loader, the tokio runtime's start, and
+/// `ready → first poll`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Split {
+    pub phases: Vec<(String, f64)>,
+    pub main_ms: f64,
+    pub secret_fetches_ms: Vec<f64>,
+}
+
+impl Split {
+    /// Reads the split from a function's stdout (Lambda's JSON log format); `None` when the
+    /// function logged no cold-start line (the hello-world).
+    pub fn from_log(log: &str) -> Option<Self> {
+        let mut split: Option<Split> = None;
+        let mut fetches = Vec::new();
+        for line in log.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let fields = v.get("fields").unwrap_or(&v);
+            match fields.get("message").and_then(|m| m.as_str()) {
+                Some("cold start: ready for the first event") => {
+                    let phases = fields
+                        .get("init.phases_ms")
+                        .and_then(|p| p.as_str())
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .filter_map(|kv| {
+                            let (k, ms) = kv.split_once('=')?;
+                            Some((k.to_owned(), ms.parse::<f64>().ok()?))
+                        })
+                        .collect();
+                    let main_ms = fields.get("init.total_ms").and_then(|t| t.as_f64())?;
+                    split = Some(Split {
+                        phases,
+                        main_ms,
+                        secret_fetches_ms: Vec::new(),
+                    });
+                }
+                Some("secret fetched") => {
+                    if let Some(ms) = fields.get("secret.fetch_ms").and_then(|t| t.as_f64()) {
+                        fetches.push(ms);
+                    }
+                }
+                _ => {}
+            }
+        }
+        split.map(|s| Split {
+            secret_fetches_ms: fetches,
+            ..s
+        })
+    }
 }
 
 /// A stand-in Runtime API: records the first `next` poll and then holds it open (no event),
@@ -114,6 +173,9 @@ fn lambda_env(name: &str, runtime_api: SocketAddr) -> Vec<(String, String)> {
             ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
             ("AWS_LAMBDA_LOG_STREAM_NAME", "bench".into()),
             ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+            // The template's LoggingConfig (LogFormat: JSON, ApplicationLogLevel: INFO).
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
+            ("AWS_LAMBDA_LOG_LEVEL", "INFO".into()),
             ("LAMBDA_TASK_ROOT", "/var/task".into()),
         ]
         .map(|(k, v)| (k.to_owned(), v)),
@@ -169,6 +231,88 @@ async fn one_run(
     let rss = vm_hwm_kib(pid).unwrap_or(0);
     child.kill().await.ok();
     Ok((first.saturating_duration_since(started), rss))
+}
+
+/// The split's row: each phase's median, the secret fetches' (summed per run) and what lies
+/// outside `main`; the verdict is issue 13's goal, init ≤ 2 × hello-world + one round trip.
+fn split_row(name: &str, splits: &[Split], init: Duration, base: Goal) -> Row {
+    let init_ms = init.as_secs_f64() * 1e3;
+    let goal_ms = 2.0 * base.hello_ms + base.round_trip_ms;
+    let goal = format!(
+        "≤ 2 × hello + 1 round trip = {goal_ms:.1} ms (round trip {:.2} ms)",
+        base.round_trip_ms
+    );
+    if splits.is_empty() {
+        return Row::new(
+            format!("4 cold start split: {name}"),
+            "no cold-start line in the function's log".to_owned(),
+            goal,
+            Verdict::Missed,
+            String::new(),
+        );
+    }
+    let med = |mut v: Vec<f64>| -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut parts = Vec::new();
+    if let Some(first) = splits.first() {
+        for (phase, _) in &first.phases {
+            let ms = med(splits
+                .iter()
+                .filter_map(|s| s.phases.iter().find(|(p, _)| p == phase).map(|(_, ms)| *ms))
+                .collect());
+            parts.push(format!("{phase} {ms:.1}"));
+        }
+    }
+    let main_ms = med(splits.iter().map(|s| s.main_ms).collect());
+    let fetches = splits
+        .iter()
+        .map(|s| s.secret_fetches_ms.len())
+        .max()
+        .unwrap_or(0);
+    let fetch_ms = med(splits
+        .iter()
+        .map(|s| s.secret_fetches_ms.iter().sum())
+        .collect());
+    Row::new(
+        format!("4 cold start split: {name}"),
+        format!(
+            "outside main {:.1} ms + main {main_ms:.1} ms ({}); {fetches} secret fetches, {fetch_ms:.1} ms summed (inside wiring; two run at once)",
+            (init_ms - main_ms).max(0.0),
+            parts.join(", ")
+        ),
+        goal,
+        Verdict::of(init_ms <= goal_ms),
+        "medians, ms; outside main = spawn → first poll − main's own total (exec, loader, the \
+         tokio runtime; ready → poll)"
+            .to_owned(),
+    )
+}
+
+/// What issue 13's cold-start goal is measured against.
+#[derive(Debug, Clone, Copy)]
+struct Goal {
+    hello_ms: f64,
+    round_trip_ms: f64,
+}
+
+/// One round trip to the AWS endpoint: the median of warm `GetSecretValue` calls from here.
+async fn round_trip(secret_id: &str) -> anyhow::Result<Duration> {
+    let sdk = reelay_aws::load_sdk_config().await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let mut times = Vec::new();
+    for _ in 0..11 {
+        let t = Instant::now();
+        client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .send()
+            .await?;
+        times.push(t.elapsed());
+    }
+    // The first call opens the connection; the rest are the round trip alone.
+    Ok(median(&mut times[1..]))
 }
 
 fn median(v: &mut [Duration]) -> Duration {
@@ -244,6 +388,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
                 Ok((init, rss)) => {
                     s.init.push(init);
                     s.rss_kib.push(rss);
+                    if let Some(split) = std::fs::read_to_string(&log)
+                        .ok()
+                        .and_then(|l| Split::from_log(&l))
+                    {
+                        s.splits.push(split);
+                    }
                 }
                 Err(e) => s.failures.push(e.to_string()),
             }
@@ -286,6 +436,16 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
     let base_init = median(&mut base.init);
     let base_size = std::fs::metadata(opts.bootstraps.join(BASELINE).join("bootstrap"))?.len();
     let base_rss = base.rss_kib.iter().copied().max().unwrap_or(0);
+    let secret_id = envs
+        .values()
+        .flatten()
+        .find(|(k, _)| k.ends_with("_SECRET_ID"))
+        .map(|(_, v)| v.clone())
+        .context("no function reads a secret")?;
+    let round_trip = Goal {
+        hello_ms: base_init.as_secs_f64() * 1e3,
+        round_trip_ms: round_trip(&secret_id).await?.as_secs_f64() * 1e3,
+    };
     let params = format!(
         "median of {} runs, interleaved; {}/<fn>/bootstrap; stand-in Runtime API on localhost; init reads secrets from MiniStack",
         opts.runs,
@@ -339,6 +499,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
                 init_calls.get(name).map_or("not measured", String::as_str)
             ),
         ));
+        rows.push(split_row(name, &s.splits, init, round_trip));
         rows.push(Row::new(
             format!("4 footprint: {name}"),
             format!(
@@ -353,4 +514,37 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
         ));
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_split_is_read_from_lambdas_json_log_lines() {
+        let log = r#"{"level":"INFO","fields":{"message":"secret fetched","secret_id":"reelay/x/tiktok-app","secret.fetch_ms":4.25}}
+not json at all
+{"level":"INFO","fields":{"message":"cold start: ready for the first event","init.phases_ms":"tracing=0.100 config=0.020 sdk=1.500 wiring=6.000","init.total_ms":7.62}}"#;
+        let split = Split::from_log(log).expect("a cold-start line");
+        assert_eq!(
+            split.phases,
+            [
+                ("tracing".to_owned(), 0.1),
+                ("config".to_owned(), 0.02),
+                ("sdk".to_owned(), 1.5),
+                ("wiring".to_owned(), 6.0)
+            ]
+        );
+        assert_eq!(split.main_ms, 7.62);
+        assert_eq!(split.secret_fetches_ms, [4.25]);
+    }
+
+    #[test]
+    fn a_log_without_the_cold_start_line_has_no_split() {
+        assert_eq!(
+            Split::from_log(r#"{"level":"INFO","fields":{"message":"hello"}}"#),
+            None
+        );
+    }
 }

@@ -86,7 +86,7 @@ pub struct SenderError(#[from] reqwest::Error);
 
 impl HttpSender {
     pub fn new(settings: &SenderSettings) -> Result<Self, SenderError> {
-        let client = reqwest::Client::builder()
+        let client = reelay_http::client_builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())

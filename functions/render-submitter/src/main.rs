@@ -8,12 +8,18 @@ use render_submitter::{handler, wiring};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    let mut init = reelay_aws::InitPhases::start();
     lambda_runtime::tracing::init_default_subscriber();
+    init.mark("tracing");
     let config = Config::from_env().inspect_err(
         |e| tracing::error!(error.message = %e, "cold start: configuration incomplete"),
     )?;
+    init.mark("config");
     let sdk = reelay_aws::load_sdk_config().await;
+    init.mark("sdk");
     let deps = wiring::live(&sdk, &config).await?;
+    init.mark("wiring");
+    init.finish();
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline =

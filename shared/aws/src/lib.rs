@@ -24,6 +24,7 @@
 //! ```
 
 pub mod clock;
+pub mod coldstart;
 pub mod config;
 pub mod dynamo;
 pub mod metrics;
@@ -32,6 +33,7 @@ pub mod sqs;
 pub mod vault;
 
 pub use clock::SystemClock;
+pub use coldstart::InitPhases;
 pub use config::{
     ConfigError, env_var, env_var_opt, limits_from_env, load_sdk_config, secs_var,
     settings_from_env, ssemble_limits_from_env,

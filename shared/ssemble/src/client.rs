@@ -55,7 +55,7 @@ struct Envelope<T> {
 impl SsembleClient {
     /// Builds the client. Fails only on an unusable configuration.
     pub fn new(config: SsembleConfig) -> Result<Self, ApiError> {
-        let http = reqwest::Client::builder()
+        let http = reelay_http::client_builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(config.user_agent.clone())

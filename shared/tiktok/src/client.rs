@@ -46,7 +46,7 @@ pub(crate) struct RawResponse {
 
 impl TikTokClient {
     pub fn new(cfg: TikTokConfig) -> Result<Self, TikTokError> {
-        let http = reqwest::Client::builder()
+        let http = reelay_http::client_builder()
             .connect_timeout(cfg.timeouts.connect)
             .build()
             .map_err(|e| TikTokError::Config(e.to_string()))?;
