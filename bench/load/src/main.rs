@@ -74,6 +74,11 @@ struct Cli {
     /// is `ready` before the tick that enqueues it; a shorter lead measures the tick instead.
     #[arg(long, default_value_t = 75, global = true)]
     lead_secs: u64,
+    /// `all` also runs precision with jobs whose render completes this many seconds before
+    /// their `scheduleAt` (inside the reconciler's one-minute lookahead): the path that waited
+    /// for the next tick at real time (33–55 s late) before the ready job was enqueued at once.
+    #[arg(long, default_value_t = 10, global = true)]
+    lookahead_lead_secs: u64,
 }
 
 /// The 1-minute load average, to print next to figures measured on shared cores.
@@ -168,6 +173,24 @@ async fn bench() -> anyhow::Result<()> {
         }
         sections.push(section);
         eprintln!("isolation done at {:.0} s", started.elapsed().as_secs_f64());
+    }
+    if cli.bench == Bench::All {
+        let p = precision::Params {
+            accounts: cli.prec_accounts,
+            jobs_per_account: cli.prec_jobs,
+            spread,
+            lead: Duration::from_secs(cli.lookahead_lead_secs),
+            seed_concurrency: cli.seed_concurrency,
+        };
+        let mut inside = precision::run(&h, &p).await?;
+        for row in &mut inside.rows {
+            row.bench = "7 precision, ready inside the lookahead".into();
+        }
+        sections.push(inside);
+        eprintln!(
+            "precision inside the lookahead done at {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
     }
     if wants(Bench::Saturation) {
         let p = saturation::Params {
