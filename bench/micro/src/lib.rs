@@ -24,6 +24,8 @@ pub mod reconcile;
 #[cfg(feature = "bench")]
 pub mod report;
 #[cfg(feature = "bench")]
+pub mod ssemble_reads;
+#[cfg(feature = "bench")]
 pub mod stackrun;
 #[cfg(feature = "bench")]
 pub mod storage;

@@ -226,6 +226,7 @@ async fn cost_rows(a: CostArgs, template: &std::path::Path) -> anyhow::Result<Ve
     let parsed = reelay_template::Template::from_path(template)
         .with_context(|| format!("reading {}", template.display()))?;
     let mut rows = cost::rows(&result, &params);
+    rows.extend(reelay_bench_micro::ssemble_reads::rows(&result));
     rows.extend(bill::rows(&result, &parsed).context("whole-bill model")?);
     Ok(rows)
 }

@@ -102,11 +102,16 @@ pub struct StackOptions {
 impl StackOptions {
     /// Defaults for a local run: simulators on a clock `time_scale` times faster, free ports.
     pub fn local(template: impl Into<PathBuf>, time_scale: f64) -> Self {
+        let defaults = ssemble_sim::SimConfig::default();
         let ssemble_sim = ssemble_sim::SimConfig {
             time_scale,
             // Clips small enough to move in one chunk; the chunk rules are the client's tests.
             clip_bytes: 2 * 1024 * 1024,
-            ..ssemble_sim::SimConfig::default()
+            // A delivery's timeout is Ssemble's HTTP client's, in real seconds: compressed with
+            // the clock it was 167 ms at ×60, under the webhook function's own time on a busy
+            // machine, so nearly every webhook was delivered twice (and confirmed twice).
+            webhook_timeout_secs: defaults.webhook_timeout_secs * time_scale.max(1.0),
+            ..defaults
         };
         let tiktok_sim = tiktok_sim::SimConfig {
             time_scale,

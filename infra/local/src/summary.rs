@@ -104,7 +104,7 @@ pub struct SsembleCalls {
 
 impl SsembleCalls {
     /// From the simulator's inspection document (`calls[].endpoint`).
-    fn from_inspection(inspection: &Value) -> Option<Self> {
+    pub fn from_inspection(inspection: &Value) -> Option<Self> {
         let calls = inspection.get("calls")?.as_array()?;
         let endpoint = |c: &Value| c.get("endpoint").and_then(Value::as_str).map(str::to_owned);
         let named: Vec<String> = calls.iter().filter_map(endpoint).collect();
