@@ -278,7 +278,7 @@ fn split_row(name: &str, splits: &[Split], init: Duration, base: Goal) -> Row {
     Row::new(
         format!("4 cold start split: {name}"),
         format!(
-            "outside main {:.1} ms + main {main_ms:.1} ms ({}); {fetches} secret fetches, {fetch_ms:.1} ms summed (inside wiring; two run at once)",
+            "outside main {:.1} ms + main {main_ms:.1} ms ({}); {fetches} secret fetches, {fetch_ms:.1} ms summed (inside wiring)",
             (init_ms - main_ms).max(0.0),
             parts.join(", ")
         ),
