@@ -42,13 +42,14 @@ OUT="${OUT_DIR}/$(date -u +%Y%m%dT%H%M%SZ).txt"
 if [[ "${WHICH}" == micro || "${WHICH}" == all ]]; then
   # Cold start compares release bootstraps built the way `sam build` builds them (cargo-lambda,
   # x86_64, the workspace's release profile) with a hello-world built by the same command.
-  echo "==> building the six bootstraps and the hello-world baseline with cargo-lambda (release)"
+  echo "==> building the seven bootstraps and the hello-world baseline with cargo-lambda (release)"
   infra/scripts/tools.sh install
   eval "$(infra/scripts/tools.sh env)"
   LAMBDA_TARGET="${ROOT}/target/sam"
   CARGO_TARGET_DIR="${LAMBDA_TARGET}" cargo lambda build --release --locked \
     --target x86_64-unknown-linux-gnu \
-    -p ingest-api -p render-submitter -p ssemble-webhook -p tiktok-webhook -p publisher -p reconciler
+    -p ingest-api -p render-submitter -p ssemble-webhook -p tiktok-webhook -p publisher -p reconciler \
+    -p client-webhooks
   CARGO_TARGET_DIR="${LAMBDA_TARGET}" cargo lambda build --release --locked \
     --target x86_64-unknown-linux-gnu -p reelay-bench-micro --no-default-features --bin hello-lambda
   # The harness itself in release (its in-process handlers' durations are the billed figures),
