@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use axum::routing::get;
+use axum::routing::{get, post};
 use reelay_template::{ProvisionOptions, Template};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -109,36 +109,56 @@ impl Split {
     }
 }
 
-/// A stand-in Runtime API: records the first `next` poll and then holds it open (no event),
-/// which is what a cold, idle function sees.
+/// A stand-in Runtime API: records the first `next` poll. Without an event it holds that poll
+/// open, which is what a cold, idle function sees; with one it hands the event over once and
+/// records when the function answers it (`…/response` or `…/error`).
 struct RuntimeApi {
     addr: SocketAddr,
     first_poll: Arc<Mutex<Option<Instant>>>,
     polled: Arc<Notify>,
+    answered: Arc<Mutex<Option<(Instant, bool)>>>,
+    answer: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl RuntimeApi {
-    async fn start() -> anyhow::Result<Self> {
+    async fn start(event: Option<serde_json::Value>) -> anyhow::Result<Self> {
         let first_poll: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
         let polled = Arc::new(Notify::new());
+        let answered: Arc<Mutex<Option<(Instant, bool)>>> = Arc::new(Mutex::new(None));
+        let answer = Arc::new(Notify::new());
+        let event = Arc::new(Mutex::new(event));
         let (fp, n) = (first_poll.clone(), polled.clone());
-        let app = axum::Router::new().route(
-            "/2018-06-01/runtime/invocation/next",
-            get(move || {
-                let (fp, n) = (fp.clone(), n.clone());
-                async move {
-                    let now = Instant::now();
-                    if let Ok(mut g) = fp.lock() {
-                        g.get_or_insert(now);
+        let (a, an) = (answered.clone(), answer.clone());
+        let (a2, an2) = (answered.clone(), answer.clone());
+        let app = axum::Router::new()
+            .route(
+                "/2018-06-01/runtime/invocation/next",
+                get(move || {
+                    let (fp, n, event) = (fp.clone(), n.clone(), event.clone());
+                    async move {
+                        let now = Instant::now();
+                        if let Ok(mut g) = fp.lock() {
+                            g.get_or_insert(now);
+                        }
+                        n.notify_one();
+                        let pending = event.lock().ok().and_then(|mut e| e.take());
+                        match pending {
+                            Some(event) => invocation(&event),
+                            // Never answer: the function waits here until killed.
+                            None => std::future::pending().await,
+                        }
                     }
-                    n.notify_one();
-                    // Never answer: the function stays in its first poll until killed.
-                    std::future::pending::<()>().await;
-                    ""
-                }
-            }),
-        );
+                }),
+            )
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(move || noted(a.clone(), an.clone(), true)),
+            )
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/error",
+                post(move || noted(a2.clone(), an2.clone(), false)),
+            );
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -148,9 +168,151 @@ impl RuntimeApi {
             addr,
             first_poll,
             polled,
+            answered,
+            answer,
             task,
         })
     }
+}
+
+/// The `next` answer carrying `event`, with the headers the runtime client requires.
+fn invocation(event: &serde_json::Value) -> axum::response::Response {
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        + 30_000;
+    axum::response::Response::builder()
+        .header("lambda-runtime-aws-request-id", "bench-first-invocation")
+        .header("lambda-runtime-deadline-ms", deadline.to_string())
+        .header(
+            "lambda-runtime-invoked-function-arn",
+            "arn:aws:lambda:us-east-1:000000000000:function:bench",
+        )
+        .header(
+            "lambda-runtime-trace-id",
+            "Root=1-00000000-000000000000000000000000",
+        )
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(event.to_string()))
+        .unwrap_or_default()
+}
+
+async fn noted(
+    answered: Arc<Mutex<Option<(Instant, bool)>>>,
+    answer: Arc<Notify>,
+    ok: bool,
+) -> axum::http::StatusCode {
+    if let Ok(mut g) = answered.lock() {
+        g.get_or_insert((Instant::now(), ok));
+    }
+    answer.notify_one();
+    axum::http::StatusCode::ACCEPTED
+}
+
+/// What [`first_event`] hands each function, for the report.
+const FIRST_EVENTS: &[(&str, &str)] = &[
+    (
+        "ingest-api",
+        "GET /v1/jobs with an unknown API key (one key read, 401)",
+    ),
+    (
+        "render-submitter",
+        "a render message for a job that does not exist (one job read)",
+    ),
+    (
+        "ssemble-webhook",
+        "a webhook for a job that does not exist (one job read)",
+    ),
+    (
+        "tiktok-webhook",
+        "an unsigned webhook (refused before any I/O)",
+    ),
+    (
+        "publisher",
+        "a publish message for a job that does not exist (one job read)",
+    ),
+    (
+        "reconciler",
+        "a scheduled tick on an empty table (the due index's queries)",
+    ),
+    (
+        "client-webhooks",
+        "a stream record of no interest (decoded and skipped, no I/O)",
+    ),
+];
+
+/// The first event each function gets in the first-invocation runs: one that makes it do what
+/// a real first call does where that is possible without state (a store read, the reconciler's
+/// due queries), answered `None` for names it does not know.
+fn first_event(name: &str) -> Option<serde_json::Value> {
+    let job = reelay_domain::JobId::generate(reelay_domain::UtcTime::from_millis(0), 7);
+    let sqs = |kind: &str| {
+        json!({"Records": [{
+            "messageId": "bench-1",
+            "receiptHandle": "bench-receipt",
+            "body": json!({"v": 1, "kind": kind, "jobId": job.as_str(), "tenantId": "tenant_bench",
+                "accountId": "acct_bench", "jobVersion": 1}).to_string(),
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0",
+                "MessageGroupId": "acct_bench", "MessageDeduplicationId": "bench-1",
+                "SequenceNumber": "1"},
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:bench.fifo",
+            "awsRegion": "us-east-1"
+        }]})
+    };
+    let http = |method: &str, path: &str, headers: serde_json::Value, body: &str| {
+        json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+            "headers": headers, "body": body, "isBase64Encoded": false,
+            "requestContext": {"accountId": "000000000000", "apiId": "bench",
+                "domainName": "localhost", "domainPrefix": "bench",
+                "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1", "userAgent": "bench"},
+                "requestId": "bench-1", "routeKey": "$default", "stage": "$default",
+                "time": "04/Dec/2026:05:00:00 +0000", "timeEpoch": 0}
+        })
+    };
+    Some(match name {
+        // An unknown key: one API-key read, then 401.
+        "ingest-api" => http(
+            "GET",
+            "/v1/jobs",
+            json!({"authorization": "Bearer rk_bench_unknown_key", "host": "localhost"}),
+            "",
+        ),
+        // A job that does not exist: one job read, then the answer.
+        "ssemble-webhook" => http(
+            "POST",
+            &format!("/webhooks/ssemble/{}.{}", job.as_str(), "0".repeat(32)),
+            json!({"content-type": "application/json", "host": "localhost"}),
+            r#"{"event":"shorts.completed","requestId":"665a1b2c3d4e5f6a7b8c9d0e"}"#,
+        ),
+        // Unsigned: refused before any I/O.
+        "tiktok-webhook" => http(
+            "POST",
+            "/webhooks/tiktok",
+            json!({"content-type": "application/json", "host": "localhost"}),
+            r#"{"event":"post.publish.complete"}"#,
+        ),
+        "render-submitter" => sqs("render"),
+        "publisher" => sqs("publish"),
+        // A tick on an empty table: the due index's queries.
+        "reconciler" => json!({"version": "0", "id": "bench", "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "000000000000", "time": "2026-12-04T05:00:00Z",
+            "region": "us-east-1", "resources": [], "detail": {}}),
+        // A stream record of no interest to it: decoded and skipped.
+        "client-webhooks" => json!({"Records": [{
+            "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {"Keys": {"pk": {"S": "BENCH"}, "sk": {"S": "BENCH"}},
+                "NewImage": {"pk": {"S": "BENCH"}, "sk": {"S": "BENCH"}},
+                "SequenceNumber": "1", "SizeBytes": 10, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/bench/stream/1"
+        }]}),
+        _ => return None,
+    })
 }
 
 impl Drop for RuntimeApi {
@@ -189,7 +351,7 @@ async fn one_run(
     function_env: &[(String, String)],
     log: &Path,
 ) -> anyhow::Result<(Duration, u64)> {
-    let api = RuntimeApi::start().await?;
+    let api = RuntimeApi::start(None).await?;
     let mut env = lambda_env(name, api.addr);
     env.extend(function_env.iter().cloned());
     if !env.iter().any(|(k, _)| k == "RUST_LOG") {
@@ -315,6 +477,53 @@ async fn round_trip(secret_id: &str) -> anyhow::Result<Duration> {
     Ok(median(&mut times[1..]))
 }
 
+/// One start handed [`first_event`]: time from that event leaving the Runtime API to the
+/// function's answer, and whether it answered with a result (not an error).
+async fn first_invocation(
+    bootstrap: &Path,
+    name: &str,
+    function_env: &[(String, String)],
+    log: &Path,
+) -> anyhow::Result<(Duration, bool)> {
+    let event = first_event(name).with_context(|| format!("no first event for {name}"))?;
+    let api = RuntimeApi::start(Some(event)).await?;
+    let mut env = lambda_env(name, api.addr);
+    env.extend(function_env.iter().cloned());
+    let log_file = std::fs::File::create(log).with_context(|| format!("creating {log:?}"))?;
+    let err_file = log_file.try_clone()?;
+    let answer = api.answer.notified();
+    let mut child = tokio::process::Command::new(bootstrap)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file))
+        .stderr(Stdio::from(err_file))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {bootstrap:?}"))?;
+    tokio::select! {
+        _ = answer => {}
+        status = child.wait() => anyhow::bail!("{name} exited before answering ({status:?})"),
+        _ = tokio::time::sleep(Duration::from_secs(30)) => {
+            anyhow::bail!("{name} did not answer its first event within 30 s");
+        }
+    }
+    child.kill().await.ok();
+    let served = api
+        .first_poll
+        .lock()
+        .ok()
+        .and_then(|g| *g)
+        .context("no poll noted")?;
+    let (at, ok) = api
+        .answered
+        .lock()
+        .ok()
+        .and_then(|g| *g)
+        .context("no answer noted")?;
+    Ok((at.saturating_duration_since(served), ok))
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     if v.is_empty() {
@@ -432,6 +641,26 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
         }
     }
 
+    // The first invocation after each cold start, a few interleaved rounds: the event leaves
+    // the Runtime API → the function's answer (what the init's first caller waits on top).
+    let mut first: BTreeMap<&str, (Vec<Duration>, Vec<String>)> = BTreeMap::new();
+    for round in 0..opts.runs.clamp(1, 7) {
+        for (name, _) in FUNCTIONS {
+            let path = opts.bootstraps.join(name).join("bootstrap");
+            let env = envs.get(*name).cloned().unwrap_or_default();
+            let log = logs.join(format!("{name}-first-{round}.log"));
+            let entry = first.entry(name).or_default();
+            match first_invocation(&path, name, &env, &log).await {
+                Ok((d, true)) => entry.0.push(d),
+                Ok((d, false)) => {
+                    entry.0.push(d);
+                    entry.1.push("answered with an error".into());
+                }
+                Err(e) => entry.1.push(e.to_string()),
+            }
+        }
+    }
+
     let mut base = samples.remove(BASELINE).unwrap_or_default();
     let base_init = median(&mut base.init);
     let base_size = std::fs::metadata(opts.bootstraps.join(BASELINE).join("bootstrap"))?.len();
@@ -500,6 +729,34 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
             ),
         ));
         rows.push(split_row(name, &s.splits, init, round_trip));
+        let (mut times, problems) = first.remove(name).unwrap_or_default();
+        rows.push(Row::info(
+            format!("4 first invocation: {name}"),
+            if times.is_empty() {
+                format!(
+                    "no answer: {}",
+                    problems.first().cloned().unwrap_or_default()
+                )
+            } else {
+                format!(
+                    "{:.1} ms after init {:.1} ms ({} runs{})",
+                    median(&mut times).as_secs_f64() * 1e3,
+                    init.as_secs_f64() * 1e3,
+                    times.len(),
+                    problems
+                        .first()
+                        .map(|p| format!("; {} of them: {p}", problems.len()))
+                        .unwrap_or_default()
+                )
+            },
+            format!(
+                "median, event handed over → answer; the event: {}",
+                FIRST_EVENTS
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or("-", |(_, what)| *what)
+            ),
+        ));
         rows.push(Row::new(
             format!("4 footprint: {name}"),
             format!(
@@ -538,6 +795,18 @@ not json at all
         );
         assert_eq!(split.main_ms, 7.62);
         assert_eq!(split.secret_fetches_ms, [4.25]);
+    }
+
+    #[test]
+    fn every_function_has_a_first_event_and_says_what_it_is() {
+        for (name, _) in FUNCTIONS {
+            assert!(first_event(name).is_some(), "{name} has no first event");
+            assert!(
+                FIRST_EVENTS.iter().any(|(n, _)| n == name),
+                "{name} is not described"
+            );
+        }
+        assert_eq!(first_event("hello-lambda"), None);
     }
 
     #[test]
