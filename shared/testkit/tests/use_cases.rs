@@ -289,6 +289,46 @@ fn a_job_of_an_existing_render_is_confirmed_at_once_through_the_render_queue() {
 }
 
 #[test]
+fn a_burst_of_jobs_of_one_render_costs_ssemble_one_read_at_once() {
+    let w = world();
+    let core = w.core();
+    let request = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
+    w.ssemble
+        .set_progress(&request, reelay_domain::upstream::RenderProgress::Pending);
+    let first = w.job(JobSetup::rendered(T, A, &request));
+    assert!(matches!(
+        block_on(core.submit_render(&first.id)).unwrap(),
+        SubmitOutcome::Confirmed(_)
+    ));
+    // Created after that confirmation's fan-out, each with its own message: none asks again.
+    let later: Vec<_> = (0..5)
+        .map(|_| w.job(JobSetup::rendered(T, A, &request)))
+        .collect();
+    for job in &later {
+        assert_eq!(
+            block_on(core.submit_render(&job.id)).unwrap(),
+            SubmitOutcome::NotDue
+        );
+    }
+    assert_eq!(w.ssemble.count("render_progress"), 1);
+    // Their fallback check comes due: one poll of the reconciler confirms them all.
+    w.ssemble.complete(&request, vec![sample::clip("c", 5.0)]);
+    w.clock.advance(w.settings.policy.render_poll_min);
+    block_on(core.reconcile(deadline(&w)));
+    assert_eq!(w.ssemble.count("render_progress"), 2);
+    for job in &later {
+        assert_ne!(w.job_now(&job.id).state, JobState::Rendering);
+    }
+    // Once the window has passed, a new job of the render is confirmed at once again.
+    w.clock.advance(Duration::from_secs(1));
+    let next = w.job(JobSetup::rendered(T, A, &request));
+    assert!(matches!(
+        block_on(core.submit_render(&next.id)).unwrap(),
+        SubmitOutcome::Confirmed(_)
+    ));
+}
+
+#[test]
 fn reconcile_confirms_renders_queues_publishes_and_polls_status_to_the_end() {
     let w = world();
     let core = w.core();

@@ -211,6 +211,22 @@ impl<P: Ports> Core<P> {
                 .next_check
                 .is_some_and(|c| c.kind == CheckKind::SubmitRender)
         {
+            // At most one such confirmation per render and `render_poll_min`: a burst of jobs
+            // publishing one render (a fan-out through the seed route) costs the key one read,
+            // as the reconciler's once-per-run poll did. The others are in its fan-out, or are
+            // confirmed by that poll when their fallback check comes due.
+            let lock = format!("render-confirm:{request_id}");
+            let until = now.plus(self.settings.policy.render_poll_min);
+            let owner = job.id.to_string();
+            if !self
+                .ports
+                .locks()
+                .acquire_lock(&lock, &owner, now, until)
+                .await?
+            {
+                tracing::info!(request_id = %request_id, "this render was confirmed moments ago; the reconciler's poll confirms this job");
+                return Ok(SubmitOutcome::NotDue);
+            }
             let deadline = now.plus(self.settings.reconcile.safety_margin);
             return Ok(SubmitOutcome::Confirmed(
                 self.confirm_render(&request_id, Some(deadline)).await?,
