@@ -345,13 +345,15 @@ fn lambda_env(name: &str, runtime_api: SocketAddr) -> Vec<(String, String)> {
     env
 }
 
-async fn one_run(
+/// `bootstrap` as Lambda starts it against `api`: Lambda's and the function's environment only,
+/// stdout and stderr into `log`.
+fn bootstrap_command(
     bootstrap: &Path,
     name: &str,
+    api: &RuntimeApi,
     function_env: &[(String, String)],
     log: &Path,
-) -> anyhow::Result<(Duration, u64)> {
-    let api = RuntimeApi::start(None).await?;
+) -> anyhow::Result<tokio::process::Command> {
     let mut env = lambda_env(name, api.addr);
     env.extend(function_env.iter().cloned());
     if !env.iter().any(|(k, _)| k == "RUST_LOG") {
@@ -366,6 +368,17 @@ async fn one_run(
         .stdout(Stdio::from(log_file))
         .stderr(Stdio::from(err_file))
         .kill_on_drop(true);
+    Ok(cmd)
+}
+
+async fn one_run(
+    bootstrap: &Path,
+    name: &str,
+    function_env: &[(String, String)],
+    log: &Path,
+) -> anyhow::Result<(Duration, u64)> {
+    let api = RuntimeApi::start(None).await?;
+    let mut cmd = bootstrap_command(bootstrap, name, &api, function_env, log)?;
     let polled = api.polled.notified();
     let started = Instant::now();
     let mut child = cmd
@@ -487,18 +500,9 @@ async fn first_invocation(
 ) -> anyhow::Result<(Duration, bool)> {
     let event = first_event(name).with_context(|| format!("no first event for {name}"))?;
     let api = RuntimeApi::start(Some(event)).await?;
-    let mut env = lambda_env(name, api.addr);
-    env.extend(function_env.iter().cloned());
-    let log_file = std::fs::File::create(log).with_context(|| format!("creating {log:?}"))?;
-    let err_file = log_file.try_clone()?;
+    let mut cmd = bootstrap_command(bootstrap, name, &api, function_env, log)?;
     let answer = api.answer.notified();
-    let mut child = tokio::process::Command::new(bootstrap)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log_file))
-        .stderr(Stdio::from(err_file))
-        .kill_on_drop(true)
+    let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {bootstrap:?}"))?;
     tokio::select! {
