@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use reelay_domain::lifecycle::Policy;
+use reelay_local::summary::SsembleCalls;
 
 use crate::report::{Row, Verdict};
 use crate::stackrun::RunResult;
@@ -33,15 +34,16 @@ pub fn poll_fallback(policy: &Policy, render: Duration) -> (u32, Duration) {
 pub fn rows(r: &RunResult) -> Vec<Row> {
     let mut rows = Vec::new();
     let bench = "3 Ssemble calls a render";
-    if r.ssemble_creates > 0 {
-        let per = r.ssemble_reads as f64 / r.ssemble_creates as f64;
+    let calls = SsembleCalls::from_counts(&r.ssemble_by_endpoint);
+    if calls.creates > 0 {
+        let per = calls.reads as f64 / calls.creates as f64;
         rows.push(Row::new(
             bench,
             format!(
                 "{:.2} reads a create ({} creates, {} reads; every call by endpoint: {})",
                 per,
-                r.ssemble_creates,
-                r.ssemble_reads,
+                calls.creates,
+                calls.reads,
                 r.ssemble_by_endpoint
                     .iter()
                     .map(|(e, n)| format!("{e} {n}"))

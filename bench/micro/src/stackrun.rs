@@ -102,11 +102,6 @@ pub struct RunResult {
     /// Bytes the publisher uploaded to TikTok (FILE_UPLOAD): data out of AWS on Lambda.
     #[serde(default)]
     pub upload_bytes: u64,
-    /// Calls the Ssemble simulator received over the run: creates, and reads beyond them.
-    #[serde(default)]
-    pub ssemble_creates: u64,
-    #[serde(default)]
-    pub ssemble_reads: u64,
     /// Every Ssemble call of the run by endpoint (`create`, `status`, `get`, `list`, …).
     #[serde(default)]
     pub ssemble_by_endpoint: BTreeMap<String, u64>,
@@ -462,23 +457,11 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
             u.values().filter_map(|v| v["received"].as_u64()).sum()
         })
     });
-    let ssemble_inspection = ssemble
+    let ssemble_by_endpoint = ssemble
         .as_ref()
-        .and_then(|s| serde_json::to_value(s.inspect()).ok());
-    let ssemble_calls = ssemble_inspection
-        .as_ref()
-        .and_then(reelay_local::summary::SsembleCalls::from_inspection);
-    let mut ssemble_by_endpoint: BTreeMap<String, u64> = BTreeMap::new();
-    for call in ssemble_inspection
-        .as_ref()
-        .and_then(|v| v["calls"].as_array())
-        .into_iter()
-        .flatten()
-    {
-        if let Some(endpoint) = call["endpoint"].as_str() {
-            *ssemble_by_endpoint.entry(endpoint.to_owned()).or_default() += 1;
-        }
-    }
+        .and_then(|s| serde_json::to_value(s.inspect()).ok())
+        .and_then(|v| reelay_local::summary::SsembleCalls::by_endpoint(&v))
+        .unwrap_or_default();
     let refresh = refresh_probe(&refresher, &direct_vault, &tenant, &plan, &proxy, m_pub).await?;
 
     let mut states = BTreeMap::new();
@@ -538,8 +521,6 @@ pub async fn run(w: &Workload) -> anyhow::Result<RunResult> {
         vm_hwm_kib: crate::procfs::own_vm_hwm_kib().unwrap_or(0),
         logs,
         upload_bytes,
-        ssemble_creates: ssemble_calls.map_or(0, |c| c.creates),
-        ssemble_reads: ssemble_calls.map_or(0, |c| c.reads),
         ssemble_by_endpoint,
         refresh,
         storage,

@@ -105,16 +105,33 @@ pub struct SsembleCalls {
 impl SsembleCalls {
     /// From the simulator's inspection document (`calls[].endpoint`).
     pub fn from_inspection(inspection: &Value) -> Option<Self> {
-        let calls = inspection.get("calls")?.as_array()?;
-        let endpoint = |c: &Value| c.get("endpoint").and_then(Value::as_str).map(str::to_owned);
-        let named: Vec<String> = calls.iter().filter_map(endpoint).collect();
-        Some(Self {
-            creates: named.iter().filter(|e| *e == "create").count() as u64,
-            reads: named
+        Some(Self::from_counts(&Self::by_endpoint(inspection)?))
+    }
+
+    /// Every call the inspection document records, counted by endpoint (`create`, `status`,
+    /// `get`, `list`, …).
+    pub fn by_endpoint(inspection: &Value) -> Option<BTreeMap<String, u64>> {
+        let mut counts = BTreeMap::new();
+        for call in inspection.get("calls")?.as_array()? {
+            if let Some(endpoint) = call.get("endpoint").and_then(Value::as_str) {
+                *counts.entry(endpoint.to_owned()).or_default() += 1;
+            }
+        }
+        Some(counts)
+    }
+
+    /// Creates, and reads (status, document, list) beyond them, from counts by endpoint.
+    pub fn from_counts(by_endpoint: &BTreeMap<String, u64>) -> Self {
+        let sum = |names: &[&str]| {
+            names
                 .iter()
-                .filter(|e| matches!(e.as_str(), "status" | "get" | "list"))
-                .count() as u64,
-        })
+                .filter_map(|n| by_endpoint.get(*n))
+                .sum::<u64>()
+        };
+        Self {
+            creates: sum(&["create"]),
+            reads: sum(&["status", "get", "list"]),
+        }
     }
 }
 
@@ -500,4 +517,29 @@ async fn summarize_from(
         max_inits_in_flight: tiktok.as_ref().map(max_inits_in_flight),
         deadline_passed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssemble_calls_count_creates_and_the_three_reads_from_the_inspection() {
+        let inspection = serde_json::json!({"calls": [
+            {"endpoint": "create"}, {"endpoint": "create"},
+            {"endpoint": "status"}, {"endpoint": "get"}, {"endpoint": "get"},
+            {"endpoint": "list"}, {"endpoint": "delete"}, {"no_endpoint": true}
+        ]});
+        let by = SsembleCalls::by_endpoint(&inspection).unwrap_or_default();
+        assert_eq!(by.get("get"), Some(&2));
+        assert_eq!(by.get("delete"), Some(&1));
+        assert_eq!(
+            SsembleCalls::from_inspection(&inspection),
+            Some(SsembleCalls {
+                creates: 2,
+                reads: 4
+            })
+        );
+        assert_eq!(SsembleCalls::from_inspection(&serde_json::json!({})), None);
+    }
 }
