@@ -395,6 +395,64 @@ async fn the_group_scope_fails_only_the_failed_groups_later_records() {
     assert_eq!(*calls.lock().unwrap(), 4, "B2 never ran; A and C all did");
 }
 
+/// One account's group (a budget wait, six inits in a row) must not hold back another account's
+/// due post in the same batch: with the group scope each group's records run in order and the
+/// groups of a batch at once; with the batch scope everything runs one at a time.
+#[tokio::test]
+async fn the_groups_of_a_batch_run_at_once_each_in_its_own_order() {
+    let sdk = sdk().await;
+    for (scope, expected_overlap) in [
+        (FailureScope::RestOfGroup, 3),
+        (FailureScope::RestOfBatch, 1),
+    ] {
+        let (q, client, received) = interleaved_batch(&sdk).await;
+        let processor = FifoBatchProcessor::new(client.clone(), q.url.clone()).with_scope(scope);
+        let running: Arc<Mutex<(usize, usize)>> = Arc::default();
+        let order: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let response = processor
+            .process(
+                sqs_event_from_received(&received, Some(&q.arn)),
+                |m, meta: RecordMeta| {
+                    let (running, order) = (running.clone(), order.clone());
+                    async move {
+                        {
+                            let mut r = running.lock().unwrap();
+                            r.0 += 1;
+                            r.1 = r.1.max(r.0);
+                        }
+                        // Hands the executor to the batch's other lanes mid-record.
+                        tokio::task::yield_now().await;
+                        order.lock().unwrap().push((m.group_id(), meta.message_id));
+                        running.lock().unwrap().0 -= 1;
+                        Ok(())
+                    }
+                },
+            )
+            .await;
+        assert!(failed_ids(&response).is_empty(), "{scope:?}");
+        assert_eq!(
+            running.lock().unwrap().1,
+            expected_overlap,
+            "{scope:?}: records running at once"
+        );
+        let done = order.lock().unwrap().clone();
+        for g in ["acct_a", "acct_b"] {
+            let group = message(g, 0).group_id();
+            let ran: Vec<&str> = done
+                .iter()
+                .filter(|(grp, _)| *grp == group)
+                .map(|(_, id)| id.as_str())
+                .collect();
+            let sent: Vec<&str> = received
+                .iter()
+                .filter(|m| self::group(m) == group)
+                .map(|m| m.message_id().unwrap())
+                .collect();
+            assert_eq!(ran, sent, "{scope:?}: {g}'s records in its order");
+        }
+    }
+}
+
 #[tokio::test]
 async fn poison_messages_reach_the_dlq_after_max_receive_count_and_good_ones_are_processed_once() {
     let sdk = sdk().await;

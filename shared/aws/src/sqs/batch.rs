@@ -3,14 +3,17 @@
 //! `FunctionResponseTypes: [ReportBatchItemFailures]`, or a failure retries the whole batch).
 //!
 //! Rules:
-//! - Records run one at a time in batch order, which is each group's order.
 //! - From the first failure on, that record and every later record of the batch are reported
-//!   failed ([`FailureScope::RestOfBatch`], AWS's documented FIFO rule). A group's later messages
-//!   must not run before its failed one, and Lambda treats the batch as one unit of order.
-//!   Records never attempted are made visible again at once (ChangeMessageVisibility 0), so other
-//!   groups wait one redelivery, not a whole visibility timeout; the failed group stays blocked
-//!   because its head is still in flight. [`FailureScope::RestOfGroup`] (Powertools'
-//!   `skip_group_on_error`) is available when a function prefers other groups to proceed.
+//!   failed ([`FailureScope::RestOfBatch`], AWS's documented FIFO rule): a group's later messages
+//!   must not run before its failed one, and the batch is one unit of order, run one record at a
+//!   time. Records never attempted are made visible again at once (ChangeMessageVisibility 0), so
+//!   other groups wait one redelivery, not a whole visibility timeout; the failed group stays
+//!   blocked because its head is still in flight.
+//! - With [`FailureScope::RestOfGroup`] (Powertools' `skip_group_on_error`) a failure holds back
+//!   only its own group, and the batch's groups run at once, each one record at a time in batch
+//!   order (its FIFO order): one account's group working through a backlog or waiting for its
+//!   budget must not make another account's due record in the same batch wait for it (the load
+//!   bench's isolation split measured that wait as the whole tail).
 //! - An undecodable body or an unknown envelope version is reported failed, never dropped and
 //!   never retried by hand: after `maxReceiveCount` receives the redrive policy moves it to the DLQ.
 //! - A failure may carry a retry-after: the failed message's visibility is set to it plus jitter,
@@ -19,14 +22,15 @@
 //! - A wait for the job's own schedule ([`RecordFailure::until_schedule`]) is never jittered: the
 //!   visibility is the whole seconds of the wait, rounded down, so the message is back at or
 //!   before the schedule. One due within [`FifoBatchProcessor::with_schedule_sleep`] is waited for
-//!   in-process after the rest of the batch, then handled again (still the head of its group).
+//!   in-process after the rest of its group (or batch), then handled again (still the head of its
+//!   group).
 //! - With the invocation's deadline ([`FifoBatchProcessor::process_until`]), no record is started
 //!   (nor handled again after a schedule wait) with less than
 //!   [`FifoBatchProcessor::with_deadline_margin`] left: the records not started are reported
 //!   failed and made visible again at once, like the records after a failure, so a timeout never
 //!   cuts a handler off halfway and never makes the whole batch wait out its visibility timeout.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -140,6 +144,15 @@ pub fn decode_work_message(body: Option<&str>) -> Result<WorkMessage, RecordFail
     WorkMessage::decode(body).map_err(|e| RecordFailure::new(e.code()))
 }
 
+/// The record's `MessageGroupId` (empty when the attribute is missing).
+fn group_of(record: &SqsMessage) -> String {
+    record
+        .attributes
+        .get("MessageGroupId")
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Builds the event Lambda would deliver from messages received with the SDK (all system
 /// attributes requested), so tests and local runners drive the same code with real messages.
 pub fn sqs_event_from_received(
@@ -183,14 +196,6 @@ pub struct FifoBatchProcessor {
     deadline_margin: Duration,
 }
 
-enum Outcome {
-    Done,
-    Failed,
-    Skipped,
-    /// Due within the schedule sleep: handled again after the rest of the batch.
-    DueSoon(Box<Pending>),
-}
-
 /// A record waiting in-process for its schedule.
 struct Pending {
     due: UtcTime,
@@ -230,9 +235,9 @@ impl FifoBatchProcessor {
     }
 
     /// A record whose schedule is at most this far ahead is waited for in-process (after the
-    /// rest of the batch) instead of re-delayed in whole seconds, which would make it up to 1 s
-    /// early and then cost a redelivery. Keep it well inside the function's timeout: every
-    /// record of a batch may wait this long. Zero turns the in-process wait off.
+    /// rest of its group, or of the batch) instead of re-delayed in whole seconds, which would
+    /// make it up to 1 s early and then cost a redelivery. Keep it well inside the function's
+    /// timeout. Zero turns the in-process wait off.
     pub fn with_schedule_sleep(mut self, max: Duration) -> Self {
         self.schedule_sleep = max;
         self
@@ -260,7 +265,7 @@ impl FifoBatchProcessor {
     /// handler should use [`FifoBatchProcessor::process_until`].
     pub async fn process<F, Fut>(&self, event: SqsEvent, handler: F) -> SqsBatchResponse
     where
-        F: FnMut(WorkMessage, RecordMeta) -> Fut,
+        F: Fn(WorkMessage, RecordMeta) -> Fut,
         Fut: Future<Output = Result<(), RecordFailure>>,
     {
         self.run(event, &SystemClock, None, handler).await
@@ -279,7 +284,7 @@ impl FifoBatchProcessor {
     ) -> SqsBatchResponse
     where
         C: Clock,
-        F: FnMut(WorkMessage, RecordMeta) -> Fut,
+        F: Fn(WorkMessage, RecordMeta) -> Fut,
         Fut: Future<Output = Result<(), RecordFailure>>,
     {
         self.run(event, clock, Some(deadline), handler).await
@@ -295,140 +300,182 @@ impl FifoBatchProcessor {
         event: SqsEvent,
         clock: &C,
         deadline: Option<UtcTime>,
-        mut handler: F,
+        handler: F,
     ) -> SqsBatchResponse
     where
         C: Clock,
-        F: FnMut(WorkMessage, RecordMeta) -> Fut,
+        F: Fn(WorkMessage, RecordMeta) -> Fut,
         Fut: Future<Output = Result<(), RecordFailure>>,
     {
+        // A lane is the records one failure holds back: the whole batch, or one group.
+        let mut lanes: Vec<Vec<(usize, &SqsMessage)>> = Vec::new();
+        let mut lane_of: HashMap<String, usize> = HashMap::new();
+        for (i, record) in event.records.iter().enumerate() {
+            let key = match self.scope {
+                FailureScope::RestOfBatch => String::new(),
+                FailureScope::RestOfGroup => group_of(record),
+            };
+            let lane = *lane_of.entry(key).or_insert_with(|| {
+                lanes.push(Vec::new());
+                lanes.len() - 1
+            });
+            if let Some(records) = lanes.get_mut(lane) {
+                records.push((i, record));
+            }
+        }
+        let handler = &handler;
+        let mut failed: Vec<(usize, String)> = futures::future::join_all(
+            lanes
+                .into_iter()
+                .map(|lane| self.run_lane(lane, clock, deadline, handler)),
+        )
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+        failed.sort_by_key(|(i, _)| *i);
         let mut response = SqsBatchResponse::default();
-        let mut batch_failed = false;
+        for (_, message_id) in failed {
+            response.add_failure(message_id);
+        }
+        response
+    }
+
+    /// One lane's records in order; returns the records reported failed, by batch position.
+    async fn run_lane<C, F, Fut>(
+        &self,
+        lane: Vec<(usize, &SqsMessage)>,
+        clock: &C,
+        deadline: Option<UtcTime>,
+        handler: &F,
+    ) -> Vec<(usize, String)>
+    where
+        C: Clock,
+        F: Fn(WorkMessage, RecordMeta) -> Fut,
+        Fut: Future<Output = Result<(), RecordFailure>>,
+    {
+        let mut failures = Vec::new();
+        let mut lane_failed = false;
         // Once the deadline is near, nothing else starts (even if a wall clock stepped back).
         let mut out_of_time = false;
-        let mut failed_groups: HashSet<String> = HashSet::new();
         let mut release: Vec<(String, String)> = Vec::new();
-        let mut pending: Vec<Pending> = Vec::new();
-        for record in &event.records {
+        let mut pending: Option<(usize, Pending)> = None;
+        for (i, record) in lane {
             let Some(message_id) = record.message_id.clone() else {
                 // Lambda always sends one; without it the record cannot be reported either way.
                 error!("SQS record without messageId; cannot report it");
                 continue;
             };
-            let group_id = record
-                .attributes
-                .get("MessageGroupId")
-                .cloned()
-                .unwrap_or_default();
+            let group_id = group_of(record);
             if !out_of_time && !self.in_time(deadline, clock.now()) {
                 out_of_time = true;
                 warn!(message_id = %message_id, group_id = %group_id, deadline = ?deadline,
                     margin_ms = self.deadline_margin.as_millis() as u64,
-                    "invocation deadline near; the rest of the batch is released unstarted");
+                    "invocation deadline near; the rest of the lane is released unstarted");
             }
-            let blocked = out_of_time
-                || match self.scope {
-                    FailureScope::RestOfBatch => batch_failed,
-                    FailureScope::RestOfGroup => failed_groups.contains(&group_id),
-                };
-            let outcome = if blocked {
-                Outcome::Skipped
-            } else {
-                let receive_count = record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1);
-                let meta = RecordMeta {
-                    message_id: message_id.clone(),
-                    group_id: group_id.clone(),
-                    receive_count,
-                };
-                match decode_work_message(record.body.as_deref()) {
-                    Err(failure) => {
-                        // Poison: reported failed until the redrive policy moves it to the DLQ.
-                        warn!(message_id = %message_id, group_id = %group_id, receive_count,
-                            error.code = %failure.code, "undecodable work message; leaving it to the DLQ");
-                        Outcome::Failed
-                    }
-                    Ok(message) => match handler(message.clone(), meta.clone()).await {
-                        Ok(()) => Outcome::Done,
-                        Err(failure) => match self.due_soon(&failure) {
-                            Some(after) => Outcome::DueSoon(Box::new(Pending {
-                                due: clock.now().plus(after),
-                                code: failure.code,
-                                message,
-                                meta,
-                                receipt_handle: record.receipt_handle.clone(),
-                            })),
-                            None => {
-                                self.failed(
-                                    &failure,
-                                    &message,
-                                    &meta,
-                                    record.receipt_handle.as_deref(),
-                                )
-                                .await;
-                                Outcome::Failed
-                            }
-                        },
-                    },
+            if out_of_time || lane_failed {
+                if let Some(handle) = &record.receipt_handle {
+                    release.push((message_id.clone(), handle.clone()));
+                }
+                failures.push((i, message_id));
+                continue;
+            }
+            let receive_count = record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
+            let meta = RecordMeta {
+                message_id: message_id.clone(),
+                group_id: group_id.clone(),
+                receive_count,
+            };
+            let message = match decode_work_message(record.body.as_deref()) {
+                Ok(message) => message,
+                Err(failure) => {
+                    // Poison: reported failed until the redrive policy moves it to the DLQ.
+                    warn!(message_id = %message_id, group_id = %group_id, receive_count,
+                        error.code = %failure.code, "undecodable work message; leaving it to the DLQ");
+                    lane_failed = true;
+                    failures.push((i, message_id));
+                    continue;
                 }
             };
-            match outcome {
-                Outcome::Done => {}
-                Outcome::Failed => {
-                    batch_failed = true;
-                    failed_groups.insert(group_id);
-                    response.add_failure(message_id);
+            let Err(failure) = handler(message.clone(), meta.clone()).await else {
+                continue;
+            };
+            // Whatever failed, the rest of the lane waits behind it.
+            lane_failed = true;
+            match self.due_soon(&failure) {
+                Some(after) => {
+                    pending = Some((
+                        i,
+                        Pending {
+                            due: clock.now().plus(after),
+                            code: failure.code,
+                            message,
+                            meta,
+                            receipt_handle: record.receipt_handle.clone(),
+                        },
+                    ));
                 }
-                Outcome::Skipped => {
-                    if let Some(handle) = &record.receipt_handle {
-                        release.push((message_id.clone(), handle.clone()));
-                    }
-                    response.add_failure(message_id);
-                }
-                Outcome::DueSoon(p) => {
-                    // Its group is blocked like a failed one until the wait is over.
-                    batch_failed = true;
-                    failed_groups.insert(group_id);
-                    pending.push(*p);
+                None => {
+                    self.failed(&failure, &message, &meta, record.receipt_handle.as_deref())
+                        .await;
+                    failures.push((i, message_id));
                 }
             }
         }
         self.release(release).await;
-        // The records due shortly, earliest first: each is handled again at its time, so a short
-        // wait neither delays the other groups of the batch nor becomes a redelivery.
-        pending.sort_by_key(|p| p.due);
-        for mut p in pending {
-            let mut result = Ok(());
-            for _ in 0..=SCHEDULE_RERUNS {
-                if !self.in_time(deadline, p.due) {
-                    // Waiting would end too near the deadline: the queue brings it back instead.
-                    let remaining = p.due.since(clock.now());
-                    result = Err(RecordFailure::until_schedule(p.code.clone(), remaining));
-                    break;
-                }
-                clock.sleep(p.due.since(clock.now())).await;
-                result = handler(p.message.clone(), p.meta.clone()).await;
-                match &result {
-                    Err(f) => match self.due_soon(f) {
-                        Some(after) => {
-                            p.due = clock.now().plus(after);
-                            p.code.clone_from(&f.code);
-                        }
-                        None => break,
-                    },
-                    Ok(()) => break,
-                }
+        // A record due shortly is handled again at its time, so a short wait neither delays the
+        // other lanes nor becomes a redelivery.
+        if let Some((i, p)) = pending
+            && let Some(message_id) = self.wait_and_rerun(p, clock, deadline, handler).await
+        {
+            failures.push((i, message_id));
+        }
+        failures
+    }
+
+    /// Waits in-process for a record's schedule and handles it again; the message id when it
+    /// still failed (its delay already set).
+    async fn wait_and_rerun<C, F, Fut>(
+        &self,
+        mut p: Pending,
+        clock: &C,
+        deadline: Option<UtcTime>,
+        handler: &F,
+    ) -> Option<String>
+    where
+        C: Clock,
+        F: Fn(WorkMessage, RecordMeta) -> Fut,
+        Fut: Future<Output = Result<(), RecordFailure>>,
+    {
+        let mut result = Ok(());
+        for _ in 0..=SCHEDULE_RERUNS {
+            if !self.in_time(deadline, p.due) {
+                // Waiting would end too near the deadline: the queue brings it back instead.
+                let remaining = p.due.since(clock.now());
+                result = Err(RecordFailure::until_schedule(p.code.clone(), remaining));
+                break;
             }
-            if let Err(failure) = result {
-                self.failed(&failure, &p.message, &p.meta, p.receipt_handle.as_deref())
-                    .await;
-                response.add_failure(p.meta.message_id);
+            clock.sleep(p.due.since(clock.now())).await;
+            result = handler(p.message.clone(), p.meta.clone()).await;
+            match &result {
+                Err(f) => match self.due_soon(f) {
+                    Some(after) => {
+                        p.due = clock.now().plus(after);
+                        p.code.clone_from(&f.code);
+                    }
+                    None => break,
+                },
+                Ok(()) => break,
             }
         }
-        response
+        let failure = result.err()?;
+        self.failed(&failure, &p.message, &p.meta, p.receipt_handle.as_deref())
+            .await;
+        Some(p.meta.message_id)
     }
 
     /// The wait of a schedule failure short enough to spend in-process.
