@@ -280,6 +280,26 @@ async fn tick_loop<H, Fut>(
 mod tests {
     use super::*;
 
+    /// The reconciler enqueues what is due within `enqueue_ahead`; unless that reaches past the
+    /// next tick by a margin, a job due just after this tick's horizon is enqueued after its
+    /// `scheduleAt` whenever the next tick is late or slow to reach it.
+    #[test]
+    fn the_lookahead_outlasts_the_templates_reconciler_period_with_room_to_spare() {
+        let template = Template::from_path(crate::testbed::template_path());
+        let schedule = template.map_err(|e| e.to_string()).and_then(|t| {
+            Schedule::from_template(&t, "ReconcilerFunction").map_err(|e| e.to_string())
+        });
+        let Ok(schedule) = schedule else {
+            panic!("the reconciler's schedule: {schedule:?}");
+        };
+        let ahead = reelay_domain::lifecycle::Policy::default().enqueue_ahead;
+        assert!(
+            ahead >= schedule.period + schedule.period / 4,
+            "enqueue_ahead {ahead:?} against a {:?} period",
+            schedule.period
+        );
+    }
+
     #[test]
     fn when_a_rate_is_parsed_should_follow_eventbridge_units() {
         assert_eq!(

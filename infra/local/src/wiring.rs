@@ -174,7 +174,8 @@ pub fn time_scaled_policy(factor: f64) -> Policy {
     Policy {
         publish_lease: scaled(p.publish_lease, factor, lease),
         render_submit_lease: scaled(p.render_submit_lease, factor, lease),
-        // One tick ahead: a publish due before the next tick starts on time.
+        // More than a tick ahead (1.5 periods, at least 2 s): a publish due before the next
+        // tick's horizon is enqueued by this tick, with time to spare for a late or slow tick.
         enqueue_ahead: scaled(p.enqueue_ahead, factor, Duration::from_secs(2)),
         queue_grace: scaled(p.queue_grace, factor, lease),
         queue_grace_max: scaled(p.queue_grace_max, factor, lease),

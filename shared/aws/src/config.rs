@@ -119,6 +119,9 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
             *slot = d;
         }
     }
+    if let Some(d) = secs_var("PUBLISH_ENQUEUE_AHEAD_SECS")? {
+        s.policy.enqueue_ahead = d;
+    }
     if let Some(d) = secs_var("STORE_RETRY_SECS")? {
         s.store_retry = d;
     }

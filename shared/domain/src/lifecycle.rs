@@ -523,7 +523,10 @@ pub struct Policy {
     pub render_submit_lease: Duration,
     /// A publish due this soon goes on the queue now (by the reconciler, or at once when a
     /// render completes or a schedule moves); the publisher keeps the message at its group's
-    /// head to the second when the rest is within its `group_delay_cap`, else holds the job.
+    /// head to the second. It must exceed the reconciler's period (the template's
+    /// `ReconcilerScheduleRate`, 1 minute) by the schedule's jitter and the time a run takes to
+    /// reach the job: with exactly one period, a job due just after a tick's horizon was
+    /// enqueued by the next tick after its `scheduleAt` whenever that tick came late or was slow.
     pub enqueue_ahead: Duration,
     /// How long a queued publish may wait before the reconciler re-enqueues it (then doubling).
     pub queue_grace: Duration,
@@ -560,7 +563,7 @@ impl Default for Policy {
             max_render_attempts: 6,
             publish_lease: min(2),
             render_submit_lease: min(2),
-            enqueue_ahead: Duration::from_secs(60),
+            enqueue_ahead: Duration::from_secs(90),
             queue_grace: min(5),
             queue_grace_max: min(60),
             render_poll_min: min(2),

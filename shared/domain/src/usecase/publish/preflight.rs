@@ -23,7 +23,11 @@ impl<P: Ports> Core<P> {
             // Publishes are enqueued up to `enqueue_ahead` early: the group waits exactly the
             // remainder, never jittered late; a message far too early holds the job instead.
             let remaining = job.schedule_at.since(now);
-            if remaining <= settings.group_delay_cap {
+            if remaining
+                <= settings
+                    .group_delay_cap
+                    .max(self.settings.policy.enqueue_ahead)
+            {
                 return Err(Wait {
                     code: "not_due_yet".into(),
                     after: remaining,
