@@ -256,6 +256,22 @@ impl Harness {
             .join(", ")
     }
 
+    /// A job's whole audit trail, oldest first (empty when it cannot be read).
+    pub async fn trail(&self, id: &JobId) -> Vec<reelay_domain::job::AuditEvent> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let Ok(page) = self.stack.store.audit_page(id, after, 100).await else {
+                return out;
+            };
+            out.extend(page.events);
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => return out,
+            }
+        }
+    }
+
     pub fn inits(&self) -> Vec<InitRecord> {
         self.proxy.inits()
     }

@@ -6,6 +6,10 @@
 
 use std::time::{Duration, Instant};
 
+use reelay_domain::JobId;
+use reelay_domain::job::AuditEvent;
+use reelay_domain::lifecycle::JobState;
+
 use crate::harness::Harness;
 use crate::now_ms;
 use crate::precision::{Lags, lags, seed_scheduled};
@@ -54,8 +58,14 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<(Section, Lags)> {
         })
         .collect();
     let mut deferred_plan = None;
+    let mut backlog_jobs: Vec<JobId> = Vec::new();
     if p.backlog_scheduled {
-        h.seed_all(plan, p.seed_concurrency).await?;
+        backlog_jobs.extend(
+            h.seed_all(plan, p.seed_concurrency)
+                .await?
+                .into_values()
+                .map(|s| s.job_id),
+        );
     } else {
         deferred_plan = Some(plan);
     }
@@ -87,12 +97,13 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<(Section, Lags)> {
         let backlog_now = async {
             if let (1, Some(plan)) = (i, deferred_plan.take()) {
                 tokio::time::sleep(Duration::from_millis((t0 - now_ms()).max(0) as u64)).await;
-                h.seed_all(plan, p.seed_concurrency).await?;
+                let seeded = h.seed_all(plan, p.seed_concurrency).await?;
+                return anyhow::Ok(seeded.into_values().map(|s| s.job_id).collect());
             }
-            anyhow::Ok(())
+            anyhow::Ok(Vec::new())
         };
         let (l, seeded) = tokio::join!(wait, backlog_now);
-        seeded?;
+        backlog_jobs.extend(seeded?);
         runs.push(l);
     }
     let run_s = started.elapsed().as_secs_f64();
@@ -147,6 +158,7 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<(Section, Lags)> {
             )),
         );
     }
+    rows.extend(split_rows(h, bench, &runs, &backlog_jobs, t0_b).await);
     let params = vec![format!(
         "2 isolation: {} accounts ({} throttled with {backlog} jobs due at once = {} init windows, \
          in the second run only, {}), {} healthy × {} jobs spread over {} s starting {} s ahead, \
@@ -166,4 +178,132 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<(Section, Lags)> {
         h.time_scale
     )];
     Ok((Section { rows, params }, runs[0].clone()))
+}
+
+/// One measured job's lag, split along its audit trail (unix ms; `None` where the trail lacks
+/// the step).
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    lag: i64,
+    /// Put on the publish queue after its `scheduleAt` (0 when ahead of it).
+    enqueued_late: Option<i64>,
+    /// From the later of the enqueue and `scheduleAt` to the attempt's commit: the queue, the
+    /// poller, the group and the publisher's preflight.
+    to_commit: Option<i64>,
+    /// From the commit to the init's arrival at TikTok: creator_info aside, the init itself.
+    to_init: Option<i64>,
+    /// Times the job went back to `ready` with a hold after its first enqueue.
+    holds: usize,
+}
+
+fn first_at(trail: &[AuditEvent], to: JobState) -> Option<i64> {
+    trail.iter().find(|e| e.to == to).map(|e| e.at.as_millis())
+}
+
+fn split(trail: &[AuditEvent], schedule_at: i64, init: i64) -> Split {
+    let enqueued = first_at(trail, JobState::PublishQueued);
+    let committed = first_at(trail, JobState::Publishing);
+    let holds = trail
+        .iter()
+        .filter(|e| e.from == Some(JobState::PublishQueued) && e.to == JobState::Ready)
+        .count();
+    Split {
+        lag: init - schedule_at,
+        enqueued_late: enqueued.map(|e| (e - schedule_at).max(0)),
+        to_commit: enqueued.zip(committed).map(|(e, c)| c - e.max(schedule_at)),
+        to_init: committed.map(|c| init - c),
+        holds,
+    }
+}
+
+fn ms(v: Option<i64>) -> String {
+    v.map_or_else(|| "?".into(), |v| format!("{:.3}", v as f64 / 1000.0))
+}
+
+fn p99_of(splits: &[Split], f: impl Fn(&Split) -> Option<i64>) -> String {
+    let xs: Vec<f64> = splits
+        .iter()
+        .filter_map(|s| f(s).map(|v| v as f64))
+        .collect();
+    opt_secs(percentile(&xs, 99.0))
+}
+
+/// Where the healthy jobs' lag went, in both runs, and when the throttled backlog was enqueued:
+/// the figures that say whether the tail is the reconciler's order, the queue or the publisher.
+async fn split_rows(
+    h: &Harness,
+    bench: &str,
+    runs: &[Lags],
+    backlog: &[JobId],
+    t0_b: i64,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (label, run) in ["none throttled", "10 % throttled"].iter().zip(runs) {
+        let mut splits = Vec::new();
+        for (id, schedule_at, init) in &run.inits {
+            splits.push(split(&h.trail(id).await, *schedule_at, *init));
+        }
+        splits.sort_by_key(|s| std::cmp::Reverse(s.lag));
+        let slowest: Vec<String> = splits
+            .iter()
+            .take(3)
+            .map(|s| {
+                format!(
+                    "{} = {} + {} + {} ({} holds)",
+                    ms(Some(s.lag)),
+                    ms(s.enqueued_late),
+                    ms(s.to_commit),
+                    ms(s.to_init),
+                    s.holds
+                )
+            })
+            .collect();
+        rows.push(
+            Row::info(
+                bench,
+                &format!("healthy p99 enqueued late / to commit / to init, {label}"),
+                format!(
+                    "{} / {} / {}",
+                    p99_of(&splits, |s| s.enqueued_late),
+                    p99_of(&splits, |s| s.to_commit),
+                    p99_of(&splits, |s| s.to_init)
+                ),
+            )
+            .with_note(format!(
+                "slowest: {}; held after enqueue: {}",
+                slowest.join("; "),
+                splits.iter().filter(|s| s.holds > 0).count()
+            )),
+        );
+    }
+    if !backlog.is_empty() {
+        let mut enqueues = Vec::new();
+        let mut holds = 0;
+        for id in backlog {
+            let trail = h.trail(id).await;
+            enqueues.extend(
+                trail
+                    .iter()
+                    .filter(|e| e.to == JobState::PublishQueued)
+                    .map(|e| (e.at.as_millis() - t0_b) as f64),
+            );
+            holds += trail
+                .iter()
+                .filter(|e| e.from == Some(JobState::PublishQueued) && e.to == JobState::Ready)
+                .count();
+        }
+        let first = enqueues.iter().copied().reduce(f64::min);
+        let last = enqueues.iter().copied().reduce(f64::max);
+        rows.push(Row::info(
+            bench,
+            "throttled backlog: enqueues / holds; enqueued from / to (after its start)",
+            format!(
+                "{} / {holds}; {} / {}",
+                enqueues.len(),
+                opt_secs(first),
+                opt_secs(last)
+            ),
+        ));
+    }
+    rows
 }

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use reelay_domain::JobId;
+
 use crate::harness::{Account, Harness, Seeded};
 use crate::now_ms;
 use crate::report::{Row, Section, opt_secs};
@@ -29,6 +31,9 @@ pub struct Lags {
     pub missing_states: String,
     /// Jobs stored only after their `scheduleAt` had passed (the seeding fell behind).
     pub seeded_late: usize,
+    /// Each measured job with an init: its id, `scheduleAt` and init arrival (unix ms), for
+    /// splitting the lag along the job's audit trail.
+    pub inits: Vec<(JobId, i64, i64)>,
 }
 
 /// `scheduleAt` of job `j` of account `i`: spread deterministically over the span, so every
@@ -50,12 +55,15 @@ pub async fn lags(
     loop {
         let done = first_inits(h, measured);
         if done.len() >= measured.len() || Instant::now() >= deadline {
-            let lags_ms: Vec<f64> = done
+            let inits: Vec<(JobId, i64, i64)> = done
                 .iter()
                 .filter_map(|(title, at)| {
-                    measured.get(title).map(|s| (*at - s.schedule_at_ms) as f64)
+                    measured
+                        .get(title)
+                        .map(|s| (s.job_id.clone(), s.schedule_at_ms, *at))
                 })
                 .collect();
+            let lags_ms = inits.iter().map(|(_, s, at)| (at - s) as f64).collect();
             let seeded_late = measured
                 .iter()
                 .filter(|(t, s)| seeded_at.get(*t).is_some_and(|at| *at > s.schedule_at_ms))
@@ -70,6 +78,7 @@ pub async fn lags(
                 missing: missing.len(),
                 lags_ms,
                 seeded_late,
+                inits,
             };
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
