@@ -69,13 +69,10 @@ pub async fn handler<P: Ports>(
         .await
 }
 
-/// The account's group waits: exactly to the schedule, or a back-off the queue may jitter.
+/// The account's group waits, timed as the wait says (to the schedule, to its window, or a
+/// back-off the queue may jitter).
 fn delay(wait: Wait) -> RecordFailure {
-    if wait.until_schedule {
-        RecordFailure::until_schedule(wait.code, wait.after)
-    } else {
-        RecordFailure::retry_after(wait.code, wait.after)
-    }
+    RecordFailure::waiting(wait.code, wait.after, wait.timing)
 }
 
 fn count(outcome: &PublishOutcome) {

@@ -13,7 +13,7 @@ use reelay_domain::ports::{Adapters, Clock};
 use reelay_domain::request::NewJob;
 use reelay_domain::usecase::{
     Command, Core, CreateError, Observation, ObserveOutcome, Observed, PublishOutcome, RenderHint,
-    Settings, Wait,
+    Settings, Wait, WaitTiming,
 };
 use reelay_domain::{
     AccountId, IdempotencyKey, JobId, JobSource, PayloadHash, RequestId, TenantId, UtcTime,
@@ -1517,7 +1517,7 @@ async fn consumer(
             QueueKind::Publish => {
                 let mut answer = core.publish(&d.message.job_id, deadline).await;
                 if let Err(Wait {
-                    until_schedule: true,
+                    timing: WaitTiming::Schedule,
                     after,
                     ..
                 }) = &answer

@@ -19,6 +19,8 @@
 //! - A failure may carry a retry-after: the failed message's visibility is set to it plus jitter,
 //!   so its group waits that long (FIFO blocks a group while its head is in flight) and other
 //!   groups keep flowing.
+//! - A wait for the instant an account's own window frees ([`WaitTiming::Window`]) is never
+//!   jittered either, and rounded up: only that group's head waits for it, so there is no herd.
 //! - A wait for the job's own schedule ([`RecordFailure::until_schedule`]) is never jittered: the
 //!   visibility is the whole seconds of the wait, rounded down, so the message is back at or
 //!   before the schedule. One due within [`FifoBatchProcessor::with_schedule_sleep`] is waited for
@@ -41,6 +43,7 @@ use rand::Rng;
 use reelay_domain::UtcTime;
 use reelay_domain::messages::WorkMessage;
 use reelay_domain::ports::Clock;
+use reelay_domain::usecase::WaitTiming;
 use tracing::{error, info, warn};
 
 use crate::SystemClock;
@@ -75,11 +78,10 @@ pub enum FailureScope {
 pub struct RecordFailure {
     /// A short code for logs (never a secret, never a body).
     pub code: String,
-    /// Hold the group back this long (plus jitter); `None` leaves the queue's visibility timeout.
+    /// Hold the group back this long; `None` leaves the queue's visibility timeout.
     pub retry_after: Option<Duration>,
-    /// The wait ends at the job's own `scheduleAt`: jitter would only make it late (jitter is
-    /// for budget and back-off waits many messages share), so it is never added.
-    pub until_schedule: bool,
+    /// What the wait ends at: only a back-off many messages may share gets jitter.
+    pub timing: WaitTiming,
 }
 
 impl RecordFailure {
@@ -87,47 +89,52 @@ impl RecordFailure {
         Self {
             code: code.into(),
             retry_after: None,
-            until_schedule: false,
+            timing: WaitTiming::Backoff,
         }
     }
 
-    /// A budget or back-off wait: the group comes back after `after` plus jitter.
+    /// A back-off (a shared budget, an outage): the group comes back after `after` plus jitter.
     pub fn retry_after(code: impl Into<String>, after: Duration) -> Self {
-        Self {
-            code: code.into(),
-            retry_after: Some(after),
-            until_schedule: false,
-        }
+        Self::waiting(code, after, WaitTiming::Backoff)
     }
 
     /// The job is due in `remaining`: the group comes back no later than that, never jittered.
     pub fn until_schedule(code: impl Into<String>, remaining: Duration) -> Self {
+        Self::waiting(code, remaining, WaitTiming::Schedule)
+    }
+
+    /// The group comes back after `after`, timed as `timing` says.
+    pub fn waiting(code: impl Into<String>, after: Duration, timing: WaitTiming) -> Self {
         Self {
             code: code.into(),
-            retry_after: Some(remaining),
-            until_schedule: true,
+            retry_after: Some(after),
+            timing,
         }
     }
 }
 
-/// The visibility timeout that delays a failed message. A schedule wait is rounded down to whole
-/// seconds (SQS's unit), so it never ends past the schedule; any other wait gets `jitter(cap_ms)`
-/// milliseconds added (cap = a fifth of the wait, at least 1 s) and is rounded up, so it never
-/// ends before the budget or back-off it waits for.
+/// The visibility timeout that delays a failed message, in SQS's whole seconds. A schedule wait
+/// is rounded down, so it never ends past the schedule; a window wait is rounded up, so it never
+/// ends before the window frees; a back-off gets `jitter(cap_ms)` milliseconds added (cap = a
+/// fifth of the wait, at least 1 s) and is rounded up.
 pub fn delay_visibility(
     failure_after: Duration,
-    until_schedule: bool,
+    timing: WaitTiming,
     jitter: impl FnOnce(u64) -> u64,
 ) -> Duration {
-    if until_schedule {
-        return Duration::from_secs(failure_after.min(MAX_VISIBILITY).as_secs());
+    let failure_after = failure_after.min(MAX_VISIBILITY);
+    let up = |wait: Duration| {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Duration::from_secs(secs.max(1)).min(MAX_VISIBILITY)
+    };
+    match timing {
+        WaitTiming::Schedule => return Duration::from_secs(failure_after.as_secs()),
+        WaitTiming::Window => return up(failure_after),
+        WaitTiming::Backoff => {}
     }
     let jitter_cap = (failure_after / 5).max(Duration::from_secs(1));
     let cap_ms = u64::try_from(jitter_cap.as_millis()).unwrap_or(u64::MAX);
-    let wait =
-        (failure_after + Duration::from_millis(jitter(cap_ms).min(cap_ms))).min(MAX_VISIBILITY);
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    Duration::from_secs(secs.max(1)).min(MAX_VISIBILITY)
+    up((failure_after + Duration::from_millis(jitter(cap_ms).min(cap_ms))).min(MAX_VISIBILITY))
 }
 
 /// What the handler learns about the record besides the message.
@@ -482,7 +489,7 @@ impl FifoBatchProcessor {
     fn due_soon(&self, failure: &RecordFailure) -> Option<Duration> {
         failure
             .retry_after
-            .filter(|after| failure.until_schedule && *after <= self.schedule_sleep)
+            .filter(|after| failure.timing == WaitTiming::Schedule && *after <= self.schedule_sleep)
     }
 
     /// Logs a failed record and delays its message when the failure asks for it.
@@ -495,9 +502,9 @@ impl FifoBatchProcessor {
     ) {
         info!(message_id = %meta.message_id, group_id = %meta.group_id, job_id = %message.job_id,
             error.code = %failure.code, retry_after_ms = failure.retry_after.map(|d| d.as_millis() as u64),
-            until_schedule = failure.until_schedule, "work message failed; its group waits");
+            timing = ?failure.timing, "work message failed; its group waits");
         if let (Some(after), Some(handle)) = (failure.retry_after, receipt_handle) {
-            self.delay(handle, after, failure.until_schedule, &meta.message_id)
+            self.delay(handle, after, failure.timing, &meta.message_id)
                 .await;
         }
     }
@@ -507,12 +514,10 @@ impl FifoBatchProcessor {
         &self,
         receipt_handle: &str,
         after: Duration,
-        until_schedule: bool,
+        timing: WaitTiming,
         message_id: &str,
     ) {
-        let wait = delay_visibility(after, until_schedule, |cap_ms| {
-            rand::rng().random_range(0..=cap_ms)
-        });
+        let wait = delay_visibility(after, timing, |cap_ms| rand::rng().random_range(0..=cap_ms));
         let result = self
             .client
             .change_message_visibility()
@@ -599,7 +604,7 @@ mod tests {
         ] {
             let after = Duration::from_millis(ms);
             // The largest jitter the source could give must not be used.
-            let v = delay_visibility(after, true, |cap| cap);
+            let v = delay_visibility(after, WaitTiming::Schedule, |cap| cap);
             assert!(
                 v <= after,
                 "{ms} ms: visibility {v:?} ends past the schedule"
@@ -615,7 +620,7 @@ mod tests {
     #[test]
     fn a_schedule_wait_does_not_call_the_jitter_source() {
         let mut called = false;
-        let _ = delay_visibility(Duration::from_secs(45), true, |_| {
+        let _ = delay_visibility(Duration::from_secs(45), WaitTiming::Schedule, |_| {
             called = true;
             0
         });
@@ -625,14 +630,14 @@ mod tests {
     #[test]
     fn a_budget_wait_is_jittered_within_a_fifth_and_never_ends_early() {
         let after = Duration::from_millis(30_400);
-        let none = delay_visibility(after, false, |_| 0);
+        let none = delay_visibility(after, WaitTiming::Backoff, |_| 0);
         assert_eq!(
             none,
             Duration::from_secs(31),
             "rounded up, never before the wait"
         );
         let mut seen_cap = 0;
-        let most = delay_visibility(after, false, |cap| {
+        let most = delay_visibility(after, WaitTiming::Backoff, |cap| {
             seen_cap = cap;
             cap
         });
@@ -640,11 +645,11 @@ mod tests {
         assert_eq!(most, Duration::from_secs(37));
         // A short wait still spreads over at least a second, and never asks for 0 s.
         assert_eq!(
-            delay_visibility(Duration::ZERO, false, |_| 0),
+            delay_visibility(Duration::ZERO, WaitTiming::Backoff, |_| 0),
             Duration::from_secs(1)
         );
         let mut short_cap = 0;
-        let _ = delay_visibility(Duration::from_millis(200), false, |cap| {
+        let _ = delay_visibility(Duration::from_millis(200), WaitTiming::Backoff, |cap| {
             short_cap = cap;
             0
         });
@@ -654,8 +659,38 @@ mod tests {
     #[test]
     fn a_wait_is_capped_at_the_sqs_maximum() {
         let day = Duration::from_secs(86_400);
-        assert_eq!(delay_visibility(day, true, |_| 0), MAX_VISIBILITY);
-        assert_eq!(delay_visibility(day, false, |c| c), MAX_VISIBILITY);
+        assert_eq!(
+            delay_visibility(day, WaitTiming::Schedule, |_| 0),
+            MAX_VISIBILITY
+        );
+        assert_eq!(
+            delay_visibility(day, WaitTiming::Backoff, |c| c),
+            MAX_VISIBILITY
+        );
+        assert_eq!(
+            delay_visibility(day, WaitTiming::Window, |c| c),
+            MAX_VISIBILITY
+        );
+    }
+
+    /// An account's own window: its group alone waits, so the head comes back the first whole
+    /// second after the window frees, never before it and with no jitter (which cost the
+    /// saturation bench up to a fifth of each 60 s wait).
+    #[test]
+    fn a_window_wait_is_rounded_up_and_never_jittered() {
+        for (ms, secs) in [
+            (0_u64, 1_u64),
+            (1, 1),
+            (999, 1),
+            (1_000, 1),
+            (1_001, 2),
+            (59_400, 60),
+        ] {
+            let v = delay_visibility(Duration::from_millis(ms), WaitTiming::Window, |cap| {
+                panic!("jitter asked for a window wait (cap {cap} ms)")
+            });
+            assert_eq!(v, Duration::from_secs(secs), "{ms} ms");
+        }
     }
 
     #[test]

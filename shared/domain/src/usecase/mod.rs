@@ -36,7 +36,7 @@ pub use commands::{Command, CommandError, tenant_job};
 pub use create_job::{CreateError, Created};
 pub use disconnect::{DISCONNECTED, Disconnected};
 pub use observe::{Observation, ObserveOutcome, Observed};
-pub use publish::{PublishOutcome, Wait};
+pub use publish::{PublishOutcome, Wait, WaitTiming};
 pub use reconcile::{Reconciled, RunReport, round_robin};
 pub use render::{
     Confirmed, FAN_OUT_PENDING, HintOutcome, RenderHint, SOURCE_BUSY, SubmitOutcome, event_for,

@@ -63,16 +63,29 @@ pub struct Wait {
     /// A short code for logs (never a secret).
     pub code: String,
     pub after: Duration,
-    /// The wait ends at the job's own `scheduleAt`: never jittered late.
-    pub until_schedule: bool,
+    pub timing: WaitTiming,
+}
+
+/// What the wait ends at, which says how the queue may time the message's return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitTiming {
+    /// A back-off whose end nothing marks (a store or upstream hiccup): jittered, never early.
+    Backoff,
+    /// The instant the account's own window or block ends: never early, never jittered. Only
+    /// the head of the account's group waits for it, so there is no herd to spread, and jitter
+    /// would only leave the account's allowed rate unused.
+    Window,
+    /// The job's own `scheduleAt`: never late.
+    Schedule,
 }
 
 impl Wait {
+    /// A back-off.
     pub fn new(code: impl Into<String>, after: Duration) -> Self {
         Self {
             code: code.into(),
             after,
-            until_schedule: false,
+            timing: WaitTiming::Backoff,
         }
     }
 }
@@ -158,7 +171,11 @@ impl<P: Ports> Core<P> {
                 delay_ms = remaining.as_millis() as u64,
                 "account's group waits"
             );
-            return Err(Wait::new(reason, remaining));
+            return Err(Wait {
+                code: reason.to_owned(),
+                after: remaining,
+                timing: WaitTiming::Window,
+            });
         }
         self.hold(job, reason, Some(until)).await
     }

@@ -9,7 +9,7 @@ use crate::ports::{AccountStore, Clock, Ports};
 use crate::time::UtcTime;
 use crate::upstream::{PublishApi, UpstreamError};
 
-use super::{Core, Prepared, PublishOutcome, Step, Wait, cap_reason, job_error};
+use super::{Core, Prepared, PublishOutcome, Step, Wait, WaitTiming, cap_reason, job_error};
 
 impl<P: Ports> Core<P> {
     pub(crate) async fn preflight(
@@ -31,7 +31,7 @@ impl<P: Ports> Core<P> {
                 return Err(Wait {
                     code: "not_due_yet".into(),
                     after: remaining,
-                    until_schedule: true,
+                    timing: WaitTiming::Schedule,
                 });
             }
             let at = job.schedule_at;
