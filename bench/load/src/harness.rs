@@ -256,6 +256,11 @@ impl Harness {
             .join(", ")
     }
 
+    /// How far ahead of `scheduleAt` the reconciler enqueues a publish, on this run's clock.
+    pub fn enqueue_ahead(&self) -> Duration {
+        self.core.settings.policy.enqueue_ahead
+    }
+
     /// A job's whole audit trail, oldest first (empty when it cannot be read).
     pub async fn trail(&self, id: &JobId) -> Vec<reelay_domain::job::AuditEvent> {
         let mut out = Vec::new();

@@ -42,12 +42,11 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<(Section, Lags)> {
     let limit = h.tiktok.config().limits.init_per_window;
     let backlog = (limit * p.throttled_windows) as usize;
 
-    // Both runs are seeded up front (a job must be `ready` a reconciler period before its
-    // schedule); the second starts a reconciler period plus a margin after the first ends, so
-    // its early enqueues never overlap the first run's jobs.
-    let reconcile = Duration::from_secs_f64(60.0 / h.time_scale);
+    // Both runs are seeded up front (a job must be `ready` more than the reconciler's lookahead
+    // before its schedule); the second starts the lookahead plus a margin after the first ends,
+    // so its early enqueues never overlap the first run's jobs.
     let t0_a = now_ms() + p.lead.as_millis() as i64;
-    let t0_b = t0_a + (p.spread + reconcile + Duration::from_secs(10)).as_millis() as i64;
+    let t0_b = t0_a + (p.spread + h.enqueue_ahead() + Duration::from_secs(10)).as_millis() as i64;
     let plan: Vec<_> = throttled
         .iter()
         .map(|a| {

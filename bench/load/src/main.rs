@@ -70,12 +70,13 @@ struct Cli {
     #[arg(long, default_value_t = 30, global = true)]
     spread_secs: u64,
     /// … starting this many seconds after seeding begins.
-    /// At least the reconciler's period (60 s ÷ time scale) plus the seeding time, so every job
-    /// is `ready` before the tick that enqueues it; a shorter lead measures the tick instead.
-    #[arg(long, default_value_t = 75, global = true)]
+    /// At least the reconciler's lookahead (`enqueue_ahead`, 90 s ÷ time scale) plus the seeding
+    /// time, so every job is `ready` before the tick that enqueues it; with a shorter lead the
+    /// render-completion path enqueues the jobs at once and the reconciler is out of the path.
+    #[arg(long, default_value_t = 110, global = true)]
     lead_secs: u64,
     /// `all` also runs precision with jobs whose render completes this many seconds before
-    /// their `scheduleAt` (inside the reconciler's one-minute lookahead): the path that waited
+    /// their `scheduleAt` (inside the reconciler's lookahead): the path that waited
     /// for the next tick at real time (33–55 s late) before the ready job was enqueued at once.
     #[arg(long, default_value_t = 10, global = true)]
     lookahead_lead_secs: u64,
