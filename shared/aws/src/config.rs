@@ -114,6 +114,7 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
         ("PUBLISH_RATE_LIMIT_WAIT_SECS", &mut p.rate_limit_wait),
         ("PUBLISH_TRANSIENT_WAIT_SECS", &mut p.transient_wait),
         ("PUBLISH_INIT_WINDOW_SECS", &mut p.init_window),
+        ("PUBLISH_SCHEDULE_LEAD_SECS", &mut p.schedule_lead),
     ] {
         if let Some(d) = secs_var(name)? {
             *slot = d;

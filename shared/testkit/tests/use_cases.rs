@@ -12,7 +12,7 @@ use reelay_domain::request::{Amendment, NewJob};
 use reelay_domain::upstream::RenderStatus;
 use reelay_domain::usecase::{
     AccountError, Command, CommandError, Confirmed, CreateError, Created, CreatorSettings,
-    HintOutcome, Observation, ObserveOutcome, Observed, PublishOutcome, SubmitOutcome,
+    HintOutcome, Observation, ObserveOutcome, Observed, PublishOutcome, SubmitOutcome, WaitTiming,
 };
 use reelay_domain::{
     IdempotencyKey, JobId, JobSource, JobState, PayloadHash, PostMode, RequestId, UtcTime,
@@ -818,6 +818,61 @@ fn queued(w: &World) -> JobId {
     block_on(w.core().confirm_render(&request, None)).unwrap();
     assert_eq!(w.job_now(&job.id).state, JobState::PublishQueued);
     job.id
+}
+
+/// A message handled within `schedule_lead` of its schedule is prepared at once (creator_info,
+/// budgets) and only the commit and init wait, to the millisecond; one further ahead does
+/// nothing but wait at its group's head.
+#[test]
+fn a_post_due_within_the_schedule_lead_is_prepared_at_once_and_sent_at_its_second() {
+    let w = world().account(T, "acct_b");
+    let request = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
+    w.ssemble.complete(&request, vec![sample::clip("c", 5.0)]);
+    let lead = w.core().settings.publish.schedule_lead;
+    assert_eq!(lead, Duration::from_secs(2));
+    let soon = w.clock.now().plus(Duration::from_millis(1_500));
+    let later = w.clock.now().plus(Duration::from_secs(3));
+    let first = w.job(JobSetup::rendered(T, A, &request).schedule_at(soon));
+    let second = w.job(JobSetup::rendered(T, "acct_b", &request).schedule_at(later));
+    block_on(w.core().confirm_render(&request, None)).unwrap();
+    let core = w.core();
+
+    let handled_at = w.clock.now();
+    let early = block_on(core.publish(&second.id, deadline(&w)));
+    let Err(wait) = early else {
+        panic!("3 s ahead: {early:?}");
+    };
+    assert_eq!(
+        (wait.timing, wait.after),
+        (WaitTiming::Schedule, Duration::from_secs(3))
+    );
+    assert_eq!(
+        w.tiktok.calls().len(),
+        0,
+        "nothing asked of TikTok 3 s ahead"
+    );
+
+    let outcome = block_on(core.publish(&first.id, deadline(&w))).unwrap();
+    assert!(
+        matches!(outcome, PublishOutcome::Accepted { .. }),
+        "{outcome:?}"
+    );
+    let calls = w.tiktok.calls();
+    let at = |name: &str| {
+        calls
+            .iter()
+            .find(|c| c.call.name() == name)
+            .map(|c| c.at)
+            .unwrap_or_else(|| panic!("no {name} in {calls:?}"))
+    };
+    assert_eq!(at("creator_info"), handled_at, "prepared when handled");
+    assert_eq!(at("init"), soon, "initialised at its schedule, not before");
+    let trail = w.store.audit_trail(&first.id);
+    let started = trail
+        .iter()
+        .find(|e| e.event == "publish_started")
+        .map(|e| e.at);
+    assert_eq!(started, Some(soon), "committed at its schedule");
 }
 
 #[test]

@@ -88,6 +88,11 @@ pub struct PublishSettings {
     pub init_window: Duration,
     /// Writes of an init's answer tried before leaving the job to its lease.
     pub record_attempts: u32,
+    /// A message handled this close to its `scheduleAt` is prepared at once (account, token,
+    /// creator_info, budgets) and only its commit and init wait for the second; one further
+    /// ahead waits at its group's head. Keep it short: creator_info and the budget take are
+    /// meant for the post that follows them.
+    pub schedule_lead: Duration,
 }
 
 impl Default for PublishSettings {
@@ -99,6 +104,7 @@ impl Default for PublishSettings {
             transient_wait: Duration::from_secs(60),
             init_window: Duration::from_secs(40),
             record_attempts: 3,
+            schedule_lead: Duration::from_secs(2),
         }
     }
 }

@@ -121,6 +121,17 @@ impl<P: Ports> Core<P> {
             Step::Go(p) => p,
             Step::Done(outcome) => return Ok(outcome),
         };
+        // Prepared up to `schedule_lead` early: the commit (and so the init) waits for the
+        // schedule, to the millisecond. A change to the job meanwhile loses the commit.
+        let clock = self.ports.clock();
+        let due_in = prepared.job.schedule_at.since(clock.now());
+        if !due_in.is_zero() {
+            tracing::debug!(
+                due_in_ms = due_in.as_millis() as u64,
+                "prepared; waiting for the schedule"
+            );
+            clock.sleep(due_in).await;
+        }
         let attempt = match Box::pin(self.commit(prepared, deadline)).await? {
             Step::Go(a) => a,
             Step::Done(outcome) => return Ok(outcome),

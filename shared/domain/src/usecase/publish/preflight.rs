@@ -19,10 +19,13 @@ impl<P: Ports> Core<P> {
     ) -> Result<Step<Prepared>, Wait> {
         let now = self.ports.clock().now();
         let settings = &self.settings.publish;
-        if job.schedule_at > now {
+        // A message this close to its schedule is prepared now and only its commit waits for
+        // the second (in `publish`): the reads, creator_info and budgets are off the due path.
+        let due_in = job.schedule_at.since(now);
+        if due_in > settings.schedule_lead {
             // Publishes are enqueued up to `enqueue_ahead` early: the group waits exactly the
             // remainder, never jittered late; a message far too early holds the job instead.
-            let remaining = job.schedule_at.since(now);
+            let remaining = due_in;
             if remaining
                 <= settings
                     .group_delay_cap
@@ -54,7 +57,7 @@ impl<P: Ports> Core<P> {
                 return self.wait(job, &reason, until).await.map(Step::Done);
             }
         }
-        if now.plus(settings.init_window) > deadline {
+        if now.plus(due_in).plus(settings.init_window) > deadline {
             // Budgets and creator_info would be spent on an attempt that cannot finish in time.
             return Err(Wait::new("out_of_time", std::time::Duration::ZERO));
         }
