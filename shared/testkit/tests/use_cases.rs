@@ -844,7 +844,8 @@ fn a_post_due_within_the_schedule_lead_is_prepared_at_once_and_sent_at_its_secon
     };
     assert_eq!(
         (wait.timing, wait.after),
-        (WaitTiming::Schedule, Duration::from_secs(3))
+        (WaitTiming::Schedule, Duration::from_secs(2)),
+        "back half the lead before its schedule"
     );
     assert_eq!(
         w.tiktok.calls().len(),

@@ -23,17 +23,17 @@ impl<P: Ports> Core<P> {
         // the second (in `publish`): the reads, creator_info and budgets are off the due path.
         let due_in = job.schedule_at.since(now);
         if due_in > settings.schedule_lead {
-            // Publishes are enqueued up to `enqueue_ahead` early: the group waits exactly the
-            // remainder, never jittered late; a message far too early holds the job instead.
-            let remaining = due_in;
-            if remaining
+            // Publishes are enqueued up to `enqueue_ahead` early: the group waits, never
+            // jittered late, until half the lead before the schedule, so a redelivery that is
+            // slow to arrive is still prepared ahead; a message far too early holds the job.
+            if due_in
                 <= settings
                     .group_delay_cap
                     .max(self.settings.policy.enqueue_ahead)
             {
                 return Err(Wait {
                     code: "not_due_yet".into(),
-                    after: remaining,
+                    after: due_in.saturating_sub(settings.schedule_lead / 2),
                     timing: WaitTiming::Schedule,
                 });
             }
