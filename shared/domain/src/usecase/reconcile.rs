@@ -467,6 +467,18 @@ impl<P: Ports> Core<P> {
             let until = denied.retry_at;
             return self.offer(job, &Event::Deferred { until }).await;
         }
+        // The account again, right before the call: a publisher may have recorded a 429 on
+        // another job of the account since the first read (the throttle is the account's).
+        if let Some(until) = self
+            .ports
+            .accounts()
+            .get_account(&job.tenant_id, &job.account_id)
+            .await?
+            .as_ref()
+            .and_then(|a| a.throttled_until(self.ports.clock().now(), delay_only))
+        {
+            return self.offer(job, &Event::Deferred { until }).await;
+        }
         let event = match self.ports.publish().status(&token, &publish_id).await {
             Ok(observed) => Event::StatusObserved {
                 publish_id,
