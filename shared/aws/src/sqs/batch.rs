@@ -315,19 +315,20 @@ impl FifoBatchProcessor {
         Fut: Future<Output = Result<(), RecordFailure>>,
     {
         // A lane is the records one failure holds back: the whole batch, or one group.
-        let mut lanes: Vec<Vec<(usize, &SqsMessage)>> = Vec::new();
+        let mut lanes: Vec<Vec<(usize, &SqsMessage, String)>> = Vec::new();
         let mut lane_of: HashMap<String, usize> = HashMap::new();
         for (i, record) in event.records.iter().enumerate() {
+            let group = group_of(record);
             let key = match self.scope {
                 FailureScope::RestOfBatch => String::new(),
-                FailureScope::RestOfGroup => group_of(record),
+                FailureScope::RestOfGroup => group.clone(),
             };
             let lane = *lane_of.entry(key).or_insert_with(|| {
                 lanes.push(Vec::new());
                 lanes.len() - 1
             });
             if let Some(records) = lanes.get_mut(lane) {
-                records.push((i, record));
+                records.push((i, record, group));
             }
         }
         let handler = &handler;
@@ -348,10 +349,11 @@ impl FifoBatchProcessor {
         response
     }
 
-    /// One lane's records in order; returns the records reported failed, by batch position.
+    /// One lane's records in order, each with its group; returns the records reported failed,
+    /// by batch position.
     async fn run_lane<C, F, Fut>(
         &self,
-        lane: Vec<(usize, &SqsMessage)>,
+        lane: Vec<(usize, &SqsMessage, String)>,
         clock: &C,
         deadline: Option<UtcTime>,
         handler: &F,
@@ -367,13 +369,12 @@ impl FifoBatchProcessor {
         let mut out_of_time = false;
         let mut release: Vec<(String, String)> = Vec::new();
         let mut pending: Option<(usize, Pending)> = None;
-        for (i, record) in lane {
+        for (i, record, group_id) in lane {
             let Some(message_id) = record.message_id.clone() else {
                 // Lambda always sends one; without it the record cannot be reported either way.
                 error!("SQS record without messageId; cannot report it");
                 continue;
             };
-            let group_id = group_of(record);
             if !out_of_time && !self.in_time(deadline, clock.now()) {
                 out_of_time = true;
                 warn!(message_id = %message_id, group_id = %group_id, deadline = ?deadline,
