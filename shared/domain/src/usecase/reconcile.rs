@@ -432,18 +432,9 @@ impl<P: Ports> Core<P> {
         let Some(publish_id) = job.publish_id.clone() else {
             return Ok(Touched::Nothing);
         };
-        let account = self
-            .ports
-            .accounts()
-            .get_account(&job.tenant_id, &job.account_id)
-            .await?;
-        // TikTok throttling the account's token (a 429) holds its polls too; a daily cap does
-        // not (it limits posts, not status reads).
-        let delay_only = &self.settings.policy.delay_only_codes;
-        if let Some(until) = account
-            .as_ref()
-            .and_then(|a| a.throttled_until(now, delay_only))
-        {
+        // Checked before the token and the budget, which a throttled account would spend for
+        // nothing.
+        if let Some(until) = self.account_throttled_until(&job, now).await? {
             return self.offer(job, &Event::Deferred { until }).await;
         }
         let token = match self
@@ -467,16 +458,10 @@ impl<P: Ports> Core<P> {
             let until = denied.retry_at;
             return self.offer(job, &Event::Deferred { until }).await;
         }
-        // The account again, right before the call: a publisher may have recorded a 429 on
-        // another job of the account since the first read (the throttle is the account's).
-        if let Some(until) = self
-            .ports
-            .accounts()
-            .get_account(&job.tenant_id, &job.account_id)
-            .await?
-            .as_ref()
-            .and_then(|a| a.throttled_until(self.ports.clock().now(), delay_only))
-        {
+        // And again right before the call: a publisher may have recorded a 429 on another job
+        // of the account since the first read (the throttle is the account's).
+        let now_again = self.ports.clock().now();
+        if let Some(until) = self.account_throttled_until(&job, now_again).await? {
             return self.offer(job, &Event::Deferred { until }).await;
         }
         let event = match self.ports.publish().status(&token, &publish_id).await {
@@ -497,5 +482,20 @@ impl<P: Ports> Core<P> {
             }
         };
         self.offer(job, &event).await
+    }
+
+    /// Until when TikTok throttles the job's account (a 429 on its token holds its status polls
+    /// too; a daily cap does not: it limits posts, not status reads).
+    async fn account_throttled_until(
+        &self,
+        job: &Job,
+        now: UtcTime,
+    ) -> Result<Option<UtcTime>, StoreError> {
+        let account = self
+            .ports
+            .accounts()
+            .get_account(&job.tenant_id, &job.account_id)
+            .await?;
+        Ok(account.and_then(|a| a.throttled_until(now, &self.settings.policy.delay_only_codes)))
     }
 }
