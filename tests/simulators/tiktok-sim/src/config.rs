@@ -80,6 +80,11 @@ pub struct OAuthConfig {
     /// UNVERIFIED: OAuth errors' HTTP status is undocumented; third-party code sees 200.
     pub error_http_status: u16,
     pub code_ttl_secs: u64,
+    /// Non-TikTok: give `expires_in` and `refresh_expires_in` in real seconds (÷ `time_scale`),
+    /// so a client on the real clock (Reelay in a time-scaled local run) knows when its tokens
+    /// expire, as it does at TikTok. Off: simulated seconds, and such a client learns of an
+    /// expiry from a refused call.
+    pub lifetimes_in_real_seconds: bool,
 }
 
 impl Default for OAuthConfig {
@@ -90,6 +95,7 @@ impl Default for OAuthConfig {
             rotate_refresh_tokens: true,
             error_http_status: 400,
             code_ttl_secs: 600,
+            lifetimes_in_real_seconds: false,
         }
     }
 }

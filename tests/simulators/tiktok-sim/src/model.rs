@@ -419,11 +419,25 @@ impl World {
                 r
             }
         };
+        let refresh_ttl = (refresh_expires_ms - now_ms).max(0);
+        // Rounded down: a client on the real clock refreshes a moment early, never late.
+        let (expires_in, refresh_expires_in) = if self.cfg.oauth.lifetimes_in_real_seconds {
+            let scale = self.cfg.time_scale.max(1.0);
+            (
+                (access_ttl as f64 / 1000.0 / scale).floor() as i64,
+                (refresh_ttl as f64 / 1000.0 / scale).floor() as i64,
+            )
+        } else {
+            (
+                access_ttl / 1000,
+                (refresh_ttl as u64).div_ceil(1000) as i64,
+            )
+        };
         json!({
             "access_token": access,
-            "expires_in": access_ttl / 1000,
+            "expires_in": expires_in,
             "open_id": open_id,
-            "refresh_expires_in": ((refresh_expires_ms - now_ms).max(0) as u64).div_ceil(1000),
+            "refresh_expires_in": refresh_expires_in,
             "refresh_token": refresh,
             "scope": scopes.join(","),
             "token_type": "Bearer",

@@ -733,3 +733,22 @@ async fn when_a_token_marker_is_set_should_put_it_into_every_issued_token() {
 fn open_ids_clean(ids: &[String]) -> bool {
     !ids.is_empty() && ids.iter().all(|i| !i.contains("CANARY"))
 }
+
+#[tokio::test]
+async fn when_lifetimes_are_asked_in_real_seconds_should_divide_them_by_the_time_scale() {
+    let scaled = |real: bool| {
+        let mut c = cfg();
+        c.time_scale = 60.0;
+        c.oauth.lifetimes_in_real_seconds = real;
+        c
+    };
+    let simulated = TikTokSim::start(scaled(false)).await.unwrap();
+    let minted = simulated.mint_tokens("u", &["video.publish"]);
+    assert_eq!(minted["expires_in"], 7200, "simulated seconds by default");
+    assert_eq!(minted["refresh_expires_in"], 180 * 86_400);
+
+    let real = TikTokSim::start(scaled(true)).await.unwrap();
+    let minted = real.mint_tokens("u", &["video.publish"]);
+    assert_eq!(minted["expires_in"], 120, "2 h simulated is 120 s at ×60");
+    assert_eq!(minted["refresh_expires_in"], 180 * 86_400 / 60);
+}
