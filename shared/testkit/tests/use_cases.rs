@@ -1211,6 +1211,63 @@ fn disconnecting_cancels_what_has_not_started_leaves_what_is_at_tiktok_and_is_sa
     ));
 }
 
+/// Before each of the first three account writes of the hooked core, another writer blocks the
+/// account (as a publisher's 429 does: it bumps the version), so those writes lose their race.
+#[derive(Default)]
+struct AccountContended(
+    std::sync::Mutex<Option<Box<dyn Fn() -> reelay_testkit::HookFuture + Send>>>,
+);
+
+impl reelay_testkit::Hook for AccountContended {
+    fn before(&self, call: &'static str) -> reelay_testkit::HookFuture {
+        match self.0.lock().unwrap().as_ref() {
+            Some(race) if call == reelay_testkit::calls::ACCOUNTS_PUT => race(),
+            _ => Box::pin(async { Ok(()) }),
+        }
+    }
+}
+
+/// A disconnect whose account writes lose to another writer (a 429 recorded on the account just
+/// then) reads the account again and completes: the client's DELETE is not answered 409 for a
+/// change it does not depend on (a fresh clone's end-to-end test saw that 409 once).
+#[test]
+fn a_disconnect_that_loses_its_account_write_to_another_writer_reads_again_and_completes() {
+    use reelay_domain::ports::AccountStore as _;
+    let hook = std::sync::Arc::new(AccountContended::default());
+    let w = world().with_hook(hook.clone());
+    let (store, now) = (w.store.clone(), w.clock.now());
+    let races = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = races.clone();
+    *hook.0.lock().unwrap() = Some(Box::new(move || {
+        let store = store.clone();
+        let n = counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            if n < 3 {
+                let until = now.plus(minutes(n as u64 + 1));
+                store
+                    .block_until(&tenant_id(T), &account_id(A), until, "rate_limit_exceeded")
+                    .await
+                    .unwrap();
+            }
+            Ok(())
+        })
+    }));
+    let done = block_on(w.core().disconnect_account(&tenant_id(T), &account_id(A))).unwrap();
+    assert!(
+        races.load(std::sync::atomic::Ordering::Relaxed) >= 4,
+        "three writes lost, then the disconnect's went through"
+    );
+    assert_eq!(done.account.health, AccountHealth::Disconnected);
+    assert!(done.creator_released && done.revoked);
+    let stored = w.store.account(&tenant_id(T), &account_id(A)).unwrap();
+    assert_eq!(stored.health, AccountHealth::Disconnected);
+    assert_eq!((stored.open_id, stored.scopes.len()), (None, 0));
+    assert!(
+        stored.blocked_until.is_some(),
+        "the other writer's block kept"
+    );
+}
+
 #[test]
 fn an_owner_moves_a_jobs_schedule_and_caption_until_it_starts_publishing() {
     let w = world();

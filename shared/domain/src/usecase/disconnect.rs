@@ -25,6 +25,9 @@ use super::{AccountError, Advance, Core, refresh_lock_name};
 /// The reason a disconnected account and its cancelled jobs carry.
 pub const DISCONNECTED: &str = "account_disconnected";
 
+/// Lost writes a disconnect's account change survives before it answers `Conflict`.
+const ACCOUNT_WRITE_ROUNDS: usize = 5;
+
 /// States a disconnect cancels: the job has not started publishing, so nothing is at TikTok.
 const CANCELLED_ON_DISCONNECT: [JobState; 4] = [
     JobState::Received,
@@ -56,17 +59,19 @@ impl<P: Ports> Core<P> {
         tenant: &TenantId,
         account_id: &AccountId,
     ) -> Result<Disconnected, AccountError> {
-        let accounts = self.ports.accounts();
-        let mut account = accounts
-            .get_account(tenant, account_id)
-            .await?
-            .ok_or(AccountError::NotFound)?;
         // 1. Nothing new goes: the gates park on a health that is not active, and creates are
         //    refused. The creator stays pinned until the tokens are gone.
-        if account.health != AccountHealth::Disconnected {
-            account.health = AccountHealth::Disconnected;
-            account.health_reason = Some(DISCONNECTED.into());
-            self.store_account(account).await?;
+        let (_, changed) = self
+            .change_account(tenant, account_id, |account| {
+                if account.health == AccountHealth::Disconnected {
+                    return false;
+                }
+                account.health = AccountHealth::Disconnected;
+                account.health_reason = Some(DISCONNECTED.into());
+                true
+            })
+            .await?;
+        if changed {
             tracing::info!(tenant_id = %tenant, account_id = %account_id, "account disconnected by its tenant");
         }
         // 2. Jobs that have not started publishing are cancelled, with the reason.
@@ -93,19 +98,20 @@ impl<P: Ports> Core<P> {
         let revoked = self.revoke_and_forget(tenant, account_id).await?;
         // 4. Unpin the creator (and retire its lookup item) once nothing is in flight, unless a
         //    reconnect won the race.
-        let mut account = accounts
-            .get_account(tenant, account_id)
-            .await?
-            .ok_or(AccountError::NotFound)?;
-        if in_flight == 0
-            && account.health == AccountHealth::Disconnected
-            && (account.open_id.is_some() || !account.scopes.is_empty())
-        {
-            account.open_id = None;
-            account.scopes.clear();
-            account.connected_at = None;
-            account = self.store_account(account).await?;
-        }
+        let (account, _) = self
+            .change_account(tenant, account_id, |account| {
+                if in_flight > 0
+                    || account.health != AccountHealth::Disconnected
+                    || (account.open_id.is_none() && account.scopes.is_empty())
+                {
+                    return false;
+                }
+                account.open_id = None;
+                account.scopes.clear();
+                account.connected_at = None;
+                true
+            })
+            .await?;
         tracing::info!(tenant_id = %tenant, account_id = %account_id, cancelled, in_flight, revoked,
             "account disconnect done");
         Ok(Disconnected {
@@ -115,6 +121,35 @@ impl<P: Ports> Core<P> {
             in_flight,
             revoked,
         })
+    }
+
+    /// Reads the account, lets `change` edit it (`false`: nothing to change) and writes it over
+    /// the version it read; a write lost to another writer (a 429's block, a health change: they
+    /// bump the version) is read and changed again, because what a disconnect writes does not
+    /// depend on what they wrote. `Conflict` only after [`ACCOUNT_WRITE_ROUNDS`] lost writes.
+    /// The answer is the stored record and whether it was changed.
+    async fn change_account(
+        &self,
+        tenant: &TenantId,
+        account_id: &AccountId,
+        change: impl Fn(&mut Account) -> bool,
+    ) -> Result<(Account, bool), AccountError> {
+        for _ in 0..ACCOUNT_WRITE_ROUNDS {
+            let mut account = self
+                .ports
+                .accounts()
+                .get_account(tenant, account_id)
+                .await?
+                .ok_or(AccountError::NotFound)?;
+            if !change(&mut account) {
+                return Ok((account, false));
+            }
+            match self.store_account(account).await {
+                Err(AccountError::Conflict) => continue,
+                stored => return stored.map(|a| (a, true)),
+            }
+        }
+        Err(AccountError::Conflict)
     }
 
     /// Writes `account` over the version it was read at; the answer is the stored record.
