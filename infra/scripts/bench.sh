@@ -6,7 +6,9 @@
 #     binary, 5 reconciler 100k/1 % due against 1k all due, 6 publisher memory streaming a 500 MiB
 #     clip;
 #   bench/load (reelay-bench-load all): 1 saturation against a naive one-queue baseline,
-#     2 isolation with 10 % of accounts throttled, 7 scheduling precision.
+#     2 isolation with 10 % of accounts throttled, 7 scheduling precision; then
+#     (reelay-bench-load day) 8 a simulated day, 100 accounts × 15 posts at time scale 60
+#     (about 26 minutes: a day is 1,440 s real).
 # Output also goes to target/bench/<UTC time>.txt. Flags after `--micro`/`--load` pass through.
 #
 #   infra/scripts/bench.sh [micro|load|all]
@@ -66,5 +68,8 @@ if [[ "${WHICH}" == load || "${WHICH}" == all ]]; then
   cargo build --quiet --locked -p reelay-bench-load
   "${CARGO_TARGET_DIR:-${ROOT}/target}/debug/reelay-bench-load" all 2>&1 | grep -v '"_aws"' \
     | tee -a "${OUT}"
+  echo "==> bench/load: a simulated day (100 accounts × 15 posts, time scale 60)" | tee -a "${OUT}"
+  "${CARGO_TARGET_DIR:-${ROOT}/target}/debug/reelay-bench-load" day --time-scale 60 2>&1 \
+    | grep -v '"_aws"' | tee -a "${OUT}"
 fi
 echo "==> benchmarks finished in ${SECONDS}s; figures in ${OUT}"

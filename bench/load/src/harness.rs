@@ -2,12 +2,13 @@
 //! SDK, all six real handlers, the Ssemble simulator) with the TikTok simulator started here,
 //! behind the recording [`Proxy`], so inits carry real millisecond timestamps.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use futures::StreamExt;
 use reelay_aws::{DynamoStore, SqsWorkQueue, SystemClock};
+use reelay_bench_micro::meter::{Meter, MeterProxy};
 use reelay_domain::job::ClipChoice;
 use reelay_domain::ports::{AccountStore, Adapters, Clock, JobStore};
 use reelay_domain::upstream::Unwired;
@@ -48,6 +49,8 @@ pub struct Harness {
     pub tenant: TenantId,
     pub time_scale: f64,
     pub tag: String,
+    /// Every AWS request of the stack when started [`Harness::start_metered`].
+    meter: Option<MeterProxy>,
     /// The domain's use cases on this run's table and queues, with this run's settings: what
     /// seeds jobs the way the ssemble-webhook moves them.
     core: Core<SeedPorts>,
@@ -66,6 +69,23 @@ impl Harness {
     /// Starts the stack and renders one real clip through the pipeline (which also warms every
     /// function up); benchmark jobs then reuse that render, as `POST /api/publish/tiktok` does.
     pub async fn start(time_scale: f64, clip_bytes: u64) -> anyhow::Result<Self> {
+        Self::start_with(time_scale, clip_bytes, None).await
+    }
+
+    /// As [`Harness::start`], with every AWS request of the stack (its functions and the
+    /// bench's own table reads) passing through a metering proxy, for requests per job.
+    pub async fn start_metered(time_scale: f64, clip_bytes: u64) -> anyhow::Result<Self> {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .context("AWS_ENDPOINT_URL is not set: start the local endpoint (see README)")?;
+        let meter = MeterProxy::start(&endpoint).await?;
+        Self::start_with(time_scale, clip_bytes, Some(meter)).await
+    }
+
+    async fn start_with(
+        time_scale: f64,
+        clip_bytes: u64,
+        meter: Option<MeterProxy>,
+    ) -> anyhow::Result<Self> {
         let tiktok = tiktok_sim::TikTokSim::start(tiktok_sim::SimConfig {
             time_scale,
             ..tiktok_sim::SimConfig::default()
@@ -77,6 +97,7 @@ impl Harness {
         let mut options = StackOptions::local(template(), time_scale);
         options.suffix = Some(random_suffix("bench"));
         options.ssemble_sim.clip_bytes = clip_bytes;
+        options.endpoint_url = meter.as_ref().map(|m| m.url.clone());
         options.upstreams = Upstreams {
             tiktok_api_base_url: Some(proxy.base_url.clone()),
             tiktok_auth_base_url: Some(proxy.base_url.clone()),
@@ -118,6 +139,7 @@ impl Harness {
             tenant,
             time_scale,
             tag,
+            meter,
             core,
             clip,
             request_id,
@@ -237,7 +259,12 @@ impl Harness {
 
     /// States of these jobs as the table holds them, counted (for jobs that never reached TikTok).
     pub async fn states(&self, ids: &[JobId]) -> String {
-        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        joined(&self.state_counts(ids).await)
+    }
+
+    /// Jobs per state (a held job's state with its hold reason), as the table holds them.
+    pub async fn state_counts(&self, ids: &[JobId]) -> BTreeMap<String, usize> {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for id in ids {
             let state = match self.stack.store.get(id).await {
                 Ok(Some(job)) => match &job.hold {
@@ -250,10 +277,6 @@ impl Harness {
             *counts.entry(state).or_default() += 1;
         }
         counts
-            .iter()
-            .map(|(s, n)| format!("{n} {s}"))
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 
     /// How far ahead of `scheduleAt` the reconciler enqueues a publish, on this run's clock.
@@ -277,6 +300,11 @@ impl Harness {
         }
     }
 
+    /// What the stack has asked of AWS so far; `None` unless started metered.
+    pub fn meter(&self) -> Option<Meter> {
+        self.meter.as_ref().map(MeterProxy::snapshot)
+    }
+
     pub fn inits(&self) -> Vec<InitRecord> {
         self.proxy.inits()
     }
@@ -290,6 +318,15 @@ impl Harness {
         self.stack.shutdown().await?;
         Ok(())
     }
+}
+
+/// `3 ready, 1 failed (reason)`: state counts on one line.
+pub fn joined(counts: &BTreeMap<String, usize>) -> String {
+    counts
+        .iter()
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One real job through the whole pipeline (OAuth, ingest, render, webhook, publisher); its clip

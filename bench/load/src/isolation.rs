@@ -12,7 +12,7 @@ use reelay_domain::lifecycle::JobState;
 
 use crate::harness::Harness;
 use crate::now_ms;
-use crate::precision::{Lags, lags, seed_scheduled};
+use crate::precision::{Lags, lags, schedule, seed_scheduled};
 use crate::report::{Row, Section, opt_secs};
 use crate::stats::percentile;
 
@@ -77,8 +77,7 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<(Section, Lags)> {
                 healthy,
                 label,
                 p.healthy_jobs,
-                t0,
-                p.spread,
+                |i, j| schedule(t0, p.spread, i, j, p.healthy_jobs),
                 p.seed_concurrency,
             )
             .await?,

@@ -1,7 +1,9 @@
 //! Load benchmarks on the local stack: saturation against a naive baseline, isolation, scheduling
-//! precision. Each benchmark runs the real pipeline (`reelay_local::Stack`) and reads its figures
-//! from what the TikTok simulator received; `src/main.rs` prints them as one table.
+//! precision, a simulated day. Each benchmark runs the real pipeline (`reelay_local::Stack`) and
+//! reads its figures from what the TikTok simulator received; `src/main.rs` prints them as one
+//! table.
 
+pub mod day;
 pub mod harness;
 pub mod isolation;
 pub mod naive;

@@ -86,7 +86,7 @@ pub async fn lags(
 }
 
 /// Title → real time of its first accepted init.
-fn first_inits(h: &Harness, measured: &HashMap<String, Seeded>) -> HashMap<String, i64> {
+pub fn first_inits(h: &Harness, measured: &HashMap<String, Seeded>) -> HashMap<String, i64> {
     let titles = titles_by_publish_id(&h.inspect());
     let mut out: HashMap<String, i64> = HashMap::new();
     for r in h.inits() {
@@ -102,15 +102,14 @@ fn first_inits(h: &Harness, measured: &HashMap<String, Seeded>) -> HashMap<Strin
     out
 }
 
-/// Seeds `jobs` per account with spread `scheduleAt`s; returns the measured jobs and when each
-/// was stored.
+/// Seeds `jobs` per account, job `j` of account `i` due at `at(i, j)` (unix ms); returns the
+/// measured jobs and when each was stored.
 pub async fn seed_scheduled(
     h: &Harness,
     accounts: &[Account],
     label: &str,
     jobs: usize,
-    t0: i64,
-    spread: Duration,
+    at: impl Fn(usize, usize) -> i64,
     concurrency: usize,
 ) -> anyhow::Result<(HashMap<String, Seeded>, HashMap<String, i64>)> {
     let plan: Vec<_> = accounts
@@ -118,12 +117,7 @@ pub async fn seed_scheduled(
         .enumerate()
         .map(|(i, a)| {
             let js = (0..jobs)
-                .map(|j| {
-                    (
-                        format!("{label} {} {} #{j}", h.tag, a.id),
-                        schedule(t0, spread, i, j, jobs),
-                    )
-                })
+                .map(|j| (format!("{label} {} {} #{j}", h.tag, a.id), at(i, j)))
                 .collect();
             (a.clone(), js)
         })
@@ -144,8 +138,7 @@ pub async fn run(h: &Harness, p: &Params) -> anyhow::Result<Section> {
         &accounts,
         "prec",
         p.jobs_per_account,
-        t0,
-        p.spread,
+        |i, j| schedule(t0, p.spread, i, j, p.jobs_per_account),
         p.seed_concurrency,
     )
     .await?;

@@ -6,7 +6,7 @@
 //! status and `publish_id`; counts (inits, 429s) are still taken from the simulator and the two
 //! are cross-checked. Token → `open_id` comes from the token endpoint's answers passing through.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -33,6 +33,8 @@ pub struct InitRecord {
 #[derive(Debug, Default)]
 struct Log {
     inits: Vec<InitRecord>,
+    /// Every request passed through, by path (TikTok's paths carry no ids).
+    requests: BTreeMap<String, u64>,
     token_owner: HashMap<String, String>,
 }
 
@@ -97,6 +99,11 @@ impl Proxy {
             .insert(access_token.to_owned(), open_id.to_owned());
     }
 
+    /// Requests passed through so far, by path.
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        self.inner.log().requests.clone()
+    }
+
     /// Every init seen so far.
     pub fn inits(&self) -> Vec<InitRecord> {
         self.inner.log().inits.clone()
@@ -120,6 +127,7 @@ async fn forward(State(p): State<Arc<Inner>>, req: Request) -> Response {
     let at_ms = now_ms();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
+    *p.log().requests.entry(path.clone()).or_default() += 1;
     let target = format!(
         "{}{}",
         p.upstream,

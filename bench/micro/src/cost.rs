@@ -16,6 +16,7 @@
 
 use std::fmt::Write as _;
 
+use crate::meter::Meter;
 use crate::prices::*;
 use crate::report::{Row, Verdict};
 use crate::stackrun::{FunctionTimes, RunResult};
@@ -47,12 +48,23 @@ impl PerJob {
     /// Divides the run's window by its published jobs (at least one).
     pub fn from_run(r: &RunResult) -> Self {
         let n = published(r).max(1) as f64;
-        let m = &r.meter;
         let http_invocations: usize = HTTP_FUNCTIONS
             .iter()
             .filter_map(|f| r.functions.get(*f))
             .map(FunctionTimes::invocations)
             .sum();
+        Self {
+            http: http_invocations as f64 / n,
+            lambda_requests: sum_fn(r, |f| f.invocations() as f64) / n,
+            gb_s: sum_fn(r, FunctionTimes::billed_gb_s) / n,
+            ..Self::from_meter(&r.meter, n)
+        }
+    }
+
+    /// The AWS requests of a metered window divided by `jobs` (Lambda and HTTP API left at 0:
+    /// a window without timed invocations, such as the load bench's simulated day).
+    pub fn from_meter(m: &Meter, jobs: f64) -> Self {
+        let n = jobs.max(1.0);
         // Refused conditional writes are billed on AWS (≥ 1 WRU each) but carry no figure here:
         // counted at 1 WRU each, a lower bound.
         let failed_writes = m.dynamo_failed_writes() as f64;
@@ -62,21 +74,24 @@ impl PerJob {
             sqs: m.sqs_requests().saturating_sub(m.sqs_empty_receives()) as f64 / n,
             secrets: m.secrets_requests() as f64 / n,
             kms: m.kms_requests() as f64 / n,
-            http: http_invocations as f64 / n,
-            lambda_requests: sum_fn(r, |f| f.invocations() as f64) / n,
-            gb_s: sum_fn(r, FunctionTimes::billed_gb_s) / n,
+            ..Self::default()
         }
     }
 
-    fn dynamo_usd(&self) -> f64 {
+    pub fn dynamo_usd(&self) -> f64 {
         self.rru * DYNAMO_PER_RRU + self.wru * DYNAMO_PER_WRU
     }
 
-    fn total_usd(&self, per_gb_s: f64) -> f64 {
+    /// DynamoDB, SQS, Secrets Manager and KMS requests, priced (no Lambda, no HTTP API).
+    pub fn requests_usd(&self) -> f64 {
         self.dynamo_usd()
             + self.sqs * SQS_FIFO_PER_REQUEST
             + self.secrets * SECRETS_PER_CALL
             + self.kms * KMS_PER_REQUEST
+    }
+
+    fn total_usd(&self, per_gb_s: f64) -> f64 {
+        self.requests_usd()
             + self.http * HTTP_API_PER_REQUEST
             + self.lambda_requests * LAMBDA_PER_REQUEST
             + self.gb_s * per_gb_s
