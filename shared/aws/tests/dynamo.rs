@@ -1600,3 +1600,77 @@ async fn peek_answers_what_take_would_and_writes_nothing() {
     // The whole contract, as the in-memory store holds it.
     reelay_testkit::contract::budgets(&store).await;
 }
+
+/// The job document is stored deflated (`docz`, binary): a job item written as JSON text (`doc`,
+/// before the change) is still read and moves on, its next write deflates it, and a document
+/// that does not inflate is reported corrupt, never read as some other job.
+#[tokio::test]
+async fn job_documents_are_stored_deflated_and_items_written_as_text_are_still_read() {
+    use aws_sdk_dynamodb::primitives::Blob;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let sdk = sdk().await;
+    let table = common::table(&sdk).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let store = DynamoStore::new(client.clone(), table.clone());
+    let raw = async |id: &reelay_domain::JobId| {
+        client
+            .get_item()
+            .table_name(&table)
+            .key("pk", AttributeValue::S(format!("JOB#{id}")))
+            .key("sk", AttributeValue::S("JOB".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap()
+    };
+    let t = now();
+    let created = new_job(&tenant("tenant_a"), &account("acct_1"), t, None);
+    store.create(&created, None).await.unwrap();
+    let id = created.job.id.clone();
+    let item = raw(&id).await;
+    assert!(matches!(item.get("docz"), Some(AttributeValue::B(_))));
+    assert!(!item.contains_key("doc"), "no second copy as text");
+    assert_eq!(store.get(&id).await.unwrap().unwrap(), created.job);
+
+    // The same job as an item of the earlier layout.
+    let mut old = item.clone();
+    old.remove("docz");
+    old.insert(
+        "doc".into(),
+        AttributeValue::S(serde_json::to_string(&created.job).unwrap()),
+    );
+    client
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(old))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.get(&id).await.unwrap().unwrap(), created.job);
+    let first = common::lifecycle::events().remove(0);
+    let moved = advance(&store, &created.job, first, t.plus(Duration::from_secs(1))).await;
+    assert_eq!(store.get(&id).await.unwrap().unwrap(), moved);
+    let item = raw(&id).await;
+    assert!(matches!(item.get("docz"), Some(AttributeValue::B(_))));
+    assert!(
+        !item.contains_key("doc"),
+        "the transition wrote the new layout"
+    );
+
+    // Bytes that are not a deflated job.
+    let mut broken = item;
+    broken.insert(
+        "docz".into(),
+        AttributeValue::B(Blob::new(b"not deflate".to_vec())),
+    );
+    client
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(broken))
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(store.get(&id).await, Err(StoreError::Corrupt(_))));
+}

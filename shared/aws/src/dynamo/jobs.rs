@@ -1,7 +1,9 @@
 //! `JobStore`: jobs, their audit events and the pointer items (`REQ#`, `PUB#`) a transition names.
 //! Idempotency records are in `idempotency.rs`, the index reads (`list`, `due`) in `listing.rs`.
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use reelay_domain::job::{Applied, AuditEvent, Job, Pointer};
 use reelay_domain::lifecycle::CheckKind;
 use reelay_domain::ports::{
@@ -22,6 +24,21 @@ const AUDIT_PREFIX: &str = "EV#";
 const AUDIT_VERSION_MAX: u64 = 9_999_999_999;
 /// The most audit events one `audit_page` returns.
 const AUDIT_PAGE_MAX: u32 = 1_000;
+/// The job document, deflated. Every transition writes the job item and its copies in both
+/// GSIs, and DynamoDB bills each of those writes per started KB: a job's JSON is 1.2–1.6 KB (URLs,
+/// hashes, ids), so it cost two units a copy; deflated against a preset dictionary of the job
+/// layout it is 0.3–0.4 KB, and the item with its keys fits one KB.
+const ATTR_DOC_DEFLATED: &str = "docz";
+/// Items written before the job document was deflated hold it as JSON text here.
+const ATTR_DOC: &str = "doc";
+/// `docz`'s first byte: the dictionary its deflate stream was made with. A new dictionary gets a
+/// new byte; the old ones stay for the items written with them.
+const DOC_FORMAT_V1: u8 = 1;
+/// The job JSON's keys and common values, rarest first (nearer matches code shorter). Never
+/// edited: stored documents need it byte for byte (a test pins its hash).
+const DOC_DICTIONARY_V1: &[u8] = include_bytes!("job_doc_dictionary_v1.txt");
+/// No job document inflates past DynamoDB's 400 KB item limit; a larger one is corrupt.
+const DOC_MAX_BYTES: usize = 400 * 1024;
 
 pub(super) fn job_pk(id: &str) -> String {
     format!("JOB#{id}")
@@ -61,13 +78,16 @@ pub(super) fn parse_check_kind(raw: &str) -> Option<CheckKind> {
 /// The job item: the whole `Job` as JSON plus the attributes conditions and indexes read.
 fn job_item(job: &Job) -> Result<Item, StoreError> {
     let id = job.id.as_str();
-    let doc = serde_json::to_string(job)
+    let doc = serde_json::to_vec(job)
         .map_err(|e| StoreError::Corrupt(format!("job does not serialise: {e}")))?;
     let mut item = Item::from([
         (ATTR_PK.to_owned(), s(job_pk(id))),
         (ATTR_SK.to_owned(), s(JOB_SK)),
         ("t".to_owned(), s("job")),
-        ("doc".to_owned(), s(doc)),
+        (
+            ATTR_DOC_DEFLATED.to_owned(),
+            AttributeValue::B(Blob::new(deflate(&doc)?)),
+        ),
         ("ver".to_owned(), n(job.version)),
         ("st".to_owned(), s(job.state.as_str())),
         ("tenant".to_owned(), s(job.tenant_id.as_str())),
@@ -94,17 +114,89 @@ fn audit_item(job: &Job, audit: &AuditEvent) -> Result<Item, StoreError> {
         (ATTR_SK.to_owned(), s(audit_sk(audit.version))),
         ("t".to_owned(), s("audit")),
         ("tenant".to_owned(), s(job.tenant_id.as_str())),
-        ("doc".to_owned(), s(doc)),
+        (ATTR_DOC.to_owned(), s(doc)),
     ]))
 }
 
+fn deflate(doc: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("job document does not deflate: {e}"))
+    };
+    let mut deflater = Compress::new(Compression::best(), false);
+    deflater
+        .set_dictionary(DOC_DICTIONARY_V1)
+        .map_err(|e| failed(&e))?;
+    let mut out = Vec::with_capacity(doc.len() / 2 + 64);
+    out.push(DOC_FORMAT_V1);
+    loop {
+        let read = usize::try_from(deflater.total_in()).unwrap_or(doc.len());
+        let rest = doc.get(read..).unwrap_or_default();
+        match deflater.compress_vec(rest, &mut out, FlushCompress::Finish) {
+            Ok(Status::StreamEnd) => return Ok(out),
+            // `compress_vec` writes only into spare capacity.
+            Ok(Status::Ok | Status::BufError) => out.reserve(out.capacity().max(256)),
+            Err(e) => return Err(failed(&e)),
+        }
+    }
+}
+
+fn inflate(stored: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let corrupt = |why: String| StoreError::Corrupt(format!("job document: {why}"));
+    let (format, deflated) = stored
+        .split_first()
+        .ok_or_else(|| corrupt("empty".into()))?;
+    if *format != DOC_FORMAT_V1 {
+        return Err(corrupt(format!("unknown format {format}")));
+    }
+    let mut inflater = Decompress::new(false);
+    inflater
+        .set_dictionary(DOC_DICTIONARY_V1)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let mut doc = Vec::with_capacity(deflated.len() * 4);
+    loop {
+        if doc.len() > DOC_MAX_BYTES {
+            return Err(corrupt(format!("inflates past {DOC_MAX_BYTES} bytes")));
+        }
+        // `decompress_vec` writes only into spare capacity.
+        if doc.len() == doc.capacity() {
+            doc.reserve(doc.capacity().max(1024));
+        }
+        let progress = (inflater.total_in(), inflater.total_out());
+        let read = usize::try_from(inflater.total_in()).unwrap_or(deflated.len());
+        let rest = deflated.get(read..).unwrap_or_default();
+        match inflater.decompress_vec(rest, &mut doc, FlushDecompress::Finish) {
+            Ok(Status::StreamEnd) => break,
+            Ok(Status::Ok | Status::BufError) => {
+                // Room to write and nothing written or read: the stream is cut short.
+                if (inflater.total_in(), inflater.total_out()) == progress {
+                    return Err(corrupt("truncated".into()));
+                }
+            }
+            Err(e) => return Err(corrupt(e.to_string())),
+        }
+    }
+    if doc.len() > DOC_MAX_BYTES {
+        return Err(corrupt(format!("inflates past {DOC_MAX_BYTES} bytes")));
+    }
+    Ok(doc)
+}
+
+/// The job of a job item: its deflated document, or the JSON text of an item written before.
 pub(super) fn parse_job(item: &Item) -> Result<Job, StoreError> {
-    let doc = req_s(item, "doc")?;
-    serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(format!("job document: {e}")))
+    let parsed = match item.get(ATTR_DOC_DEFLATED) {
+        Some(AttributeValue::B(deflated)) => serde_json::from_slice(&inflate(deflated.as_ref())?),
+        Some(_) => {
+            return Err(StoreError::Corrupt(format!(
+                "{ATTR_DOC_DEFLATED} is not binary"
+            )));
+        }
+        None => serde_json::from_str(&req_s(item, ATTR_DOC)?),
+    };
+    parsed.map_err(|e| StoreError::Corrupt(format!("job document: {e}")))
 }
 
 fn parse_audit(item: &Item) -> Result<AuditEvent, StoreError> {
-    let doc = req_s(item, "doc")?;
+    let doc = req_s(item, ATTR_DOC)?;
     serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(format!("audit document: {e}")))
 }
 
@@ -346,6 +438,7 @@ impl JobStore for DynamoStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -363,6 +456,52 @@ mod tests {
             assert_eq!(parse_check_kind(&check_kind_str(kind)), Some(kind));
         }
         assert_eq!(check_kind_str(CheckKind::LeaseExpiry), "lease_expiry");
+    }
+
+    #[test]
+    fn a_document_that_inflates_past_the_item_limit_is_corrupt_not_read() {
+        let fits = vec![b' '; DOC_MAX_BYTES];
+        assert_eq!(inflate(&deflate(&fits).unwrap()).unwrap(), fits);
+        let bomb = deflate(&vec![b' '; DOC_MAX_BYTES + 1]).unwrap();
+        assert!(bomb.len() < 1024, "a small item");
+        assert!(matches!(inflate(&bomb), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_cut_or_foreign_document_is_corrupt_not_read() {
+        let doc = br#"{"id":"job_01","state":"ready"}"#;
+        let stored = deflate(doc).unwrap();
+        assert_eq!(inflate(&stored).unwrap(), doc);
+        for cut in 0..stored.len() {
+            assert!(inflate(&stored[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut other_format = stored.clone();
+        other_format[0] = DOC_FORMAT_V1 + 1;
+        assert!(inflate(&other_format).is_err());
+    }
+
+    /// Stored documents need the dictionary byte for byte: a change must be a new format.
+    #[test]
+    fn the_v1_dictionary_never_changes() {
+        use sha2::Digest as _;
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(DOC_DICTIONARY_V1)),
+            "f73d3c30daee678df68baeec09bac0b06df4f23d96f5ecc6afe3220a2bba0867"
+        );
+    }
+
+    /// A published job of the cost benchmark (1,478 bytes of JSON) deflates to well under a KB.
+    #[test]
+    fn a_published_jobs_document_deflates_to_a_third() {
+        let doc = include_bytes!("../../tests/fixtures/published_job.json");
+        let stored = deflate(doc).unwrap();
+        assert_eq!(inflate(&stored).unwrap(), doc);
+        assert!(
+            stored.len() * 3 < doc.len(),
+            "{} of {} bytes",
+            stored.len(),
+            doc.len()
+        );
     }
 
     #[test]
