@@ -24,7 +24,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sdk = reelay_aws::load_sdk_config().await;
+    let sdk = match reelay_aws::load_sdk_config().await {
+        Ok(sdk) => sdk,
+        Err(e) => {
+            eprintln!("reelay-admin: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let admin = match Admin::new(&sdk, &table) {
         Ok(admin) => admin,
         Err(e) => {

@@ -30,7 +30,9 @@ async fn provision(kinds: ResourceKinds) -> (aws_config::SdkConfig, Provisioned)
         "AWS_ENDPOINT_URL is not set: run via `make test`, or `infra/scripts/aws-emulator.sh start && \
          eval \"$(infra/scripts/aws-emulator.sh env)\"` first"
     );
-    let sdk = reelay_aws::load_sdk_config().await;
+    let sdk = reelay_aws::load_sdk_config()
+        .await
+        .expect("AWS SDK configuration");
     let template =
         Template::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
@@ -809,7 +811,9 @@ async fn reconcile_now_moves_a_due_job_at_once_and_prints_the_report() {
         !endpoint.trim().is_empty(),
         "AWS_ENDPOINT_URL is not set: start the local endpoint first"
     );
-    let sdk = reelay_aws::load_sdk_config().await;
+    let sdk = reelay_aws::load_sdk_config()
+        .await
+        .expect("AWS SDK configuration");
     let template =
         Template::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
     let mut options = ProvisionOptions::new("test")

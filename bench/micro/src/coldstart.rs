@@ -474,7 +474,7 @@ struct Goal {
 
 /// One round trip to the AWS endpoint: the median of warm `GetSecretValue` calls from here.
 async fn round_trip(secret_id: &str) -> anyhow::Result<Duration> {
-    let sdk = reelay_aws::load_sdk_config().await;
+    let sdk = reelay_aws::load_sdk_config().await?;
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
     let mut times = Vec::new();
     for _ in 0..11 {
@@ -539,7 +539,7 @@ fn median(v: &mut [Duration]) -> Duration {
 /// Provisions this benchmark's resources (a name suffix of its own) and returns each function's
 /// resolved environment.
 async fn function_envs(template: &Path) -> anyhow::Result<BTreeMap<String, Vec<(String, String)>>> {
-    let sdk = reelay_aws::load_sdk_config().await;
+    let sdk = reelay_aws::load_sdk_config().await?;
     let template = Template::from_path(template)?;
     let mut opts =
         ProvisionOptions::new("local").with_suffix(format!("micro{:08x}", rand_suffix()));
@@ -577,7 +577,14 @@ pub fn rand_suffix() -> u32 {
 }
 
 pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
-    let envs = function_envs(&opts.template).await?;
+    let mut envs = function_envs(&opts.template).await?;
+    // The one variable passed through from the bench's own environment: `AWS_TLS_ROOTS=platform`
+    // times the SDK's platform trust store against the default compiled-in Amazon roots.
+    if let Ok(roots) = std::env::var("AWS_TLS_ROOTS") {
+        for env in envs.values_mut() {
+            env.push(("AWS_TLS_ROOTS".to_owned(), roots.clone()));
+        }
+    }
     let names: Vec<&str> = std::iter::once(BASELINE)
         .chain(FUNCTIONS.iter().map(|(n, _)| *n))
         .collect();

@@ -321,7 +321,7 @@ fn describe(c: &Case) -> String {
 pub async fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .context("AWS_ENDPOINT_URL is not set: start the local endpoint (see README)")?;
-    let direct = reelay_aws::load_sdk_config().await;
+    let direct = reelay_aws::load_sdk_config().await?;
     let proxy = MeterProxy::start(&endpoint).await?;
     let metered = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&proxy.url)

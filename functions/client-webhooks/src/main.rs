@@ -14,7 +14,9 @@ async fn main() -> Result<(), Error> {
         |e| tracing::error!(error.message = %e, "cold start: configuration incomplete"),
     )?;
     init.mark("config");
-    let sdk = reelay_aws::load_sdk_config().await;
+    let sdk = reelay_aws::load_sdk_config().await.inspect_err(
+        |e| tracing::error!(error.message = %e, "cold start: configuration incomplete"),
+    )?;
     init.mark("sdk");
     let deps = wiring::live(&sdk, &config)?;
     init.mark("wiring");

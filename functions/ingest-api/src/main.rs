@@ -9,7 +9,9 @@ async fn main() -> Result<(), Error> {
     init.mark("tracing");
     let config = Config::from_env()?;
     init.mark("config");
-    let sdk = reelay_aws::load_sdk_config().await;
+    let sdk = reelay_aws::load_sdk_config().await.inspect_err(
+        |e| tracing::error!(error.message = %e, "cold start: configuration incomplete"),
+    )?;
     init.mark("sdk");
     let deps = ingest_api::wiring::live(&sdk, &config).await?;
     init.mark("wiring");

@@ -10,7 +10,7 @@
 //! # use std::time::Duration;
 //! # use reelay_aws::env_var;
 //! # async fn wire() -> Result<(), Box<dyn std::error::Error>> {
-//! let sdk = reelay_aws::load_sdk_config().await;
+//! let sdk = reelay_aws::load_sdk_config().await?;                  // AWS_TLS_ROOTS
 //! let store = reelay_aws::DynamoStore::from_env(&sdk)?;              // TABLE_NAME
 //! let queue = reelay_aws::SqsWorkQueue::from_env(&sdk);              // RENDER_QUEUE_URL / PUBLISH_QUEUE_URL
 //! let batches = reelay_aws::FifoBatchProcessor::from_env(&sdk, "PUBLISH_QUEUE_URL")?;
@@ -35,7 +35,7 @@ pub mod vault;
 pub use clock::SystemClock;
 pub use coldstart::InitPhases;
 pub use config::{
-    ConfigError, env_var, env_var_opt, limits_from_env, load_sdk_config, secs_var,
+    AwsTlsRoots, ConfigError, env_var, env_var_opt, limits_from_env, load_sdk_config, secs_var,
     settings_from_env, ssemble_limits_from_env,
 };
 pub use dynamo::{

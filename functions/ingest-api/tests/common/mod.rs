@@ -151,7 +151,9 @@ pub async fn stack_with(configure: impl FnOnce(&mut Config)) -> Stack {
         "AWS_ENDPOINT_URL is not set: run via `make test`, or `infra/scripts/aws-emulator.sh start` and \
          `eval \"$(infra/scripts/aws-emulator.sh env)\"` first"
     );
-    let sdk = reelay_aws::load_sdk_config().await;
+    let sdk = reelay_aws::load_sdk_config()
+        .await
+        .expect("AWS SDK configuration");
     let sim = tiktok_sim::TikTokSim::start(tiktok_sim::SimConfig::default())
         .await
         .unwrap();

@@ -20,7 +20,9 @@ pub async fn sdk() -> SdkConfig {
          project's test command (`make test`), or start it yourself: `infra/scripts/aws-emulator.sh start && \
          eval \"$(infra/scripts/aws-emulator.sh env)\"` then `cargo test -p reelay-aws`"
     );
-    reelay_aws::load_sdk_config().await
+    reelay_aws::load_sdk_config()
+        .await
+        .expect("AWS SDK configuration")
 }
 
 pub fn suffix() -> String {
