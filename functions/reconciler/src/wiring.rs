@@ -32,12 +32,8 @@ pub enum WiringError {
 
 pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<Deps<LivePorts>, WiringError> {
     let secrets = SecretCache::from_sdk(sdk, Duration::from_secs(300));
-    // Both at once: the cold start waits for one round trip, not two.
-    let (ssemble_secret, app) = tokio::try_join!(
-        secrets.ssemble(&config.ssemble_secret_id),
-        secrets.tiktok_app(&config.tiktok_app_secret_id),
-    )?;
-    let key = ssemble_secret.api_key;
+    let key = secrets.ssemble(&config.ssemble_secret_id).await?.api_key;
+    let app = secrets.tiktok_app(&config.tiktok_app_secret_id).await?;
     let timeout = config
         .settings
         .render

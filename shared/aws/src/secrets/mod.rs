@@ -165,11 +165,10 @@ impl SecretCache {
         Self::new(Client::new(sdk), ttl)
     }
 
-    /// The raw secret string, from the cache while it is younger than the TTL. The cache is not
-    /// locked during a fetch, so a cold start's fetches of different secrets overlap (two
-    /// callers missing the same secret at once both fetch it: harmless, and only at a miss).
+    /// The raw secret string, from the cache while it is younger than the TTL.
     pub async fn get(&self, id: &str) -> Result<SecretString, SecretError> {
-        if let Some((at, value)) = self.entries.lock().await.get(id)
+        let mut entries = self.entries.lock().await;
+        if let Some((at, value)) = entries.get(id)
             && at.elapsed() < self.ttl
         {
             return Ok(value.clone());
@@ -184,10 +183,7 @@ impl SecretCache {
             secret.fetch_ms = started.elapsed().as_secs_f64() * 1e3,
             "secret fetched"
         );
-        self.entries
-            .lock()
-            .await
-            .insert(id.to_owned(), (Instant::now(), value.clone()));
+        entries.insert(id.to_owned(), (Instant::now(), value.clone()));
         Ok(value)
     }
 
