@@ -382,18 +382,23 @@ pub fn refreshes_per_account_day() -> f64 {
     (86_400.0 / (TIKTOK_ACCESS_TOKEN_TTL_S - min_validity).max(1.0)).min(POSTS_PER_ACCOUNT_DAY)
 }
 
-/// Distinct metrics: per dimension set, the distinct values it takes (`Stage` is one value, the
-/// deployed stage; `Function` one per emitting function).
+/// Distinct metrics: per name, per dimension set it is published under, the distinct values the
+/// set takes (`Stage` is one value, the deployed stage; `Function` one per emitting function).
 pub fn metric_count(series: &BTreeSet<(String, String)>) -> u32 {
     let names: BTreeSet<&String> = series.iter().map(|(n, _)| n).collect();
-    reelay_aws::metrics::DIMENSION_SETS
-        .iter()
-        .map(|set| {
-            if set.contains(&"Function") {
-                series.len() as u32
-            } else {
-                names.len() as u32
-            }
+    names
+        .into_iter()
+        .map(|name| {
+            reelay_aws::metrics::dimension_sets(name)
+                .iter()
+                .map(|set| {
+                    if set.contains(&"Function") {
+                        series.iter().filter(|(n, _)| n == name).count() as u32
+                    } else {
+                        1
+                    }
+                })
+                .sum::<u32>()
         })
         .sum()
 }
@@ -808,7 +813,7 @@ impl Bill {
                 per_account_day: 0.0,
                 fixed_day: f64::from(m.metrics) * month(METRIC_PER_MONTH),
                 source: format!(
-                    "{} metrics: each name emitted via EMF per Stage, and per Stage × Function (code + the run's lines); billed as if each were published every hour (an upper bound); AWS/* metrics free",
+                    "{} metrics: each name emitted via EMF per Stage, and per Stage × Function if more than one function emits it (code + the run's lines); billed as if each were published every hour (an upper bound); AWS/* metrics free",
                     m.metrics
                 ),
             },
@@ -1217,8 +1222,24 @@ mod tests {
             .iter()
             .map(|(m, f)| ((*m).to_owned(), (*f).to_owned()))
             .collect();
-        // 17 names per Stage + 22 (name, function) pairs per Stage × Function.
-        assert_eq!(metric_count(&series), 39);
+        // 17 names per Stage + the 10 (name, function) pairs of the 5 names two functions emit.
+        assert_eq!(metric_count(&series), 27);
+    }
+
+    /// The metrics published per function are exactly those more than one function emits.
+    #[test]
+    fn per_function_metrics_are_the_shared_ones() {
+        let mut emitters: std::collections::BTreeMap<&str, u32> = Default::default();
+        for (m, _) in EMITTERS {
+            *emitters.entry(m).or_default() += 1;
+        }
+        let shared: BTreeSet<&str> = emitters
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(m, _)| m)
+            .collect();
+        let per_function: BTreeSet<&str> = reelay_aws::metrics::PER_FUNCTION.into_iter().collect();
+        assert_eq!(per_function, shared);
     }
 
     /// EMITTERS names every metric the functions emit, and only those.
