@@ -1625,6 +1625,15 @@ async fn job_documents_are_stored_deflated_and_items_written_as_text_are_still_r
             .item
             .unwrap()
     };
+    let put_raw = async |item| {
+        client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    };
     let t = now();
     let created = new_job(&tenant("tenant_a"), &account("acct_1"), t, None);
     store.create(&created, None).await.unwrap();
@@ -1641,13 +1650,7 @@ async fn job_documents_are_stored_deflated_and_items_written_as_text_are_still_r
         "doc".into(),
         AttributeValue::S(serde_json::to_string(&created.job).unwrap()),
     );
-    client
-        .put_item()
-        .table_name(&table)
-        .set_item(Some(old))
-        .send()
-        .await
-        .unwrap();
+    put_raw(old).await;
     assert_eq!(store.get(&id).await.unwrap().unwrap(), created.job);
     let first = common::lifecycle::events().remove(0);
     let moved = advance(&store, &created.job, first, t.plus(Duration::from_secs(1))).await;
@@ -1665,12 +1668,6 @@ async fn job_documents_are_stored_deflated_and_items_written_as_text_are_still_r
         "docz".into(),
         AttributeValue::B(Blob::new(b"not deflate".to_vec())),
     );
-    client
-        .put_item()
-        .table_name(&table)
-        .set_item(Some(broken))
-        .send()
-        .await
-        .unwrap();
+    put_raw(broken).await;
     assert!(matches!(store.get(&id).await, Err(StoreError::Corrupt(_))));
 }
