@@ -1430,13 +1430,16 @@ async fn a_batch_answers_each_item_in_order_and_a_dry_run_writes_nothing() {
         (200, &json!(true))
     );
     let child = retried["results"][1]["job"]["jobId"].as_str().unwrap();
-    let stored = s.snapshot().await;
-    let item = stored
-        .items
-        .iter()
-        .find(|i| i.contains(&format!("JOB#{child}")) && i.contains("\"job\""))
-        .unwrap_or_else(|| panic!("{child} stored: {:#?}", stored.items));
-    assert!(item.contains(&first), "{item}");
+    let child = reelay_domain::JobId::parse(child.to_owned()).unwrap();
+    let stored = s.deps.core.ports.store.get(&child).await.unwrap().unwrap();
+    assert_eq!(
+        stored
+            .fan_out_parent
+            .as_ref()
+            .map(reelay_domain::JobId::as_str),
+        Some(first.as_str()),
+        "{stored:?}"
+    );
 
     // The envelope is refused whole.
     let before = s.snapshot().await;
