@@ -23,7 +23,8 @@ pub enum AwsTlsRoots {
     Amazon,
     /// The platform's store (`SSL_CERT_FILE`/`SSL_CERT_DIR`, else the system's), as the SDK does
     /// by default: for a TLS-inspecting proxy or a private endpoint with its own CA. It is read
-    /// at every cold start (0.5 ms for AL2023's bundle; 3 ms for Debian's 292-file directory).
+    /// and parsed at every cold start (measured here: 0.5 ms for one bundle file, as on AL2023;
+    /// 2.7 ms for Debian's 292-file directory).
     Platform,
 }
 
