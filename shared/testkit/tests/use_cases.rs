@@ -392,6 +392,96 @@ fn reconcile_confirms_renders_queues_publishes_and_polls_status_to_the_end() {
     assert_eq!(w.tiktok.count("init"), 1);
 }
 
+/// Runs `race` once, before the first `call` of the hooked core after it is armed.
+struct RaceBefore {
+    call: &'static str,
+    race: std::sync::Mutex<Option<Box<dyn FnOnce() -> reelay_testkit::HookFuture + Send>>>,
+}
+
+impl reelay_testkit::Hook for RaceBefore {
+    fn before(&self, call: &'static str) -> reelay_testkit::HookFuture {
+        let armed = if call == self.call {
+            self.race.lock().unwrap().take()
+        } else {
+            None
+        };
+        match armed {
+            Some(race) => race(),
+            None => Box::pin(async { Ok(()) }),
+        }
+    }
+}
+
+/// A publisher records a 429 on the account after the reconciler's first look at it and before
+/// its status call (here: while it takes the poll's budget). The reconciler looks again right
+/// before the call and defers the poll to the end of the block instead of spending a call TikTok
+/// answers 429 (simulation seed 14691 found this window; reverting 44f4f5c fails this test).
+#[test]
+fn a_throttle_recorded_while_a_status_poll_is_prepared_stops_the_poll() {
+    use reelay_domain::ports::AccountStore as _;
+    let hook = std::sync::Arc::new(RaceBefore {
+        call: reelay_testkit::calls::BUDGETS_TAKE,
+        race: std::sync::Mutex::new(None),
+    });
+    let w = world().with_hook(hook.clone());
+    let core = w.core();
+    let request = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
+    w.ssemble.complete(&request, vec![sample::clip("c", 5.0)]);
+    let job = w.job(JobSetup::rendered(T, A, &request));
+    assert!(w.queue.take(QueueKind::Render).is_some());
+    w.clock.advance(w.settings.policy.render_poll_min);
+    block_on(core.reconcile(deadline(&w)));
+    if w.job_now(&job.id).state == JobState::Ready {
+        block_on(core.reconcile(deadline(&w)));
+    }
+    let message = w
+        .queue
+        .take(QueueKind::Publish)
+        .expect("queued for publishing");
+    let outcome = block_on(core.publish(&message.message.job_id, deadline(&w))).unwrap();
+    assert!(
+        matches!(outcome, PublishOutcome::Accepted { .. }),
+        "{outcome:?}"
+    );
+    let polls = w.tiktok.status_polls().len();
+
+    // The poll comes due; while it is prepared, a 429 on another job blocks the account.
+    w.clock.advance(minutes(5));
+    let until = w.clock.now().plus(minutes(30));
+    let (store, fired) = (
+        w.store.clone(),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    let seen = fired.clone();
+    *hook.race.lock().unwrap() = Some(Box::new(move || {
+        seen.store(true, std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            store
+                .block_until(&tenant_id(T), &account_id(A), until, "rate_limit_exceeded")
+                .await
+                .unwrap();
+            Ok(())
+        })
+    }));
+    block_on(core.reconcile(deadline(&w)));
+    assert!(
+        fired.load(std::sync::atomic::Ordering::Relaxed),
+        "the poll was prepared"
+    );
+    assert_eq!(
+        w.tiktok.status_polls().len(),
+        polls,
+        "no status call while TikTok throttles the account"
+    );
+    let after = w.job_now(&job.id);
+    assert!(!after.is_terminal(), "{}", after.state);
+    assert!(
+        after.next_check.is_some_and(|c| c.at >= until),
+        "deferred to the block's end: {:?}",
+        after.next_check
+    );
+}
+
 #[test]
 fn reconcile_job_moves_one_due_job_and_skips_one_not_due() {
     let w = world();
