@@ -154,9 +154,6 @@ fn inflate(stored: &[u8]) -> Result<Vec<u8>, StoreError> {
         .map_err(|e| corrupt(e.to_string()))?;
     let mut doc = Vec::with_capacity(deflated.len() * 4);
     loop {
-        if doc.len() > DOC_MAX_BYTES {
-            return Err(corrupt(format!("inflates past {DOC_MAX_BYTES} bytes")));
-        }
         // `decompress_vec` writes only into spare capacity.
         if doc.len() == doc.capacity() {
             doc.reserve(doc.capacity().max(1024));
@@ -164,21 +161,23 @@ fn inflate(stored: &[u8]) -> Result<Vec<u8>, StoreError> {
         let progress = (inflater.total_in(), inflater.total_out());
         let read = usize::try_from(inflater.total_in()).unwrap_or(deflated.len());
         let rest = deflated.get(read..).unwrap_or_default();
-        match inflater.decompress_vec(rest, &mut doc, FlushDecompress::Finish) {
-            Ok(Status::StreamEnd) => break,
-            Ok(Status::Ok | Status::BufError) => {
-                // Room to write and nothing written or read: the stream is cut short.
-                if (inflater.total_in(), inflater.total_out()) == progress {
-                    return Err(corrupt("truncated".into()));
-                }
+        let status = inflater
+            .decompress_vec(rest, &mut doc, FlushDecompress::Finish)
+            .map_err(|e| corrupt(e.to_string()))?;
+        if doc.len() > DOC_MAX_BYTES {
+            return Err(corrupt(format!("inflates past {DOC_MAX_BYTES} bytes")));
+        }
+        match status {
+            Status::StreamEnd => return Ok(doc),
+            // Room to write and nothing written or read: the stream is cut short.
+            Status::Ok | Status::BufError
+                if (inflater.total_in(), inflater.total_out()) == progress =>
+            {
+                return Err(corrupt("truncated".into()));
             }
-            Err(e) => return Err(corrupt(e.to_string())),
+            Status::Ok | Status::BufError => {}
         }
     }
-    if doc.len() > DOC_MAX_BYTES {
-        return Err(corrupt(format!("inflates past {DOC_MAX_BYTES} bytes")));
-    }
-    Ok(doc)
 }
 
 /// The job of a job item: its deflated document, or the JSON text of an item written before.
