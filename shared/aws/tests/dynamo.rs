@@ -591,6 +591,98 @@ async fn list_filters_by_account_and_state_and_pages_with_an_opaque_cursor() {
     ));
 }
 
+/// `gsi1` holds keys only (template.yaml): rewriting an item that keeps its index keys writes
+/// nothing to the index (with every attribute projected, each block of an account and each
+/// transition of a job rewrote its entry), and a listing returns the items as they are now, read
+/// from the table, with the filters applied to them.
+#[tokio::test]
+async fn a_rewrite_that_keeps_the_index_keys_writes_no_index_and_listings_read_the_items_as_they_are()
+ {
+    let store = job_store().await.with_index_capacity();
+    let (t, a) = (tenant("tenant_gsi"), account("acct_gsi"));
+    let mut acct = Account::new(t.clone(), a.clone());
+    acct.health = AccountHealth::Active;
+    acct.health_reason = None;
+    store.put_account(&acct).await.unwrap();
+    let put = store.meter().snapshot().ops["put_account"];
+    assert!(
+        put.index_units >= 1.0,
+        "the new item's entry is written: {put:?}"
+    );
+
+    let until = now().plus(Duration::from_secs(600));
+    store
+        .block_until(&t, &a, until, "rate_limit_exceeded")
+        .await
+        .unwrap();
+    let block = store.meter().snapshot().ops["block_until"];
+    assert_eq!(block.requests, 1);
+    assert!(block.table_units >= 1.0, "{block:?}");
+    assert_eq!(
+        block.index_units, 0.0,
+        "no index entry rewritten: {block:?}"
+    );
+    let listed = store.accounts(&t).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].blocked_until,
+        Some(until),
+        "the listing reads the item as it is now"
+    );
+
+    // Jobs: one account's rendering jobs, a page of one at a time, filtered after the read.
+    let start = now();
+    let mut rendering = Vec::new();
+    for i in 0..5u64 {
+        let acct = if i % 2 == 0 { "acct_gsi" } else { "acct_other" };
+        let created = new_job(
+            &t,
+            &account(acct),
+            start.plus(Duration::from_millis(i)),
+            None,
+        );
+        store.create(&created, None).await.unwrap();
+        if i != 2 {
+            let event = Event::RenderSubmitted {
+                request_id: RequestId::parse(format!("{:024x}", i + 100)).unwrap(),
+                found: false,
+            };
+            let Step::Applied(applied) = created
+                .job
+                .apply(&event, start, &common::lifecycle::policy())
+                .unwrap()
+            else {
+                panic!()
+            };
+            store.save(&applied, 1).await.unwrap();
+            if acct == "acct_gsi" {
+                rendering.push(created.job.id.clone());
+            }
+        }
+    }
+    rendering.reverse();
+    let filter = JobFilter {
+        account_id: Some(a.clone()),
+        state: Some(JobState::Rendering),
+    };
+    let (mut seen, mut cursor, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = store.list(&t, &filter, cursor.as_deref(), 1).await.unwrap();
+        pages += 1;
+        assert!(page.jobs.len() <= 1);
+        seen.extend(page.jobs.iter().map(|j| j.id.clone()));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+        assert!(pages < 10, "the cursor ends");
+    }
+    assert_eq!(
+        seen, rendering,
+        "newest first, every match once, nothing else"
+    );
+}
+
 /// 100 takers at once on an open bucket: each take is one write, and none of them races
 /// another while the window has room (the old log item lost ~58 writes a job to such races).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

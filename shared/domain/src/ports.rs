@@ -87,6 +87,16 @@ pub struct JobFilter {
     pub state: Option<JobState>,
 }
 
+impl JobFilter {
+    /// Whether `job` passes every filter that is set.
+    pub fn matches(&self, job: &Job) -> bool {
+        self.account_id
+            .as_ref()
+            .is_none_or(|a| *a == job.account_id)
+            && self.state.is_none_or(|st| st == job.state)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobPage {
     pub jobs: Vec<Job>,

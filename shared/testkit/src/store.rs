@@ -549,13 +549,7 @@ impl JobStore for MemStore {
                 .rev()
                 .filter(|j| after.as_ref().is_none_or(|a| &j.id < a))
                 .filter(|j| &j.tenant_id == tenant)
-                .filter(|j| {
-                    filter
-                        .account_id
-                        .as_ref()
-                        .is_none_or(|a| &j.account_id == a)
-                })
-                .filter(|j| filter.state.is_none_or(|st| j.state == st));
+                .filter(|j| filter.matches(j));
             let jobs: Vec<Job> = matching.by_ref().take(limit).cloned().collect();
             let next_cursor = if matching.next().is_some() {
                 jobs.last().map(|j| encode_cursor(&j.id))

@@ -32,13 +32,14 @@ impl DynamoStore {
         let mut next_cursor = None;
         for _ in 0..LIST_MAX_PAGES {
             let remaining = limit.saturating_sub(u32::try_from(jobs.len()).unwrap_or(u32::MAX));
-            // Limit counts items read before the filter: read more per page when filtering.
+            // The index holds keys only, so the filters apply to the jobs read from the table:
+            // read more keys per page when filtering.
             let page_limit = if filtered {
                 (remaining * 4).min(200)
             } else {
                 remaining
             };
-            let mut q = self
+            let out = self
                 .client
                 .query()
                 .table_name(self.table())
@@ -49,37 +50,28 @@ impl DynamoStore {
                 .scan_index_forward(false)
                 .limit(i32::try_from(page_limit).unwrap_or(100))
                 .return_consumed_capacity(self.capacity())
-                .set_exclusive_start_key(start.take());
-            let mut conditions = Vec::new();
-            if let Some(account) = &filter.account_id {
-                conditions.push("account = :a");
-                q = q.expression_attribute_values(":a", s(account.as_str()));
-            }
-            if let Some(state) = filter.state {
-                conditions.push("st = :st");
-                q = q.expression_attribute_values(":st", s(state.as_str()));
-            }
-            if !conditions.is_empty() {
-                q = q.filter_expression(conditions.join(" AND "));
-            }
-            let out = q.send().await.map_err(|e| {
-                self.meter.record_failed("list");
-                unavailable(e)
-            })?;
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    self.meter.record_failed("list");
+                    unavailable(e)
+                })?;
             self.meter.record("list", out.consumed_capacity());
-            let items = out.items.unwrap_or_default();
-            let mut filled_at = None;
-            for (i, item) in items.iter().enumerate() {
-                jobs.push(parse_job(item)?);
-                if jobs.len() >= limit as usize {
-                    filled_at = Some(i);
-                    break;
+            let keys = out.items.unwrap_or_default();
+            let mut page = Vec::with_capacity(keys.len());
+            for item in self.batch_get("list", &keys).await? {
+                let job = parse_job(&item)?;
+                if filter.matches(&job) {
+                    page.push(job);
                 }
             }
             let last_evaluated = out.last_evaluated_key.filter(|k| !k.is_empty());
-            if let Some(i) = filled_at {
+            let room = limit as usize - jobs.len();
+            if page.len() >= room {
                 // Full page: resume after the last returned job, unless it was the very last one.
-                let more = i + 1 < items.len() || last_evaluated.is_some();
+                let more = page.len() > room || last_evaluated.is_some();
+                jobs.extend(page.into_iter().take(room));
                 next_cursor = if more {
                     jobs.last().map(|j| encode_cursor(&j.id))
                 } else {
@@ -87,6 +79,7 @@ impl DynamoStore {
                 };
                 break;
             }
+            jobs.extend(page);
             match last_evaluated {
                 Some(key) => {
                     next_cursor = get_s(&key, ATTR_PK)

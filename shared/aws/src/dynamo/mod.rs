@@ -123,7 +123,8 @@ impl DynamoStore {
     }
 
     /// Every item of a `gsi1` partition whose sort key starts with `prefix`, in key order
-    /// (eventually consistent, as every GSI read).
+    /// (eventually consistent, as every GSI read). `gsi1` holds keys only, so that a write which
+    /// keeps an item's `gsi1` keys costs no index write: the items come from the table.
     pub(crate) async fn query_gsi1(
         &self,
         op: &'static str,
@@ -132,7 +133,80 @@ impl DynamoStore {
     ) -> Result<Vec<Item>, StoreError> {
         let condition = "gsi1pk = :pk AND begins_with(gsi1sk, :prefix)";
         let values = [(":pk", s(pk)), (":prefix", s(prefix))];
-        self.query_all(op, Some("gsi1"), condition, values).await
+        let keys = self.query_all(op, Some("gsi1"), condition, values).await?;
+        self.batch_get(op, &keys).await
+    }
+
+    /// The table's items at `keys` (each holding at least `pk` and `sk`; other attributes are
+    /// ignored), in the order of `keys`, eventually consistent; a key without an item is left
+    /// out. BatchGetItem takes 100 keys a call and may leave some unprocessed under load: those
+    /// are asked again after a short pause, a bounded number of times.
+    pub(crate) async fn batch_get(
+        &self,
+        op: &'static str,
+        keys: &[Item],
+    ) -> Result<Vec<Item>, StoreError> {
+        const PER_CALL: usize = 100;
+        const ROUNDS: u32 = 6;
+        let key_of = |item: &Item| -> Option<(String, String)> {
+            Some((
+                get_s(item, ATTR_PK)?.to_owned(),
+                get_s(item, ATTR_SK)?.to_owned(),
+            ))
+        };
+        let mut found: HashMap<(String, String), Item> = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(PER_CALL) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .filter_map(key_of)
+                .map(|(pk, sk)| key(pk, &sk))
+                .collect();
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round == ROUNDS {
+                    self.meter.record_failed(op);
+                    return Err(StoreError::Unavailable(
+                        format!("{} keys left unprocessed by BatchGetItem", pending.len()).into(),
+                    ));
+                }
+                if round > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << round)).await;
+                }
+                round += 1;
+                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .build()
+                    .map_err(unavailable)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(self.table(), request)
+                    .return_consumed_capacity(self.capacity())
+                    .send()
+                    .await
+                    .map_err(self.failed(op))?;
+                self.meter.record(op, out.consumed_capacity());
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(self.table()))
+                    .unwrap_or_default()
+                {
+                    if let Some(k) = key_of(&item) {
+                        found.insert(k, item);
+                    }
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(self.table()))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(keys
+            .iter()
+            .filter_map(key_of)
+            .filter_map(|k| found.remove(&k))
+            .collect())
     }
 
     /// Every item a key condition selects, following pagination; consistent on the table.
