@@ -5,12 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use reelay_domain::lifecycle::{JobState, NEEDS_OPERATOR, Policy};
-use reelay_domain::{Job, JobId, JobSource, PostMode, PublishId, RequestId, UtcTime};
+use reelay_domain::{
+    AccountId, Job, JobId, JobSource, PostMode, PublishId, RequestId, TenantId, UtcTime,
+};
 use reelay_testkit::MemStore;
 
 use crate::run::Planned;
 use crate::ssemble::SsembleSim;
-use crate::tiktok::TikTokSim;
+use crate::tiktok::{Poll, TikTokSim};
 
 /// How late a check may come after the event that made it legitimate (one reconciler tick and a
 /// little): a poll racing the webhook that settled the job is not a violation.
@@ -36,6 +38,9 @@ pub struct Checker {
     reads: BTreeMap<String, usize>,
     found: BTreeSet<String>,
     steps: u64,
+    /// Since when (the first step that saw it) each throttled account has been throttled without
+    /// a break: a status poll is judged against what its invocation could have read.
+    throttled_since: BTreeMap<(TenantId, AccountId), UtcTime>,
 }
 
 impl Checker {
@@ -49,6 +54,7 @@ impl Checker {
             reads: BTreeMap::new(),
             found: BTreeSet::new(),
             steps: 0,
+            throttled_since: BTreeMap::new(),
         }
     }
 
@@ -77,8 +83,8 @@ impl Checker {
         if tiktok.poll_count() > self.tiktok_seen || ssemble.poll_count() > self.ssemble_seen {
             let polls = tiktok.polls_since(self.tiktok_seen);
             self.tiktok_seen += polls.len();
-            for (pid, at) in polls {
-                self.tiktok_poll(store, policy, &pid, at);
+            for poll in polls {
+                self.tiktok_poll(store, policy, &poll);
             }
             let polls = ssemble.polls_since(self.ssemble_seen);
             self.ssemble_seen += polls.len();
@@ -89,9 +95,28 @@ impl Checker {
         if self.steps.is_multiple_of(64) {
             self.audits(store, now);
         }
+        self.throttles(store, policy, now);
     }
 
-    fn tiktok_poll(&mut self, store: &MemStore, policy: &Policy, pid: &str, at: UtcTime) {
+    /// Notes the accounts throttled now and since when; an account no longer throttled is
+    /// forgotten, so a later block starts a new span.
+    fn throttles(&mut self, store: &MemStore, policy: &Policy, now: UtcTime) {
+        let mut throttled = BTreeMap::new();
+        for account in store.accounts() {
+            if account
+                .throttled_until(now, &policy.delay_only_codes)
+                .is_some()
+            {
+                let key = (account.tenant_id, account.account_id);
+                let since = self.throttled_since.get(&key).copied().unwrap_or(now);
+                throttled.insert(key, since);
+            }
+        }
+        self.throttled_since = throttled;
+    }
+
+    fn tiktok_poll(&mut self, store: &MemStore, policy: &Policy, poll: &Poll) {
+        let (pid, at) = (poll.publish_id.as_str(), poll.at);
         let n = self.polls.entry(pid.to_owned()).or_default();
         *n += 1;
         if *n > POLLS_PER_PUBLISH {
@@ -109,11 +134,18 @@ impl Checker {
             return;
         };
         let id = &job.id;
+        // The reconciler reads the account before it polls, so a block recorded while a poll is
+        // on its way cannot stop that poll (check, then call); an invocation that started while
+        // the account was already throttled could see the block, and must not poll.
+        let key = (job.tenant_id.clone(), job.account_id.clone());
         if let Some(account) = store.account(&job.tenant_id, &job.account_id)
             && let Some(until) = account.throttled_until(at, &policy.delay_only_codes)
+            && let Some(since) = self.throttled_since.get(&key)
+            && poll.started.is_none_or(|started| *since < started)
         {
             self.violation(format!(
-                "{id} polled at {at} while TikTok throttles its account until {until}"
+                "{id} polled at {at} by an invocation started {} while TikTok has throttled its account since {since} (until {until})",
+                poll.started.map_or("-".to_owned(), |s| s.to_string())
             ));
         }
         if job.publish_id.as_ref() != Some(&publish_id) {

@@ -18,8 +18,9 @@ struct State {
     now: UtcTime,
     timers: Vec<(UtcTime, Waker)>,
     rng: StdRng,
-    /// The invocation the driver is stepping (the upstream models note who called them).
-    current: Option<u64>,
+    /// The invocation the driver is stepping and when it started (the upstream models note who
+    /// called them).
+    current: Option<(u64, UtcTime)>,
     /// Upstream calls, when a run keeps a trace.
     notes: Option<Vec<String>>,
 }
@@ -55,7 +56,7 @@ impl SimClock {
     /// Notes what an upstream did, for the trace (nothing when the run keeps none).
     pub fn note(&self, line: impl FnOnce() -> String) {
         let mut s = self.lock();
-        let (now, current) = (s.now, s.current);
+        let (now, current) = (s.now, s.current.map(|(id, _)| id));
         if let Some(notes) = s.notes.as_mut() {
             notes.push(format!(
                 "#{} {now}: {}",
@@ -73,13 +74,19 @@ impl SimClock {
             .unwrap_or_default()
     }
 
-    pub fn set_current(&self, invocation: Option<u64>) {
+    /// The invocation being stepped from now on (its id and start), or none.
+    pub fn set_current(&self, invocation: Option<(u64, UtcTime)>) {
         self.lock().current = invocation;
     }
 
     /// The invocation being stepped, if any.
     pub fn current(&self) -> Option<u64> {
-        self.lock().current
+        self.lock().current.map(|(id, _)| id)
+    }
+
+    /// When the invocation being stepped started, if any.
+    pub fn current_started(&self) -> Option<UtcTime> {
+        self.lock().current.map(|(_, started)| started)
     }
 
     /// The earliest pending timer.

@@ -106,6 +106,10 @@ impl<T> Executor<T> {
         self.tasks.get(&id).map(|t| t.label.as_str())
     }
 
+    pub fn started(&self, id: u64) -> Option<UtcTime> {
+        self.tasks.get(&id).map(|t| t.started)
+    }
+
     /// Runs invocation `id` up to its next yield; its output once it has finished.
     pub fn step(&mut self, id: u64) -> Option<(String, T)> {
         let task = self.tasks.get_mut(&id)?;

@@ -1268,7 +1268,8 @@ impl Sim {
     fn take(&mut self, candidate: Candidate) {
         match candidate {
             Candidate::Poll(id) => {
-                self.clock.set_current(Some(id));
+                self.clock
+                    .set_current(self.exec.started(id).map(|started| (id, started)));
                 let finished = self.exec.step(id);
                 self.clock.set_current(None);
                 if let Some((label, out)) = finished {

@@ -141,6 +141,15 @@ pub enum WebhookKind {
     AuthorizationRemoved,
 }
 
+/// One status poll as TikTok saw it, with the start of the invocation that made it (a poll made
+/// outside any invocation has none).
+#[derive(Debug, Clone)]
+pub struct Poll {
+    pub publish_id: String,
+    pub at: UtcTime,
+    pub started: Option<UtcTime>,
+}
+
 #[derive(Debug, Clone)]
 struct Creator {
     scopes: Vec<String>,
@@ -169,7 +178,7 @@ struct State {
     outbox: Vec<Webhook>,
     violations: Vec<String>,
     /// Every status poll: (publish_id, when).
-    polls: Vec<(String, UtcTime)>,
+    polls: Vec<Poll>,
     inits: u64,
     next: u64,
     /// The invocation whose init TikTok has just accepted (the driver may kill it right there,
@@ -535,8 +544,8 @@ impl TikTokSim {
         self.lock().violations.clone()
     }
 
-    /// Status polls since the `from`-th, with their index.
-    pub fn polls_since(&self, from: usize) -> Vec<(String, UtcTime)> {
+    /// Status polls since the `from`-th.
+    pub fn polls_since(&self, from: usize) -> Vec<Poll> {
         self.lock().polls.iter().skip(from).cloned().collect()
     }
 
@@ -829,7 +838,11 @@ impl PublishApi for TikTokSim {
         let mut s = self.lock();
         let open_id = self.creator_of(&s, token, now)?;
         let limit = self.status_per_minute;
-        s.polls.push((publish_id.as_str().to_owned(), now));
+        s.polls.push(Poll {
+            publish_id: publish_id.as_str().to_owned(),
+            at: now,
+            started: self.clock.current_started(),
+        });
         self.clock.note(|| format!("tiktok status {publish_id}"));
         let Some(c) = s.creators.get_mut(&open_id) else {
             return Err(err(
