@@ -21,8 +21,11 @@ use crate::prices::*;
 use crate::report::{Row, Verdict};
 use crate::stackrun::{FunctionTimes, RunResult};
 
-/// Goal from the issue: measured DynamoDB cost within 1.25× the floor.
-const MAX_RATIO: f64 = 1.25;
+/// Goals of issue 13 ("writes per job near the floor"): the measured DynamoDB cost within 1.5×
+/// the floor the state machine needs (an earlier issue asked 1.25×), and at most $0.05 per 1,000
+/// published jobs, all in (the issue's "$0.19 per 1,000 jobs" it starts from was this row's total).
+const MAX_RATIO: f64 = 1.5;
+const MAX_USD_PER_1000: f64 = 0.05;
 
 /// Figures of one run, per published job: what [`rows`] prices and what the whole bill
 /// ([`crate::bill`]) scales.
@@ -262,7 +265,7 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
             ),
             "HTTP API = ingest + webhook invocations".to_owned(),
         ),
-        Row::info(
+        Row::new(
             "3 cost: $ / 1,000 published jobs",
             format!(
                 "arm64 ${:.4}, x86_64 ${:.4} (DynamoDB ${:.4}, SQS ${:.4}, Lambda arm64 ${:.4}, Secrets ${:.4}, KMS ${:.4}, HTTP API ${:.4})",
@@ -275,6 +278,8 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
                 1e3 * per.kms * KMS_PER_REQUEST,
                 1e3 * per.http * HTTP_API_PER_REQUEST
             ),
+            format!("≤ ${MAX_USD_PER_1000:.2} (arm64, all in)"),
+            Verdict::of(1e3 * per.total_usd(LAMBDA_ARM_PER_GB_S) <= MAX_USD_PER_1000),
             format!("list prices {PRICES_AS_OF}: DynamoDB on-demand $0.125/M RRU, $0.625/M WRU; SQS FIFO $0.50/M; Lambda $0.20/M + $0.0000133334 (arm64) / $0.0000166667 (x86) per GB-s; Secrets Manager $0.05/10k; KMS $0.03/10k; HTTP API $1.00/M"),
         ),
         Row::new(
@@ -284,7 +289,7 @@ pub fn rows(r: &RunResult, params: &str) -> Vec<Row> {
                 1e3 * per.dynamo_usd(),
                 1e3 * floor_usd
             ),
-            "≤ 1.25×",
+            format!("≤ {MAX_RATIO}×"),
             Verdict::of(ratio <= MAX_RATIO),
             format!(
                 "floor = {} states on a published job's path × ⌈{} B item / 1 KB⌉ WRU + one consistent read per transition; the excess is audit items, transactions (2×), reschedules (one job-item write each, no audit), GSI copies, budget/account/lease/idempotency items and status reads",
