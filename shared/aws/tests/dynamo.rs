@@ -18,7 +18,7 @@ use reelay_domain::ports::{
     StoreError, StoredResponse,
 };
 use reelay_domain::{
-    CheckKind, IdempotencyKey, JobState, PayloadHash, PublishId, RequestId, Step, UtcTime,
+    CheckKind, IdempotencyKey, Job, JobState, PayloadHash, PublishId, RequestId, Step, UtcTime,
 };
 use secrecy::ExposeSecret;
 
@@ -498,6 +498,19 @@ async fn due_merges_the_shards_oldest_first_up_to_the_limit() {
     assert!(none.is_empty());
 }
 
+/// Moves a new job to `rendering` (Ssemble request `n`) and saves it as its first version.
+async fn submit_render(store: &DynamoStore, job: &Job, n: u64, at: UtcTime) {
+    let event = Event::RenderSubmitted {
+        request_id: RequestId::parse(format!("{n:024x}")).unwrap(),
+        found: false,
+    };
+    let Step::Applied(applied) = job.apply(&event, at, &common::lifecycle::policy()).unwrap()
+    else {
+        panic!("RenderSubmitted applies to a new job")
+    };
+    store.save(&applied, 1).await.unwrap();
+}
+
 #[tokio::test]
 async fn list_filters_by_account_and_state_and_pages_with_an_opaque_cursor() {
     let store = job_store().await;
@@ -509,18 +522,7 @@ async fn list_filters_by_account_and_state_and_pages_with_an_opaque_cursor() {
         let created = new_job(&ta, &account(acct), t.plus(Duration::from_millis(i)), None);
         store.create(&created, None).await.unwrap();
         if i < 2 {
-            let event = Event::RenderSubmitted {
-                request_id: RequestId::parse(format!("{:024x}", i + 1)).unwrap(),
-                found: false,
-            };
-            let Step::Applied(applied) = created
-                .job
-                .apply(&event, t, &common::lifecycle::policy())
-                .unwrap()
-            else {
-                panic!()
-            };
-            store.save(&applied, 1).await.unwrap();
+            submit_render(&store, &created.job, i + 1, t).await;
         }
         ids.push(created.job.id);
     }
@@ -643,18 +645,7 @@ async fn a_rewrite_that_keeps_the_index_keys_writes_no_index_and_listings_read_t
         );
         store.create(&created, None).await.unwrap();
         if i != 2 {
-            let event = Event::RenderSubmitted {
-                request_id: RequestId::parse(format!("{:024x}", i + 100)).unwrap(),
-                found: false,
-            };
-            let Step::Applied(applied) = created
-                .job
-                .apply(&event, start, &common::lifecycle::policy())
-                .unwrap()
-            else {
-                panic!()
-            };
-            store.save(&applied, 1).await.unwrap();
+            submit_render(&store, &created.job, i + 100, start).await;
             if acct == "acct_gsi" {
                 rendering.push(created.job.id.clone());
             }

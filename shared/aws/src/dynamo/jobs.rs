@@ -325,10 +325,7 @@ impl JobStore for DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| {
-                    self.meter.record_failed("audit_page");
-                    unavailable(e)
-                })?;
+                .map_err(self.failed("audit_page"))?;
             self.meter.record("audit_page", out.consumed_capacity());
             for item in out.items.unwrap_or_default() {
                 events.push(parse_audit(&item)?);

@@ -7,9 +7,7 @@ use reelay_domain::ports::{DueJob, JobFilter, JobPage, StoreError};
 use reelay_domain::{JobId, TenantId, UtcTime};
 
 use super::jobs::{JOB_SK, job_gsi_sk, job_pk, parse_check_kind, parse_job, tenant_gsi};
-use super::{
-    ATTR_PK, ATTR_SK, DUE_SHARDS, DynamoStore, Item, due_pk, get_s, req_s, s, unavailable,
-};
+use super::{ATTR_PK, ATTR_SK, DUE_SHARDS, DynamoStore, Item, due_pk, get_s, req_s, s};
 
 /// Pages read per `list` call when filters discard items: bounds one API call's cost.
 const LIST_MAX_PAGES: usize = 5;
@@ -53,10 +51,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| {
-                    self.meter.record_failed("list");
-                    unavailable(e)
-                })?;
+                .map_err(self.failed("list"))?;
             self.meter.record("list", out.consumed_capacity());
             let keys = out.items.unwrap_or_default();
             let mut page = Vec::with_capacity(keys.len());
@@ -139,10 +134,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| {
-                    self.meter.record_failed("due");
-                    unavailable(e)
-                })?;
+                .map_err(self.failed("due"))?;
             self.meter.record("due", out.consumed_capacity());
             for item in out.items.unwrap_or_default() {
                 due.push(due_entry(&item)?);
