@@ -392,22 +392,27 @@ fn reconcile_confirms_renders_queues_publishes_and_polls_status_to_the_end() {
     assert_eq!(w.tiktok.count("init"), 1);
 }
 
-/// Runs `race` once, before the first `call` of the hooked core after it is armed.
+/// Once `race` is set, runs it before each call of the hooked core named in `calls`: another
+/// writer acting just before the call (the race decides how often it acts).
 struct RaceBefore {
-    call: &'static str,
-    race: std::sync::Mutex<Option<Box<dyn FnOnce() -> reelay_testkit::HookFuture + Send>>>,
+    calls: &'static [&'static str],
+    race: std::sync::Mutex<Option<Box<dyn Fn() -> reelay_testkit::HookFuture + Send>>>,
+}
+
+impl RaceBefore {
+    fn new(calls: &'static [&'static str]) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            calls,
+            race: std::sync::Mutex::new(None),
+        })
+    }
 }
 
 impl reelay_testkit::Hook for RaceBefore {
     fn before(&self, call: &'static str) -> reelay_testkit::HookFuture {
-        let armed = if call == self.call {
-            self.race.lock().unwrap().take()
-        } else {
-            None
-        };
-        match armed {
-            Some(race) => race(),
-            None => Box::pin(async { Ok(()) }),
+        match self.race.lock().unwrap().as_ref() {
+            Some(race) if self.calls.contains(&call) => race(),
+            _ => Box::pin(async { Ok(()) }),
         }
     }
 }
@@ -419,10 +424,7 @@ impl reelay_testkit::Hook for RaceBefore {
 #[test]
 fn a_throttle_recorded_while_a_status_poll_is_prepared_stops_the_poll() {
     use reelay_domain::ports::AccountStore as _;
-    let hook = std::sync::Arc::new(RaceBefore {
-        call: reelay_testkit::calls::BUDGETS_TAKE,
-        race: std::sync::Mutex::new(None),
-    });
+    let hook = RaceBefore::new(&[reelay_testkit::calls::BUDGETS_TAKE]);
     let w = world().with_hook(hook.clone());
     let core = w.core();
     let request = RequestId::parse("665a1b2c3d4e5f6a7b8c9d0e").unwrap();
@@ -454,12 +456,16 @@ fn a_throttle_recorded_while_a_status_poll_is_prepared_stops_the_poll() {
     );
     let seen = fired.clone();
     *hook.race.lock().unwrap() = Some(Box::new(move || {
-        seen.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Once: before the first budget take only.
+        let first = !seen.swap(true, std::sync::atomic::Ordering::Relaxed);
+        let store = store.clone();
         Box::pin(async move {
-            store
-                .block_until(&tenant_id(T), &account_id(A), until, "rate_limit_exceeded")
-                .await
-                .unwrap();
+            if first {
+                store
+                    .block_until(&tenant_id(T), &account_id(A), until, "rate_limit_exceeded")
+                    .await
+                    .unwrap();
+            }
             Ok(())
         })
     }));
@@ -521,30 +527,17 @@ fn a_run_reports_its_lag_and_the_renders_it_failed() {
     assert_eq!(report.lag_ms, 7 * 60 * 1000, "{report:?}");
 }
 
-/// Before every write of the hooked core, changes the job through another (unhooked) core, so
-/// each of the hooked core's writes loses its race, as when webhooks keep moving the job.
-#[derive(Default)]
-struct Contended(std::sync::Mutex<Option<Box<dyn Fn() -> reelay_testkit::HookFuture + Send>>>);
-
-impl reelay_testkit::Hook for Contended {
-    fn before(&self, call: &'static str) -> reelay_testkit::HookFuture {
-        let writes = [
-            reelay_testkit::calls::JOBS_SAVE,
-            reelay_testkit::calls::JOBS_RESCHEDULE,
-        ];
-        match self.0.lock().unwrap().as_ref() {
-            Some(race) if writes.contains(&call) => race(),
-            _ => Box::pin(async { Ok(()) }),
-        }
-    }
-}
-
 /// A job others keep moving while the reconciler is at it (every retry of its write loses) is
 /// not a failure of the run: a busy stage's races would otherwise trip the failed-run alarm and
 /// make `reconcile now` exit 1. The job stays due for the next run.
 #[test]
 fn a_job_moved_concurrently_is_skipped_by_the_run_not_failed() {
-    let hook = std::sync::Arc::new(Contended::default());
+    // Before every job write of the hooked core, another (unhooked) core changes the job, so
+    // each of the hooked core's writes loses its race, as when webhooks keep moving the job.
+    let hook = RaceBefore::new(&[
+        reelay_testkit::calls::JOBS_SAVE,
+        reelay_testkit::calls::JOBS_RESCHEDULE,
+    ]);
     let w = world().with_hook(hook.clone());
     let job = w.job(JobSetup::render(T, A));
     w.clock.advance(minutes(3));
@@ -552,7 +545,7 @@ fn a_job_moved_concurrently_is_skipped_by_the_run_not_failed() {
     let id = job.id.clone();
     let races = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = races.clone();
-    *hook.0.lock().unwrap() = Some(Box::new(move || {
+    *hook.race.lock().unwrap() = Some(Box::new(move || {
         let (other, id) = (other.clone(), id.clone());
         let n = counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Box::pin(async move {
@@ -1301,34 +1294,20 @@ fn disconnecting_cancels_what_has_not_started_leaves_what_is_at_tiktok_and_is_sa
     ));
 }
 
-/// Before each of the first three account writes of the hooked core, another writer blocks the
-/// account (as a publisher's 429 does: it bumps the version), so those writes lose their race.
-#[derive(Default)]
-struct AccountContended(
-    std::sync::Mutex<Option<Box<dyn Fn() -> reelay_testkit::HookFuture + Send>>>,
-);
-
-impl reelay_testkit::Hook for AccountContended {
-    fn before(&self, call: &'static str) -> reelay_testkit::HookFuture {
-        match self.0.lock().unwrap().as_ref() {
-            Some(race) if call == reelay_testkit::calls::ACCOUNTS_PUT => race(),
-            _ => Box::pin(async { Ok(()) }),
-        }
-    }
-}
-
 /// A disconnect whose account writes lose to another writer (a 429 recorded on the account just
 /// then) reads the account again and completes: the client's DELETE is not answered 409 for a
 /// change it does not depend on (a fresh clone's end-to-end test saw that 409 once).
 #[test]
 fn a_disconnect_that_loses_its_account_write_to_another_writer_reads_again_and_completes() {
     use reelay_domain::ports::AccountStore as _;
-    let hook = std::sync::Arc::new(AccountContended::default());
+    // Before each of the first three account writes of the hooked core, another writer blocks
+    // the account (as a publisher's 429 does: it bumps the version), so those writes lose.
+    let hook = RaceBefore::new(&[reelay_testkit::calls::ACCOUNTS_PUT]);
     let w = world().with_hook(hook.clone());
     let (store, now) = (w.store.clone(), w.clock.now());
     let races = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = races.clone();
-    *hook.0.lock().unwrap() = Some(Box::new(move || {
+    *hook.race.lock().unwrap() = Some(Box::new(move || {
         let store = store.clone();
         let n = counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Box::pin(async move {
