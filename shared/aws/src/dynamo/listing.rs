@@ -62,7 +62,7 @@ impl DynamoStore {
                 }
             }
             let last_evaluated = out.last_evaluated_key.filter(|k| !k.is_empty());
-            let room = limit as usize - jobs.len();
+            let room = remaining as usize;
             if page.len() >= room {
                 // Full page: resume after the last returned job, unless it was the very last one.
                 let more = page.len() > room || last_evaluated.is_some();
